@@ -1,1 +1,78 @@
-"""Sans-IO protocol engines: bytes in, events out; no I/O, no event loop, no clock."""
+"""Sans-IO protocol engines: bytes in, events out; no I/O, no event loop, no clock.
+
+HTTP/1.1: :class:`ClientConnection` and :class:`ServerConnection` with the events of
+:mod:`sansnet.protocol.events`, :class:`Headers`, :class:`Limits`, and
+:class:`ContentDecoder` for Content-Encoding. Drive them from any loop: feed received
+bytes to ``receive_data()``, take events from ``next_event()``, write what
+``data_to_send()`` returns. Nothing here imports an event loop, a socket or a clock
+(an import-linter contract enforces it).
+"""
+
+from sansnet.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+
+from ._state import (
+    CLIENT,
+    CLOSED,
+    DONE,
+    ERROR,
+    IDLE,
+    MIGHT_SWITCH_PROTOCOL,
+    MUST_CLOSE,
+    SEND_BODY,
+    SEND_RESPONSE,
+    SERVER,
+    SWITCHED_PROTOCOL,
+)
+from ._writers import reason_phrase
+from .decoding import ContentDecoder, accept_encoding, is_supported, supported_encodings
+from .events import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    RequestHead,
+    ResponseHead,
+    Sentinel,
+)
+from .headers import Headers
+from .http11 import USER_AGENT, ClientConnection, HTTPConnection, ServerConnection
+from .limits import Limits
+
+__all__ = [
+    "CLIENT",
+    "CLOSED",
+    "DONE",
+    "ERROR",
+    "IDLE",
+    "MIGHT_SWITCH_PROTOCOL",
+    "MUST_CLOSE",
+    "NEED_DATA",
+    "PAUSED",
+    "SEND_BODY",
+    "SEND_RESPONSE",
+    "SERVER",
+    "SWITCHED_PROTOCOL",
+    "USER_AGENT",
+    "ClientConnection",
+    "ConnectionClosed",
+    "ContentDecoder",
+    "Data",
+    "EndOfMessage",
+    "Event",
+    "HTTPConnection",
+    "Headers",
+    "Limits",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "RequestHead",
+    "ResponseHead",
+    "Sentinel",
+    "ServerConnection",
+    "accept_encoding",
+    "is_supported",
+    "reason_phrase",
+    "supported_encodings",
+]

@@ -1,0 +1,176 @@
+"""The events an HTTP/1.1 connection produces and consumes.
+
+A message is a head (:class:`RequestHead` or :class:`ResponseHead`), zero or more
+:class:`Data` chunks, and one :class:`EndOfMessage`. :class:`ConnectionClosed` says the
+peer closed its side. :data:`NEED_DATA` and :data:`PAUSED` are what
+``next_event()`` returns when it has no event to give (see the connection classes).
+
+These are plain, mutable-free value objects; build them with keyword or positional
+arguments, compare them with ``==``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .headers import Headers
+
+__all__ = [
+    "NEED_DATA",
+    "PAUSED",
+    "ConnectionClosed",
+    "Data",
+    "EndOfMessage",
+    "Event",
+    "RequestHead",
+    "ResponseHead",
+    "Sentinel",
+]
+
+
+class Sentinel:
+    """A named marker value (``NEED_DATA``, ``PAUSED``, the connection states)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __reduce__(self) -> str:
+        return self.name
+
+
+NEED_DATA: Final = Sentinel("NEED_DATA")
+"""``next_event()`` needs more bytes: read from the peer and call ``receive_data()``."""
+
+PAUSED: Final = Sentinel("PAUSED")
+"""``next_event()`` will not parse further until our side has finished its message
+(a server answering a request, or a protocol switch being decided). Finish the
+response, then call ``next_event()`` again: pipelined requests may be waiting."""
+
+
+class Event:
+    """Base class of the HTTP/1.1 events."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        names: tuple[str, ...] = self.__slots__
+        return all(getattr(self, name) == getattr(other, name) for name in names)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        names: tuple[str, ...] = self.__slots__
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{type(self).__name__}({fields})"
+
+
+class RequestHead(Event):
+    """The request line and header fields of a request.
+
+    ``method`` is as sent (methods are case-sensitive; clients send uppercase),
+    ``target`` the raw request-target, ``http_version`` ``"1.1"`` or ``"1.0"``.
+    """
+
+    __slots__ = ("headers", "http_version", "method", "target")
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        headers: Headers | None = None,
+        http_version: str = "1.1",
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.headers = headers if headers is not None else Headers()
+        self.http_version = http_version
+
+    @property
+    def path(self) -> str:
+        """The path of the target, raw (not percent-decoded), ``"/"`` when empty.
+
+        For an absolute-form target (``http://host/p?q``, RFC 9112 section 3.2.2) this is
+        the path part; for ``*`` and CONNECT's ``host:port`` it is the target itself.
+        """
+        target = self.target
+        if target[:1] == "/":
+            path = target.partition("?")[0]
+            return path or "/"
+        rest = _after_authority(target)
+        if rest is None:
+            return target
+        return rest.partition("?")[0] or "/"
+
+    @property
+    def query_string(self) -> str:
+        """The raw query of the target (without ``?``), ``""`` when there is none."""
+        return self.target.partition("?")[2]
+
+    @property
+    def authority(self) -> str | None:
+        """The host (and port) the request is for: from an absolute-form target, else
+        from the Host field; None when neither says."""
+        target = self.target
+        if target[:1] != "/" and _after_authority(target) is not None:
+            return target.partition("://")[2].split("/", 1)[0].split("?", 1)[0]
+        return self.headers.get("host")
+
+
+def _after_authority(target: str) -> str | None:
+    """What follows ``scheme://authority`` in an absolute-form target, or None."""
+    scheme, sep, rest = target.partition("://")
+    if not sep or not scheme.isalpha():
+        return None
+    for index, char in enumerate(rest):
+        if char in "/?":
+            return rest[index:] if char == "/" else "/" + rest[index:]
+    return ""
+
+
+class ResponseHead(Event):
+    """The status line and header fields of a response (``reason`` may be empty)."""
+
+    __slots__ = ("headers", "http_version", "reason", "status_code")
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Headers | None = None,
+        reason: str = "",
+        http_version: str = "1.1",
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers if headers is not None else Headers()
+        self.reason = reason
+        self.http_version = http_version
+
+
+class Data(Event):
+    """A piece of a message body, in order. Pieces are not aligned with chunks."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class EndOfMessage(Event):
+    """The message body is complete. ``trailers`` holds chunked trailer fields."""
+
+    __slots__ = ("trailers",)
+
+    def __init__(self, trailers: Headers | None = None) -> None:
+        self.trailers = trailers if trailers is not None else Headers()
+
+
+class ConnectionClosed(Event):
+    """The peer closed its side of the connection cleanly between messages."""
+
+    __slots__ = ()

@@ -1,0 +1,196 @@
+"""``Headers``: the case-insensitive, ordered, multi-valued header collection.
+
+RFC 9110 section 5: field names are case-insensitive, the order of fields with the same
+name matters, and a recipient may combine repeated fields into one value separated by
+", " (except Set-Cookie, which is why :meth:`Headers.get_all` exists).
+
+The same type serves requests and responses, client and server, the protocol layer and
+the public API. Keys are reported in lowercase; the spelling a field was given or
+received with is kept for sending (:meth:`Headers.raw_items`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import Any, TypeAlias, overload
+
+__all__ = ["HeaderValue", "Headers", "HeadersLike"]
+
+HeaderValue: TypeAlias = "str | bytes | int | Iterable[str | bytes | int]"
+HeadersLike: TypeAlias = (
+    "Headers | Mapping[str, HeaderValue] | Iterable[tuple[str | bytes, str | bytes | int]]"
+)
+
+_MISSING: Any = object()
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"Header names and values must be str or bytes, not {type(value).__name__}.")
+
+
+class Headers(MutableMapping[str, str]):
+    """Case-insensitive ordered multi-dict of HTTP fields.
+
+    ``Headers({"Set-Cookie": ["a=1", "b=2"], "X-Id": "7"})``, ``Headers([("a", "1")])``
+    or ``Headers(other_headers)``. A list or tuple value gives repeated fields.
+
+    * ``h["set-cookie"]`` joins repeated fields with ``", "``; :meth:`get_all` returns
+      them one by one. A missing name raises ``KeyError``; :meth:`get` returns a default.
+    * Iteration, ``keys()``, ``items()`` give each distinct name once, lowercase, in
+      order of first appearance; :meth:`multi_items` gives every field.
+    * ``h[name] = value`` replaces every field of that name (a list value gives
+      repeated fields), :meth:`add` appends one, ``del h[name]`` removes them all.
+
+    Values are not validated here: the protocol connection that sends them refuses
+    CR, LF, NUL and other control characters with a
+    :class:`~sansnet.LocalProtocolError`.
+    """
+
+    __slots__ = ("_fields",)
+
+    _fields: list[tuple[str, str, str]]  # (lowercase name, name as given, value)
+
+    def __init__(self, headers: HeadersLike | None = None) -> None:
+        self._fields = []
+        if headers is not None:
+            self.update_multi(headers)
+
+    @classmethod
+    def _from_fields(cls, fields: list[tuple[str, str, str]]) -> Headers:
+        """Wrap already-validated (lowercase, raw, value) triples without copying."""
+        headers = cls.__new__(cls)
+        headers._fields = fields
+        return headers
+
+    def update_multi(self, headers: HeadersLike) -> None:
+        """Append every field of ``headers`` (list values give repeated fields)."""
+        fields = self._fields
+        if isinstance(headers, Headers):
+            fields.extend(headers._fields)
+            return
+        pairs: Iterable[tuple[Any, Any]]
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in pairs:
+            raw = _text(name)
+            lower = raw.lower()
+            if isinstance(value, (list, tuple)):
+                fields.extend((lower, raw, _text(item)) for item in value)
+            else:
+                fields.append((lower, raw, _text(value)))
+
+    # ------------------------------------------------------------------ reading
+
+    def __getitem__(self, name: str) -> str:
+        key = name.lower()
+        values = [value for lower, _, value in self._fields if lower == key]
+        if not values:
+            raise KeyError(name)
+        return values[0] if len(values) == 1 else ", ".join(values)
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+    @overload
+    def get(self, name: str, default: Any) -> Any: ...
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of ``name`` (repeats joined with ", "), or ``default``."""
+        key = name.lower()
+        found: str | None = None
+        for lower, _, value in self._fields:
+            if lower == key:
+                found = value if found is None else f"{found}, {value}"
+        return default if found is None else found
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``, one per field, in order (empty list if absent)."""
+        key = name.lower()
+        return [value for lower, _, value in self._fields if lower == key]
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(lower == key for lower, _, _ in self._fields)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(lower for lower, _, _ in self._fields))
+
+    def __len__(self) -> int:
+        return len({lower for lower, _, _ in self._fields})
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """Every field as (lowercase name, value), repeats included, in order."""
+        return [(lower, value) for lower, _, value in self._fields]
+
+    def raw_items(self) -> list[tuple[str, str]]:
+        """Every field as (name as given or received, value), in order."""
+        return [(raw, value) for _, raw, value in self._fields]
+
+    # ------------------------------------------------------------------ writing
+
+    def __setitem__(self, name: str, value: HeaderValue) -> None:
+        raw = _text(name)
+        key = raw.lower()
+        fields = self._fields
+        # The new fields take the place of the first old one (or go last).
+        position = next((i for i, field in enumerate(fields) if field[0] == key), len(fields))
+        kept = [field for field in fields if field[0] != key]
+        values = value if isinstance(value, (list, tuple)) else [value]
+        kept[position:position] = [(key, raw, _text(item)) for item in values]
+        self._fields = kept
+
+    def __delitem__(self, name: str) -> None:
+        key = name.lower()
+        kept = [field for field in self._fields if field[0] != key]
+        if len(kept) == len(self._fields):
+            raise KeyError(name)
+        self._fields = kept
+
+    def add(self, name: str, value: str | bytes | int) -> None:
+        """Append one field, keeping any existing fields of the same name."""
+        raw = _text(name)
+        self._fields.append((raw.lower(), raw, _text(value)))
+
+    def setdefault(self, name: str, default: str = "") -> str:
+        """Return the value of ``name``, adding it with ``default`` first if absent."""
+        found = self.get(name)
+        if found is None:
+            self.add(name, default)
+            return default
+        return found
+
+    def copy(self) -> Headers:
+        """A shallow copy that can be changed without touching this one."""
+        return Headers._from_fields(list(self._fields))
+
+    def clear(self) -> None:
+        self._fields = []
+
+    # ------------------------------------------------------------------ misc
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self.multi_items() == other.multi_items()
+        if isinstance(other, Mapping):
+            try:
+                return self.multi_items() == Headers(other).multi_items()
+            except TypeError:
+                return False
+        if isinstance(other, list):
+            try:
+                return self.multi_items() == Headers(other).multi_items()
+            except (TypeError, ValueError):
+                return False
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Headers({self.raw_items()!r})"

@@ -1,0 +1,138 @@
+"""Content decoding: every coding, stacked codings, bounded pieces, the size cap."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import brotli
+import pytest
+from backports import zstd
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sansnet.errors import DecodingError
+from sansnet.protocol import ContentDecoder, accept_encoding, is_supported, supported_encodings
+
+RAW = b"sansnet " * 20000
+
+ENCODERS = {
+    "gzip": gzip.compress,
+    "x-gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "raw-deflate": lambda data: zlib.compress(data)[2:-4],
+    "br": brotli.compress,
+    "zstd": zstd.compress,
+}
+
+
+def encode(name: str, data: bytes) -> tuple[str, bytes]:
+    header = "deflate" if name == "raw-deflate" else name
+    return header, ENCODERS[name](data)
+
+
+def decode_in_pieces(header: str, data: bytes, step: int, **kwargs: int) -> list[bytes]:
+    decoder = ContentDecoder(header, **kwargs)
+    pieces: list[bytes] = []
+    for start in range(0, len(data), step):
+        pieces.extend(decoder.decode(data[start : start + step]))
+    pieces.extend(decoder.decode(b""))
+    decoder.finish()
+    return pieces
+
+
+@pytest.mark.parametrize("name", list(ENCODERS))
+@pytest.mark.parametrize("step", [1, 777, 10**9])
+def test_each_coding_round_trips(name: str, step: int) -> None:
+    header, data = encode(name, RAW)
+    if step == 1 and len(data) > 5000:
+        step = 7
+    pieces = decode_in_pieces(header, data, step)
+    assert b"".join(pieces) == RAW
+
+
+@pytest.mark.parametrize("name", ["gzip", "deflate", "zstd", "br"])
+def test_pieces_are_bounded(name: str) -> None:
+    header, data = encode(name, b"\0" * 5_000_000)
+    pieces = decode_in_pieces(header, data, 10**9, piece_size=4096)
+    assert b"".join(pieces) == b"\0" * 5_000_000
+    # brotli's output limit is approximate; the others are exact
+    assert max(len(p) for p in pieces) <= (65536 if name == "br" else 4096)
+
+
+def test_stacked_codings_are_undone_last_first() -> None:
+    data = brotli.compress(gzip.compress(RAW))
+    assert ContentDecoder("gzip, br").decode_all(data) == RAW
+    data = zstd.compress(zlib.compress(RAW))
+    assert ContentDecoder("deflate,zstd").decode_all(data) == RAW
+
+
+def test_identity_and_empty() -> None:
+    decoder = ContentDecoder("identity")
+    assert decoder.identity
+    assert list(decoder.decode(b"abc")) == [b"abc"]
+    assert list(decoder.decode(b"")) == []
+    assert ContentDecoder("").identity
+    assert ContentDecoder("gzip").decode_all(b"") == b""
+
+
+@pytest.mark.parametrize("name", ["gzip", "zstd"])
+def test_concatenated_members_or_frames(name: str) -> None:
+    _, data = encode(name, RAW)
+    assert ContentDecoder(name).decode_all(data + data) == RAW + RAW
+
+
+def test_data_after_the_end_of_a_stream() -> None:
+    assert ContentDecoder("deflate").decode_all(zlib.compress(b"abc") + b"junk") == b"abc"
+    assert ContentDecoder("gzip").decode_all(gzip.compress(b"abc") + b"\n") == b"abc"
+    decoder = ContentDecoder("br")
+    assert b"".join(decoder.decode(brotli.compress(b"abc"))) == b"abc"
+    assert list(decoder.decode(b"junk")) == []
+    with pytest.raises(DecodingError, match="br body is corrupt"):  # in the same piece
+        ContentDecoder("br").decode_all(brotli.compress(b"abc") + b"junk")
+
+
+@pytest.mark.parametrize("name", ["gzip", "deflate", "br", "zstd"])
+def test_decompression_bomb_is_refused(name: str) -> None:
+    header, data = encode(name, b"\0" * 50_000_000)
+    assert len(data) < 100_000
+    decoder = ContentDecoder(header, max_size=1_000_000)
+    with pytest.raises(DecodingError, match="larger than 1000000 bytes"):
+        for _ in decoder.decode(data):
+            pass
+
+
+def test_identity_counts_against_the_cap_too() -> None:
+    with pytest.raises(DecodingError, match="larger than 2 bytes"):
+        ContentDecoder("identity", max_size=2).decode_all(b"abc")
+
+
+@pytest.mark.parametrize("name", ["gzip", "deflate", "br", "zstd"])
+def test_corrupt_data(name: str) -> None:
+    with pytest.raises(DecodingError, match=f"The {name} body is corrupt"):
+        ContentDecoder(name).decode_all(b"\xff" * 64)
+
+
+@pytest.mark.parametrize("name", ["gzip", "deflate", "br", "zstd"])
+def test_truncated_data(name: str) -> None:
+    header, data = encode(name, RAW)
+    with pytest.raises(DecodingError, match="ended before its end marker"):
+        ContentDecoder(header).decode_all(data[: len(data) // 2])
+
+
+def test_unknown_coding_is_refused_with_advice() -> None:
+    assert not is_supported("compress")
+    assert is_supported("GZIP, identity")
+    with pytest.raises(DecodingError, match="compress is not supported"):
+        ContentDecoder("gzip, compress")
+
+
+def test_supported_encodings_and_accept_encoding() -> None:
+    assert supported_encodings() == ["zstd", "br", "gzip", "deflate"]
+    assert accept_encoding() == "zstd, br, gzip, deflate"
+
+
+@given(st.binary(max_size=2000), st.sampled_from(list(ENCODERS)), st.integers(1, 50))
+def test_property_round_trip(data: bytes, name: str, step: int) -> None:
+    header, encoded = encode(name, data)
+    assert b"".join(decode_in_pieces(header, encoded, step)) == data

@@ -1,0 +1,75 @@
+"""Events and sentinels are plain values; caches and optional codings degrade cleanly."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from sansnet.errors import DecodingError
+from sansnet.protocol import (
+    NEED_DATA,
+    PAUSED,
+    ClientConnection,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Headers,
+    RequestHead,
+    ResponseHead,
+    ServerConnection,
+    _readers,
+    _writers,
+    decoding,
+)
+
+from .helpers import feed
+
+
+def test_events_compare_by_value_and_print_their_fields() -> None:
+    assert Data(b"a") == Data(b"a")
+    assert Data(b"a") != Data(b"b")
+    assert Data(b"a") != EndOfMessage()
+    assert (Data(b"a") == 5) is False
+    assert ConnectionClosed() == ConnectionClosed()
+    assert repr(Data(b"x")) == "Data(data=b'x')"
+    assert repr(ResponseHead(200)) == (
+        "ResponseHead(headers=Headers([]), http_version='1.1', reason='', status_code=200)"
+    )
+    assert RequestHead("GET", "/").headers == Headers()
+    assert EndOfMessage().trailers == Headers()
+
+
+def test_sentinels() -> None:
+    assert repr(NEED_DATA) == "NEED_DATA"
+    assert repr(PAUSED) == "PAUSED"
+    assert pickle.loads(pickle.dumps(NEED_DATA)) is NEED_DATA
+
+
+def test_field_name_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_readers, "_NAME_CACHE", {})
+    monkeypatch.setattr(_readers, "_NAME_CACHE_SIZE", 2)
+    conn = ServerConnection()
+    [request, _] = feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")
+    assert isinstance(request, RequestHead)
+    assert list(request.headers) == ["host", "a", "b", "c"]
+    assert len(_readers._NAME_CACHE) == 2
+
+
+def test_sent_name_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_writers, "_VALID_NAMES", set())
+    monkeypatch.setattr(_writers, "_VALID_NAMES_SIZE", 1)
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/", Headers({"X-One": "1", "X-Two": "2"}))
+    assert b"X-Two: 2\r\n" in conn.data_to_send()
+    assert len(_writers._VALID_NAMES) == 1
+
+
+def test_without_the_optional_packages_br_and_zstd_are_not_offered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(decoding, "_brotli", None)
+    monkeypatch.setattr(decoding, "_zstd", None)
+    assert decoding.accept_encoding() == "gzip, deflate"
+    with pytest.raises(DecodingError, match=r"sansnet\[compression\]"):
+        decoding.ContentDecoder("br")

@@ -1,0 +1,109 @@
+"""Headers: case-insensitive, ordered, multi-valued (SPEC.md, RFC 9110 section 5)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sansnet.protocol import Headers
+
+
+def test_lookup_is_case_insensitive_and_keys_are_lowercase() -> None:
+    headers = Headers({"Content-Type": "text/plain", "X-Id": "7"})
+    assert headers["content-type"] == "text/plain"
+    assert headers["CONTENT-TYPE"] == "text/plain"
+    assert list(headers) == ["content-type", "x-id"]
+    assert dict(headers.items()) == {"content-type": "text/plain", "x-id": "7"}
+
+
+def test_repeated_fields_are_kept_in_order_and_joined_on_lookup() -> None:
+    headers = Headers([("Set-Cookie", "a=1"), ("X", "1"), ("set-cookie", "b=2")])
+    assert headers.get_all("SET-COOKIE") == ["a=1", "b=2"]
+    assert headers["set-cookie"] == "a=1, b=2"
+    assert headers.get("set-cookie") == "a=1, b=2"
+    assert len(headers) == 2
+    assert headers.multi_items() == [("set-cookie", "a=1"), ("x", "1"), ("set-cookie", "b=2")]
+    assert headers.raw_items() == [("Set-Cookie", "a=1"), ("X", "1"), ("set-cookie", "b=2")]
+
+
+def test_list_values_become_repeated_fields() -> None:
+    headers = Headers({"Set-Cookie": ["a=1", "b=2"], "Vary": ("Accept",)})
+    assert headers.get_all("set-cookie") == ["a=1", "b=2"]
+    assert headers.get_all("vary") == ["Accept"]
+
+
+def test_bytes_and_int_values_are_accepted() -> None:
+    headers = Headers([(b"X-Raw", b"\xe9"), ("Content-Length", 5)])
+    assert headers["x-raw"] == "é"
+    assert headers["content-length"] == "5"
+
+
+def test_other_value_types_are_refused() -> None:
+    with pytest.raises(TypeError, match="str or bytes"):
+        Headers({"x": 1.5})  # type: ignore[dict-item]
+    with pytest.raises(TypeError):
+        Headers({"x": True})  # type: ignore[dict-item]
+
+
+def test_missing_names() -> None:
+    headers = Headers()
+    with pytest.raises(KeyError):
+        headers["nope"]
+    assert headers.get("nope") is None
+    assert headers.get("nope", "d") == "d"
+    assert headers.get_all("nope") == []
+    assert "nope" not in headers
+    assert 5 not in headers  # type: ignore[operator]
+    with pytest.raises(KeyError):
+        del headers["nope"]
+
+
+def test_setitem_replaces_every_field_in_place_of_the_first() -> None:
+    headers = Headers([("A", "1"), ("B", "2"), ("a", "3"), ("C", "4")])
+    headers["A"] = "x"
+    assert headers.multi_items() == [("a", "x"), ("b", "2"), ("c", "4")]
+    headers["b"] = ["y", "z"]
+    assert headers.multi_items() == [("a", "x"), ("b", "y"), ("b", "z"), ("c", "4")]
+    headers["New"] = "n"
+    assert headers.raw_items()[-1] == ("New", "n")
+
+
+def test_add_delete_setdefault_copy_clear() -> None:
+    headers = Headers()
+    headers.add("Vary", "Accept")
+    headers.add("vary", "Cookie")
+    assert headers.get_all("vary") == ["Accept", "Cookie"]
+    assert headers.setdefault("vary", "x") == "Accept, Cookie"
+    assert headers.setdefault("X-New", "1") == "1"
+    copy = headers.copy()
+    del headers["VARY"]
+    assert "vary" not in headers
+    assert copy.get_all("vary") == ["Accept", "Cookie"]
+    headers.clear()
+    assert len(headers) == 0
+
+
+def test_update_from_headers_and_equality() -> None:
+    first = Headers({"A": "1"})
+    second = Headers(first)
+    second.update_multi([("B", "2")])
+    assert second == [("a", "1"), ("b", "2")]
+    assert second == {"a": "1", "B": "2"}
+    assert first != second
+    assert first == Headers({"a": "1"})
+    assert first != 5
+    assert first != [("a", 1.5)]
+    assert first != {"a": 1.5}
+    assert repr(first) == "Headers([('A', '1')])"
+
+
+@given(st.lists(st.tuples(st.sampled_from(["A", "b", "C-d", "e"]), st.text(max_size=5))))
+def test_multi_items_round_trip(pairs: list[tuple[str, str]]) -> None:
+    headers = Headers(pairs)
+    assert headers.raw_items() == pairs
+    assert headers.multi_items() == [(name.lower(), value) for name, value in pairs]
+    for name, _ in pairs:
+        values = [value for n, value in pairs if n.lower() == name.lower()]
+        assert headers.get_all(name) == values
+        assert headers[name] == ", ".join(values)

@@ -1,0 +1,444 @@
+"""ClientConnection: request serialization and response parsing, byte for byte."""
+
+from __future__ import annotations
+
+import pytest
+
+from sansnet.errors import LocalProtocolError, RemoteProtocolError
+from sansnet.protocol import (
+    CLOSED,
+    IDLE,
+    MUST_CLOSE,
+    NEED_DATA,
+    PAUSED,
+    SEND_BODY,
+    SWITCHED_PROTOCOL,
+    USER_AGENT,
+    ClientConnection,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Headers,
+    Limits,
+    ResponseHead,
+)
+
+from .helpers import feed
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+
+def sent(conn: ClientConnection) -> bytes:
+    return conn.data_to_send()
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def test_default_headers() -> None:
+    conn = ClientConnection("example.com")
+    conn.send_request("GET", "/")
+    assert sent(conn) == (
+        b"GET / HTTP/1.1\r\nHost: example.com\r\nUser-Agent: "
+        + USER_AGENT.encode()
+        + b"\r\nAccept: */*\r\n\r\n"
+    )
+    assert USER_AGENT.startswith("sansnet/")
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "scheme", "expected"),
+    [
+        ("example.com", 80, "http", "example.com"),
+        ("example.com", 8080, "http", "example.com:8080"),
+        ("example.com", 443, "https", "example.com"),
+        ("example.com", 80, "https", "example.com:80"),
+        ("example.com", 443, "wss", "example.com"),
+        ("::1", 8000, "http", "[::1]:8000"),
+        ("[::1]", None, "http", "[::1]"),
+        ("127.0.0.1", 9000, "ws", "127.0.0.1:9000"),
+    ],
+)
+def test_host_header_has_the_port_only_when_not_default(
+    host: str, port: int | None, scheme: str, expected: str
+) -> None:
+    conn = ClientConnection(host, port, scheme=scheme)  # type: ignore[arg-type]
+    conn.send_request("GET", "/")
+    assert f"\r\nHost: {expected}\r\n".encode() in sent(conn)
+
+
+def test_user_headers_override_defaults_and_lists_repeat() -> None:
+    conn = ClientConnection("a")
+    conn.send_request(
+        "GET",
+        "/",
+        {"host": "b", "user-agent": "mine", "ACCEPT": "text/html", "X": ["1", "2"]},
+    )
+    assert sent(conn) == (
+        b"GET / HTTP/1.1\r\nhost: b\r\nuser-agent: mine\r\nACCEPT: text/html\r\nX: 1\r\nX: 2\r\n\r\n"
+    )
+
+
+def test_custom_default_headers() -> None:
+    conn = ClientConnection("a", default_headers=[("User-Agent", "x")])
+    conn.send_request("GET", "/")
+    assert sent(conn) == b"GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: x\r\n\r\n"
+
+
+def test_content_length_rules() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("POST", "/", None, b"")
+    assert b"Content-Length: 0\r\n" in sent(conn)
+    feed(conn, b"HTTP/1.1 204 No Content\r\n\r\n")
+    conn.send_request("DELETE", "/x", None, b"")
+    assert b"Content-Length" not in sent(conn)
+    feed(conn, b"HTTP/1.1 204 No Content\r\n\r\n")
+    conn.send_request("PUT", "/x", [("Content-Length", "3")], b"abc")
+    assert sent(conn).endswith(b"Content-Length: 3\r\n\r\nabc")
+    feed(conn, b"HTTP/1.1 204 No Content\r\n\r\n")
+    with pytest.raises(LocalProtocolError, match="does not match"):
+        conn.send_request("PUT", "/x", [("Content-Length", "4")], b"abc")
+    assert conn.our_state is IDLE
+
+
+def test_streamed_request_is_chunked() -> None:
+    conn = ClientConnection("a")
+    conn.start_request("POST", "/up", [("Content-Type", "application/octet-stream")])
+    conn.send_data(b"abc")
+    conn.send_end()
+    assert sent(conn) == (
+        b"POST /up HTTP/1.1\r\nHost: a\r\nUser-Agent: "
+        + USER_AGENT.encode()
+        + b"\r\nAccept: */*\r\nContent-Type: application/octet-stream\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    )
+
+
+def test_streamed_request_with_content_length_or_user_chunked() -> None:
+    conn = ClientConnection("a")
+    conn.start_request("POST", "/", [("Content-Length", "2")])
+    conn.send_data(b"ok")
+    conn.send_end()
+    assert sent(conn).endswith(b"Content-Length: 2\r\n\r\nok")
+    feed(conn, OK)
+    conn.send_request("POST", "/", [("Transfer-Encoding", "chunked")], b"ok")
+    assert sent(conn).endswith(b"\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("headers", "fragment"),
+    [
+        ([("Content-Length", "1"), ("Transfer-Encoding", "chunked")], "not both"),
+        ([("Content-Length", "x")], "Invalid Content-Length"),
+    ],
+)
+def test_bad_streaming_framing(headers: list[tuple[str, str]], fragment: str) -> None:
+    conn = ClientConnection("a")
+    with pytest.raises(LocalProtocolError, match=fragment):
+        conn.start_request("POST", "/", headers)
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "headers", "fragment"),
+    [
+        ("GET", "/", {"X": "a\r\nEvil: 1"}, "value of header 'X'"),
+        ("GET", "/", {"X": "a\nb"}, "value of header"),
+        ("GET", "/", {"X": "a\rb"}, "value of header"),
+        ("GET", "/", {"X": "a\x00b"}, "value of header"),
+        ("GET", "/", {"X\r\nEvil": "1"}, "Invalid header field name"),
+        ("GET", "/", {"X Y": "1"}, "Invalid header field name"),
+        ("GE T", "/", {}, "Invalid method"),
+        ("", "/", {}, "Invalid method"),
+        ("GET", "/a b", {}, "Invalid request target"),
+        ("GET", "", {}, "Invalid request target"),
+        ("GET", "/\x00", {}, "start line"),
+    ],
+)
+def test_request_injection_and_bad_tokens_are_refused(
+    method: str, target: str, headers: dict[str, str], fragment: str
+) -> None:
+    conn = ClientConnection("a")
+    with pytest.raises(LocalProtocolError, match=fragment):
+        conn.send_request(method, target, headers)
+    assert conn.our_state is IDLE
+    assert sent(conn) == b""
+
+
+def test_custom_methods_pass() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("PROPFIND", "/")
+    assert sent(conn).startswith(b"PROPFIND / HTTP/1.1\r\n")
+
+
+def test_one_request_at_a_time() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    with pytest.raises(LocalProtocolError, match="finish the previous cycle"):
+        conn.send_request("GET", "/")
+
+
+# -------------------------------------------------------------------------- responses
+
+
+def test_content_length_response_and_reuse() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    events = feed(conn, OK)
+    assert events == [
+        ResponseHead(200, Headers([("Content-Length", "5")]), "OK", "1.1"),
+        Data(b"hello"),
+        EndOfMessage(),
+    ]
+    assert conn.reusable
+    assert conn.next_event() is NEED_DATA
+
+
+def test_response_split_at_every_byte() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    body = b""
+    for byte in OK:
+        for event in feed(conn, bytes([byte])):
+            if isinstance(event, Data):
+                body += event.data
+    assert body == b"hello"
+    assert conn.reusable
+
+
+def test_chunked_response_with_trailers() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    events = feed(
+        conn,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 9\r\n\r\n",
+    )
+    assert events[1:] == [Data(b"abc"), EndOfMessage(Headers([("X-Sum", "9")]))]
+    assert conn.reusable
+
+
+def test_close_delimited_response() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    events = feed(conn, b"HTTP/1.1 200 OK\r\n\r\nall of it")
+    assert events[1:] == [Data(b"all of it")]
+    assert feed(conn, b"", eof=True) == [EndOfMessage(), ConnectionClosed()]
+    assert not conn.reusable
+    assert conn.their_state is CLOSED
+
+
+def test_transfer_encoding_without_chunked_reads_until_close() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    events = feed(conn, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", eof=True)
+    assert events[1:] == [Data(b"zz"), EndOfMessage(), ConnectionClosed()]
+
+
+def test_both_framings_trust_chunked_and_refuse_reuse() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    events = feed(
+        conn,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"1\r\nx\r\n0\r\n\r\n",
+    )
+    assert events[1:] == [Data(b"x"), EndOfMessage()]
+    assert not conn.reusable
+    assert conn.must_close
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_bodiless_statuses(status: int) -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    events = feed(conn, b"HTTP/1.1 %d X\r\nContent-Length: 10\r\n\r\n" % status)
+    assert len(events) == 2
+    assert conn.reusable
+
+
+def test_head_response_has_no_body() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("HEAD", "/")
+    events = feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+    assert [type(e) for e in events] == [ResponseHead, EndOfMessage]
+    assert conn.reusable
+
+
+def test_interim_responses_are_skipped() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("POST", "/", None, b"x")
+    events = feed(
+        conn,
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: <a>\r\n\r\n" + OK,
+    )
+    assert [type(e) for e in events] == [ResponseHead, Data, EndOfMessage]
+    assert isinstance(events[0], ResponseHead)
+    assert events[0].status_code == 200
+
+
+def test_upgrade_101_is_surfaced_and_switches() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/ws", {"Upgrade": "websocket", "Connection": "Upgrade"})
+    events = feed(conn, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x00")
+    assert len(events) == 1
+    assert isinstance(events[0], ResponseHead)
+    assert events[0].status_code == 101
+    assert conn.our_state is SWITCHED_PROTOCOL
+    assert conn.their_state is SWITCHED_PROTOCOL
+    assert conn.trailing_data == (b"\x81\x00", False)
+    assert conn.next_event() is PAUSED
+
+
+def test_upgrade_refused_continues_as_http() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/ws", {"Upgrade": "websocket", "Connection": "Upgrade"})
+    events = feed(conn, OK)
+    assert events[-1] == EndOfMessage()
+    assert conn.reusable
+
+
+def test_unasked_101_is_an_error() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    with pytest.raises(RemoteProtocolError, match="unasked"):
+        feed(conn, b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+
+
+def test_http10_responses() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    feed(conn, b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx")
+    assert not conn.reusable
+    assert conn.our_state is MUST_CLOSE
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    feed(conn, b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx")
+    assert conn.reusable
+
+
+def test_connection_close_either_way() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/", {"Connection": "close"})
+    feed(conn, OK)
+    assert not conn.reusable
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    feed(conn, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+    assert not conn.reusable
+    assert conn.must_close
+
+
+def test_server_answering_before_our_body_is_done() -> None:
+    conn = ClientConnection("a")
+    conn.start_request("PUT", "/", [("Content-Length", "100")])
+    events = feed(conn, b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n")
+    assert events[-1] == EndOfMessage()
+    assert conn.our_state is SEND_BODY
+    assert conn.their_state is MUST_CLOSE or not conn.keep_alive
+    conn.send_data(b"x" * 100)
+    conn.send_end()
+    assert conn.must_close
+
+
+def test_early_2xx_response_while_sending_keeps_state_consistent() -> None:
+    conn = ClientConnection("a")
+    conn.start_request("PUT", "/", [("Content-Length", "3")])
+    feed(conn, OK)
+    assert conn.their_state is MUST_CLOSE  # it answered before reading all we send
+    assert feed(conn, b"GARBAGE") == []  # waits: our request is not finished
+    conn.send_data(b"abc")
+    conn.send_end()
+    assert conn.must_close
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"HTTP/2.0 200 OK\r\n\r\n", "does not speak HTTP/1.1"),
+        (b"ICY 200 OK\r\n\r\n", "does not speak HTTP/1.1"),
+        (b"HTTP/1.1 2000 OK\r\n\r\n", "Invalid status code"),
+        (b"HTTP/1.1 abc OK\r\n\r\n", "Invalid status code"),
+        (b"HTTP/1.1 099 OK\r\n\r\n", "Invalid status code"),
+        (b"HTTP/1.1 200 OK\r\nX : 1\r\n\r\n", "Whitespace"),
+        (b"HTTP/1.1 200 OK\nContent-Length: 0\n\n", "bare LF"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", "Conflicting"),
+        (b"<html>not http</html>\r\n\r\n", "does not speak HTTP/1.1"),
+    ],
+)
+def test_garbage_responses(data: bytes, fragment: str) -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    sent(conn)
+    with pytest.raises(RemoteProtocolError, match=fragment):
+        feed(conn, data)
+    assert conn.must_close
+    assert conn.data_to_send() == b""  # a client sends no error response
+
+
+def test_status_line_too_long() -> None:
+    conn = ClientConnection("a", limits=Limits(max_request_line=50))
+    conn.send_request("GET", "/")
+    with pytest.raises(RemoteProtocolError, match="status line") as info:
+        feed(conn, b"HTTP/1.1 200 " + b"O" * 100)
+    assert info.value.status_hint == 400
+
+
+def test_response_body_limit() -> None:
+    conn = ClientConnection("a", limits=Limits(max_body_bytes=4))
+    conn.send_request("GET", "/")
+    with pytest.raises(RemoteProtocolError, match="larger than 4 bytes"):
+        feed(conn, OK)
+
+
+def test_server_disconnects() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    with pytest.raises(RemoteProtocolError, match="Server disconnected without sending a response"):
+        feed(conn, b"", eof=True)
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    with pytest.raises(RemoteProtocolError, match="middle of the response head"):
+        feed(conn, b"HTTP/1.1 200 OK\r\n", eof=True)
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    with pytest.raises(RemoteProtocolError, match="2 of the announced bytes missing"):
+        feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc", eof=True)
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    with pytest.raises(RemoteProtocolError, match="middle of a chunked body"):
+        feed(conn, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", eof=True)
+
+
+def test_idle_connection_closed_by_the_server() -> None:
+    conn = ClientConnection("a")
+    assert conn.next_event() is NEED_DATA
+    assert feed(conn, b"", eof=True) == [ConnectionClosed()]
+    assert not conn.reusable
+    assert conn.their_state is CLOSED
+
+
+def test_data_on_an_idle_connection_is_an_error() -> None:
+    conn = ClientConnection("a")
+    with pytest.raises(RemoteProtocolError, match="before any request"):
+        feed(conn, b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    feed(conn, OK)
+    with pytest.raises(RemoteProtocolError, match="before any request"):
+        feed(conn, b"junk")
+
+
+def test_extra_bytes_after_a_closing_response_are_an_error() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    with pytest.raises(RemoteProtocolError, match="after a message that ends"):
+        feed(conn, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nxEXTRA")
+
+
+def test_eof_after_a_complete_closing_response() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    events = feed(
+        conn, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", eof=True
+    )
+    assert events[-1] == ConnectionClosed()
+    assert feed(conn, b"") == [ConnectionClosed()]

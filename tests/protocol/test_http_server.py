@@ -1,0 +1,1037 @@
+"""ServerConnection: every rule of issue #3's server role, byte for byte, no sockets.
+
+Each rejected input must raise RemoteProtocolError with the right status hint, queue a
+well-formed error response that says ``Connection: close`` (checked by parsing it with
+h11, an independent parser), and never hand on anything after the bad bytes.
+"""
+
+from __future__ import annotations
+
+import h11
+import pytest
+
+from sansnet.errors import LocalProtocolError, RemoteProtocolError
+from sansnet.protocol import (
+    CLOSED,
+    DONE,
+    ERROR,
+    IDLE,
+    MUST_CLOSE,
+    NEED_DATA,
+    PAUSED,
+    SEND_BODY,
+    SEND_RESPONSE,
+    SWITCHED_PROTOCOL,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Headers,
+    Limits,
+    RequestHead,
+    ServerConnection,
+)
+
+from .helpers import events_until_blocked, feed
+
+GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+def parse_response(data: bytes) -> tuple[h11.Response, bytes]:
+    """Parse bytes we sent with h11, as a client would; return head and body."""
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method="GET", target="/", headers=[("Host", "a")]))
+    client.send(h11.EndOfMessage())
+    client.receive_data(data)
+    head = client.next_event()
+    assert isinstance(head, h11.Response), head
+    body = b""
+    while True:
+        event = client.next_event()
+        if isinstance(event, h11.Data):
+            body += event.data
+        else:
+            assert isinstance(event, h11.EndOfMessage), event
+            return head, body
+
+
+def assert_rejected(data: bytes, status: int, fragment: str = "", **kwargs: object) -> None:
+    conn = ServerConnection(**kwargs)  # type: ignore[arg-type]
+    conn.receive_data(data)
+    with pytest.raises(RemoteProtocolError) as info:
+        for _ in range(10):
+            event = conn.next_event()
+            assert not isinstance(event, RequestHead) or event.method == "POST", event
+            if event is NEED_DATA:
+                conn.receive_eof()
+    assert info.value.status_hint == status, str(info.value)
+    assert fragment.lower() in str(info.value).lower()
+    head, body = parse_response(conn.data_to_send())
+    assert head.status_code == status
+    assert (b"connection", b"close") in head.headers
+    assert body.decode().strip() == str(info.value)
+    assert conn.their_state is ERROR
+    assert conn.our_state is MUST_CLOSE
+    assert conn.must_close
+    with pytest.raises(LocalProtocolError, match="broken"):
+        conn.next_event()
+
+
+# ------------------------------------------------------------------------ accepted inputs
+
+
+def test_simple_get() -> None:
+    conn = ServerConnection()
+    events = feed(conn, GET)
+    assert events == [RequestHead("GET", "/", Headers([("Host", "a")]), "1.1"), EndOfMessage()]
+    assert conn.their_state is DONE
+    assert conn.our_state is SEND_RESPONSE
+    assert conn.next_event() is NEED_DATA
+
+
+def test_http10_without_host_is_accepted_and_closes() -> None:
+    conn = ServerConnection()
+    [request, _] = feed(conn, b"GET /x HTTP/1.0\r\n\r\n")
+    assert isinstance(request, RequestHead)
+    assert request.http_version == "1.0"
+    assert not conn.keep_alive
+    conn.send_response(200, [], b"ok")
+    data = conn.data_to_send()
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"connection: close\r\n" in data
+    assert conn.our_state is MUST_CLOSE
+
+
+def test_http10_keep_alive_is_honoured() -> None:
+    conn = ServerConnection()
+    feed(conn, b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+    assert conn.keep_alive
+    conn.send_response(200, [], b"ok")
+    assert conn.our_state is IDLE
+
+
+def test_leading_empty_lines_are_ignored() -> None:
+    conn = ServerConnection()
+    [request, _] = feed(conn, b"\r\n\r\n" + GET)
+    assert isinstance(request, RequestHead)
+
+
+def test_absolute_form_target_maps_to_path_and_query() -> None:
+    conn = ServerConnection()
+    [request, _] = feed(conn, b"GET http://example.com:8080/a/b?x=1 HTTP/1.1\r\nHost: z\r\n\r\n")
+    assert isinstance(request, RequestHead)
+    assert request.path == "/a/b"
+    assert request.query_string == "x=1"
+    assert request.authority == "example.com:8080"
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "query", "authority"),
+    [
+        ("/", "/", "", "h"),
+        ("/p?", "/p", "", "h"),
+        ("/?a=1&b", "/", "a=1&b", "h"),
+        ("HTTP://Example.com", "/", "", "Example.com"),
+        ("https://e.com?q=1", "/", "q=1", "e.com"),
+        ("*", "*", "", "h"),
+        ("e.com:443", "e.com:443", "", "h"),
+    ],
+)
+def test_request_head_path_query_authority(
+    target: str, path: str, query: str, authority: str
+) -> None:
+    request = RequestHead("GET", target, Headers({"host": "h"}))
+    assert (request.path, request.query_string, request.authority) == (path, query, authority)
+
+
+def test_options_asterisk_and_connect_authority_forms() -> None:
+    conn = ServerConnection()
+    [request, _] = feed(conn, b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert isinstance(request, RequestHead)
+    assert request.target == "*"
+    conn = ServerConnection()
+    [request, _] = feed(conn, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    assert isinstance(request, RequestHead)
+    assert request.method == "CONNECT"
+
+
+def test_unknown_token_methods_are_accepted() -> None:
+    conn = ServerConnection()
+    [request, _] = feed(conn, b"PROPFIND /d HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert isinstance(request, RequestHead)
+    assert request.method == "PROPFIND"
+
+
+def test_field_values_are_trimmed_and_may_hold_htab_and_obs_text() -> None:
+    conn = ServerConnection()
+    [request, _] = feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\nX: \t a\tb \xe9 \t\r\nY:\r\n\r\n")
+    assert isinstance(request, RequestHead)
+    assert request.headers["x"] == "a\tb \xe9"
+    assert request.headers["y"] == ""
+
+
+def test_content_length_body() -> None:
+    conn = ServerConnection()
+    events = feed(conn, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhel")
+    assert events[1:] == [Data(b"hel")]
+    assert conn.their_state is SEND_BODY
+    assert feed(conn, b"lo") == [Data(b"lo"), EndOfMessage()]
+
+
+@pytest.mark.parametrize("lengths", [[b"5, 5"], [b"5", b"5"], [b" 5 ,5"]])
+def test_identical_content_length_values_are_accepted(lengths: list[bytes]) -> None:
+    fields = b"".join(b"Content-Length: " + value + b"\r\n" for value in lengths)
+    conn = ServerConnection()
+    events = feed(conn, b"POST / HTTP/1.1\r\nHost: a\r\n" + fields + b"\r\nhello")
+    assert events[1:] == [Data(b"hello"), EndOfMessage()]
+
+
+def test_chunked_body_with_extensions_and_trailers() -> None:
+    conn = ServerConnection()
+    data = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"
+        b"5;name=value ; x\r\nhello\r\n"
+        b"A \t;ext\r\n0123456789\r\n"
+        b"0\r\nX-Checksum: abc\r\nContent-Length: 99\r\n\r\n"
+    )
+    events = feed(conn, data)
+    assert events[1:] == [
+        Data(b"hello"),
+        Data(b"0123456789"),
+        EndOfMessage(Headers([("X-Checksum", "abc")])),
+    ]
+
+
+def test_chunked_body_split_everywhere() -> None:
+    data = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    )
+    conn = ServerConnection()
+    body = b""
+    ended = False
+    for byte in data:
+        for event in feed(conn, bytes([byte])):
+            if isinstance(event, Data):
+                body += event.data
+            ended = ended or isinstance(event, EndOfMessage)
+    assert body == b"hello"
+    assert ended
+
+
+def test_pipelined_requests_are_answered_in_order() -> None:
+    conn = ServerConnection()
+    conn.receive_data(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+    events, blocked = events_until_blocked(conn)
+    assert [e.target for e in events if isinstance(e, RequestHead)] == ["/1"]
+    assert blocked is PAUSED  # the second request waits for our first response
+    conn.send_response(200, [], b"one")
+    events, blocked = events_until_blocked(conn)
+    assert [e.target for e in events if isinstance(e, RequestHead)] == ["/2"]
+    assert blocked is NEED_DATA
+    conn.send_response(200, [], b"two")
+    out = conn.data_to_send()
+    assert out.index(b"one") < out.index(b"two")
+
+
+def test_client_close_between_requests_is_a_clean_connection_closed() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    conn.send_response(204)
+    assert feed(conn, b"", eof=True) == [ConnectionClosed()]
+    assert conn.their_state is CLOSED
+    assert conn.our_state is MUST_CLOSE
+
+
+def test_eof_before_anything() -> None:
+    conn = ServerConnection()
+    assert feed(conn, b"", eof=True) == [ConnectionClosed()]
+    with pytest.raises(LocalProtocolError, match="after receive_eof"):
+        conn.receive_data(b"x")
+
+
+def test_connection_close_request_closes_after_response() -> None:
+    conn = ServerConnection()
+    feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert not conn.keep_alive
+    conn.send_response(200, [("Content-Type", "text/plain")], b"bye")
+    assert b"connection: close" in conn.data_to_send()
+    assert conn.must_close
+
+
+def test_data_after_a_closing_message_is_buffered_until_our_response() -> None:
+    conn = ServerConnection()
+    feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGARBAGE")
+    assert conn.next_event() is PAUSED
+    conn.send_response(200, [], b"ok")
+    with pytest.raises(RemoteProtocolError, match="after a message that ends"):
+        conn.next_event()
+    assert conn.data_to_send().startswith(b"HTTP/1.1 200 OK")  # no error response added
+
+
+def test_expect_100_continue() -> None:
+    conn = ServerConnection()
+    events = feed(
+        conn,
+        b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+    )
+    assert len(events) == 1
+    assert conn.expect_continue
+    conn.send_continue()
+    assert conn.data_to_send() == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert not conn.expect_continue
+    conn.send_continue()  # a second call sends nothing
+    assert conn.data_to_send() == b""
+    assert feed(conn, b"ok") == [Data(b"ok"), EndOfMessage()]
+    conn.send_response(200)
+    assert conn.our_state is IDLE
+
+
+def test_answering_without_the_expected_body_closes_the_connection() -> None:
+    conn = ServerConnection()
+    feed(conn, b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\n")
+    conn.send_response(417, [], b"no")
+    assert b"connection: close" in conn.data_to_send()
+    assert conn.must_close
+
+
+def test_expect_without_body_is_not_waiting() -> None:
+    conn = ServerConnection()
+    feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n")
+    assert not conn.expect_continue
+
+
+def test_websocket_upgrade_hands_the_remaining_bytes_over() -> None:
+    conn = ServerConnection()
+    events = feed(
+        conn,
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+        b"\r\n\x81\x05hello",
+    )
+    assert len(events) == 2
+    assert conn.next_event() is PAUSED
+    conn.send_response(101, [("Upgrade", "websocket"), ("Connection", "Upgrade")])
+    assert conn.our_state is SWITCHED_PROTOCOL
+    assert conn.their_state is SWITCHED_PROTOCOL
+    assert conn.data_to_send() == (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    )
+    assert conn.trailing_data == (b"\x81\x05hello", False)
+    assert conn.next_event() is PAUSED
+
+
+def test_refusing_an_upgrade_continues_as_http() -> None:
+    conn = ServerConnection()
+    feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n")
+    conn.send_response(200, [], b"plain")
+    assert conn.our_state is IDLE
+    assert conn.their_state is IDLE
+
+
+def test_101_without_a_proposal_is_refused() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    with pytest.raises(LocalProtocolError, match="did not propose an upgrade"):
+        conn.send_response(101)
+
+
+def test_upgrade_header_without_connection_token_is_not_a_proposal() -> None:
+    conn = ServerConnection()
+    feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n")
+    with pytest.raises(LocalProtocolError):
+        conn.send_response(101)
+
+
+def test_receiving_head_and_idle_report_what_a_driver_times() -> None:
+    conn = ServerConnection()
+    assert conn.idle
+    assert not conn.receiving_head
+    feed(conn, b"GET / HT")
+    assert conn.receiving_head
+    assert not conn.idle
+    feed(conn, b"TP/1.1\r\nHost: a\r\n\r\n")
+    assert not conn.receiving_head
+    conn.send_response(200)
+    assert conn.idle
+
+
+# ------------------------------------------------------------------------ rejected inputs
+
+SMUGGLING_AND_FRAMING = [
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+        400,
+        "both Content-Length and Transfer-Encoding",
+        id="cl-and-te",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n",
+        400,
+        "both",
+        id="te-and-cl",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+        400,
+        "invalid content-length",
+        id="cl-negative",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", 400, "invalid", id="cl-plus"
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5a\r\n\r\n",
+        400,
+        "invalid",
+        id="cl-non-digit",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", 400, "invalid", id="cl-hex"
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \xb2\r\n\r\n",
+        400,
+        "invalid",
+        id="cl-unicode-digit",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", 400, "invalid", id="cl-empty"
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n",
+        400,
+        "conflicting",
+        id="cl-list-differs",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        400,
+        "conflicting",
+        id="cl-lines-differ",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n",
+        400,
+        "too large",
+        id="cl-2-63",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        400,
+        "too large",
+        id="cl-huge",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+        400,
+        "does not end in chunked",
+        id="te-gzip",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        400,
+        "does not end",
+        id="te-chunked-not-last",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
+        400,
+        "does not end",
+        id="te-identity",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+        400,
+        "does not end",
+        id="te-xchunked",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        501,
+        "only 'chunked'",
+        id="te-gzip-chunked",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        501,
+        "only",
+        id="te-chunked-twice",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+        501,
+        "only",
+        id="te-two-lines",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "HTTP/1.0", id="te-in-http10"
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
+        400,
+        "invalid chunk size",
+        id="chunk-size-overflow",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n8000000000000000\r\n",
+        400,
+        "too large",
+        id="chunk-size-2-63",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        400,
+        "invalid chunk size",
+        id="chunk-size-not-hex",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n",
+        400,
+        "invalid chunk size",
+        id="chunk-size-negative",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n 5\r\n",
+        400,
+        "invalid chunk size",
+        id="chunk-size-space",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\n",
+        400,
+        "invalid chunk size",
+        id="chunk-size-0x",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\r\n",
+        400,
+        "invalid chunk size",
+        id="chunk-size-empty",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX",
+        400,
+        "not followed by CRLF",
+        id="chunk-no-crlf",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello",
+        400,
+        "bare LF",
+        id="chunk-line-bare-lf",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a\x01b\r\n",
+        400,
+        "chunk extension",
+        id="chunk-ext-control",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;" + b"x" * 5000,
+        400,
+        "chunk-size line is longer",
+        id="chunk-line-too-long",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\n\n",
+        400,
+        "trailer line ends in a bare LF",
+        id="trailer-bare-lf",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: \x00\r\n\r\n",
+        400,
+        "NUL",
+        id="trailer-nul",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+        + b"X: 1\r\n" * 20000,
+        431,
+        "trailer section",
+        id="trailers-too-large",
+    ),
+]
+
+HEAD_SYNTAX = [
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n continued\r\n\r\n",
+        400,
+        "obsolete line folding",
+        id="obs-fold-space",
+    ),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\tcontinued\r\n\r\n",
+        400,
+        "obsolete line folding",
+        id="obs-fold-tab",
+    ),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+        400,
+        "whitespace between the field name",
+        id="space-before-colon",
+    ),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", 400, "whitespace between", id="tab-before-colon"
+    ),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", 400, "NUL", id="nul-in-value"),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400, "bare CR", id="cr-in-value"),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\nb\r\n\r\n", 400, "bare LF", id="lf-in-value"),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n",
+        400,
+        "control character 0x01",
+        id="control-in-value",
+    ),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n", 400, "0x7F", id="del-in-value"),
+    pytest.param(b"GET / HTTP/1.1\nHost: a\n\n", 400, "bare LF", id="bare-lf-lines"),
+    pytest.param(b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "bare LF", id="bare-lf-first"),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: a\n\r\n\r\n", 400, "bare LF", id="bare-lf-mixed"),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX@Y: 1\r\n\r\n",
+        400,
+        "invalid header field name",
+        id="bad-name",
+    ),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\n: 1\r\n\r\n", 400, "without a field name", id="empty-name"
+    ),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", 400, "without a colon", id="no-colon"
+    ),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost\r\n\r\n",
+        400,
+        "without a colon",
+        id="cached-name-no-colon",
+    ),
+    pytest.param(b"GET / HTTP/1.1\r\nX: 1\r\n\r\n", 400, "must have a Host", id="no-host"),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "more than one Host", id="two-hosts"
+    ),
+    pytest.param(
+        b"GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n",
+        400,
+        "more than one Host",
+        id="two-hosts-http10",
+    ),
+]
+
+REQUEST_LINE = [
+    pytest.param(
+        b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505, "HTTP/2.0 is not supported", id="http2"
+    ),
+    pytest.param(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "not supported", id="h2-preface"),
+    pytest.param(b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505, "not supported", id="http3"),
+    pytest.param(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505, "not supported", id="http12"),
+    pytest.param(b"GET / HTTP/0.9\r\n\r\n", 505, "not supported", id="http09-version"),
+    pytest.param(b"GET /\r\n", 505, "HTTP/0.9", id="http09-line"),
+    pytest.param(
+        b"GET / http/1.1\r\nHost: a\r\n\r\n", 400, "invalid http version", id="lowercase-version"
+    ),
+    pytest.param(
+        b"GET / HTTP/1.1x\r\nHost: a\r\n\r\n", 400, "invalid http version", id="version-junk"
+    ),
+    pytest.param(
+        b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid request line", id="double-space"
+    ),
+    pytest.param(
+        b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400, "invalid request line", id="trailing-space"
+    ),
+    pytest.param(b"GET\r\n\r\n", 400, "invalid request line", id="one-word"),
+    pytest.param(b"G(ET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid method", id="bad-method"),
+    pytest.param(b" / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid method", id="empty-method"),
+    pytest.param(
+        b"GET nope HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid request target", id="bad-target"
+    ),
+    pytest.param(
+        b"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+        "invalid request target",
+        id="asterisk-not-options",
+    ),
+    pytest.param(
+        b"GET ftp://a/b HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+        "invalid request target",
+        id="ftp-absolute",
+    ),
+    pytest.param(
+        b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+        "invalid request target",
+        id="absolute-no-host",
+    ),
+    pytest.param(
+        b"CONNECT example.com HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+        "invalid request target",
+        id="connect-no-port",
+    ),
+    pytest.param(b"GET /\xe9 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "ascii", id="non-ascii-target"),
+    pytest.param(
+        b"GET /\ta HTTP/1.1\r\nHost: a\r\n\r\n", 400, "ascii without tabs", id="tab-in-target"
+    ),
+    pytest.param(
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, "", id="tls-client-hello"
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "status", "fragment"), SMUGGLING_AND_FRAMING)
+def test_framing_and_smuggling_vectors_are_refused(data: bytes, status: int, fragment: str) -> None:
+    assert_rejected(data, status, fragment)
+
+
+@pytest.mark.parametrize(("data", "status", "fragment"), HEAD_SYNTAX)
+def test_head_syntax_violations_are_refused(data: bytes, status: int, fragment: str) -> None:
+    assert_rejected(data, status, fragment)
+
+
+@pytest.mark.parametrize(("data", "status", "fragment"), REQUEST_LINE)
+def test_request_line_violations_are_refused(data: bytes, status: int, fragment: str) -> None:
+    assert_rejected(data, status, fragment)
+
+
+def test_smuggled_second_request_is_never_answered() -> None:
+    """The CL.TE vector that uvicorn-h11 and hypercorn answer twice: we answer once."""
+    smuggled = b"GET /admin HTTP/1.1\r\nHost: a\r\n\r\n"
+    attack = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\n\r\n" + smuggled
+    )
+    conn = ServerConnection()
+    conn.receive_data(attack)
+    with pytest.raises(RemoteProtocolError):
+        conn.next_event()
+    out = conn.data_to_send()
+    assert out.count(b"HTTP/1.1 ") == 1
+    assert out.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    with pytest.raises(LocalProtocolError):
+        conn.next_event()
+
+
+# ------------------------------------------------------------------------ limits
+
+
+def test_request_line_too_long_complete_and_incomplete() -> None:
+    limits = Limits(max_request_line=100)
+    assert_rejected(
+        b"GET /" + b"a" * 200 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414, "request line", limits=limits
+    )
+    assert_rejected(b"GET /" + b"a" * 200, 414, "request line", limits=limits)
+    assert_rejected(
+        b"GET /" + b"a" * 200 + b" HTTP/1.1\r\nHost: a\r\n" + b"X: y\r\n" * 100 + b"\r\n",
+        414,
+        "request line",
+        limits=Limits(max_request_line=100, max_header_bytes=400),
+    )
+
+
+def test_header_section_too_large_complete_and_incomplete() -> None:
+    limits = Limits(max_header_bytes=1000)
+    big = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X-Padding: " + b"y" * 2000 + b"\r\n"
+    assert_rejected(big + b"\r\n", 431, "header section", limits=limits)
+    assert_rejected(big, 431, "header section", limits=limits)
+
+
+def test_too_many_header_fields() -> None:
+    data = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X: 1\r\n" * 100 + b"\r\n"
+    assert_rejected(data, 431, "too many header fields")
+    conn = ServerConnection(Limits(max_header_fields=101))
+    assert len(feed(conn, data)) == 2
+
+
+def test_default_limits() -> None:
+    limits = Limits()
+    assert limits.max_header_bytes <= 64 * 1024
+    assert limits.max_header_fields == 100
+    assert limits.max_body_bytes == 16 * 1024 * 1024
+    assert Limits.client().max_body_bytes is None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_request_line": 0},
+        {"max_header_bytes": -1},
+        {"max_header_fields": "5"},
+        {"max_body_bytes": -1},
+        {"max_body_bytes": 1.5},
+    ],
+)
+def test_invalid_limits_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="Limits"):
+        Limits(**kwargs)  # type: ignore[arg-type]
+
+
+def test_body_too_large_by_content_length_is_refused_before_reading_it() -> None:
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n",
+        413,
+        "larger than 10 bytes",
+        limits=Limits(max_body_bytes=10),
+    )
+
+
+def test_chunked_body_too_large_is_refused_while_reading() -> None:
+    data = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nabcdef\r\n"
+    assert_rejected(data, 413, "larger than 10 bytes", limits=Limits(max_body_bytes=10))
+
+
+def test_body_limit_none_disables_it() -> None:
+    conn = ServerConnection(Limits(max_body_bytes=None))
+    events = feed(conn, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 20\r\n\r\n" + b"x" * 20)
+    assert events[-1] == EndOfMessage()
+
+
+def test_disconnects_mid_head_and_mid_body() -> None:
+    conn = ServerConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHo")
+    conn.receive_eof()
+    with pytest.raises(RemoteProtocolError, match="middle of a request head"):
+        conn.next_event()
+    conn = ServerConnection()
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+    conn.receive_eof()
+    with pytest.raises(RemoteProtocolError, match="7 of the announced bytes missing"):
+        conn.events_received()
+    conn = ServerConnection()
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab")
+    conn.receive_eof()
+    with pytest.raises(RemoteProtocolError, match="middle of a chunked body"):
+        conn.events_received()
+
+
+def test_error_response_not_sent_when_our_response_started() -> None:
+    conn = ServerConnection()
+    feed(conn, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+    conn.start_response(200, [("Content-Length", "2")])
+    conn.data_to_send()
+    conn.receive_eof()
+    with pytest.raises(RemoteProtocolError):
+        conn.next_event()
+    assert conn.data_to_send() == b""
+
+
+# ------------------------------------------------------------------------ responses
+
+
+def test_response_framing_content_length_added() -> None:
+    conn = ServerConnection(default_headers=[("date", "D"), ("server", "S")])
+    feed(conn, GET)
+    conn.send_response(201, {"Content-Type": "text/plain"}, b"made")
+    assert conn.data_to_send() == (
+        b"HTTP/1.1 201 Created\r\ndate: D\r\nserver: S\r\nContent-Type: text/plain\r\n"
+        b"content-length: 4\r\n\r\nmade"
+    )
+
+
+def test_response_with_matching_and_mismatching_content_length() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    with pytest.raises(LocalProtocolError, match="does not match"):
+        conn.send_response(200, [("Content-Length", "3")], b"four")
+    conn.send_response(200, [("Content-Length", "4")], b"four")
+    assert conn.data_to_send().endswith(b"Content-Length: 4\r\n\r\nfour")
+
+
+def test_head_request_gets_length_but_no_body() -> None:
+    conn = ServerConnection()
+    feed(conn, b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+    conn.send_response(200, [], b"hello")
+    assert conn.data_to_send() == b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"
+    assert conn.our_state is IDLE
+    feed(conn, b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+    conn.start_response(200, [("Content-Length", "100")])
+    conn.send_data(b"dropped")
+    conn.send_end()
+    assert conn.data_to_send() == b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_bodiless_statuses(status: int) -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    with pytest.raises(LocalProtocolError, match="cannot have a body"):
+        conn.send_response(status, [], b"x")
+    conn.send_response(status)
+    data = conn.data_to_send()
+    assert b"content-length" not in data.lower()
+    assert data.endswith(b"\r\n\r\n")
+
+
+def test_streamed_response_is_chunked_for_http11_with_trailers() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    conn.start_response(200, [("Trailer", "X-Sum")])
+    conn.send_data(b"hello")
+    conn.send_data(b"")
+    conn.send_end([("X-Sum", "1")])
+    assert conn.data_to_send() == (
+        b"HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"
+    )
+
+
+def test_streamed_response_with_user_transfer_encoding_and_complete_body() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    conn.send_response(200, [("Transfer-Encoding", "chunked")], b"abc")
+    assert conn.data_to_send().endswith(b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+
+
+def test_streamed_response_for_http10_is_close_delimited() -> None:
+    conn = ServerConnection()
+    feed(conn, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    conn.start_response(200)
+    conn.send_data(b"abc")
+    conn.send_end()
+    assert conn.data_to_send() == b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nabc"
+    assert conn.must_close
+
+
+def test_streamed_response_with_content_length() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    conn.start_response(200, [("Content-Length", "3")])
+    with pytest.raises(LocalProtocolError, match="Too much body data"):
+        conn.send_data(b"abcd")
+    conn.send_data(b"ab")
+    with pytest.raises(LocalProtocolError, match="1 bytes short"):
+        conn.send_end()
+    conn.send_data(b"c")
+    with pytest.raises(LocalProtocolError, match="Trailers need a chunked body"):
+        conn.send_end({"x": "1"})
+    conn.send_end()
+    assert conn.data_to_send().endswith(b"Content-Length: 3\r\n\r\nabc")
+    assert conn.our_state is IDLE
+
+
+def test_streamed_response_with_invalid_content_length() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    with pytest.raises(LocalProtocolError, match="Invalid Content-Length"):
+        conn.start_response(200, [("Content-Length", "x")])
+
+
+def test_response_connection_close_from_the_handler() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    conn.send_response(200, [("Connection", "close")], b"")
+    assert conn.data_to_send().lower().count(b"connection: close") == 1
+    assert conn.must_close
+
+
+def test_custom_reason_and_unknown_status() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    conn.send_response(299, [], b"", reason="Fine Thanks")
+    assert conn.data_to_send().startswith(b"HTTP/1.1 299 Fine Thanks\r\n")
+    feed(conn, GET)
+    conn.send_response(599)
+    assert conn.data_to_send().startswith(b"HTTP/1.1 599 \r\n")
+
+
+@pytest.mark.parametrize("status", [99, 1000, "200", 100, 103])
+def test_invalid_statuses(status: object) -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    with pytest.raises(LocalProtocolError):
+        conn.send_response(status)  # type: ignore[arg-type]
+
+
+def test_informational_responses() -> None:
+    conn = ServerConnection()
+    feed(conn, b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")
+    conn.send_informational(103, [("Link", "</s.css>; rel=preload")])
+    conn.send_informational(100)
+    assert not conn.expect_continue
+    assert conn.data_to_send() == (
+        b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
+    )
+    with pytest.raises(LocalProtocolError, match="1xx status other than 101"):
+        conn.send_informational(200)
+    with pytest.raises(LocalProtocolError, match="1xx status other than 101"):
+        conn.send_informational(101)
+    feed(conn, b"x")
+    conn.send_response(200)
+    with pytest.raises(LocalProtocolError, match="Can't send a 103"):
+        conn.send_informational(103)
+
+
+def test_one_response_per_request() -> None:
+    conn = ServerConnection()
+    with pytest.raises(LocalProtocolError, match="one response per request"):
+        conn.send_response(200)
+    feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    conn.send_response(200)
+    with pytest.raises(LocalProtocolError, match="one response per request"):
+        conn.send_response(200)
+    with pytest.raises(LocalProtocolError, match="Can't send body data"):
+        conn.send_data(b"x")
+    with pytest.raises(LocalProtocolError, match="Can't end a message"):
+        conn.send_end()
+
+
+@pytest.mark.parametrize(
+    ("headers", "fragment"),
+    [
+        ([("X", "a\r\nInjected: 1")], "value of header 'X'"),
+        ([("X", "a\nb")], "value of header"),
+        ([("X", "a\x00b")], "value of header"),
+        ([("X", "a\x7fb")], "value of header"),
+        ([("Bad Name", "1")], "Invalid header field name"),
+        ([("Bad:Name", "1")], "Invalid header field name"),
+        ([("", "1")], "Invalid header field name"),
+    ],
+)
+def test_response_header_injection_is_refused(
+    headers: list[tuple[str, str]], fragment: str
+) -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    with pytest.raises(LocalProtocolError, match=fragment):
+        conn.send_response(200, headers, b"")
+    conn.send_response(200, [], b"still usable")
+    assert conn.our_state is IDLE
+
+
+def test_reason_injection_is_refused() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    with pytest.raises(LocalProtocolError, match="start line"):
+        conn.send_response(200, reason="OK\r\nX: 1")
+
+
+def test_non_latin1_values_are_sent_as_utf8() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    conn.send_response(200, [("X-Name", "Zoë 🚀")], b"")
+    assert "X-Name: Zoë 🚀".encode() in conn.data_to_send()
+
+
+def test_unread_request_body_forces_close() -> None:
+    conn = ServerConnection()
+    feed(conn, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+    conn.send_response(413, [], b"too big")
+    assert conn.must_close
+    assert conn.their_state is SEND_BODY
+
+
+def test_send_eof_records_our_close() -> None:
+    conn = ServerConnection()
+    conn.send_eof()
+    assert conn.our_state is CLOSED
+    conn.send_eof()
+    assert conn.our_state is CLOSED
+    conn = ServerConnection()
+    feed(conn, GET)
+    conn.send_eof()  # closing mid-cycle is an error on our side
+    assert conn.our_state is ERROR
+    conn.send_eof()
+    assert conn.our_state is ERROR
+
+
+def test_only_empty_lines_then_eof_is_a_clean_close() -> None:
+    conn = ServerConnection()
+    assert feed(conn, b"\r\n\r\n", eof=True) == [ConnectionClosed()]
