@@ -1,0 +1,40 @@
+"""The sans-IO WebSocket engine (RFC 6455, RFC 7692 permessage-deflate).
+
+* :mod:`.handshake`: :class:`ClientHandshake` and :func:`accept` run the opening
+  handshake over the HTTP/1.1 engine.
+* :class:`WebSocketConnection`: frames, messages, pings, limits and the closing
+  handshake, for either role, after the handshake.
+"""
+
+from ._frames import check_close_code, is_valid_received_close_code
+from .connection import (
+    CLOSED,
+    CLOSING,
+    OPEN,
+    BinaryMessage,
+    Closed,
+    Pong,
+    TextMessage,
+    WebSocketConnection,
+)
+from .deflate import DeflateParameters
+from .handshake import ClientHandshake, Handshake, accept, accept_key, is_upgrade_request
+
+__all__ = [
+    "CLOSED",
+    "CLOSING",
+    "OPEN",
+    "BinaryMessage",
+    "ClientHandshake",
+    "Closed",
+    "DeflateParameters",
+    "Handshake",
+    "Pong",
+    "TextMessage",
+    "WebSocketConnection",
+    "accept",
+    "accept_key",
+    "check_close_code",
+    "is_upgrade_request",
+    "is_valid_received_close_code",
+]

@@ -1,0 +1,357 @@
+"""The opening handshake over the HTTP/1.1 engine, and permessage-deflate negotiation."""
+
+from __future__ import annotations
+
+import pytest
+
+from sansnet.errors import HandshakeError
+from sansnet.protocol import (
+    SWITCHED_PROTOCOL,
+    ClientConnection,
+    Headers,
+    RequestHead,
+    ResponseHead,
+    ServerConnection,
+)
+from sansnet.protocol.websocket import (
+    BinaryMessage,
+    ClientHandshake,
+    DeflateParameters,
+    TextMessage,
+    WebSocketConnection,
+    accept,
+    accept_key,
+    is_upgrade_request,
+)
+from sansnet.protocol.websocket.deflate import (
+    DeflateCodec,
+    client_accept,
+    client_offer,
+    parse_extension_header,
+    server_accept,
+)
+
+from .helpers import feed
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def test_rfc_accept_key_example() -> None:
+    assert accept_key(KEY) == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def upgrade_request(**overrides: str | None) -> RequestHead:
+    fields = {
+        "Host": "a",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": KEY,
+        "Sec-WebSocket-Version": "13",
+    }
+    for name, value in overrides.items():
+        name = name.replace("_", "-")
+        if value is None:
+            fields.pop(name, None)
+        else:
+            fields[name] = value
+    return RequestHead("GET", "/ws", Headers(fields))
+
+
+def test_full_handshake_through_both_http_connections_then_messages() -> None:
+    handshake = ClientHandshake(
+        subprotocols=["chat", "superchat"], extra_headers=[("X-Token", "t")]
+    )
+    http_client = ClientConnection("example.com", 8080)
+    http_client.send_request("GET", "/ws?room=1", handshake.request_headers())
+    http_server = ServerConnection()
+    [request, _] = feed(http_server, http_client.data_to_send())
+    assert isinstance(request, RequestHead)
+    assert is_upgrade_request(request)
+    assert request.headers["x-token"] == "t"
+    agreed = accept(request, subprotocols=["superchat"])
+    http_server.send_response(101, agreed.headers)
+    server = WebSocketConnection("server", deflate=agreed.deflate, subprotocol=agreed.subprotocol)
+    server.send_text("welcome")  # sent right behind the 101
+    [response] = feed(http_client, http_server.data_to_send() + server.data_to_send())
+    assert isinstance(response, ResponseHead)
+    assert http_client.our_state is SWITCHED_PROTOCOL
+    result = handshake.check(response)
+    assert result.subprotocol == "superchat"
+    assert result.deflate == DeflateParameters()
+    client = WebSocketConnection("client", deflate=result.deflate)
+    data, eof = http_client.trailing_data
+    assert not eof
+    client.receive_data(data)
+    assert client.events_received() == [TextMessage("welcome")]
+    client.send_binary(b"\x00" * 1000)
+    server.receive_data(client.data_to_send())
+    assert server.events_received() == [BinaryMessage(b"\x00" * 1000)]
+
+
+def test_request_headers() -> None:
+    handshake = ClientHandshake(compression=False, random=lambda n: bytes(n))
+    assert handshake.key == "AAAAAAAAAAAAAAAAAAAAAA=="
+    assert handshake.request_headers() == [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAAAA=="),
+        ("Sec-WebSocket-Version", "13"),
+    ]
+    assert ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits") in (
+        ClientHandshake().request_headers()
+    )
+
+
+def test_tokens_are_case_insensitive_and_may_be_in_lists() -> None:
+    request = upgrade_request(Upgrade="h2c, WebSocket", Connection="keep-alive, UPGRADE")
+    assert accept(request).headers[:3] == [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", accept_key(KEY)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "fragment"),
+    [
+        (RequestHead("POST", "/", upgrade_request().headers), 400, "not GET"),
+        (RequestHead("GET", "/", upgrade_request().headers, "1.0"), 400, "not HTTP/1.1"),
+        (upgrade_request(Upgrade=None), 400, "Upgrade header"),
+        (upgrade_request(Upgrade="h2c"), 400, "Upgrade header"),
+        (upgrade_request(Connection="keep-alive"), 400, "Connection header"),
+        (upgrade_request(Sec_WebSocket_Version="8"), 426, "only 13"),
+        (upgrade_request(Sec_WebSocket_Version=None), 400, "missing"),
+        (upgrade_request(Sec_WebSocket_Key=None), 400, "exactly one"),
+        (upgrade_request(Sec_WebSocket_Key="not base64!"), 400, "16 bytes"),
+        (upgrade_request(Sec_WebSocket_Key="AAAA"), 400, "16 bytes"),
+    ],
+)
+def test_bad_handshakes_are_refused(request_: RequestHead, status: int, fragment: str) -> None:
+    with pytest.raises(HandshakeError, match=fragment) as info:
+        accept(request_)
+    assert info.value.status == status
+    assert b"Invalid WebSocket handshake" in info.value.body
+    if status == 426:
+        assert ("Sec-WebSocket-Version", "13") in list(info.value.headers)  # type: ignore[arg-type]
+
+
+def test_two_keys_are_refused() -> None:
+    request = upgrade_request()
+    request.headers.add("Sec-WebSocket-Key", KEY)
+    with pytest.raises(HandshakeError, match="exactly one"):
+        accept(request)
+
+
+def test_subprotocol_choice() -> None:
+    request = upgrade_request(Sec_WebSocket_Protocol="a, b")
+    request.headers.add("Sec-WebSocket-Protocol", "c")
+    assert accept(request, subprotocols=["c", "b"]).subprotocol == "c"
+    assert accept(request, subprotocols=["z"]).subprotocol is None
+    assert accept(request).subprotocol is None
+    assert accept(request, subprotocols=lambda offered: offered[-1]).subprotocol == "c"
+    assert accept(request, subprotocols=lambda offered: None).subprotocol is None
+    with pytest.raises(ValueError, match="did not offer"):
+        accept(request, subprotocols=lambda offered: "z")
+    assert accept(upgrade_request(), subprotocols=["a"]).subprotocol is None
+
+
+def test_compression_can_be_declined_and_extra_headers_added() -> None:
+    request = upgrade_request(Sec_WebSocket_Extensions="permessage-deflate")
+    agreed = accept(request, compression=False, extra_headers=[("X-Server", "s")])
+    assert agreed.deflate is None
+    assert agreed.headers[-1] == ("X-Server", "s")
+    assert accept(request).deflate == DeflateParameters()
+
+
+def response(status: int = 101, **fields: str) -> ResponseHead:
+    headers = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Accept": accept_key(KEY),
+    }
+    for name, value in fields.items():
+        headers[name.replace("_", "-")] = value
+    return ResponseHead(status, Headers({k: v for k, v in headers.items() if v}))
+
+
+def test_client_check_success_and_failures() -> None:
+    handshake = ClientHandshake(key=KEY, subprotocols=["chat"])
+    assert handshake.check(response()).subprotocol is None
+    assert handshake.check(response(Sec_WebSocket_Protocol="chat")).subprotocol == "chat"
+    with pytest.raises(HandshakeError, match="403 Forbidden") as info:
+        handshake.check(ResponseHead(403, Headers({"X": "y"}), "Forbidden"), b"go away")
+    assert (info.value.status, info.value.body) == (403, b"go away")
+    assert dict(info.value.headers) == {"x": "y"}  # type: ignore[arg-type]
+    for bad, fragment in [
+        (response(Upgrade=""), "Upgrade: websocket"),
+        (response(Connection=""), "Connection: upgrade"),
+        (response(Sec_WebSocket_Accept="wrong"), "does not match"),
+        (response(Sec_WebSocket_Protocol="other"), "did not offer"),
+        (response(Sec_WebSocket_Extensions="x-unknown"), "did not offer"),
+        (response(Sec_WebSocket_Extensions="permessage-deflate; bogus"), "unknown parameters"),
+    ]:
+        with pytest.raises(HandshakeError, match=fragment) as info:
+            handshake.check(bad)
+        assert info.value.status == 101
+    plain = ClientHandshake(key=KEY, compression=False)
+    with pytest.raises(HandshakeError, match="did not offer"):
+        plain.check(response(Sec_WebSocket_Extensions="permessage-deflate"))
+
+
+# ----------------------------------------------------------------- permessage-deflate
+
+
+def test_parse_extension_header() -> None:
+    assert parse_extension_header(['permessage-deflate; a=1; b="2"; c', "x, ,y;z"]) == [
+        ("permessage-deflate", {"a": "1", "b": "2", "c": None}),
+        ("x", {}),
+        ("y", {"z": None}),
+    ]
+    for bad in ["; a=1", "x; a; a", "x;;"]:
+        with pytest.raises(ValueError):
+            parse_extension_header([bad])
+
+
+@pytest.mark.parametrize(
+    ("offer", "response", "params"),
+    [
+        ("permessage-deflate", "permessage-deflate", DeflateParameters()),
+        (
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate",
+            DeflateParameters(),
+        ),
+        (
+            "permessage-deflate; client_max_window_bits=10",
+            "permessage-deflate",
+            DeflateParameters(their_window_bits=10),
+        ),
+        (
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=9",
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=9",
+            DeflateParameters(our_window_bits=9, our_no_context_takeover=True),
+        ),
+        (
+            "permessage-deflate; client_no_context_takeover",
+            "permessage-deflate",
+            DeflateParameters(their_no_context_takeover=True),
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=8, permessage-deflate",
+            "permessage-deflate",
+            DeflateParameters(),
+        ),
+        (
+            "x-webkit-deflate-frame, permessage-deflate; unknown, permessage-deflate; server_max_window_bits=16, permessage-deflate; server_no_context_takeover=1, permessage-deflate",
+            "permessage-deflate",
+            DeflateParameters(),
+        ),
+    ],
+)
+def test_server_accept(offer: str, response: str, params: DeflateParameters) -> None:
+    assert server_accept([offer]) == (response, params)
+
+
+def test_server_accept_declines() -> None:
+    assert server_accept(["permessage-deflate; server_max_window_bits=8"]) is None
+    assert server_accept(["x-other"]) is None
+    assert server_accept(["; broken"]) is None
+    assert server_accept([]) is None
+
+
+def test_server_side_preferences() -> None:
+    value, params = server_accept(  # type: ignore[misc]
+        ["permessage-deflate"],
+        server_max_window_bits=10,
+        server_no_context_takeover=True,
+        client_no_context_takeover=True,
+    )
+    assert value == (
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+        "server_max_window_bits=10"
+    )
+    assert params == DeflateParameters(10, True, 15, True)
+
+
+def test_client_offer_variants() -> None:
+    assert client_offer() == "permessage-deflate; client_max_window_bits"
+    assert client_offer(
+        client_max_window_bits=12,
+        server_max_window_bits=10,
+        client_no_context_takeover=True,
+        server_no_context_takeover=True,
+    ) == (
+        "permessage-deflate; client_no_context_takeover; server_no_context_takeover; "
+        "client_max_window_bits=12; server_max_window_bits=10"
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "params"),
+    [
+        ("", None),
+        ("permessage-deflate", DeflateParameters()),
+        (
+            "permessage-deflate; client_max_window_bits=9; client_no_context_takeover",
+            DeflateParameters(our_window_bits=9, our_no_context_takeover=True),
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=10; server_no_context_takeover",
+            DeflateParameters(their_window_bits=10, their_no_context_takeover=True),
+        ),
+    ],
+)
+def test_client_accept(answer: str, params: DeflateParameters | None) -> None:
+    assert client_accept([answer] if answer else []) == params
+
+
+@pytest.mark.parametrize(
+    ("answer", "kwargs", "fragment"),
+    [
+        ("permessage-deflate, x", {}, "did not offer"),
+        ("permessage-deflate; a; a", {}, "repeated"),
+        ("permessage-deflate; client_no_context_takeover=1", {}, "takes no value"),
+        ("permessage-deflate; server_max_window_bits", {}, "needs a value"),
+        ("permessage-deflate; client_max_window_bits", {}, "needs a value"),
+        ("permessage-deflate; server_max_window_bits=7", {}, "not 8 to 15"),
+        ("permessage-deflate; server_max_window_bits=09", {}, "not 8 to 15"),
+        ("permessage-deflate; client_max_window_bits=8", {}, "zlib cannot produce"),
+        (
+            "permessage-deflate",
+            {"server_max_window_bits": 10},
+            "did not honour server_max_window_bits",
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=12",
+            {"server_max_window_bits": 10},
+            "did not honour",
+        ),
+        ("permessage-deflate", {"server_no_context_takeover": True}, "server_no_context_takeover"),
+        (
+            "permessage-deflate; client_max_window_bits=12",
+            {"client_max_window_bits": 10},
+            "larger client window",
+        ),
+    ],
+)
+def test_client_accept_refuses(answer: str, kwargs: dict[str, object], fragment: str) -> None:
+    with pytest.raises(HandshakeError, match=fragment):
+        client_accept([answer], **kwargs)  # type: ignore[arg-type]
+
+
+def test_client_accept_with_our_own_limits() -> None:
+    params = client_accept(
+        ["permessage-deflate; server_max_window_bits=9; server_no_context_takeover"],
+        client_max_window_bits=11,
+        server_max_window_bits=10,
+        client_no_context_takeover=True,
+        server_no_context_takeover=True,
+    )
+    assert params == DeflateParameters(11, True, 9, True)
+
+
+def test_codec_round_trip_with_small_window() -> None:
+    sender = DeflateCodec(DeflateParameters(our_window_bits=9))
+    receiver = DeflateCodec(DeflateParameters(their_window_bits=9))
+    data = bytes(range(256)) * 50
+    assert receiver.decompress(sender.compress(data), 1 << 20, final=True) == data
