@@ -1,6 +1,6 @@
 """Build hook for the optional C speed-ups; all other metadata is in pyproject.toml.
 
-``sansnet._speedups`` (WebSocket masking) is optional: without a C compiler the build
+``sansnet.protocol._speedups`` (WebSocket masking) is optional: without a C compiler the build
 goes on without it and the pure-Python fallbacks are used.
 """
 
@@ -8,6 +8,8 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("sansnet._speedups", ["src/sansnet/_speedups.c"], optional=True),
+        Extension(
+            "sansnet.protocol._speedups", ["src/sansnet/protocol/_speedups.c"], optional=True
+        ),
     ]
 )

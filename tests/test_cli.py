@@ -1,35 +1,278 @@
-"""The command line, run in-process and as a real subprocess."""
+"""The sansnet command line, end to end as a subprocess: exit codes, stdout and stderr,
+the progress bar on a pseudo-terminal and its absence on a pipe."""
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from sansnet import __version__
+import sansnet
+from sansnet import blocking
 from sansnet.cli import main
 
-
-def test_demo_runs_green(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
-    out = capsys.readouterr().out
-    assert "%F0%9F%9A%80%20This%20string%20will%20be%20encoded." in out
-    assert "All steps passed." in out
+SANSNET = [sys.executable, "-m", "sansnet"]
+BIG = os.urandom(3 * 1024 * 1024)
 
 
-def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == 2
-    assert "demo" in capsys.readouterr().err
+def app(request: sansnet.ServeRequest) -> sansnet.ServeResponse:
+    if request.path == "/json":
+        return sansnet.ServeResponse(
+            200, {"Content-Type": "application/json"}, '{"b":[1,2],"a":"x"}'
+        )
+    if request.path == "/missing":
+        return sansnet.ServeResponse(404, None, "nothing here")
+    if request.path == "/big":
+        return sansnet.ServeResponse(
+            200,
+            {"Content-Length": str(len(BIG))},
+            iter([BIG[i : i + 65536] for i in range(0, len(BIG), 65536)]),
+        )
+    if request.path == "/redirect":
+        return sansnet.ServeResponse(302, {"Location": "/json"})
+    return sansnet.ServeResponse(200, {"X-Method": request.method}, request.body or b"plain text")
 
 
-def test_python_dash_m_runs_the_same_command_line() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "sansnet", "--version"],
+async def echo(ws: sansnet.WebSocket) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    handle = blocking.serve(0, blocking.ServeConfig(handle_request=app, handle_web_socket=echo))
+    yield handle.url
+    handle.stop()
+
+
+def run(
+    *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [*SANSNET, *args],
+        input=stdin.encode() if stdin is not None else None,
         capture_output=True,
-        text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
+
+
+def run_on_terminal(*args: str, timeout: float = 60) -> tuple[int, bytes]:
+    """Run with stdout and stderr on a pseudo-terminal; return (exit code, output)."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [*SANSNET, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        elif process.poll() is not None:
+            break
+    os.close(master)
+    return process.wait(10), output
+
+
+def test_request_prints_head_to_stderr_and_body_to_stdout(server: str) -> None:
+    result = run("request", server + "/hello", "-X", "PUT", "-d", "data", "-H", "X-A: 1")
     assert result.returncode == 0
-    assert result.stdout.strip() == f"sansnet {__version__}"
+    assert result.stdout == b"data"
+    assert result.stderr.startswith(b"HTTP/1.1 200 OK\n")
+    assert b"X-Method: PUT" in result.stderr
+
+
+def test_request_json_body_and_verbose_heads(server: str) -> None:
+    result = run("request", server + "/echo", "--json", '{"k": [1]}', "-v")
+    assert result.returncode == 0
+    assert result.stdout == b'{"k":[1]}'
+    assert b"> POST /echo HTTP/1.1" in result.stderr
+    assert b"> Content-Type: application/json" in result.stderr
+    assert b"< HTTP/1.1 200 OK" in result.stderr
+
+
+def test_request_data_from_a_file(server: str, tmp_path: Path) -> None:
+    upload = tmp_path / "upload.txt"
+    upload.write_bytes(b"from a file")
+    assert run("request", server + "/echo", "-d", f"@{upload}").stdout == b"from a file"
+
+
+def test_json_is_pretty_printed_on_a_terminal_only(server: str) -> None:
+    assert run("request", server + "/json").stdout == b'{"b":[1,2],"a":"x"}'
+    code, output = run_on_terminal("request", server + "/json")
+    assert code == 0
+    assert b'{\r\n  "a": "x",\r\n  "b": [\r\n    1,' in output
+
+
+def test_exit_codes(server: str) -> None:
+    assert run("request", server + "/missing").returncode == 4
+    assert run("request", server + "/redirect", "--no-redirects").returncode == 4
+    assert run("request", server + "/redirect").stdout == b'{"b":[1,2],"a":"x"}'
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    refused = run("request", f"http://127.0.0.1:{port}/")
+    assert refused.returncode == 3
+    assert refused.stderr.startswith(b"sansnet: Could not connect")
+    assert b"Traceback" not in refused.stderr
+    bad = run("request", server, "-H", "no colon")
+    assert bad.returncode == 2
+    assert b"-H takes 'Name: value'" in bad.stderr
+    assert run("request", "ftp://x/").returncode == 2
+    assert run("nonsense").returncode == 2
+    assert run().returncode == 2
+
+
+def test_protocol_errors_exit_5() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def garbage() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        connection.close()
+
+    thread = threading.Thread(target=garbage)
+    thread.start()
+    result = run("request", f"http://127.0.0.1:{port}/")
+    thread.join(10)
+    listener.close()
+    assert result.returncode == 5
+    assert b"does not speak HTTP/1.1" in result.stderr
+
+
+def test_download_with_a_progress_bar_on_a_terminal(server: str, tmp_path: Path) -> None:
+    target = tmp_path / "big.bin"
+    code, output = run_on_terminal("request", server + "/big", "-o", str(target))
+    assert code == 0
+    assert target.read_bytes() == BIG
+    assert b"big.bin" in output
+    assert b"MB/s" in output or b"kB/s" in output  # rate
+    assert b"3.1/3.1 MB" in output  # size
+    assert f"saved {len(BIG)} bytes".encode() in output
+
+
+def test_download_without_a_progress_bar_on_a_pipe(server: str, tmp_path: Path) -> None:
+    target = tmp_path / "big.bin"
+    result = run("request", server + "/big", "-o", str(target))
+    assert result.returncode == 0
+    assert target.read_bytes() == BIG
+    assert b"MB/s" not in result.stderr
+    assert f"saved {len(BIG)} bytes".encode() in result.stderr
+
+
+def test_socket_reads_stdin_when_not_a_terminal(server: str) -> None:
+    url = server.replace("http", "ws", 1)
+    result = run("socket", url, "--wait", "1", stdin="first\nsecond\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"first\nsecond\n"
+
+
+def test_socket_refused_handshake_exits_4(server: str) -> None:
+    result = run("socket", server.replace("http", "ws", 1) + "/missing", stdin="")
+    assert result.returncode in (0, 4)  # this server answers WebSockets on every path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(port: int) -> None:
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def test_serve_a_directory_and_stop_on_ctrl_c(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<h1>home</h1>")
+    (tmp_path / "data.txt").write_text("0123456789")
+    port = _free_port()
+    process = subprocess.Popen(
+        [*SANSNET, "serve", str(tmp_path), "--port", str(port)], stderr=subprocess.PIPE
+    )
+    try:
+        _wait_for(port)
+        base = f"http://127.0.0.1:{port}"
+        assert blocking.request(base + "/").text == "<h1>home</h1>"
+        ranged = blocking.request(base + "/data.txt", headers={"Range": "bytes=2-4"})
+        assert (ranged.status_code, ranged.body) == (206, b"234")
+        etag = ranged.headers["etag"]
+        assert (
+            blocking.request(base + "/data.txt", headers={"If-None-Match": etag}).status_code == 304
+        )
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert b"Serving " in stderr
+    assert b'"GET /data.txt HTTP/1.1" 206' in stderr  # the access log
+    assert b"Stopped." in stderr
+
+
+def test_serve_the_echo_service(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen([*SANSNET, "serve", "--port", str(port)], stderr=subprocess.PIPE)
+    try:
+        _wait_for(port)
+        answer = blocking.request(f"http://127.0.0.1:{port}/p?q=1", method="POST", body=b"\xff")
+        assert answer.json()["query"] == {"q": "1"}
+        assert answer.json()["body"] == {"hex": "ff"}
+        with blocking.socket(f"ws://127.0.0.1:{port}/") as ws:
+            ws.send("ping")
+            assert ws.next() == "ping"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
+
+
+def test_demo_runs_green() -> None:
+    result = run("demo")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(b"All steps passed.\n")
+    for step in (
+        b"Request JSON",
+        b"Follow a redirect",
+        b"Decode a compressed body",
+        b"Stream a download",
+        b"Echo over a WebSocket",
+        b"JSON and URL codecs",
+    ):
+        assert step in result.stdout
+
+
+def test_version_and_help_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"sansnet {sansnet.__version__}"

@@ -1,46 +1,407 @@
-"""The ``sansnet`` command line (also ``python -m sansnet``)."""
+"""The ``sansnet`` command line (also ``python -m sansnet``).
+
+    sansnet request URL [-X METHOD] [-H 'Name: value']... [-d DATA | --json JSON]
+                        [-o FILE] [--no-decompress] [--no-redirects] [--timeout S] [-v]
+    sansnet serve [DIR] [--port 8000] [--address 127.0.0.1]
+    sansnet socket URL [--wait S]
+    sansnet demo
+
+Exit codes: 0 success (a 2xx answer); 2 usage error; 3 network, TLS or timeout error;
+4 an HTTP answer other than 2xx, or a refused WebSocket handshake; 5 a protocol or
+decoding error. Errors are one line on stderr, never a traceback. Colour and progress
+bars come from ``rich`` when it is installed (``pip install 'sansnet[cli]'``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import logging
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
 
 from . import __version__
+from .client import Client, Timeout
 from .codecs import json_decode, json_encode, url_decode, url_encode
+from .errors import HandshakeError, NetError, TransportError
+from .models import ServeRequest, ServeResponse
+from .protocol import Headers
+from .server import ServeConfig, serve
+from .static import StaticFiles
+from .websocket import WebSocket, socket
+
+EXIT_OK, EXIT_USAGE, EXIT_NETWORK, EXIT_HTTP, EXIT_PROTOCOL = 0, 2, 3, 4, 5
+
+try:  # the cli extra
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    HAVE_RICH = True
+except ImportError:  # pragma: no cover - the dev and cli extras install rich
+    HAVE_RICH = False
 
 
-def _step(title: str, action: Callable[[], list[str]]) -> None:
-    started = time.perf_counter()
-    lines = action()
-    elapsed = (time.perf_counter() - started) * 1000
-    print(f"* {title}  ({elapsed:.2f} ms)")
-    for line in lines:
-        print(f"    {line}")
+class Output:
+    """Where the command line writes: stdout for data, stderr for everything else."""
+
+    def __init__(self) -> None:
+        self.err_tty = sys.stderr.isatty()
+        self.out_tty = sys.stdout.isatty()
+        self.console: Any = Console(stderr=True, highlight=False) if HAVE_RICH else None
+
+    def info(self, text: str, style: str = "") -> None:
+        if self.console is not None and self.err_tty and style:
+            self.console.print(text, style=style, markup=False)
+        else:
+            print(text, file=sys.stderr)
+
+    def error(self, text: str) -> None:
+        self.info(f"sansnet: {text}", "bold red")
+
+    def data(self, data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
 
 
-def _demo_codecs() -> list[str]:
-    value = {"name": "sansnet", "tags": ["http", "websocket"], "ratio": float("nan")}
-    text = json_encode(value)
-    lune = "🚀 This string will be encoded."
-    encoded = url_encode(lune)
-    return [
-        f"json_encode({value!r})",
-        f"  -> {text}",
-        f"json_decode(...) -> {json_decode(text)!r}",
-        f"url_encode({lune!r})",
-        f"  -> {encoded}",
-        f"url_decode(...) == original: {url_decode(encoded) == lune}",
-    ]
+# =============================================================================== request
 
 
-def demo() -> int:
-    """Print a short tour of sansnet that needs no network."""
-    print(f"sansnet {__version__} demo (no network needed)\n")
-    _step("JSON and URL codecs", _demo_codecs)
-    print("\nAll steps passed.")
-    return 0
+def _headers(values: Sequence[str]) -> Headers:
+    headers = Headers()
+    for value in values:
+        name, colon, rest = value.partition(":")
+        if not colon or not name.strip():
+            raise ValueError(f"-H takes 'Name: value', not {value!r}.")
+        headers.add(name.strip(), rest.strip())
+    return headers
+
+
+def _show_head(output: Output, prefix: str, head: bytes) -> None:
+    for line in head.decode("latin-1").split("\r\n"):
+        if line:
+            output.info(f"{prefix} {line}", "cyan" if prefix == ">" else "green")
+
+
+class _Progress:
+    """A download progress bar on stderr (rich, or a plain line), only on a terminal."""
+
+    def __init__(self, output: Output, total: int | None, label: str) -> None:
+        self.enabled = output.err_tty
+        self.total = total
+        self.done = 0
+        self.started = time.monotonic()
+        self._bar: Any = None
+        self._task: Any = None
+        if self.enabled and HAVE_RICH:
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=output.console,
+                transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(label, total=total)
+
+    def advance(self, size: int) -> None:
+        self.done += size
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(self._task, advance=size)
+        else:  # pragma: no cover - without rich
+            rate = self.done / max(1e-6, time.monotonic() - self.started)
+            print(f"\r{self.done} bytes, {rate / 1e6:.1f} MB/s", end="", file=sys.stderr)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+        elif self.enabled:  # pragma: no cover - without rich
+            print(file=sys.stderr)
+
+
+async def _request(args: argparse.Namespace, output: Output) -> int:
+    headers = _headers(args.header)
+    options: dict[str, Any] = {
+        "method": args.method
+        or ("POST" if args.data is not None or args.json is not None else "GET"),
+        "headers": headers,
+        "decompress": not args.no_decompress,
+        "follow_redirects": not args.no_redirects,
+        "timeout": Timeout.of(args.timeout),
+    }
+    if args.data is not None:
+        data = args.data
+        if data.startswith("@"):
+            data = await anyio.Path(data[1:]).read_bytes()
+        options["body"] = data
+    elif args.json is not None:
+        options["json"] = json_decode(args.json)
+
+    def trace(kind: str, head: bytes) -> None:
+        if args.verbose:
+            _show_head(output, ">" if kind == "request" else "<", head)
+
+    async with (
+        Client(trace=trace, verify=not args.insecure) as client,
+        client.stream(args.url, **options) as response,
+    ):
+        if not args.verbose:
+            output.info(
+                f"HTTP/{response.http_version} {response.status_code} {response.status_message}",
+                "bold",
+            )
+            for name, value in response.headers.raw_items():
+                output.info(f"{name}: {value}", "dim")
+        if args.output:
+            length = response.headers.get("content-length")
+            progress = _Progress(
+                output,
+                int(length) if length and length.isdigit() else None,
+                Path(args.output).name,
+            )
+            try:
+                async with await anyio.open_file(args.output, "wb") as file:
+                    async for chunk in response.aiter_bytes():
+                        await file.write(chunk)
+                        progress.advance(len(chunk))
+            finally:
+                progress.close()
+            output.info(f"saved {progress.done} bytes to {args.output}", "green")
+        else:
+            body = await response.aread()
+            content_type = response.headers.get("content-type", "")
+            if output.out_tty and "json" in content_type and body:
+                try:
+                    body = (json_encode(json_decode(body), pretty=True) + "\n").encode()
+                except NetError:
+                    pass
+            output.data(body)
+    return EXIT_OK if response.ok else EXIT_HTTP
+
+
+# ================================================================================= serve
+
+
+async def _echo(request: ServeRequest) -> ServeResponse:
+    """The echo service: the request, described as JSON."""
+    body: Any
+    try:
+        body = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        body = {"hex": request.body.hex()}
+    description = {
+        "method": request.method,
+        "path": request.path,
+        "query": request.query,
+        "headers": dict(request.headers.items()),
+        "body": body,
+        "client": f"{request.ip}:{request.port}",
+    }
+    return ServeResponse(
+        200, {"Content-Type": "application/json"}, json_encode(description, pretty=True) + "\n"
+    )
+
+
+async def _echo_socket(ws: WebSocket) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+async def _serve(args: argparse.Namespace, output: Output) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.directory:
+        files = StaticFiles(args.directory)
+        config = ServeConfig(handle_request=files, address=args.address, access_log=True)
+        what = str(files.root)
+    else:
+        config = ServeConfig(
+            handle_request=_echo,
+            handle_web_socket=_echo_socket,
+            address=args.address,
+            access_log=True,
+        )
+        what = "the echo service (HTTP and WebSocket)"
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with serve(args.port, config) as handle:
+            output.info(f"Serving {what} on {handle.url} (Ctrl-C to stop)", "bold")
+            async for _ in signals:
+                output.info("Stopping...", "yellow")
+                break
+    output.info("Stopped.", "yellow")
+    return EXIT_OK
+
+
+# ================================================================================ socket
+
+
+def _show_message(output: Output, message: str | bytes) -> None:
+    if isinstance(message, bytes):
+        output.data(message.hex(" ").encode() + b"\n")
+    else:
+        output.data(message.encode("utf-8") + b"\n")
+
+
+async def _socket(args: argparse.Namespace, output: Output) -> int:
+    ws = await socket(args.url, verify=not args.insecure, timeout=args.timeout)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        output.info(f"Connected to {args.url}; type lines to send them, Ctrl-D to close.", "bold")
+    async with anyio.create_task_group() as group:
+
+        async def receive() -> None:
+            while (message := await ws.next()) is not None:
+                _show_message(output, message)
+            group.cancel_scope.cancel()
+
+        group.start_soon(receive)
+        while True:
+            line = await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+            if not line:
+                break
+            await ws.send(line.rstrip("\n"))
+        if not interactive:
+            with anyio.move_on_after(args.wait):
+                await anyio.sleep_forever()  # answers to what we sent may still arrive
+        if not ws.closed:
+            await ws.close()
+        group.cancel_scope.cancel()
+    if ws.close_code not in (1000, 1005):
+        output.error(f"the WebSocket closed with code {ws.close_code} {ws.close_reason}".rstrip())
+        return EXIT_PROTOCOL
+    return EXIT_OK
+
+
+# ================================================================================== demo
+
+
+DEMO_PAYLOAD = b"sansnet streams this body in pieces. " * 220_000  # about 8 MB
+
+
+async def _demo_handler(request: ServeRequest) -> ServeResponse | str:
+    if request.path == "/json":
+        return ServeResponse(
+            200,
+            {"Content-Type": "application/json"},
+            json_encode({"hello": "world", "query": request.query}),
+        )
+    if request.path == "/redirect":
+        return ServeResponse(302, {"Location": "/json?from=redirect"}, "")
+    if request.path == "/compressed":
+        return ServeResponse(
+            200,
+            {"Content-Encoding": "gzip", "Content-Type": "text/plain"},
+            gzip.compress(b"squeezed! " * 1000),
+        )
+    if request.path == "/download":
+
+        def pieces() -> Any:
+            for start in range(0, len(DEMO_PAYLOAD), 65536):
+                yield DEMO_PAYLOAD[start : start + 65536]
+
+        return ServeResponse(200, {"Content-Length": str(len(DEMO_PAYLOAD))}, pieces())
+    return ServeResponse(404, None, "not found")
+
+
+async def _demo(output: Output) -> int:
+    output.data(
+        f"sansnet {__version__} demo: a local server, a client and a WebSocket, no network needed\n\n".encode()
+    )
+    steps: list[tuple[str, Callable[[], Any]]] = []
+    config = ServeConfig(handle_request=_demo_handler, handle_web_socket=_echo_socket)
+    async with serve(0, config) as handle, Client() as client:
+        url = handle.url
+
+        async def step_serve() -> list[str]:
+            return [f"sansnet.serve(0, config) is listening on {url}"]
+
+        async def step_json() -> list[str]:
+            response = await client.request(url + "/json?lang=python")
+            return [
+                f"GET /json -> {response.status_code} {response.status_message}",
+                f"json() = {response.json()}",
+            ]
+
+        async def step_redirect() -> list[str]:
+            response = await client.request(url + "/redirect")
+            return [f"GET /redirect -> followed to {response.url}", f"json() = {response.json()}"]
+
+        async def step_compressed() -> list[str]:
+            response = await client.request(url + "/compressed")
+            return [
+                f"GET /compressed: {len(response.body)} bytes after gzip decoding",
+                f"Content-Encoding removed from the headers: {'content-encoding' not in response.headers}",
+            ]
+
+        async def step_stream() -> list[str]:
+            async with client.stream(url + "/download") as response:
+                progress = _Progress(output, int(response.headers["content-length"]), "download")
+                try:
+                    async for chunk in response.aiter_bytes():
+                        progress.advance(len(chunk))
+                finally:
+                    progress.close()
+            return [f"streamed {progress.done:,} bytes in pieces, never all in memory"]
+
+        async def step_socket() -> list[str]:
+            async with await socket(url.replace("http", "ws", 1) + "/echo") as ws:
+                lines = []
+                for message in ("hello", b"\x00\x01binary", "🚀 " * 3):
+                    await ws.send(message)
+                    lines.append(f"sent {message!r:24} echoed {await ws.next()!r}")
+                latency = await ws.ping()
+                lines.append(f"ping answered in {latency * 1000:.2f} ms")
+            lines.append(f"closed with code {ws.close_code}")
+            return lines
+
+        async def step_codecs() -> list[str]:
+            lune = "🚀 This string will be encoded."
+            encoded = url_encode(lune)
+            value = {"name": "sansnet", "nan": float("nan"), "tags": ["http", "websocket"]}
+            return [
+                f"json_encode({value!r})",
+                f"  -> {json_encode(value)}",
+                f"url_encode({lune!r})",
+                f"  -> {encoded}",
+                f"url_decode(...) == original: {url_decode(encoded) == lune}",
+            ]
+
+        steps = [
+            ("Start a server", step_serve),
+            ("Request JSON", step_json),
+            ("Follow a redirect", step_redirect),
+            ("Decode a compressed body", step_compressed),
+            ("Stream a download", step_stream),
+            ("Echo over a WebSocket", step_socket),
+            ("JSON and URL codecs", step_codecs),
+        ]
+        for title, action in steps:
+            started = time.perf_counter()
+            lines = await action()
+            elapsed = (time.perf_counter() - started) * 1000
+            output.data(f"* {title}  ({elapsed:.1f} ms)\n".encode())
+            for line in lines:
+                output.data(f"    {line}\n".encode())
+    output.data(b"\nAll steps passed.\n")
+    return EXIT_OK
+
+
+# ================================================================================= main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,14 +410,88 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sansnet {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    request = commands.add_parser("request", help="send an HTTP request, print the answer")
+    request.add_argument("url")
+    request.add_argument("-X", "--method", help="the method (default GET, or POST with a body)")
+    request.add_argument(
+        "-H", "--header", action="append", default=[], help="'Name: value', repeatable"
+    )
+    body = request.add_mutually_exclusive_group()
+    body.add_argument("-d", "--data", help="the body (@FILE reads a file)")
+    body.add_argument("--json", help="a JSON body (sets Content-Type)")
+    request.add_argument(
+        "-o", "--output", help="save the body to FILE, with a progress bar on a terminal"
+    )
+    request.add_argument(
+        "--no-decompress", action="store_true", help="keep gzip/br/zstd bodies as sent"
+    )
+    request.add_argument("--no-redirects", action="store_true", help="do not follow redirects")
+    request.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    request.add_argument(
+        "-k", "--insecure", action="store_true", help="do not verify TLS certificates"
+    )
+    request.add_argument(
+        "-v", "--verbose", action="store_true", help="show the heads as sent and received"
+    )
+
+    serve_parser = commands.add_parser("serve", help="serve a directory, or an echo service")
+    serve_parser.add_argument(
+        "directory", nargs="?", help="the directory to serve (default: an echo service)"
+    )
+    serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.add_argument("--address", default="127.0.0.1")
+
+    socket_parser = commands.add_parser("socket", help="an interactive WebSocket session")
+    socket_parser.add_argument("url")
+    socket_parser.add_argument(
+        "--wait",
+        type=float,
+        default=2.0,
+        help="seconds to wait for answers after stdin ends (not on a terminal)",
+    )
+    socket_parser.add_argument(
+        "--timeout", type=float, default=10.0, help="connect timeout in seconds"
+    )
+    socket_parser.add_argument(
+        "-k", "--insecure", action="store_true", help="do not verify TLS certificates"
+    )
+
     commands.add_parser("demo", help="a short tour of sansnet that needs no network")
     return parser
+
+
+def _run(function: Callable[..., Any], *args: Any) -> int:
+    result: int = anyio.run(function, *args)
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        return demo()
+    output = Output()
+    try:
+        if args.command == "request":
+            return _run(_request, args, output)
+        if args.command == "serve":
+            return _run(_serve, args, output)
+        if args.command == "socket":
+            return _run(_socket, args, output)
+        if args.command == "demo":
+            return _run(_demo, output)
+    except HandshakeError as error:
+        output.error(str(error))
+        return EXIT_HTTP
+    except TransportError as error:
+        output.error(str(error))
+        return EXIT_NETWORK
+    except NetError as error:
+        output.error(str(error))
+        return EXIT_PROTOCOL
+    except (ValueError, TypeError, OSError) as error:
+        output.error(str(error))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
     parser.print_help(sys.stderr)
-    return 2
+    return EXIT_USAGE

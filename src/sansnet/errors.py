@@ -17,7 +17,9 @@ input, ``TimeoutError`` for timeouts, ...), so existing ``except`` clauses keep 
     ├── DecodingError          (also ValueError)  a Content-Encoding could not be decoded
     ├── HandshakeError                            the WebSocket opening handshake failed
     ├── ConnectionClosed                          the WebSocket is closed; nothing more can be sent
-    ├── TooManyRedirects                          a redirect chain was longer than max_redirects
+    ├── RedirectError                             a redirect could not be followed
+    │   ├── TooManyRedirects                      the chain was longer than max_redirects
+    │   └── UnsafeRedirect                        https -> http, or a streamed body to resend
     ├── TransportError                            the network failed
     │   ├── ConnectError                          could not open a connection
     │   │   └── TLSError                          the TLS handshake or certificate check failed
@@ -56,6 +58,7 @@ __all__ = [
     "ProtocolError",
     "ReadError",
     "ReadTimeout",
+    "RedirectError",
     "RemoteProtocolError",
     "ServerError",
     "ServerStoppedError",
@@ -65,6 +68,7 @@ __all__ = [
     "TransportError",
     "URLDecodeError",
     "URLEncodeError",
+    "UnsafeRedirect",
     "WriteError",
     "WriteTimeout",
 ]
@@ -181,11 +185,21 @@ class ConnectionClosed(NetError):
         self.reason = reason
 
 
-class TooManyRedirects(NetError):
+class RedirectError(NetError):
+    """A redirect could not be followed. Pass ``follow_redirects=False`` to get the 3xx
+    response itself."""
+
+
+class TooManyRedirects(RedirectError):
     """A redirect chain was longer than ``max_redirects``.
 
     Raise the limit, or pass ``follow_redirects=False`` to get the 3xx response itself.
     """
+
+
+class UnsafeRedirect(RedirectError):
+    """A redirect would downgrade https to http (pass ``allow_insecure_redirects=True``
+    to follow it anyway), or would resend a streamed body that cannot be replayed."""
 
 
 # -------------------------------------------------------------------------- transport

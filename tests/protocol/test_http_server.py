@@ -1035,3 +1035,24 @@ def test_send_eof_records_our_close() -> None:
 def test_only_empty_lines_then_eof_is_a_clean_close() -> None:
     conn = ServerConnection()
     assert feed(conn, b"\r\n\r\n", eof=True) == [ConnectionClosed()]
+
+
+def test_send_error_response_before_any_request() -> None:
+    conn = ServerConnection(default_headers=[("server", "s")])
+    conn.send_error_response(503, [("content-type", "text/plain")], b"busy")
+    assert conn.data_to_send() == (
+        b"HTTP/1.1 503 Service Unavailable\r\nserver: s\r\ncontent-type: text/plain\r\n"
+        b"content-length: 4\r\nconnection: close\r\n\r\nbusy"
+    )
+    assert conn.must_close
+    with pytest.raises(LocalProtocolError, match="Can't send an error response now"):
+        conn.send_error_response(500)
+
+
+def test_disable_keep_alive_closes_after_the_response() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    conn.disable_keep_alive()
+    conn.send_response(200, [], b"ok")
+    assert b"connection: close" in conn.data_to_send()
+    assert conn.must_close

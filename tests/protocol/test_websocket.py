@@ -544,7 +544,7 @@ def test_python_masking_of_long_payloads(size: int) -> None:
 
 
 def test_c_masking_checks_its_arguments() -> None:
-    from sansnet import _speedups
+    from sansnet.protocol import _speedups
 
     with pytest.raises(ValueError, match="4 bytes"):
         _speedups.apply_mask(b"abc", b"12")
@@ -606,3 +606,15 @@ def test_garbage_ends_in_a_valid_close_and_never_raises(
 
 def test_zlib_errors_are_not_swallowed_elsewhere() -> None:
     assert zlib.compressobj()  # the module the codec uses is the standard one
+
+
+def test_driver_helpers_report_pending_output_and_eof() -> None:
+    client = WebSocketConnection("client")
+    assert not client.wants_write
+    client.send_text("x")
+    assert client.wants_write
+    client.data_to_send()
+    assert not client.wants_write
+    assert not client.eof_received
+    client.receive_eof()
+    assert client.eof_received

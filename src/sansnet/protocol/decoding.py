@@ -275,7 +275,10 @@ class ContentDecoder:
         if not self._decoders:
             if data:
                 self._count(len(data))
-                yield data
+                size = self.piece_size
+                # Slicing all of a bytes object returns it, so a small body is not copied.
+                for start in range(0, len(data), size):
+                    yield data[start : start + size]
             return
         yield from self._run(0, data)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import Final
 
 from sansnet._version import __version__
 from sansnet.errors import LocalProtocolError, RemoteProtocolError
@@ -323,6 +323,11 @@ class HTTPConnection:
         self._state.process_event(self._our_role, _state.END)
         self._maybe_next_cycle()
 
+    def disable_keep_alive(self) -> None:
+        """Close after the current cycle: the next head we send says Connection: close,
+        and :attr:`must_close` becomes true once the cycle is complete."""
+        self._state.disable_keep_alive()
+
     def send_eof(self) -> None:
         """Record that we are closing our side (call before closing the transport)."""
         if self.our_state is not CLOSED and self.our_state is not ERROR:
@@ -542,12 +547,27 @@ class ServerConnection(HTTPConnection):
             self._send_error_response(error)
 
     def _send_error_response(self, error: RemoteProtocolError) -> None:
-        status = error.status_hint
         body = (str(error) + "\n").encode("utf-8")
+        self.send_error_response(
+            error.status_hint, [("content-type", "text/plain; charset=utf-8")], body
+        )
+
+    def send_error_response(
+        self, status: int, headers: HeadersLike | None = None, body: bytes = b""
+    ) -> None:
+        """Send a final response that ends the connection, even before a request head
+        has arrived (a 408 for a head that never completed, a 503 for a connection
+        refused under load). Adds Content-Length and ``Connection: close``; afterwards
+        write :meth:`data_to_send` and close the transport."""
+        our_state = self._state.states[SERVER]
+        if our_state is not IDLE and our_state is not SEND_RESPONSE:
+            raise LocalProtocolError(
+                f"Can't send an error response now ({self._state.describe()})."
+            )
         self._state.disable_keep_alive()
         items = [
             *self.default_headers,
-            ("content-type", "text/plain; charset=utf-8"),
+            *_as_items(headers),
             ("content-length", str(len(body))),
             ("connection", "close"),
         ]
@@ -733,7 +753,7 @@ class ClientConnection(HTTPConnection):
         host: str,
         port: int | None = None,
         *,
-        scheme: Literal["http", "https", "ws", "wss"] = "http",
+        scheme: str = "http",
         limits: Limits | None = None,
         default_headers: Sequence[tuple[str, str]] | None = None,
     ) -> None:

@@ -1,6 +1,6 @@
 """WebSocket masking (RFC 6455 section 5.3): XOR with a repeated 4-byte key.
 
-Uses the optional C routine from ``sansnet._speedups`` when it was built, else a
+Uses the optional C routine from ``sansnet.protocol._speedups`` when it was built, else a
 pure-Python one: big-integer XOR for short payloads, per-lane ``bytes.translate`` for
 long ones (about 600 MB/s, three times the big-integer way).
 """
@@ -30,8 +30,8 @@ def python_apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> byte
 
 apply_mask: Callable[[bytes | bytearray | memoryview, bytes], bytes] = python_apply_mask
 try:
-    from sansnet import _speedups
+    from sansnet.protocol._speedups import apply_mask as _c_apply_mask
 except ImportError:  # pragma: no cover - built by every install with a C compiler
     pass
 else:
-    apply_mask = _speedups.apply_mask
+    apply_mask = _c_apply_mask

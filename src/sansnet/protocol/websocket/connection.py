@@ -227,6 +227,16 @@ class WebSocketConnection:
         return self._close_reason
 
     @property
+    def wants_write(self) -> bool:
+        """True when :meth:`data_to_send` has bytes waiting."""
+        return bool(self._out)
+
+    @property
+    def eof_received(self) -> bool:
+        """True once :meth:`receive_eof` was called."""
+        return self._eof
+
+    @property
     def compression(self) -> DeflateParameters | None:
         """The permessage-deflate agreement, or None."""
         return self._codec.params if self._codec is not None else None

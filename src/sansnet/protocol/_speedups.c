@@ -83,7 +83,7 @@ static struct PyModuleDef_Slot speedups_slots[] = {
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
-    "sansnet._speedups",
+    "sansnet.protocol._speedups",
     "Optional C speed-ups for sansnet (pure-Python fallbacks exist).",
     0,
     speedups_methods,

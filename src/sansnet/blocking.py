@@ -1,0 +1,328 @@
+"""The ``net`` API without ``await``: for scripts, notebooks and the command line.
+
+Same names as :mod:`sansnet`, called like plain functions::
+
+    from sansnet import blocking as net
+
+    response = net.request("https://example.com/")      # connections stay pooled
+    handle = net.serve(8080, lambda request: "hi")       # returns at once; serves in the background
+    ws = net.socket("ws://127.0.0.1:8080/")              # ws.send(...), ws.next(), ws.close()
+    handle.stop()
+
+One event loop runs in a background thread (anyio's blocking portal on asyncio), started
+on the first call and reused by every later call from any thread, so connection pools
+survive between calls. It is shut down when the interpreter exits, closing pooled
+connections and stopping servers still running. Calling these functions from inside a
+running event loop raises ``RuntimeError``: there, await the functions of
+:mod:`sansnet` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import sys
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TypeVar
+
+import anyio
+from anyio.from_thread import BlockingPortal
+
+from . import client as _client
+from . import server as _server
+from . import websocket as _websocket
+from .client import FetchParams, FetchResponse, StreamingResponse
+from .codecs import json_decode, json_encode, url_decode, url_encode
+from .models import ServeRequest, ServeResponse
+from .server import ServeConfig
+
+__all__ = [
+    "BlockingServeHandle",
+    "BlockingStreamingResponse",
+    "BlockingWebSocket",
+    "FetchResponse",
+    "ServeConfig",
+    "ServeRequest",
+    "ServeResponse",
+    "json_decode",
+    "json_encode",
+    "request",
+    "serve",
+    "shutdown",
+    "socket",
+    "stream",
+    "url_decode",
+    "url_encode",
+]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_portal: BlockingPortal | None = None
+_thread: threading.Thread | None = None
+_servers: set[BlockingServeHandle] = set()
+
+
+def _check_not_in_event_loop() -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError(
+            "sansnet.blocking was called from inside a running event loop, which it would "
+            "block; await the functions of sansnet (sansnet.request, ...) instead."
+        )
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            return
+        raise RuntimeError(
+            "sansnet.blocking was called from inside a running trio event loop, which it "
+            "would block; await the functions of sansnet instead."
+        )
+
+
+def _start() -> tuple[BlockingPortal, threading.Thread]:
+    """Run an event loop with a blocking portal in a daemon thread (so interpreter exit
+    never waits for it; :func:`shutdown` stops it cleanly from ``atexit``)."""
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with BlockingPortal() as new_portal:
+            holder["portal"] = new_portal
+            ready.set()
+            await new_portal.sleep_until_stopped()
+
+    def run() -> None:
+        try:
+            anyio.run(main)
+        except BaseException as exc:  # pragma: no cover - reported to the caller below
+            holder["error"] = exc
+            ready.set()
+
+    thread = threading.Thread(target=run, name="sansnet-blocking", daemon=True)
+    thread.start()
+    ready.wait()
+    if "error" in holder:  # pragma: no cover
+        raise RuntimeError("sansnet.blocking could not start its event loop.") from holder["error"]
+    return holder["portal"], thread
+
+
+def portal() -> BlockingPortal:
+    """The background event loop every blocking call runs on (started on first use)."""
+    global _portal, _thread
+    _check_not_in_event_loop()
+    current = _portal
+    if current is not None:
+        return current
+    with _lock:
+        if _portal is None:
+            _portal, _thread = _start()
+        return _portal
+
+
+def _call(function: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
+    bound: Callable[[], Coroutine[Any, Any, T]] = functools.partial(function, *args, **kwargs)
+    result: T = portal().call(bound)
+    return result
+
+
+def shutdown() -> None:
+    """Stop servers still running (gracefully), close pooled connections and stop the
+    background event loop. Called at interpreter exit; a later call to any function
+    starts a new loop."""
+    global _portal, _thread
+    with _lock:
+        current, thread = _portal, _thread
+        _portal = _thread = None
+    if current is None:
+        return
+    for handle in list(_servers):
+        if not handle.stopped:
+            try:
+                handle._stop_on(current)
+            except Exception:  # pragma: no cover - stopping at exit is best effort
+                pass
+    _servers.clear()
+    current.call(current.stop, True)
+    if thread is not None:
+        thread.join(30)
+
+
+atexit.register(shutdown)
+
+
+# ============================================================================ requests
+
+
+def request(url_or_params: str | FetchParams, **options: Any) -> FetchResponse:
+    """:func:`sansnet.request` without ``await``: send a request, return the whole
+    response. Never raises for an HTTP status."""
+    return _call(_client.request, url_or_params, **options)
+
+
+class BlockingStreamingResponse:
+    """A response whose body is read piece by piece (see :func:`stream`)."""
+
+    def __init__(self, response: StreamingResponse, portal: BlockingPortal) -> None:
+        self._response = response
+        self._portal = portal
+        self.status_code = response.status_code
+        self.status_message = response.status_message
+        self.headers = response.headers
+        self.url = response.url
+        self.ok = response.ok
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The body, decoded per Content-Encoding, in pieces of at most 64 KiB."""
+        iterator = self._response.aiter_bytes()
+        while True:
+            try:
+                yield self._portal.call(iterator.__anext__)
+            except StopAsyncIteration:
+                return
+
+    def read(self) -> bytes:
+        """The whole (decoded) body."""
+        return self._portal.call(self._response.aread)
+
+
+@contextmanager
+def stream(url_or_params: str | FetchParams, **options: Any) -> Iterator[BlockingStreamingResponse]:
+    """:func:`sansnet.stream` without ``await``::
+
+    with blocking.stream(url) as response:
+        for chunk in response.iter_bytes():
+            ...
+    """
+    current = portal()
+    manager: AbstractContextManager[StreamingResponse] = current.wrap_async_context_manager(
+        _client.stream(url_or_params, **options)
+    )
+    with manager as response:
+        yield BlockingStreamingResponse(response, current)
+
+
+# ============================================================================== server
+
+
+class BlockingServeHandle:
+    """A server running in the background thread; :meth:`stop` stops it."""
+
+    def __init__(self, handle: _server.ServeHandle, done: Any, portal: BlockingPortal) -> None:
+        self._handle = handle
+        self._done = done
+        self._portal = portal
+        self.ip = handle.ip
+        self.port = handle.port
+        self.url = handle.url
+
+    @property
+    def stopped(self) -> bool:
+        return self._handle.stopped
+
+    def stop(self) -> None:
+        """Stop gracefully (see :meth:`sansnet.ServeHandle.stop`); a second call raises
+        :class:`~sansnet.ServerStoppedError`."""
+        self._stop_on(self._portal)
+
+    def _stop_on(self, portal: BlockingPortal) -> None:
+        _servers.discard(self)
+        portal.call(self._handle.stop)
+        self._done.result(timeout=60)
+
+    def __enter__(self) -> BlockingServeHandle:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if not self.stopped:
+            self.stop()
+
+    def __repr__(self) -> str:
+        return f"<BlockingServeHandle {self.url}{' stopped' if self.stopped else ''}>"
+
+
+def serve(port: int, handler_or_config: Any, **options: Any) -> BlockingServeHandle:
+    """:func:`sansnet.serve` without ``await``: start serving and return at once; the
+    server runs in the background until ``handle.stop()`` (or interpreter exit). Plain
+    function handlers run on the background thread's event loop."""
+    server = _server.serve(port, handler_or_config, **options)
+    current = portal()
+    done, handle = current.start_task(server.run)
+    blocking_handle = BlockingServeHandle(handle, done, current)
+    _servers.add(blocking_handle)
+    return blocking_handle
+
+
+# =========================================================================== websocket
+
+
+class BlockingWebSocket:
+    """A WebSocket with blocking ``send``, ``next`` and ``close`` (see
+    :class:`sansnet.WebSocket` for the rules); iterate over it for each message."""
+
+    def __init__(self, socket: _websocket.WebSocket, portal: BlockingPortal) -> None:
+        self._socket = socket
+        self._portal = portal
+
+    @property
+    def close_code(self) -> int | None:
+        return self._socket.close_code
+
+    @property
+    def close_reason(self) -> str:
+        return self._socket.close_reason
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._socket.subprotocol
+
+    def send(self, message: str | bytes, binary: bool | None = None) -> None:
+        self._portal.call(self._socket.send, message, binary)
+
+    def next(self, timeout: float | None = None) -> str | bytes | None:
+        """The next message, or None once closed. With ``timeout``, raise
+        ``TimeoutError`` if nothing arrives in time (the socket stays open)."""
+        if timeout is None:
+            return self._portal.call(self._socket.next)
+
+        async def bounded() -> str | bytes | None:
+            import anyio
+
+            with anyio.fail_after(timeout):
+                return await self._socket.next()
+
+        return self._portal.call(bounded)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self._portal.call(self._socket.close, code, reason)
+
+    def ping(self) -> float:
+        return self._portal.call(self._socket.ping)
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        while (message := self.next()) is not None:
+            yield message
+
+    def __enter__(self) -> BlockingWebSocket:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._portal.call(self._socket._close_quietly, 1000, "")
+
+
+def socket(url: str, **options: Any) -> BlockingWebSocket:
+    """:func:`sansnet.socket` without ``await``."""
+    current = portal()
+
+    async def open_socket() -> _websocket.WebSocket:
+        return await _websocket.socket(url, **options)
+
+    return BlockingWebSocket(current.call(open_socket), current)

@@ -1,0 +1,1299 @@
+"""``net.request``: the HTTP client, on the sans-IO engine and a keep-alive pool.
+
+``await sansnet.request(url_or_params, **options)`` sends one request and returns a
+:class:`FetchResponse`; it never raises for an HTTP status, only for usage errors
+(``ValueError``/``TypeError``), the network (:class:`~sansnet.TransportError`), TLS,
+protocol violations and content decoding. ``sansnet.stream(...)`` yields the response
+before its body. A :class:`Client` holds a connection pool and default options; the
+module-level functions use one default client per event loop, closed with the loop.
+
+Defaults (all documented in docs/limits.md): timeouts connect 10 s, read 30 s, write
+30 s, pool 10 s, total 300 s; redirects followed, at most 10; gzip/deflate/br/zstd
+decoded; TLS verified against certifi's roots.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import os
+import re
+import ssl
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any, TypedDict
+from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit
+
+import anyio
+import anyio.lowlevel
+
+from ._version import __version__
+from .codecs import json_decode, json_encode
+from .errors import (
+    ConnectTimeout,
+    PoolTimeout,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    TimeoutError,
+    TooManyRedirects,
+    UnsafeRedirect,
+    WriteError,
+    WriteTimeout,
+)
+from .protocol import (
+    NEED_DATA,
+    ClientConnection,
+    ContentDecoder,
+    Data,
+    EndOfMessage,
+    Headers,
+    Limits,
+    ResponseHead,
+    accept_encoding,
+    is_supported,
+    reason_phrase,
+)
+from .protocol._writers import write_head
+from .protocol.headers import HeadersLike
+from .transport.clock import now
+from .transport.connect import Backend, open_tcp_stream
+from .transport.pool import ConnectionPool, Origin, PooledConnection, PoolLimits
+from .transport.streams import NetworkStream
+from .transport.tls import CertTypes, VerifyTypes, client_context
+
+__all__ = [
+    "Client",
+    "FetchOptions",
+    "FetchParams",
+    "FetchResponse",
+    "PoolLimits",
+    "Request",
+    "StreamingResponse",
+    "Timeout",
+    "Transport",
+    "request",
+    "stream",
+]
+
+USER_AGENT = f"sansnet/{__version__}"
+MiB = 1024 * 1024
+_REDIRECTS = frozenset([301, 302, 303, 307, 308])
+_IDEMPOTENT = frozenset(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"])
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+# ============================================================================ options
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """Timeouts in seconds (None: no limit).
+
+    ``connect``: resolving, connecting and the TLS handshake. ``read``: the longest
+    silence while waiting for response bytes. ``write``: the longest wait for the peer
+    to take request bytes. ``pool``: waiting for a free connection. ``total``: the whole
+    request, redirects included (for :func:`stream`, until the response head arrives).
+    A single number sets all five.
+    """
+
+    connect: float | None = 10.0
+    read: float | None = 30.0
+    write: float | None = 30.0
+    pool: float | None = 10.0
+    total: float | None = 300.0
+
+    @classmethod
+    def of(cls, value: Timeout | float | None) -> Timeout:
+        if isinstance(value, Timeout):
+            return value
+        if value is None:
+            return cls(None, None, None, None, None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(
+                f"timeout must be a positive number, a Timeout or None, not {value!r}."
+            )
+        return cls(value, value, value, value, value)
+
+
+class FetchOptions(TypedDict, total=False):
+    """The ``options`` of :class:`FetchParams` (also accepted as keyword arguments)."""
+
+    decompress: bool
+    timeout: Timeout | float | None
+    follow_redirects: bool
+    max_redirects: int
+    allow_insecure_redirects: bool
+    verify: VerifyTypes
+    cert: CertTypes | None
+    max_decoded_size: int | None
+
+
+class FetchParams(TypedDict, total=False):
+    """Lune's FetchParams: everything but ``url`` is optional.
+
+    ``method`` (default GET, any token, case-insensitive), ``query`` (a mapping whose
+    values may be lists; form-encoded and appended to the URL's own query), ``headers``
+    (a mapping whose values may be lists), ``body`` (str, bytes, or an iterable or async
+    iterable of bytes, sent chunked), ``json`` (a value sent as JSON), ``options``.
+    """
+
+    url: str
+    method: str
+    query: Mapping[str, Any]
+    headers: HeadersLike
+    body: str | bytes | bytearray | memoryview | Iterable[bytes] | AsyncIterable[bytes] | None
+    json: Any
+    options: FetchOptions
+
+
+_OPTION_NAMES = frozenset(FetchOptions.__annotations__)
+_PARAM_NAMES = frozenset(FetchParams.__annotations__) - {"options"}
+
+
+# ============================================================================ models
+
+
+class Request:
+    """A request as it goes on the wire (after query merging, before redirects).
+
+    ``body`` is bytes, or an async iterator of bytes for a streamed upload (then
+    :attr:`replayable` is False). ``headers`` may be shared with other requests of
+    the same client: a transport must copy them before changing anything.
+    """
+
+    __slots__ = ("_split", "body", "headers", "method", "replayable", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        headers: Headers,
+        body: bytes | AsyncIterable[bytes] = b"",
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body: bytes | _AsyncBody = (
+            body if isinstance(body, (bytes, _AsyncBody)) else _AsyncBody(body)
+        )
+        self.replayable = isinstance(body, bytes)
+        self._split: _URL | None = None
+
+    @property
+    def content(self) -> bytes:
+        """The body, when it is bytes (a streamed body raises ``TypeError``)."""
+        if not isinstance(self.body, bytes):
+            raise TypeError("This request's body is streamed; iterate over request.body.")
+        return self.body
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.url}>"
+
+
+class _Head:
+    """What every response has: status, reason, headers, URL."""
+
+    __slots__ = ()
+
+    status_code: int
+    status_message: str
+    headers: Headers
+    url: str
+    http_version: str
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx status."""
+        return 200 <= self.status_code <= 299
+
+    @property
+    def charset(self) -> str | None:
+        """The charset parameter of Content-Type, if any."""
+        content_type = self.headers.get("content-type")
+        if not content_type:
+            return None
+        for parameter in content_type.split(";")[1:]:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "charset":
+                return value.strip().strip('"') or None
+        return None
+
+
+class FetchResponse(_Head):
+    """A complete response: Lune's FetchResponse.
+
+    ``ok``, ``status_code``, ``status_message`` (the canonical reason phrase; the
+    server's own text when the code has none), ``headers`` (Content-Encoding and
+    Content-Length are removed when the body was decoded), ``body`` (bytes), ``text``,
+    ``json()``, and ``url`` (after redirects).
+    """
+
+    __slots__ = ("body", "headers", "http_version", "status_code", "status_message", "url")
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Headers,
+        body: bytes,
+        *,
+        status_message: str | None = None,
+        url: str = "",
+        http_version: str = "1.1",
+    ) -> None:
+        self.status_code = status_code
+        self.status_message = (
+            status_message if status_message is not None else reason_phrase(status_code)
+        )
+        self.headers = headers
+        self.body = body
+        self.url = url
+        self.http_version = http_version
+
+    @property
+    def text(self) -> str:
+        """The body decoded with the charset of Content-Type (UTF-8 by default);
+        undecodable bytes become U+FFFD."""
+        charset = self.charset or "utf-8"
+        try:
+            return self.body.decode(charset, errors="replace")
+        except LookupError:
+            return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON (:class:`~sansnet.JSONDecodeError` if it is not)."""
+        return json_decode(self.body)
+
+    def __repr__(self) -> str:
+        return f"<FetchResponse {self.status_code} {self.status_message} ({len(self.body)} bytes)>"
+
+
+def _status_message(head: ResponseHead) -> str:
+    return reason_phrase(head.status_code) or head.reason
+
+
+# ========================================================================== transports
+
+
+class Transport:
+    """Sends one request and returns its response, body not yet read.
+
+    The default transport speaks HTTP/1.1 through a connection pool;
+    :class:`sansnet.testing.MockTransport` answers from a function. A transport's
+    :meth:`send` returns a :class:`StreamingResponse` whose body the caller reads and
+    then closes.
+    """
+
+    async def send(self, request: Request, timeout: _Deadlines) -> StreamingResponse:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release everything the transport holds."""
+
+
+class _Deadlines:
+    """Per-phase timeouts bounded by an overall deadline. ``cover_body``: whether the
+    deadline also bounds reading the body (request() yes, stream() no). ``capped``:
+    whether the last :meth:`bound` was cut short by the deadline, so that a timeout of
+    that phase is reported as the overall one."""
+
+    __slots__ = ("capped", "cover_body", "deadline", "timeout")
+
+    def __init__(self, timeout: Timeout, *, cover_body: bool = True) -> None:
+        self.timeout = timeout
+        self.cover_body = cover_body
+        self.deadline = math.inf if timeout.total is None else now() + timeout.total
+        self.capped = False
+
+    def total_error(self) -> TimeoutError:
+        return TimeoutError(
+            f"The request did not complete within {self.timeout.total} s (total timeout); "
+            "raise Timeout(total=...) or pass timeout=None for no limit."
+        )
+
+    def bound(self, phase: float | None) -> float | None:
+        """The time left for a phase whose own timeout is ``phase``."""
+        if self.deadline == math.inf:
+            return phase
+        left = self.deadline - now()
+        if left <= 0:
+            raise self.total_error()
+        self.capped = phase is None or left < phase
+        return left if self.capped else phase
+
+
+_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9._~-]+)?")
+
+
+class _URL:
+    """A parsed request URL: what a connection and a request line need."""
+
+    __slots__ = ("host", "origin", "port", "scheme", "target", "url")
+
+    def __init__(self, url: str) -> None:
+        if not isinstance(url, str):
+            raise TypeError(f"The URL must be a str, not {type(url).__name__}.")
+        try:
+            split = urlsplit(url.strip())
+            port = split.port
+        except ValueError as exc:
+            raise ValueError(f"Invalid URL {url!r}: {exc}.") from None
+        scheme = split.scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            if not scheme:
+                raise ValueError(f"Invalid URL {url!r}: no scheme; use http:// or https://.")
+            raise ValueError(f"Unsupported URL scheme {scheme!r} in {url!r}: use http or https.")
+        host = split.hostname
+        if not host:
+            raise ValueError(f"Invalid URL {url!r}: no host.")
+        if not host.isascii():
+            try:
+                host = host.encode("idna").decode("ascii")
+            except UnicodeError as exc:
+                raise ValueError(f"Invalid host name in {url!r}: {exc}.") from None
+        if _HOST.fullmatch(host) is None:
+            raise ValueError(
+                f"Invalid host {host!r} in {url!r}: a host is a name (letters, digits, "
+                "'-', '.'), an IPv4 address or a bracketed IPv6 address."
+            )
+        if port == 0:
+            raise ValueError(f"Invalid URL {url!r}: port 0 cannot be connected to.")
+        self.scheme = scheme
+        self.host = host
+        self.port = port or _DEFAULT_PORTS[scheme]
+        self.origin: Origin = (scheme, host, self.port)
+        path = quote(split.path, safe="/%:@!$&'()*+,;=-._~") or "/"
+        query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
+        self.target = f"{path}?{query}" if query else path
+        self.url = _unsplit(split, scheme, path, query)
+
+
+def _unsplit(split: SplitResult, scheme: str, path: str, query: str) -> str:
+    netloc = split.netloc.rpartition("@")[2]  # credentials never go in the request URL
+    return f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")
+
+
+_URL_CACHE: dict[str, _URL] = {}
+
+
+def _parse_url(url: str) -> _URL:
+    parsed = _URL_CACHE.get(url)
+    if parsed is None:
+        parsed = _URL(url)
+        if len(_URL_CACHE) < 512:
+            _URL_CACHE[url] = parsed
+    return parsed
+
+
+Trace = Callable[[str, bytes], None]
+"""A function told of every head on the wire: ("request", the bytes we sent) and
+("response", the head we received, as bytes)."""
+
+StreamOpener = Callable[[Origin, "float | None"], Awaitable[NetworkStream]]
+"""Opens the stream for an origin (scheme, host, port) within a timeout: how a client
+reaches something other than the network (sansnet.testing connects to a server in
+memory this way)."""
+
+
+def _head_bytes(head: ResponseHead) -> bytes:
+    lines = [f"HTTP/{head.http_version} {head.status_code} {head.reason}"]
+    lines.extend(f"{name}: {value}" for name, value in head.headers.raw_items())
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
+
+
+class _PoolTransport(Transport):
+    """HTTP/1.1 over pooled connections.
+
+    A request that fails on a reused connection before any byte of the response
+    arrived (the server closed the idle connection as we sent) is retried once on a
+    fresh connection when its body can be replayed: any method with a bytes body (or
+    none). A streamed body is never retried, and neither is a failure on a new
+    connection.
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: PoolLimits,
+        verify: VerifyTypes,
+        cert: CertTypes | None,
+        backend: Backend,
+        http_limits: Limits | None,
+        trace: Trace | None = None,
+        open_stream: StreamOpener | None = None,
+    ) -> None:
+        self._ssl_context: ssl.SSLContext | None = None
+        self._verify = verify
+        self._cert = cert
+        self._backend = backend
+        self._http_limits = http_limits
+        self._trace = trace
+        self._open_stream = open_stream
+        self.pool = ConnectionPool(self._connect, limits)
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = client_context(self._verify, self._cert)
+        return self._ssl_context
+
+    async def _connect(
+        self, origin: Origin, deadlines: _Deadlines
+    ) -> tuple[NetworkStream, ClientConnection]:
+        scheme, host, port = origin
+        try:
+            if self._open_stream is not None:
+                stream = await self._open_stream(origin, deadlines.bound(deadlines.timeout.connect))
+            else:
+                stream = await open_tcp_stream(
+                    host,
+                    port,
+                    ssl_context=self._context() if scheme == "https" else None,
+                    timeout=deadlines.bound(deadlines.timeout.connect),
+                    backend=self._backend,
+                )
+        except ConnectTimeout:
+            if deadlines.capped:
+                raise deadlines.total_error() from None
+            raise
+        return stream, ClientConnection(
+            host,
+            port,
+            scheme=scheme,
+            limits=self._http_limits,
+            default_headers=(),
+        )
+
+    async def send(self, request: Request, timeout: _Deadlines) -> StreamingResponse:
+        url = request._split or _parse_url(request.url)
+        times = timeout.timeout
+        for attempt in (1, 2):
+            try:
+                conn = await self.pool.acquire(
+                    url.origin, timeout=timeout.bound(times.pool), context=timeout
+                )
+            except PoolTimeout:
+                if timeout.capped:
+                    raise timeout.total_error() from None
+                raise
+            try:
+                head = await self._exchange(conn, request, url, timeout)
+            except (ReadError, WriteError, RemoteProtocolError) as exc:
+                await self.pool.release(conn, reusable=False)
+                if (
+                    attempt == 1
+                    and conn.reused
+                    and request.replayable
+                    and getattr(exc, "before_response", False)
+                ):
+                    continue  # the server had closed the idle connection: retry once
+                raise
+            except BaseException:
+                await self.pool.release(conn, reusable=False)
+                raise
+            return StreamingResponse(
+                head, request.url, _PooledBody(self.pool, conn, timeout), decompress=False
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _exchange(
+        self, conn: PooledConnection, request: Request, url: _URL, timeout: _Deadlines
+    ) -> ResponseHead:
+        protocol = conn.protocol
+        stream = conn.stream
+        times = timeout.timeout
+        body = request.body
+        write_error: WriteError | None = None
+        try:
+            if isinstance(body, bytes):
+                protocol.send_request(request.method, url.target, request.headers, body)
+                data = protocol.data_to_send()
+                if self._trace is not None:
+                    self._trace("request", data[: data.index(b"\r\n\r\n") + 4])
+                await stream.write(data, timeout.bound(times.write))
+            else:
+                await self._upload(protocol, stream, request, body, url, timeout)
+        except WriteError as exc:
+            # The server may have answered (and closed) before taking our whole body, as
+            # servers do with 413 or a redirect: read that answer if there is one.
+            setattr(exc, "before_response", True)  # noqa: B010 - a private mark for send()
+            write_error = exc
+        except WriteTimeout:
+            if timeout.capped:
+                raise timeout.total_error() from None
+            raise
+        received = False
+        try:
+            # Nothing is buffered yet (a pooled connection is only reused when its
+            # buffer is empty): read first, parse after.
+            while True:
+                try:
+                    data = await stream.read(65536, timeout.bound(times.read))
+                except ReadTimeout:
+                    if timeout.capped:
+                        raise timeout.total_error() from None
+                    raise
+                if data:
+                    received = True
+                    protocol.receive_data(data)
+                else:
+                    protocol.receive_eof()
+                event = protocol.next_event()
+                if type(event) is ResponseHead:
+                    if self._trace is not None:
+                        self._trace("response", _head_bytes(event))
+                    return event
+                # NEED_DATA: read on. ConnectionClosed or PAUSED cannot come before a
+                # head: next_event raises RemoteProtocolError instead.
+        except (ReadError, RemoteProtocolError) as exc:
+            if write_error is not None:
+                raise write_error from exc
+            setattr(exc, "before_response", not received)  # noqa: B010 - a private mark
+            raise
+
+    async def _upload(
+        self,
+        protocol: ClientConnection,
+        stream: NetworkStream,
+        request: Request,
+        body: _AsyncBody,
+        url: _URL,
+        timeout: _Deadlines,
+    ) -> None:
+        """Send the head, then the streamed body chunked (or per the caller's
+        Content-Length)."""
+        times = timeout.timeout
+        protocol.start_request(request.method, url.target, request.headers)
+        try:
+            head = protocol.data_to_send()
+            if self._trace is not None:
+                self._trace("request", head)
+            await stream.write(head, timeout.bound(times.write))
+            async for chunk in body:
+                if chunk:
+                    protocol.send_data(chunk)
+                    await stream.write(protocol.data_to_send(), timeout.bound(times.write))
+        finally:
+            await body.aclose()
+        protocol.send_end()
+        await stream.write(protocol.data_to_send(), timeout.bound(times.write))
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+
+class _Body:
+    """The body of a response as it arrives, for :class:`StreamingResponse`, which
+    reads it once (never again after b"") and releases it exactly once."""
+
+    async def read(self) -> bytes:
+        """The next piece of the raw (still encoded) body; b"" at the end."""
+        raise NotImplementedError
+
+    async def release(self, *, complete: bool) -> None:
+        """Give back what the body holds; ``complete``: it was read to the end."""
+        raise NotImplementedError
+
+
+class _PooledBody(_Body):
+    __slots__ = ("_conn", "_done", "_pool", "_timeout")
+
+    def __init__(self, pool: ConnectionPool, conn: PooledConnection, timeout: _Deadlines) -> None:
+        self._pool = pool
+        self._conn = conn
+        self._timeout = timeout
+        self._done = False
+
+    async def read(self) -> bytes:
+        protocol = self._conn.protocol
+        stream = self._conn.stream
+        while True:
+            event = protocol.next_event()
+            if type(event) is Data:
+                return event.data
+            if event is NEED_DATA:
+                deadlines = self._timeout
+                read_timeout = deadlines.timeout.read
+                if deadlines.cover_body:
+                    read_timeout = deadlines.bound(read_timeout)
+                try:
+                    data = await stream.read(65536, read_timeout)
+                except ReadTimeout:
+                    if deadlines.cover_body and deadlines.capped:
+                        raise deadlines.total_error() from None
+                    raise
+                if data:
+                    protocol.receive_data(data)
+                else:
+                    protocol.receive_eof()
+                continue
+            if isinstance(event, EndOfMessage):
+                self._done = True
+                return b""
+            raise RemoteProtocolError(
+                f"Unexpected {event!r} in a response body."
+            )  # pragma: no cover
+
+    async def release(self, *, complete: bool) -> None:
+        await self._pool.release(self._conn, reusable=complete and self._done)
+
+
+class StreamingResponse(_Head):
+    """A response whose body has not been read yet (from :func:`stream`).
+
+    Read it with ``async for chunk in response.aiter_bytes()`` (decoded) or
+    :meth:`aiter_raw` (as sent), or all at once with :meth:`aread`; the body can be
+    read once. The connection is released when the ``async with`` block ends: back to
+    the pool if the body was read to the end, else closed.
+    """
+
+    __slots__ = (
+        "_body",
+        "_closed",
+        "_consumed",
+        "_decoder",
+        "headers",
+        "http_version",
+        "raw_headers",
+        "status_code",
+        "status_message",
+        "url",
+    )
+
+    def __init__(
+        self,
+        head: ResponseHead,
+        url: str,
+        body: _Body,
+        *,
+        decompress: bool = True,
+        max_decoded_size: int | None = None,
+    ) -> None:
+        self.status_code = head.status_code
+        self.status_message = _status_message(head)
+        self.http_version = head.http_version
+        self.url = url
+        self.raw_headers = head.headers
+        self.headers = head.headers
+        self._body = body
+        self._decoder: ContentDecoder | None = None
+        self._consumed = False
+        self._closed = False
+        self.set_decoding(decompress, max_decoded_size)
+
+    def set_decoding(self, decompress: bool, max_decoded_size: int | None) -> None:
+        """Decode the body per Content-Encoding (when ``decompress`` and the coding is
+        supported), at most ``max_decoded_size`` bytes; adjusts :attr:`headers`."""
+        headers = self.raw_headers
+        self._decoder = None
+        self.headers = headers
+        if not decompress:
+            return
+        encoding = headers.get("content-encoding")
+        if encoding and is_supported(encoding):
+            decoder = ContentDecoder(encoding, max_size=max_decoded_size)
+            if not decoder.identity:
+                self._decoder = decoder
+                self.headers = headers.copy()
+                for name in ("content-encoding", "content-length"):
+                    if name in self.headers:
+                        del self.headers[name]
+
+    def _take(self) -> _Body:
+        if self._consumed:
+            raise RuntimeError("The response body was already read; it can be read once.")
+        self._consumed = True
+        return self._body
+
+    def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as it came over the wire (still compressed), piece by piece."""
+        return _BodyIterator(self._take(), None)
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body, decoded per Content-Encoding, in pieces of at most 64 KiB."""
+        return _BodyIterator(self._take(), self._decoder)
+
+    async def aread(self) -> bytes:
+        """The whole (decoded) body."""
+        body = self._take()
+        decoder = self._decoder
+        parts = []
+        while True:
+            chunk = await body.read()
+            if not chunk:
+                break
+            if decoder is None:
+                parts.append(chunk)
+            else:
+                parts.extend(decoder.decode(chunk))
+        if decoder is not None:
+            decoder.finish()
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+    async def aclose(self, *, complete: bool = True) -> None:
+        """Release the connection: back to the pool if ``complete`` and the body was
+        read to the end, else closed. Called by ``stream()`` when its block ends; later
+        calls do nothing."""
+        if not self._closed:
+            self._closed = True
+            await self._body.release(complete=complete)
+
+    def __repr__(self) -> str:
+        return f"<StreamingResponse {self.status_code} {self.status_message}>"
+
+
+class _BodyIterator:
+    """Iterates over a body, decoding it when ``decoder`` is given. A class, not an
+    async generator: leaving the loop early leaves nothing for the event loop to
+    finalize."""
+
+    __slots__ = ("_body", "_decoder", "_done", "_pieces")
+
+    def __init__(self, body: _Body, decoder: ContentDecoder | None) -> None:
+        self._body = body
+        self._decoder = decoder
+        self._pieces: Iterator[bytes] | None = None
+        self._done = False
+
+    def __aiter__(self) -> _BodyIterator:
+        return self
+
+    async def __anext__(self) -> bytes:
+        pieces = self._pieces
+        if pieces is not None:
+            piece = next(pieces, None)
+            if piece is not None:
+                return piece
+            self._pieces = None
+        decoder = self._decoder
+        while not self._done:
+            chunk = await self._body.read()
+            if not chunk:
+                self._done = True
+                if decoder is not None:
+                    decoder.finish()
+                break
+            if decoder is None:
+                return chunk
+            pieces = decoder.decode(chunk)
+            piece = next(pieces, None)
+            if piece is not None:
+                self._pieces = pieces
+                return piece
+        raise StopAsyncIteration
+
+
+# ============================================================================= client
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_METHODS = frozenset(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"])
+
+
+def _method(method: object) -> str:
+    """The method in uppercase; ``ValueError`` if it is not an HTTP token."""
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a str, not {type(method).__name__}.")
+    upper = method.upper()
+    if upper not in _METHODS and _TOKEN.fullmatch(upper) is None:
+        raise ValueError(
+            f"Invalid method {method!r}: a method is a token (letters, digits and "
+            "!#$%&'*+-.^_`|~, no spaces)."
+        )
+    return upper
+
+
+def _add_defaults(headers: Headers, decompress: bool) -> Headers:
+    if "user-agent" not in headers:
+        headers.add("User-Agent", USER_AGENT)
+    if "accept" not in headers:
+        headers.add("Accept", "*/*")
+    if decompress and "accept-encoding" not in headers:
+        headers.add("Accept-Encoding", accept_encoding())
+    return headers
+
+
+_NO_OPTIONS: dict[str, Any] = {}  # shared; never changed
+
+
+def _check_headers(headers: Headers) -> None:
+    """Refuse, before any I/O, a field name that is not a token or a value with CR,
+    LF, NUL or another control character (header injection)."""
+    items = headers.raw_items()
+    write_head("GET / HTTP/1.1", items, len(items))  # LocalProtocolError, a ValueError
+
+
+def _split_options(
+    url_or_params: str | FetchParams, options: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Merge a FetchParams dict and keyword arguments into (params, options)."""
+    if isinstance(url_or_params, str):
+        params: dict[str, Any] = {"url": url_or_params}
+    elif isinstance(url_or_params, Mapping):
+        params = dict(url_or_params)
+        if "url" not in params:
+            raise ValueError("FetchParams needs a 'url'.")
+    else:
+        raise TypeError(
+            f"request() takes a URL string or a FetchParams dict, not {type(url_or_params).__name__}."
+        )
+    nested = params.pop("options", None) or {}
+    opts: dict[str, Any] = dict(nested)
+    for name, value in options.items():
+        if name in _PARAM_NAMES:
+            params[name] = value
+        elif name in _OPTION_NAMES:
+            opts[name] = value
+        else:
+            raise TypeError(f"request() got an unknown option {name!r}.")
+    for name in list(params):
+        if name not in _PARAM_NAMES:
+            raise TypeError(f"FetchParams has an unknown field {name!r}.")
+    for name in opts:
+        if name not in _OPTION_NAMES:
+            raise TypeError(f"FetchOptions has an unknown field {name!r}.")
+    return params, opts
+
+
+def _with_query(url: str, query: Mapping[str, Any] | None) -> str:
+    if not query:
+        return url
+    if not isinstance(query, Mapping):
+        raise TypeError(f"query must be a mapping, not {type(query).__name__}.")
+    pairs: list[tuple[str, str]] = []
+    for key, value in query.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        pairs.extend((str(key), "" if item is None else str(item)) for item in values)
+    encoded = urlencode(pairs)  # form encoding: space -> "+"
+    base = url.partition("#")[0]
+    separator = "&" if "?" in base else "?"
+    if base.endswith(("?", "&")):
+        separator = ""
+    return f"{base}{separator}{encoded}"
+
+
+class _AsyncBody:
+    """A sync or async iterable of bytes as an async iterator (not replayable).
+
+    :meth:`aclose` closes the caller's async generator when the upload stops early
+    (an error, a cancellation), so it is not left for the garbage collector.
+    """
+
+    __slots__ = ("_async", "_iterator")
+
+    def __init__(self, source: Iterable[bytes] | AsyncIterable[bytes]) -> None:
+        self._async: AsyncIterator[bytes] | None = None
+        self._iterator: Iterator[bytes] | None = None
+        if isinstance(source, AsyncIterable):
+            self._async = aiter(source)
+        else:
+            self._iterator = iter(source)
+
+    def __aiter__(self) -> _AsyncBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._async is not None:
+            return _chunk(await self._async.__anext__())
+        assert self._iterator is not None
+        try:
+            chunk = next(self._iterator)
+        except StopIteration:
+            raise StopAsyncIteration from None
+        return _chunk(chunk)
+
+    async def aclose(self) -> None:
+        close = getattr(self._async, "aclose", None)
+        if close is not None:
+            with anyio.CancelScope(shield=True):
+                await close()
+
+
+def _chunk(chunk: Any) -> bytes:
+    if isinstance(chunk, (bytes, bytearray, memoryview)):
+        return bytes(chunk)
+    if isinstance(chunk, str):
+        return chunk.encode("utf-8")
+    raise TypeError(f"A streamed body must yield bytes, not {type(chunk).__name__}.")
+
+
+def _body(params: Mapping[str, Any]) -> tuple[bytes | AsyncIterable[bytes], str | None]:
+    """The body to send and the Content-Type it implies (None: none)."""
+    body = params.get("body")
+    if "json" in params:
+        if body is not None:
+            raise ValueError("Pass body or json, not both.")
+        return json_encode(params["json"]).encode("utf-8"), "application/json"
+    if body is None:
+        return b"", None
+    if isinstance(body, str):
+        return body.encode("utf-8"), "text/plain; charset=utf-8"
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body), None
+    if isinstance(body, (Iterable, AsyncIterable)) and not isinstance(body, Mapping):
+        return _AsyncBody(body), None
+    raise TypeError(f"body must be str, bytes, or an iterable of bytes, not {type(body).__name__}.")
+
+
+def _check_tls_options(verify: VerifyTypes, cert: CertTypes | None) -> None:
+    """The TLS options' mistakes that can be seen without loading anything."""
+    if isinstance(verify, ssl.SSLContext):
+        if cert is not None:
+            raise ValueError("Pass the client certificate in your own SSLContext, not as cert=.")
+    elif not isinstance(verify, bool):
+        path = os.fspath(verify)
+        if not os.path.exists(path):
+            raise ValueError(f"verify={path!r} is neither a CA bundle file nor a directory.")
+
+
+class Client:
+    """An HTTP client with a connection pool and default options.
+
+    ``async with sansnet.Client(timeout=5) as client: response = await
+    client.request(url)``. Options given here are defaults for every request; each
+    request may override them. ``transport`` replaces the network (see
+    :class:`sansnet.testing.MockTransport`). ``limits`` sizes the pool; ``http_limits``
+    bounds response heads and bodies (:class:`~sansnet.protocol.Limits`).
+    """
+
+    def __init__(
+        self,
+        *,
+        headers: HeadersLike | None = None,
+        timeout: Timeout | float | None = Timeout(),
+        follow_redirects: bool = True,
+        max_redirects: int = 10,
+        allow_insecure_redirects: bool = False,
+        decompress: bool = True,
+        max_decoded_size: int | None = 256 * MiB,
+        verify: VerifyTypes = True,
+        cert: CertTypes | None = None,
+        limits: PoolLimits | None = None,
+        http_limits: Limits | None = None,
+        transport: Transport | None = None,
+        backend: Backend = "auto",
+        trace: Trace | None = None,
+        open_stream: StreamOpener | None = None,
+    ) -> None:
+        self.headers = Headers(headers) if headers is not None else Headers()
+        self._trace = trace
+        self._open_stream = open_stream
+        _check_headers(self.headers)
+        self._base_fields = list(self.headers._fields)
+        self._base: dict[bool, Headers] = {}  # the fields of requests without their own
+        self._default_transport: Transport | None = None
+        self.defaults: dict[str, Any] = {
+            "timeout": Timeout.of(timeout),
+            "follow_redirects": follow_redirects,
+            "max_redirects": max_redirects,
+            "allow_insecure_redirects": allow_insecure_redirects,
+            "decompress": decompress,
+            "max_decoded_size": max_decoded_size,
+        }
+        self._verify = verify
+        self._cert = cert
+        self._transports: dict[tuple[VerifyTypes, CertTypes | None], Transport] = {}
+        self._custom_transport = transport
+        self._limits = limits if limits is not None else PoolLimits()
+        self._http_limits = http_limits
+        self._backend = backend
+        self.closed = False
+
+    def _transport_for(self, verify: VerifyTypes, cert: CertTypes | None) -> Transport:
+        if self._custom_transport is not None:
+            return self._custom_transport
+        key = (verify, cert)  # an SSLContext hashes by identity
+        transport = self._transports.get(key)
+        if transport is None:
+            if self.closed:
+                raise RuntimeError("The client is closed; make a new one.")
+            _check_tls_options(verify, cert)
+            transport = _PoolTransport(
+                limits=self._limits,
+                verify=verify,
+                cert=cert,
+                backend=self._backend,
+                http_limits=self._http_limits,
+                trace=self._trace,
+                open_stream=self._open_stream,
+            )
+            self._transports[key] = transport
+            if verify is self._verify and cert is self._cert:
+                self._default_transport = transport
+        return transport
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The pool of the default TLS settings (for inspection and tests)."""
+        transport = self._transport_for(self._verify, self._cert)
+        assert isinstance(transport, _PoolTransport)
+        return transport.pool
+
+    async def request(self, url_or_params: str | FetchParams, **options: Any) -> FetchResponse:
+        """Send a request and read the whole response. See :func:`sansnet.request`."""
+        response = await self._send(url_or_params, options, cover_body=True)
+        complete = False
+        try:
+            body = await response.aread()
+            complete = True
+        finally:
+            await response.aclose(complete=complete)
+        return FetchResponse(
+            response.status_code,
+            response.headers,
+            body,
+            status_message=response.status_message,
+            url=response.url,
+            http_version=response.http_version,
+        )
+
+    @asynccontextmanager
+    async def stream(
+        self, url_or_params: str | FetchParams, **options: Any
+    ) -> AsyncIterator[StreamingResponse]:
+        """Send a request; yield the response before its body. See :func:`sansnet.stream`."""
+        response = await self._send(url_or_params, options, cover_body=False)
+        complete = False
+        try:
+            yield response
+            complete = True
+        finally:
+            await response.aclose(complete=complete)
+
+    async def _send(
+        self, url_or_params: str | FetchParams, options: dict[str, Any], *, cover_body: bool
+    ) -> StreamingResponse:
+        if not options and type(url_or_params) is str:  # the common case, made cheap
+            params: dict[str, Any] = {"url": url_or_params}
+            opts: dict[str, Any] = _NO_OPTIONS
+            settings = self.defaults
+            transport = self._default_transport or self._transport_for(self._verify, self._cert)
+        else:
+            params, opts = _split_options(url_or_params, options)
+            settings = {**self.defaults, **opts} if opts else self.defaults
+            transport = self._transport_for(
+                opts.get("verify", self._verify), opts.get("cert", self._cert)
+            )
+        timeout = _Deadlines(Timeout.of(settings["timeout"]), cover_body=cover_body)
+        method = _method(params.get("method") or "GET")
+        parsed = _parse_url(_with_query(params["url"], params.get("query")))
+        decompress = bool(settings["decompress"])
+        headers, shared = self._headers_for(params.get("headers"), decompress)
+        body, content_type = _body(params)
+        if content_type is not None and "content-type" not in headers:
+            if shared:
+                headers = headers.copy()
+            headers.add("Content-Type", content_type)
+        request = Request(method, parsed.url, headers, body)
+        request._split = parsed
+        follow = settings["follow_redirects"]
+        max_redirects = settings["max_redirects"]
+        for hop in range(max_redirects + 2):
+            response = await transport.send(request, timeout)
+            if (
+                response.status_code not in _REDIRECTS
+                or not follow
+                or "location" not in response.raw_headers
+            ):
+                if decompress:  # cannot raise: only supported codings are decoded
+                    response.set_decoding(True, settings["max_decoded_size"])
+                return response
+            await _discard(response)
+            if hop >= max_redirects:
+                raise TooManyRedirects(
+                    f"Exceeded {max_redirects} redirects (last: {response.status_code} from "
+                    f"{request.url}); raise max_redirects or pass follow_redirects=False."
+                )
+            request = _redirect(request, response, settings["allow_insecure_redirects"])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _headers_for(self, given: HeadersLike | None, decompress: bool) -> tuple[Headers, bool]:
+        """The request's fields: the client's, replaced by the request's own of the same
+        name, then User-Agent, Accept and Accept-Encoding unless set. The second value
+        is True when the result is shared between requests and must be copied before
+        any change (the request has no fields of its own)."""
+        if self.headers._fields != self._base_fields:  # the caller changed client.headers
+            _check_headers(self.headers)
+            self._base_fields = list(self.headers._fields)
+            self._base.clear()
+        if given is None:
+            base = self._base.get(decompress)
+            if base is None:
+                base = self._base[decompress] = _add_defaults(self.headers.copy(), decompress)
+            return base, True
+        own = Headers(given)
+        _check_headers(own)
+        headers = self.headers.copy()
+        for name in own:
+            if name in headers:
+                del headers[name]  # the request's own fields replace the client's
+        headers.update_multi(own)
+        return _add_defaults(headers, decompress), False
+
+    async def aclose(self) -> None:
+        """Close every pooled connection. The client cannot be used afterwards."""
+        self.closed = True
+        transports = list(self._transports.values())
+        self._transports.clear()
+        self._default_transport = None
+        if self._custom_transport is not None:
+            transports.append(self._custom_transport)
+        for transport in transports:
+            await transport.aclose()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+async def _discard(response: StreamingResponse) -> None:
+    """Read and drop a redirect's body (up to 1 MiB) so the connection can be reused."""
+    size = 0
+    complete = False
+    try:
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > MiB:
+                break
+        else:
+            complete = True
+    finally:
+        await response.aclose(complete=complete)
+
+
+def _redirect(request: Request, response: StreamingResponse, allow_insecure: bool) -> Request:
+    """The request that follows a redirect (RFC 9110 section 15.4, as browsers do it)."""
+    location = response.raw_headers["location"]
+    url = urljoin(request.url, location.strip())
+    parsed = _parse_url(url)
+    old = request._split or _parse_url(request.url)
+    if old.scheme == "https" and parsed.scheme == "http" and not allow_insecure:
+        raise UnsafeRedirect(
+            f"Refusing to follow a redirect from {request.url} to {url}: it downgrades "
+            "https to http. Pass allow_insecure_redirects=True to follow it."
+        )
+    status = response.status_code
+    method = request.method
+    body: bytes | AsyncIterable[bytes] = request.body
+    headers = request.headers.copy()
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method = "GET"
+        body = b""
+        for name in ("content-length", "content-type", "transfer-encoding", "content-encoding"):
+            if name in headers:
+                del headers[name]
+    elif not request.replayable:
+        raise UnsafeRedirect(
+            f"Can't follow the {status} redirect to {url}: it must resend the body, which "
+            "was streamed and cannot be replayed. Send the body as bytes to allow it."
+        )
+    if parsed.origin != old.origin:
+        for name in ("authorization", "cookie", "proxy-authorization", "host"):
+            if name in headers:
+                del headers[name]
+    new = Request(method, parsed.url, headers, body)
+    new._split = parsed
+    return new
+
+
+# =================================================================== module-level API
+
+_default_client: anyio.lowlevel.RunVar[tuple[Client, AsyncIterator[None]]] = anyio.lowlevel.RunVar(
+    "sansnet_default_client"
+)
+
+
+_client_override: contextvars.ContextVar[Client | None] = contextvars.ContextVar(
+    "sansnet_client_override", default=None
+)
+
+
+@contextmanager
+def use_client(client: Client) -> Iterator[Client]:
+    """Make :func:`request`, :func:`stream` (and code that calls them, however deep)
+    use ``client`` inside the ``with`` block, in this task and the tasks it starts.
+    The way to put a test double under code you do not control, without patching::
+
+        async with sansnet.Client(transport=MockTransport(handler)) as client:
+            with sansnet.use_client(client):
+                await code_that_calls_sansnet_request()
+    """
+    token = _client_override.set(client)
+    try:
+        yield client
+    finally:
+        _client_override.reset(token)
+
+
+async def _lifetime(client: Client) -> AsyncIterator[None]:
+    """An async generator the event loop finalizes when it shuts down, closing the
+    default client with it (asyncio's shutdown_asyncgens, trio's asyncgen hooks)."""
+    try:
+        yield
+    finally:
+        with anyio.CancelScope(shield=True):
+            await client.aclose()
+
+
+async def default_client() -> Client:
+    """The client that :func:`request` and :func:`stream` use in this event loop.
+
+    It lives as long as the event loop: when the loop shuts down (``asyncio.run`` or
+    ``trio.run`` returning) its connections are closed.
+    """
+    override = _client_override.get()
+    if override is not None:
+        return override
+    try:
+        return _default_client.get()[0]
+    except LookupError:
+        pass
+    client = Client()
+    keeper = _lifetime(client)
+    await keeper.__anext__()  # registers the generator with the running loop
+    _default_client.set((client, keeper))  # the run variable keeps both alive
+    return client
+
+
+async def request(url_or_params: str | FetchParams, **options: Any) -> FetchResponse:
+    """Send an HTTP request and return the whole response (Lune's ``net.request``).
+
+    ``url_or_params`` is a URL or a :class:`FetchParams` dict; the same fields and the
+    :class:`FetchOptions` are accepted as keywords: ``method``, ``query``, ``headers``,
+    ``body``, ``json``, ``decompress``, ``timeout``, ``follow_redirects``,
+    ``max_redirects``, ``allow_insecure_redirects``, ``verify``, ``cert``,
+    ``max_decoded_size``.
+
+    Never raises for an HTTP status: check ``response.ok``. Raises ``ValueError`` or
+    ``TypeError`` for bad arguments (before any I/O), and :class:`~sansnet.NetError`
+    subclasses for network, TLS, protocol and decoding failures.
+    """
+    client = await default_client()
+    return await client.request(url_or_params, **options)
+
+
+@asynccontextmanager
+async def stream(
+    url_or_params: str | FetchParams, **options: Any
+) -> AsyncIterator[StreamingResponse]:
+    """Like :func:`request`, but yield the response before reading its body::
+
+    async with sansnet.stream(url) as response:
+        async for chunk in response.aiter_bytes():
+            ...
+    """
+    client = await default_client()
+    async with client.stream(url_or_params, **options) as response:
+        yield response

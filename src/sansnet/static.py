@@ -1,0 +1,190 @@
+"""Serving files from a directory: the handler behind ``sansnet serve DIR``.
+
+``StaticFiles(directory)`` is a request handler for :func:`sansnet.serve`: GET and HEAD
+of files (MIME type from the name, ``ETag`` and ``Last-Modified`` with
+``If-None-Match``/``If-Modified-Since`` answered 304, single ``Range`` requests answered
+206 or 416), ``index.html`` for directories, and an HTML listing when a directory has no
+index. Paths are confined to the directory: ``..``, absolute paths and symbolic links
+that lead outside it get 404. Large files are streamed in 64 KiB pieces.
+"""
+
+from __future__ import annotations
+
+import html
+import mimetypes
+import os
+import stat
+from collections.abc import AsyncIterator
+from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import anyio
+
+from .models import ServeRequest, ServeResponse
+
+__all__ = ["StaticFiles"]
+
+CHUNK = 64 * 1024
+
+
+class StaticFiles:
+    """A request handler serving the files under ``directory`` (see the module docstring).
+
+    ``listing``: show an HTML index of directories without ``index.html``.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, listing: bool = True) -> None:
+        self.root = Path(directory).resolve()
+        if not self.root.is_dir():
+            raise ValueError(f"{directory!s} is not a directory.")
+        self.listing = listing
+
+    async def __call__(self, request: ServeRequest) -> ServeResponse:
+        if request.method not in ("GET", "HEAD"):
+            return ServeResponse(405, {"Allow": "GET, HEAD"}, "Only GET and HEAD are allowed.\n")
+        path = self._resolve(request.path)
+        if path is None:
+            return _not_found()
+        try:
+            info = await anyio.to_thread.run_sync(path.stat)
+        except OSError:
+            return _not_found()
+        if stat.S_ISDIR(info.st_mode):
+            if not request.path.endswith("/"):
+                location = quote(unquote(request.path)) + "/"
+                if request.raw_query:
+                    location += "?" + request.raw_query
+                return ServeResponse(301, {"Location": location}, "")
+            index = path / "index.html"
+            try:
+                info = await anyio.to_thread.run_sync(index.stat)
+                path = index
+            except OSError:
+                if not self.listing:
+                    return _not_found()
+                return await self._listing(path, request.path)
+        if not stat.S_ISREG(info.st_mode):
+            return _not_found()
+        return await self._file(request, path, info)
+
+    def _resolve(self, url_path: str) -> Path | None:
+        relative = unquote(url_path).lstrip("/")
+        if "\x00" in relative:
+            return None
+        candidate = (self.root / relative).resolve()
+        if candidate != self.root and self.root not in candidate.parents:
+            return None  # "..", or a link that leads out of the directory
+        return candidate
+
+    async def _file(self, request: ServeRequest, path: Path, info: os.stat_result) -> ServeResponse:
+        etag = f'"{info.st_mtime_ns:x}-{info.st_size:x}"'
+        headers: dict[str, str] = {
+            "Content-Type": _content_type(path),
+            "ETag": etag,
+            "Last-Modified": formatdate(info.st_mtime, usegmt=True),
+            "Accept-Ranges": "bytes",
+        }
+        if _not_modified(request, etag, info.st_mtime):
+            return ServeResponse(304, headers, b"")
+        size = info.st_size
+        start, end = 0, size - 1
+        status = 200
+        byte_range = request.headers.get("range")
+        if byte_range and _if_range_matches(request, etag):
+            parsed = _parse_range(byte_range, size)
+            if parsed is None:
+                headers["Content-Range"] = f"bytes */{size}"
+                return ServeResponse(416, headers, b"")
+            if parsed != (0, size - 1):
+                start, end = parsed
+                status = 206
+                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        length = max(0, end - start + 1)
+        headers["Content-Length"] = str(length)
+        if request.method == "HEAD":
+            return ServeResponse(status, headers, b"")
+        return ServeResponse(status, headers, _read(path, start, length))
+
+    async def _listing(self, directory: Path, url_path: str) -> ServeResponse:
+        entries = await anyio.to_thread.run_sync(
+            lambda: sorted(directory.iterdir(), key=lambda p: (not p.is_dir(), p.name))
+        )
+        title = html.escape(unquote(url_path))
+        rows = ['<li><a href="../">../</a></li>'] if url_path != "/" else []
+        for entry in entries:
+            name = entry.name + ("/" if entry.is_dir() else "")
+            rows.append(f'<li><a href="{quote(name)}">{html.escape(name)}</a></li>')
+        page = (
+            f"<!doctype html><html><head><meta charset=utf-8><title>Index of {title}</title></head>"
+            f"<body><h1>Index of {title}</h1><ul>{''.join(rows)}</ul></body></html>\n"
+        )
+        return ServeResponse(200, {"Content-Type": "text/html; charset=utf-8"}, page)
+
+
+def _not_found() -> ServeResponse:
+    return ServeResponse(404, {"Content-Type": "text/plain; charset=utf-8"}, "Not found.\n")
+
+
+def _content_type(path: Path) -> str:
+    kind, encoding = mimetypes.guess_type(path.name)
+    if kind is None or encoding is not None:
+        return "application/octet-stream"
+    if kind.startswith("text/") or kind in ("application/javascript", "application/json"):
+        return f"{kind}; charset=utf-8"
+    return kind
+
+
+def _not_modified(request: ServeRequest, etag: str, mtime: float) -> bool:
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+        return "*" in tags or etag in tags
+    since = request.headers.get("if-modified-since")
+    if since:
+        try:
+            return int(mtime) <= int(parsedate_to_datetime(since).timestamp())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return False
+    return False
+
+
+def _if_range_matches(request: ServeRequest, etag: str) -> bool:
+    if_range = request.headers.get("if-range")
+    return if_range is None or if_range.strip() == etag
+
+
+def _parse_range(value: str, size: int) -> tuple[int, int] | None:
+    """One ``bytes=`` range (RFC 9110 section 14.1.2); None when unsatisfiable. Several
+    ranges are answered with the whole file (a multipart answer is optional)."""
+    unit, _, spec = value.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return (0, size - 1)
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return (0, size - 1)
+    try:
+        if first == "":
+            suffix = int(last)
+            if suffix <= 0:
+                return None
+            return (max(0, size - suffix), size - 1)
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return (0, size - 1)
+    if start >= size or start < 0 or end < start:
+        return None
+    return (start, min(end, size - 1))
+
+
+async def _read(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
+    async with await anyio.open_file(path, "rb") as file:
+        await file.seek(start)
+        left = length
+        while left > 0:
+            chunk = await file.read(min(CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk

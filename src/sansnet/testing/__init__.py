@@ -1,0 +1,419 @@
+"""Testing networked code with sansnet, without sockets.
+
+* :func:`serve` runs a handler (or a :class:`~sansnet.ServeConfig`) and hands you a
+  :class:`TestClient` connected to it **in memory**: every request and WebSocket goes
+  through the real protocol engines as real bytes, on both sides, in your event loop.
+* :class:`MockTransport` answers a client's requests from a function, and :func:`mock`
+  installs one under code that calls :func:`sansnet.request` however deep, without
+  monkeypatching (it swaps the default client for the current task and its children).
+* :class:`WireRecorder` keeps the exact bytes each side sent; ``print(recorder)``
+  shows them readably.
+* :class:`Faults` makes the in-memory link misbehave deterministically: deliver
+  byte by byte, delay, cut the stream after N bytes, or close it abruptly. Delays use
+  the event loop's clock, so trio's ``MockClock(autojump_threshold=0)`` runs them
+  instantly.
+
+A pytest plugin (installed with sansnet, module ``sansnet_pytest``) adds the fixtures
+``net_recorder`` and ``net_mock``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from sansnet.client import (
+    Client,
+    FetchResponse,
+    Request,
+    StreamingResponse,
+    Transport,
+    _Body,
+    _Deadlines,
+    use_client,
+)
+from sansnet.errors import WriteError
+from sansnet.models import ServeResponse
+from sansnet.protocol import Headers, ResponseHead
+from sansnet.server import RequestHandler, ServeConfig, Server, _convert
+from sansnet.server import serve as _serve
+from sansnet.transport.streams import MemoryStream, NetworkStream, TLSInfo, memory_stream_pair
+from sansnet.websocket import WebSocket
+from sansnet.websocket import socket as _socket
+
+__all__ = [
+    "Faults",
+    "MockRouter",
+    "MockTransport",
+    "TestClient",
+    "WireRecorder",
+    "mock",
+    "serve",
+]
+
+
+# ============================================================================ recorder
+
+
+class WireRecorder:
+    """The bytes each side of in-memory connections wrote, in order.
+
+    ``entries`` is a list of (side, bytes) with side ``"client"`` or ``"server"``;
+    :attr:`client_bytes` and :attr:`server_bytes` join each side's bytes. ``str()``
+    shows every write with ``-->`` (client) or ``<--`` (server), CR LF shown as ``\\r\\n``
+    at the end of each line and other unprintable bytes as ``\\xNN``.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, bytes]] = []
+
+    def record(self, side: str, data: bytes) -> None:
+        if data:
+            self.entries.append((side, bytes(data)))
+
+    @property
+    def client_bytes(self) -> bytes:
+        return b"".join(data for side, data in self.entries if side == "client")
+
+    @property
+    def server_bytes(self) -> bytes:
+        return b"".join(data for side, data in self.entries if side == "server")
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    def __str__(self) -> str:
+        blocks = []
+        for side, data in self.entries:
+            arrow = "-->" if side == "client" else "<--"
+            blocks.append(f"{arrow} {side} ({len(data)} bytes)\n{_readable(data)}")
+        return "\n".join(blocks)
+
+    def __repr__(self) -> str:
+        return f"<WireRecorder {len(self.entries)} writes>"
+
+
+def _readable(data: bytes) -> str:
+    lines = []
+    for line in data.split(b"\r\n"):
+        text = "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in line)
+        lines.append(f"    {text}\\r\\n")
+    lines[-1] = lines[-1][: -len("\\r\\n")]  # the last piece had no CR LF after it
+    if lines[-1].strip() == "":
+        lines.pop()
+    return "\n".join(lines)
+
+
+# ============================================================================== faults
+
+
+@dataclass(frozen=True)
+class Faults:
+    """How an in-memory link misbehaves, for the bytes one side writes.
+
+    ``chunk_size``: deliver writes in pieces of at most this many bytes (1: byte by
+    byte). ``delay``: seconds to wait before delivering each piece. ``truncate_after``:
+    deliver only this many bytes in all, then end the stream (the reader sees a clean
+    end of stream). ``close_after``: after this many bytes, break the connection (the
+    writer gets :class:`~sansnet.WriteError`, the reader an end of stream).
+    """
+
+    chunk_size: int | None = None
+    delay: float = 0.0
+    truncate_after: int | None = None
+    close_after: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError("Faults.chunk_size must be at least 1.")
+        if self.delay < 0:
+            raise ValueError("Faults.delay must not be negative.")
+
+
+class _LinkStream(NetworkStream):
+    """One end of an in-memory connection, recording and misbehaving as told."""
+
+    def __init__(
+        self, inner: MemoryStream, side: str, faults: Faults | None, recorder: WireRecorder | None
+    ) -> None:
+        self._inner = inner
+        self._side = side
+        self._faults = faults
+        self._recorder = recorder
+        self._written = 0
+        self._ended = False
+        self.description = inner.description
+
+    async def read(self, max_bytes: int = 65536, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, data: bytes, timeout: float | None = None) -> None:
+        if self._ended:
+            raise WriteError(
+                f"The in-memory connection to {self.description} was cut (fault injection)."
+            )
+        faults = self._faults
+        if faults is None:
+            if self._recorder is not None:
+                self._recorder.record(self._side, data)
+            await self._inner.write(data, timeout)
+            return
+        limit = faults.truncate_after if faults.truncate_after is not None else faults.close_after
+        if limit is not None and self._written + len(data) > limit:
+            data = data[: max(0, limit - self._written)]
+        size = faults.chunk_size or max(1, len(data))
+        for start in range(0, len(data), size):
+            if faults.delay:
+                await anyio.sleep(faults.delay)
+            piece = data[start : start + size]
+            if self._recorder is not None:
+                self._recorder.record(self._side, piece)
+            await self._inner.write(piece, timeout)
+            self._written += len(piece)
+        if limit is not None and self._written >= limit:
+            self._ended = True
+            if faults.truncate_after is not None:
+                await self._inner.send_eof()
+            else:
+                await self._inner.aclose()
+                raise WriteError(
+                    f"The in-memory connection to {self.description} was broken (fault injection)."
+                )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def send_eof(self) -> None:
+        await self._inner.send_eof()
+
+    @property
+    def peer(self) -> tuple[str, int]:
+        return self._inner.peer
+
+    @property
+    def local(self) -> tuple[str, int]:
+        return self._inner.local
+
+    @property
+    def tls(self) -> TLSInfo | None:
+        return None
+
+    def is_readable(self) -> bool:
+        return self._inner.is_readable()
+
+
+# ============================================================================== serve
+
+
+class TestClient:
+    """A client wired in memory to a server; made by :func:`serve`.
+
+    ``await client.request("/path", **options)`` and ``client.stream(...)`` take a path
+    (or a full URL on the test host) and the options of :func:`sansnet.request`;
+    ``await client.socket("/ws")`` opens a :class:`~sansnet.WebSocket`. :attr:`http` is
+    the underlying :class:`~sansnet.Client` (pass it to :func:`sansnet.use_client` to
+    put code that calls :func:`sansnet.request` in front of the server).
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        http: Client,
+        base_url: str,
+        opener: Callable[..., Awaitable[NetworkStream]],
+        recorder: WireRecorder | None,
+    ) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.recorder = recorder
+        self._opener = opener
+
+    def url(self, path_or_url: str) -> str:
+        """A full URL for ``path_or_url`` on the test host."""
+        if "://" in path_or_url:
+            return path_or_url
+        return self.base_url + ("" if path_or_url.startswith("/") else "/") + path_or_url
+
+    async def request(self, path_or_url: str = "/", **options: Any) -> FetchResponse:
+        return await self.http.request(self.url(path_or_url), **options)
+
+    def stream(self, path_or_url: str = "/", **options: Any) -> Any:
+        return self.http.stream(self.url(path_or_url), **options)
+
+    async def socket(self, path_or_url: str = "/", **options: Any) -> WebSocket:
+        url = self.url(path_or_url).replace("http", "ws", 1)
+        return await _socket(url, open_stream=self._opener, **options)
+
+
+@asynccontextmanager
+async def serve(
+    handler_or_config: RequestHandler | ServeConfig,
+    *,
+    faults: Faults | None = None,
+    response_faults: Faults | None = None,
+    recorder: WireRecorder | None = None,
+    base_url: str = "http://testserver",
+    client_address: tuple[str, int] = ("127.0.0.1", 50000),
+    **client_options: Any,
+) -> AsyncIterator[TestClient]:
+    """Run a handler or :class:`~sansnet.ServeConfig` in memory; yield a
+    :class:`TestClient` connected to it.
+
+    ``faults`` apply to what the client sends, ``response_faults`` to what the server
+    sends; ``recorder`` keeps both sides' bytes; ``client_options`` go to the
+    :class:`~sansnet.Client` (timeouts, redirects...). Each connection the client opens
+    is a fresh in-memory pair served by the real server code; keep-alive and pooling
+    work as over TCP. Everything is stopped when the block ends.
+    """
+    server: Server = _serve(0, handler_or_config)
+    counter = iter(range(client_address[1], client_address[1] + 1_000_000))
+    async with anyio.create_task_group() as group:
+
+        async def open_stream(origin: tuple[str, str, int], timeout: float | None) -> NetworkStream:
+            _, host, port = origin
+            client_end, server_end = memory_stream_pair(
+                client=(client_address[0], next(counter)), server=(host, port)
+            )
+            group.start_soon(
+                server.serve_stream, _LinkStream(server_end, "server", response_faults, recorder)
+            )
+            return _LinkStream(client_end, "client", faults, recorder)
+
+        async with Client(open_stream=open_stream, **client_options) as http:
+            yield TestClient(http, base_url, open_stream, recorder)
+        group.cancel_scope.cancel()
+
+
+# ============================================================================== mocks
+
+
+Handler = Callable[[Request], Any]
+
+
+class _BytesBody(_Body):
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    async def read(self) -> bytes:
+        data, self._data = self._data, None
+        return data or b""
+
+    async def release(self, *, complete: bool) -> None:
+        self._data = None
+
+
+class MockTransport(Transport):
+    """Answers requests from ``handler(request)`` (sync or async) instead of the network.
+
+    The handler gets a :class:`~sansnet.Request` (``method``, ``url``, ``headers``,
+    ``content``) and returns what a :func:`sansnet.serve` handler may return: str,
+    bytes, None, a :class:`~sansnet.ServeResponse` or a dict with status, headers and
+    body. It may raise a :class:`~sansnet.NetError` (say, :class:`~sansnet.ConnectError`)
+    to play a network failure. Redirects, decompression and timeouts of the client still
+    apply. ``requests`` lists every request seen, for assertions.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[Request] = []
+
+    async def send(self, request: Request, timeout: _Deadlines) -> StreamingResponse:
+        if not isinstance(request.body, bytes):
+            chunks = [chunk async for chunk in request.body]
+            request = Request(request.method, request.url, request.headers, b"".join(chunks))
+        self.requests.append(request)
+        result = self.handler(request)
+        if inspect.isawaitable(result):
+            result = await result
+        body: bytes
+        if isinstance(result, FetchResponse):
+            status, headers, body = result.status_code, result.headers, result.body
+        else:
+            status, headers, content = _convert(result)
+            if isinstance(content, bytes):
+                body = content
+            elif isinstance(content, AsyncIterable):
+                body = b"".join([bytes(chunk) async for chunk in content])
+            else:
+                body = b"".join(bytes(chunk) for chunk in content)
+        head = ResponseHead(
+            status, Headers(headers) if not isinstance(headers, Headers) else headers, ""
+        )
+        return StreamingResponse(head, request.url, _BytesBody(body), decompress=False)
+
+
+@asynccontextmanager
+async def mock(
+    handler: Handler | MockTransport, **client_options: Any
+) -> AsyncIterator[MockTransport]:
+    """Make :func:`sansnet.request` and :func:`sansnet.stream` answer from ``handler``
+    inside the block, in this task and the tasks it starts; yield the
+    :class:`MockTransport` (its ``requests`` list records what was sent)::
+
+        async with sansnet.testing.mock(lambda request: {"status": 503}) as transport:
+            await code_that_fetches()          # calls sansnet.request(...) somewhere
+        assert transport.requests[0].url == "https://api.example.com/items"
+    """
+    transport = handler if isinstance(handler, MockTransport) else MockTransport(handler)
+    async with Client(transport=transport, **client_options) as client:
+        with use_client(client):
+            yield transport
+
+
+class MockRouter(MockTransport):
+    """A :class:`MockTransport` answering from routes you add, for the ``net_mock``
+    fixture: ``router.add("GET", "https://api.example.com/items", json=[...])``.
+
+    A route matches on the method and the URL without its query (a URL of ``"*"``
+    matches any); the last added route that matches wins. A request no route matches
+    fails the test with an ``AssertionError`` naming it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(self._dispatch)
+        self.routes: list[tuple[str, str, Handler]] = []
+
+    def add(
+        self,
+        method: str,
+        url: str,
+        handler: Handler | None = None,
+        *,
+        status: int = 200,
+        headers: Any = None,
+        body: Any = b"",
+        json: Any = None,
+    ) -> None:
+        """Answer ``method url`` with ``handler(request)``, or with the given status,
+        headers and body (``json``: a value sent as JSON)."""
+        if handler is None:
+            from sansnet.codecs import json_encode
+
+            fields = Headers(headers) if headers is not None else Headers()
+            content: Any = body
+            if json is not None:
+                content = json_encode(json)
+                if "content-type" not in fields:
+                    fields.add("Content-Type", "application/json")
+            answer = ServeResponse(status, fields, content)
+
+            def handler(request: Request) -> ServeResponse:
+                return answer
+
+        self.routes.append((method.upper(), url, handler))
+
+    def _dispatch(self, request: Request) -> Any:
+        bare = request.url.partition("?")[0]
+        for method, url, handler in reversed(self.routes):
+            if method in (request.method, "*") and url in (bare, request.url, "*"):
+                return handler(request)
+        raise AssertionError(
+            f"No mock route for {request.method} {request.url}; add one with "
+            f"net_mock.add({request.method!r}, {bare!r}, ...)."
+        )

@@ -1,0 +1,152 @@
+"""Opening client connections: TCP (happy eyeballs, TCP_NODELAY) and TLS, on any backend.
+
+:func:`open_tcp_stream` picks the fastest implementation for the running event loop:
+a native asyncio transport on asyncio and uvloop, anyio's sockets on trio (or anywhere
+with ``backend="anyio"``). Failures are :class:`~sansnet.ConnectError`,
+:class:`~sansnet.TLSError` or :class:`~sansnet.ConnectTimeout`, naming host and port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import sys
+from typing import Literal
+
+import anyio
+import anyio.abc
+
+from sansnet.errors import ConnectError, ConnectTimeout, TLSError
+
+from .streams import AnyioStream, AsyncioStream, NetworkStream, _StreamProtocol
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import ExceptionGroup
+
+__all__ = ["Backend", "current_backend", "open_tcp_stream"]
+
+Backend = Literal["auto", "asyncio", "anyio"]
+HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305 section 8
+
+
+def current_backend(backend: Backend = "auto") -> Literal["asyncio", "anyio"]:
+    """The implementation to use: native asyncio under asyncio, else anyio."""
+    if backend != "auto":
+        return backend
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # trio (or another anyio backend) is running this thread
+        return "anyio"
+    return "asyncio"
+
+
+def _describe(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """anyio reports failed attempts as ``OSError("All connection attempts failed")``
+    caused by the attempts' own errors: the first of those says more."""
+    cause = exc.__cause__
+    while cause is not None and exc.args == ("All connection attempts failed",):
+        if isinstance(cause, ExceptionGroup):
+            cause = cause.exceptions[0]
+        exc, cause = cause, cause.__cause__
+    return exc
+
+
+def _connect_error(exc: BaseException, host: str, port: int) -> ConnectError:
+    where = _describe(host, port)
+    exc = _root_cause(exc)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TLSError(
+            f"TLS certificate of {where} could not be verified: {exc.verify_message or exc}. "
+            "Pass verify= a CA bundle that trusts it, or verify=False to skip the check."
+        )
+    if isinstance(exc, ssl.SSLError):
+        return TLSError(f"TLS handshake with {where} failed: {exc}.")
+    if isinstance(exc, socket.gaierror):
+        return ConnectError(f"Could not resolve host name {host!r}: {exc.strerror or exc}.")
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectError(f"Could not connect to {where}: connection refused.")
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return ConnectError(f"Could not connect to {where}: {reason}.")
+    return ConnectError(f"Could not connect to {where}: {exc!r}.")  # pragma: no cover
+
+
+async def open_tcp_stream(
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    timeout: float | None = None,
+    backend: Backend = "auto",
+) -> NetworkStream:
+    """Connect to ``host``:``port`` (IPv4, IPv6 or a name), optionally with TLS.
+
+    ``timeout`` bounds name resolution, the TCP connect and the TLS handshake together.
+    """
+    description = _describe(host, port)
+    hostname = (server_hostname or host) if ssl_context is not None else None
+    try:
+        if current_backend(backend) == "asyncio":
+            return await _open_asyncio(host, port, ssl_context, hostname, timeout, description)
+        with anyio.fail_after(timeout):
+            if ssl_context is None:
+                stream: anyio.abc.ByteStream = await anyio.connect_tcp(
+                    host, port, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
+                )
+            else:
+                stream = await anyio.connect_tcp(
+                    host,
+                    port,
+                    ssl_context=ssl_context,
+                    tls_hostname=hostname,
+                    tls_standard_compatible=False,
+                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
+                )
+        return AnyioStream(stream, description)
+    except TimeoutError:
+        raise ConnectTimeout(
+            f"Could not connect to {description} within {timeout} s (connect timeout); "
+            "check that the server is up, or raise the connect timeout."
+        ) from None
+    except (OSError, ssl.SSLError) as exc:
+        raise _connect_error(exc, host, port) from exc
+    except ExceptionGroup as group:  # pragma: no cover - anyio reports happy eyeballs this way
+        raise _connect_error(group.exceptions[0], host, port) from group
+
+
+async def _open_asyncio(
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    hostname: str | None,
+    timeout: float | None,
+    description: str,
+) -> NetworkStream:
+    loop = asyncio.get_running_loop()
+    transport: asyncio.Transport | None = None
+    try:
+        with anyio.fail_after(timeout):
+            if isinstance(loop, asyncio.BaseEventLoop):
+                transport, protocol = await loop.create_connection(
+                    _StreamProtocol,
+                    host,
+                    port,
+                    ssl=ssl_context,
+                    server_hostname=hostname,
+                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
+                )
+            else:  # uvloop: no happy eyeballs; it tries the addresses in turn
+                transport, protocol = await loop.create_connection(
+                    _StreamProtocol, host, port, ssl=ssl_context, server_hostname=hostname
+                )
+    except BaseException:
+        if transport is not None:  # connected, but the timeout struck as it returned
+            transport.abort()
+        raise
+    return AsyncioStream(protocol, description)

@@ -1,0 +1,555 @@
+"""Byte streams the drivers read and write: the one small interface every backend meets.
+
+:class:`NetworkStream` is what the HTTP and WebSocket drivers use: ``read``, ``write``,
+``aclose``, plus the peer's address and TLS details. Implementations:
+
+* :class:`AnyioStream` wraps any anyio byte stream (TCP or TLS, asyncio or trio);
+* :class:`AsyncioStream` talks to an asyncio transport directly, without anyio's
+  per-call overhead (the fast path on asyncio and uvloop);
+* :class:`MemoryStream` pairs (:func:`memory_stream_pair`) join two ends in memory.
+
+Every backend error becomes a :class:`~sansnet.TransportError` subclass that names the
+peer, so drivers never see an ``OSError``, an ``ssl.SSLError`` or an anyio exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import select
+import socket
+import ssl
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSAttribute
+
+from sansnet.errors import ReadError, ReadTimeout, WriteError, WriteTimeout
+
+from .clock import now
+
+__all__ = [
+    "AnyioStream",
+    "AsyncioStream",
+    "MemoryStream",
+    "NetworkStream",
+    "TLSInfo",
+    "memory_stream_pair",
+]
+
+READ_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TLSInfo:
+    """What was agreed on a TLS connection."""
+
+    version: str | None
+    cipher: str | None
+    alpn_protocol: str | None
+    peer_certificate: dict[str, Any] | None
+
+
+def _tls_info(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> TLSInfo | None:
+    if ssl_object is None:
+        return None
+    cipher = ssl_object.cipher()
+    return TLSInfo(
+        version=ssl_object.version(),
+        cipher=cipher[0] if cipher else None,
+        alpn_protocol=ssl_object.selected_alpn_protocol(),
+        peer_certificate=ssl_object.getpeercert() or None,
+    )
+
+
+def _address(value: Any) -> tuple[str, int]:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return str(value[0]), int(value[1])
+    return str(value), 0  # pragma: no cover - unix sockets are not used
+
+
+class NetworkStream:
+    """A connected, bidirectional byte stream.
+
+    ``read`` returns b"" at the end of the stream; ``read`` and ``write`` raise
+    :class:`~sansnet.ReadError`/:class:`~sansnet.WriteError` when the connection
+    breaks and :class:`~sansnet.ReadTimeout`/:class:`~sansnet.WriteTimeout` after
+    ``timeout`` seconds (None: wait forever). ``aclose`` never raises.
+    """
+
+    description = "the peer"
+
+    async def read(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
+        raise NotImplementedError
+
+    async def write(self, data: bytes, timeout: float | None = None) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def send_eof(self) -> None:
+        """Close our sending side, keep reading (TCP half-close). A no-op where the
+        transport cannot (TLS). Never raises."""
+
+    async def linger(self, timeout: float = 2.0, limit: int = 1024 * 1024) -> None:
+        """After a final answer: stop sending, then read and drop what the peer still
+        sends (up to ``limit`` bytes or ``timeout`` seconds), so the peer reads our
+        answer instead of a connection reset. Never raises."""
+        await self.send_eof()
+        received = 0
+        try:
+            with anyio.move_on_after(timeout):
+                while received < limit:
+                    data = await self.read(65536)
+                    if not data:
+                        return
+                    received += len(data)
+        except (ReadError, ReadTimeout):
+            pass
+
+    @property
+    def peer(self) -> tuple[str, int]:
+        """The remote (host, port)."""
+        raise NotImplementedError
+
+    @property
+    def local(self) -> tuple[str, int]:
+        """The local (host, port)."""
+        raise NotImplementedError
+
+    @property
+    def tls(self) -> TLSInfo | None:
+        """TLS details, or None on a plain connection."""
+        return None
+
+    def is_readable(self) -> bool:
+        """True if reading would not block: on an idle connection this means the peer
+        closed it or sent something unexpected, so it must not be reused."""
+        raise NotImplementedError
+
+
+def _read_timeout(stream: NetworkStream, timeout: float | None) -> ReadTimeout:
+    return ReadTimeout(f"No data from {stream.description} within {timeout} s (read timeout).")
+
+
+def _write_timeout(stream: NetworkStream, timeout: float | None) -> WriteTimeout:
+    return WriteTimeout(
+        f"{stream.description} did not take our data within {timeout} s (write timeout)."
+    )
+
+
+# --------------------------------------------------------------------------- anyio
+
+
+class AnyioStream(NetworkStream):
+    """A :class:`NetworkStream` over an anyio byte stream (TCP or TLS; asyncio or trio)."""
+
+    __slots__ = ("_peer", "_stream", "description")
+
+    def __init__(self, stream: anyio.abc.ByteStream, description: str | None = None) -> None:
+        self._stream = stream
+        self._peer = _address(stream.extra(anyio.abc.SocketAttribute.remote_address, ("?", 0)))
+        self.description = description or f"{self._peer[0]}:{self._peer[1]}"
+
+    async def read(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
+        try:
+            if timeout is None:
+                return await self._stream.receive(max_bytes)
+            with anyio.fail_after(timeout):
+                return await self._stream.receive(max_bytes)
+        except anyio.EndOfStream:
+            return b""
+        except TimeoutError:
+            raise _read_timeout(self, timeout) from None
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SSLError) as exc:
+            raise ReadError(
+                f"The connection to {self.description} broke while reading: {exc!r}."
+            ) from exc
+
+    async def write(self, data: bytes, timeout: float | None = None) -> None:
+        try:
+            if timeout is None:
+                await self._stream.send(data)
+                return
+            with anyio.fail_after(timeout):
+                await self._stream.send(data)
+        except TimeoutError:
+            raise _write_timeout(self, timeout) from None
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SSLError) as exc:
+            raise WriteError(
+                f"The connection to {self.description} broke while writing: {exc!r}."
+            ) from exc
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                with anyio.move_on_after(5):
+                    await self._stream.aclose()
+            except (OSError, ssl.SSLError, anyio.BrokenResourceError):
+                pass
+
+    async def send_eof(self) -> None:
+        if self._stream.extra(TLSAttribute.ssl_object, None) is not None:
+            return  # TLS has no half-close
+        try:
+            await self._stream.send_eof()
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, NotImplementedError):
+            pass
+
+    @property
+    def peer(self) -> tuple[str, int]:
+        return self._peer
+
+    @property
+    def local(self) -> tuple[str, int]:
+        return _address(self._stream.extra(anyio.abc.SocketAttribute.local_address, ("?", 0)))
+
+    @property
+    def tls(self) -> TLSInfo | None:
+        return _tls_info(self._stream.extra(TLSAttribute.ssl_object, None))
+
+    def is_readable(self) -> bool:
+        sock = self._stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        if sock is None:  # pragma: no cover - every anyio TCP stream has one
+            return False
+        ssl_object = self._stream.extra(TLSAttribute.ssl_object, None)
+        if ssl_object is not None and ssl_object.pending():
+            return True
+        return _socket_readable(sock)
+
+
+def _socket_readable(sock: socket.socket) -> bool:
+    try:
+        if sock.fileno() < 0:
+            return True
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):  # pragma: no cover - a closed socket
+        return True
+
+
+# ------------------------------------------------------------------------- asyncio
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """The asyncio protocol behind :class:`AsyncioStream`: buffers what arrives, pauses
+    the transport when the buffer is full, and wakes the one reader or writer waiting."""
+
+    HIGH_WATER = 256 * 1024
+
+    def __init__(self, on_connected: Callable[[_StreamProtocol], None] | None = None) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer: deque[bytes] = deque()
+        self.buffered = 0
+        self.eof = False
+        self.exception: BaseException | None = None
+        self.read_waiter: asyncio.Future[None] | None = None
+        self.write_waiter: asyncio.Future[None] | None = None
+        self.closed: asyncio.Future[None] | None = None
+        self.paused_reading = False
+        self.paused_writing = False
+        self.on_connected = on_connected
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.closed = asyncio.get_running_loop().create_future()
+        if self.on_connected is not None:
+            self.on_connected(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer.append(data)
+        self.buffered += len(data)
+        if self.buffered > self.HIGH_WATER and not self.paused_reading:
+            assert self.transport is not None
+            self.paused_reading = True
+            self.transport.pause_reading()
+        waiter = self.read_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return False  # close our side too: HTTP has no use for half-closed sockets
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        if exc is not None:
+            self.exception = exc
+        self._wake_reader()
+        waiter = self.write_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self.closed is not None and not self.closed.done():
+            self.closed.set_result(None)
+
+    def _wake_reader(self) -> None:
+        waiter = self.read_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused_writing = True
+
+    def resume_writing(self) -> None:
+        self.paused_writing = False
+        waiter = self.write_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+class AsyncioStream(NetworkStream):
+    """A :class:`NetworkStream` straight over an asyncio transport (asyncio and uvloop).
+
+    Reads take what is buffered without a trip through the event loop when data is
+    already there; a full buffer pauses the transport (backpressure towards the peer);
+    writes only wait when the transport asks us to pause.
+    """
+
+    __slots__ = ("_loop", "_peer", "_protocol", "_transport", "description")
+
+    def __init__(self, protocol: _StreamProtocol, description: str | None = None) -> None:
+        assert protocol.transport is not None
+        self._protocol = protocol
+        self._transport = protocol.transport
+        self._loop = asyncio.get_running_loop()
+        self._peer = _address(self._transport.get_extra_info("peername"))
+        self.description = description or f"{self._peer[0]}:{self._peer[1]}"
+
+    async def read(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
+        protocol = self._protocol
+        if not protocol.buffer:
+            if protocol.eof:
+                return self._eof_or_error()
+            waiter = protocol.read_waiter = self._loop.create_future()
+            timer = None
+            if timeout is not None:
+                timer = self._loop.call_later(timeout, _wake, waiter)
+            try:
+                await waiter
+            except TimeoutError:
+                raise _read_timeout(self, timeout) from None
+            finally:
+                protocol.read_waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if not protocol.buffer:
+                return self._eof_or_error()
+        buffer = protocol.buffer
+        data = buffer.popleft()
+        if len(data) > max_bytes:
+            buffer.appendleft(data[max_bytes:])
+            data = data[:max_bytes]
+        else:
+            while buffer and len(data) + len(buffer[0]) <= max_bytes:
+                data += buffer.popleft()
+        protocol.buffered -= len(data)
+        if protocol.paused_reading and protocol.buffered <= protocol.HIGH_WATER // 4:
+            protocol.paused_reading = False
+            if not self._transport.is_closing():
+                self._transport.resume_reading()
+        return data
+
+    def _eof_or_error(self) -> bytes:
+        exc = self._protocol.exception
+        if exc is not None:
+            raise ReadError(f"The connection to {self.description} broke while reading: {exc!r}.")
+        return b""
+
+    async def write(self, data: bytes, timeout: float | None = None) -> None:
+        transport = self._transport
+        if transport.is_closing():
+            exc = self._protocol.exception
+            raise WriteError(
+                f"The connection to {self.description} is closed; could not write"
+                + (f": {exc!r}." if exc else ".")
+            )
+        try:
+            transport.write(data)
+        except (OSError, RuntimeError) as exc:  # pragma: no cover - transports buffer errors
+            raise WriteError(
+                f"The connection to {self.description} broke while writing: {exc!r}."
+            ) from exc
+        protocol = self._protocol
+        while protocol.paused_writing and not transport.is_closing():
+            waiter = protocol.write_waiter = self._loop.create_future()
+            timer = None
+            if timeout is not None:
+                timer = self._loop.call_later(timeout, _wake, waiter)
+            try:
+                await waiter
+            except TimeoutError:
+                raise _write_timeout(self, timeout) from None
+            finally:
+                protocol.write_waiter = None
+                if timer is not None:
+                    timer.cancel()
+        if protocol.exception is not None and transport.is_closing():
+            raise WriteError(
+                f"The connection to {self.description} broke while writing: {protocol.exception!r}."
+            )
+
+    async def aclose(self) -> None:
+        transport = self._transport
+        closed = self._protocol.closed
+        if not transport.is_closing():
+            transport.close()
+        if closed is None or closed.done():
+            return
+        # Wait (shielded, bounded) until the socket is really gone, so descriptors are
+        # back when aclose returns; abort if the peer does not take our last bytes.
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(5):
+                await asyncio.shield(closed)
+                return
+            transport.abort()  # pragma: no cover - a peer that stopped reading
+
+    def abort(self) -> None:
+        """Close at once, dropping anything not yet written."""
+        self._transport.abort()
+
+    async def send_eof(self) -> None:
+        transport = self._transport
+        if not transport.is_closing() and transport.can_write_eof():
+            try:
+                transport.write_eof()
+            except (OSError, RuntimeError):  # pragma: no cover - a transport already gone
+                pass
+
+    @property
+    def peer(self) -> tuple[str, int]:
+        return self._peer
+
+    @property
+    def local(self) -> tuple[str, int]:
+        return _address(self._transport.get_extra_info("sockname"))
+
+    @property
+    def tls(self) -> TLSInfo | None:
+        return _tls_info(self._transport.get_extra_info("ssl_object"))
+
+    def is_readable(self) -> bool:
+        protocol = self._protocol
+        return bool(protocol.buffer) or protocol.eof or self._transport.is_closing()
+
+
+# -------------------------------------------------------------------------- memory
+
+
+class _Pipe:
+    """One direction of an in-memory connection."""
+
+    def __init__(self, capacity: int) -> None:
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+        self.capacity = capacity
+        self.closed = False
+        self.readable = anyio.Event()
+        self.writable = anyio.Event()
+        self.writable.set()
+
+    def notify(self) -> None:
+        self.readable.set()
+
+
+class MemoryStream(NetworkStream):
+    """One end of an in-memory connection made by :func:`memory_stream_pair`.
+
+    Writes wait while the other end has ``capacity`` bytes unread (backpressure, like a
+    socket buffer). ``aclose`` ends the stream: the other end reads b"".
+    """
+
+    def __init__(
+        self, incoming: _Pipe, outgoing: _Pipe, name: tuple[str, int], peer: tuple[str, int]
+    ) -> None:
+        self._incoming = incoming
+        self._outgoing = outgoing
+        self._name = name
+        self._peer = peer
+        self.description = f"{peer[0]}:{peer[1]} (in memory)"
+
+    async def read(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
+        pipe = self._incoming
+        deadline = math.inf if timeout is None else now() + timeout
+        while not pipe.chunks:
+            if pipe.closed:
+                await anyio.lowlevel.checkpoint()
+                return b""
+            pipe.readable = anyio.Event()
+            with anyio.move_on_after(max(0.0, deadline - now())) as scope:
+                await pipe.readable.wait()
+            if scope.cancelled_caught:
+                raise _read_timeout(self, timeout)
+        data = pipe.chunks.popleft()
+        if len(data) > max_bytes:
+            pipe.chunks.appendleft(data[max_bytes:])
+            data = data[:max_bytes]
+        pipe.size -= len(data)
+        if pipe.size < pipe.capacity:
+            pipe.writable.set()
+        await anyio.lowlevel.checkpoint()
+        return data
+
+    async def write(self, data: bytes, timeout: float | None = None) -> None:
+        pipe = self._outgoing
+        if pipe.closed:
+            raise WriteError(f"The in-memory connection to {self.description} is closed.")
+        deadline = math.inf if timeout is None else now() + timeout
+        while pipe.size >= pipe.capacity:
+            pipe.writable = anyio.Event()
+            with anyio.move_on_after(max(0.0, deadline - now())) as scope:
+                await pipe.writable.wait()
+            if scope.cancelled_caught:
+                raise _write_timeout(self, timeout)
+            if pipe.closed:
+                raise WriteError(f"The in-memory connection to {self.description} is closed.")
+        if data:
+            pipe.chunks.append(bytes(data))
+            pipe.size += len(data)
+            pipe.notify()
+        await anyio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        for pipe in (self._outgoing, self._incoming):
+            pipe.closed = True
+            pipe.notify()
+            pipe.writable.set()
+
+    async def send_eof(self) -> None:
+        self._outgoing.closed = True
+        self._outgoing.notify()
+
+    @property
+    def peer(self) -> tuple[str, int]:
+        return self._peer
+
+    @property
+    def local(self) -> tuple[str, int]:
+        return self._name
+
+    def is_readable(self) -> bool:
+        return bool(self._incoming.chunks) or self._incoming.closed
+
+
+def memory_stream_pair(
+    capacity: int = 256 * 1024,
+    client: tuple[str, int] = ("127.0.0.1", 50000),
+    server: tuple[str, int] = ("127.0.0.1", 80),
+) -> tuple[MemoryStream, MemoryStream]:
+    """Two connected in-memory streams: (client end, server end)."""
+    to_server, to_client = _Pipe(capacity), _Pipe(capacity)
+    return (
+        MemoryStream(to_client, to_server, client, server),
+        MemoryStream(to_server, to_client, server, client),
+    )

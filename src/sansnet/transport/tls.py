@@ -1,0 +1,98 @@
+"""TLS contexts: verified by default, as httpx and browsers do it.
+
+Client contexts trust certifi's roots, or the files named by ``SSL_CERT_FILE`` /
+``SSL_CERT_DIR`` when those are set (the OpenSSL convention). SNI and hostname checks
+are on. Verification is turned off only when the caller asks with ``verify=False``.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from functools import lru_cache
+
+import certifi
+
+from sansnet.errors import TLSError
+
+__all__ = ["VerifyTypes", "client_context", "server_context"]
+
+VerifyTypes = bool | str | os.PathLike[str] | ssl.SSLContext
+CertTypes = str | os.PathLike[str] | tuple[str | os.PathLike[str], str | os.PathLike[str]]
+
+
+def _build(cafile: str | None, capath: str | None, verify: bool) -> ssl.SSLContext:
+    if verify:
+        try:
+            context = ssl.create_default_context(cafile=cafile, capath=capath)
+        except (ssl.SSLError, OSError) as exc:
+            raise TLSError(
+                f"Could not load the CA bundle {cafile or capath!r}: {exc}. Pass verify= "
+                "a PEM file or directory of CA certificates."
+            ) from exc
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+_cached_build = lru_cache(maxsize=8)(_build)
+
+
+def client_context(verify: VerifyTypes = True, cert: CertTypes | None = None) -> ssl.SSLContext:
+    """An ``ssl.SSLContext`` for a client.
+
+    ``verify``: True (certifi's roots, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), a path to
+    a CA bundle file or directory, an ``SSLContext`` to use as is, or False to skip
+    verification (never the default). ``cert``: a client certificate file, or a
+    (certificate, key) pair. Contexts without a client certificate are cached.
+    """
+    if isinstance(verify, ssl.SSLContext):
+        if cert is not None:
+            raise ValueError("Pass the client certificate in your own SSLContext, not as cert=.")
+        return verify
+    cafile: str | None = None
+    capath: str | None = None
+    if verify is True:
+        cafile = os.environ.get("SSL_CERT_FILE") or None
+        capath = os.environ.get("SSL_CERT_DIR") or None
+        if cafile is None and capath is None:
+            cafile = certifi.where()
+    elif verify is not False:
+        path = os.fspath(verify)
+        if os.path.isdir(path):
+            capath = path
+        elif os.path.isfile(path):
+            cafile = path
+        else:
+            raise ValueError(f"verify={path!r} is neither a CA bundle file nor a directory.")
+    if cert is None:
+        return _cached_build(cafile, capath, verify is not False)
+    context = _build(cafile, capath, verify is not False)
+    certfile, keyfile = (
+        (os.fspath(cert[0]), os.fspath(cert[1]))
+        if isinstance(cert, tuple)
+        else (os.fspath(cert), None)
+    )
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (ssl.SSLError, OSError) as exc:
+        raise TLSError(
+            f"Could not load the client certificate {certfile!r}"
+            + (f" with key {keyfile!r}" if keyfile else "")
+            + f": {exc}. Pass cert= a PEM file with the certificate and its key, or a "
+            "(certificate, key) pair of files."
+        ) from exc
+    return context
+
+
+def server_context(
+    certfile: str | os.PathLike[str], keyfile: str | os.PathLike[str] | None = None
+) -> ssl.SSLContext:
+    """An ``ssl.SSLContext`` for a server from a certificate chain and its key."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(os.fspath(certfile), os.fspath(keyfile) if keyfile else None)
+    context.set_alpn_protocols(["http/1.1"])
+    return context

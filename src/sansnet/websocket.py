@@ -1,0 +1,594 @@
+"""``net.socket`` and the :class:`WebSocket` object, client and server side.
+
+One :class:`WebSocket` class drives a sans-IO
+:class:`~sansnet.protocol.websocket.WebSocketConnection` over a stream.
+:func:`socket` returns one as a client; :func:`sansnet.serve` hands one to
+``handle_web_socket``.
+
+How it reads: there is no background task. Whichever task needs input (``next()``,
+``close()`` waiting for the peer's close, ``ping()`` waiting for its pong) reads for
+everyone, one at a time, and parses one message ahead at most. So memory stays bounded
+when a peer floods us (unread bytes wait in the socket, and TCP pushes back on the
+peer), and pings from the peer are answered while someone is reading. Keepalive pings
+are sent from the reading task too: a connection nobody reads from is not pinged.
+Writes are serialized whole-message; a reader never waits for a slow writer.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+
+from .errors import (
+    ConnectionClosed,
+    HandshakeError,
+    LocalProtocolError,
+    ReadTimeout,
+    RemoteProtocolError,
+    TimeoutError,
+    TransportError,
+)
+from .models import ServeRequest
+from .protocol import NEED_DATA, ClientConnection, Data, EndOfMessage, ResponseHead
+from .protocol.websocket import (
+    BinaryMessage,
+    ClientHandshake,
+    Closed,
+    Pong,
+    TextMessage,
+    WebSocketConnection,
+    check_close_code,
+)
+from .protocol.websocket.connection import CLOSED, OPEN
+from .transport.clock import now
+from .transport.connect import Backend, open_tcp_stream
+from .transport.streams import NetworkStream
+from .transport.tls import CertTypes, VerifyTypes, client_context
+
+__all__ = ["WebSocket", "socket"]
+
+MiB = 1024 * 1024
+_SCHEMES = {"ws": ("ws", 80), "http": ("ws", 80), "wss": ("wss", 443), "https": ("wss", 443)}
+
+
+class WebSocket:
+    """An open WebSocket (Lune's WebSocket).
+
+    * ``await ws.send(message, binary=None)``: str is sent as text, bytes as binary
+      (``binary=False`` sends bytes as text after a UTF-8 check). Raises
+      :class:`~sansnet.ConnectionClosed` once the socket is closed.
+    * ``await ws.next()``: the next message, str or bytes; None once the socket is
+      closed (by us, by the peer, or because the connection died). Never raises for a
+      closed or broken connection: :attr:`close_code` then says why.
+    * ``await ws.close(code=1000, reason="")``: start the closing handshake; waits up to
+      ``close_timeout`` for the peer's close frame. A second call raises.
+    * ``async for message in ws``, ``async with ws``, :meth:`ping`.
+    * :attr:`close_code`: None while open; our code if we closed first, the peer's code
+      if it did (1005 when it sent none), 1006 if the connection died without a close.
+
+    One task may wait in ``next()`` while others ``send()``.
+    """
+
+    def __init__(
+        self,
+        stream: NetworkStream,
+        connection: WebSocketConnection,
+        *,
+        request: ServeRequest | None = None,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float = 10.0,
+    ) -> None:
+        self._stream = stream
+        self._conn = connection
+        self.request = request
+        """The upgrade request (server side), with ``path``, ``query`` and ``headers``."""
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self._messages: deque[str | bytes] = deque()
+        self._read_lock = anyio.Lock()
+        self._write_lock = anyio.Lock()
+        self._finished = anyio.Event()  # the closing handshake is over (or the link died)
+        self._closed_by_user = False
+        self._transport_closed = False
+        self._pings: dict[bytes, tuple[float, anyio.Event]] = {}
+        self._ping_results: dict[bytes, float] = {}
+        self._last_ping = now()
+        self._keepalive_payload: bytes | None = None
+        self._latency: float | None = None
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def close_code(self) -> int | None:
+        """None while open; see the class docstring."""
+        return self._conn.close_code
+
+    @property
+    def close_reason(self) -> str:
+        """The reason that goes with :attr:`close_code` (may be empty)."""
+        return self._conn.close_reason
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol agreed in the handshake, or None."""
+        return self._conn.subprotocol
+
+    @property
+    def closed(self) -> bool:
+        """True once a close frame was sent or received, or the connection died."""
+        return self._conn.state is not OPEN
+
+    @property
+    def latency(self) -> float | None:
+        """The round-trip time of the last answered ping, in seconds."""
+        return self._latency
+
+    @property
+    def peer(self) -> tuple[str, int]:
+        """The remote (host, port)."""
+        return self._stream.peer
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(
+        self, message: str | bytes | bytearray | memoryview, binary: bool | None = None
+    ) -> None:
+        """Send one message: a str as text, bytes as binary (``binary=False``: as text,
+        which must then be UTF-8). Raises :class:`~sansnet.ConnectionClosed` if the
+        socket is closed, ``TypeError``/``ValueError`` for a bad message."""
+        conn = self._conn
+        if conn.state is not OPEN:
+            raise self._closed_error()
+        if isinstance(message, str):
+            if binary:
+                conn.send_binary(message.encode("utf-8"))
+            else:
+                conn.send_text(message)
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            if binary is False:
+                try:
+                    text = bytes(message).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ValueError(
+                        f"binary=False needs UTF-8 bytes; byte {exc.start} is not."
+                    ) from None
+                conn.send_text(text)
+            else:
+                conn.send_binary(message)
+        else:
+            raise TypeError(f"send() takes str or bytes, not {type(message).__name__}.")
+        await self._flush()
+
+    def _closed_error(self) -> ConnectionClosed:
+        code = self._conn.close_code
+        return ConnectionClosed(
+            f"The WebSocket is closed (code {code}); no more messages can be sent.",
+            code=code,
+            reason=self._conn.close_reason,
+        )
+
+    async def _flush(self) -> None:
+        """Write everything the engine has queued. Writers take turns; every queued
+        byte is written by the current writer before it lets go."""
+        async with self._write_lock:
+            while True:
+                data = self._conn.data_to_send()
+                if not data:
+                    return
+                try:
+                    await self._stream.write(data)
+                except TransportError:
+                    self._conn_lost()
+                    raise self._closed_error() from None
+
+    async def _flush_soon(self) -> None:
+        """Flush from the reading side, unless a writer holds the lock (it will write
+        our bytes after its own, so the reader never waits behind a slow send)."""
+        if not self._write_lock.locked():
+            try:
+                await self._flush()
+            except ConnectionClosed:
+                pass
+
+    # ------------------------------------------------------------------ receiving
+
+    async def next(self) -> str | bytes | None:
+        """The next message: str (text) or bytes (binary); None once closed."""
+        messages = self._messages
+        while True:
+            if messages:
+                return messages.popleft()
+            if self._finished.is_set():
+                return None
+            async with self._read_lock:
+                if messages or self._finished.is_set():
+                    continue
+                await self._pump()
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str | bytes]:
+        while (message := await self.next()) is not None:
+            yield message
+
+    async def _pump(self) -> None:
+        """Read and parse until a message is queued, a pong arrives, or the connection
+        is finished. The caller holds the read lock and loops as it needs."""
+        conn = self._conn
+        while True:
+            event = conn.next_event()
+            if conn.wants_write:
+                await self._flush_soon()
+            if event is None:
+                if conn.state is CLOSED:  # the Closed event was handled elsewhere
+                    await self._finish()
+                    return
+                if not await self._receive():
+                    return
+                continue
+            if isinstance(event, (TextMessage, BinaryMessage)):
+                self._messages.append(event.data)
+                return
+            if isinstance(event, Pong):
+                self._on_pong(event.payload)
+                return  # a ping() may be waiting for this; callers loop as needed
+            if isinstance(event, Closed):
+                await self._finish()
+                return
+
+    async def _receive(self) -> bool:
+        """Read once from the stream into the engine, sending keepalive pings when due.
+        False if the connection is finished."""
+        timeout = self._read_timeout()
+        try:
+            data = await self._stream.read(65536, timeout)
+        except ReadTimeout:
+            return await self._keepalive()
+        except TransportError:
+            data = b""
+        conn = self._conn
+        if data:
+            conn.receive_data(data)
+        elif not conn.eof_received:
+            conn.receive_eof()
+        return True
+
+    def _read_timeout(self) -> float | None:
+        """How long to wait for bytes before the next keepalive step."""
+        interval = self.ping_interval
+        if interval is None or self._conn.state is not OPEN:
+            return self.close_timeout if self._conn.state is not OPEN else None
+        if self._keepalive_payload is not None and self.ping_timeout is not None:
+            return max(0.0, self._last_ping + self.ping_timeout - now())
+        return max(0.0, self._last_ping + interval - now())
+
+    async def _keepalive(self) -> bool:
+        conn = self._conn
+        if conn.state is not OPEN:
+            # The peer did not answer our close frame in time: give up on it.
+            self._conn_lost()
+            await self._finish()
+            return False
+        if self._keepalive_payload is not None:
+            # The last keepalive ping went unanswered for ping_timeout: the link is dead.
+            conn.close(1011, "keepalive ping timeout")
+            await self._flush_soon()
+            self._conn_lost()
+            await self._finish()
+            return False
+        payload = os.urandom(4)
+        self._keepalive_payload = payload
+        self._last_ping = now()
+        conn.send_ping(payload)
+        await self._flush_soon()
+        return True
+
+    def _on_pong(self, payload: bytes) -> None:
+        if payload == self._keepalive_payload:
+            self._latency = now() - self._last_ping
+            self._keepalive_payload = None
+            self._last_ping = now()
+        waiter = self._pings.pop(payload, None)
+        if waiter is not None:
+            self._latency = now() - waiter[0]
+            self._ping_results[payload] = self._latency
+            waiter[1].set()
+
+    def _conn_lost(self) -> None:
+        """The transport is gone: let the engine report 1006 (or keep our own code).
+        Messages that had fully arrived stay readable."""
+        conn = self._conn
+        if not conn.eof_received:
+            conn.receive_eof()
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, (TextMessage, BinaryMessage)):
+                self._messages.append(event.data)
+        self._finished.set()
+
+    async def _finish(self) -> None:
+        """The closing handshake is over: close the transport and wake everyone."""
+        self._finished.set()
+        for _, event in self._pings.values():
+            event.set()
+        if not self._transport_closed:
+            self._transport_closed = True
+            await self._stream.aclose()
+
+    # ------------------------------------------------------------------ closing
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the WebSocket: send a close frame, wait up to ``close_timeout`` for the
+        peer's, then close the connection. ``code``: 1000-4999 but 1004, 1005, 1006 and
+        1015 (``ValueError``). Messages that arrived before the peer's close frame stay
+        readable with :meth:`next`. A second call raises
+        :class:`~sansnet.ConnectionClosed`."""
+        check_close_code(code)
+        if len(reason.encode("utf-8")) > 123:
+            raise ValueError("A close reason is at most 123 bytes of UTF-8.")
+        if self._closed_by_user:
+            raise ConnectionClosed(
+                f"close() was already called on this WebSocket (code {self.close_code}).",
+                code=self.close_code,
+                reason=self.close_reason,
+            )
+        self._closed_by_user = True
+        await self._close(code, reason)
+
+    async def _close(self, code: int, reason: str) -> None:
+        conn = self._conn
+        if conn.state is OPEN:
+            conn.close(code, reason)
+            try:
+                await self._flush()
+            except ConnectionClosed:
+                pass
+        with anyio.move_on_after(self.close_timeout) as scope:
+            while not self._finished.is_set():
+                if self._read_lock.locked():
+                    await self._finished.wait()  # the reading task will see the reply
+                    continue
+                async with self._read_lock:
+                    if not self._finished.is_set():
+                        await self._pump_until_closed()
+        if scope.cancelled_caught:
+            self._conn_lost()  # the peer never answered our close frame
+        await self._finish()
+
+    async def _pump_until_closed(self) -> None:
+        """Read until the peer's close frame, queueing messages for next()."""
+        while not self._finished.is_set():
+            await self._pump()
+
+    async def _close_quietly(self, code: int, reason: str) -> None:
+        """Close unless already closed (the server's end of a handler)."""
+        if self._conn.state is OPEN:
+            self._closed_by_user = True
+            try:
+                await self._close(code, reason)
+            except (TransportError, LocalProtocolError, ConnectionClosed):
+                pass
+        if not self._finished.is_set():
+            with anyio.move_on_after(self.close_timeout):
+                await self._close_wait()
+        if not self._transport_closed:
+            self._conn_lost()
+            await self._finish()
+
+    async def _close_wait(self) -> None:
+        while not self._finished.is_set():
+            async with self._read_lock:
+                if not self._finished.is_set():
+                    await self._pump_until_closed()
+
+    async def ping(self, payload: bytes | None = None) -> float:
+        """Send a ping and wait for its pong; returns the round trip in seconds.
+        Waits at most ``ping_timeout`` (then :class:`~sansnet.TimeoutError`)."""
+        if self._conn.state is not OPEN:
+            raise self._closed_error()
+        payload = os.urandom(4) if payload is None else bytes(payload)
+        if payload in self._pings:
+            raise ValueError("A ping with this payload is already waiting for its pong.")
+        event = anyio.Event()
+        started = now()
+        self._pings[payload] = (started, event)
+        self._conn.send_ping(payload)
+        await self._flush()
+        with anyio.move_on_after(self.ping_timeout) as scope:
+            while not event.is_set():
+                if self._read_lock.locked():
+                    await event.wait()
+                    continue
+                async with self._read_lock:
+                    if not event.is_set() and not self._finished.is_set():
+                        await self._pump()
+                if self._finished.is_set():
+                    break
+        if scope.cancelled_caught:
+            self._pings.pop(payload, None)
+            raise TimeoutError(f"No pong within {self.ping_timeout} s.")
+        latency = self._ping_results.pop(payload, None)
+        if latency is None:  # woken because the connection closed, not by the pong
+            self._pings.pop(payload, None)
+            raise self._closed_error()
+        return latency
+
+    async def __aenter__(self) -> WebSocket:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self._close_quietly(1000, "")
+
+    def __repr__(self) -> str:
+        state = "open" if self._conn.state is OPEN else f"closed ({self.close_code})"
+        return f"<WebSocket {self._stream.description} {state}>"
+
+
+async def socket(
+    url: str,
+    *,
+    headers: Any = None,
+    subprotocols: list[str] | tuple[str, ...] = (),
+    compression: bool = True,
+    timeout: float | None = 10.0,
+    max_message_size: int | None = 64 * MiB,
+    max_frame_size: int | None = 16 * MiB,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
+    close_timeout: float = 10.0,
+    verify: VerifyTypes = True,
+    cert: CertTypes | None = None,
+    backend: Backend = "auto",
+    open_stream: Callable[[tuple[str, str, int], float | None], Awaitable[NetworkStream]]
+    | None = None,
+) -> WebSocket:
+    """Open a WebSocket to ``url`` (``ws://``, ``wss://``; ``http://`` and ``https://``
+    are accepted as aliases). Lune's ``net.socket``.
+
+    ``timeout`` bounds connecting and the opening handshake. A refused handshake raises
+    :class:`~sansnet.HandshakeError` with the server's status and headers; network and
+    TLS failures raise :class:`~sansnet.ConnectError`, :class:`~sansnet.TLSError` or
+    :class:`~sansnet.ConnectTimeout`. Close the socket when done (or use ``async with``).
+    ``open_stream(origin, timeout)`` replaces the network (as for
+    :class:`~sansnet.Client`; sansnet.testing uses it to reach a server in memory).
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"socket() takes a URL string, not {type(url).__name__}.")
+    split = urlsplit(url.strip())
+    scheme_port = _SCHEMES.get(split.scheme.lower())
+    if scheme_port is None:
+        raise ValueError(f"Unsupported WebSocket URL scheme in {url!r}: use ws:// or wss://.")
+    scheme, default_port = scheme_port
+    try:
+        port = split.port or default_port
+    except ValueError as exc:
+        raise ValueError(f"Invalid URL {url!r}: {exc}.") from None
+    host = split.hostname
+    if not host:
+        raise ValueError(f"Invalid URL {url!r}: no host.")
+    target = (split.path or "/") + (f"?{split.query}" if split.query else "")
+    handshake = ClientHandshake(
+        subprotocols=subprotocols,
+        compression=compression,
+        extra_headers=_header_items(headers),
+    )
+    deadline = None if timeout is None else now() + timeout
+    if open_stream is not None:
+        stream = await open_stream((scheme, host, port), timeout)
+    else:
+        context: ssl.SSLContext | None = client_context(verify, cert) if scheme == "wss" else None
+        stream = await open_tcp_stream(
+            host, port, ssl_context=context, timeout=timeout, backend=backend
+        )
+    try:
+        protocol = ClientConnection(host, port, scheme=scheme)
+        protocol.send_request("GET", target, handshake.request_headers())
+        await stream.write(protocol.data_to_send(), _left(deadline))
+        response = await _read_response(stream, protocol, deadline, url)
+        if response.status_code != 101:
+            body = await _read_some_body(stream, protocol, deadline)
+            handshake.check(response, body)
+        agreed = handshake.check(response)
+    except BaseException:
+        await stream.aclose()
+        raise
+    engine = WebSocketConnection(
+        "client",
+        deflate=agreed.deflate,
+        max_message_size=max_message_size,
+        max_frame_size=max_frame_size,
+        subprotocol=agreed.subprotocol,
+    )
+    data, eof = protocol.trailing_data
+    if data:
+        engine.receive_data(data)
+    if eof:
+        engine.receive_eof()
+    return WebSocket(
+        stream,
+        engine,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        close_timeout=close_timeout,
+    )
+
+
+def _header_items(headers: Any) -> list[tuple[str, str]]:
+    if headers is None:
+        return []
+    from .protocol import Headers
+
+    return Headers(headers).raw_items()
+
+
+def _left(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    left = deadline - now()
+    if left <= 0:
+        raise TimeoutError("The WebSocket opening handshake did not finish in time.")
+    return left
+
+
+async def _read_response(
+    stream: NetworkStream, protocol: ClientConnection, deadline: float | None, url: str
+) -> ResponseHead:
+    while True:
+        try:
+            event = protocol.next_event()
+        except RemoteProtocolError as exc:
+            raise HandshakeError(
+                f"The server at {url} did not answer the WebSocket handshake: {exc}"
+            ) from exc
+        if isinstance(event, ResponseHead):
+            return event
+        if event is NEED_DATA:
+            try:
+                data = await stream.read(65536, _left(deadline))
+            except ReadTimeout:
+                raise TimeoutError(
+                    f"The server at {url} did not answer the WebSocket handshake in time."
+                ) from None
+            if data:
+                protocol.receive_data(data)
+            else:
+                protocol.receive_eof()
+            continue
+        raise HandshakeError(
+            f"Unexpected {event!r} during the WebSocket handshake."
+        )  # pragma: no cover
+
+
+async def _read_some_body(
+    stream: NetworkStream, protocol: ClientConnection, deadline: float | None
+) -> bytes:
+    """Up to 64 KiB of a refused handshake's body, for the HandshakeError."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while size < 65536:
+            event = protocol.next_event()
+            if isinstance(event, Data):
+                parts.append(event.data)
+                size += len(event.data)
+            elif isinstance(event, EndOfMessage):
+                break
+            elif event is NEED_DATA:
+                data = await stream.read(65536, _left(deadline))
+                if data:
+                    protocol.receive_data(data)
+                else:
+                    protocol.receive_eof()
+            else:
+                break
+    except (RemoteProtocolError, TransportError, TimeoutError):
+        pass
+    return b"".join(parts)[:65536]

@@ -1,0 +1,188 @@
+"""The client's API surface: Request, custom transports, headers changed after the
+client was made, URL edge cases, deadlines, body pieces, redirects with big bodies."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import anyio
+import pytest
+
+import sansnet
+from sansnet import Request, StreamingResponse, Timeout
+from sansnet.client import _URL_CACHE, Transport, _Body, _Deadlines, _parse_url
+from sansnet.protocol import Headers, ResponseHead
+
+from .app import TEXT
+from .rawserver import RawServer, response
+
+pytestmark = pytest.mark.anyio
+
+
+def test_request_model() -> None:
+    request = Request("GET", "http://example.org/", Headers(), b"data")
+    assert request.content == b"data"
+    assert request.replayable
+    assert repr(request) == "<Request GET http://example.org/>"
+    streamed = Request("POST", "http://example.org/", Headers(), iter([b"a"]))
+    assert not streamed.replayable
+    with pytest.raises(TypeError, match="streamed"):
+        _ = streamed.content
+
+
+async def test_deadlines() -> None:
+    unlimited = _Deadlines(Timeout(total=None))
+    assert unlimited.bound(5.0) == 5.0, "Without a total, a phase keeps its own timeout."
+    assert not unlimited.capped
+    spent = _Deadlines(Timeout(total=0.001))
+    await anyio.sleep(0.01)
+    with pytest.raises(sansnet.TimeoutError, match="total timeout"):
+        spent.bound(None)
+
+
+class _FixedBody(_Body):
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+        self.released: list[bool] = []
+
+    async def read(self) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+    async def release(self, *, complete: bool) -> None:
+        self.released.append(complete)
+
+
+class _Canned(Transport):
+    """A transport that answers every request with the same canned response."""
+
+    def __init__(self) -> None:
+        self.sent: list[Request] = []
+        self.bodies: list[_FixedBody] = []
+        self.closed = False
+
+    async def send(self, request: Request, timeout: _Deadlines) -> StreamingResponse:
+        self.sent.append(request)
+        body = _FixedBody([b"canned ", b"answer"])
+        self.bodies.append(body)
+        head = ResponseHead(299, Headers({"X-Canned": "yes"}), "Canned", "1.1")
+        return StreamingResponse(head, request.url, body)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_custom_transport() -> None:
+    transport = _Canned()
+    async with sansnet.Client(transport=transport, headers={"X-Client": "1"}) as client:
+        result = await client.request("http://example.org/x", method="PATCH", body=b"b")
+        assert result.status_code == 299
+        assert result.status_message == "Canned", "An unknown code keeps the server's text."
+        assert result.body == b"canned answer"
+        assert result.ok
+        sent = transport.sent[0]
+        assert (sent.method, sent.url, sent.content) == ("PATCH", "http://example.org/x", b"b")
+        assert sent.headers["x-client"] == "1"
+        assert transport.bodies[0].released == [True]
+        async with client.stream("http://example.org/y") as streamed:
+            assert streamed.headers["x-canned"] == "yes"
+            await streamed.aclose()  # closing early is allowed, and only counts once
+        assert transport.bodies[1].released == [True]
+    assert transport.closed, "The client closes its transport."
+
+
+async def test_client_headers_changed_later(base_url: str) -> None:
+    async with sansnet.Client() as client:
+        await client.request(f"{base_url}/status/200")
+        client.headers["X-Later"] = "added"
+        echo = (await client.request(f"{base_url}/echo", body="b")).json()
+        assert ["x-later", "added"] in echo["headers"], "Later changes to client.headers apply."
+        assert ["content-type", "text/plain; charset=utf-8"] in echo["headers"]
+        client.headers["X-Evil"] = "a\r\nb"
+        with pytest.raises(ValueError, match="X-Evil"):
+            await client.request(f"{base_url}/status/200")
+
+
+async def test_own_headers_with_a_body_and_accept(base_url: str) -> None:
+    echo = (
+        await sansnet.request(
+            f"{base_url}/echo", method="POST", body="text", headers={"Accept": "text/html"}
+        )
+    ).json()
+    assert ["accept", "text/html"] in echo["headers"]
+    assert ["accept", "*/*"] not in echo["headers"], "The caller's Accept replaces the default."
+    assert ["content-type", "text/plain; charset=utf-8"] in echo["headers"]
+
+
+async def test_idna_hosts(raw_server: Callable[..., RawServer]) -> None:
+    with pytest.raises(sansnet.ConnectError, match=r"xn--bcher-kva\.invalid"):
+        await sansnet.request("http://bücher.invalid/")
+    with pytest.raises(ValueError, match="Invalid host name"):
+        await sansnet.request("http://" + "ü" * 70 + ".example/")
+
+
+def test_url_cache_is_bounded() -> None:
+    for i in range(600):
+        _parse_url(f"http://example.org/{i}")
+    assert len(_URL_CACHE) <= 512
+
+
+async def test_response_without_content_type(raw_server: Callable[..., RawServer]) -> None:
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        while server.read_request(conn) is not None:
+            conn.sendall(response(b"bare"))
+
+    server = raw_server(handler)
+    result = await sansnet.request(server.url)
+    assert result.charset is None
+    assert result.text == "bare"
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "zstd", "deflate"])
+async def test_encoded_body_in_tiny_chunks(base_url: str, coding: str) -> None:
+    response = await sansnet.request(f"{base_url}/encoded-pieces/{coding}")
+    assert response.body == TEXT, "A body decodes however its bytes are split."
+    async with sansnet.stream(f"{base_url}/encoded-pieces/{coding}") as streamed:
+        assert "content-encoding" not in streamed.headers
+        pieces = [piece async for piece in streamed.aiter_bytes()]
+    assert b"".join(pieces) == TEXT
+
+
+async def test_decoded_pieces_are_bounded(base_url: str) -> None:
+    async with sansnet.stream(f"{base_url}/zeros.gz?mib=4") as streamed:
+        sizes = [len(piece) async for piece in streamed.aiter_bytes()]
+    assert sum(sizes) == 4 * 1024 * 1024
+    assert max(sizes) <= 64 * 1024, "Decoded pieces are at most 64 KiB."
+
+
+async def test_redirect_with_a_big_body(raw_server: Callable[..., RawServer]) -> None:
+    big = b"r" * (2 * 1024 * 1024)
+
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        while (head := server.read_request(conn)) is not None:
+            if head.startswith(b"GET /start"):
+                conn.sendall(response(big, status="302 Found", extra=b"Location: /end\r\n"))
+            else:
+                conn.sendall(response(b"end"))
+
+    server = raw_server(handler)
+    async with sansnet.Client() as client:
+        result = await client.request(f"{server.url}/start")
+        assert result.body == b"end"
+        assert server.accepted == 2, (
+            "A redirect body over 1 MiB is not read: its connection closes."
+        )
+
+
+async def test_identity_coding_and_exhausted_iterator(raw_server: Callable[..., RawServer]) -> None:
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        while server.read_request(conn) is not None:
+            conn.sendall(response(b"as is", extra=b"Content-Encoding: identity\r\n"))
+
+    server = raw_server(handler)
+    async with sansnet.stream(server.url) as streamed:
+        assert streamed.headers["content-encoding"] == "identity", "identity: nothing decoded."
+        pieces = streamed.aiter_bytes()
+        assert [piece async for piece in pieces] == [b"as is"]
+        with pytest.raises(StopAsyncIteration):
+            await pieces.__anext__()  # an exhausted iterator stays exhausted

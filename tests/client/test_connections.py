@@ -1,0 +1,271 @@
+"""Connection reuse: keep-alive, idle connections closed by the server, the retry on a
+stale reused connection, and cancellation at every await point of a request."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+import pytest
+
+import sansnet
+from sansnet import PoolLimits, Timeout
+
+from .conftest import Servers
+from .rawserver import RawServer, response
+
+pytestmark = pytest.mark.anyio
+
+Start = Callable[..., RawServer]
+
+
+async def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` (at most 5 s): for states that depend on another thread."""
+    for _ in range(500):
+        if condition():
+            return
+        await anyio.sleep(0.01)
+    raise AssertionError(f"Timed out waiting until {what}.")
+
+
+async def test_keep_alive_and_concurrency(base_url: str) -> None:
+    async with sansnet.Client() as client:
+        for _ in range(5):
+            assert (await client.request(f"{base_url}/status/200")).ok
+        assert client.pool.total == 1, "Sequential requests share one connection."
+        results: list[int] = []
+
+        async def one(i: int) -> None:
+            body = (await client.request(f"{base_url}/echo?i={i}")).json()
+            results.append(int(dict(body["query"])["i"]))
+
+        async with anyio.create_task_group() as group:
+            for i in range(20):
+                group.start_soon(one, i)
+        assert sorted(results) == list(range(20)), "Each task got its own response."
+        assert client.pool.in_use == 0
+        assert 1 <= client.pool.total <= 20
+
+
+async def test_idle_connection_closed_by_server_is_not_reused(raw_server: Start) -> None:
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        if server.read_request(conn) is not None:
+            conn.sendall(response(b"once"))  # keep-alive by default...
+        conn.close()  # ...but closed as soon as it is idle
+
+    server = raw_server(handler)
+    async with sansnet.Client() as client:
+        assert (await client.request(server.url)).body == b"once"
+        assert client.pool.idle == 1
+        conn = client.pool._idle[("http", "127.0.0.1", server.port)][0]
+        await wait_for(conn.stream.is_readable, "the client sees the server's close")
+        assert (await client.request(server.url)).body == b"once", "A fresh connection is used."
+        assert server.accepted == 2
+        assert len(server.requests) == 2, "No request went to the closed connection."
+
+
+async def test_keepalive_expiry(raw_server: Start) -> None:
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        while server.read_request(conn) is not None:
+            conn.sendall(response())
+
+    server = raw_server(handler)
+    async with sansnet.Client(limits=PoolLimits(keepalive_expiry=0.0)) as client:
+        await client.request(server.url)
+        await anyio.sleep(0.01)
+        await client.request(server.url)
+        assert server.accepted == 2, "An expired idle connection is not reused."
+    async with sansnet.Client(limits=PoolLimits(max_keepalive=0)) as client:
+        await client.request(server.url)
+        assert client.pool.total == 0, "max_keepalive=0 keeps nothing."
+
+
+def _closes_on_second_request(conn: socket.socket, server: RawServer) -> None:
+    """Answers the first request of each connection, then closes when the second
+    arrives, as a server does when its idle timeout races with a new request."""
+    if server.read_request(conn) is None:
+        return
+    conn.sendall(response(b"first"))
+    server.read_request(conn)
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [("GET", None), ("PUT", b"replayable"), ("POST", b"bytes can be replayed")],
+)
+async def test_retry_once_on_a_stale_reused_connection(
+    raw_server: Start, method: str, body: bytes | None
+) -> None:
+    server = raw_server(_closes_on_second_request)
+    async with sansnet.Client() as client:
+        assert (await client.request(server.url)).body == b"first"
+        result = await client.request(server.url, method=method, body=body)
+        assert result.body == b"first", "The request was retried on a fresh connection."
+    assert server.accepted == 2
+    assert len(server.requests) == 3, "Sent twice: on the stale connection, then the fresh one."
+
+
+async def test_no_retry_for_a_streamed_body(raw_server: Start) -> None:
+    server = raw_server(_closes_on_second_request)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"cannot be sent twice"
+
+    async with sansnet.Client() as client:
+        await client.request(server.url)
+        with pytest.raises((sansnet.RemoteProtocolError, sansnet.ReadError, sansnet.WriteError)):
+            await client.request(server.url, method="POST", body=body())
+        assert client.pool.total == 0
+    assert server.accepted == 1, "A streamed body is never retried."
+
+
+async def test_no_second_retry(raw_server: Start) -> None:
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        if server.read_request(conn) is not None and server.accepted == 1:
+            conn.sendall(response(b"first"))
+            server.read_request(conn)
+        conn.close()  # every later connection closes without answering
+
+    server = raw_server(handler)
+    async with sansnet.Client() as client:
+        await client.request(server.url)
+        with pytest.raises(sansnet.RemoteProtocolError, match="without sending a response"):
+            await client.request(server.url)
+    assert server.accepted == 2, "One retry, on a fresh connection, and no more."
+
+
+async def test_pool_evicts_idle_connections_of_other_origins(servers: Servers) -> None:
+    async with sansnet.Client(limits=PoolLimits(max_connections=1)) as client:
+        assert (await client.request(f"{servers.uvicorn}/status/200")).ok
+        assert (await client.request(f"{servers.hypercorn}/status/200")).ok
+        assert client.pool.total == 1
+        assert client.pool.idle == 1
+
+
+# ------------------------------------------------------------------------ cancellation
+
+
+async def _cancel_when(request: Callable[[], object], ready: Callable[[], bool], what: str) -> None:
+    """Start ``request`` in a task, wait until ``ready()``, cancel it, and check that
+    it was cancelled there (not finished, not failed)."""
+    outcome: list[str] = []
+
+    async def run(scope_ready: anyio.Event) -> None:
+        with anyio.CancelScope() as scope:
+            cancel_scopes.append(scope)
+            scope_ready.set()
+            await request()  # type: ignore[misc]
+            outcome.append("finished")
+        if scope.cancelled_caught:
+            outcome.append("cancelled")
+
+    cancel_scopes: list[anyio.CancelScope] = []
+    async with anyio.create_task_group() as group:
+        started = anyio.Event()
+        group.start_soon(run, started)
+        await started.wait()
+        await wait_for(ready, what)
+        cancel_scopes[0].cancel()
+    assert outcome == ["cancelled"], f"The request was cancelled while {what}."
+
+
+async def test_cancellation_at_every_await_point(servers: Servers, raw_server: Start) -> None:
+    """httpcore issue 1093: cancelled requests must not leave pool slots counted as
+    busy. Cancel at each await point, then prove the pool serves N requests at once."""
+    n = 3
+    limits = PoolLimits(max_connections=n)
+    silent = raw_server(lambda conn, server: server.event("stop").wait(10))
+    never_answers = raw_server(
+        lambda conn, server: (server.read_request(conn), server.event("stop").wait(10))
+    )
+    uploads = 0
+
+    def big_body() -> object:
+        nonlocal uploads
+        for _ in range(4096):
+            uploads += 1
+            yield b"u" * 65536
+
+    async with sansnet.Client(limits=limits, timeout=Timeout(pool=5, read=10)) as client:
+        pool = client.pool
+
+        # 1. waiting for a pool slot: hold all N, then cancel the one waiting.
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(n):
+                await stack.enter_async_context(client.stream(f"{servers.uvicorn}/status/200"))
+            assert pool.in_use == n
+            await _cancel_when(
+                lambda: client.request(f"{servers.uvicorn}/status/201"),
+                lambda: pool.waiting == 1,
+                "waiting for a pool slot",
+            )
+            assert pool.waiting == 0
+        assert pool.in_use == 0
+
+        # 2. connecting: the TCP connection is up, the TLS handshake never answered.
+        await _cancel_when(
+            lambda: client.request(f"https://127.0.0.1:{silent.port}/"),
+            lambda: silent.accepted == 1,
+            "connecting",
+        )
+        assert pool.in_use == 0
+
+        # 3. writing a big body to a server that does not read it.
+        before = silent.accepted
+        seen = [0, 0]
+
+        def stuck() -> bool:  # the upload made progress, then stopped: blocked in write
+            seen[0], seen[1] = seen[1], uploads
+            return uploads > 4 and seen[0] == seen[1]
+
+        await _cancel_when(
+            lambda: client.request(silent.url, method="POST", body=big_body()),
+            lambda: silent.accepted > before and stuck(),
+            "writing the body",
+        )
+        assert pool.in_use == 0
+
+        # 4. waiting for the response head.
+        await _cancel_when(
+            lambda: client.request(never_answers.url),
+            never_answers.event("request").is_set,
+            "waiting for the response head",
+        )
+        assert pool.in_use == 0
+
+        # 5. reading the body (the head and a first piece have arrived).
+        got_piece = threading.Event()
+
+        async def read_slowly() -> None:
+            async with client.stream(f"{servers.hypercorn}/slow-body?pieces=50&delay=0.2") as r:
+                async for _ in r.aiter_bytes():
+                    got_piece.set()
+
+        await _cancel_when(read_slowly, got_piece.is_set, "reading the body")
+        assert pool.in_use == 0
+
+        # 6. after all that: N requests at once, each held until all N have arrived.
+        assert pool.total <= n
+        assert pool.waiting == 0
+        key = uuid.uuid4().hex
+        statuses: list[int] = []
+
+        async def at_barrier() -> None:
+            response = await client.request(f"{servers.uvicorn}/barrier?n={n}&key={key}&timeout=5")
+            statuses.append(response.status_code)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+                for _ in range(n):
+                    group.start_soon(at_barrier)
+        assert statuses == [200] * n, "The pool still serves max_connections requests at once."
+        assert pool.in_use == 0
+        assert pool.waiting == 0
+        assert pool.total == pool.idle <= n
+    silent.event("stop").set()
+    never_answers.event("stop").set()

@@ -1,0 +1,232 @@
+"""sansnet.testing: in-memory serving through the real bytes, mocks, the wire recorder,
+fault injection and the pytest fixtures."""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import anyio
+import pytest
+
+import sansnet
+from sansnet import ServeConfig, ServeRequest, ServeResponse
+from sansnet.testing import Faults, MockRouter, MockTransport, WireRecorder, mock, serve
+
+pytestmark = pytest.mark.anyio
+
+
+async def app(request: ServeRequest) -> Any:
+    if request.path == "/echo":
+        return ServeResponse(200, {"X-Method": request.method}, request.body)
+    if request.path == "/chunks":
+        return ServeResponse(body=iter([b"one ", b"two ", b"three"]))
+    if request.path == "/redirect":
+        return ServeResponse(302, {"Location": "/echo"})
+    if request.path == "/gzip":
+        return ServeResponse(200, {"Content-Encoding": "gzip"}, gzip.compress(b"unzipped"))
+    return f"{request.method} {request.target} from {request.ip}"
+
+
+async def echo_socket(ws: sansnet.WebSocket) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+CONFIG = ServeConfig(handle_request=app, handle_web_socket=echo_socket)
+
+
+async def test_requests_go_through_the_real_engines_in_memory() -> None:
+    recorder = WireRecorder()
+    async with serve(CONFIG, recorder=recorder) as client:
+        response = await client.request("/hello?x=1")
+        assert response.text == "GET /hello?x=1 from 127.0.0.1"
+        response = await client.request("/echo", method="POST", body=b"payload")
+        assert (response.body, response.headers["x-method"]) == (b"payload", "POST")
+        assert (await client.request("/redirect", method="POST", body=b"x")).url.endswith("/echo")
+        assert (await client.request("/gzip")).body == b"unzipped"
+        async with client.stream("/chunks") as streamed:
+            assert [piece async for piece in streamed.aiter_bytes()] == [b"one ", b"two ", b"three"]
+        pool = client.http.pool
+    assert recorder.client_bytes.startswith(b"GET /hello?x=1 HTTP/1.1\r\nHost: testserver\r\n")
+    assert b"HTTP/1.1 200 OK\r\n" in recorder.server_bytes
+    assert pool.total == 0  # everything was released and closed
+
+
+async def test_keep_alive_reuses_one_in_memory_connection() -> None:
+    async with serve(app) as client:
+        ports = {(await client.request("/")).text.split(":")[-1] for _ in range(5)}
+        assert client.http.pool.total == 1
+        assert len(ports) == 1
+
+
+async def test_websocket_over_memory() -> None:
+    async with serve(CONFIG) as client:
+        ws = await client.socket("/ws")
+        for message in ["text", b"\x00bytes", "x" * 100_000]:
+            await ws.send(message)
+            assert await ws.next() == message
+        await ws.close()
+        assert ws.close_code == 1000
+
+
+async def test_recorder_prints_readably() -> None:
+    recorder = WireRecorder()
+    async with serve(app, recorder=recorder) as client:
+        await client.request("/")
+    text = str(recorder)
+    assert text.startswith("--> client (")
+    assert "    GET / HTTP/1.1\\r\\n\n    Host: testserver\\r\\n" in text
+    assert "<-- server (" in text
+    assert repr(recorder) == f"<WireRecorder {len(recorder.entries)} writes>"
+    recorder.record("client", b"\x00\xff")
+    assert str(recorder).endswith("    \\x00\\xff")
+    recorder.clear()
+    assert recorder.entries == []
+
+
+@pytest.mark.parametrize("side", ["client", "server", "both"])
+async def test_byte_by_byte_delivery_runs_the_full_flows(side: str) -> None:
+    one = Faults(chunk_size=1)
+    faults = one if side in ("client", "both") else None
+    response_faults = one if side in ("server", "both") else None
+    recorder = WireRecorder()
+    async with serve(
+        CONFIG, faults=faults, response_faults=response_faults, recorder=recorder
+    ) as client:
+        response = await client.request("/echo", method="PUT", body=b"segmented body")
+        assert response.body == b"segmented body"
+        async with client.stream("/chunks") as streamed:
+            assert await streamed.aread() == b"one two three"
+        assert (await client.request("/gzip")).body == b"unzipped"
+        ws = await client.socket("/ws")
+        await ws.send("é" * 300)
+        assert await ws.next() == "é" * 300
+        await ws.send(b"\x01" * 1000)
+        assert await ws.next() == b"\x01" * 1000
+        await ws.close()
+    sizes = {len(data) for who, data in recorder.entries if side in (who, "both")}
+    assert sizes == {1}
+
+
+@pytest.mark.parametrize(
+    "anyio_backend",
+    [pytest.param(("trio", {"clock": "autojump"}), id="trio-autojump")],
+    indirect=True,
+)
+async def test_delays_run_on_the_test_clock(anyio_backend: Any) -> None:
+    """A 10-minute stall, deterministic and instant on trio's autojump clock."""
+    slow = Faults(delay=600)
+    async with serve(app, response_faults=slow, timeout=sansnet.Timeout(read=60)) as client:
+        started = anyio.current_time()
+        with pytest.raises(sansnet.ReadTimeout):
+            await client.request("/")
+        assert anyio.current_time() - started >= 60
+
+
+async def test_truncated_and_broken_links() -> None:
+    async with serve(app, response_faults=Faults(truncate_after=40)) as client:
+        with pytest.raises(sansnet.RemoteProtocolError):
+            await client.request("/")
+    async with serve(app, faults=Faults(close_after=10)) as client:
+        with pytest.raises((sansnet.WriteError, sansnet.RemoteProtocolError, sansnet.ReadError)):
+            await client.request("/echo", method="POST", body=b"x" * 100)
+
+
+def test_faults_are_validated() -> None:
+    with pytest.raises(ValueError, match="chunk_size"):
+        Faults(chunk_size=0)
+    with pytest.raises(ValueError, match="delay"):
+        Faults(delay=-1)
+
+
+async def fetch_status(url: str) -> int:
+    """Code under test that calls sansnet.request deep inside."""
+    response = await sansnet.request(url)
+    return response.status_code
+
+
+async def test_mock_installs_under_code_that_calls_sansnet_request() -> None:
+    def handler(request: sansnet.Request) -> dict[str, Any]:
+        return {"status": 503, "headers": {"Retry-After": "1"}, "body": request.url}
+
+    async with mock(handler) as transport:
+        assert await fetch_status("https://api.example.com/items?page=2") == 503
+        async with anyio.create_task_group() as group:  # child tasks see it too
+            group.start_soon(fetch_status, "https://api.example.com/child")
+    assert [r.url for r in transport.requests] == [
+        "https://api.example.com/items?page=2",
+        "https://api.example.com/child",
+    ]
+
+
+async def test_mock_results_errors_redirects_and_decoding() -> None:
+    async def handler(request: sansnet.Request) -> Any:
+        if request.url.endswith("/down"):
+            raise sansnet.ConnectError("Could not connect to api.example.com:443.")
+        if request.url.endswith("/moved"):
+            return ServeResponse(301, {"Location": "/new"})
+        if request.url.endswith("/zipped"):
+            return ServeResponse(200, {"Content-Encoding": "gzip"}, gzip.compress(b"plain"))
+        if request.url.endswith("/stream"):
+            return ServeResponse(body=iter([b"a", b"b"]))
+        if request.url.endswith("/async-stream"):
+
+            async def chunks() -> Any:
+                yield b"c"
+
+            return ServeResponse(body=chunks())
+        if request.url.endswith("/raw"):
+            return sansnet.FetchResponse(418, sansnet.Headers(), b"teapot")
+        return f"{request.method} {request.content.decode()}"
+
+    transport = MockTransport(handler)
+    async with sansnet.Client(transport=transport) as client:
+        with pytest.raises(sansnet.ConnectError):
+            await client.request("https://api.example.com/down")
+        assert (
+            await client.request("https://api.example.com/moved")
+        ).url == "https://api.example.com/new"
+        assert (await client.request("https://api.example.com/zipped")).body == b"plain"
+        assert (await client.request("https://api.example.com/stream")).body == b"ab"
+        assert (await client.request("https://api.example.com/async-stream")).body == b"c"
+        assert (await client.request("https://api.example.com/raw")).status_code == 418
+
+        async def upload() -> Any:
+            yield b"streamed "
+            yield b"upload"
+
+        response = await client.request("https://api.example.com/", method="post", body=upload())
+        assert response.text == "POST streamed upload"
+
+
+async def test_mock_router_routes() -> None:
+    router = MockRouter()
+    router.add("GET", "https://api.example.com/items", json=[1, 2])
+    router.add("POST", "*", status=201, body="created", headers={"X": "1"})
+    router.add("GET", "https://api.example.com/custom", lambda request: "custom")
+    async with mock(router):
+        assert (await sansnet.request("https://api.example.com/items?x=1")).json() == [1, 2]
+        response = await sansnet.request("https://other.example/", method="POST")
+        assert (response.status_code, response.text, response.headers["x"]) == (201, "created", "1")
+        assert (await sansnet.request("https://api.example.com/custom")).text == "custom"
+        with pytest.raises(AssertionError, match=r"No mock route for GET https://nope\.example/"):
+            await sansnet.request("https://nope.example/")
+
+
+async def test_the_net_mock_fixture(net_mock: MockRouter) -> None:
+    net_mock.add("GET", "https://api.example.com/health", json={"ok": True})
+    assert (await sansnet.request("https://api.example.com/health")).json() == {"ok": True}
+    assert net_mock.requests[0].method == "GET"
+
+
+async def test_the_net_recorder_fixture(net_recorder: WireRecorder) -> None:
+    async with serve(app, recorder=net_recorder) as client:
+        await client.request("/")
+    assert net_recorder.client_bytes.startswith(b"GET / HTTP/1.1")
+
+
+async def test_use_client_for_code_that_calls_request() -> None:
+    async with serve(app) as client:
+        with sansnet.use_client(client.http):
+            assert await fetch_status("http://testserver/") == 200

@@ -1,0 +1,402 @@
+"""net.serve: the API (structured forms, handles, config), handlers and their answers,
+and Lune's serve cases. Real HTTP over 127.0.0.1, with httpx and sansnet as clients."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import socket
+import zlib
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import brotli
+import httpx
+import pytest
+from backports import zstd
+
+import sansnet
+from sansnet import ServeConfig, ServeRequest, ServeResponse
+from sansnet.testing import serve as serve_in_memory
+
+pytestmark = pytest.mark.anyio
+
+
+async def echo(request: ServeRequest) -> dict[str, Any]:
+    return {
+        "status": 200,
+        "headers": {"content-type": "application/json"},
+        "body": sansnet.json_encode(
+            {
+                "method": request.method,
+                "path": request.path,
+                "target": request.target,
+                "query": request.query,
+                "headers": dict(request.headers.items()),
+                "body": request.body.decode("latin-1"),
+                "ip": request.ip,
+                "port": request.port,
+            }
+        ),
+    }
+
+
+async def test_async_with_form_reports_the_bound_port_and_stops() -> None:
+    server = sansnet.serve(0, echo)  # returns at once: nothing is bound yet
+    assert isinstance(server, sansnet.Server)
+    async with server as handle:
+        assert handle.ip == "127.0.0.1"
+        assert handle.port > 0
+        assert handle.url == f"http://127.0.0.1:{handle.port}"
+        response = await sansnet.request(handle.url + "/hello")
+        assert response.ok
+        assert response.json()["path"] == "/hello"
+        assert not handle.stopped
+    assert handle.stopped
+    with pytest.raises(sansnet.ServerStoppedError, match="already stopped"):
+        await handle.stop()
+
+
+async def test_task_group_start_form() -> None:
+    async with anyio.create_task_group() as group:
+        handle = await group.start(sansnet.serve(0, echo).run)
+        response = await sansnet.request(handle.url, method="post", body="x")
+        assert response.json()["method"] == "POST"
+        await handle.stop()
+        with pytest.raises(sansnet.ServerStoppedError, match="already stopped"):
+            await handle.stop()
+
+
+async def test_after_stop_requests_fail_and_the_port_is_free() -> None:
+    async with sansnet.serve(0, echo) as handle:
+        port = handle.port
+    with pytest.raises(sansnet.ConnectError):
+        await sansnet.request(f"http://127.0.0.1:{port}/", timeout=5)
+    async with sansnet.serve(port, echo) as again:  # the port can be bound again at once
+        assert again.port == port
+
+
+async def test_port_in_use_is_a_bind_error_naming_the_address() -> None:
+    async with sansnet.serve(0, echo) as handle:
+        with pytest.raises(sansnet.BindError, match=rf"127\.0\.0\.1:{handle.port}.*already in use"):
+            async with sansnet.serve(handle.port, echo):
+                pass  # pragma: no cover
+
+
+async def test_invalid_address_is_a_bind_error() -> None:
+    with pytest.raises(sansnet.BindError, match=r"a\.b\.c\.d"):
+        async with sansnet.serve(0, ServeConfig(handle_request=echo, address="a.b.c.d")):
+            pass  # pragma: no cover
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "http://127.0.0.1", "http://127.0.0.1/", "localhost"]
+)
+async def test_address_forms(address: str) -> None:
+    async with sansnet.serve(0, ServeConfig(handle_request=echo, address=address)) as handle:
+        response = await sansnet.request(f"http://127.0.0.1:{handle.port}/")
+        assert response.ok
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback on this machine")
+async def test_ipv6_loopback() -> None:
+    async with sansnet.serve(0, ServeConfig(handle_request=echo, address="::1")) as handle:
+        assert handle.ip == "::1"
+        assert handle.url == f"http://[::1]:{handle.port}"
+        response = await sansnet.request(handle.url + "/v6")
+        assert response.json()["ip"] == "::1"
+
+
+def test_config_needs_a_callable_handler() -> None:
+    with pytest.raises(ValueError, match="needs a handler"):
+        ServeConfig()
+    with pytest.raises(TypeError, match="must be callable"):
+        ServeConfig(handle_request="nope")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes a handler or a ServeConfig"):
+        sansnet.serve(0, 42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="port"):
+        sansnet.serve(70000, echo)
+    with pytest.raises(ValueError, match="address"):
+        ServeConfig(handle_request=echo, address="")
+    with pytest.raises(ValueError, match="max_connections"):
+        ServeConfig(handle_request=echo, max_connections=0)
+
+
+def test_serve_accepts_options_for_both_forms() -> None:
+    server = sansnet.serve(0, echo, access_log=True)
+    assert server.config.access_log
+    server = sansnet.serve(0, ServeConfig(handle_request=echo), keepalive_timeout=1.0)
+    assert server.config.keepalive_timeout == 1.0
+
+
+# ----------------------------------------------------------------- Lune's serve cases
+
+
+async def test_lune_path_and_query() -> None:
+    async with serve_in_memory(echo) as handle:
+        response = await handle.request("/some/path?key=param1&key=param2&key2=param3")
+        data = response.json()
+        assert data["path"] == "/some/path"
+        assert data["query"] == {"key": ["param1", "param2"], "key2": "param3"}
+
+
+async def test_lune_hundred_sequential_requests_over_one_connection() -> None:
+    async with sansnet.serve(0, echo) as handle, httpx.AsyncClient() as client:
+        ports = set()
+        for index in range(100):
+            response = await client.get(f"{handle.url}/{index}")
+            assert response.json()["path"] == f"/{index}"
+            ports.add(response.json()["port"])
+        assert len(ports) == 1  # every request came over the same connection
+
+
+# ------------------------------------------------------------------------ handlers
+
+
+@pytest.mark.parametrize(
+    ("result", "status", "body", "content_type"),
+    [
+        ("héllo", 200, "héllo".encode(), "text/plain; charset=utf-8"),
+        (b"\x00raw", 200, b"\x00raw", "text/plain; charset=utf-8"),
+        (None, 200, b"", "text/plain; charset=utf-8"),
+        (ServeResponse(body="made", status=201), 201, b"made", "text/plain; charset=utf-8"),
+        (ServeResponse(204), 204, b"", None),
+        (
+            ServeResponse(body=b"bin", headers={"Content-Type": "application/x"}),
+            200,
+            b"bin",
+            "application/x",
+        ),
+        ({"status": 404, "body": "gone"}, 404, b"gone", "text/plain; charset=utf-8"),
+        ({"body": b"x"}, 200, b"x", None),
+        ({}, 200, b"", None),
+        (ServeResponse(body=None), 200, b"", None),
+    ],
+)
+async def test_handler_results(
+    result: Any, status: int, body: bytes, content_type: str | None
+) -> None:
+    async with serve_in_memory(lambda request: result) as handle:
+        response = await handle.request("/")
+        assert response.status_code == status
+        assert response.body == body
+        assert response.headers.get("content-type") == content_type
+
+
+async def test_list_header_values_become_repeated_fields() -> None:
+    def handler(request: ServeRequest) -> ServeResponse:
+        return ServeResponse(headers={"Set-Cookie": ["a=1; Path=/", "b=2; Path=/"], "X": "y"})
+
+    async with serve_in_memory(handler) as handle:
+        response = await handle.request("/")
+        assert response.headers.get_all("set-cookie") == ["a=1; Path=/", "b=2; Path=/"]
+        assert response.headers["x"] == "y"
+        assert response.headers["server"].startswith("sansnet/")
+        assert "date" in response.headers
+
+
+async def test_streamed_bodies_sync_and_async() -> None:
+    async def chunks() -> Any:
+        for index in range(3):
+            yield f"part{index};".encode()
+            await anyio.lowlevel.checkpoint()
+
+    def handler(request: ServeRequest) -> ServeResponse:
+        if request.path == "/async":
+            return ServeResponse(body=chunks())
+        return ServeResponse(body=iter([b"a", b"", "b"]))  # type: ignore[list-item]
+
+    async with serve_in_memory(handler) as handle:
+        response = await handle.request("/async")
+        assert response.body == b"part0;part1;part2;"
+        response = await handle.request("/sync")
+        assert response.body == b"ab"
+
+
+async def test_handler_exception_gives_500_is_logged_and_the_server_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def handler(request: ServeRequest) -> str:
+        if request.path == "/boom":
+            raise RuntimeError("kaboom")
+        return "fine"
+
+    with caplog.at_level(logging.ERROR, logger="sansnet.server"):
+        async with sansnet.serve(0, handler) as handle, httpx.AsyncClient() as client:
+            response = await client.get(handle.url + "/boom")
+            assert response.status_code == 500
+            assert response.text == "Internal Server Error\n"
+            again = await client.get(handle.url + "/ok")  # same connection, still served
+            assert again.text == "fine"
+    [record] = [r for r in caplog.records if r.name == "sansnet.server"]
+    assert "GET /boom" in record.getMessage()
+    assert record.exc_info is not None
+    assert "kaboom" in str(record.exc_info[1])
+
+
+@pytest.mark.parametrize(
+    ("result", "fragment"),
+    [
+        (42, "returned int"),
+        ([b"list"], "returned list"),
+        ({"status": 200, "nope": 1}, "unknown keys"),
+        (ServeResponse(status=99), "invalid status 99"),
+        (ServeResponse(status="200"), "invalid status"),  # type: ignore[arg-type]
+        (ServeResponse(body=3.5), "body of type float"),  # type: ignore[arg-type]
+    ],
+)
+async def test_bad_return_values_give_500_naming_the_type(
+    result: Any, fragment: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="sansnet.server"):
+        async with serve_in_memory(lambda request: result) as handle:
+            response = await handle.request("/")
+            assert response.status_code == 500
+    assert any(fragment in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+async def test_a_failing_stream_closes_the_connection(caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> Any:
+        yield b"start"
+        raise RuntimeError("stream broke")
+
+    with caplog.at_level(logging.ERROR, logger="sansnet.server"):
+        async with serve_in_memory(lambda request: ServeResponse(body=broken())) as handle:
+            with pytest.raises(sansnet.RemoteProtocolError):
+                await handle.request("/")
+    assert any("iterator failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_sync_and_async_callable_objects() -> None:
+    class AsyncHandler:
+        async def __call__(self, request: ServeRequest) -> str:
+            return "async object"
+
+    class SyncHandler:
+        def __call__(self, request: ServeRequest) -> str:
+            return "sync object"
+
+    async def coroutine_returning(request: ServeRequest) -> str:
+        return "partial"
+
+    def returns_awaitable(request: ServeRequest) -> Any:
+        return coroutine_returning(request)
+
+    for handler, text in (
+        (AsyncHandler(), "async object"),
+        (SyncHandler(), "sync object"),
+        (returns_awaitable, "partial"),
+    ):
+        async with serve_in_memory(handler) as handle:
+            assert (await handle.request("/")).text == text
+
+
+async def test_request_fields() -> None:
+    async with serve_in_memory(echo) as handle:
+        response = await handle.request(
+            "/a%20b/?q=a+b&e=%F0%9F%9A%80&empty=&flag",
+            method="PUT",
+            headers={"X-Custom": "1"},
+            body=b"payload",
+        )
+        data = response.json()
+        assert data["method"] == "PUT"
+        assert data["path"] == "/a%20b/"  # raw, not decoded
+        assert data["query"] == {"q": "a b", "e": "🚀", "empty": "", "flag": ""}
+        assert data["headers"]["x-custom"] == "1"
+        assert data["body"] == "payload"
+        assert data["ip"] == "127.0.0.1"
+        assert data["port"] > 0
+
+
+async def test_empty_path_is_slash() -> None:
+    async with serve_in_memory(echo) as handle:
+        assert (await handle.request("/")).json()["path"] == "/"
+        assert (await handle.request("?x=1")).json()["path"] == "/"
+
+
+@pytest.mark.parametrize(
+    ("coding", "encode"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("br", brotli.compress),
+        ("zstd", zstd.compress),
+    ],
+)
+async def test_compressed_request_bodies_are_decoded(coding: str, encode: Any) -> None:
+    async with sansnet.serve(0, echo) as handle, httpx.AsyncClient() as client:
+        response = await client.post(
+            handle.url, content=encode(b"squeezed " * 100), headers={"Content-Encoding": coding}
+        )
+        data = response.json()
+        assert data["body"] == "squeezed " * 100
+        assert "content-encoding" not in data["headers"]
+
+
+async def test_bad_compressed_bodies() -> None:
+    async with sansnet.serve(0, echo) as handle, httpx.AsyncClient() as client:
+        response = await client.post(
+            handle.url, content=b"not gzip", headers={"Content-Encoding": "gzip"}
+        )
+        assert response.status_code == 400
+        response = await client.post(
+            handle.url, content=b"x", headers={"Content-Encoding": "compress"}
+        )
+        assert response.status_code == 415
+    config = ServeConfig(handle_request=echo, limits=sansnet.Limits(max_body_bytes=1000))
+    async with sansnet.serve(0, config) as handle, httpx.AsyncClient() as client:
+        bomb = gzip.compress(b"\0" * 100_000)
+        response = await client.post(handle.url, content=bomb, headers={"Content-Encoding": "gzip"})
+        assert response.status_code == 413
+
+
+async def test_access_log(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="sansnet.access"):
+        async with serve_in_memory(ServeConfig(handle_request=echo, access_log=True)) as handle:
+            await handle.request("/logged?x=1")
+    [record] = [r for r in caplog.records if r.name == "sansnet.access"]
+    assert '"GET /logged?x=1 HTTP/1.1" 200' in record.getMessage()
+
+
+async def test_only_a_websocket_handler_answers_plain_http_with_426() -> None:
+    async def ws_only(ws: sansnet.WebSocket) -> None:
+        pass  # pragma: no cover
+
+    async with serve_in_memory(ServeConfig(handle_web_socket=ws_only)) as handle:
+        response = await handle.request("/")
+        assert response.status_code == 426
+        assert response.headers["upgrade"] == "websocket"
+
+
+async def test_bad_websocket_handshake_is_400() -> None:
+    async def ws_only(ws: sansnet.WebSocket) -> None:
+        pass  # pragma: no cover
+
+    async with serve_in_memory(ServeConfig(handle_web_socket=ws_only)) as handle:
+        response = await handle.request(
+            "/", headers={"Upgrade": "websocket", "Connection": "Upgrade"}
+        )
+        assert response.status_code == 400
+        assert b"Sec-WebSocket" in response.body
+        response = await handle.request(
+            "/",
+            headers={
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Version": "8",
+            },
+        )
+        assert response.status_code == 426
+        assert response.headers["sec-websocket-version"] == "13"

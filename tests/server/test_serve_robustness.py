@@ -1,0 +1,344 @@
+"""net.serve under hostile or unlucky peers: timeouts, limits, connection caps,
+pipelining without reading, disconnects, descriptors, graceful stop. Raw sockets play
+the misbehaving clients; every wait is bounded."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import socket
+import tracemalloc
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+import sansnet
+from sansnet import ServeConfig, ServeRequest, ServeResponse
+
+pytestmark = pytest.mark.anyio
+
+
+async def hello(request: ServeRequest) -> str:
+    return "hello"
+
+
+async def raw_exchange(port: int, data: bytes, *, read_for: float = 5.0) -> bytes:
+    """Send raw bytes, read until the server closes (bounded)."""
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(data)
+        received = b""
+        with anyio.move_on_after(read_for):
+            while True:
+                try:
+                    received += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    break
+        return received
+
+
+async def test_slowloris_is_disconnected_and_others_are_served_meanwhile() -> None:
+    config = ServeConfig(handle_request=hello, header_timeout=1.0)
+    async with sansnet.serve(0, config) as handle:
+        result: dict[str, Any] = {}
+
+        async def slowloris() -> None:
+            async with await anyio.connect_tcp("127.0.0.1", handle.port) as stream:
+                request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+                answer = bytearray()
+                done = anyio.Event()
+
+                async def read() -> None:
+                    try:
+                        while chunk := await stream.receive():
+                            answer.extend(chunk)
+                    except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                        pass
+                    done.set()
+
+                async with anyio.create_task_group() as inner:
+                    inner.start_soon(read)
+                    with anyio.move_on_after(10):
+                        for byte in request:  # one byte every 200 ms: never finishes in time
+                            if done.is_set():
+                                break
+                            try:
+                                await stream.send(bytes([byte]))
+                            except (anyio.BrokenResourceError, OSError):
+                                break
+                            await anyio.sleep(0.2)
+                        await done.wait()
+                    inner.cancel_scope.cancel()
+                result["answer"] = bytes(answer)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(slowloris)
+            await anyio.sleep(0.3)
+            for _ in range(5):  # others are served at once while the slow one trickles
+                response = await sansnet.request(handle.url, timeout=2)
+                assert response.text == "hello"
+        assert result["answer"].startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+
+
+async def test_idle_keep_alive_connections_are_closed() -> None:
+    config = ServeConfig(handle_request=hello, keepalive_timeout=0.3)
+    async with sansnet.serve(0, config) as handle:
+        received = await raw_exchange(handle.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", read_for=5)
+        assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert received.endswith(b"hello")  # then the server closed the idle connection
+
+
+async def test_body_timeout() -> None:
+    config = ServeConfig(handle_request=hello, body_timeout=0.3)
+    async with sansnet.serve(0, config) as handle:
+        received = await raw_exchange(
+            handle.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"
+        )
+        assert received.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"b" * 70000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X: 1\r\n" * 101 + b"\r\n", 431),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n", 413),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
+        (b"GET / HTTP/2.0\r\n\r\n", 505),
+    ],
+)
+async def test_protocol_limits_are_answered_with_their_status(
+    request_bytes: bytes, status: int
+) -> None:
+    async with sansnet.serve(0, hello) as handle:
+        received = await raw_exchange(handle.port, request_bytes)
+        assert received.startswith(b"HTTP/1.1 %d " % status)
+        assert b"\r\nconnection: close\r\n" in received
+        assert (await sansnet.request(handle.url)).ok  # and the server goes on
+
+
+async def test_connection_cap_answers_503_past_it() -> None:
+    config = ServeConfig(handle_request=hello, max_connections=2)
+    async with sansnet.serve(0, config) as handle:
+        held = [await anyio.connect_tcp("127.0.0.1", handle.port) for _ in range(2)]
+        try:
+            await anyio.sleep(0.1)
+            received = await raw_exchange(handle.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert received.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+        finally:
+            for stream in held:
+                await stream.aclose()
+        with anyio.fail_after(5):
+            while True:  # slots come back once the held connections are gone
+                response = await sansnet.request(handle.url, headers={"Connection": "close"})
+                if response.status_code == 200:
+                    break
+                await anyio.sleep(0.05)
+
+
+async def test_pipelining_without_reading_keeps_memory_bounded() -> None:
+    body = b"x" * 65536
+
+    async def big(request: ServeRequest) -> ServeResponse:
+        return ServeResponse(body=body)
+
+    async with sansnet.serve(0, big) as handle:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            sock = socket.create_connection(("127.0.0.1", handle.port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            sock.setblocking(False)
+            pipeline = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 1000  # 64 MB of answers
+            sent = 0
+            with anyio.move_on_after(3):
+                while sent < len(pipeline):
+                    try:
+                        sent += sock.send(pipeline[sent:])
+                    except BlockingIOError:
+                        await anyio.sleep(0.01)
+            await anyio.sleep(0.5)  # the server answers until its writes block
+            _, peak = tracemalloc.get_traced_memory()
+            assert peak < 8 * 1024 * 1024, f"the server buffered {peak} bytes"
+            sock.close()
+        finally:
+            tracemalloc.stop()
+        assert (await sansnet.request(handle.url)).ok
+
+
+async def test_disconnects_mid_head_body_and_response_are_quiet(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = anyio.Event()
+
+    async def slow(request: ServeRequest) -> ServeResponse:
+        if request.path == "/slow":
+            await release.wait()
+        return ServeResponse(body=b"y" * 1_000_000)
+
+    with caplog.at_level(logging.DEBUG, logger="sansnet"):
+        async with sansnet.serve(0, slow) as handle:
+            for data in (
+                b"GET / HT",  # mid-head
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",  # mid-body
+                b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n",  # gone before the response
+            ):
+                stream = await anyio.connect_tcp("127.0.0.1", handle.port)
+                await stream.send(data)
+                await anyio.sleep(0.05)
+                await stream.aclose()
+            release.set()
+            stream = await anyio.connect_tcp("127.0.0.1", handle.port)  # mid-response
+            await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            await stream.receive()
+            await stream.aclose()
+            await anyio.sleep(0.2)
+            assert (await sansnet.request(handle.url)).ok
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+async def test_descriptors_return_to_baseline_after_a_thousand_connections() -> None:
+    async with sansnet.serve(0, hello) as handle:
+        await sansnet.request(handle.url, headers={"Connection": "close"})
+        await anyio.sleep(0.1)
+        baseline = _open_fds()
+
+        async def client(count: int) -> None:
+            for _ in range(count):
+                try:
+                    await raw_exchange(
+                        handle.port,
+                        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                        read_for=5,
+                    )
+                except OSError:
+                    pass
+
+        async with anyio.create_task_group() as group:
+            for _ in range(10):
+                group.start_soon(client, 100)
+        for _ in range(100):  # closing is asynchronous: give it up to 5 s
+            if _open_fds() <= baseline:
+                break
+            await anyio.sleep(0.05)
+        assert _open_fds() <= baseline
+
+
+async def test_graceful_stop_finishes_in_flight_requests_and_closes_idle_ones() -> None:
+    started = anyio.Event()
+
+    async def slow(request: ServeRequest) -> str:
+        if request.path == "/slow":
+            started.set()
+            await anyio.sleep(0.5)
+            return "finished"
+        return "quick"
+
+    results: dict[str, Any] = {}
+    server = sansnet.serve(0, slow)
+    async with anyio.create_task_group() as group:
+        handle = await group.start(server.run)
+        idle = await anyio.connect_tcp("127.0.0.1", handle.port)
+        await idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await idle.receive()).endswith(b"quick")  # now idle, kept alive
+
+        async def in_flight() -> None:
+            async with httpx.AsyncClient() as client:
+                response = await client.get(handle.url + "/slow")
+                results["status"] = response.status_code
+                results["text"] = response.text
+                results["connection"] = response.headers.get("connection")
+
+        group.start_soon(in_flight)
+        await started.wait()
+        with anyio.fail_after(5):
+            await handle.stop()
+        with anyio.fail_after(2):
+            with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                await idle.receive()  # the idle connection was closed at once
+        await idle.aclose()
+    assert results == {"status": 200, "text": "finished", "connection": "close"}
+    with pytest.raises(sansnet.ConnectError):
+        await sansnet.request(handle.url, timeout=2)
+
+
+async def test_stop_cancels_what_outlives_the_drain_timeout() -> None:
+    async def stuck(request: ServeRequest) -> str:
+        await anyio.sleep(60)
+        return "never"  # pragma: no cover
+
+    config = ServeConfig(handle_request=stuck, drain_timeout=0.2)
+    async with sansnet.serve(0, config) as handle:
+        stream = await anyio.connect_tcp("127.0.0.1", handle.port)
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await anyio.sleep(0.1)
+        with anyio.fail_after(5):
+            await handle.stop()
+        with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+            with anyio.fail_after(2):
+                await stream.receive()
+        await stream.aclose()
+
+
+async def test_expect_100_continue_with_curl(tmp_path: Any) -> None:
+    async def size(request: ServeRequest) -> str:
+        return str(len(request.body))
+
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(b"z" * 100_000)
+    async with sansnet.serve(0, size) as handle:
+        result = await anyio.run_process(
+            [
+                "curl",
+                "-sS",
+                "-v",
+                "--max-time",
+                "10",
+                "-H",
+                "Expect: 100-continue",
+                "--data-binary",
+                f"@{upload}",
+                handle.url,
+            ],
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"100000"
+    assert b"HTTP/1.1 100 Continue" in result.stderr
+
+
+async def test_curl_keep_alive_head_and_chunked_upload(tmp_path: Any) -> None:
+    async with sansnet.serve(0, lambda request: f"{request.method} {len(request.body)}") as handle:
+        result = await anyio.run_process(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+                handle.url + "/1",
+                handle.url + "/2",
+                "-H",
+                "Transfer-Encoding: chunked",
+                "--data-binary",
+                "chunky",
+            ],
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == b"POST 6POST 6"
+        result = await anyio.run_process(
+            ["curl", "-sS", "-I", "--max-time", "10", handle.url], check=False
+        )
+        assert result.stdout.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"content-length: 6\r\n" in result.stdout.lower()  # len("HEAD 0"), no body sent

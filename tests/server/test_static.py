@@ -1,0 +1,160 @@
+"""StaticFiles, the handler behind `sansnet serve DIR`, driven in memory by the testing kit."""
+
+from __future__ import annotations
+
+import os
+from email.utils import formatdate
+from pathlib import Path
+
+import pytest
+
+from sansnet.static import StaticFiles, _parse_range
+from sansnet.testing import serve
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    (tmp_path / "index.html").write_text("<h1>home</h1>")
+    (tmp_path / "data.txt").write_bytes(b"0123456789")
+    (tmp_path / "big.bin").write_bytes(os.urandom(200_000))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a b.json").write_text("{}")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "index.html").write_text("empty index")
+    (tmp_path / "archive.tar.gz").write_bytes(b"\x1f\x8b")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.txt"
+    outside.write_text("secret")
+    (tmp_path / "escape.txt").symlink_to(outside)
+    return tmp_path
+
+
+async def test_files_types_and_index(site: Path) -> None:
+    async with serve(StaticFiles(site)) as client:
+        home = await client.request("/")
+        assert (home.status_code, home.text, home.headers["content-type"]) == (
+            200,
+            "<h1>home</h1>",
+            "text/html; charset=utf-8",
+        )
+        data = await client.request("/data.txt")
+        assert data.body == b"0123456789"
+        assert data.headers["content-type"] == "text/plain; charset=utf-8"
+        assert data.headers["accept-ranges"] == "bytes"
+        big = await client.request("/big.bin")
+        assert big.body == (site / "big.bin").read_bytes()
+        assert (await client.request("/archive.tar.gz")).headers[
+            "content-type"
+        ] == "application/octet-stream"
+        assert (
+            (await client.request("/sub/a%20b.json"))
+            .headers["content-type"]
+            .startswith("application/json")
+        )
+
+
+async def test_head_and_methods(site: Path) -> None:
+    async with serve(StaticFiles(site)) as client:
+        head = await client.request("/data.txt", method="HEAD")
+        assert (head.status_code, head.body, head.headers["content-length"]) == (200, b"", "10")
+        post = await client.request("/data.txt", method="POST")
+        assert (post.status_code, post.headers["allow"]) == (405, "GET, HEAD")
+
+
+async def test_directories(site: Path) -> None:
+    async with serve(StaticFiles(site)) as client:
+        moved = await client.request("/sub?x=1", follow_redirects=False)
+        assert (moved.status_code, moved.headers["location"]) == (301, "/sub/?x=1")
+        listing = await client.request("/sub/")
+        assert 'href="a%20b.json"' in listing.text
+        assert 'href="../"' in listing.text
+        assert (await client.request("/empty/")).text == "empty index"
+    async with serve(StaticFiles(site, listing=False)) as client:
+        assert (await client.request("/sub/")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path", ["/../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/escape.txt", "/nope", "/a%00b"]
+)
+async def test_nothing_outside_the_directory(site: Path, path: str) -> None:
+    async with serve(StaticFiles(site)) as client:
+        assert (await client.request(path)).status_code == 404
+
+
+async def test_conditional_requests(site: Path) -> None:
+    async with serve(StaticFiles(site)) as client:
+        first = await client.request("/data.txt")
+        etag = first.headers["etag"]
+        assert (
+            await client.request("/data.txt", headers={"If-None-Match": etag})
+        ).status_code == 304
+        assert (
+            await client.request("/data.txt", headers={"If-None-Match": f'"x", W/{etag}'})
+        ).status_code == 304
+        assert (
+            await client.request("/data.txt", headers={"If-None-Match": "*"})
+        ).status_code == 304
+        assert (
+            await client.request("/data.txt", headers={"If-None-Match": '"other"'})
+        ).status_code == 200
+        later = formatdate((site / "data.txt").stat().st_mtime + 60, usegmt=True)
+        assert (
+            await client.request("/data.txt", headers={"If-Modified-Since": later})
+        ).status_code == 304
+        assert (
+            await client.request("/data.txt", headers={"If-Modified-Since": "garbage"})
+        ).status_code == 200
+        assert (
+            await client.request(
+                "/data.txt", headers={"If-Modified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"}
+            )
+        ).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("value", "status", "body"),
+    [
+        ("bytes=2-4", 206, b"234"),
+        ("bytes=7-", 206, b"789"),
+        ("bytes=-3", 206, b"789"),
+        ("bytes=5-100", 206, b"56789"),
+        ("bytes=0-", 200, b"0123456789"),
+        ("bytes=10-", 416, b""),
+        ("bytes=-0", 416, b""),
+        ("bytes=4-2", 416, b""),
+        ("bytes=0-1,3-4", 200, b"0123456789"),
+        ("lines=1-2", 200, b"0123456789"),
+        ("bytes=x-y", 200, b"0123456789"),
+        ("bytes", 200, b"0123456789"),
+    ],
+)
+async def test_ranges(site: Path, value: str, status: int, body: bytes) -> None:
+    async with serve(StaticFiles(site)) as client:
+        response = await client.request("/data.txt", headers={"Range": value})
+        assert (response.status_code, response.body) == (status, body)
+        if status == 416:
+            assert response.headers["content-range"] == "bytes */10"
+
+
+async def test_if_range(site: Path) -> None:
+    async with serve(StaticFiles(site)) as client:
+        etag = (await client.request("/data.txt")).headers["etag"]
+        matching = await client.request(
+            "/data.txt", headers={"Range": "bytes=0-0", "If-Range": etag}
+        )
+        assert matching.body == b"0"
+        stale = await client.request(
+            "/data.txt", headers={"Range": "bytes=0-0", "If-Range": '"old"'}
+        )
+        assert (stale.status_code, stale.body) == (200, b"0123456789")
+
+
+def test_parse_range_edge_cases() -> None:
+    assert _parse_range("bytes=0-0", 1) == (0, 0)
+    assert _parse_range("bytes=-5", 3) == (0, 2)
+
+
+def test_root_must_be_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a directory"):
+        StaticFiles(tmp_path / "missing")

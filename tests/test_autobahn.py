@@ -1,0 +1,127 @@
+"""The Autobahn|Testsuite, the standard WebSocket conformance suite, against sansnet's
+server (fuzzingclient) and client (fuzzingserver), on asyncio and trio.
+
+Every group runs but the permessage-deflate ones (12.*, 13.*), which take about nine
+minutes per side on this machine; the full run is done by hand whenever the WebSocket
+code changes (see docs/performance.md). The bar: no case fails, and no more NON-STRICT
+cases than Node's ws (4).
+
+The suite is the unmodified reference implementation, on Python 2.7, installed by
+../shared/autobahn/setup.sh (AUTOBAHN_DIR overrides where it is).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CANDIDATES = [
+    os.environ.get("AUTOBAHN_DIR", ""),
+    "/work/shared/autobahn",
+    str(ROOT.parent / "shared" / "autobahn"),
+]
+AUTOBAHN = next(
+    (Path(p) for p in CANDIDATES if p and (Path(p) / "run_server_suite.sh").is_file()), None
+)
+PASSING = {"OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED"}
+MAX_NON_STRICT = 4  # Node's ws
+
+pytestmark = [
+    pytest.mark.autobahn,
+    pytest.mark.skipif(
+        AUTOBAHN is None, reason="the Autobahn|Testsuite scripts are not on this machine"
+    ),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def results(index: Path) -> dict[str, dict[str, str]]:
+    data = json.loads(index.read_text())
+    assert len(data) == 1, f"expected one agent in {index}"
+    cases: dict[str, dict[str, str]] = next(iter(data.values()))
+    return cases
+
+
+def check(cases: dict[str, dict[str, str]]) -> None:
+    assert len(cases) == 301, f"{len(cases)} cases ran, expected 301"
+    behaviors = Counter(case["behavior"] for case in cases.values())
+    failing = sorted(case_id for case_id, case in cases.items() if case["behavior"] not in PASSING)
+    assert failing == [], f"failing cases: {failing} ({dict(behaviors)})"
+    assert behaviors["NON-STRICT"] <= MAX_NON_STRICT, dict(behaviors)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_server_conformance(backend: str, tmp_path: Path) -> None:
+    assert AUTOBAHN is not None
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "autobahn" / "echo_server.py"), str(port), backend],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert server.stdout is not None
+    with server, server.stdout:
+        try:
+            assert "listening" in server.stdout.readline()
+            run = subprocess.run(
+                [
+                    str(AUTOBAHN / "run_server_suite.sh"),
+                    str(port),
+                    "--no-compression",
+                    "--agent",
+                    f"sansnet-{backend}",
+                    "--outdir",
+                    str(tmp_path),
+                    "--timeout",
+                    "600",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+        finally:
+            server.terminate()
+    assert run.returncode == 0, run.stdout + run.stderr
+    check(results(tmp_path / "index.json"))
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_client_conformance(backend: str, tmp_path: Path) -> None:
+    assert AUTOBAHN is not None
+    port = free_port()
+    command = f"{sys.executable} {ROOT / 'tests' / 'autobahn' / 'client.py'} {backend}"
+    run = subprocess.run(
+        [
+            str(AUTOBAHN / "run_client_suite.sh"),
+            "--no-compression",
+            "--port",
+            str(port),
+            "--outdir",
+            str(tmp_path),
+            "--timeout",
+            "600",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "AB_PORT": str(port)},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    check(results(tmp_path / "index.json"))

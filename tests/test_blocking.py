@@ -1,0 +1,125 @@
+"""sansnet.blocking: the API without await, from plain threads, concurrently, and at
+interpreter exit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import sansnet
+from sansnet import blocking
+
+
+def hello(request: sansnet.ServeRequest) -> str:
+    return f"hello {request.path}"
+
+
+async def echo(ws: sansnet.WebSocket) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+def test_serve_request_stream_socket_without_await() -> None:
+    config = blocking.ServeConfig(handle_request=hello, handle_web_socket=echo)
+    handle = blocking.serve(0, config)  # returns at once, serves in the background
+    try:
+        response = blocking.request(handle.url + "/one")
+        assert response.text == "hello /one"
+        first_pool = blocking.portal()
+        response = blocking.request(handle.url + "/two", method="POST", body="x")
+        assert response.ok
+        assert blocking.portal() is first_pool  # one loop, reused
+        with blocking.stream(handle.url + "/streamed") as streamed:
+            assert streamed.ok
+            assert b"".join(streamed.iter_bytes()) == b"hello /streamed"
+        with blocking.stream(handle.url + "/read") as streamed:
+            assert streamed.read() == b"hello /read"
+        with blocking.socket(handle.url.replace("http", "ws") + "/ws") as ws:
+            ws.send("text")
+            assert ws.next() == "text"
+            ws.send(b"bytes")
+            assert ws.next(timeout=5) == b"bytes"
+            assert ws.ping() >= 0
+            assert ws.subprotocol is None
+            with pytest.raises(TimeoutError):
+                ws.next(timeout=0.05)
+            ws.close()
+            assert (ws.close_code, ws.close_reason) == (1000, "")
+            assert list(ws) == []
+    finally:
+        handle.stop()
+    assert handle.stopped
+    with pytest.raises(sansnet.ServerStoppedError):
+        handle.stop()
+    with pytest.raises(sansnet.ConnectError):
+        blocking.request(handle.url, timeout=2)
+
+
+def test_codecs_are_reexported() -> None:
+    assert blocking.json_encode({"a": 1}) == '{"a":1}'
+    assert blocking.url_decode(blocking.url_encode("a b")) == "a b"
+    assert blocking.json_decode("null") is None
+
+
+def test_from_many_threads_at_once() -> None:
+    with blocking.serve(0, hello) as handle:
+        assert "BlockingServeHandle" in repr(handle)
+
+        def fetch(index: int) -> str:
+            return blocking.request(f"{handle.url}/{index}").text
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(fetch, range(40)))
+    assert results == [f"hello /{index}" for index in range(40)]
+
+
+@pytest.mark.anyio
+async def test_calling_from_inside_an_event_loop_is_a_clear_error() -> None:
+    with pytest.raises(RuntimeError, match="inside a running"):
+        blocking.request("http://127.0.0.1:1/")
+
+
+def test_shutdown_and_restart() -> None:
+    blocking.request  # noqa: B018 - the module is importable without starting anything
+    with blocking.serve(0, hello) as handle:
+        assert blocking.request(handle.url).ok
+    blocking.shutdown()
+    blocking.shutdown()  # a second call is harmless
+    with blocking.serve(0, hello) as handle:  # a new loop starts on demand
+        assert blocking.request(handle.url).ok
+
+
+def test_interpreter_exit_stops_servers_and_closes_connections() -> None:
+    script = textwrap.dedent(
+        """
+        import warnings
+        warnings.simplefilter("error", ResourceWarning)
+        from sansnet import blocking
+        handle = blocking.serve(0, lambda request: "bye")
+        print(blocking.request(handle.url).text, flush=True)
+        # no stop(): exit must shut the loop, the server and the pooled connection down
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "bye\n"
+    assert "ResourceWarning" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_threads_do_not_leak() -> None:
+    before = threading.active_count()
+    with blocking.serve(0, hello) as handle:
+        blocking.request(handle.url)
+    assert threading.active_count() <= before + 1  # at most the portal's thread

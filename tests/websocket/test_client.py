@@ -1,0 +1,146 @@
+"""net.socket: the sansnet WebSocket client against the websockets library's server and
+Node's ws server, on asyncio, uvloop and trio."""
+
+from __future__ import annotations
+
+import json
+import ssl
+
+import anyio
+import pytest
+
+import sansnet
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("compression", [True, False])
+async def test_echo_text_and_binary_with_websockets(
+    websockets_port: int, compression: bool
+) -> None:
+    ws = await sansnet.socket(f"ws://127.0.0.1:{websockets_port}/echo", compression=compression)
+    assert (ws.close_code, ws.subprotocol, ws.closed) == (None, None, False)
+    for message in ["hello", "🚀" * 1000, b"\x00\xff" * 40000, b"", ""]:
+        await ws.send(message)
+        assert await ws.next() == message
+    await ws.send(b"as text", binary=False)
+    assert await ws.next() == "as text"
+    await ws.send("as binary", binary=True)
+    assert await ws.next() == b"as binary"
+    await ws.close()
+    assert ws.close_code == 1000
+    assert await ws.next() is None
+
+
+async def test_http_urls_are_aliases(websockets_port: int) -> None:
+    async with await sansnet.socket(f"http://127.0.0.1:{websockets_port}/echo") as ws:
+        await ws.send("alias")
+        assert await ws.next() == "alias"
+
+
+async def test_fragmented_messages_from_the_peer(websockets_port: int) -> None:
+    async with await sansnet.socket(f"ws://127.0.0.1:{websockets_port}/fragments") as ws:
+        assert await ws.next() == "fragmented"
+        assert await ws.next() == b"\x00\x01\x02"
+
+
+async def test_peer_pings_never_reach_next(websockets_port: int) -> None:
+    async with await sansnet.socket(f"ws://127.0.0.1:{websockets_port}/pings") as ws:
+        assert await ws.next() == "after pings"
+        await ws.send("still here")
+        assert await ws.next() == "still here"
+
+
+async def test_subprotocol_and_custom_headers(websockets_port: int) -> None:
+    ws = await sansnet.socket(
+        f"ws://127.0.0.1:{websockets_port}/headers",
+        subprotocols=["chat", "superchat"],
+        headers={"X-Token": "secret", "Cookie": "a=1"},
+    )
+    headers = json.loads(await ws.next())  # type: ignore[arg-type]
+    assert headers["X-Token"] == "secret"
+    assert headers["Cookie"] == "a=1"
+    assert headers["User-Agent"].startswith("sansnet/")
+    assert await ws.next() == "superchat"
+    assert ws.subprotocol == "superchat"
+    await ws.close()
+
+
+async def test_peer_closes_with_code_and_reason(websockets_port: int) -> None:
+    ws = await sansnet.socket(f"ws://127.0.0.1:{websockets_port}/close")
+    assert await ws.next() is None
+    assert ws.close_code == 4001
+    assert ws.close_reason == "bye from websockets"
+    with pytest.raises(sansnet.ConnectionClosed, match="closed") as info:
+        await ws.send("too late")
+    assert info.value.code == 4001
+    await ws.close()  # our first close after the peer's: quiet, nothing to send
+
+
+async def test_peer_vanishing_gives_1006(websockets_port: int) -> None:
+    ws = await sansnet.socket(f"ws://127.0.0.1:{websockets_port}/vanish")
+    assert await ws.next() == "about to vanish"
+    assert await ws.next() is None
+    assert ws.close_code == 1006
+    assert await ws.next() is None
+
+
+async def test_wss_with_a_trusted_certificate(
+    websockets_tls_port: int, client_ssl_context: ssl.SSLContext
+) -> None:
+    async with await sansnet.socket(
+        f"wss://127.0.0.1:{websockets_tls_port}/echo", verify=client_ssl_context
+    ) as ws:
+        await ws.send("secret")
+        assert await ws.next() == "secret"
+
+
+async def test_wss_with_an_untrusted_certificate(websockets_tls_port: int) -> None:
+    with pytest.raises(sansnet.TLSError, match="verif"):
+        await sansnet.socket(f"wss://127.0.0.1:{websockets_tls_port}/echo")
+
+
+async def test_refused_handshake_carries_status_and_headers() -> None:
+    async def plain(request: sansnet.ServeRequest) -> sansnet.ServeResponse:
+        return sansnet.ServeResponse(403, {"X-Why": "no"}, "forbidden")
+
+    async with sansnet.serve(0, plain) as handle:
+        with pytest.raises(sansnet.HandshakeError) as info:
+            await sansnet.socket(f"ws://127.0.0.1:{handle.port}/")
+    assert info.value.status == 403
+    assert dict(info.value.headers)["x-why"] == "no"  # type: ignore[arg-type]
+    assert info.value.body == b"forbidden"
+
+
+async def test_connect_errors() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    with pytest.raises(sansnet.ConnectError):
+        await sansnet.socket(f"ws://127.0.0.1:{port}/")
+    with pytest.raises(ValueError, match="scheme"):
+        await sansnet.socket("ftp://127.0.0.1/")
+    with pytest.raises(ValueError, match="no host"):
+        await sansnet.socket("ws:///path")
+    with pytest.raises(TypeError):
+        await sansnet.socket(42)  # type: ignore[arg-type]
+
+
+async def test_burst_then_close_is_drained_in_order(websockets_port: int) -> None:
+    ws = await sansnet.socket(f"ws://127.0.0.1:{websockets_port}/burst")
+    received = [message async for message in ws]
+    assert received == [f"message {index}" for index in range(50)]
+    assert ws.close_code == 1000
+
+
+async def test_node_ws_echo_and_close(node_port: int) -> None:
+    async with await sansnet.socket(f"ws://127.0.0.1:{node_port}/echo") as ws:
+        for message in ["node", b"\x01" * 70000, "compress " * 500]:
+            await ws.send(message)
+            assert await ws.next() == message
+    ws = await sansnet.socket(f"ws://127.0.0.1:{node_port}/ping")
+    assert await ws.next() == "after ping"
+    await ws.close()
+    ws = await sansnet.socket(f"ws://127.0.0.1:{node_port}/close")
+    assert await ws.next() is None
+    assert (ws.close_code, ws.close_reason) == (4002, "bye from ws")

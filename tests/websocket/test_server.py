@@ -1,0 +1,282 @@
+"""The WebSocket side of net.serve, with the websockets library as client, and the
+sansnet WebSocket object's own rules: Lune's socket cases, concurrency, keepalive,
+backpressure, graceful stop."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed as WebsocketsClosed
+
+import sansnet
+from sansnet import ServeConfig, WebSocket
+
+from .peers import run_websockets_client
+
+pytestmark = pytest.mark.anyio
+
+
+async def echo(ws: WebSocket) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+def ws_url(handle: sansnet.ServeHandle, path: str = "/") -> str:
+    return handle.url.replace("http", "ws", 1) + path
+
+
+async def test_websockets_client_against_our_server() -> None:
+    async def scenario(url: str) -> list[Any]:
+        async with connect(url, subprotocols=["v2", "v1"], max_size=2**22) as client:  # type: ignore[list-item]
+            results: list[Any] = [client.subprotocol]
+            for message in ["text", b"\x00binary", "é" * 70000]:
+                await client.send(message)
+                results.append(await client.recv())
+            await client.send(["frag", "mented"])  # a fragmented message
+            results.append(await client.recv())
+            pong = await client.ping(b"are you there")
+            await pong  # answered by the server's engine, not by the handler
+            await client.send("after ping")
+            results.append(await client.recv())  # the ping itself was never echoed
+            return results
+
+    config = ServeConfig(handle_web_socket=echo, subprotocols=["v1", "v3"])
+    async with sansnet.serve(0, config) as handle:
+        url = ws_url(handle, "/chat?room=1")
+        results = await anyio.to_thread.run_sync(run_websockets_client, lambda: scenario(url))
+    assert results == ["v1", "text", b"\x00binary", "é" * 70000, "fragmented", "after ping"]
+
+
+async def test_handler_sees_the_upgrade_request_and_chooses_a_subprotocol() -> None:
+    seen: dict[str, Any] = {}
+
+    async def handler(ws: WebSocket) -> None:
+        assert ws.request is not None
+        seen.update(
+            path=ws.request.path,
+            query=ws.request.query,
+            token=ws.request.headers.get("x-token"),
+            sub=ws.subprotocol,
+        )
+        await ws.send("hi")
+
+    def choose(request: sansnet.ServeRequest, offered: list[str]) -> str | None:
+        return offered[-1] if request.query.get("last") else None
+
+    config = ServeConfig(handle_web_socket=handler, subprotocols=choose)
+    async with sansnet.serve(0, config) as handle:
+        ws = await sansnet.socket(
+            ws_url(handle, "/room?last=1"), subprotocols=["a", "b"], headers={"X-Token": "t"}
+        )
+        assert await ws.next() == "hi"
+        assert await ws.next() is None  # the handler returned: the server closed with 1000
+        assert ws.close_code == 1000
+        assert ws.subprotocol == "b"
+    assert seen == {"path": "/room", "query": {"last": "1"}, "token": "t", "sub": "b"}
+
+
+async def test_both_handlers_on_one_server() -> None:
+    config = ServeConfig(handle_request=lambda request: "plain", handle_web_socket=echo)
+    async with sansnet.serve(0, config) as handle:
+        assert (await sansnet.request(handle.url)).text == "plain"
+        async with await sansnet.socket(ws_url(handle)) as ws:
+            await ws.send("socket")
+            assert await ws.next() == "socket"
+
+
+async def test_handler_exception_closes_with_1011(caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(ws: WebSocket) -> None:
+        await ws.next()
+        raise RuntimeError("socket handler broke")
+
+    async with sansnet.serve(0, ServeConfig(handle_web_socket=broken)) as handle:
+        ws = await sansnet.socket(ws_url(handle))
+        await ws.send("trigger")
+        assert await ws.next() is None
+        assert ws.close_code == 1011
+    assert any("socket handler broke" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+async def test_wss(server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext) -> None:
+    config = ServeConfig(handle_web_socket=echo, tls=server_ssl_context)
+    async with sansnet.serve(0, config) as handle:
+        assert handle.url.startswith("https://")
+        async with await sansnet.socket(ws_url(handle), verify=client_ssl_context) as ws:
+            await ws.send(b"over tls")
+            assert await ws.next() == b"over tls"
+
+
+# ------------------------------------------------------------------ Lune's socket cases
+
+
+async def test_lune_close_then_drain() -> None:
+    """After close(), next() yields what arrived before the peer's close, then None;
+    close_code is 1000; send raises an error that says "closed"."""
+
+    async def chatty(ws: WebSocket) -> None:
+        for index in range(3):
+            await ws.send(f"queued {index}")
+        await ws.next()  # returns None once the client has closed
+
+    async with sansnet.serve(0, ServeConfig(handle_web_socket=chatty)) as handle:
+        ws = await sansnet.socket(ws_url(handle))
+        await anyio.sleep(0.1)  # let the three messages arrive
+        await ws.close()
+        assert ws.close_code == 1000
+        drained = [await ws.next() for _ in range(4)]
+        assert drained == ["queued 0", "queued 1", "queued 2", None]
+        with pytest.raises(sansnet.ConnectionClosed, match="closed"):
+            await ws.send("after close")
+        with pytest.raises(sansnet.ConnectionClosed, match="already called"):
+            await ws.close()
+
+
+async def test_lune_wss_rw_reader_loop_while_main_task_sends_then_closes() -> None:
+    async with sansnet.serve(0, ServeConfig(handle_web_socket=echo)) as handle:
+        ws = await sansnet.socket(ws_url(handle))
+        received: list[str | bytes] = []
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+
+                async def reader() -> None:
+                    while (message := await ws.next()) is not None:
+                        received.append(message)
+
+                group.start_soon(reader)
+                await ws.send("a string")
+                await ws.send(b"some bytes")
+                for _ in range(500):  # until the reader has both (bounded: 5 s)
+                    if len(received) == 2:
+                        break
+                    await anyio.sleep(0.01)
+                await ws.close()
+        assert received == ["a string", b"some bytes"]
+        assert ws.close_code == 1000
+
+
+async def test_sends_from_many_tasks_are_whole_messages() -> None:
+    async with sansnet.serve(0, ServeConfig(handle_web_socket=echo)) as handle:
+        ws = await sansnet.socket(ws_url(handle))
+        messages = {f"task {index}: " + "x" * (1000 * index) for index in range(20)}
+        async with anyio.create_task_group() as group:
+            for message in messages:
+                group.start_soon(ws.send, message)
+        received = {await ws.next() for _ in messages}
+        assert received == messages
+        await ws.close()
+
+
+async def test_close_code_rules() -> None:
+    async with sansnet.serve(0, ServeConfig(handle_web_socket=echo)) as handle:
+        ws = await sansnet.socket(ws_url(handle))
+        for code in (999, 1004, 1005, 1006, 1015, 5000):
+            with pytest.raises(ValueError):
+                await ws.close(code)
+        with pytest.raises(ValueError, match="123 bytes"):
+            await ws.close(1000, "x" * 124)
+        await ws.close(4321, "custom")
+        assert (ws.close_code, ws.close_reason) == (4321, "custom")
+
+
+async def test_ping_reports_latency() -> None:
+    async with (
+        sansnet.serve(0, ServeConfig(handle_web_socket=echo)) as handle,
+        await sansnet.socket(ws_url(handle)) as ws,
+    ):
+        latency = await ws.ping(b"payload")
+        assert latency >= 0
+        assert ws.latency == latency
+        with pytest.raises(TypeError):
+            await ws.send(42)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="UTF-8"):
+            await ws.send(b"\xff", binary=False)
+
+
+async def test_keepalive_closes_a_dead_peer_with_1011() -> None:
+    never_reads = anyio.Event()
+
+    async def deaf(ws: WebSocket) -> None:
+        await never_reads.wait()  # never reads, so never answers pings
+
+    async with sansnet.serve(0, ServeConfig(handle_web_socket=deaf, close_timeout=0.5)) as handle:
+        ws = await sansnet.socket(
+            ws_url(handle), ping_interval=0.1, ping_timeout=0.2, close_timeout=0.5
+        )
+        with anyio.fail_after(5):
+            assert await ws.next() is None
+        assert ws.close_code == 1011
+        assert ws.close_reason == "keepalive ping timeout"
+        never_reads.set()
+
+
+async def test_keepalive_pings_keep_a_quiet_connection_open() -> None:
+    async with sansnet.serve(0, ServeConfig(handle_web_socket=echo)) as handle:
+        ws = await sansnet.socket(ws_url(handle), ping_interval=0.05, ping_timeout=1)
+        with anyio.move_on_after(0.4):
+            await ws.next()  # nothing arrives; pings go out and pongs come back
+        assert ws.close_code is None
+        assert ws.latency is not None
+        await ws.close()
+
+
+async def test_a_flooding_peer_cannot_grow_our_memory() -> None:
+    """Nobody reads on our side: the peer's sends block once the socket buffers fill."""
+    flooded = anyio.Event()
+    sent: list[int] = []
+    payload = os.urandom(65536)  # incompressible: permessage-deflate cannot shrink it
+
+    async def flood(ws: WebSocket) -> None:
+        with anyio.move_on_after(1):
+            for index in range(10_000):
+                await ws.send(payload)
+                sent.append(index)
+        flooded.set()
+
+    async with sansnet.serve(0, ServeConfig(handle_web_socket=flood, close_timeout=0.5)) as handle:
+        ws = await sansnet.socket(ws_url(handle))
+        with anyio.fail_after(5):
+            await flooded.wait()
+        assert len(sent) < 1000  # at most a few MB sat in kernel buffers
+        assert await ws.next() == payload
+        await ws.close()
+
+
+async def test_graceful_stop_closes_websockets_with_1001() -> None:
+    server = sansnet.serve(0, ServeConfig(handle_web_socket=echo))
+    async with anyio.create_task_group() as group:
+        handle = await group.start(server.run)
+        ws = await sansnet.socket(ws_url(handle))
+        await ws.send("before stop")
+        assert await ws.next() == "before stop"
+        with anyio.fail_after(5):
+            group.start_soon(handle.stop)
+            assert await ws.next() is None
+        assert ws.close_code == 1001
+        assert ws.close_reason == "The server is shutting down."
+
+
+async def test_websockets_client_sees_our_close_codes() -> None:
+    async def closer(ws: WebSocket) -> None:
+        await ws.close(4000, "go away")
+
+    async def scenario(url: str) -> tuple[int | None, str | None]:
+        async with connect(url) as client:
+            try:
+                await client.recv()
+            except WebsocketsClosed as closed:
+                return (
+                    closed.rcvd.code if closed.rcvd else None,
+                    closed.rcvd.reason if closed.rcvd else None,
+                )
+        return None, None  # pragma: no cover
+
+    async with sansnet.serve(0, ServeConfig(handle_web_socket=closer)) as handle:
+        url = ws_url(handle)
+        result = await anyio.to_thread.run_sync(run_websockets_client, lambda: scenario(url))
+    assert result == (4000, "go away")
