@@ -24,9 +24,9 @@ import ssl
 import sys
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -62,9 +62,7 @@ from .transport.connect import Backend
 from .transport.listen import Listener, listen_tcp
 from .transport.streams import NetworkStream
 from .transport.tls import server_context
-
-if TYPE_CHECKING:
-    from .websocket import WebSocket
+from .websocket import WebSocket
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -90,7 +88,7 @@ MiB = 1024 * 1024
 
 ResponseLike = ServeResponse | Mapping[str, Any] | str | bytes | bytearray | memoryview | None
 RequestHandler = Callable[[ServeRequest], Awaitable[ResponseLike] | ResponseLike]
-WebSocketHandler = Callable[["WebSocket"], Awaitable[None] | None]
+WebSocketHandler = Callable[[WebSocket], Awaitable[None] | None]
 SubprotocolChooser = Callable[[ServeRequest, list[str]], str | None]
 
 
@@ -658,8 +656,6 @@ class Server:
         ip: str,
         port: int,
     ) -> None:
-        from .websocket import WebSocket
-
         config = self.config
         # The upgrade request has no body to speak of; read what there is.
         body = await self._read_body(stream, conn, head)
@@ -829,8 +825,6 @@ def serve(port: int, handler_or_config: RequestHandler | ServeConfig, **options:
     if isinstance(handler_or_config, ServeConfig):
         config = handler_or_config
         if options:
-            from dataclasses import replace
-
             config = replace(config, **options)
     elif callable(handler_or_config):
         config = ServeConfig(handle_request=handler_or_config, **options)

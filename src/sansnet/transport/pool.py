@@ -251,9 +251,7 @@ class ConnectionPool:
         if not reusable:
             # Broken, cancelled or left mid-message: drop it at once rather than wait
             # for a peer that may never take our unsent bytes.
-            abort = getattr(conn.stream, "abort", None)
-            if abort is not None:
-                abort()
+            conn.stream.abort()
         await conn.stream.aclose()
 
     async def _close_all(self, connections: list[PooledConnection]) -> None:

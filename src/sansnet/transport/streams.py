@@ -96,6 +96,11 @@ class NetworkStream:
         """Close our sending side, keep reading (TCP half-close). A no-op where the
         transport cannot (TLS). Never raises."""
 
+    def abort(self) -> None:
+        """Drop whatever is not yet sent, so that :meth:`aclose` returns at once even
+        when the peer has stopped reading. Call it for a connection left broken or
+        mid-message; then call :meth:`aclose`."""
+
     async def linger(self, timeout: float = 2.0, limit: int = 1024 * 1024) -> None:
         """After a final answer: stop sending, then read and drop what the peer still
         sends (up to ``limit`` bytes or ``timeout`` seconds), so the peer reads our
@@ -149,11 +154,16 @@ def _write_timeout(stream: NetworkStream, timeout: float | None) -> WriteTimeout
 class AnyioStream(NetworkStream):
     """A :class:`NetworkStream` over an anyio byte stream (TCP or TLS; asyncio or trio)."""
 
-    __slots__ = ("_peer", "_stream", "description")
+    __slots__ = ("_peer", "_socket", "_ssl_object", "_stream", "description")
 
     def __init__(self, stream: anyio.abc.ByteStream, description: str | None = None) -> None:
         self._stream = stream
+        # extra() builds every attribute each call: look them up once.
         self._peer = _address(stream.extra(anyio.abc.SocketAttribute.remote_address, ("?", 0)))
+        self._socket: socket.socket | None = stream.extra(
+            anyio.abc.SocketAttribute.raw_socket, None
+        )
+        self._ssl_object: ssl.SSLObject | None = stream.extra(TLSAttribute.ssl_object, None)
         self.description = description or f"{self._peer[0]}:{self._peer[1]}"
 
     async def read(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
@@ -194,7 +204,7 @@ class AnyioStream(NetworkStream):
                 pass
 
     async def send_eof(self) -> None:
-        if self._stream.extra(TLSAttribute.ssl_object, None) is not None:
+        if self._ssl_object is not None:
             return  # TLS has no half-close
         try:
             await self._stream.send_eof()
@@ -211,14 +221,13 @@ class AnyioStream(NetworkStream):
 
     @property
     def tls(self) -> TLSInfo | None:
-        return _tls_info(self._stream.extra(TLSAttribute.ssl_object, None))
+        return _tls_info(self._ssl_object)
 
     def is_readable(self) -> bool:
-        sock = self._stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        sock = self._socket
         if sock is None:  # pragma: no cover - every anyio TCP stream has one
             return False
-        ssl_object = self._stream.extra(TLSAttribute.ssl_object, None)
-        if ssl_object is not None and ssl_object.pending():
+        if self._ssl_object is not None and self._ssl_object.pending():
             return True
         return _socket_readable(sock)
 
@@ -364,7 +373,9 @@ class AsyncioStream(NetworkStream):
     def _eof_or_error(self) -> bytes:
         exc = self._protocol.exception
         if exc is not None:
-            raise ReadError(f"The connection to {self.description} broke while reading: {exc!r}.")
+            raise ReadError(
+                f"The connection to {self.description} broke while reading: {exc!r}."
+            ) from exc
         return b""
 
     async def write(self, data: bytes, timeout: float | None = None) -> None:
@@ -416,7 +427,6 @@ class AsyncioStream(NetworkStream):
             transport.abort()  # pragma: no cover - a peer that stopped reading
 
     def abort(self) -> None:
-        """Close at once, dropping anything not yet written."""
         self._transport.abort()
 
     async def send_eof(self) -> None:
