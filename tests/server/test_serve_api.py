@@ -400,3 +400,43 @@ async def test_bad_websocket_handshake_is_400() -> None:
         )
         assert response.status_code == 426
         assert response.headers["sec-websocket-version"] == "13"
+
+
+def test_plain_asyncio_run_and_trio_run_without_anyio_run() -> None:
+    """serve, request and socket under asyncio.run and trio.run directly (anyio must find
+    the event loop even in asyncio's accept callback, where there is no task)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import asyncio, sys, trio, sansnet
+
+        async def echo(ws):
+            async for message in ws:
+                await ws.send(message)
+
+        async def main():
+            config = sansnet.ServeConfig(handle_request=lambda r: "plain", handle_web_socket=echo)
+            async with sansnet.serve(0, config) as handle:
+                print((await sansnet.request(handle.url)).text)
+                ws = await sansnet.socket(handle.url.replace("http", "ws", 1))
+                await ws.send("ws")
+                print(await ws.next())
+                await ws.close()
+
+        asyncio.run(main()) if sys.argv[1] == "asyncio" else trio.run(main)
+        """
+    )
+    for runner in ("asyncio", "trio"):
+        result = subprocess.run(
+            [sys.executable, "-X", "dev", "-c", script, runner],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "plain\nws\n"
+        assert "Warning" not in result.stderr, result.stderr

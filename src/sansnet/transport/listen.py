@@ -16,7 +16,9 @@ import asyncio
 import errno
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -29,7 +31,7 @@ from .streams import AnyioStream, AsyncioStream, NetworkStream, _StreamProtocol
 
 __all__ = ["Listener", "listen_tcp"]
 
-Handler = Callable[[NetworkStream], Awaitable[None]]
+Handler = Callable[[NetworkStream], Coroutine[Any, Any, None]]
 
 
 class Listener:
@@ -45,14 +47,16 @@ class Listener:
 
 
 class _AsyncioListener(Listener):
-    def __init__(self, server: asyncio.Server) -> None:
+    def __init__(self, server: asyncio.Server, scope: anyio.CancelScope) -> None:
         super().__init__([_address(sock.getsockname()) for sock in server.sockets])
         self._server = server
+        self._scope = scope
 
     async def close(self) -> None:
         if not self.closed:
             self.closed = True
             self._server.close()  # stops accepting; open connections are ours to close
+            self._scope.cancel()  # the hand-off task (connections it handed on go on)
 
 
 class _AnyioListener(Listener):
@@ -117,9 +121,24 @@ async def listen_tcp(
     try:
         if current_backend(backend) == "asyncio":
             loop = asyncio.get_running_loop()
+            # asyncio accepts in a callback, outside any task, where anyio cannot always
+            # tell which event loop runs (it asks sniffio, which needs a task). So the
+            # callback queues the connection and a task in the group hands it on.
+            arrived: deque[AsyncioStream] = deque()
+            wake = asyncio.Event()
+            scope = anyio.CancelScope()
 
             def on_connected(protocol: _StreamProtocol) -> None:
-                task_group.start_soon(_run, handler, AsyncioStream(protocol))
+                arrived.append(AsyncioStream(protocol))
+                wake.set()
+
+            async def hand_off() -> None:
+                with scope:
+                    while True:
+                        await wake.wait()
+                        wake.clear()
+                        while arrived:
+                            task_group.start_soon(handler, arrived.popleft())
 
             def factory() -> _StreamProtocol:
                 return _StreamProtocol(on_connected)
@@ -133,7 +152,8 @@ async def listen_tcp(
                 backlog=backlog,
                 reuse_address=True,
             )
-            return _AsyncioListener(server)
+            task_group.start_soon(hand_off)
+            return _AsyncioListener(server, scope)
         listener: anyio.abc.Listener[anyio.abc.ByteStream] = await anyio.create_tcp_listener(
             local_host=host, local_port=port, backlog=backlog
         )
@@ -162,10 +182,6 @@ async def listen_tcp(
 
     task_group.start_soon(accept_loop)
     return _AnyioListener(listener, scope, done, addresses)
-
-
-async def _run(handler: Handler, stream: NetworkStream) -> None:
-    await handler(stream)
 
 
 def _anyio_addresses(listener: anyio.abc.Listener[anyio.abc.ByteStream]) -> list[tuple[str, int]]:
