@@ -22,7 +22,7 @@ def run_contracts(tree: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     assert LINT_IMPORTS is not None
     return subprocess.run(
-        [LINT_IMPORTS, str(tree / "pyproject.toml"), "--no-cache"],
+        [LINT_IMPORTS, "--config", str(tree / "pyproject.toml"), "--no-cache"],
         cwd=tree,
         env=env,
         capture_output=True,
