@@ -26,6 +26,7 @@ from sansnet.protocol.websocket import (
 )
 from sansnet.protocol.websocket._frames import encode_frame
 from sansnet.protocol.websocket._mask import apply_mask, python_apply_mask
+from sansnet.protocol.websocket.deflate import server_accept
 
 MASK = b"\x01\x02\x03\x04"
 
@@ -508,6 +509,20 @@ def test_no_context_takeover_resets_both_sides() -> None:
         server.receive_data(data)
         assert server.events_received() == [TextMessage("repeat " * 20)]
     assert sizes[0] == sizes[1] == sizes[2]  # no shared history between messages
+
+
+def test_an_unanswered_no_context_takeover_offer_binds_nobody() -> None:
+    # Autobahn 12.*/13.*: the client offers client_no_context_takeover ("you may ask
+    # me"), we do not echo it, so the client keeps its LZ77 window across messages;
+    # the server must keep its inflater too or it fails with 1007.
+    _, params = server_accept(["permessage-deflate; client_no_context_takeover"])  # type: ignore[misc]
+    server = WebSocketConnection("server", deflate=params)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    text = "the same sixteen" * 4
+    for _ in range(3):
+        body = (compressor.compress(text.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        server.receive_data(frame(0x1, body, rsv=0x40))
+        assert server.events_received() == [TextMessage(text)]
 
 
 def test_context_takeover_shrinks_repeated_messages() -> None:

@@ -234,7 +234,7 @@ def test_parse_extension_header() -> None:
         (
             "permessage-deflate; client_no_context_takeover",
             "permessage-deflate",
-            DeflateParameters(their_no_context_takeover=True),
+            DeflateParameters(their_no_context_takeover=False),
         ),
         (
             "permessage-deflate; server_max_window_bits=8, permessage-deflate",

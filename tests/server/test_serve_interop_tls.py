@@ -21,8 +21,7 @@ from websockets.asyncio.client import connect
 
 import sansnet
 from sansnet import ServeConfig, ServeRequest
-
-from ..websocket.peers import run_websockets_client
+from tests.websocket.peers import run_websockets_client
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +69,8 @@ async def test_curl_over_https_with_cert_files(ca: trustme.CA, tmp_path: Path) -
     config = ServeConfig(handle_request=hello, tls=(str(cert_file), str(key_file)))
     async with sansnet.serve(0, config) as handle:
         result = await anyio.run_process(
-            ["curl", "-sS", "--max-time", "10", "--cacert", str(ca_file), handle.url + "/curl"], check=False
+            ["curl", "-sS", "--max-time", "10", "--cacert", str(ca_file), handle.url + "/curl"],
+            check=False,
         )
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"secure /curl"
@@ -91,10 +91,15 @@ async def test_websockets_client_over_wss(ca: trustme.CA, server_context: ssl.SS
     config = ServeConfig(handle_web_socket=echo, tls=server_context)
     async with sansnet.serve(0, config) as handle:
         url = handle.url.replace("https", "wss", 1) + "/"
-        assert await anyio.to_thread.run_sync(run_websockets_client, lambda: scenario(url)) == "over wss"
+        assert (
+            await anyio.to_thread.run_sync(run_websockets_client, lambda: scenario(url))
+            == "over wss"
+        )
 
 
-async def test_tls_handshake_failures_do_not_stop_the_server(server_context: ssl.SSLContext) -> None:
+async def test_tls_handshake_failures_do_not_stop_the_server(
+    server_context: ssl.SSLContext,
+) -> None:
     config = ServeConfig(handle_request=hello, tls=server_context)
     async with sansnet.serve(0, config) as handle:
         with pytest.raises(sansnet.TLSError):
@@ -126,7 +131,9 @@ LUNE_ANY_ADDRESS = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) for a private network namespace")
+@pytest.mark.skipif(
+    shutil.which("unshare") is None, reason="needs unshare(1) for a private network namespace"
+)
 def test_lune_any_address_is_reachable_via_localhost_in_a_private_namespace() -> None:
     """Binds 0.0.0.0 only inside a new network namespace (loopback only), so the test
     never listens on a real interface."""
@@ -134,7 +141,14 @@ def test_lune_any_address_is_reachable_via_localhost_in_a_private_namespace() ->
     if probe.returncode != 0:
         pytest.skip(f"unshare -n is not permitted here: {probe.stderr.decode().strip()}")
     result = subprocess.run(
-        ["unshare", "-n", "sh", "-c", f'ip link set lo up && exec "{sys.executable}" -c "$0"', LUNE_ANY_ADDRESS],
+        [
+            "unshare",
+            "-n",
+            "sh",
+            "-c",
+            f'ip link set lo up && exec "{sys.executable}" -c "$0"',
+            LUNE_ANY_ADDRESS,
+        ],
         capture_output=True,
         text=True,
         timeout=60,

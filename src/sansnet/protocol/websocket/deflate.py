@@ -240,8 +240,10 @@ def server_accept(
             our_window_bits=our_window,
             our_no_context_takeover=no_takeover,
             their_window_bits=their_window,
-            their_no_context_takeover=client_no_context_takeover
-            or "client_no_context_takeover" in params,
+            # Only our response binds the client: a client_no_context_takeover in
+            # the offer says the client *accepts* being asked, not that it will
+            # reset (Autobahn 12.* / 13.* compress with context unless answered).
+            their_no_context_takeover=client_no_context_takeover,
         )
     return None
 
