@@ -169,11 +169,21 @@ def url_decode(s: str | bytes, binary: bool = False) -> str | bytes:
 
     Returns str, or bytes when ``binary`` is true. Raises
     :class:`~sansnet.URLDecodeError` when ``binary`` is false and the decoded bytes are
-    not UTF-8.
+    not UTF-8, and in both modes for a str with a lone surrogate (it has no UTF-8 form).
     """
-    if not isinstance(s, (str, bytes, bytearray, memoryview)):
+    if isinstance(s, str):
+        try:
+            raw = s.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise URLDecodeError(
+                f"url_decode() got a str with a lone surrogate at index {exc.start}; "
+                "it has no UTF-8 form"
+            ) from None
+    elif isinstance(s, (bytes, bytearray, memoryview)):
+        raw = bytes(s)
+    else:
         raise TypeError(f"url_decode() takes str or bytes, not {type(s).__name__}")
-    data = unquote_to_bytes(bytes(s) if not isinstance(s, str) else s)
+    data = unquote_to_bytes(raw)
     if binary:
         return data
     try:

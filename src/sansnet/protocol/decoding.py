@@ -73,17 +73,34 @@ class _ZlibDecoder(_Decoder):
         # they can be replayed as raw deflate (some servers omit the zlib wrapper).
         self._head: bytes | None = b"" if name == "deflate" else None
         self._started = False
+        self._filled = False  # the last call stopped at its output limit
+        # Bytes after the end of the stream (or member). For gzip, a next member may
+        # start there, its two-byte magic split across calls; anything else is ignored.
+        self._rest = b""
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._obj.unconsumed_tail)
+        if self._obj.eof:
+            # The stream ended (zlib may still show its last input as unconsumed_tail):
+            # pending only if another gzip member has begun in the bytes after it.
+            return self._next_member(self._rest)
+        # zlib can hold output back without holding input: the rest of a long match cut
+        # by the limit, once its input is all read. A call that filled the limit may
+        # have more to give even when unconsumed_tail is empty.
+        return self._filled or bool(self._obj.unconsumed_tail)
+
+    def _next_member(self, tail: bytes) -> bool:
+        return self.name != "deflate" and tail[:2] == b"\x1f\x8b"
 
     def decode(self, data: bytes, limit: int) -> bytes:
         obj = self._obj
         if obj.eof:
-            tail = obj.unused_data + data
-            if self.name == "deflate" or tail[:2] != b"\x1f\x8b":
-                return b""  # bytes after the end of the stream are ignored
+            tail = self._rest + data
+            if not self._next_member(tail):
+                # Ignored, but a lone 0x1f may be the start of a member's magic: keep
+                # up to two bytes, which stay a non-magic prefix once they are junk.
+                self._rest = tail[:2]
+                return b""
             # gzip allows several members one after another (RFC 1952 section 2.2).
             self._obj = obj = zlib.decompressobj(self._wbits)
             data = tail
@@ -100,6 +117,9 @@ class _ZlibDecoder(_Decoder):
                 data, self._head = self._head + data, None
                 return self.decode(data, limit)
             raise DecodingError(f"The {self.name} body is corrupt: {error}.") from None
+        self._filled = len(out) >= limit and not obj.eof
+        if obj.eof:
+            self._rest = obj.unused_data
         if self._head is not None:
             self._head += data
             if len(self._head) >= 2:

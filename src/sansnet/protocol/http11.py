@@ -123,6 +123,30 @@ def _tokens(values: list[str]) -> set[str]:
     return {token.strip(" \t").lower() for value in values for token in value.split(",")}
 
 
+def _one_length(previous: str | None, value: str) -> str:
+    """A Content-Length field we are asked to send: one per message (two could
+    disagree, and peers that pick different ones would frame the body differently)."""
+    if previous is not None:
+        raise LocalProtocolError(
+            f"Two Content-Length fields ({previous!r} and {value!r}): send one."
+        )
+    return value
+
+
+def _chunked(value: str, before: bool) -> bool:
+    """A Transfer-Encoding field we are asked to send (``before``: one came already):
+    we frame the body as chunked and apply no other coding, so there must be one field
+    that says exactly that (else the peer would frame the body differently, or refuse
+    it: chunked may not be applied twice, RFC 9112 section 6.1)."""
+    # Exactly that: llhttp, for one, does not see "chunked" in "chunked<HTAB>".
+    if before or value.lower() != "chunked":
+        raise LocalProtocolError(
+            f"Transfer-Encoding {value!r}: only 'chunked' can be sent; compress the body "
+            "and set Content-Encoding instead."
+        )
+    return True
+
+
 def _is_method(method: str) -> bool:
     return method in _METHODS or (isinstance(method, str) and TOKEN.fullmatch(method) is not None)
 
@@ -572,6 +596,8 @@ class ServerConnection(HTTPConnection):
             ("connection", "close"),
         ]
         head = write_head(f"HTTP/1.1 {status} {reason_phrase(status)}", items, len(items))
+        if our_state is SEND_RESPONSE and self._request_method == "HEAD":
+            body = b""  # a response to HEAD has no content (RFC 9110 section 9.3.2)
         self._out.append(head + body)
         self._state.process_event(SERVER, _state.RESPONSE)
         self._state.process_event(SERVER, _state.END)
@@ -660,12 +686,19 @@ class ServerConnection(HTTPConnection):
             lower = name.lower()
             if lower in _RESPONSE_SPECIAL:
                 if lower == "content-length":
-                    length = value
+                    length = _one_length(length, value)
                 elif lower == "transfer-encoding":
-                    chunked = True
+                    chunked = _chunked(value, chunked)
                 elif "close" in _tokens([value]):
                     said_close = True
                     state.disable_keep_alive()
+        if length is not None:
+            # Checked for every status and method: even where no body follows (HEAD,
+            # 304), the field goes out and must be one decimal number.
+            if chunked:
+                raise LocalProtocolError("Set Content-Length or Transfer-Encoding, not both.")
+            if not (length.isascii() and length.strip(" \t").isdigit()):
+                raise LocalProtocolError(f"Invalid Content-Length {length!r}.")
         if self.expect_continue:
             # Answering without reading the body the client holds back: reuse is unsafe.
             self.expect_continue = False
@@ -691,8 +724,6 @@ class ServerConnection(HTTPConnection):
                 )
             writer = ContentLengthWriter(len(body))
         elif length is not None:
-            if not (length.isascii() and length.isdigit()):
-                raise LocalProtocolError(f"Invalid Content-Length {length!r}.")
             writer = ContentLengthWriter(int(length))
         elif self._request_version == "1.1":
             items.append(("transfer-encoding", "chunked"))
@@ -815,24 +846,39 @@ class ClientConnection(HTTPConnection):
             )
         if not _is_method(method):
             raise LocalProtocolError(f"Invalid method {method!r}: a method is a token.")
-        if not target or " " in target:
-            raise LocalProtocolError(f"Invalid request target {target!r}.")
+        if not (
+            target.isascii()
+            and " " not in target
+            and "\t" not in target  # other control characters: write_head refuses them
+            and (target[:1] == "/" or _valid_other_target(method, target))
+        ):
+            # RFC 9112 section 3.2: the forms a server accepts (ours refuses the rest).
+            raise LocalProtocolError(
+                f"Invalid request target {target!r}: use an ASCII origin-form ('/path?q'), "
+                "absolute-form, authority-form (CONNECT) or '*' (OPTIONS), percent-encoded."
+            )
         given = _as_items(headers)
         items: list[tuple[str, str]] = []
         seen: set[str] = set()
         length: str | None = None
         chunked = False
+        hosts = 0
         connection: list[str] = []
         for name, value in given:
             lower = name.lower()
             seen.add(lower)
             if lower == "content-length":
-                length = value
+                length = _one_length(length, value)
             elif lower == "transfer-encoding":
-                chunked = True
+                chunked = _chunked(value, chunked)
             elif lower == "connection":
                 connection.append(value)
-        if "host" not in seen:
+            elif lower == "host" and hosts:
+                # RFC 9112 section 3.2: a server must refuse such a request with 400.
+                raise LocalProtocolError("A request has one Host field, not several.")
+            elif lower == "host":
+                hosts = 1
+        if not hosts:
             items.append(("Host", self._host_header))
         for name, value in self.default_headers:
             if name.lower() not in seen:

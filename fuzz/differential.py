@@ -1,0 +1,352 @@
+"""Fuzz harness: what our client and server write parses the same in h11 and in llhttp.
+
+Run: ``python fuzz/differential.py [libFuzzer flags] [corpus dirs]`` (see
+fuzz/README.md).
+
+Input: byte 0 options, byte 1 how to stream the body, then an HTTP message used as
+material (the corpus holds real requests and responses): its start line, fields and
+body are taken apart leniently and, unless bit 2 says otherwise, cleaned to the RFC
+9110/9112 grammar. Our ClientConnection (requests) or ServerConnection (responses)
+then writes them, and h11 and httptools (llhttp) parse what it wrote. Options:
+
+* bit 0: a response written by ServerConnection, else a request by ClientConnection
+* bit 1: the body is streamed (``start_*`` and ``send_data``), else sent whole
+* bit 2: raw: the material is not cleaned; our writer must refuse what is invalid
+  (LocalProtocolError) or write something both parsers accept the same way
+* bit 3: trailers (on a streamed, chunked body)
+* bit 4: a second message follows on the same connection
+* bit 5: response mode: the request was HEAD
+* bit 6: response mode: the request was HTTP/1.0 (requests: ``Connection: close``)
+* bit 7: response mode: a 103 Early Hints comes first
+
+Properties checked, any breach being a crash:
+
+1. Writing raises nothing but LocalProtocolError, and clean material never raises it.
+2. h11 and llhttp both accept every message we wrote, and agree on the method,
+   target, version (or status and reason), fields, body, trailers and keep-alive.
+3. Clean material comes out as given: the fields we were asked to send are there, in
+   order, with their values, and the body is the body.
+
+Skipped, with the reasons in :func:`llhttp_can_judge`: llhttp on methods it does not
+know, and on responses to HEAD (it cannot be told the request method).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import _common
+from _common import Exchange, Message, check
+
+with _common.instrumented("h11"):
+    from sansnet.errors import LocalProtocolError
+    from sansnet.protocol import (
+        SEND_BODY,
+        ClientConnection,
+        EndOfMessage,
+        Limits,
+        ServerConnection,
+        reason_phrase,
+    )
+
+TCHAR = re.compile(rb"[^-!#$%&'*+.^_`|~0-9A-Za-z]")
+# origin-form: absolute-path ["?" query]; pchar = unreserved / pct-encoded /
+# sub-delims / ":" / "@"; query adds "/" and "?" (RFC 9110 section 4.1, RFC 3986).
+NOT_TARGET = re.compile(rb"[^-._~A-Za-z0-9%!$&'()*+,;=:@/?]")
+NOT_FIELD_VCHAR = re.compile(rb"[^\t \x21-\x7e\x80-\xff]")
+# The methods llhttp knows (llhttp/src/llhttp/constants.ts, HTTP ones): it refuses any
+# other token, which RFC 9110 section 9.1 allows. That is llhttp's limit, not ours.
+LLHTTP_METHODS = frozenset(
+    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND "
+    b"PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE "
+    b"M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE "
+    b"QUERY".split()
+)
+FRAMING = (b"content-length", b"transfer-encoding")
+
+
+# ---------------------------------------------------------------------- material
+
+
+class Material:
+    """An HTTP message taken apart without judging it."""
+
+    def __init__(self, data: bytes, *, response: bool, clean: bool) -> None:
+        head, _, self.body = data.partition(b"\r\n\r\n")
+        lines = [line.rstrip(b"\r") for line in head.split(b"\n")]
+        start = lines[0].split(b" ", 2) if lines else [b""]
+        start += [b""] * (3 - len(start))
+        self.fields: list[tuple[bytes, bytes]] = []
+        for line in lines[1:]:
+            name, colon, value = line.partition(b":")
+            if colon:
+                self.fields.append((name, value[1:] if value[:1] == b" " else value))
+        if response:
+            self.status = int(b"".join(re.findall(rb"[0-9]", start[1]))[:3] or b"200")
+            self.reason = start[2]
+        else:
+            self.method, self.target = start[0], start[1]
+        if clean:
+            self.clean(response=response)
+
+    def clean(self, *, response: bool) -> None:
+        if response:
+            if not 200 <= self.status <= 999:
+                self.status = 200 + self.status % 800
+            self.reason = NOT_FIELD_VCHAR.sub(b"", self.reason).strip(b" \t")
+        else:
+            self.method = TCHAR.sub(b"", self.method) or b"GET"
+            target = NOT_TARGET.sub(b"", self.target)
+            self.target = target if target.startswith(b"/") else b"/" + target
+            if self.method == b"CONNECT":
+                self.method = b"GET"  # CONNECT takes an authority-form target
+        fields = []
+        for name, value in self.fields:
+            name = TCHAR.sub(b"", name)
+            value = NOT_FIELD_VCHAR.sub(b"", value).strip(b" \t")
+            lower = name.lower()
+            if not name or lower in FRAMING or lower == b"connection":
+                continue  # framing is the writer's job; Connection is chosen below
+            if lower in (b"upgrade", b"expect", b"trailer", b"te"):
+                continue  # they change what the peer expects next: not material here
+            if lower == b"host" and any(n.lower() == b"host" for n, _ in fields):
+                continue  # one Host field per request (RFC 9112 section 3.2)
+            fields.append((name, value))
+        self.fields = fields
+
+
+def text(data: bytes) -> str:
+    return data.decode("latin-1")
+
+
+# ---------------------------------------------------------------------- oracles
+
+
+def llhttp_can_judge(message: Message) -> bool:
+    return message.start[0] in LLHTTP_METHODS
+
+
+def compare(ours: list[Message], h11: list[Message], llhttp: list[Message]) -> None:
+    for index, mine in enumerate(ours):
+        check(index < len(h11), f"h11 did not read message {index + 1}: {mine!r}")
+        theirs = h11[index]
+        check(
+            theirs.start[:2] == mine.start[:2] and theirs.body == mine.body,
+            f"h11 read {theirs!r}, we wrote {mine!r}",
+        )
+        check(
+            _contains(theirs.headers, _common.as_h11(mine.headers)),
+            f"h11 fields {theirs.headers!r}",
+        )
+        check(theirs.trailers == mine.trailers, f"h11 trailers {theirs.trailers!r}")
+        if index >= len(llhttp):
+            continue  # the caller checked that llhttp had no reason to stop
+        other = _trim(llhttp[index])
+        for what, a, b in (
+            ("start line", theirs.start, other.start),
+            ("fields", theirs.headers, other.headers),
+            ("body", theirs.body, other.body),
+            ("trailers", theirs.trailers, other.trailers),
+            ("keep-alive", theirs.keep_alive, other.keep_alive),
+        ):
+            check(
+                a == b,
+                f"message {index + 1}: h11 and llhttp disagree on the {what}: {a!r} vs {b!r}",
+            )
+
+
+def _trim(message: Message) -> Message:
+    """llhttp hands a field value over with the OWS after it (its callers, Node.js or
+    uvicorn, trim it); RFC 9112 section 5 says that whitespace is not part of the value.
+    So ``X: a `` is ``a`` for both parsers once read as the RFC says: not a difference.
+    And the fields are compared as h11 reports them (see :func:`_common.as_h11`)."""
+    message.headers = _common.as_h11(
+        [(name, value.rstrip(b" \t")) for name, value in message.headers]
+    )
+    message.trailers = [(name, value.rstrip(b" \t")) for name, value in message.trailers]
+    return message
+
+
+def _contains(fields: list[tuple[bytes, bytes]], wanted: list[tuple[bytes, bytes]]) -> bool:
+    """``wanted`` appears in ``fields`` in order (the writer adds its own fields)."""
+    position = 0
+    for field in wanted:
+        try:
+            position = fields.index(field, position) + 1
+        except ValueError:
+            return False
+    return True
+
+
+def _as_received(fields: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """The fields a parser should report for what we were asked to send. Whitespace
+    around a value is OWS on the wire (RFC 9112 section 5: ``field-line = field-name
+    ":" OWS field-value OWS``), not part of the value: writing it is valid, and every
+    parser drops it, so a value given with it arrives without it."""
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1").strip(b" \t"))
+        for name, value in fields
+    ]
+
+
+# ---------------------------------------------------------------------- requests
+
+
+def write_request(
+    conn: ClientConnection, material: Material, options: int, stream_seed: int, close: bool
+) -> Message:
+    fields = [(text(name), text(value)) for name, value in material.fields]
+    if close:
+        fields.append(("Connection", "close"))
+    method, target = text(material.method), text(material.target)
+    body = material.body
+    if options & 2:
+        if options & 8:
+            fields.append(("Transfer-Encoding", "chunked"))
+        conn.start_request(method, target, fields)
+        for piece in _common.split(body, stream_seed):
+            conn.send_data(piece)
+        conn.send_end([("x-checksum", str(len(body)))] if options & 8 else None)
+    else:
+        conn.send_request(method, target, fields, body)
+    trailers = [(b"x-checksum", str(len(body)).encode())] if options & 10 == 10 else []
+    return Message(
+        (material.method, material.target, b"1.1"),
+        _as_received(fields),
+        body,
+        trailers,
+    )
+
+
+def test_requests(data: bytes, options: int, stream_seed: int) -> None:
+    clean = not options & 4
+    second = bool(options & 16)
+    conn = ClientConnection("fuzz.example", 8080)
+    wire = bytearray()
+    ours: list[Message] = []
+    materials = [data]
+    if second:
+        # The second request is the same material cut differently: head and body swap.
+        materials.append(data[len(data) // 2 :] + b"\r\n\r\n" + data[: len(data) // 2])
+    for index, raw in enumerate(materials):
+        material = Material(raw, response=False, clean=clean)
+        close = bool(options & 64) or (index == len(materials) - 1 and second)
+        try:
+            ours.append(write_request(conn, material, options, stream_seed, close))
+        except LocalProtocolError as error:
+            check(not clean, f"clean material refused: {error}")
+            if conn.our_state is SEND_BODY:
+                return  # the head went out, the body did not: nothing to compare
+            wire += conn.data_to_send()
+            break
+        wire += conn.data_to_send()
+        if conn.keep_alive is False:
+            break
+        # The server answers, so that the connection can carry the next request.
+        conn.receive_data(b"HTTP/1.1 204 No Content\r\n\r\n")
+        while not isinstance(conn.next_event(), EndOfMessage):
+            pass
+        if not conn.reusable:
+            break
+    if not ours:
+        return
+    h11 = _common.h11_read_requests(bytes(wire), eof=False)
+    llhttp = _common.Llhttp(response=False)
+    llhttp.feed(bytes(wire))
+    judged = all(llhttp_can_judge(message) for message in ours)
+    if judged:
+        check(llhttp.error is None, f"{llhttp.error} on {bytes(wire)!r}")
+        check(len(llhttp.messages) == len(ours), f"llhttp read {len(llhttp.messages)} requests")
+    compare(ours, h11, llhttp.messages if judged else [])
+
+
+# ---------------------------------------------------------------------- responses
+
+
+def write_response(
+    conn: ServerConnection, material: Material, options: int, stream_seed: int
+) -> Message:
+    fields = [(text(name), text(value)) for name, value in material.fields]
+    if options & 128:
+        conn.send_informational(103, [("Link", "</a.css>; rel=preload")])
+    status = material.status
+    reason = text(material.reason) if material.reason else None
+    body = b"" if status in (204, 304) else material.body
+    trailers: list[tuple[bytes, bytes]] = []
+    if options & 2:
+        conn.start_response(status, fields, reason=reason)
+        for piece in _common.split(body, stream_seed):
+            conn.send_data(piece)
+        chunked = conn._writer.__class__.__name__ == "ChunkedWriter"
+        if options & 8 and chunked:
+            trailers = [(b"x-checksum", str(len(body)).encode())]
+        conn.send_end([("X-Checksum", str(len(body)))] if trailers else None)
+    else:
+        conn.send_response(status, fields, body, reason=reason)
+    head_only = conn._request_method == "HEAD"
+    return Message(
+        (str(status).encode(), (reason or reason_phrase(status)).encode("latin-1"), b"1.1"),
+        _as_received(fields),
+        b"" if head_only else body,
+        trailers,
+    )
+
+
+def test_responses(data: bytes, options: int, stream_seed: int) -> None:
+    clean = not options & 4
+    method = "HEAD" if options & 32 else "GET"
+    version = "1.0" if options & 64 else "1.1"
+    request = f"{method} / HTTP/{version}\r\nHost: fuzz\r\n\r\n".encode()
+    rounds = 2 if options & 16 else 1
+    conn = ServerConnection(Limits(), default_headers=[("Server", "fuzz")])
+    wire = bytearray()
+    ours: list[Message] = []
+    exchanges: list[Exchange] = []
+    for _ in range(rounds):
+        conn.receive_data(request)
+        conn.next_event()  # the request head
+        conn.next_event()  # its end
+        material = Material(data, response=True, clean=clean)
+        try:
+            ours.append(write_response(conn, material, options, stream_seed))
+        except LocalProtocolError as error:
+            check(not clean, f"clean material refused: {error}")
+            return
+        exchanges.append(Exchange(method))
+        wire += conn.data_to_send()
+        if conn.must_close:
+            break
+    closing = conn.must_close
+    h11, problem = _common.h11_read_responses(bytes(wire), exchanges, eof=closing)
+    check(problem is None, f"h11 refused our responses: {problem}: {bytes(wire)!r}")
+    llhttp = _common.Llhttp(response=True)
+    llhttp.feed(bytes(wire))
+    judged = method != "HEAD"
+    finals = [m for m in llhttp.messages if not m.start[0].startswith(b"1")]
+    if judged:
+        check(llhttp.error is None, f"{llhttp.error} on {bytes(wire)!r}")
+        partial = llhttp.partial
+        if partial is not None and closing and partial.start:
+            finals.append(partial)  # close-delimited: llhttp would end it at EOF
+        check(len(finals) == len(ours), f"llhttp read {len(finals)} responses: {bytes(wire)!r}")
+        for message in finals:
+            message.keep_alive = message.keep_alive and not closing
+    for message in h11:
+        message.keep_alive = message.keep_alive and not closing
+    compare(ours, h11, finals if judged else [])
+
+
+def test_one_input(data: bytes) -> None:
+    if len(data) < 2:
+        return
+    options, stream_seed = data[0], data[1]
+    if options & 1:
+        test_responses(data[2:], options, stream_seed)
+    else:
+        test_requests(data[2:], options, stream_seed)
+
+
+if __name__ == "__main__":
+    _common.main(test_one_input)
+    sys.exit(0)

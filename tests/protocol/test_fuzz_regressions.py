@@ -1,0 +1,472 @@
+"""Every crash the fuzz harnesses in fuzz/ found, kept as a regression test.
+
+Each row holds the input the harness failed on (``fuzz_input``, the bytes libFuzzer
+saved, which ``python fuzz/HARNESS.py FILE`` replays; tests/test_fuzz.py does so) and
+the engine-level reproduction with its expected outcome, which runs here without
+atheris. See fuzz/README.md for what each harness checks.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass, field
+
+import pytest
+
+from sansnet import url_decode
+from sansnet.errors import LocalProtocolError, RemoteProtocolError, URLDecodeError
+from sansnet.protocol import (
+    IDLE,
+    ClientConnection,
+    ContentDecoder,
+    RequestHead,
+    ServerConnection,
+)
+
+
+@dataclass(frozen=True)
+class Crash:
+    """One input a harness failed on: which harness, the bytes, what was wrong."""
+
+    harness: str
+    fuzz_input: bytes
+    finding: str
+
+
+# ------------------------------------------------------------------ content_decoders
+
+
+@dataclass(frozen=True)
+class DecoderCase:
+    crash: Crash
+    coding: str
+    chunks: list[bytes]
+    expected: bytes
+    piece_size: int = 65536
+    max_size: int | None = None
+    drain: list[bool] = field(default_factory=lambda: [True, False])
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
+
+
+DECODER_CASES = [
+    DecoderCase(
+        Crash(
+            "content_decoders",
+            b"\x05\x00\x06\x03\nhello world, hello world",
+            "identity yielded a piece longer than piece_size",
+        ),
+        "identity",
+        [b"hello world, hello world"],
+        b"hello world, hello world",
+        piece_size=1,
+        max_size=65536,
+    ),
+    DecoderCase(
+        Crash(
+            "content_decoders",
+            b"\x02rld, helh\no",
+            "a valid raw deflate body was refused: zlib held back the rest of a match "
+            "(output limit reached, no input left) and has_pending said no",
+        ),
+        "deflate",
+        [b"S\xc8H", b"\xcd\xc9\xe0\xcaW", b"\x18\xa5H\xa6\x00"],
+        b" helh\no" * 45,
+        piece_size=1,
+        max_size=1000,
+    ),
+    DecoderCase(
+        Crash("content_decoders", b"(found while reducing the one above)", "same, real size"),
+        "deflate",
+        [_raw_deflate(b"a" * 65793)],  # the last match crosses the 64 KiB piece boundary
+        b"a" * 65793,
+    ),
+    DecoderCase(
+        Crash(
+            "content_decoders",
+            b"\x02el r\xffd\xff\xfd\xffd\xff\xfd\xff",
+            "endless loop (timeout): after the end of the stream zlib still reports the "
+            "last input as unconsumed_tail, so has_pending stayed true forever",
+        ),
+        "deflate",
+        [zlib.compress(b"\xffd\xff\xfd\xffd\xff\xfd\xff") * 2],  # junk after the end
+        b"\xffd\xff\xfd\xffd\xff\xfd\xff",
+        piece_size=7,
+        max_size=1000,
+    ),
+    DecoderCase(
+        Crash(
+            "content_decoders",
+            b"~mlo aa\x03\x00\x06o",
+            "a second gzip member was lost when its two-byte magic came split across two calls",
+        ),
+        "gzip",
+        [
+            b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03KLd",
+            b"f",
+            b"`\xcb\x07\x00\x00W\xda",
+            b"O\x06\x00\x00\x00",
+            b"\x1f",
+            b"\x8b\x08\x00\x00\x00",
+            b"\x00\x00\x02\x03KLdf",
+            b"`\xcb\x07\x00\x00W\xdaO\x06\x00\x00\x00",
+        ],
+        b"aa\x03\x00\x06o" * 2,
+        max_size=1000,
+    ),
+    DecoderCase(
+        Crash(
+            "content_decoders",
+            b"(the same run, drain bit off)",
+            "a second gzip member in the same call was dropped when finish() came "
+            "without a decode(b'') first, as the client and decode_all() do",
+        ),
+        "gzip",
+        [gzip.compress(b"first ", mtime=0) + gzip.compress(b"second", mtime=0)],
+        b"first second",
+    ),
+    DecoderCase(
+        Crash("content_decoders", b"(reduction of the above)", "junk after a gzip member"),
+        "gzip",
+        [gzip.compress(b"body", mtime=0), b"\x1f", b"\x00junk", b"\x1f\x8b"],
+        b"body",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", DECODER_CASES, ids=lambda case: case.crash.finding[:40])
+@pytest.mark.parametrize("drain", [True, False], ids=["drain", "no-drain"])
+def test_content_decoder_regressions(case: DecoderCase, drain: bool) -> None:
+    decoder = ContentDecoder(case.coding, max_size=case.max_size, piece_size=case.piece_size)
+    pieces: list[bytes] = []
+    for chunk in [*case.chunks, *([b""] if drain else [])]:
+        pieces.extend(decoder.decode(chunk))
+    decoder.finish()
+    assert b"".join(pieces) == case.expected
+    assert all(0 < len(piece) <= case.piece_size for piece in pieces)
+
+
+def test_decode_all_of_a_64k_raw_deflate_body() -> None:
+    """The real-world face of the held-back output: decode_all (the server) and the
+    client's read loop call finish() right after the last piece."""
+    for size in range(65536 - 40, 65536 + 300, 7):
+        body = _raw_deflate(b"a" * size)
+        assert ContentDecoder("deflate").decode_all(body) == b"a" * size
+
+
+# ---------------------------------------------------------------------------- codecs
+
+URL_DECODE_CRASH = Crash(
+    "codecs",
+    b"\xf0" * 14 + b"\x00\x05}",
+    "url_decode(str with lone surrogates) raised UnicodeEncodeError",
+)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("text", ["\udcf0" * 14 + "\x00\x05}", "a%20\ud800", "\udfff"])
+def test_url_decode_of_lone_surrogates_raises_url_decode_error(text: str, binary: bool) -> None:
+    with pytest.raises(URLDecodeError, match="lone surrogate"):
+        url_decode(text, binary=binary)
+
+
+# --------------------------------------------------------- differential: our writers
+# The differential harness found these in the responses ServerConnection wrote (and
+# the first two in requests); the same rules hold in ClientConnection, checked below.
+
+CHUNSSS = Crash(
+    "differential",
+    b"-type: text/plain\r\ntransfer-encoding: chunssssssssssssssssssssssssssssssssssss"
+    b"ssssssssssssssssssssssssssked\r\n\r\n5\r\x921",
+    "a response framed as chunked said another Transfer-Encoding; h11 refused it",
+)
+TWO_TRANSFER_ENCODINGS = Crash(
+    "differential",
+    b"\xbf\xbf\xe7\xe7\xe7\xe7\xe7\xe7\xe7\xbf\xbf\xbf\x9f\xbf\xbf\xbf\xbf\xbf\xbf\xbf"
+    b"\xbf\xbf\x11\xbf\xbf\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4"
+    b"\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4"
+    b"\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4"
+    b"\xa4\xa4\xa4\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+    b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+    b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+    b"\xff\xff\xff\xff\nTransfer-Encoding: chunked\r\nn-h\n\x00\x00\x00\x00\x00\x00"
+    b"\x00\x00\x00\x1b\x1b\x1b)\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b"
+    b"\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\xa4\xa4\xa4\xa4\xa4\xa4\xa4"
+    b"\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4O\xffPT\xff\xff$\xff0 M\ncPOSTho"
+    b"stnt=9\r\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+    b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+    b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+    b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+    b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\nTransfer-Encoding: chunked\r\nn-h"
+    b"\n\x00\x00\x00\x00\x00\x00\x00\x00\x00\x1b\x1b\x1b)\x1b\x1b\x1b\x1b\x1b\x1b\x1b"
+    b"\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b"
+    b"\x1b\x1b\x1bh\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4"
+    b"\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xa4\xf7\x00tent-Lengtue}",
+    "two Transfer-Encoding fields (chunked applied twice); h11 refused them",
+)
+CHUNKED_HTAB = Crash(
+    "differential",
+    b"O\xff\xb8\xab\xfftn\nTransfer-Encoding: chunked\t\nh22\r\n\r\n",
+    "'chunked<HTAB>': h11 read a chunked body, llhttp a body delimited by the close",
+)
+TWO_LENGTHS = Crash(
+    "differential",
+    b"\x17B\x17B\ncontent-length:\ncontent-length:0",
+    "two Content-Length fields went out, the first one unchecked; h11 refused them",
+)
+
+
+def _client_side(crash: Crash) -> Crash:
+    return Crash(crash.harness, b"(the same rule, client side)", crash.finding)
+
+
+@dataclass(frozen=True)
+class RequestCase:
+    crash: Crash
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    streamed: bool
+    fragment: str
+
+
+REQUEST_CASES = [
+    RequestCase(
+        Crash(
+            "differential",
+            b"\x02\x03POS\x03A /upl\x02\x03``lhost\rploPOS\nHost: loca```\xb1\xb1\xb1d"
+            b" HTTP/1.1\r\nHost: loca```lhost\rpload HTTP/2.1\r\n\nCo",
+            "the client sent two Host fields; h11 refused the request "
+            "(RFC 9112 section 3.2: a server must answer 400)",
+        ),
+        "POSA",
+        "/upl",
+        [("Host", "a"), ("Host", "b")],
+        False,
+        "one Host field",
+    ),
+    RequestCase(
+        Crash(
+            "differential",
+            b"^^^^V^^^^1.1 \x91\xd04 /i\xdf^\xda",
+            "the client sent a non-ASCII request-target; h11 refused it",
+        ),
+        "GET",
+        "\x91\xd04",
+        [],
+        True,
+        "Invalid request target",
+    ),
+    RequestCase(
+        Crash("differential", b"(reduction of the above)", "a target in no valid form"),
+        "GET",
+        "index.html",
+        [],
+        False,
+        "Invalid request target",
+    ),
+    RequestCase(
+        Crash("differential", b"(reduction of the above)", "a tab in the target"),
+        "GET",
+        "/a\tb",
+        [],
+        False,
+        "Invalid request target",
+    ),
+    RequestCase(_client_side(CHUNSSS), "POST", "/", [("Transfer-Encoding", "gzip")], True, "only"),
+    RequestCase(
+        _client_side(TWO_TRANSFER_ENCODINGS),
+        "POST",
+        "/",
+        [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")],
+        True,
+        "only 'chunked'",
+    ),
+    RequestCase(
+        _client_side(CHUNKED_HTAB),
+        "POST",
+        "/",
+        [("Transfer-Encoding", "chunked\t")],
+        True,
+        "only 'chunked'",
+    ),
+    RequestCase(
+        _client_side(TWO_LENGTHS),
+        "POST",
+        "/",
+        [("Content-Length", "3"), ("Content-Length", "3")],
+        False,
+        "Two Content-Length fields",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", REQUEST_CASES, ids=lambda case: case.crash.finding[:40])
+def test_client_refuses_what_parsers_would_read_differently(case: RequestCase) -> None:
+    conn = ClientConnection("example.com")
+    with pytest.raises(LocalProtocolError, match=case.fragment):
+        if case.streamed:
+            conn.start_request(case.method, case.target, case.headers)
+        else:
+            conn.send_request(case.method, case.target, case.headers, b"abc")
+    assert conn.our_state is IDLE
+    assert conn.data_to_send() == b""
+
+
+@pytest.mark.parametrize(
+    ("target", "method"),
+    [
+        ("/a/b?c=d%20e", "GET"),
+        ("http://example.com/x", "GET"),
+        ("example.com:443", "CONNECT"),
+        ("*", "OPTIONS"),
+    ],
+)
+def test_client_still_sends_every_valid_target_form(target: str, method: str) -> None:
+    conn = ClientConnection("example.com")
+    conn.send_request(method, target, [("Transfer-Encoding", "Chunked")])
+    assert conn.data_to_send().startswith(f"{method} {target} HTTP/1.1\r\n".encode())
+
+
+@dataclass(frozen=True)
+class ResponseCase:
+    crash: Crash
+    request: bytes
+    status: int
+    headers: list[tuple[str, str]]
+    streamed: bool
+    fragment: str
+
+
+HEAD = b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"
+GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+
+RESPONSE_CASES = [
+    ResponseCase(
+        Crash(
+            "differential",
+            b"\xffB\ncontent-length:",
+            "an empty Content-Length went out in a response to HEAD (unchecked there)",
+        ),
+        HEAD,
+        200,
+        [("content-length", "")],
+        False,
+        "Invalid Content-Length",
+    ),
+    ResponseCase(
+        Crash("differential", b"(reduction of the above)", "a bad Content-Length on a 304"),
+        GET,
+        304,
+        [("content-length", "1, 1")],
+        False,
+        "Invalid Content-Length",
+    ),
+    ResponseCase(TWO_LENGTHS, GET, 200, [("content-length", "0")] * 2, False, "Two Content"),
+    ResponseCase(CHUNSSS, GET, 200, [("transfer-encoding", "chunssssked")], True, "only"),
+    ResponseCase(
+        TWO_TRANSFER_ENCODINGS,
+        HEAD,
+        200,
+        [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")],
+        True,
+        "only 'chunked'",
+    ),
+    ResponseCase(CHUNKED_HTAB, GET, 200, [("Transfer-Encoding", "chunked\t")], True, "only"),
+    ResponseCase(
+        Crash("differential", b"(found with the above)", "Content-Length and Transfer-Encoding"),
+        GET,
+        200,
+        [("Transfer-Encoding", "chunked"), ("Content-Length", "3")],
+        True,
+        "not both",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", RESPONSE_CASES, ids=lambda case: case.crash.finding[:40])
+def test_server_refuses_what_parsers_would_read_differently(case: ResponseCase) -> None:
+    conn = ServerConnection()
+    conn.receive_data(case.request)
+    assert isinstance(conn.next_event(), RequestHead)
+    with pytest.raises(LocalProtocolError, match=case.fragment):
+        if case.streamed:
+            conn.start_response(case.status, case.headers)
+        else:
+            conn.send_response(case.status, case.headers)
+    assert conn.data_to_send() == b""
+    conn.send_response(200, [("Transfer-Encoding", "CHUNKED")], b"ok")  # still answerable
+    expected = b"" if case.request == HEAD else b"2\r\nok\r\n0\r\n\r\n"
+    assert conn.data_to_send().endswith(b"CHUNKED\r\n\r\n" + expected)
+
+
+# ---------------------------------------------------------------------- http_server
+
+ERROR_RESPONSE_CRASH = Crash(
+    "http_server",
+    b"\x00\x00\x00HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    "the error response to a HEAD request carried a body, which a client reads as the "
+    "start of the next response (RFC 9110 section 9.3.2: no content in answer to HEAD)",
+)
+
+
+@pytest.mark.parametrize(("method", "has_body"), [("HEAD", False), ("GET", True)])
+def test_error_response_to_head_has_no_body(method: str, has_body: bool) -> None:
+    conn = ServerConnection()
+    conn.receive_data(
+        method.encode() + b" / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    )
+    assert isinstance(conn.next_event(), RequestHead)
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.next_event()
+    message = f"{info.value}\n".encode()
+    head = (
+        b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n" % len(message)
+    )
+    assert conn.data_to_send() == head + (message if has_body else b"")
+
+
+def test_error_response_before_any_request_keeps_its_body_after_a_head() -> None:
+    """The method of an earlier request does not matter once it was answered."""
+    conn = ServerConnection()
+    conn.receive_data(HEAD)
+    assert isinstance(conn.next_event(), RequestHead)
+    conn.next_event()
+    conn.send_response(200)
+    conn.data_to_send()
+    conn.receive_data(b"BAD\r\n\r\n")
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.next_event()
+    assert conn.data_to_send().endswith(f"{info.value}\n".encode())
+
+
+# ----------------------------------------------------------------- the whole table
+
+CRASHES: list[Crash] = [
+    *(case.crash for case in DECODER_CASES),
+    URL_DECODE_CRASH,
+    *(case.crash for case in REQUEST_CASES),
+    *(case.crash for case in RESPONSE_CASES),
+    ERROR_RESPONSE_CRASH,
+]
+"""Every crash, for tests/test_fuzz.py to replay through its harness. Rows whose input
+starts with ``(`` or holds ``...`` are reductions written by hand, not saved inputs."""
+
+
+def replayable() -> list[Crash]:
+    return [
+        crash
+        for crash in CRASHES
+        if not crash.fuzz_input.startswith(b"(") and b"..." not in crash.fuzz_input
+    ]
+
+
+def test_every_harness_named_exists() -> None:
+    harnesses = {"content_decoders", "codecs", "differential", "http_server"}
+    assert {crash.harness for crash in CRASHES} == harnesses
+    assert len(replayable()) >= 10
