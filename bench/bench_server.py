@@ -30,9 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import importlib.metadata
 import json
-import os
 import resource
 import shutil
 import signal
@@ -47,7 +45,18 @@ from pathlib import Path
 from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import machine, table
+from _harness import (
+    fmt_share,
+    load_average,
+    machine,
+    machine_busy_seconds,
+    parse_names,
+    pinning_available,
+    process_cpu_seconds,
+    table,
+    target_line,
+    versions,
+)
 from servers._common import BODY_64K, HELLO, HOST
 
 SERVERS_DIR = Path(__file__).resolve().parent / "servers"
@@ -146,6 +155,18 @@ SCENARIOS: tuple[Scenario, ...] = (
 SCENARIO_BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 
 # (row, reference) pairs whose hello-world ratio issue #6 sets a target for.
+PEER_PACKAGES = (
+    "sansnet",
+    "uvicorn",
+    "httptools",
+    "h11",
+    "hypercorn",
+    "anycorn",
+    "aiohttp",
+    "uvloop",
+    "anyio",
+    "trio",
+)
 TARGETS = (
     ("sansnet-asyncio", "uvicorn-h11", 1.5),
     ("sansnet-asyncio", "hypercorn", 2.0),
@@ -154,12 +175,6 @@ TARGETS = (
 
 
 # ---------------------------------------------------------------- processes
-
-
-def pinning_available() -> bool:
-    if shutil.which("taskset") is None or not hasattr(os, "sched_getaffinity"):
-        return False
-    return {int(SERVER_CPU), int(WRK_CPU)} <= os.sched_getaffinity(0)
 
 
 def free_port() -> int:
@@ -372,30 +387,6 @@ class Measurement:
         return not self.note
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a live process so far (all its threads), from /proc/PID/stat."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    # fields after "pid (comm)": state is fields[0], utime fields[11], stime fields[12]
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU time spent busy on all CPUs so far (user, nice, system, irq, softirq, steal)."""
-    try:
-        with open("/proc/stat", "rb") as stat:
-            fields = stat.readline().split()
-    except OSError:
-        return None
-    if not fields or fields[0] != b"cpu":
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def children_cpu_seconds() -> float:
     """CPU time of the children this process has waited for (wrk, once it has exited)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -502,10 +493,6 @@ def fmt_errors(errors: dict[str, int]) -> str:
     return ", ".join(f"{name} {count}" for name, count in errors.items())
 
 
-def fmt_share(value: float | None) -> str:
-    return "?" if value is None else f"{value * 100:.0f}"
-
-
 def ratio(results: dict[str, Measurement], row: str, reference: str) -> float | None:
     a, b = results.get(row), results.get(reference)
     if a is None or b is None or not a.measured or not b.measured or not b.requests_per_second:
@@ -565,44 +552,16 @@ def scenario_table(
 def target_lines(results: dict[str, Measurement]) -> list[str]:
     lines = []
     for row, reference, goal in TARGETS:
-        value = ratio(results, row, reference)
-        if value is not None:
-            verdict = "met" if value >= goal else "NOT met"
-            lines.append(f"- {row} vs {reference}: {value:.2f}x, target >= {goal:g}x: {verdict}")
-            continue
-        why = []
-        for name in (row, reference):
-            if name not in results:
-                why.append(f"{name} not run")
-            elif not results[name].measured:
-                why.append(f"{name}: {results[name].note}")
-        lines.append(f"- {row} vs {reference}: target >= {goal:g}x, n/a ({'; '.join(why)})")
+        why = [f"{name} not run" for name in (row, reference) if name not in results]
+        why += [
+            f"{name}: {results[name].note}"
+            for name in (row, reference)
+            if name in results and not results[name].measured
+        ]
+        lines.append(
+            target_line(f"- {row} vs {reference}", ratio(results, row, reference), goal, why)
+        )
     return lines
-
-
-def versions() -> str:
-    parts = []
-    for package in (
-        "sansnet",
-        "uvicorn",
-        "httptools",
-        "h11",
-        "hypercorn",
-        "anycorn",
-        "aiohttp",
-        "uvloop",
-        "anyio",
-        "trio",
-    ):
-        try:
-            parts.append(f"{package} {importlib.metadata.version(package)}")
-        except importlib.metadata.PackageNotFoundError:
-            parts.append(f"{package} (not installed)")
-    return ", ".join(parts)
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 # ---------------------------------------------------------------- main
@@ -670,14 +629,6 @@ def best(a: Measurement | None, b: Measurement) -> Measurement:
     return a
 
 
-def parse_names(text: str, known: dict[str, object], what: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise SystemExit(f"unknown {what}: {', '.join(unknown)} (known: {', '.join(known)})")
-    return names
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -729,10 +680,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             else list(SCENARIO_BY_NAME)
         )
     ]
-    pin = not args.no_pin and pinning_available()
+    pin = not args.no_pin and pinning_available(SERVER_CPU, WRK_CPU)
 
     print(f"# HTTP server benchmark — {machine()}")
-    print(f"# {wrk_version()}, -t{args.threads} -c{args.connections} -d{duration:g}s; {versions()}")
+    print(
+        f"# {wrk_version()}, -t{args.threads} -c{args.connections} -d{duration:g}s; {versions(PEER_PACKAGES)}"
+    )
     print(
         f"# server pinned to CPU {SERVER_CPU}, wrk to CPU {WRK_CPU} (taskset)"
         if pin
@@ -786,7 +739,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         payload = {
             "machine": machine(),
             "wrk": wrk_version(),
-            "versions": versions(),
+            "versions": versions(PEER_PACKAGES),
             "duration_s": duration,
             "rounds": args.rounds,
             "threads": args.threads,
