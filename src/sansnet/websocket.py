@@ -93,8 +93,10 @@ class WebSocket:
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self._messages: deque[str | bytes] = deque()
-        self._read_lock = anyio.Lock()
-        self._write_lock = anyio.Lock()
+        # fast_acquire: a free lock is taken without a trip through the event loop (the
+        # stream I/O right after it is the checkpoint); about 10 us saved per message.
+        self._read_lock = anyio.Lock(fast_acquire=True)
+        self._write_lock = anyio.Lock(fast_acquire=True)
         self._finished = anyio.Event()  # the closing handshake is over (or the link died)
         self._closed_by_user = False
         self._transport_closed = False
