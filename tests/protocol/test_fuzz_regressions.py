@@ -219,6 +219,13 @@ TWO_LENGTHS = Crash(
     "two Content-Length fields went out, the first one unchecked; h11 refused them",
 )
 
+CONTROL_IN_LENGTH = Crash(
+    "differential",
+    b"F\x02P /HOK\ncontent-length:\x1c1",
+    "Content-Length '\\x1c1' passed the check (str.strip() drops U+001C) and int() then "
+    "raised ValueError",
+)
+
 
 def _client_side(crash: Crash) -> Crash:
     return Crash(crash.harness, b"(the same rule, client side)", crash.finding)
@@ -295,6 +302,17 @@ REQUEST_CASES = [
         "only 'chunked'",
     ),
     RequestCase(
+        CONTROL_IN_LENGTH, "POST", "/", [("content-length", "\x1c1")], True, "ASCII digits"
+    ),
+    RequestCase(
+        _client_side(CONTROL_IN_LENGTH),
+        "POST",
+        "/",
+        [("content-length", "\x1c3")],
+        False,
+        "ASCII digits",
+    ),
+    RequestCase(
         _client_side(TWO_LENGTHS),
         "POST",
         "/",
@@ -367,6 +385,14 @@ RESPONSE_CASES = [
         "Invalid Content-Length",
     ),
     ResponseCase(TWO_LENGTHS, GET, 200, [("content-length", "0")] * 2, False, "Two Content"),
+    ResponseCase(
+        Crash("differential", b"(the same rule, server side)", CONTROL_IN_LENGTH.finding),
+        GET,
+        200,
+        [("content-length", "\x1c1")],
+        True,
+        "ASCII digits",
+    ),
     ResponseCase(CHUNSSS, GET, 200, [("transfer-encoding", "chunssssked")], True, "only"),
     ResponseCase(
         TWO_TRANSFER_ENCODINGS,

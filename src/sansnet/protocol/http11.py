@@ -133,6 +133,16 @@ def _one_length(previous: str | None, value: str) -> str:
     return value
 
 
+def _length_value(value: str) -> int:
+    """The number in a Content-Length field we are asked to send: ASCII digits, with
+    optional spaces or tabs around them (``str.strip()`` and ``int()`` would also take
+    other whitespace, such as U+001C, which no peer reads as part of a number)."""
+    digits = value.strip(" \t")
+    if not (digits.isascii() and digits.isdigit()):
+        raise LocalProtocolError(f"Invalid Content-Length {value!r}: send ASCII digits.")
+    return int(digits)
+
+
 def _chunked(value: str, before: bool) -> bool:
     """A Transfer-Encoding field we are asked to send (``before``: one came already):
     we frame the body as chunked and apply no other coding, so there must be one field
@@ -692,13 +702,13 @@ class ServerConnection(HTTPConnection):
                 elif "close" in _tokens([value]):
                     said_close = True
                     state.disable_keep_alive()
+        declared: int | None = None
         if length is not None:
             # Checked for every status and method: even where no body follows (HEAD,
             # 304), the field goes out and must be one decimal number.
             if chunked:
                 raise LocalProtocolError("Set Content-Length or Transfer-Encoding, not both.")
-            if not (length.isascii() and length.strip(" \t").isdigit()):
-                raise LocalProtocolError(f"Invalid Content-Length {length!r}.")
+            declared = _length_value(length)
         if self.expect_continue:
             # Answering without reading the body the client holds back: reuse is unsafe.
             self.expect_continue = False
@@ -718,13 +728,13 @@ class ServerConnection(HTTPConnection):
         elif body is not None:
             if length is None:
                 items.append(("content-length", str(len(body))))
-            elif length.strip() != str(len(body)):
+            elif declared != len(body):
                 raise LocalProtocolError(
                     f"Content-Length {length!r} does not match the body ({len(body)} bytes)."
                 )
             writer = ContentLengthWriter(len(body))
-        elif length is not None:
-            writer = ContentLengthWriter(int(length))
+        elif declared is not None:
+            writer = ContentLengthWriter(declared)
         elif self._request_version == "1.1":
             items.append(("transfer-encoding", "chunked"))
             writer = ChunkedWriter()
@@ -893,15 +903,13 @@ class ClientConnection(HTTPConnection):
             if length is None:
                 if body or method in ("POST", "PUT", "PATCH"):
                     items.append(("Content-Length", str(len(body))))
-            elif length.strip() != str(len(body)):
+            elif _length_value(length) != len(body):
                 raise LocalProtocolError(
                     f"Content-Length {length!r} does not match the body ({len(body)} bytes)."
                 )
             writer = ContentLengthWriter(len(body))
         elif length is not None:
-            if not (length.isascii() and length.strip().isdigit()):
-                raise LocalProtocolError(f"Invalid Content-Length {length!r}.")
-            writer = ContentLengthWriter(int(length))
+            writer = ContentLengthWriter(_length_value(length))
         else:
             items.append(("Transfer-Encoding", "chunked"))
             writer = ChunkedWriter()
