@@ -23,6 +23,8 @@ from sansnet.protocol import (
     RequestHead,
     ServerConnection,
 )
+from sansnet.protocol.websocket import DeflateParameters, TextMessage, WebSocketConnection
+from sansnet.protocol.websocket._frames import encode_frame
 
 
 @dataclass(frozen=True)
@@ -471,6 +473,33 @@ def test_error_response_before_any_request_keeps_its_body_after_a_head() -> None
     assert conn.data_to_send().endswith(f"{info.value}\n".encode())
 
 
+# ------------------------------------------------------------------------- websocket
+
+WEBSOCKET_BFINAL_CRASH = Crash(
+    "websocket",
+    b"\x12\nA\x918$\xd0/s\x0f\x9ac\xf6i\x1d\x04pi\x81/\x10\xd2(\xf4\xb5\x89\x85]\x07\xb8.-n\xd6I|\x80\x85N\x01\x00\x00\x00\x00\x00\x01T\xda6\x89",
+    "a compressed message went on after its DEFLATE stream had ended (a BFINAL block): "
+    "we inflated the start and dropped the rest silently, and would have inflated every "
+    "later message to nothing",
+)
+
+
+def test_data_after_a_bfinal_block_fails_the_connection_with_1007() -> None:
+    """The fuzz input, decoded: a compressed text fragment whose DEFLATE stream ends
+    (BFINAL) with bytes after it, a ping, then the last fragment."""
+    compressed = bytes.fromhex("4b2b4a4cce4dcd2b484d510028f6f8db8d")
+    server = WebSocketConnection("server", deflate=DeflateParameters())
+    first = encode_frame(0x1, compressed, fin=False, mask=b"abcd")
+    server.receive_data(bytes([first[0] | 0x40]) + first[1:])
+    server.receive_data(encode_frame(0x9, b"ping!", fin=True, mask=b"abcd"))
+    server.receive_data(encode_frame(0x0, bytes.fromhex("4e0100011a"), fin=True, mask=b"abcd"))
+    events = server.events_received()
+    assert not any(isinstance(event, TextMessage) for event in events)
+    assert isinstance(server.error, RemoteProtocolError)
+    assert "end of the compressed stream" in str(server.error)
+    assert server.close_code == 1007
+
+
 # ----------------------------------------------------------------- the whole table
 
 CRASHES: list[Crash] = [
@@ -479,6 +508,7 @@ CRASHES: list[Crash] = [
     *(case.crash for case in REQUEST_CASES),
     *(case.crash for case in RESPONSE_CASES),
     ERROR_RESPONSE_CRASH,
+    WEBSOCKET_BFINAL_CRASH,
 ]
 """Every crash, for tests/test_fuzz.py to replay through its harness. Rows whose input
 starts with ``(`` or holds ``...`` are reductions written by hand, not saved inputs."""
@@ -493,6 +523,6 @@ def replayable() -> list[Crash]:
 
 
 def test_every_harness_named_exists() -> None:
-    harnesses = {"content_decoders", "codecs", "differential", "http_server"}
+    harnesses = {"content_decoders", "codecs", "differential", "http_server", "websocket"}
     assert {crash.harness for crash in CRASHES} == harnesses
     assert len(replayable()) >= 10

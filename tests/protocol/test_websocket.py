@@ -525,6 +525,31 @@ def test_an_unanswered_no_context_takeover_offer_binds_nobody() -> None:
         assert server.events_received() == [TextMessage(text)]
 
 
+def _compressed_frame(body: bytes, *, fin: bool = True, opcode: int = 0x1) -> bytes:
+    return frame(opcode, body, fin=fin, rsv=0x40 if opcode else 0)
+
+
+def test_messages_that_end_their_deflate_stream_with_bfinal() -> None:
+    # RFC 7692 section 7.2.3.4: a sender may end each message with a BFINAL block; its
+    # next message is then a new DEFLATE stream. None of them may inflate to nothing.
+    server = WebSocketConnection("server", deflate=DeflateParameters())
+    for text in ("hello", "world", "again"):
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        body = compressor.compress(text.encode()) + compressor.flush(zlib.Z_FINISH)
+        server.receive_data(_compressed_frame(body[:2], fin=False))
+        server.receive_data(_compressed_frame(body[2:], opcode=0x0))
+        assert server.events_received() == [TextMessage(text)]
+
+
+def test_data_after_the_end_of_a_deflate_stream_fails_with_1007() -> None:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = compressor.compress(b"hello") + compressor.flush(zlib.Z_FINISH) + b"\x01\x02"
+    server, events = server_receiving(_compressed_frame(body), deflate=DeflateParameters())
+    assert sent_close_code(server) == 1007
+    assert "end of the compressed stream" in str(server.error)
+    assert not any(isinstance(event, TextMessage) for event in events)
+
+
 def test_context_takeover_shrinks_repeated_messages() -> None:
     client, server = pair(deflate=True)
     sizes = []

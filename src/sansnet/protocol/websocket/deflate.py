@@ -288,6 +288,15 @@ class DeflateCodec:
         if final:
             data += _TAIL
         out = decompressor.decompress(data, limit + 1)
-        if final and self.params.their_no_context_takeover:
-            self._decompressor = None
+        if final:
+            if decompressor.eof:
+                # The peer ended its DEFLATE stream in a block with BFINAL set (RFC 7692
+                # section 7.2.3.4 allows it): only our appended tail may follow, and its
+                # next message starts a new stream. (zlib would otherwise hand every
+                # later byte to unused_data and inflate nothing, silently.)
+                if decompressor.unused_data != _TAIL:
+                    raise zlib.error("data follows the end of the compressed stream")
+                self._decompressor = None
+            elif self.params.their_no_context_takeover:
+                self._decompressor = None
         return out
