@@ -31,16 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import machine, table
+from _harness import machine, parse_names, pinning_available, table, versions
 from bench_server import (
+    PEER_PACKAGES,
     SERVER_BY_NAME,
     SERVER_CPU,
     RunningServer,
     ServerUnavailable,
     check_server,
-    parse_names,
-    pinning_available,
-    versions,
 )
 from servers._common import HELLO, HOST
 
@@ -190,14 +188,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not 1 <= args.concurrency <= 1000:
         raise SystemExit("--concurrency must be 1..1000")
     names = parse_names(args.servers, SERVER_BY_NAME, "server")
-    pin = not args.no_pin and pinning_available()
+    pin = not args.no_pin and pinning_available(SERVER_CPU)
     needed = args.connections + WARMUP_CONNECTIONS + 256
     limit = raise_fd_limit(needed)
     if limit < needed:
         raise SystemExit(f"open-file limit {limit} is below the {needed} this run needs")
 
     print(f"# HTTP server memory per idle keep-alive connection — {machine()}")
-    print(f"# {versions()}")
+    print(f"# {versions(PEER_PACKAGES)}")
     print(
         f"# {args.connections} connections per server, each one GET / then idle; "
         f"RSS from /proc/PID/status; open-file limit {limit}; "
