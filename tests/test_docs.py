@@ -86,6 +86,20 @@ async def test_doc_block(source: str, path: Path, line: int, anyio_backend: Any)
                     await anyio.to_thread.run_sync(run_alone)
                 else:
                     await call_test(value, wanted)
+            elif "net_virtual_time" in marks:
+                # What the plugin's marker does: the backend with a virtual clock.
+                from sansnet_pytest import _on_virtual_time
+
+                virtual = _on_virtual_time(anyio_backend)
+                if virtual == anyio_backend:
+                    continue  # uvloop: its clock cannot be virtual, and the test waits long
+
+                def run_virtual(test: Any = value, virtual: Any = virtual) -> None:
+                    anyio.run(
+                        call_test, test, virtual, backend=virtual[0], backend_options=virtual[1]
+                    )
+
+                await anyio.to_thread.run_sync(run_virtual)
             else:
                 assert "anyio" in marks or not inspect.iscoroutinefunction(value)
                 await call_test(value, anyio_backend)

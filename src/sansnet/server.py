@@ -245,6 +245,23 @@ class _DateHeader:
 _TEXT_PLAIN = "text/plain; charset=utf-8"
 
 
+async def _close_body(body: object) -> None:
+    """Run a streamed body's cleanup (a generator's ``finally``) now that its response
+    ended early, rather than whenever the garbage collector finds it. Shielded from
+    cancellation, bounded to 5 s; a failing cleanup is logged."""
+    try:
+        aclose = getattr(body, "aclose", None)
+        if aclose is not None:
+            with anyio.move_on_after(5, shield=True):
+                await aclose()
+            return
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    except Exception:
+        logger.exception("Closing a response body iterator after an early end failed.")
+
+
 def _problem(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
     return status, [("content-type", _TEXT_PLAIN)], (message + "\n").encode()
 
@@ -620,29 +637,34 @@ class Server:
         body: AsyncIterable[bytes] | Iterable[bytes],
     ) -> None:
         timeout = self.config.body_timeout
-        conn.start_response(status, headers)
-        await stream.write(conn.data_to_send(), timeout)
         try:
-            if isinstance(body, AsyncIterable):
-                async for chunk in body:
-                    conn.send_data(_as_bytes(chunk))
-                    data = conn.data_to_send()
-                    if data:
-                        await stream.write(data, timeout)
-            else:
-                for chunk in body:
-                    conn.send_data(_as_bytes(chunk))
-                    data = conn.data_to_send()
-                    if data:
-                        await stream.write(data, timeout)
-        except (TransportError, LocalProtocolError):
+            conn.start_response(status, headers)
+            await stream.write(conn.data_to_send(), timeout)
+            try:
+                if isinstance(body, AsyncIterable):
+                    async for chunk in body:
+                        conn.send_data(_as_bytes(chunk))
+                        data = conn.data_to_send()
+                        if data:
+                            await stream.write(data, timeout)
+                else:
+                    for chunk in body:
+                        conn.send_data(_as_bytes(chunk))
+                        data = conn.data_to_send()
+                        if data:
+                            await stream.write(data, timeout)
+            except (TransportError, LocalProtocolError):
+                raise
+            except Exception:
+                logger.exception(
+                    "The response body iterator failed after the head was sent; "
+                    "closing the connection."
+                )
+                conn.disable_keep_alive()
+                raise WriteError("The response body iterator failed.") from None
+        except BaseException:  # the peer left, the task was cancelled, or the body failed
+            await _close_body(body)
             raise
-        except Exception:
-            logger.exception(
-                "The response body iterator failed after the head was sent; closing the connection."
-            )
-            conn.disable_keep_alive()
-            raise WriteError("The response body iterator failed.") from None
         conn.send_end()
         await stream.write(conn.data_to_send(), timeout)
 

@@ -101,6 +101,8 @@ class RawServer:
             self._stopping.set()
             for event in self.events.values():
                 event.set()
+        with contextlib.suppress(OSError):  # wakes the acceptor's accept() at once on Linux
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._acceptor.join(5)
         with self.lock:

@@ -10,10 +10,13 @@ import anyio
 import pytest
 
 import sansnet
-from sansnet import PoolLimits, Timeout
+from sansnet import PoolLimits, ServeRequest, ServeResponse, Timeout
 from sansnet.protocol import ClientConnection
+from sansnet.testing import serve
 from sansnet.transport.streams import MemoryStream, memory_stream_pair
+from tests.virtual_time import on_virtual_time
 
+from .conftest import Servers
 from .rawserver import RawServer
 
 pytestmark = pytest.mark.anyio
@@ -130,18 +133,51 @@ async def test_connect_timeout(raw_server: Start, backend: str) -> None:
 
 
 # ------------------------------------------------------------------------- timeouts
+# Each kind of timeout is tested twice: against uvicorn over TCP (the socket paths of
+# every backend: asyncio and uvloop's transports, anyio's streams on trio), and in
+# memory on virtual time (sansnet.testing), where the rules are checked at no cost in
+# wall time. hypercorn adds nothing to a timeout that uvicorn does not.
 
 
-async def test_read_timeout(base_url: str) -> None:
+async def slow_app(request: ServeRequest) -> ServeResponse:
+    """/slow?delay=S answers after S seconds; /slow-body?pieces=N&delay=S sends the
+    head at once, then a piece every S seconds; anything else is a 200 at once."""
+    query = request.query
+    if request.path == "/slow":
+        await anyio.sleep(float(str(query["delay"])))
+        return ServeResponse(body=b"slow")
+    if request.path == "/slow-body":
+        delay = float(str(query["delay"]))
+
+        async def pieces() -> AsyncIterator[bytes]:
+            for index in range(int(str(query["pieces"]))):
+                await anyio.sleep(delay)
+                yield b"p%d" % index
+
+        return ServeResponse(body=pieces())
+    return ServeResponse(body=b"at once")
+
+
+async def check_read_timeout(client: sansnet.Client, base_url: str) -> None:
+    read = Timeout(read=0.2)
     with pytest.raises(sansnet.ReadTimeout, match="read timeout"):
-        await sansnet.request(f"{base_url}/slow?delay=3", timeout=Timeout(read=0.2))
+        await client.request(f"{base_url}/slow?delay=3", timeout=read)
     with pytest.raises(sansnet.ReadTimeout, match="read timeout"):
-        await sansnet.request(f"{base_url}/slow-body?pieces=2&delay=3", timeout=Timeout(read=0.2))
-    async with sansnet.stream(
-        f"{base_url}/slow-body?pieces=2&delay=3", timeout=Timeout(read=0.2)
-    ) as streamed:
+        await client.request(f"{base_url}/slow-body?pieces=2&delay=3", timeout=read)
+    async with client.stream(f"{base_url}/slow-body?pieces=2&delay=3", timeout=read) as streamed:
         with pytest.raises(sansnet.ReadTimeout):
             await streamed.aread()
+
+
+async def test_read_timeout(servers: Servers) -> None:
+    async with sansnet.Client() as client:
+        await check_read_timeout(client, servers.uvicorn)
+
+
+@on_virtual_time
+async def test_read_timeout_in_memory() -> None:
+    async with serve(slow_app) as client:
+        await check_read_timeout(client.http, client.base_url)
 
 
 async def test_write_timeout(raw_server: Start) -> None:
@@ -156,40 +192,92 @@ async def test_write_timeout(raw_server: Start) -> None:
     server.event("stop").set()
 
 
-async def test_pool_timeout(base_url: str) -> None:
-    limits = PoolLimits(max_connections=1)
-    async with sansnet.Client(limits=limits, timeout=Timeout(pool=0.2)) as client:
-        async with client.stream(f"{base_url}/status/200") as held:
-            port = base_url.rsplit(":", 1)[1]
-            with pytest.raises(sansnet.PoolTimeout, match=f"127.0.0.1:{port}.*max_connections"):
-                await client.request(f"{base_url}/status/201")
-            assert client.pool.waiting == 0
-            await held.aread()
-        assert (await client.request(f"{base_url}/status/201")).status_code == 201
+@on_virtual_time
+async def test_write_timeout_in_memory() -> None:
+    unread: list[MemoryStream] = []
+
+    async def open_stream(origin: object, timeout: float | None) -> MemoryStream:
+        ours, theirs = memory_stream_pair()
+        unread.append(theirs)  # a peer that never reads: our writes back up
+        return ours
+
+    async with sansnet.Client(open_stream=open_stream) as client:
+        with pytest.raises(sansnet.WriteTimeout, match="write timeout"):
+            await client.request(
+                "http://example.test/",
+                method="POST",
+                body=iter([b"x" * (1024 * 1024)] * 4),
+                timeout=Timeout(write=0.2),
+            )
 
 
-@pytest.mark.parametrize(
-    "path",
-    ["/slow?delay=3", "/slow-body?pieces=100&delay=0.05"],
-)
-async def test_total_timeout(base_url: str, path: str) -> None:
+ONE_CONNECTION = PoolLimits(max_connections=1)
+
+
+async def check_pool_timeout(client: sansnet.Client, base_url: str) -> None:
+    """``client``: at most one connection, a pool timeout of 0.2 s."""
+    async with client.stream(f"{base_url}/status/200") as held:
+        port = base_url.rsplit(":", 1)[1] if base_url.count(":") == 2 else "80"
+        with pytest.raises(sansnet.PoolTimeout, match=f":{port}.*max_connections"):
+            await client.request(f"{base_url}/status/201")
+        assert client.pool.waiting == 0
+        await held.aread()
+    assert (await client.request(f"{base_url}/status/201")).ok
+
+
+async def test_pool_timeout(servers: Servers) -> None:
+    async with sansnet.Client(limits=ONE_CONNECTION, timeout=Timeout(pool=0.2)) as client:
+        await check_pool_timeout(client, servers.uvicorn)
+
+
+@on_virtual_time
+async def test_pool_timeout_in_memory() -> None:
+    async with serve(slow_app, limits=ONE_CONNECTION, timeout=Timeout(pool=0.2)) as client:
+        await check_pool_timeout(client.http, client.base_url)
+
+
+TOTAL_TIMEOUT_PATHS = ["/slow?delay=3", "/slow-body?pieces=100&delay=0.05"]
+
+
+@pytest.mark.parametrize("path", TOTAL_TIMEOUT_PATHS)
+async def test_total_timeout(servers: Servers, path: str) -> None:
     with pytest.raises(sansnet.TimeoutError, match="total timeout") as info:
-        await sansnet.request(f"{base_url}{path}", timeout=Timeout(total=0.3))
+        await sansnet.request(f"{servers.uvicorn}{path}", timeout=Timeout(total=0.3))
     assert type(info.value) is sansnet.TimeoutError, "The overall deadline has its own error."
 
 
-async def test_total_timeout_while_connecting_and_waiting(raw_server: Start, base_url: str) -> None:
+@on_virtual_time
+@pytest.mark.parametrize("path", TOTAL_TIMEOUT_PATHS)
+async def test_total_timeout_in_memory(path: str) -> None:
+    async with serve(slow_app) as client:
+        with pytest.raises(sansnet.TimeoutError, match="total timeout") as info:
+            await client.request(path, timeout=Timeout(total=0.3))
+        assert type(info.value) is sansnet.TimeoutError
+
+
+async def check_total_timeout_waiting_for_the_pool(client: sansnet.Client, base_url: str) -> None:
+    """``client``: at most one connection."""
+    async with client.stream(f"{base_url}/status/200"):
+        with pytest.raises(sansnet.TimeoutError, match="total timeout") as info:
+            await client.request(f"{base_url}/status/201", timeout=Timeout(total=0.2))
+        assert type(info.value) is sansnet.TimeoutError
+
+
+async def test_total_timeout_while_connecting_and_waiting(
+    raw_server: Start, servers: Servers
+) -> None:
     server = raw_server(silent)
     with pytest.raises(sansnet.TimeoutError, match="total timeout") as info:
         await sansnet.request(f"https://127.0.0.1:{server.port}/", timeout=Timeout(total=0.2))
     assert type(info.value) is sansnet.TimeoutError
-    async with (
-        sansnet.Client(limits=PoolLimits(max_connections=1)) as client,
-        client.stream(f"{base_url}/status/200"),
-    ):
-        with pytest.raises(sansnet.TimeoutError, match="total timeout") as info:
-            await client.request(f"{base_url}/status/200", timeout=Timeout(total=0.2))
-        assert type(info.value) is sansnet.TimeoutError
+    async with sansnet.Client(limits=ONE_CONNECTION) as client:
+        await check_total_timeout_waiting_for_the_pool(client, servers.uvicorn)
+
+
+@on_virtual_time
+async def test_total_timeout_waiting_for_the_pool_in_memory() -> None:
+    async with serve(slow_app, limits=ONE_CONNECTION) as client:
+        await check_total_timeout_waiting_for_the_pool(client.http, client.base_url)
 
 
 async def test_total_timeout_writing(raw_server: Start) -> None:
@@ -205,11 +293,22 @@ async def test_total_timeout_writing(raw_server: Start) -> None:
     server.event("stop").set()
 
 
-async def test_total_timeout_does_not_cover_a_streamed_body(base_url: str) -> None:
-    async with sansnet.stream(
+async def check_streamed_body_outlives_total(client: sansnet.Client, base_url: str) -> None:
+    async with client.stream(
         f"{base_url}/slow-body?pieces=4&delay=0.1", timeout=Timeout(total=0.2, read=5)
     ) as response:
         assert await response.aread() == b"p0p1p2p3", "stream(): total ends at the head."
+
+
+async def test_total_timeout_does_not_cover_a_streamed_body(servers: Servers) -> None:
+    async with sansnet.Client() as client:
+        await check_streamed_body_outlives_total(client, servers.uvicorn)
+
+
+@on_virtual_time
+async def test_total_timeout_does_not_cover_a_streamed_body_in_memory() -> None:
+    async with serve(slow_app) as client:
+        await check_streamed_body_outlives_total(client.http, client.base_url)
 
 
 # ---------------------------------------------------------------- misbehaving servers

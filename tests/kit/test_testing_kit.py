@@ -109,13 +109,11 @@ async def test_byte_by_byte_delivery_runs_the_full_flows(side: str) -> None:
     assert sizes == {1}
 
 
-@pytest.mark.parametrize(
-    "anyio_backend",
-    [pytest.param(("trio", {"clock": "autojump"}), id="trio-autojump")],
-    indirect=True,
-)
+@pytest.mark.net_virtual_time
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"], indirect=True)
 async def test_delays_run_on_the_test_clock(anyio_backend: Any) -> None:
-    """A 10-minute stall, deterministic and instant on trio's autojump clock."""
+    """A 10-minute stall, deterministic and instant on virtual time (asyncio's
+    VirtualTimeEventLoop, trio's autojump clock)."""
     slow = Faults(delay=600)
     async with serve(app, response_faults=slow, timeout=sansnet.Timeout(read=60)) as client:
         started = anyio.current_time()

@@ -1,6 +1,8 @@
-"""net.serve under hostile or unlucky peers: timeouts, limits, connection caps,
-pipelining without reading, disconnects, descriptors, graceful stop. Raw sockets play
-the misbehaving clients; every wait is bounded."""
+"""net.serve under hostile or unlucky peers over real sockets: the keep-alive timeout,
+connection caps, pipelining without reading, disconnects, descriptors, graceful stop.
+Raw sockets play the misbehaving clients; every wait is bounded. The rules that need no
+socket (slowloris, body timeout, protocol limits) run in memory on virtual time in
+test_serve_in_memory.py."""
 
 from __future__ import annotations
 
@@ -39,88 +41,12 @@ async def raw_exchange(port: int, data: bytes, *, read_for: float = 5.0) -> byte
         return received
 
 
-async def test_slowloris_is_disconnected_and_others_are_served_meanwhile() -> None:
-    config = ServeConfig(handle_request=hello, header_timeout=1.0)
-    async with sansnet.serve(0, config) as handle:
-        result: dict[str, Any] = {}
-
-        async def slowloris() -> None:
-            async with await anyio.connect_tcp("127.0.0.1", handle.port) as stream:
-                request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
-                answer = bytearray()
-                done = anyio.Event()
-
-                async def read() -> None:
-                    try:
-                        while chunk := await stream.receive():
-                            answer.extend(chunk)
-                    except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-                        pass
-                    done.set()
-
-                async with anyio.create_task_group() as inner:
-                    inner.start_soon(read)
-                    with anyio.move_on_after(10):
-                        for byte in request:  # one byte every 200 ms: never finishes in time
-                            if done.is_set():
-                                break
-                            try:
-                                await stream.send(bytes([byte]))
-                            except (anyio.BrokenResourceError, OSError):
-                                break
-                            await anyio.sleep(0.2)
-                        await done.wait()
-                    inner.cancel_scope.cancel()
-                result["answer"] = bytes(answer)
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(slowloris)
-            await anyio.sleep(0.3)
-            for _ in range(5):  # others are served at once while the slow one trickles
-                response = await sansnet.request(handle.url, timeout=2)
-                assert response.text == "hello"
-        assert result["answer"].startswith(b"HTTP/1.1 408 Request Timeout\r\n")
-
-
 async def test_idle_keep_alive_connections_are_closed() -> None:
     config = ServeConfig(handle_request=hello, keepalive_timeout=0.3)
     async with sansnet.serve(0, config) as handle:
         received = await raw_exchange(handle.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", read_for=5)
         assert received.startswith(b"HTTP/1.1 200 OK\r\n")
         assert received.endswith(b"hello")  # then the server closed the idle connection
-
-
-async def test_body_timeout() -> None:
-    config = ServeConfig(handle_request=hello, body_timeout=0.3)
-    async with sansnet.serve(0, config) as handle:
-        received = await raw_exchange(
-            handle.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"
-        )
-        assert received.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
-
-
-@pytest.mark.parametrize(
-    ("request_bytes", "status"),
-    [
-        (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
-        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"b" * 70000 + b"\r\n\r\n", 431),
-        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X: 1\r\n" * 101 + b"\r\n", 431),
-        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n", 413),
-        (
-            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            400,
-        ),
-        (b"GET / HTTP/2.0\r\n\r\n", 505),
-    ],
-)
-async def test_protocol_limits_are_answered_with_their_status(
-    request_bytes: bytes, status: int
-) -> None:
-    async with sansnet.serve(0, hello) as handle:
-        received = await raw_exchange(handle.port, request_bytes)
-        assert received.startswith(b"HTTP/1.1 %d " % status)
-        assert b"\r\nconnection: close\r\n" in received
-        assert (await sansnet.request(handle.url)).ok  # and the server goes on
 
 
 async def test_connection_cap_answers_503_past_it() -> None:

@@ -16,6 +16,8 @@ from websockets.exceptions import ConnectionClosed as WebsocketsClosed
 
 import sansnet
 from sansnet import ServeConfig, WebSocket
+from sansnet.testing import serve
+from tests.virtual_time import on_virtual_time
 
 from .peers import run_websockets_client
 
@@ -198,51 +200,59 @@ async def test_ping_reports_latency() -> None:
             await ws.send(b"\xff", binary=False)
 
 
+# Keepalive and backpressure run in memory on virtual time (sansnet.testing): the
+# WebSocket code is the same as over TCP, and its timers cost no wall time here.
+
+
+@on_virtual_time
 async def test_keepalive_closes_a_dead_peer_with_1011() -> None:
     never_reads = anyio.Event()
 
     async def deaf(ws: WebSocket) -> None:
         await never_reads.wait()  # never reads, so never answers pings
 
-    async with sansnet.serve(0, ServeConfig(handle_web_socket=deaf, close_timeout=0.5)) as handle:
-        ws = await sansnet.socket(
-            ws_url(handle), ping_interval=0.1, ping_timeout=0.2, close_timeout=0.5
-        )
-        with anyio.fail_after(5):
+    async with serve(ServeConfig(handle_web_socket=deaf, close_timeout=10)) as client:
+        ws = await client.socket("/", ping_interval=20, ping_timeout=20, close_timeout=10)
+        started = anyio.current_time()
+        with anyio.fail_after(600):
             assert await ws.next() is None
         assert ws.close_code == 1011
         assert ws.close_reason == "keepalive ping timeout"
+        # the first ping at 20 s, late at 40 s, then up to close_timeout for the close
+        assert 40 <= anyio.current_time() - started <= 51
         never_reads.set()
 
 
+@on_virtual_time
 async def test_keepalive_pings_keep_a_quiet_connection_open() -> None:
-    async with sansnet.serve(0, ServeConfig(handle_web_socket=echo)) as handle:
-        ws = await sansnet.socket(ws_url(handle), ping_interval=0.05, ping_timeout=1)
-        with anyio.move_on_after(0.4):
-            await ws.next()  # nothing arrives; pings go out and pongs come back
+    async with serve(ServeConfig(handle_web_socket=echo)) as client:
+        ws = await client.socket("/", ping_interval=20, ping_timeout=20)
+        with anyio.move_on_after(600):
+            await ws.next()  # nothing arrives for 10 minutes; pings go out, pongs come back
         assert ws.close_code is None
         assert ws.latency is not None
         await ws.close()
 
 
+@on_virtual_time
 async def test_a_flooding_peer_cannot_grow_our_memory() -> None:
-    """Nobody reads on our side: the peer's sends block once the socket buffers fill."""
+    """Nobody reads on our side: the peer's sends block once the link's buffer is full."""
     flooded = anyio.Event()
     sent: list[int] = []
     payload = os.urandom(65536)  # incompressible: permessage-deflate cannot shrink it
 
     async def flood(ws: WebSocket) -> None:
-        with anyio.move_on_after(1):
+        with anyio.move_on_after(10):
             for index in range(10_000):
                 await ws.send(payload)
                 sent.append(index)
         flooded.set()
 
-    async with sansnet.serve(0, ServeConfig(handle_web_socket=flood, close_timeout=0.5)) as handle:
-        ws = await sansnet.socket(ws_url(handle))
-        with anyio.fail_after(5):
+    async with serve(ServeConfig(handle_web_socket=flood, close_timeout=1)) as client:
+        ws = await client.socket("/")
+        with anyio.fail_after(60):
             await flooded.wait()
-        assert len(sent) < 1000  # at most a few MB sat in kernel buffers
+        assert len(sent) < 20  # the in-memory link holds 256 KiB: a few messages at most
         assert await ws.next() == payload
         await ws.close()
 

@@ -8,13 +8,16 @@
   monkeypatching (it swaps the default client for the current task and its children).
 * :class:`WireRecorder` keeps the exact bytes each side sent; ``print(recorder)``
   shows them readably.
+* :meth:`TestClient.connect` opens a :class:`RawConnection`: you write the bytes,
+  to play a client that misbehaves.
 * :class:`Faults` makes the in-memory link misbehave deterministically: deliver
-  byte by byte, delay, cut the stream after N bytes, or close it abruptly. Delays use
-  the event loop's clock, so trio's ``MockClock(autojump_threshold=0)`` runs them
-  instantly.
+  byte by byte, delay, cut the stream after N bytes, or close it abruptly.
+* Virtual time: every delay and timeout follows the event loop's clock, so on trio's
+  ``MockClock(autojump_threshold=0)`` or on asyncio's :class:`VirtualTimeEventLoop`
+  a test of a 30-second timeout runs at once, the same way every time.
 
 A pytest plugin (installed with sansnet, module ``sansnet_pytest``) adds the fixtures
-``net_recorder`` and ``net_mock``.
+``net_recorder`` and ``net_mock`` and the marker ``net_virtual_time``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -42,6 +46,7 @@ from sansnet.models import ServeResponse
 from sansnet.protocol import Headers, ResponseHead
 from sansnet.server import RequestHandler, ServeConfig, Server, _convert
 from sansnet.server import serve as _serve
+from sansnet.testing.virtual_time import VirtualTimeEventLoop
 from sansnet.transport.streams import MemoryStream, NetworkStream, TLSInfo, memory_stream_pair
 from sansnet.websocket import WebSocket
 from sansnet.websocket import socket as _socket
@@ -50,7 +55,9 @@ __all__ = [
     "Faults",
     "MockRouter",
     "MockTransport",
+    "RawConnection",
     "TestClient",
+    "VirtualTimeEventLoop",
     "WireRecorder",
     "mock",
     "serve",
@@ -249,6 +256,58 @@ class TestClient:
     async def socket(self, path_or_url: str = "/", **options: Any) -> WebSocket:
         url = self.url(path_or_url).replace("http", "ws", 1)
         return await _socket(url, open_stream=self._opener, **options)
+
+    async def connect(self) -> RawConnection:
+        """Open a raw in-memory connection to the server: you send the bytes and read
+        what the server answers, to play a client that misbehaves (a slow or truncated
+        head, garbage, a half-sent body). ``faults`` and ``recorder`` apply to it."""
+        parts = urlsplit(self.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        stream = await self._opener((parts.scheme, parts.hostname or "", port), None)
+        return RawConnection(stream)
+
+
+class RawConnection:
+    """Bytes to and from the server, made by :meth:`TestClient.connect`; use it as
+    ``async with await client.connect() as conn:`` (or call :meth:`aclose`).
+
+    ``await conn.send(data)``; ``await conn.receive()`` returns the next bytes the server
+    wrote, ``b""`` once it closed the connection (or ended its side);
+    ``await conn.receive_until_closed()`` everything until then. A ``timeout`` (seconds)
+    raises :class:`~sansnet.ReadTimeout` when nothing comes in time.
+    """
+
+    def __init__(self, stream: NetworkStream) -> None:
+        self._stream = stream
+
+    async def send(self, data: bytes, timeout: float | None = None) -> None:
+        """Write ``data``; raises :class:`~sansnet.WriteError` once the server closed."""
+        await self._stream.write(data, timeout)
+
+    async def receive(self, max_bytes: int = 65536, timeout: float | None = None) -> bytes:
+        """The next bytes the server sent (at most ``max_bytes``); ``b""`` at the end."""
+        return await self._stream.read(max_bytes, timeout)
+
+    async def receive_until_closed(self, timeout: float | None = None) -> bytes:
+        """Everything the server sends until it closes; ``timeout`` bounds each wait."""
+        received = bytearray()
+        while chunk := await self._stream.read(65536, timeout):
+            received += chunk
+        return bytes(received)
+
+    async def send_eof(self) -> None:
+        """End what this side sends (a half close); the server may still answer."""
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        """Close the connection (the server reads the end of the stream)."""
+        await self._stream.aclose()
+
+    async def __aenter__(self) -> RawConnection:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 @asynccontextmanager

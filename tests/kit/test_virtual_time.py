@@ -1,0 +1,190 @@
+"""Virtual time for tests: sansnet.testing.VirtualTimeEventLoop, the net_virtual_time
+marker of the pytest plugin, and raw in-memory connections (TestClient.connect)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+import anyio
+import pytest
+
+import sansnet
+from sansnet import ServeConfig, ServeRequest
+from sansnet.testing import RawConnection, VirtualTimeEventLoop, serve
+
+VIRTUAL = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"], indirect=True)
+
+
+def run(main: Any, **options: Any) -> Any:
+    with asyncio.Runner(loop_factory=lambda: VirtualTimeEventLoop(**options)) as runner:
+        return runner.run(main())
+
+
+# ------------------------------------------------------------------------ the loop
+
+
+def test_time_stands_still_while_work_is_ready_and_jumps_when_all_wait() -> None:
+    async def main() -> list[tuple[str, float]]:
+        loop = asyncio.get_running_loop()
+        seen: list[tuple[str, float]] = []
+
+        async def sleeper(name: str, seconds: float) -> None:
+            await asyncio.sleep(seconds)
+            seen.append((name, loop.time()))
+
+        assert loop.time() == 0.0
+        for _ in range(1000):  # busy work takes no virtual time
+            await asyncio.sleep(0)
+        assert loop.time() == 0.0
+        await asyncio.gather(sleeper("hour", 3600), sleeper("minute", 60), sleeper("day", 86400))
+        return seen
+
+    real_start = time.monotonic()
+    assert run(main) == [("minute", 60.0), ("hour", 3600.0), ("day", 86400.0)]
+    assert time.monotonic() - real_start < 60  # a day of timers, not a day of waiting
+
+
+def test_timeouts_of_asyncio_and_anyio_follow_it() -> None:
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(30):
+                await asyncio.Event().wait()
+        with anyio.move_on_after(10) as scope:
+            await anyio.sleep_forever()
+        assert scope.cancelled_caught
+        return loop.time()
+
+    assert run(main) == 40.0
+
+
+def test_real_io_is_served_before_time_jumps() -> None:
+    """A ready descriptor is handled first; the jump happens only when none is ready."""
+
+    async def main() -> tuple[bytes, float]:
+        loop = asyncio.get_running_loop()
+        left, right = socket.socketpair()
+        left.setblocking(False)
+        right.send(b"ready")
+        with right:
+            data = await asyncio.wait_for(loop.sock_recv(left, 10), timeout=5)
+        left.close()
+        return data, loop.time()
+
+    assert run(main) == (b"ready", 0.0)
+
+
+def test_a_threshold_waits_for_real_io_before_jumping() -> None:
+    async def main() -> tuple[bytes, float]:
+        loop = asyncio.get_running_loop()
+        left, right = socket.socketpair()
+        left.setblocking(False)
+        loop.call_soon(lambda: loop.run_in_executor(None, lambda: right.send(b"late")))
+        with right:
+            data = await asyncio.wait_for(loop.sock_recv(left, 10), timeout=5)
+        left.close()
+        return data, loop.time()
+
+    data, virtual = run(main, autojump_threshold=30)
+    assert data == b"late"
+    assert virtual < 5
+
+
+def test_advance_and_bad_values() -> None:
+    loop = VirtualTimeEventLoop()
+    try:
+        loop.advance(2.5)
+        assert loop.time() == 2.5
+        assert "time=2.5" in repr(loop)
+        with pytest.raises(ValueError, match="cannot go back"):
+            loop.advance(-1)
+    finally:
+        loop.close()
+    with pytest.raises(ValueError, match="autojump_threshold"):
+        VirtualTimeEventLoop(autojump_threshold=-1)
+
+
+# ----------------------------------------------------------------- the pytest marker
+
+
+@pytest.mark.anyio
+@pytest.mark.net_virtual_time
+@VIRTUAL
+async def test_the_marker_gives_asyncio_and_trio_a_virtual_clock(anyio_backend_name: str) -> None:
+    if anyio_backend_name == "trio":
+        import trio.testing
+
+        assert isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
+    else:
+        assert isinstance(asyncio.get_running_loop(), VirtualTimeEventLoop)
+    real_start = time.monotonic()
+    start = anyio.current_time()
+    await anyio.sleep(3600)
+    assert anyio.current_time() - start >= 3600
+    assert time.monotonic() - real_start < 60
+
+
+def test_the_marker_explains_a_fixture_it_cannot_change(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+        @pytest.mark.anyio
+        @pytest.mark.net_virtual_time
+        async def test_sleeps():
+            pass
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*anyio_backend fixture is not parametrized*"])
+
+
+# ------------------------------------------------------------------ raw connections
+
+
+async def hello(request: ServeRequest) -> str:
+    return "hello"
+
+
+@pytest.mark.anyio
+@pytest.mark.net_virtual_time
+@VIRTUAL
+async def test_a_raw_connection_speaks_bytes_to_the_server(anyio_backend: Any) -> None:
+    async with serve(hello) as client:
+        conn = await client.connect()
+        assert isinstance(conn, RawConnection)
+        async with conn:
+            await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = await conn.receive()
+            assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert answer.endswith(b"hello")
+            with pytest.raises(sansnet.ReadTimeout):
+                await conn.receive(timeout=1)  # kept alive: nothing more comes
+            await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert (await conn.receive_until_closed(timeout=5)).endswith(b"hello")
+            assert await conn.receive() == b""
+            with pytest.raises(sansnet.WriteError):
+                await conn.send(b"more")
+
+
+@pytest.mark.anyio
+@pytest.mark.net_virtual_time
+@VIRTUAL
+async def test_a_half_closed_raw_connection_still_gets_its_answer(anyio_backend: Any) -> None:
+    config = ServeConfig(handle_request=hello, keepalive_timeout=600)
+    async with (
+        serve(config, base_url="https://example.test") as client,
+        await client.connect() as conn,
+    ):
+        await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await conn.send_eof()
+        answer = await conn.receive_until_closed(timeout=5)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")

@@ -1,0 +1,172 @@
+"""net.serve's timeouts, limits and early ends, in memory on virtual time
+(:mod:`sansnet.testing`): the server code is the same as over TCP, a raw in-memory
+connection plays the misbehaving client, and every timeout fires as soon as all tasks
+wait, so these tests take no wall time for their seconds. What needs a real socket
+(descriptors, kernel buffers, resets, the accept loop, graceful stop) stays in
+test_serve_robustness.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+import sansnet
+from sansnet import ServeConfig, ServeRequest, ServeResponse, Timeout
+from sansnet.testing import serve
+from tests.virtual_time import on_virtual_time
+
+pytestmark = pytest.mark.anyio
+
+
+async def hello(request: ServeRequest) -> str:
+    return "hello"
+
+
+@on_virtual_time
+async def test_slowloris_is_disconnected_and_others_are_served_meanwhile() -> None:
+    config = ServeConfig(handle_request=hello, header_timeout=10.0)
+    async with serve(config) as client:
+        result: dict[str, Any] = {}
+
+        async def slowloris() -> None:
+            async with await client.connect() as conn:
+                request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+                started = anyio.current_time()
+                for byte in request:  # one byte a second: never finishes in time
+                    try:
+                        await conn.send(bytes([byte]))
+                    except sansnet.WriteError:
+                        break
+                    await anyio.sleep(1)
+                result["answer"] = await conn.receive_until_closed(timeout=60)
+                result["after"] = anyio.current_time() - started
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(slowloris)
+            await anyio.sleep(3)
+            for _ in range(5):  # others are served at once while the slow one trickles
+                assert (await client.request("/")).text == "hello"
+        assert result["answer"].startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert 10 <= result["after"] < 20  # cut near header_timeout; the trickle takes 130 s
+
+
+@on_virtual_time
+async def test_body_timeout() -> None:
+    config = ServeConfig(handle_request=hello, body_timeout=30)
+    async with serve(config) as client, await client.connect() as conn:
+        await conn.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        started = anyio.current_time()
+        received = await conn.receive_until_closed(timeout=120)
+        assert received.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert anyio.current_time() - started == pytest.approx(30, abs=1)
+
+
+@on_virtual_time
+async def test_idle_keep_alive_connections_are_closed_after_keepalive_timeout() -> None:
+    config = ServeConfig(handle_request=hello, keepalive_timeout=5)
+    async with serve(config) as client, await client.connect() as conn:
+        await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await conn.receive()).endswith(b"hello")
+        started = anyio.current_time()
+        assert await conn.receive(timeout=60) == b""  # closed by the server
+        assert anyio.current_time() - started == pytest.approx(5, abs=0.5)
+
+
+@on_virtual_time
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"b" * 70000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X: 1\r\n" * 101 + b"\r\n", 431),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n", 413),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
+        (b"GET / HTTP/2.0\r\n\r\n", 505),
+    ],
+)
+async def test_protocol_limits_are_answered_with_their_status(
+    request_bytes: bytes, status: int
+) -> None:
+    async with serve(hello) as client:
+        async with await client.connect() as conn:
+            await conn.send(request_bytes)
+            received = await conn.receive_until_closed(timeout=5)
+        assert received.startswith(b"HTTP/1.1 %d " % status)
+        assert b"\r\nconnection: close\r\n" in received
+        assert (await client.request("/")).ok  # and the server goes on
+
+
+@on_virtual_time
+@pytest.mark.parametrize("kind", ["async generator", "generator"])
+async def test_a_streamed_body_is_closed_when_the_client_leaves_mid_body(kind: str) -> None:
+    """The body's ``finally`` runs as soon as the response ends early, not whenever
+    the garbage collector finds the generator (trio warns about that)."""
+    cleaned_up = anyio.Event()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"x" * 1024
+                await anyio.sleep(1)
+        finally:
+            cleaned_up.set()
+
+    def blocks() -> Iterator[bytes]:
+        try:
+            while True:
+                yield b"y" * (1024 * 1024)
+        finally:
+            cleaned_up.set()
+
+    bodies: list[object] = []  # held, so the garbage collector cannot close them for us
+
+    async def endless(request: ServeRequest) -> ServeResponse:
+        bodies.append(pieces() if kind == "async generator" else blocks())
+        return ServeResponse(body=bodies[-1])
+
+    async with serve(endless) as client:
+        async with client.stream("/", timeout=Timeout(read=5)) as response:
+            async for chunk in response.aiter_raw():
+                assert chunk
+                break
+        # the client closed the connection mid-body: the server's next write fails
+        with anyio.fail_after(60):
+            await cleaned_up.wait()
+
+
+@on_virtual_time
+async def test_a_body_that_fails_its_cleanup_or_has_none_does_not_stop_the_server(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def failing_cleanup() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"x" * (1024 * 1024)
+        finally:
+            raise RuntimeError("cleanup failed")
+
+    bodies: list[object] = []
+
+    async def endless(request: ServeRequest) -> ServeResponse:
+        if request.path == "/list":
+            bodies.append([b"y" * (1024 * 1024)] * 64)  # no close() to call
+        elif request.path == "/failing":
+            bodies.append(failing_cleanup())
+        else:
+            return ServeResponse(body=b"still serving")
+        return ServeResponse(body=bodies[-1])
+
+    async with serve(endless) as client:
+        for path in ("/list", "/failing"):
+            async with client.stream(path) as response:
+                async for _ in response.aiter_raw():
+                    break
+        await anyio.sleep(10)  # virtual: returns once every task waits, the server's too
+        assert "Closing a response body iterator after an early end failed" in caplog.text
+        assert (await client.request("/")).text == "still serving"
