@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from typing import Any
 
 import anyio
@@ -42,9 +41,8 @@ def test_time_stands_still_while_work_is_ready_and_jumps_when_all_wait() -> None
         await asyncio.gather(sleeper("hour", 3600), sleeper("minute", 60), sleeper("day", 86400))
         return seen
 
-    real_start = time.monotonic()
+    # Exact times from 0: a real clock (any loop's monotonic time) could not give these.
     assert run(main) == [("minute", 60.0), ("hour", 3600.0), ("day", 86400.0)]
-    assert time.monotonic() - real_start < 60  # a day of timers, not a day of waiting
 
 
 def test_timeouts_of_asyncio_and_anyio_follow_it() -> None:
@@ -120,11 +118,9 @@ async def test_the_marker_gives_asyncio_and_trio_a_virtual_clock(anyio_backend_n
         assert isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
     else:
         assert isinstance(asyncio.get_running_loop(), VirtualTimeEventLoop)
-    real_start = time.monotonic()
     start = anyio.current_time()
     await anyio.sleep(3600)
     assert anyio.current_time() - start >= 3600
-    assert time.monotonic() - real_start < 60
 
 
 def test_the_marker_explains_a_fixture_it_cannot_change(pytester: pytest.Pytester) -> None:
