@@ -63,8 +63,8 @@ from .protocol import (
     is_supported,
     reason_phrase,
 )
-from .protocol._writers import write_head
 from .protocol.headers import HeadersLike
+from .protocol.http11 import check_fields
 from .transport.clock import now
 from .transport.connect import Backend, open_tcp_stream
 from .transport.pool import ConnectionPool, Origin, PooledConnection, PoolLimits
@@ -829,8 +829,7 @@ _NO_OPTIONS: dict[str, Any] = {}  # shared; never changed
 def _check_headers(headers: Headers) -> None:
     """Refuse, before any I/O, a field name that is not a token or a value with CR,
     LF, NUL or another control character (header injection)."""
-    items = headers.raw_items()
-    write_head("GET / HTTP/1.1", items, len(items))  # LocalProtocolError, a ValueError
+    check_fields(headers.raw_items())  # LocalProtocolError, a ValueError
 
 
 def _split_options(

@@ -142,16 +142,16 @@ def test_bad_streaming_framing(headers: list[tuple[str, str]], fragment: str) ->
     ("method", "target", "headers", "fragment"),
     [
         ("GET", "/", {"X": "a\r\nEvil: 1"}, "value of header 'X'"),
-        ("GET", "/", {"X": "a\nb"}, "value of header"),
-        ("GET", "/", {"X": "a\rb"}, "value of header"),
-        ("GET", "/", {"X": "a\x00b"}, "value of header"),
-        ("GET", "/", {"X\r\nEvil": "1"}, "Invalid header field name"),
-        ("GET", "/", {"X Y": "1"}, "Invalid header field name"),
+        ("GET", "/", {"X": "a\nb"}, "value of header 'X' .* control character"),
+        ("GET", "/", {"X": "a\rb"}, "value of header 'X' .* control character"),
+        ("GET", "/", {"X": "a\x00b"}, "value of header 'X' .* control character"),
+        ("GET", "/", {"X\r\nEvil": "1"}, "header name 'X"),
+        ("GET", "/", {"X Y": "1"}, "Illegal header name"),
         ("GE T", "/", {}, "Invalid method"),
         ("", "/", {}, "Invalid method"),
         ("GET", "/a b", {}, "Invalid request target"),
         ("GET", "", {}, "Invalid request target"),
-        ("GET", "/\x00", {}, "start line"),
+        ("GET", "/\x00", {}, "Invalid request target"),
     ],
 )
 def test_request_injection_and_bad_tokens_are_refused(
@@ -226,11 +226,13 @@ def test_close_delimited_response() -> None:
     assert conn.their_state is CLOSED
 
 
-def test_transfer_encoding_without_chunked_reads_until_close() -> None:
+def test_transfer_encoding_without_chunked_is_refused() -> None:
+    # h11 frames bodies by Content-Length, chunked or the close; any other coding is an
+    # error (RFC 9112 section 6.3 would read until close): docs/limits.md.
     conn = ClientConnection("a")
     conn.send_request("GET", "/")
-    events = feed(conn, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", eof=True)
-    assert events[1:] == [Data(b"zz"), EndOfMessage(), ConnectionClosed()]
+    with pytest.raises(RemoteProtocolError, match="chunked"):
+        feed(conn, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", eof=True)
 
 
 def test_both_framings_trust_chunked_and_refuse_reuse() -> None:
@@ -312,7 +314,7 @@ def test_http10_responses() -> None:
     conn = ClientConnection("a")
     conn.send_request("GET", "/")
     feed(conn, b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx")
-    assert conn.reusable
+    assert not conn.reusable  # h11 does not keep HTTP/1.0 connections alive
 
 
 def test_connection_close_either_way() -> None:
@@ -343,7 +345,7 @@ def test_early_2xx_response_while_sending_keeps_state_consistent() -> None:
     conn = ClientConnection("a")
     conn.start_request("PUT", "/", [("Content-Length", "3")])
     feed(conn, OK)
-    assert conn.their_state is MUST_CLOSE  # it answered before reading all we send
+    assert not conn.keep_alive  # it answered before reading all we send
     assert feed(conn, b"GARBAGE") == []  # waits: our request is not finished
     conn.send_data(b"abc")
     conn.send_end()
@@ -355,12 +357,12 @@ def test_early_2xx_response_while_sending_keeps_state_consistent() -> None:
     [
         (b"HTTP/2.0 200 OK\r\n\r\n", "does not speak HTTP/1.1"),
         (b"ICY 200 OK\r\n\r\n", "does not speak HTTP/1.1"),
-        (b"HTTP/1.1 2000 OK\r\n\r\n", "Invalid status code"),
-        (b"HTTP/1.1 abc OK\r\n\r\n", "Invalid status code"),
-        (b"HTTP/1.1 099 OK\r\n\r\n", "Invalid status code"),
-        (b"HTTP/1.1 200 OK\r\nX : 1\r\n\r\n", "Whitespace"),
+        (b"HTTP/1.1 2000 OK\r\n\r\n", "Invalid status line"),
+        (b"HTTP/1.1 abc OK\r\n\r\n", "Invalid status line"),
+        (b"HTTP/1.1 099 OK\r\n\r\n", "status_code"),
+        (b"HTTP/1.1 200 OK\r\nX : 1\r\n\r\n", "whitespace"),
         (b"HTTP/1.1 200 OK\nContent-Length: 0\n\n", "bare LF"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", "Conflicting"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", "conflicting"),
         (b"<html>not http</html>\r\n\r\n", "does not speak HTTP/1.1"),
     ],
 )
@@ -379,7 +381,7 @@ def test_status_line_too_long() -> None:
     conn.send_request("GET", "/")
     with pytest.raises(RemoteProtocolError, match="status line") as info:
         feed(conn, b"HTTP/1.1 200 " + b"O" * 100)
-    assert info.value.status_hint == 400
+    assert info.value.status_hint == 414
 
 
 def test_response_body_limit() -> None:
@@ -400,11 +402,11 @@ def test_server_disconnects() -> None:
         feed(conn, b"HTTP/1.1 200 OK\r\n", eof=True)
     conn = ClientConnection("a")
     conn.send_request("GET", "/")
-    with pytest.raises(RemoteProtocolError, match="2 of the announced bytes missing"):
+    with pytest.raises(RemoteProtocolError, match="received 3 bytes, expected 5"):
         feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc", eof=True)
     conn = ClientConnection("a")
     conn.send_request("GET", "/")
-    with pytest.raises(RemoteProtocolError, match="middle of a chunked body"):
+    with pytest.raises(RemoteProtocolError, match="incomplete chunked read"):
         feed(conn, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", eof=True)
 
 

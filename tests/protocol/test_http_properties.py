@@ -28,7 +28,8 @@ from .helpers import ConnectionPair, feed
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 tokens = st.text(alphabet=TOKEN_CHARS, min_size=1, max_size=12)
 # field values: visible ASCII, obs-text and inner spaces/tabs; no leading/trailing whitespace
-value_chars = st.characters(min_codepoint=0x21, max_codepoint=0xFF).filter(lambda c: c != "\x7f")
+# (non-ASCII text is refused; bytes values pass through: test_http_server.py)
+value_chars = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
 values = st.builds(
     lambda a, b: (a + b).strip(" \t"),
     st.text(alphabet=value_chars, max_size=20),

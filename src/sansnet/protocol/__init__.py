@@ -1,5 +1,10 @@
 """Sans-IO protocol engines: bytes in, events out; no I/O, no event loop, no clock.
 
+HTTP/1.1 runs on h11, WebSocket on wsproto; this package is the policy layer around
+them (strictness, limits, decoding, bounded compression, one event API).
+:data:`H11_BUILD` says which h11 build is in use: ``"h11_mypyc"`` (the
+``sansnet[speedups]`` extra) or ``"h11"`` (also when ``SANSNET_PURE_H11=1``).
+
 HTTP/1.1: :class:`ClientConnection` and :class:`ServerConnection` with the events of
 :mod:`sansnet.protocol.events`, :class:`Headers`, :class:`Limits`, and
 :class:`ContentDecoder` for Content-Encoding. Drive them from any loop: feed received
@@ -10,20 +15,7 @@ bytes to ``receive_data()``, take events from ``next_event()``, write what
 
 from sansnet.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 
-from ._state import (
-    CLIENT,
-    CLOSED,
-    DONE,
-    ERROR,
-    IDLE,
-    MIGHT_SWITCH_PROTOCOL,
-    MUST_CLOSE,
-    SEND_BODY,
-    SEND_RESPONSE,
-    SERVER,
-    SWITCHED_PROTOCOL,
-)
-from ._writers import reason_phrase
+from ._h11 import BUILD as H11_BUILD
 from .decoding import ContentDecoder, accept_encoding, is_supported, supported_encodings
 from .events import (
     NEED_DATA,
@@ -37,7 +29,25 @@ from .events import (
     Sentinel,
 )
 from .headers import Headers
-from .http11 import USER_AGENT, ClientConnection, HTTPConnection, ServerConnection
+from .http11 import (
+    CLIENT,
+    CLOSED,
+    DONE,
+    ERROR,
+    IDLE,
+    MIGHT_SWITCH_PROTOCOL,
+    MUST_CLOSE,
+    SEND_BODY,
+    SEND_RESPONSE,
+    SERVER,
+    SWITCHED_PROTOCOL,
+    USER_AGENT,
+    ClientConnection,
+    HTTPConnection,
+    ServerConnection,
+    check_fields,
+    reason_phrase,
+)
 from .limits import Limits
 
 __all__ = [
@@ -45,6 +55,7 @@ __all__ = [
     "CLOSED",
     "DONE",
     "ERROR",
+    "H11_BUILD",
     "IDLE",
     "MIGHT_SWITCH_PROTOCOL",
     "MUST_CLOSE",
@@ -72,6 +83,7 @@ __all__ = [
     "Sentinel",
     "ServerConnection",
     "accept_encoding",
+    "check_fields",
     "is_supported",
     "reason_phrase",
     "supported_encodings",

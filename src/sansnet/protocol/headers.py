@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeAlias, overload
 
-__all__ = ["HeaderValue", "Headers", "HeadersLike"]
+__all__ = ["HeaderValue", "Headers", "HeadersLike", "Latin1Text"]
 
 HeaderValue: TypeAlias = "str | bytes | int | Iterable[str | bytes | int]"
 HeadersLike: TypeAlias = (
@@ -24,11 +24,21 @@ HeadersLike: TypeAlias = (
 _MISSING: Any = object()
 
 
+class Latin1Text(str):
+    """Text that stands for bytes: a field value given (or received) as bytes that are
+    not ASCII, decoded as Latin-1. It is sent as those same bytes, whereas a plain
+    ``str`` that is not ASCII is refused (HTTP/1.1 fields are bytes; h11 and httpx
+    refuse such text too)."""
+
+    __slots__ = ()
+
+
 def _text(value: object) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("latin-1")
+        text = bytes(value).decode("latin-1")
+        return text if text.isascii() else Latin1Text(text)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise TypeError(f"Header names and values must be str or bytes, not {type(value).__name__}.")

@@ -1,6 +1,28 @@
-"""Sans-IO HTTP/1.1 connections: :class:`ServerConnection` and :class:`ClientConnection`.
+"""Sans-IO HTTP/1.1 connections on h11: :class:`ServerConnection` and :class:`ClientConnection`.
 
-A connection object never does I/O. The contract, for both roles:
+h11 parses and writes HTTP/1.1 and owns the state machine: head parsing, body framing
+(Content-Length, chunked, close-delimited), keep-alive and pipelining, ``Expect:
+100-continue`` and protocol switches. Each connection object here drives one
+``h11.Connection`` (``h11_mypyc`` when installed, see :mod:`sansnet.protocol._h11`) and
+adds what h11 leaves out, on its public API only:
+
+* **Strictness.** Before h11 sees a head, one regular-expression scan of the raw bytes
+  refuses bare LF and bare CR line ends, obs-fold, whitespace before a colon and control
+  characters in values (h11 accepts all of these). On h11's events we refuse
+  Content-Length with Transfer-Encoding (a smuggling vector h11 resolves silently),
+  Transfer-Encoding on HTTP/1.0, a second Host, HTTP versions other than 1.0 and 1.1
+  (505, also for HTTP/2 prefaces and HTTP/0.9 lines), and request targets that are not
+  origin-, absolute-, authority- (CONNECT) or asterisk-form (OPTIONS).
+* **Limits before buffering** (:class:`~sansnet.protocol.Limits`): a head is held by us,
+  not h11, until it is complete, so its request line (414), size and field count (431)
+  are checked as bytes arrive; a declared body over the limit is refused before it is
+  read (413), a chunked one as it arrives. Chunk lines and trailers are bounded by h11's
+  incomplete-event limit, which is ``max_header_bytes``.
+* **Events in sansnet's shape** (:mod:`sansnet.protocol.events`, :class:`Headers` with
+  ``str`` values), automatic start of the next keep-alive cycle, a server that queues
+  its own error response, and typed errors with a status hint.
+
+The contract, for both roles:
 
 1. Bytes from the peer go in with :meth:`~HTTPConnection.receive_data`; the end of the
    stream with :meth:`~HTTPConnection.receive_eof`.
@@ -18,65 +40,42 @@ A connection object never does I/O. The contract, for both roles:
    starts the next cycle by itself; :attr:`~HTTPConnection.our_state` and
    :attr:`~HTTPConnection.their_state` are then ``IDLE`` again. Otherwise one of them is
    ``MUST_CLOSE`` and the driver must close the transport.
+
+Invariant of the head hold-back: while the peer's next message head is awaited
+(``_head_wait``), every received byte stays in ``_pending`` and h11 is given exactly
+one complete, scanned head; whatever follows it reaches h11 only after the head passed
+every check. Bytes h11 already holds when a new cycle starts (pipelining) are taken
+back with ``trailing_data`` into a fresh ``h11.Connection``, so no head is ever parsed
+unscanned.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Final
+from http import HTTPStatus
+from typing import Any, Final
 
 from sansnet._version import __version__
 from sansnet.errors import LocalProtocolError, RemoteProtocolError
 
-from . import _state
-from ._readers import (
-    TOKEN,
-    ChunkedReader,
-    ContentLengthReader,
-    Fields,
-    UntilCloseReader,
-    parse_content_length,
-    parse_fields,
-    read_head,
-)
-from ._state import (
-    CLIENT,
-    CLOSED,
-    DONE,
-    ERROR,
-    IDLE,
-    MIGHT_SWITCH_PROTOCOL,
-    MUST_CLOSE,
-    SEND_BODY,
-    SEND_RESPONSE,
-    SERVER,
-    SWITCHED_PROTOCOL,
-    ConnectionState,
-)
-from ._writers import (
-    ChunkedWriter,
-    CloseDelimitedWriter,
-    ContentLengthWriter,
-    NoBodyWriter,
-    Writer,
-    reason_phrase,
-    write_head,
-)
+from ._h11 import h11
 from .events import (
     NEED_DATA,
     PAUSED,
     ConnectionClosed,
     Data,
+    EndOfMessage,
     Event,
     RequestHead,
     ResponseHead,
     Sentinel,
 )
-from .headers import Headers, HeadersLike
+from .headers import Headers, HeadersLike, Latin1Text
 from .limits import Limits
 
 __all__ = [
+    "CLIENT",
     "CLOSED",
     "DONE",
     "ERROR",
@@ -85,23 +84,132 @@ __all__ = [
     "MUST_CLOSE",
     "SEND_BODY",
     "SEND_RESPONSE",
+    "SERVER",
     "SWITCHED_PROTOCOL",
+    "USER_AGENT",
     "ClientConnection",
     "HTTPConnection",
     "ServerConnection",
+    "check_fields",
+    "reason_phrase",
 ]
 
 USER_AGENT: Final = f"sansnet/{__version__}"
 
-_Reader = ContentLengthReader | ChunkedReader | UntilCloseReader
+# Roles and states: sansnet's names for h11's (one sentinel each, whichever h11 build).
+CLIENT: Final = Sentinel("CLIENT")
+SERVER: Final = Sentinel("SERVER")
+IDLE: Final = Sentinel("IDLE")
+SEND_RESPONSE: Final = Sentinel("SEND_RESPONSE")
+SEND_BODY: Final = Sentinel("SEND_BODY")
+DONE: Final = Sentinel("DONE")
+MUST_CLOSE: Final = Sentinel("MUST_CLOSE")
+CLOSED: Final = Sentinel("CLOSED")
+MIGHT_SWITCH_PROTOCOL: Final = Sentinel("MIGHT_SWITCH_PROTOCOL")
+SWITCHED_PROTOCOL: Final = Sentinel("SWITCHED_PROTOCOL")
+ERROR: Final = Sentinel("ERROR")
+
+_STATES: Final[dict[Any, Sentinel]] = {
+    getattr(h11, state.name): state
+    for state in (
+        IDLE,
+        SEND_RESPONSE,
+        SEND_BODY,
+        DONE,
+        MUST_CLOSE,
+        CLOSED,
+        MIGHT_SWITCH_PROTOCOL,
+        SWITCHED_PROTOCOL,
+        ERROR,
+    )
+}
+
+_H11_MIGHT_SWITCH: Final = next(k for k, v in _STATES.items() if v is MIGHT_SWITCH_PROTOCOL)
+
+_REASONS: Final = {status.value: status.phrase for status in HTTPStatus}
+_REASONS[413] = "Content Too Large"  # RFC 9110 names
+_REASONS[422] = "Unprocessable Content"
+
+TOKEN: Final = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _VERSION: Final = re.compile(r"HTTP/([0-9])\.([0-9])")
-_REQUEST_SPECIAL: Final = frozenset(
-    ["content-length", "transfer-encoding", "host", "connection", "expect", "upgrade"]
+_STATUS_LINE: Final = re.compile(r"HTTP/[0-9]\.[0-9] [0-9]{3}( |$)")
+_TOKEN_START: Final = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789" + bytes(range(65, 91)) + bytes(range(97, 123))
 )
-_RESPONSE_SPECIAL: Final = frozenset(["content-length", "transfer-encoding", "connection"])
-_METHODS: Final = frozenset(
-    ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"]
+
+# One scan of a complete head, before h11 parses it: what h11 accepts and we refuse.
+_HEAD_PROBLEM: Final = re.compile(
+    rb"(?P<ctl>[\x00-\x08\x0b\x0c\x0e-\x1f\x7f])"  # control characters but HTAB, CR, LF
+    rb"|(?P<cr>\r(?!\n))"  # a bare CR
+    rb"|(?P<lf>(?<!\r)\n)"  # a bare LF
+    rb"|(?P<fold>\n[ \t])"  # obs-fold: a line starting with whitespace
+    rb"|(?P<ws>\n[^:\r\n]*[ \t]:)"  # whitespace between a field name and its colon
 )
+_HEAD_END_LF: Final = re.compile(rb"\n\r?\n")  # how h11 finds a head's end, bare LF too
+_PROBLEMS: Final = {
+    "cr": "a bare CR (lines must end in CRLF)",
+    "lf": "a line ending in a bare LF (lines must end in CRLF)",
+    "fold": "obsolete line folding (a header line starting with whitespace); send each "
+    "field on one line",
+    "ws": "whitespace between a field name and its colon (RFC 9112 section 5.1)",
+}
+
+# Received field names (bytes) -> (lowercase, as received), bounded: names repeat.
+_NAMES: dict[bytes, tuple[str, str]] = {}
+_NAMES_SIZE: Final = 2048
+_MAX_LENGTH: Final = 2**63 - 1
+_CONTROL: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # but HTAB
+
+
+def reason_phrase(status: int) -> str:
+    """The canonical reason phrase of ``status`` (RFC 9110), ``""`` if it has none."""
+    return _REASONS.get(status, "")
+
+
+# ------------------------------------------------------------------ fields we send
+
+
+def _encode(text: str | bytes, what: str, field: object = None) -> bytes:
+    """A name or value we send, as bytes: ASCII ``str`` (h11's and httpx's rule), text
+    that came from bytes (:class:`~.headers.Latin1Text`) as those bytes, ``bytes``
+    as given."""
+    if type(text) is bytes:
+        if _CONTROL.search(text) is not None:
+            _control_character(text, _what(what, field))
+        return text
+    try:
+        data = text.encode("ascii")  # type: ignore[union-attr]
+    except UnicodeEncodeError:
+        if isinstance(text, Latin1Text):
+            data = text.encode("latin-1")
+            if _CONTROL.search(data) is not None:
+                _control_character(text, _what(what, field))
+            return data
+        raise LocalProtocolError(
+            f"The {_what(what, field)} {text!r} is not ASCII: HTTP/1.1 fields are bytes. Pass "
+            "bytes to send them as they are, or encode the text (percent-encoding, or "
+            "RFC 8187 for parameters)."
+        ) from None
+    except AttributeError:
+        raise LocalProtocolError(
+            f"The {_what(what, field)} must be str or bytes, not {type(text).__name__}."
+        ) from None
+    if not text.isprintable() and _CONTROL.search(data) is not None:  # type: ignore[union-attr]
+        _control_character(text, _what(what, field))
+    return data
+
+
+def _what(what: str, field: object) -> str:
+    return what if field is None else f"{what} {field!r}"
+
+
+def _control_character(text: str | bytes, what: str) -> None:
+    """h11 refuses CR, LF and NUL; we also refuse the other control characters (but
+    HTAB) that peers read differently."""
+    raise LocalProtocolError(
+        f"The {what} {text!r} contains a control character: send no CR, LF, NUL "
+        "or other control character (they could inject fields or messages)."
+    )
 
 
 def _as_items(headers: HeadersLike | None) -> list[tuple[str, str]]:
@@ -115,17 +223,45 @@ def _as_items(headers: HeadersLike | None) -> list[tuple[str, str]]:
         for item in headers
     ):
         return headers  # already (str, str) pairs: the common, fast case
-    return Headers(headers).raw_items()
+    try:
+        return Headers(headers).raw_items()
+    except TypeError as error:
+        raise LocalProtocolError(str(error)) from None
 
 
-def _tokens(values: list[str]) -> set[str]:
-    """The comma-separated tokens of list-valued fields, lowercase."""
-    return {token.strip(" \t").lower() for value in values for token in value.split(",")}
+def _h11_error(error: Exception) -> LocalProtocolError:
+    """h11 refused what we were asked to send."""
+    message = str(error)
+    if "header" in message:
+        message += (
+            ": a field name must be a token; a value must have no CR, LF, NUL or other "
+            "control character and no whitespace at either end"
+        )
+    return LocalProtocolError(f"{message} (refused by h11).")
+
+
+def check_fields(items: Sequence[tuple[str, str]]) -> None:
+    """Raise :class:`~sansnet.LocalProtocolError` unless every (name, value) could be
+    sent: names are tokens, values ASCII text or bytes without CR, LF, NUL or other
+    control characters (what would inject a field or a message), with no whitespace
+    around them. h11 decides. Changes nothing."""
+    fields = _fields_for_h11(items)
+    try:
+        h11.Request(method="GET", target="/", headers=[(b"host", b"x"), *fields])
+    except h11.LocalProtocolError as error:
+        raise _h11_error(error) from None
+
+
+def _fields_for_h11(items: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """(name, value) pairs as bytes; h11 validates them when it builds the event."""
+    return [
+        (_encode(name, "header name"), _encode(value, "value of header", name))
+        for name, value in items
+    ]
 
 
 def _one_length(previous: str | None, value: str) -> str:
-    """A Content-Length field we are asked to send: one per message (two could
-    disagree, and peers that pick different ones would frame the body differently)."""
+    """A Content-Length we are asked to send: one per message (two could disagree)."""
     if previous is not None:
         raise LocalProtocolError(
             f"Two Content-Length fields ({previous!r} and {value!r}): send one."
@@ -134,9 +270,8 @@ def _one_length(previous: str | None, value: str) -> str:
 
 
 def _length_value(value: str) -> int:
-    """The number in a Content-Length field we are asked to send: ASCII digits, with
-    optional spaces or tabs around them (``str.strip()`` and ``int()`` would also take
-    other whitespace, such as U+001C, which no peer reads as part of a number)."""
+    """The number in a Content-Length we are asked to send: ASCII digits with optional
+    spaces or tabs around them (``int()`` would also take other whitespace)."""
     digits = value.strip(" \t")
     if not (digits.isascii() and digits.isdigit()):
         raise LocalProtocolError(f"Invalid Content-Length {value!r}: send ASCII digits.")
@@ -144,11 +279,7 @@ def _length_value(value: str) -> int:
 
 
 def _chunked(value: str, before: bool) -> bool:
-    """A Transfer-Encoding field we are asked to send (``before``: one came already):
-    we frame the body as chunked and apply no other coding, so there must be one field
-    that says exactly that (else the peer would frame the body differently, or refuse
-    it: chunked may not be applied twice, RFC 9112 section 6.1)."""
-    # Exactly that: llhttp, for one, does not see "chunked" in "chunked<HTAB>".
+    """A Transfer-Encoding we are asked to send: exactly one, exactly ``chunked``."""
     if before or value.lower() != "chunked":
         raise LocalProtocolError(
             f"Transfer-Encoding {value!r}: only 'chunked' can be sent; compress the body "
@@ -157,40 +288,119 @@ def _chunked(value: str, before: bool) -> bool:
     return True
 
 
-def _is_method(method: str) -> bool:
-    return method in _METHODS or (isinstance(method, str) and TOKEN.fullmatch(method) is not None)
+def _valid_other_target(method: str, target: str) -> bool:
+    """Targets other than origin-form: absolute-form, authority-form (CONNECT) and
+    asterisk-form (OPTIONS), RFC 9112 section 3.2."""
+    if target == "*":
+        return method == "OPTIONS"
+    if method == "CONNECT":
+        host, colon, port = target.rpartition(":")
+        return bool(host) and colon == ":" and port.isdigit()
+    scheme, sep, rest = target.partition("://")
+    return bool(sep) and scheme.lower() in ("http", "https") and bool(rest) and rest[0] not in "/?"
+
+
+# ------------------------------------------------------------------ fields we receive
+
+
+def _received_fields(headers: Any) -> list[tuple[str, str, str]]:
+    """h11's parsed fields -> (lowercase name, name as received, value) ``str`` triples.
+    Values are Latin-1 (RFC 9110 section 5.5: obs-text is opaque octets)."""
+    fields: list[tuple[str, str, str]] = []
+    append = fields.append
+    names = _NAMES
+    for raw, value in headers.raw_items():
+        name = names.get(raw)
+        if name is None:
+            text = raw.decode("ascii")  # h11: a token
+            name = (text.lower(), text)
+            if len(names) < _NAMES_SIZE:
+                names[raw] = name
+        if value.isascii():
+            append((name[0], name[1], value.decode("ascii")))
+        else:
+            append((name[0], name[1], Latin1Text(value.decode("latin-1"))))
+    return fields
+
+
+def _check_request_line(line: bytes) -> None:
+    """Refuse a bad request line with the status it deserves (505 for HTTP/0.9 and
+    versions other than 1.x, 400 otherwise). Used before a head is complete (HTTP/0.9
+    lines and HTTP/2 prefaces never send the blank line h11 waits for) and to explain
+    what h11 refused."""
+    text = line.decode("latin-1")
+    parts = text.split(" ")
+    if len(parts) != 3:
+        if len(parts) == 2 and parts[0] and parts[1][:1] == "/":
+            raise RemoteProtocolError(
+                "HTTP/0.9 requests are not supported; send an HTTP/1.1 request line.",
+                status_hint=505,
+            )
+        raise RemoteProtocolError(
+            f"Invalid request line {text[:80]!r}: expected METHOD SP TARGET SP HTTP/1.1."
+        )
+    method, target, version = parts
+    if version != "HTTP/1.1" and version != "HTTP/1.0":
+        if _VERSION.fullmatch(version):
+            raise RemoteProtocolError(
+                f"{version} is not supported; this server speaks HTTP/1.1 and HTTP/1.0.",
+                status_hint=505,
+            )
+        raise RemoteProtocolError(f"Invalid HTTP version {version[:20]!r} in the request line.")
+    if TOKEN.fullmatch(method) is None:
+        raise RemoteProtocolError(f"Invalid method {method[:20]!r}: a method is a token.")
+    if not target.isascii() or "\t" in target or not target.isprintable():
+        raise RemoteProtocolError("The request target must be ASCII without tabs or spaces.")
+    if target[:1] != "/" and not _valid_other_target(method, target):
+        raise RemoteProtocolError(f"Invalid request target {target[:80]!r}.")
 
 
 class HTTPConnection:
-    """What client and server connections share: buffers, states, the event pump.
-
-    Not instantiated directly; use :class:`ClientConnection` or
-    :class:`ServerConnection`.
-    """
+    """What client and server connections share: the h11 connection, the head
+    hold-back, the event pump. Not instantiated directly; use :class:`ClientConnection`
+    or :class:`ServerConnection`."""
 
     __slots__ = (
         "_body_received",
-        "_buf",
+        "_conn",
         "_eof",
+        "_force_close",
+        "_head_wait",
+        "_line_checked",
+        "_no_body",
         "_out",
-        "_reader",
-        "_state",
-        "_writer",
+        "_out_chunked",
+        "_out_remaining",
+        "_pending",
+        "_searched",
+        "_their_error",
         "limits",
     )
 
     _our_role: Sentinel
     _their_role: Sentinel
+    _h11_role: Any
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self._state = ConnectionState()
-        self._buf = bytearray()
+        self._conn = self._new_h11()
+        self._pending = bytearray()
+        self._head_wait = True
         self._eof = False
+        self._searched = 0
+        self._line_checked = False
         self._out: list[bytes] = []
-        self._reader: _Reader | None = None
-        self._writer: Writer | None = None
         self._body_received = 0
+        self._their_error = False
+        self._force_close = False
+        self._no_body = False
+        self._out_remaining: int | None = None  # bytes our declared Content-Length awaits
+        self._out_chunked = False  # our body is chunked (trailers allowed)
+
+    def _new_h11(self) -> Any:
+        return h11.Connection(
+            self._h11_role, max_incomplete_event_size=self.limits.max_header_bytes
+        )
 
     # ---------------------------------------------------------------- state
 
@@ -198,31 +408,34 @@ class HTTPConnection:
     def our_state(self) -> Sentinel:
         """Our side's state: IDLE, SEND_RESPONSE (server), SEND_BODY, DONE, MUST_CLOSE,
         CLOSED, MIGHT_SWITCH_PROTOCOL (client), SWITCHED_PROTOCOL or ERROR."""
-        return self._state.states[self._our_role]
+        return _STATES[self._conn.our_state]
 
     @property
     def their_state(self) -> Sentinel:
         """The peer's state, with the same names as :attr:`our_state`."""
-        return self._state.states[self._their_role]
+        if self._their_error:
+            return ERROR
+        return _STATES[self._conn.their_state]
 
     @property
     def keep_alive(self) -> bool:
         """False once either side has asked to close after the current cycle."""
-        return self._state.keep_alive
+        return not self._force_close and MUST_CLOSE not in (self.our_state, self.their_state)
 
     @property
     def must_close(self) -> bool:
         """True when the transport must be closed: the connection cannot be reused."""
-        states = self._state.states
-        return any(
-            state is MUST_CLOSE or state is CLOSED or state is ERROR for state in states.values()
-        )
+        if self._force_close or self._their_error:
+            return True
+        conn = self._conn
+        return _STATES[conn.our_state] in _FINAL or _STATES[conn.their_state] in _FINAL
 
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
         """After a protocol switch: the bytes received beyond the HTTP message, and
         whether the peer's end of stream was received. Hand them to the next protocol."""
-        return bytes(self._buf), self._eof
+        data, closed = self._conn.trailing_data
+        return data + bytes(self._pending), closed or self._eof
 
     # ---------------------------------------------------------------- input
 
@@ -231,11 +444,18 @@ class HTTPConnection:
         returns NEED_DATA or PAUSED."""
         if self._eof:
             raise LocalProtocolError("receive_data() called after receive_eof().")
-        self._buf += data
+        if not data:
+            return
+        if self._head_wait:
+            self._pending += data
+        else:
+            self._conn.receive_data(data)
 
     def receive_eof(self) -> None:
         """The peer closed its sending side. Then call :meth:`next_event`."""
         self._eof = True
+        if not self._head_wait:
+            self._conn.receive_data(b"")
 
     def next_event(self) -> Event | Sentinel:
         """The next event from the peer, or NEED_DATA, or PAUSED.
@@ -243,14 +463,48 @@ class HTTPConnection:
         Raises :class:`~sansnet.RemoteProtocolError` if the peer broke the protocol;
         the connection is then unusable (a server has queued its error response).
         """
-        their_state = self._state.states[self._their_role]
+        if self._their_error:
+            raise LocalProtocolError(
+                "The connection is broken by an earlier protocol error; close it."
+            )
         try:
-            if their_state is SEND_BODY:
-                return self._read_body()
-            return self._read_other(their_state)
+            if self._head_wait:
+                return self._next_head()
+            conn = self._conn
+            if conn.their_state is h11.MUST_CLOSE and conn.our_state is not h11.MUST_CLOSE:
+                return PAUSED  # whatever follows waits for our message to be complete
+            event = conn.next_event()
+            kind = type(event)
+            if kind is h11.Data:
+                return self._on_data(event.data)
+            if kind is h11.EndOfMessage:
+                return self._on_end(event)
+            if kind is h11.ConnectionClosed:
+                return ConnectionClosed()
+            if event is h11.PAUSED:
+                return PAUSED
+            if event is h11.NEED_DATA:
+                return NEED_DATA
+            raise AssertionError(f"unexpected h11 event {event!r}")  # pragma: no cover
+        except h11.RemoteProtocolError as error:
+            failure = self._body_error(error)
+            self._on_remote_error(failure)
+            raise failure from None
         except RemoteProtocolError as error:
             self._on_remote_error(error)
             raise
+
+    def _body_error(self, error: Any) -> RemoteProtocolError:
+        """What h11 refused after a head: said in our words where h11's are terse."""
+        message = str(error)
+        if error.error_status_hint == 431:  # h11's incomplete-event limit
+            message = (
+                f"A chunk line or the trailer section is longer than "
+                f"{self.limits.max_header_bytes} bytes (max_header_bytes)."
+            )
+        elif message == "Got data when expecting EOF":
+            message = f"The {self._peer} sent data after a message that ends the connection."
+        return RemoteProtocolError(message, status_hint=error.error_status_hint)
 
     def events_received(self) -> list[Event]:
         """Every event available now, in order (stops at NEED_DATA or PAUSED)."""
@@ -260,59 +514,170 @@ class HTTPConnection:
             if isinstance(event, Sentinel):
                 return events
             events.append(event)
-            if isinstance(event, ConnectionClosed):
+            if type(event) is ConnectionClosed:
                 return events
 
-    def _read_other(self, their_state: Sentinel) -> Event | Sentinel:
-        """Read when the peer is not sending a body: a head, or what follows a message."""
-        raise NotImplementedError
-
-    def _read_body(self) -> Event | Sentinel:
-        reader = self._reader
-        assert reader is not None
-        event = reader.read(self._buf)
-        if event is None:
-            if not self._eof:
-                return NEED_DATA
-            event = reader.read_eof()
-        if type(event) is Data:
-            self._body_received += len(event.data)
-            limit = self.limits.max_body_bytes
-            if limit is not None and self._body_received > limit:
-                raise RemoteProtocolError(
-                    f"The body is larger than {limit} bytes.", status_hint=413
-                )
-            return event
-        self._reader = None
-        self._body_received = 0
-        self._state.process_event(self._their_role, _state.END)
-        self._maybe_next_cycle()
-        return event
-
-    def _read_after_message(self, their_state: Sentinel) -> Event | Sentinel:
-        """The peer's message is complete: more bytes wait for the next cycle, belong to
-        the next protocol, or are an error; the end of the stream closes the peer's side."""
-        if their_state is SWITCHED_PROTOCOL or their_state is MIGHT_SWITCH_PROTOCOL:
-            return PAUSED
-        if their_state is ERROR:
-            raise LocalProtocolError(
-                "The connection is broken by an earlier protocol error; close it."
-            )
-        if self._buf and their_state is not CLOSED:
-            our_state = self._state.states[self._our_role]
-            if their_state is DONE or our_state is SEND_RESPONSE or our_state is SEND_BODY:
-                return PAUSED  # pipelined: parse after our message is complete
+    def _next_head(self) -> Event | Sentinel:
+        """The peer's next head, out of ``_pending``: checked, then parsed by h11."""
+        pending = self._pending
+        while pending[:2] == b"\r\n" and self._skips_empty_lines():
+            del pending[:2]  # RFC 9112 section 2.2: ignore empty lines before a request
+        if not pending:
+            return self._no_head()
+        end = pending.find(b"\r\n\r\n", self._searched)
+        if end >= 0:
+            end += 4
+        else:
+            match = _HEAD_END_LF.search(pending, self._searched)
+            if match is None:
+                self._searched = max(0, len(pending) - 3)
+                return self._partial_head()
+            end = match.end()
+        head = bytes(pending[:end])
+        del pending[:end]
+        self._searched = 0
+        self._line_checked = False
+        self._check_head(head)
+        conn = self._conn
+        conn.receive_data(head)
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as error:
+            self._explain(head)
             raise RemoteProtocolError(
-                "The peer sent data after a message that ends the connection."
-            )
+                f"Invalid message head: {error}.", status_hint=error.error_status_hint
+            ) from None
+        return self._on_head(event)
+
+    def _skips_empty_lines(self) -> bool:
+        return False
+
+    def _no_head(self) -> Event | Sentinel:
+        """Nothing of a head has arrived: wait, or report the peer's close."""
+        if not self._eof:
+            return NEED_DATA
+        self._conn.receive_data(b"")
+        event = self._conn.next_event()
+        assert type(event) is h11.ConnectionClosed, event
+        return ConnectionClosed()
+
+    def _partial_head(self) -> Sentinel:
+        """Part of a head: enforce the limits now, not when the head is complete."""
+        limits = self.limits
+        pending = self._pending
+        if len(pending) > limits.max_header_bytes:
+            self._head_too_large()
+        if not self._line_checked:
+            self._check_start(pending[0])
+            line_end = pending.find(b"\r\n", 0, limits.max_request_line + 2)
+            if line_end < 0:
+                if len(pending) > limits.max_request_line:
+                    self._line_too_long()
+            else:
+                self._line_checked = True
+                self._check_first_line(bytes(pending[:line_end]))
         if self._eof:
-            if their_state is not CLOSED:
-                self._state.process_event(self._their_role, _state.CLOSE)
-            return ConnectionClosed()
+            raise RemoteProtocolError(
+                f"The {self._peer} disconnected in the middle of the {self._head} head."
+            )
         return NEED_DATA
 
+    def _check_head(self, head: bytes) -> None:
+        """The checks of a complete head h11 does not make, in one scan."""
+        limits = self.limits
+        line_end = head.find(b"\r\n")
+        if line_end > limits.max_request_line or (
+            line_end < 0 and len(head) > limits.max_request_line
+        ):
+            self._line_too_long()
+        if len(head) > limits.max_header_bytes:
+            self._head_too_large()
+        if not self._line_checked and line_end >= 0:
+            self._check_first_line(head[:line_end])
+        fields = head.count(b"\n") - 2
+        if fields > limits.max_header_fields:
+            raise RemoteProtocolError(
+                f"Too many header fields ({fields}; the limit is {limits.max_header_fields}).",
+                status_hint=431,
+            )
+        problem = _HEAD_PROBLEM.search(head)
+        if problem is not None:
+            kind = problem.lastgroup
+            if kind == "ctl":
+                byte = problem.group()[0]
+                what = "a NUL byte" if byte == 0 else f"the control character 0x{byte:02X}"
+            else:
+                what = _PROBLEMS[kind]  # type: ignore[index]
+            raise RemoteProtocolError(f"The {self._head} head contains {what}.")
+
+    def _line_too_long(self) -> None:
+        raise RemoteProtocolError(
+            f"The {self._first_line} is longer than {self.limits.max_request_line} bytes.",
+            status_hint=414,
+        )
+
+    def _head_too_large(self) -> None:
+        raise RemoteProtocolError(
+            f"The {self._head} header section is larger than {self.limits.max_header_bytes} bytes.",
+            status_hint=431,
+        )
+
+    _peer = "peer"
+    _head = "message"
+    _first_line = "first line"
+
+    def _check_start(self, first: int) -> None:
+        """The first byte of a head that is not complete yet."""
+
+    def _check_first_line(self, line: bytes) -> None:
+        """The complete first line of a head, before h11 parses it."""
+
+    def _explain(self, head: bytes) -> None:
+        """h11 refused ``head``: raise a more precise error if we can say one."""
+
+    def _on_head(self, event: Any) -> Event | Sentinel:
+        raise NotImplementedError
+
+    def _end_head_wait(self) -> None:
+        """The head passed: the rest of what arrived belongs to h11 (the body)."""
+        self._head_wait = False
+        if self._pending:
+            self._conn.receive_data(bytes(self._pending))
+            self._pending.clear()
+        if self._eof:
+            self._conn.receive_data(b"")
+
+    def _on_data(self, data: bytes | bytearray) -> Data:
+        self._body_received += len(data)
+        limit = self.limits.max_body_bytes
+        if limit is not None and self._body_received > limit:
+            raise RemoteProtocolError(
+                f"The body is larger than {limit} bytes.", status_hint=self._body_status
+            )
+        return Data(data if type(data) is bytes else bytes(data))
+
+    _body_status = 400
+
+    def _on_end(self, event: Any) -> EndOfMessage:
+        trailers = event.headers
+        if not trailers:
+            result = EndOfMessage()
+        else:
+            if len(trailers) > self.limits.max_header_fields:
+                raise RemoteProtocolError(
+                    f"Too many trailer fields ({len(trailers)}; the limit is "
+                    f"{self.limits.max_header_fields}).",
+                    status_hint=431,
+                )
+            # Framing and routing fields are not allowed in trailers (RFC 9110 6.5.1).
+            kept = [f for f in _received_fields(trailers) if f[0] not in _NOT_IN_TRAILERS]
+            result = EndOfMessage(Headers._from_fields(kept))
+        self._body_received = 0
+        self._maybe_next_cycle()
+        return result
+
     def _on_remote_error(self, error: RemoteProtocolError) -> None:
-        self._state.process_error(self._their_role)
+        self._their_error = True
 
     # ---------------------------------------------------------------- output
 
@@ -328,81 +693,112 @@ class HTTPConnection:
         out.clear()
         return data
 
+    def _send(self, event: Any) -> None:
+        try:
+            data = self._conn.send(event)
+        except h11.LocalProtocolError as error:
+            raise _h11_error(error) from None
+        if data:
+            self._out.append(data)
+
     def send_data(self, data: bytes) -> None:
         """Send a piece of our message's body. Then write :meth:`data_to_send`."""
-        writer = self._writer
-        if writer is None:
+        if self._conn.our_state is not h11.SEND_BODY:
             raise LocalProtocolError(
                 f"Can't send body data now: our side is {self.our_state.name}."
             )
-        framed = writer.write(data)
-        if framed:
-            self._out.append(framed)
+        if not data or self._no_body:
+            return
+        remaining = self._out_remaining
+        if remaining is not None:
+            if len(data) > remaining:
+                raise LocalProtocolError(
+                    f"Too much data for the declared Content-Length: {remaining} more bytes "
+                    f"may be sent, not {len(data)}."
+                )
+            self._out_remaining = remaining - len(data)
+        self._send(h11.Data(data=data))
 
     def send_end(self, trailers: HeadersLike | None = None) -> None:
         """End our message's body (with trailers, if chunked). Then write
         :meth:`data_to_send`; the connection may now be ready for the next cycle."""
-        writer = self._writer
-        if writer is None:
+        if self._conn.our_state is not h11.SEND_BODY:
             raise LocalProtocolError(f"Can't end a message now: our side is {self.our_state.name}.")
-        tail = writer.end(_as_items(trailers) if trailers is not None else None)
-        if tail:
-            self._out.append(tail)
-        self._writer = None
-        if type(writer) is CloseDelimitedWriter:
-            self._state.disable_keep_alive()
-        if self._state.states[self._their_role] is SEND_BODY:
-            # We finished before the peer did: its unread body makes reuse impossible.
-            self._state.disable_keep_alive()
-        self._state.process_event(self._our_role, _state.END)
+        if self._out_remaining:
+            raise LocalProtocolError(
+                f"The body ended {self._out_remaining} bytes short of its Content-Length."
+            )
+        fields: list[tuple[bytes, bytes]] = []
+        if trailers is not None:
+            fields = _fields_for_h11(_as_items(trailers))
+            if fields and not self._out_chunked:
+                raise LocalProtocolError("Trailers need a chunked body; drop the Content-Length.")
+        try:
+            end = h11.EndOfMessage(headers=fields) if fields else _END
+        except h11.LocalProtocolError as error:
+            raise _h11_error(error) from None
+        self._send(end)
         self._maybe_next_cycle()
 
     def disable_keep_alive(self) -> None:
         """Close after the current cycle: the next head we send says Connection: close,
         and :attr:`must_close` becomes true once the cycle is complete."""
-        self._state.disable_keep_alive()
+        self._force_close = True
 
     def send_eof(self) -> None:
         """Record that we are closing our side (call before closing the transport)."""
-        if self.our_state is not CLOSED and self.our_state is not ERROR:
-            if _state.CLOSE in _state.EVENT_TRIGGERED_TRANSITIONS[self._our_role][self.our_state]:
-                self._state.process_event(self._our_role, _state.CLOSE)
-            else:
-                self._state.process_error(self._our_role)
+        conn = self._conn
+        if conn.our_state is h11.CLOSED or conn.our_state is h11.ERROR:
+            return
+        try:
+            conn.send(h11.ConnectionClosed())
+        except h11.LocalProtocolError:
+            conn.send_failed()
 
     def _maybe_next_cycle(self) -> None:
-        states = self._state.states
-        if states[CLIENT] is DONE and states[SERVER] is DONE and self._state.keep_alive:
-            self._state.start_next_cycle()
+        conn = self._conn
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+            self._head_wait = True
+            leftover, closed = conn.trailing_data
+            if leftover or closed:
+                # Pipelined bytes are in h11's buffer: take them back, so the next head
+                # is scanned like every other, into a fresh connection (a new cycle's
+                # state is the initial state).
+                self._conn = self._new_h11()
+                self._pending[:0] = leftover
+                self._eof = self._eof or closed
+
+
+_FINAL: Final = frozenset([MUST_CLOSE, CLOSED, ERROR])
 
 
 # ============================================================================ server
 
 
 class ServerConnection(HTTPConnection):
-    """The server side of one HTTP/1.1 connection. See the module docstring.
+    """The server side of one HTTP/1.1 connection, on h11. See the module docstring.
 
-    Stricter than h11 where leniency lets requests be smuggled or resources be held:
-    Content-Length with Transfer-Encoding, conflicting or malformed Content-Length,
-    codings other than a final ``chunked``, obs-fold, whitespace before a colon, control
-    characters in values, bare-LF line ends, missing or repeated Host, versions other than
-    1.0 and 1.1, HTTP/2 prefaces and HTTP/0.9 request lines are all refused with the
-    matching status, as are breaches of :class:`~sansnet.protocol.Limits`.
+    Refuses what h11 accepts but lets requests be smuggled or resources be held (see
+    the module docstring), with the matching status, and the breaches of
+    :class:`~sansnet.protocol.Limits`. h11 itself refuses an unknown transfer coding
+    (501), conflicting or malformed Content-Length, a missing Host in HTTP/1.1, and
+    malformed lines (400). HTTP/1.0 connections close after one response (h11 does not
+    do HTTP/1.0 keep-alive).
 
     ``default_headers`` is a list of (name, value) fields added to every response we
     send (a driver keeps ``date`` and ``server`` there; it may change the list in place).
     """
 
-    __slots__ = (
-        "_checked_line",
-        "_request_method",
-        "_request_version",
-        "default_headers",
-        "expect_continue",
-    )
+    __slots__ = ("_expect_continue", "_request_method", "_upgrade", "default_headers")
 
     _our_role = SERVER
     _their_role = CLIENT
+    _h11_role = h11.SERVER
+    _peer = "client"
+    _head = "request"
+    _first_line = "request line"
+    _body_status = 413
 
     def __init__(
         self,
@@ -413,178 +809,115 @@ class ServerConnection(HTTPConnection):
         super().__init__(limits if limits is not None else Limits())
         self.default_headers = default_headers if default_headers is not None else []
         self._request_method = "GET"
-        self._request_version = "1.1"
-        self._checked_line = False
-        self.expect_continue = False
+        self._expect_continue = False
+        self._upgrade = False
+
+    @property
+    def expect_continue(self) -> bool:
         """True while the client waits for ``100 Continue`` before sending its body:
         call :meth:`send_continue` when you want the body, or answer at once."""
+        return self._expect_continue
 
     @property
     def receiving_head(self) -> bool:
         """True while part of a request head has arrived but not all of it: the time a
         driver bounds with its header-read timeout."""
-        return self._state.states[CLIENT] is IDLE and bool(self._buf)
+        return self._head_wait and bool(self._pending)
 
     @property
     def idle(self) -> bool:
         """True between requests with nothing buffered: the keep-alive idle state."""
+        conn = self._conn
         return (
-            self._state.states[CLIENT] is IDLE
-            and self._state.states[SERVER] is IDLE
-            and not self._buf
+            self._head_wait
+            and not self._pending
+            and conn.their_state is h11.IDLE
+            and conn.our_state is h11.IDLE
         )
 
     # ---------------------------------------------------------------- input
 
-    def _read_other(self, their_state: Sentinel) -> Event | Sentinel:
-        if their_state is not IDLE:
-            return self._read_after_message(their_state)
-        if not self._buf:
-            if self._eof:
-                self._state.process_event(CLIENT, _state.CLOSE)
-                return ConnectionClosed()
-            return NEED_DATA
-        lines = read_head(self._buf, self.limits, request=True)
-        if lines is None:
-            if self._buf and not self._checked_line:
-                self._check_partial_request_line()
-            if self._eof:
-                if self._buf:
-                    raise RemoteProtocolError(
-                        "The client disconnected in the middle of a request head."
-                    )
-                self._state.process_event(CLIENT, _state.CLOSE)
-                return ConnectionClosed()
-            return NEED_DATA
-        self._checked_line = False
-        method, target, version = self._parse_request_line(lines[0])
-        fields = parse_fields(lines, 1, self.limits)
-        request = RequestHead(method, target, Headers._from_fields(fields), version)
-        self._frame_request(request, fields)
-        self._state.process_event(CLIENT, _state.REQUEST)
-        return request
+    def _skips_empty_lines(self) -> bool:
+        return True
 
-    def _check_partial_request_line(self) -> None:
-        """Refuse a bad request line as soon as it is complete, not when the head is:
-        HTTP/0.9 requests and HTTP/2 prefaces never send the blank line we wait for."""
-        end = self._buf.find(b"\r\n")
-        if end >= 0:
-            self._checked_line = True
-            self._parse_request_line(self._buf[:end].decode("latin-1"))
-
-    def _parse_request_line(self, line: str) -> tuple[str, str, str]:
-        parts = line.split(" ")
-        if len(parts) != 3:
-            if len(parts) == 2 and parts[0] and parts[1][:1] == "/":
-                raise RemoteProtocolError(
-                    "HTTP/0.9 requests are not supported; send an HTTP/1.1 request line.",
-                    status_hint=505,
-                )
+    def _check_start(self, first: int) -> None:
+        if first not in _TOKEN_START:
             raise RemoteProtocolError(
-                f"Invalid request line {line[:80]!r}: expected METHOD SP TARGET SP HTTP/1.1."
+                f"Invalid request line starting with byte 0x{first:02X}: this server speaks "
+                "HTTP/1.1 (is the client speaking TLS?)."
             )
-        method, target, version = parts
-        if version == "HTTP/1.1":
-            version = "1.1"
-        elif version == "HTTP/1.0":
-            version = "1.0"
-        elif _VERSION.fullmatch(version):
+
+    def _check_first_line(self, line: bytes) -> None:
+        if line[-9:] != b" HTTP/1.1":
+            _check_request_line(line)
+
+    def _explain(self, head: bytes) -> None:
+        _check_request_line(head[: head.find(b"\r\n")])
+
+    def _on_head(self, event: Any) -> Event | Sentinel:
+        if type(event) is not h11.Request:  # pragma: no cover - h11 gives a Request here
+            raise AssertionError(f"unexpected h11 event {event!r}")
+        version = event.http_version
+        if version != b"1.1" and version != b"1.0":
             raise RemoteProtocolError(
-                f"{version} is not supported; this server speaks HTTP/1.1 and HTTP/1.0.",
+                f"HTTP/{version.decode()} is not supported; this server speaks HTTP/1.1 "
+                "and HTTP/1.0.",
                 status_hint=505,
             )
-        else:
-            raise RemoteProtocolError(f"Invalid HTTP version {version[:20]!r} in the request line.")
-        if not _is_method(method):
-            raise RemoteProtocolError(f"Invalid method {method[:20]!r}: a method is a token.")
-        first = target[:1]
-        if first != "/" and not _valid_other_target(method, target):
+        method = event.method.decode("ascii")
+        target = event.target.decode("ascii")
+        if target[:1] != "/" and not _valid_other_target(method, target):
             raise RemoteProtocolError(f"Invalid request target {target[:80]!r}.")
-        if not target.isascii() or "\t" in target:
-            raise RemoteProtocolError("The request target must be ASCII without tabs.")
-        return method, target, version
-
-    def _frame_request(self, request: RequestHead, fields: Fields) -> None:
-        """Apply RFC 9112 section 6 (message body length) and the connection rules."""
-        lengths: list[str] = []
-        codings: list[str] = []
-        connection: list[str] = []
-        hosts = 0
-        expect = upgrade = False
+        fields = _received_fields(event.headers)
+        length: str | None = None
+        chunked = upgrade = False
         for lower, _, value in fields:
             if lower in _REQUEST_SPECIAL:
                 if lower == "content-length":
-                    lengths.append(value)
+                    length = value
                 elif lower == "transfer-encoding":
-                    codings.append(value)
-                elif lower == "host":
-                    hosts += 1
-                elif lower == "connection":
-                    connection.append(value)
-                elif lower == "expect":
-                    expect = value.lower() == "100-continue"
-                else:
-                    upgrade = True
-        version = request.http_version
-        if hosts != 1 and (version == "1.1" or hosts > 1):
-            if hosts == 0:
-                raise RemoteProtocolError("HTTP/1.1 requests must have a Host header field.")
-            raise RemoteProtocolError("The request has more than one Host header field.")
-        self._request_method = request.method
-        self._request_version = version
-        self._body_received = 0
-        if codings:
-            if lengths:
+                    chunked = True
+                elif not upgrade:
+                    upgrade = "upgrade" in [t.strip(" \t") for t in value.lower().split(",")]
+        if chunked:
+            if length is not None:
                 raise RemoteProtocolError(
                     "The request has both Content-Length and Transfer-Encoding; refusing it "
                     "(RFC 9112 section 6.3: a request smuggling vector)."
                 )
-            if version == "1.0":
+            if version == b"1.0":
                 raise RemoteProtocolError("HTTP/1.0 requests cannot use Transfer-Encoding.")
-            members = [m.strip(" \t").lower() for value in codings for m in value.split(",")]
-            if members[-1] != "chunked":
-                raise RemoteProtocolError(
-                    f"Transfer-Encoding {', '.join(codings)!r} does not end in chunked, so the "
-                    "body length is unknown (RFC 9112 section 6.3)."
-                )
-            if len(members) > 1:
-                raise RemoteProtocolError(
-                    f"Transfer-Encoding {', '.join(codings)!r}: only 'chunked' is supported.",
-                    status_hint=501,
-                )
-            self._reader = ChunkedReader(self.limits)
-        elif lengths:
-            length = parse_content_length(lengths)
+        elif length is not None:
+            declared = int(length)  # h11 checked: digits
+            if declared > _MAX_LENGTH:
+                raise RemoteProtocolError(f"The Content-Length {length} is too large.")
             limit = self.limits.max_body_bytes
-            if limit is not None and length > limit:
+            if limit is not None and declared > limit:
                 raise RemoteProtocolError(
-                    f"The body ({length} bytes) is larger than {limit} bytes.", status_hint=413
+                    f"The body ({declared} bytes) is larger than {limit} bytes.", status_hint=413
                 )
-            self._reader = ContentLengthReader(length)
-        else:
-            self._reader = ContentLengthReader(0)
-        tokens = _tokens(connection) if connection else None
-        if version == "1.1":
-            if tokens and "close" in tokens:
-                self._state.disable_keep_alive()
-        elif not tokens or "keep-alive" not in tokens:
-            self._state.disable_keep_alive()
-        if upgrade and tokens and "upgrade" in tokens:
-            self._state.propose_upgrade()
-        has_body = not (type(self._reader) is ContentLengthReader and self._reader.remaining == 0)
-        self.expect_continue = expect and has_body and version == "1.1"
+        self._request_method = method
+        self._no_body = False
+        # h11 takes any Upgrade field for a proposal; RFC 9110 section 7.8 also wants
+        # the "upgrade" connection option, or the field is not for us.
+        self._upgrade = upgrade
+        self._body_received = 0
+        self._expect_continue = self._conn.they_are_waiting_for_100_continue and (
+            chunked or (length is not None and length != "0")
+        )
+        self._end_head_wait()
+        return RequestHead(method, target, Headers._from_fields(fields), version.decode())
 
     def _on_remote_error(self, error: RemoteProtocolError) -> None:
         super()._on_remote_error(error)
-        our_state = self._state.states[SERVER]
-        if our_state is IDLE or our_state is SEND_RESPONSE:
-            self._send_error_response(error)
+        our_state = self._conn.our_state
+        if our_state is h11.IDLE or our_state is h11.SEND_RESPONSE:
+            body = (str(error) + "\n").encode("utf-8")
+            self.send_error_response(
+                error.status_hint, [("content-type", "text/plain; charset=utf-8")], body
+            )
 
-    def _send_error_response(self, error: RemoteProtocolError) -> None:
-        body = (str(error) + "\n").encode("utf-8")
-        self.send_error_response(
-            error.status_hint, [("content-type", "text/plain; charset=utf-8")], body
-        )
+    # ---------------------------------------------------------------- output
 
     def send_error_response(
         self, status: int, headers: HeadersLike | None = None, body: bytes = b""
@@ -593,52 +926,58 @@ class ServerConnection(HTTPConnection):
         has arrived (a 408 for a head that never completed, a 503 for a connection
         refused under load). Adds Content-Length and ``Connection: close``; afterwards
         write :meth:`data_to_send` and close the transport."""
-        our_state = self._state.states[SERVER]
-        if our_state is not IDLE and our_state is not SEND_RESPONSE:
+        conn = self._conn
+        our_state = conn.our_state
+        if our_state is not h11.IDLE and our_state is not h11.SEND_RESPONSE:
             raise LocalProtocolError(
-                f"Can't send an error response now ({self._state.describe()})."
+                f"Can't send an error response now (our side is {self.our_state.name})."
             )
-        self._state.disable_keep_alive()
+        self._force_close = True
         items = [
             *self.default_headers,
             *_as_items(headers),
             ("content-length", str(len(body))),
             ("connection", "close"),
         ]
-        head = write_head(f"HTTP/1.1 {status} {reason_phrase(status)}", items, len(items))
-        if our_state is SEND_RESPONSE and self._request_method == "HEAD":
-            body = b""  # a response to HEAD has no content (RFC 9110 section 9.3.2)
-        self._out.append(head + body)
-        self._state.process_event(SERVER, _state.RESPONSE)
-        self._state.process_event(SERVER, _state.END)
-        self.expect_continue = False
-
-    # ---------------------------------------------------------------- output
+        self._send(
+            h11.Response(
+                status_code=status,
+                headers=_fields_for_h11(items),
+                reason=_REASON_BYTES.get(status, b""),
+            )
+        )
+        if body and not (our_state is h11.SEND_RESPONSE and self._request_method == "HEAD"):
+            self._send(h11.Data(data=body))  # a response to HEAD has no content
+        self._send(h11.EndOfMessage())
+        self._expect_continue = False
 
     def send_continue(self) -> None:
         """Send ``100 Continue`` if the client is waiting for it (else do nothing).
         Then write :meth:`data_to_send`."""
-        if self.expect_continue:
-            self.expect_continue = False
-            self._out.append(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self._expect_continue:
+            self._expect_continue = False
+            self._send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
 
     def send_informational(self, status: int, headers: HeadersLike | None = None) -> None:
         """Send a 1xx interim response other than 101 (such as 103 Early Hints)."""
-        if not 100 <= status < 200 or status == 101:
+        if not isinstance(status, int) or not 100 <= status < 200 or status == 101:
             raise LocalProtocolError(
-                f"send_informational() takes a 1xx status other than 101, not {status}."
+                f"send_informational() takes a 1xx status other than 101, not {status!r}."
             )
-        if self.our_state is not SEND_RESPONSE:
+        if self._conn.our_state is not h11.SEND_RESPONSE:
             raise LocalProtocolError(
-                f"Can't send a {status} response now: {self._state.describe()}."
+                f"Can't send a {status} response now: our side is {self.our_state.name}."
             )
         if status == 100:
-            self.expect_continue = False
+            self._expect_continue = False
         items = [*self.default_headers, *_as_items(headers)]
-        self._out.append(
-            write_head(f"HTTP/1.1 {status} {reason_phrase(status)}", items, len(items))
+        self._send(
+            h11.InformationalResponse(
+                status_code=status,
+                headers=_fields_for_h11(items),
+                reason=reason_phrase(status).encode("ascii"),
+            )
         )
-        self._state.process_event(SERVER, _state.INFORMATIONAL)
 
     def send_response(
         self,
@@ -658,7 +997,10 @@ class ServerConnection(HTTPConnection):
         """
         self._start(status, headers, reason, body)
         if status != 101:
-            self.send_end()
+            if body and not self._no_body:
+                self._send(h11.Data(data=body))
+            self._send(_END)
+            self._maybe_next_cycle()
 
     def start_response(
         self,
@@ -675,21 +1017,19 @@ class ServerConnection(HTTPConnection):
     def _start(
         self, status: int, headers: HeadersLike | None, reason: str | None, body: bytes | None
     ) -> None:
-        if not isinstance(status, int) or not 100 <= status <= 999:
+        if type(status) is not int or not 100 <= status <= 999:
             raise LocalProtocolError(f"Invalid status code {status!r}: use 100 to 999.")
-        state = self._state
         if 100 <= status < 200 and status != 101:
             raise LocalProtocolError("Use send_informational() for 1xx responses.")
-        kind = _state.SWITCH if status == 101 else _state.RESPONSE
-        if state.states[SERVER] is not SEND_RESPONSE or not state.allows(SERVER, kind):
-            if status == 101:
-                raise LocalProtocolError("Can't send 101: the client did not propose an upgrade.")
+        conn = self._conn
+        if conn.our_state is not h11.SEND_RESPONSE:
             raise LocalProtocolError(
-                f"Can't start a response now ({state.describe()}): one response per request."
+                f"Can't start a response now (our side is {self.our_state.name}): one "
+                "response per request."
             )
-        items = (
-            [*self.default_headers, *_as_items(headers)] if headers else list(self.default_headers)
-        )
+        if status == 101 and not (self._upgrade and conn.their_state is _H11_MIGHT_SWITCH):
+            raise LocalProtocolError("Can't send 101: the client did not propose an upgrade.")
+        items = [*self.default_headers, *_as_items(headers)] if headers else self.default_headers
         length: str | None = None
         chunked = said_close = False
         for name, value in items:
@@ -699,95 +1039,110 @@ class ServerConnection(HTTPConnection):
                     length = _one_length(length, value)
                 elif lower == "transfer-encoding":
                     chunked = _chunked(value, chunked)
-                elif "close" in _tokens([value]):
+                elif "close" in value.lower():
                     said_close = True
-                    state.disable_keep_alive()
-        declared: int | None = None
+        extra: list[tuple[str, str]] = []
+        declared = 0
         if length is not None:
             # Checked for every status and method: even where no body follows (HEAD,
             # 304), the field goes out and must be one decimal number.
             if chunked:
                 raise LocalProtocolError("Set Content-Length or Transfer-Encoding, not both.")
             declared = _length_value(length)
-        if self.expect_continue:
-            # Answering without reading the body the client holds back: reuse is unsafe.
-            self.expect_continue = False
-            state.disable_keep_alive()
-        method = self._request_method
-        writer: Writer
-        if status == 101 or status == 204 or status == 304:
-            writer = NoBodyWriter(str(status))
-            if body:
-                writer.write(body)
-        elif method == "HEAD":
-            writer = NoBodyWriter(None)
-            if length is None and body is not None and not chunked:
-                items.append(("content-length", str(len(body))))
-        elif chunked:
-            writer = ChunkedWriter()
-        elif body is not None:
-            if length is None:
-                items.append(("content-length", str(len(body))))
-            elif declared != len(body):
+            if (
+                body is not None
+                and declared != len(body)
+                and status not in (101, 204, 304)
+                and self._request_method != "HEAD"
+            ):
                 raise LocalProtocolError(
                     f"Content-Length {length!r} does not match the body ({len(body)} bytes)."
                 )
-            writer = ContentLengthWriter(len(body))
-        elif declared is not None:
-            writer = ContentLengthWriter(declared)
-        elif self._request_version == "1.1":
-            items.append(("transfer-encoding", "chunked"))
-            writer = ChunkedWriter()
-        else:
-            writer = CloseDelimitedWriter()
-            state.disable_keep_alive()
-        if not state.keep_alive and not said_close and status != 101:
-            items.append(("connection", "close"))
+        elif body is not None and not chunked and status not in (101, 204, 304):
+            extra.append(("content-length", str(len(body))))
+        elif status in (204, 304) and body:
+            raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
+        if self._expect_continue:
+            # Answering without reading the body the client holds back: reuse is unsafe.
+            self._expect_continue = False
+            self._force_close = True
+        if conn.their_state is h11.SEND_BODY and status != 101:
+            # The request body is unread: its bytes would be taken for the next request.
+            self._force_close = True
+        if self._force_close and not said_close and status != 101:
+            extra.append(("connection", "close"))
+        fields = _fields_for_h11([*items, *extra] if extra else items)
         if reason is None:
-            reason = reason_phrase(status)
-        head = write_head(f"HTTP/1.1 {status} {reason}", items, len(items))
-        state.process_event(SERVER, kind)
-        if status == 101:
-            self._out.append(head)
-            return
-        self._writer = writer
-        if body:
-            data = writer.write(body)
-            self._out.append(head + data if data else head)
+            reason_bytes = _REASON_BYTES.get(status, b"")
         else:
-            self._out.append(head)
+            reason_bytes = reason.encode("latin-1", "replace") if type(reason) is str else b"\0"
+            if _CONTROL.search(reason_bytes) is not None:
+                raise LocalProtocolError(
+                    f"Invalid reason phrase {reason!r}: control characters would break the "
+                    "start line."
+                )
+        try:
+            if status == 101:
+                event: Any = h11.InformationalResponse(
+                    status_code=101, headers=fields, reason=reason_bytes
+                )
+            else:
+                event = h11.Response(status_code=status, headers=fields, reason=reason_bytes)
+        except h11.LocalProtocolError as error:
+            raise _h11_error(error) from None
+        self._send(event)
+        self._no_body = no_body = self._request_method == "HEAD" or status in (204, 304)
+        self._out_remaining = declared if length is not None and not no_body else None
+        self._out_chunked = not no_body and (
+            chunked or (length is None and self._conn.their_http_version == b"1.1")
+        )
 
 
-def _valid_other_target(method: str, target: str) -> bool:
-    """Targets other than origin-form: absolute-form, authority-form (CONNECT) and
-    asterisk-form (OPTIONS), RFC 9112 section 3.2."""
-    if target == "*":
-        return method == "OPTIONS"
-    if method == "CONNECT":
-        host, colon, port = target.rpartition(":")
-        return bool(host) and colon == ":" and port.isdigit()
-    scheme, sep, rest = target.partition("://")
-    return bool(sep) and scheme.lower() in ("http", "https") and bool(rest) and rest[0] not in "/?"
+_NOT_IN_TRAILERS: Final = frozenset(
+    [
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "content-encoding",
+        "content-type",
+        "content-range",
+        "trailer",
+        "authorization",
+        "set-cookie",
+        "connection",
+        "te",
+    ]
+)
+_REQUEST_SPECIAL: Final = frozenset(["connection", "content-length", "transfer-encoding"])
+_RESPONSE_SPECIAL: Final = frozenset(["content-length", "transfer-encoding", "connection"])
+_REASON_BYTES: Final = {status: phrase.encode("ascii") for status, phrase in _REASONS.items()}
+_END: Final = h11.EndOfMessage()
 
 
 # ============================================================================ client
 
 
 class ClientConnection(HTTPConnection):
-    """The client side of one HTTP/1.1 connection to ``host``:``port``. See the module
-    docstring.
+    """The client side of one HTTP/1.1 connection to ``host``:``port``, on h11. See the
+    module docstring.
 
     Requests get ``Host`` (with the port when it is not the scheme's default),
     ``User-Agent: sansnet/<version>`` and ``Accept: */*`` unless you set them.
     Interim 1xx responses are skipped, except 101 when our request proposed an upgrade.
     After the response's :class:`~.events.EndOfMessage`, :attr:`reusable` tells whether
-    the connection may carry another request.
+    the connection may carry another request. h11 refuses a response framed by a
+    transfer coding other than chunked; one with both Content-Length and chunked is
+    read as chunked and the connection is not reused.
     """
 
-    __slots__ = ("_host_header", "_method", "_upgrade", "default_headers")
+    __slots__ = ("_host_header", "_method", "default_headers")
 
     _our_role = CLIENT
     _their_role = SERVER
+    _h11_role = h11.CLIENT
+    _peer = "server"
+    _head = "response"
+    _first_line = "status line"
 
     def __init__(
         self,
@@ -809,13 +1164,19 @@ class ClientConnection(HTTPConnection):
             else [("User-Agent", USER_AGENT), ("Accept", "*/*")]
         )
         self._method = "GET"
-        self._upgrade = False
 
     @property
     def reusable(self) -> bool:
         """True when both sides are IDLE and the connection may carry another request."""
-        states = self._state.states
-        return states[CLIENT] is IDLE and states[SERVER] is IDLE and not self._eof and not self._buf
+        conn = self._conn
+        return (
+            conn.our_state is h11.IDLE
+            and conn.their_state is h11.IDLE
+            and self._head_wait
+            and not self._pending
+            and not self._eof
+            and not self._force_close
+        )
 
     # ---------------------------------------------------------------- output
 
@@ -833,7 +1194,10 @@ class ClientConnection(HTTPConnection):
         :meth:`data_to_send` and read the response with :meth:`next_event`.
         """
         self._start(method, target, headers, body)
-        self.send_end()
+        if body:
+            self._send(h11.Data(data=body))
+        self._send(_END)
+        self._maybe_next_cycle()
 
     def start_request(
         self,
@@ -848,18 +1212,20 @@ class ClientConnection(HTTPConnection):
     def _start(
         self, method: str, target: str, headers: HeadersLike | None, body: bytes | None
     ) -> None:
-        state = self._state
-        if state.states[CLIENT] is not IDLE:
+        conn = self._conn
+        if conn.our_state is not h11.IDLE or not self._head_wait or self._pending:
             raise LocalProtocolError(
-                f"Can't send a request now ({state.describe()}): finish the previous "
-                "cycle or open a new connection."
+                f"Can't send a request now (our side is {self.our_state.name}, the "
+                f"server's {self.their_state.name}): finish the previous cycle or open a "
+                "new connection."
             )
-        if not _is_method(method):
+        if type(method) is not str or TOKEN.fullmatch(method) is None:
             raise LocalProtocolError(f"Invalid method {method!r}: a method is a token.")
         if not (
-            target.isascii()
+            type(target) is str
+            and target.isascii()
+            and target.isprintable()
             and " " not in target
-            and "\t" not in target  # other control characters: write_head refuses them
             and (target[:1] == "/" or _valid_other_target(method, target))
         ):
             # RFC 9112 section 3.2: the forms a server accepts (ours refuses the rest).
@@ -868,12 +1234,12 @@ class ClientConnection(HTTPConnection):
                 "absolute-form, authority-form (CONNECT) or '*' (OPTIONS), percent-encoded."
             )
         given = _as_items(headers)
+        declared = 0
         items: list[tuple[str, str]] = []
         seen: set[str] = set()
         length: str | None = None
         chunked = False
         hosts = 0
-        connection: list[str] = []
         for name, value in given:
             lower = name.lower()
             seen.add(lower)
@@ -881,8 +1247,6 @@ class ClientConnection(HTTPConnection):
                 length = _one_length(length, value)
             elif lower == "transfer-encoding":
                 chunked = _chunked(value, chunked)
-            elif lower == "connection":
-                connection.append(value)
             elif lower == "host" and hosts:
                 # RFC 9112 section 3.2: a server must refuse such a request with 400.
                 raise LocalProtocolError("A request has one Host field, not several.")
@@ -894,11 +1258,9 @@ class ClientConnection(HTTPConnection):
             if name.lower() not in seen:
                 items.append((name, value))
         items.extend(given)
-        writer: Writer
         if chunked:
             if length is not None:
                 raise LocalProtocolError("Set Content-Length or Transfer-Encoding, not both.")
-            writer = ChunkedWriter()
         elif body is not None:
             if length is None:
                 if body or method in ("POST", "PUT", "PATCH"):
@@ -907,129 +1269,96 @@ class ClientConnection(HTTPConnection):
                 raise LocalProtocolError(
                     f"Content-Length {length!r} does not match the body ({len(body)} bytes)."
                 )
-            writer = ContentLengthWriter(len(body))
         elif length is not None:
-            writer = ContentLengthWriter(_length_value(length))
+            declared = _length_value(length)
         else:
             items.append(("Transfer-Encoding", "chunked"))
-            writer = ChunkedWriter()
-        head = write_head(f"{method} {target} HTTP/1.1", items, len(items))
-        tokens = _tokens(connection) if connection else set()
-        if "close" in tokens:
-            state.disable_keep_alive()
-        self._upgrade = "upgrade" in tokens and "upgrade" in seen
-        if self._upgrade:
-            state.propose_upgrade()
-        state.process_event(CLIENT, _state.REQUEST)
+            chunked = True
+        if self._force_close and "connection" not in seen:
+            items.append(("Connection", "close"))
+        fields = _fields_for_h11(items)
+        try:
+            event = h11.Request(method=method, target=target, headers=fields)
+        except h11.LocalProtocolError as error:
+            raise _h11_error(error) from None
+        self._send(event)
         self._method = method
-        self._writer = writer
-        if body:
-            self._out.append(head + writer.write(body))
-        else:
-            self._out.append(head)
+        self._out_chunked = chunked
+        self._out_remaining = declared if length is not None and body is None else None
 
     # ---------------------------------------------------------------- input
 
-    def _read_other(self, their_state: Sentinel) -> Event | Sentinel:
-        if their_state is SEND_RESPONSE:
-            return self._read_response_head()
-        if their_state is IDLE:  # no request in flight: an idle pooled connection
-            if self._buf:
+    def _next_head(self) -> Event | Sentinel:
+        state = self._conn.their_state
+        if state is h11.SEND_RESPONSE:
+            if not self._pending and self._eof:
+                raise RemoteProtocolError("Server disconnected without sending a response.")
+            return super()._next_head()
+        if state is h11.IDLE:  # no request in flight: an idle pooled connection
+            if self._pending:
                 raise RemoteProtocolError("The server sent data before any request was made.")
-            if self._eof:
-                self._state.process_event(SERVER, _state.CLOSE)
-                return ConnectionClosed()
-            return NEED_DATA
-        return self._read_after_message(their_state)
+            return self._no_head()
+        return PAUSED  # switched protocols: the bytes belong to the next protocol
 
-    def _read_response_head(self) -> Event | Sentinel:
-        while True:
-            lines = read_head(self._buf, self.limits, request=False)
-            if lines is None:
-                if self._eof:
-                    if self._buf:
-                        raise RemoteProtocolError(
-                            "The server disconnected in the middle of the response head."
-                        )
-                    raise RemoteProtocolError("Server disconnected without sending a response.")
-                return NEED_DATA
-            response = self._parse_response(lines)
-            status = response.status_code
-            if status >= 200:
-                break
-            if status == 101:
-                if not self._upgrade:
-                    raise RemoteProtocolError("The server switched protocols (101) unasked.")
-                self._state.process_event(SERVER, _state.SWITCH)
-                return response
-            # Other 1xx responses are interim: skip them and read the final response.
-            self._state.process_event(SERVER, _state.INFORMATIONAL)
-        self._frame_response(response)
-        self._state.process_event(SERVER, _state.RESPONSE)
-        if self._state.states[CLIENT] is SEND_BODY:
-            # The server answered before our body was complete: we cannot know whether it
-            # reads the rest, so the connection is not reused.
-            self._state.disable_keep_alive()
+    def _no_head(self) -> Event | Sentinel:
+        if not self._eof:
+            return NEED_DATA
+        conn = self._conn
+        conn.receive_data(b"")
+        event = conn.next_event()
+        if type(event) is h11.ConnectionClosed:
+            return ConnectionClosed()
+        return NEED_DATA  # pragma: no cover - h11 reports the close
+
+    def _on_head(self, event: Any) -> Event | Sentinel:
+        kind = type(event)
+        version = event.http_version
+        if version != b"1.1" and version != b"1.0":
+            raise RemoteProtocolError(
+                f"Invalid status line: HTTP/{version.decode()}; the server does not speak HTTP/1.1."
+            )
+        fields = _received_fields(event.headers)
+        response = ResponseHead(
+            event.status_code,
+            Headers._from_fields(fields),
+            event.reason.decode("latin-1"),
+            version.decode(),
+        )
+        if kind is h11.InformationalResponse:
+            if event.status_code == 101:
+                return response  # h11 checked that we proposed the upgrade
+            return self._next_head()  # interim: read the final response
+        length: str | None = None
+        chunked = False
+        for lower, _, value in fields:
+            if lower == "content-length":
+                length = value
+            elif lower == "transfer-encoding":
+                chunked = True
+        if chunked and length is not None:
+            # Both framings: h11 reads chunked; the connection is suspect.
+            self._force_close = True
+        if length is not None and not chunked:
+            declared = int(length)
+            limit = self.limits.max_body_bytes
+            no_body = self._method == "HEAD" or event.status_code in (204, 304)
+            if limit is not None and declared > limit and not no_body:
+                raise RemoteProtocolError(
+                    f"The response body ({declared} bytes) is larger than {limit} bytes."
+                )
+        if self._conn.our_state is h11.SEND_BODY:
+            # The server answered before our body was complete: we cannot know whether
+            # it reads the rest, so the connection is not reused.
+            self._force_close = True
+        self._body_received = 0
+        self._end_head_wait()
         return response
 
-    def _parse_response(self, lines: list[str]) -> ResponseHead:
-        line = lines[0]
-        version, _, rest = line.partition(" ")
-        code, _, reason = rest.partition(" ")
-        if version == "HTTP/1.1":
-            version = "1.1"
-        elif version == "HTTP/1.0":
-            version = "1.0"
-        else:
+    def _explain(self, head: bytes) -> None:
+        line = head[: head.find(b"\r\n")].decode("latin-1")
+        if line.startswith(("HTTP/1.1 101", "HTTP/1.0 101")):
+            raise RemoteProtocolError("The server switched protocols (101) unasked.")
+        if _STATUS_LINE.match(line) is None:
             raise RemoteProtocolError(
                 f"Invalid status line {line[:80]!r}: the server does not speak HTTP/1.1."
             )
-        if len(code) != 3 or not code.isdigit() or not code.isascii() or code[0] == "0":
-            raise RemoteProtocolError(f"Invalid status code {code[:10]!r} in {line[:80]!r}.")
-        fields = parse_fields(lines, 1, self.limits)
-        return ResponseHead(int(code), Headers._from_fields(fields), reason, version)
-
-    def _frame_response(self, response: ResponseHead) -> None:
-        """RFC 9112 section 6.3, in order."""
-        status = response.status_code
-        lengths: list[str] = []
-        codings: list[str] = []
-        connection: list[str] = []
-        for lower, _, value in response.headers._fields:
-            if lower in _RESPONSE_SPECIAL:
-                if lower == "content-length":
-                    lengths.append(value)
-                elif lower == "transfer-encoding":
-                    codings.append(value)
-                else:
-                    connection.append(value)
-        tokens = _tokens(connection) if connection else None
-        if response.http_version == "1.1":
-            if tokens and "close" in tokens:
-                self._state.disable_keep_alive()
-        elif not tokens or "keep-alive" not in tokens:
-            self._state.disable_keep_alive()
-        self._body_received = 0
-        if self._method == "HEAD" or status == 204 or status == 304:
-            self._reader = ContentLengthReader(0)
-        elif codings:
-            members = [m.strip(" \t").lower() for value in codings for m in value.split(",")]
-            if lengths:
-                # Both framings: Transfer-Encoding wins, and the connection is suspect.
-                self._state.disable_keep_alive()
-            if members[-1] == "chunked":
-                self._reader = ChunkedReader(self.limits)
-            else:
-                self._reader = UntilCloseReader()
-                self._state.disable_keep_alive()
-        elif lengths:
-            length = parse_content_length(lengths)
-            limit = self.limits.max_body_bytes
-            if limit is not None and length > limit:
-                raise RemoteProtocolError(
-                    f"The response body ({length} bytes) is larger than {limit} bytes."
-                )
-            self._reader = ContentLengthReader(length)
-        else:
-            self._reader = UntilCloseReader()
-            self._state.disable_keep_alive()

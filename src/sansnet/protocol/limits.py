@@ -22,10 +22,12 @@ class Limits:
     field                  default     breach
     =====================  ==========  =====================================================
     ``max_request_line``   8 KiB       request line too long [414]; client: status line
-    ``max_header_bytes``   64 KiB      whole head, first line included, too long [431]
+    ``max_header_bytes``   16 KiB      whole head, first line included, too long [431];
+                                       also bounds a chunk line and the trailer section
     ``max_header_fields``  100         too many header (or trailer) fields [431]
     ``max_body_bytes``     16 MiB      body longer than this [413]; None: no limit
-    ``max_chunk_line``     4 KiB       a chunk-size line with its extensions [400]
+    ``max_chunk_line``     4 KiB       kept for compatibility: h11 parses chunk lines and
+                                       bounds them by ``max_header_bytes`` [431]
     =====================  ==========  =====================================================
 
     The defaults suit a server. :class:`~sansnet.protocol.ClientConnection` uses
@@ -33,7 +35,7 @@ class Limits:
     """
 
     max_request_line: int = 8 * KiB
-    max_header_bytes: int = 64 * KiB
+    max_header_bytes: int = 16 * KiB  # h11's own default
     max_header_fields: int = 100
     max_body_bytes: int | None = 16 * MiB
     max_chunk_line: int = 4 * KiB
