@@ -169,16 +169,11 @@ def reason_phrase(status: int) -> str:
 # ------------------------------------------------------------------ fields we send
 
 
-def _encode(text: str | bytes, what: str, field: object = None) -> bytes:
-    """A name or value we send, as bytes: ASCII ``str`` (h11's and httpx's rule), text
-    that came from bytes (:class:`~.headers.Latin1Text`) as those bytes, ``bytes``
-    as given."""
-    if type(text) is bytes:
-        if _CONTROL.search(text) is not None:
-            _control_character(text, _what(what, field))
-        return text
+def _encode(text: str, what: str, field: object = None) -> bytes:
+    """A name or value we send, as bytes: ASCII ``str`` (h11's and httpx's rule), or
+    text that came from bytes (:class:`~.headers.Latin1Text`) as those bytes."""
     try:
-        data = text.encode("ascii")  # type: ignore[union-attr]
+        data = text.encode("ascii")
     except UnicodeEncodeError:
         if isinstance(text, Latin1Text):
             data = text.encode("latin-1")
@@ -194,7 +189,7 @@ def _encode(text: str | bytes, what: str, field: object = None) -> bytes:
         raise LocalProtocolError(
             f"The {_what(what, field)} must be str or bytes, not {type(text).__name__}."
         ) from None
-    if not text.isprintable() and _CONTROL.search(data) is not None:  # type: ignore[union-attr]
+    if not text.isprintable() and _CONTROL.search(data) is not None:
         _control_character(text, _what(what, field))
     return data
 
@@ -203,7 +198,7 @@ def _what(what: str, field: object) -> str:
     return what if field is None else f"{what} {field!r}"
 
 
-def _control_character(text: str | bytes, what: str) -> None:
+def _control_character(text: str, what: str) -> None:
     """h11 refuses CR, LF and NUL; we also refuse the other control characters (but
     HTAB) that peers read differently."""
     raise LocalProtocolError(
@@ -230,14 +225,11 @@ def _as_items(headers: HeadersLike | None) -> list[tuple[str, str]]:
 
 
 def _h11_error(error: Exception) -> LocalProtocolError:
-    """h11 refused what we were asked to send."""
-    message = str(error)
-    if "header" in message:
-        message += (
-            ": a field name must be a token; a value must have no CR, LF, NUL or other "
-            "control character and no whitespace at either end"
-        )
-    return LocalProtocolError(f"{message} (refused by h11).")
+    """h11 refused fields we were asked to send."""
+    return LocalProtocolError(
+        f"{error} (refused by h11): a field name must be a token; a value must have no CR, "
+        "LF, NUL or other control character and no whitespace at either end."
+    )
 
 
 def check_fields(items: Sequence[tuple[str, str]]) -> None:
@@ -694,9 +686,11 @@ class HTTPConnection:
         return data
 
     def _send(self, event: Any) -> None:
+        """Every ``send`` goes through here, after our checks: h11 refusing an event
+        would leave our side in ERROR, so every rule it applies is checked first."""
         try:
             data = self._conn.send(event)
-        except h11.LocalProtocolError as error:
+        except h11.LocalProtocolError as error:  # pragma: no cover - a bug in our checks
             raise _h11_error(error) from None
         if data:
             self._out.append(data)
@@ -857,13 +851,7 @@ class ServerConnection(HTTPConnection):
     def _on_head(self, event: Any) -> Event | Sentinel:
         if type(event) is not h11.Request:  # pragma: no cover - h11 gives a Request here
             raise AssertionError(f"unexpected h11 event {event!r}")
-        version = event.http_version
-        if version != b"1.1" and version != b"1.0":
-            raise RemoteProtocolError(
-                f"HTTP/{version.decode()} is not supported; this server speaks HTTP/1.1 "
-                "and HTTP/1.0.",
-                status_hint=505,
-            )
+        version = event.http_version  # 1.1 or 1.0: _check_first_line saw the others
         method = event.method.decode("ascii")
         target = event.target.decode("ascii")
         if target[:1] != "/" and not _valid_other_target(method, target):
@@ -1093,8 +1081,10 @@ class ServerConnection(HTTPConnection):
         self._send(event)
         self._no_body = no_body = self._request_method == "HEAD" or status in (204, 304)
         self._out_remaining = declared if length is not None and not no_body else None
-        self._out_chunked = not no_body and (
-            chunked or (length is None and self._conn.their_http_version == b"1.1")
+        # h11 frames a body without Content-Length as chunked for HTTP/1.1 clients and
+        # by the close for HTTP/1.0 ones (dropping a Transfer-Encoding we were given).
+        self._out_chunked = (
+            not no_body and length is None and self._conn.their_http_version == b"1.1"
         )
 
 

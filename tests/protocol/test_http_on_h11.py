@@ -1,0 +1,164 @@
+"""The layer over h11: which build runs, what we send and refuse that h11 alone would not,
+and that misuse leaves the connection as it was (h11 would have gone to ERROR)."""
+
+from __future__ import annotations
+
+import sys
+
+import h11
+import pytest
+
+from sansnet.errors import LocalProtocolError, RemoteProtocolError
+from sansnet.protocol import (
+    H11_BUILD,
+    IDLE,
+    MIGHT_SWITCH_PROTOCOL,
+    SEND_BODY,
+    ClientConnection,
+    EndOfMessage,
+    Headers,
+    Limits,
+    RequestHead,
+    ServerConnection,
+    _h11,
+    check_fields,
+)
+
+from .helpers import feed
+
+GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+# ------------------------------------------------------------------ which h11
+
+
+def test_the_build_in_use_is_the_compiled_one_when_installed() -> None:
+    module, name = _h11.load({})
+    try:
+        import h11_mypyc  # noqa: F401
+    except ImportError:  # pragma: no cover - the dev extra installs it
+        assert (module, name) == (h11, "h11")
+    else:
+        assert name == "h11_mypyc" and module is sys.modules["h11_mypyc"]
+    assert H11_BUILD in ("h11", "h11_mypyc")
+
+
+@pytest.mark.parametrize("value", ["1", "yes"])
+def test_sansnet_pure_h11_forces_pure_h11(value: str) -> None:
+    assert _h11.load({"SANSNET_PURE_H11": value}) == (h11, "h11")
+
+
+def test_without_the_compiled_build_pure_h11_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "h11_mypyc", None)  # import fails
+    assert _h11.load({"SANSNET_PURE_H11": "0"}) == (h11, "h11")
+
+
+# ------------------------------------------------------------------ fields we send
+
+
+def test_check_fields_says_what_h11_would_refuse() -> None:
+    check_fields([("X-Ok", "a b"), ("Empty", "")])
+    with pytest.raises(LocalProtocolError, match="Illegal header name"):
+        check_fields([("X Y", "1")])
+    with pytest.raises(LocalProtocolError, match="whitespace at either end"):
+        check_fields([("X", " padded ")])
+
+
+def test_values_that_are_not_text_are_a_typed_error() -> None:
+    conn = ServerConnection(default_headers=[("X-Number", 5)])  # type: ignore[list-item]
+    feed(conn, GET)
+    with pytest.raises(LocalProtocolError, match="must be str or bytes, not int"):
+        conn.send_response(200)
+    with pytest.raises(LocalProtocolError, match="must be str or bytes, not float"):
+        ClientConnection("a").send_request("GET", "/", {"X": 1.5})  # type: ignore[dict-item]
+
+
+def test_bytes_values_with_control_characters_are_refused() -> None:
+    conn = ClientConnection("a")
+    with pytest.raises(LocalProtocolError, match="control character"):
+        conn.send_request("GET", "/", Headers({"X": b"\xe9\x01"}))
+    assert conn.data_to_send() == b"" and conn.our_state is IDLE
+
+
+def test_a_refused_trailer_changes_nothing() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    conn.start_response(200)
+    with pytest.raises(LocalProtocolError, match="Illegal header name"):
+        conn.send_end([("X Y", "1")])
+    assert conn.our_state is SEND_BODY
+    conn.send_end([("X-Sum", "1")])
+    assert conn.data_to_send().endswith(b"0\r\nX-Sum: 1\r\n\r\n")
+
+
+def test_trailers_to_an_http10_client_are_refused_before_h11_sees_them() -> None:
+    conn = ServerConnection()
+    feed(conn, b"GET / HTTP/1.0\r\n\r\n")
+    conn.start_response(200, [("Transfer-Encoding", "chunked")])  # h11: close-delimited
+    with pytest.raises(LocalProtocolError, match="Trailers need a chunked body"):
+        conn.send_end([("X-Sum", "1")])
+    conn.send_data(b"abc")
+    conn.send_end()
+    assert conn.data_to_send().endswith(b"\r\n\r\nabc")
+
+
+def test_a_client_that_disabled_keep_alive_says_connection_close() -> None:
+    conn = ClientConnection("a")
+    conn.disable_keep_alive()
+    conn.send_request("GET", "/")
+    assert b"\r\nConnection: close\r\n" in conn.data_to_send()
+    assert not conn.keep_alive
+
+
+# ------------------------------------------------------------------ what we refuse
+
+
+def test_a_bad_target_on_an_http10_line_is_refused_before_h11() -> None:
+    conn = ServerConnection()
+    conn.receive_data(b"GET nope HTTP/1.0\r\n")
+    with pytest.raises(RemoteProtocolError, match="Invalid request target 'nope'"):
+        conn.next_event()
+
+
+def test_too_many_trailer_fields() -> None:
+    conn = ServerConnection(Limits(max_header_fields=2))
+    conn.receive_data(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"
+    )
+    with pytest.raises(RemoteProtocolError, match="Too many trailer fields") as info:
+        conn.events_received()
+    assert info.value.status_hint == 431
+
+
+def test_an_upgrade_needs_the_connection_option() -> None:
+    conn = ServerConnection()
+    [request, end] = feed(
+        conn,
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+        b"Connection: keep-alive\r\nConnection: Upgrade\r\nConnection: upgrade\r\n\r\n",
+    )
+    assert isinstance(request, RequestHead) and end == EndOfMessage()
+    assert conn.their_state is MIGHT_SWITCH_PROTOCOL
+    conn.send_response(101, [("Upgrade", "websocket"), ("Connection", "Upgrade")])
+    assert conn.data_to_send().startswith(b"HTTP/1.1 101 ")
+
+
+def test_chunk_extensions_are_discarded_by_h11() -> None:
+    # h11 reads the chunk size and drops the extension unparsed: control characters in
+    # an extension cannot reach anyone (docs/limits.md).
+    conn = ServerConnection()
+    events = feed(
+        conn,
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3;a\x01b\r\nabc\r\n0\r\n\r\n",
+    )
+    assert [type(event).__name__ for event in events] == ["RequestHead", "Data", "EndOfMessage"]
+
+
+def test_a_response_does_not_start_with_an_empty_line() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    conn.receive_data(b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    with pytest.raises(RemoteProtocolError, match="Invalid status line"):
+        conn.next_event()
