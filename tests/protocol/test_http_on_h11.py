@@ -39,7 +39,8 @@ def test_the_build_in_use_is_the_compiled_one_when_installed() -> None:
     except ImportError:  # pragma: no cover - the dev extra installs it
         assert (module, name) == (h11, "h11")
     else:
-        assert name == "h11_mypyc" and module is sys.modules["h11_mypyc"]
+        assert name == "h11_mypyc"
+        assert module is sys.modules["h11_mypyc"]
     assert H11_BUILD in ("h11", "h11_mypyc")
 
 
@@ -77,7 +78,8 @@ def test_bytes_values_with_control_characters_are_refused() -> None:
     conn = ClientConnection("a")
     with pytest.raises(LocalProtocolError, match="control character"):
         conn.send_request("GET", "/", Headers({"X": b"\xe9\x01"}))
-    assert conn.data_to_send() == b"" and conn.our_state is IDLE
+    assert conn.data_to_send() == b""
+    assert conn.our_state is IDLE
 
 
 def test_a_refused_trailer_changes_nothing() -> None:
@@ -138,7 +140,8 @@ def test_an_upgrade_needs_the_connection_option() -> None:
         b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
         b"Connection: keep-alive\r\nConnection: Upgrade\r\nConnection: upgrade\r\n\r\n",
     )
-    assert isinstance(request, RequestHead) and end == EndOfMessage()
+    assert isinstance(request, RequestHead)
+    assert end == EndOfMessage()
     assert conn.their_state is MIGHT_SWITCH_PROTOCOL
     conn.send_response(101, [("Upgrade", "websocket"), ("Connection", "Upgrade")])
     assert conn.data_to_send().startswith(b"HTTP/1.1 101 ")
