@@ -234,6 +234,7 @@ class _DateHeader:
     def __init__(self) -> None:
         self.second = -1
         self.fields: list[tuple[str, str]] = [("date", ""), ("server", SERVER_HEADER)]
+        self.refresh()  # never empty: even the first answer, an error, carries a date
 
     def refresh(self) -> None:
         second = int(time.time())
@@ -441,6 +442,7 @@ class Server:
 
     async def _refuse(self, stream: NetworkStream) -> None:
         status, headers, body = _problem(503, "The server is busy or stopping; try again later.")
+        self._date.refresh()
         conn = ServerConnection(default_headers=self._date.fields)
         conn.disable_keep_alive()
         try:
@@ -490,6 +492,7 @@ class Server:
                     except ReadTimeout:
                         await self._timeout_head(stream, conn)
                         return None
+                self._date.refresh()  # the engine may answer an error from what comes next
                 if data:
                     conn.receive_data(data)
                     if started is None:
@@ -503,6 +506,7 @@ class Server:
 
     async def _timeout_head(self, stream: NetworkStream, conn: ServerConnection) -> None:
         status, headers, body = _problem(408, "The request head did not arrive in time.")
+        self._date.refresh()
         conn.send_error_response(status, headers, body)
         await self._send_queued(stream, conn)
 
@@ -546,9 +550,11 @@ class Server:
                     status, headers, payload = _problem(
                         408, "The request body did not arrive in time."
                     )
+                    self._date.refresh()
                     conn.send_error_response(status, headers, payload)
                     await self._send_queued(stream, conn)
                     return None
+                self._date.refresh()  # the engine may answer an error from what comes next
                 if data:
                     conn.receive_data(data)
                 else:

@@ -7,6 +7,7 @@ test_serve_robustness.py."""
 
 from __future__ import annotations
 
+import email.utils
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -170,3 +171,22 @@ async def test_a_body_that_fails_its_cleanup_or_has_none_does_not_stop_the_serve
         await anyio.sleep(10)  # virtual: returns once every task waits, the server's too
         assert "Closing a response body iterator after an early end failed" in caplog.text
         assert (await client.request("/")).text == "still serving"
+
+
+@on_virtual_time
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [(b"\x00garbage\r\n\r\n", 400), (b"GET / HTTP/1.1\r\nHost: x\r\n", 408)],
+    ids=["garbage", "unfinished head"],
+)
+async def test_an_error_that_opens_a_connection_carries_a_valid_date(
+    request_bytes: bytes, status: int
+) -> None:
+    # The first thing a connection gets is an error: its Date was empty before.
+    config = ServeConfig(handle_request=hello, header_timeout=10)
+    async with serve(config) as client, await client.connect() as conn:
+        await conn.send(request_bytes)
+        received = await conn.receive_until_closed(timeout=60)
+    assert received.startswith(b"HTTP/1.1 %d " % status)
+    date = received.split(b"\r\ndate: ", 1)[1].split(b"\r\n", 1)[0].decode()
+    assert email.utils.parsedate_to_datetime(date).tzinfo is not None  # an HTTP-date
