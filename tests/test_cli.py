@@ -275,4 +275,6 @@ def test_version_and_help_in_process(capsys: pytest.CaptureFixture[str]) -> None
     assert "demo" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--version"])
-    assert capsys.readouterr().out.strip() == f"sansnet {sansnet.__version__}"
+    version = capsys.readouterr().out.strip()
+    assert version.startswith(f"sansnet {sansnet.__version__} ({sansnet.protocol.H11_BUILD} ")
+    assert ", wsproto " in version

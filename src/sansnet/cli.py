@@ -408,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sansnet", description="HTTP and WebSocket from the command line."
     )
-    parser.add_argument("--version", action="version", version=f"sansnet {__version__}")
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     request = commands.add_parser("request", help="send an HTTP request, print the answer")
@@ -464,6 +464,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(function: Callable[..., Any], *args: Any) -> int:
     result: int = anyio.run(function, *args)
     return result
+
+
+def _version() -> str:
+    """``sansnet X (h11 BUILD Y, wsproto Z)``: which engines this install drives."""
+    import wsproto
+
+    from .protocol import H11_BUILD
+    from .protocol._h11 import h11
+
+    return f"sansnet {__version__} ({H11_BUILD} {h11.__version__}, wsproto {wsproto.__version__})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,7 @@ and that misuse leaves the connection as it was (h11 would have gone to ERROR)."
 
 from __future__ import annotations
 
+import os
 import sys
 
 import h11
@@ -42,6 +43,12 @@ def test_the_build_in_use_is_the_compiled_one_when_installed() -> None:
         assert name == "h11_mypyc"
         assert module is sys.modules["h11_mypyc"]
     assert H11_BUILD in ("h11", "h11_mypyc")
+
+
+def test_the_build_follows_the_environment() -> None:
+    # CI runs the suites twice: with h11_mypyc (the dev extra), and with SANSNET_PURE_H11=1.
+    pure = os.environ.get("SANSNET_PURE_H11", "") not in ("", "0")
+    assert H11_BUILD == ("h11" if pure else "h11_mypyc")
 
 
 @pytest.mark.parametrize("value", ["1", "yes"])
