@@ -468,12 +468,12 @@ def _run(function: Callable[..., Any], *args: Any) -> int:
 
 def _version() -> str:
     """``sansnet X (h11 BUILD Y, wsproto Z)``: which engines this install drives."""
-    import wsproto
+    from importlib.metadata import version
 
     from .protocol import H11_BUILD
-    from .protocol._h11 import h11
 
-    return f"sansnet {__version__} ({H11_BUILD} {h11.__version__}, wsproto {wsproto.__version__})"
+    h11 = version(H11_BUILD.replace("_", "-"))
+    return f"sansnet {__version__} ({H11_BUILD} {h11}, wsproto {version('wsproto')})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

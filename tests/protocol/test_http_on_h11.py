@@ -48,7 +48,8 @@ def test_the_build_in_use_is_the_compiled_one_when_installed() -> None:
 def test_the_build_follows_the_environment() -> None:
     # CI runs the suites twice: with h11_mypyc (the dev extra), and with SANSNET_PURE_H11=1.
     pure = os.environ.get("SANSNET_PURE_H11", "") not in ("", "0")
-    assert H11_BUILD == ("h11" if pure else "h11_mypyc")
+    expected = "h11" if pure else "h11_mypyc"
+    assert expected == H11_BUILD
 
 
 @pytest.mark.parametrize("value", ["1", "yes"])
