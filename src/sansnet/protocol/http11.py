@@ -145,6 +145,9 @@ _HEAD_PROBLEM: Final = re.compile(
     rb"|(?P<fold>\n[ \t])"  # obs-fold: a line starting with whitespace
     rb"|(?P<ws>\n[^:\r\n]*[ \t]:)"  # whitespace between a field name and its colon
 )
+# Bytes allowed in a head besides its CRLF line ends: HTAB, visible ASCII, space, and
+# obs-text. Deleting them from a valid head leaves exactly its CRLFs: a C-speed check.
+_ALLOWED_IN_HEAD: Final = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
 _HEAD_END_LF: Final = re.compile(rb"\n\r?\n")  # how h11 finds a head's end, bare LF too
 _PROBLEMS: Final = {
     "cr": "a bare CR (lines must end in CRLF)",
@@ -586,12 +589,20 @@ class HTTPConnection:
             self._head_too_large()
         if not self._line_checked and line_end >= 0:
             self._check_first_line(head[:line_end])
-        fields = head.count(b"\n") - 2
+        rest = head.translate(None, _ALLOWED_IN_HEAD)  # the line ends and bad bytes
+        line_ends = rest.count(b"\r\n")
+        if line_ends * 2 != len(rest) or b"\n " in head or b"\n\t" in head:
+            self._scan(head)
+        fields = line_ends - 2
         if fields > limits.max_header_fields:
             raise RemoteProtocolError(
                 f"Too many header fields ({fields}; the limit is {limits.max_header_fields}).",
                 status_hint=431,
             )
+
+    def _scan(self, head: bytes) -> None:
+        """Raise what is wrong with ``head`` in the terms of :data:`_HEAD_PROBLEM`, if
+        anything (the slow path: only for heads that are refused)."""
         problem = _HEAD_PROBLEM.search(head)
         if problem is not None:
             kind = problem.lastgroup
@@ -626,6 +637,7 @@ class HTTPConnection:
 
     def _explain(self, head: bytes) -> None:
         """h11 refused ``head``: raise a more precise error if we can say one."""
+        self._scan(head)  # whitespace before a colon, for one
 
     def _on_head(self, event: Any) -> Event | Sentinel:
         raise NotImplementedError
@@ -846,6 +858,7 @@ class ServerConnection(HTTPConnection):
             _check_request_line(line)
 
     def _explain(self, head: bytes) -> None:
+        super()._explain(head)
         _check_request_line(head[: head.find(b"\r\n")])
 
     def _on_head(self, event: Any) -> Event | Sentinel:
@@ -1345,6 +1358,7 @@ class ClientConnection(HTTPConnection):
         return response
 
     def _explain(self, head: bytes) -> None:
+        super()._explain(head)
         line = head[: head.find(b"\r\n")].decode("latin-1")
         if line.startswith(("HTTP/1.1 101", "HTTP/1.0 101")):
             raise RemoteProtocolError("The server switched protocols (101) unasked.")
