@@ -1,8 +1,12 @@
 """State diagrams of sansnet's connections, generated from the code, never drawn by hand.
 
-* HTTP/1.1: read from the tables of :mod:`sansnet.protocol._state`,
+* HTTP/1.1: the engine drives h11, so the diagrams are h11's own state machine, read
+  from ``h11._state`` of the build the engine uses (``sansnet.protocol._h11``):
   ``EVENT_TRIGGERED_TRANSITIONS`` (solid arrows) and ``STATE_TRIGGERED_TRANSITIONS``
-  (dotted arrows), one diagram per role.
+  (dotted arrows), one diagram per role. The state-triggered rules h11 writes as code
+  are listed here as data (:data:`CODE_STATE_TRIGGERED`, dotted too) and checked by
+  ``tests/test_docs_diagrams.py`` on real connections. The state names are sansnet's
+  (``sansnet.protocol.IDLE`` and so on), which map one to one onto h11's.
 * WebSocket: :class:`~sansnet.protocol.websocket.WebSocketConnection` keeps its state in
   code, not in a table, so the edges it implements are listed here as data
   (:data:`WEBSOCKET_TRANSITIONS`) and ``tests/test_docs_diagrams.py`` drives a real
@@ -18,46 +22,99 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sansnet.protocol import _state
-from sansnet.protocol.events import Sentinel
+from sansnet.protocol._h11 import h11
 
 # ----------------------------------------------------------------------------- HTTP/1.1
 
-EVENT_LABELS = {
-    _state.REQUEST: "request head",
-    _state.INFORMATIONAL: "1xx head",
-    _state.RESPONSE: "final response head",
-    _state.SWITCH: "101 accepting the upgrade",
-    _state.DATA: "body data",
-    _state.END: "end of message",
-    _state.CLOSE: "closes its side",
+H11_STATE: Any = h11._state
+"""h11's ``_state`` module, of the build the engine drives (``h11_mypyc`` or ``h11``)."""
+
+ROLE_NAMES = {h11.CLIENT: "client", h11.SERVER: "server"}
+
+SWITCH_LABELS = {
+    "_SWITCH_UPGRADE": "101 accepting the Upgrade",
+    "_SWITCH_CONNECT": "2xx accepting the CONNECT",
 }
-"""How each abstract event kind of ``_state`` reads on an arrow (a kind missing here
-is shown by its own name)."""
+"""What h11's switch sentinels mean, where an event-table key pairs one with an event."""
 
-ROLE_NAMES = {_state.CLIENT: "client", _state.SERVER: "server"}
+CODE_STATE_TRIGGERED = (
+    ("client", "DONE", "MIGHT_SWITCH_PROTOCOL", "its request proposed a switch"),
+    ("client", "MIGHT_SWITCH_PROTOCOL", "DONE", "the server answered without switching"),
+    ("client", "DONE", "MUST_CLOSE", "keep-alive is off"),
+    ("server", "DONE", "MUST_CLOSE", "keep-alive is off"),
+)
+"""(role, from, to, condition): the state-triggered rules h11 writes as code, not in
+``STATE_TRIGGERED_TRANSITIONS`` (``ConnectionState._fire_state_triggered_transitions``:
+pending switch proposals move a DONE client to MIGHT_SWITCH_PROTOCOL and back to DONE
+once none is left; keep-alive off turns DONE into MUST_CLOSE). Listed here as data;
+``tests/test_docs_diagrams.py`` drives a real ``ServerConnection`` and
+``ClientConnection`` through each of them."""
+
+EVENT, STATE, CODE = "event", "state", "code"
+KIND_NAMES = {
+    EVENT: "`EVENT_TRIGGERED_TRANSITIONS`",
+    STATE: "`STATE_TRIGGERED_TRANSITIONS`",
+    CODE: "h11 code (`CODE_STATE_TRIGGERED`)",
+}
 
 
-def http_transitions(role: Sentinel) -> list[tuple[str, str, str, bool]]:
-    """(from, to, label, event_triggered) for one role, from the two tables, in order.
-    Rows of one table with the same source and target share one arrow."""
+def name_of(thing: Any) -> str:
+    """The name of an h11 sentinel or event class (both builds: classes)."""
+    return str(thing.__name__)
+
+
+def event_label(key: Any, code: Callable[[str], str] = str) -> str:
+    """How a key of ``EVENT_TRIGGERED_TRANSITIONS`` reads on an arrow: an event class,
+    or (event class, role) for a move made by the other side's event, or (event class,
+    switch sentinel) for the response that accepts a protocol switch."""
+    if not isinstance(key, tuple):
+        return code(name_of(key))
+    event_type, qualifier = key
+    qualifier_name = name_of(qualifier)
+    if qualifier in ROLE_NAMES:
+        return f"the {ROLE_NAMES[qualifier]}'s {code(name_of(event_type))}"
+    meaning = SWITCH_LABELS.get(qualifier_name, "")
+    return f"{code(name_of(event_type))} {meaning} ({code(qualifier_name)})".replace("  ", " ")
+
+
+def http_edges(role_name: str, code: Callable[[str], str] = str) -> list[tuple[str, str, str, str]]:
+    """(from, to, label, kind) for one role ("client" or "server"), one row per rule:
+    h11's two tables, then the rules h11 writes as code."""
+    role = next(r for r, name in ROLE_NAMES.items() if name == role_name)
+    rows = []
+    for state, moves in H11_STATE.EVENT_TRIGGERED_TRANSITIONS[role].items():
+        for key, target in moves.items():
+            rows.append((name_of(state), name_of(target), event_label(key, code), EVENT))
+    index = 0 if role is h11.CLIENT else 1
+    other = ROLE_NAMES[h11.SERVER if role is h11.CLIENT else h11.CLIENT]
+    for joint, changes in H11_STATE.STATE_TRIGGERED_TRANSITIONS.items():
+        if role in changes:
+            condition = f"the {other} is {code(name_of(joint[1 - index]))}"
+            rows.append((name_of(joint[index]), name_of(changes[role]), condition, STATE))
+    for who, source, target, condition in CODE_STATE_TRIGGERED:
+        if who == role_name:
+            rows.append((source, target, condition, CODE))
+    return rows
+
+
+def http_transitions(role_name: str) -> list[tuple[str, str, str, bool]]:
+    """(from, to, label, event_triggered) for one role: the rows of :func:`http_edges`,
+    those with the same source, target and solidity sharing one arrow."""
     edges: dict[tuple[str, str, bool], list[str]] = {}
-    for state, moves in _state.EVENT_TRIGGERED_TRANSITIONS[role].items():
-        for kind, target in moves.items():
-            label = EVENT_LABELS.get(kind, kind)
-            edges.setdefault((state.name, target.name, True), []).append(label)
-    name = ROLE_NAMES[role]
-    for who, source, target, condition in _state.STATE_TRIGGERED_TRANSITIONS:
-        if who in (name, "either"):
-            edges.setdefault((source.name, target.name, False), []).append(condition)
+    for source, target, label, kind in http_edges(role_name):
+        edges.setdefault((source, target, kind == EVENT), []).append(label)
     return [
         (source, target, " / ".join(labels), solid)
         for (source, target, solid), labels in edges.items()
     ]
 
 
-def http_states(role: Sentinel) -> list[str]:
-    return [state.name for state in _state.EVENT_TRIGGERED_TRANSITIONS[role]]
+def http_states(role_name: str) -> list[str]:
+    role = next(r for r, name in ROLE_NAMES.items() if name == role_name)
+    states = [name_of(state) for state in H11_STATE.EVENT_TRIGGERED_TRANSITIONS[role]]
+    for source, target, _, _ in http_edges(role_name):
+        states.extend(state for state in (source, target) if state not in states)
+    return states
 
 
 def _mermaid_flowchart(
@@ -73,15 +130,14 @@ def _mermaid_flowchart(
     return "\n".join(lines)
 
 
-def http_diagram(role: Sentinel) -> str:
-    return _mermaid_flowchart(http_states(role), http_transitions(role), _state.IDLE.name)
+def http_diagram(role_name: str) -> str:
+    return _mermaid_flowchart(http_states(role_name), http_transitions(role_name), "IDLE")
 
 
-def http_table(role: Sentinel) -> str:
+def http_table(role_name: str) -> str:
     lines = ["| from | to | when | kind |", "|---|---|---|---|"]
-    for source, target, label, solid in http_transitions(role):
-        kind = "`EVENT_TRIGGERED_TRANSITIONS`" if solid else "`STATE_TRIGGERED_TRANSITIONS`"
-        lines.append(f"| `{source}` | `{target}` | {label} | {kind} |")
+    for source, target, label, kind in http_edges(role_name, code=lambda name: f"`{name}`"):
+        lines.append(f"| `{source}` | `{target}` | {label} | {KIND_NAMES[kind]} |")
     return "\n".join(lines)
 
 
@@ -132,10 +188,10 @@ def websocket_table() -> str:
 # ------------------------------------------------------------------------------- output
 
 GENERATED: dict[str, Callable[[], str]] = {
-    "http-client-diagram": lambda: http_diagram(_state.CLIENT),
-    "http-server-diagram": lambda: http_diagram(_state.SERVER),
-    "http-client-table": lambda: http_table(_state.CLIENT),
-    "http-server-table": lambda: http_table(_state.SERVER),
+    "http-client-diagram": lambda: http_diagram("client"),
+    "http-server-diagram": lambda: http_diagram("server"),
+    "http-client-table": lambda: http_table("client"),
+    "http-server-table": lambda: http_table("server"),
     "websocket-diagram": websocket_diagram,
     "websocket-table": websocket_table,
 }
