@@ -6,9 +6,10 @@ h11 parses and writes HTTP/1.1 and owns the state machine: head parsing, body fr
 ``h11.Connection`` (``h11_mypyc`` when installed, see :mod:`sansnet.protocol._h11`) and
 adds what h11 leaves out, on its public API only:
 
-* **Strictness.** Before h11 sees a head, one regular-expression scan of the raw bytes
-  refuses bare LF and bare CR line ends, obs-fold, whitespace before a colon and control
-  characters in values (h11 accepts all of these). On h11's events we refuse
+* **Strictness.** Before h11 sees a head, one pass over its raw bytes (a ``translate``
+  and two ``find`` calls, at C speed) refuses bare LF and bare CR line ends, obs-fold and
+  control characters in values, which h11 accepts; a regular expression then only words
+  the refusal. On h11's events we refuse
   Content-Length with Transfer-Encoding (a smuggling vector h11 resolves silently),
   Transfer-Encoding on HTTP/1.0, a second Host, HTTP versions other than 1.0 and 1.1
   (505, also for HTTP/2 prefaces and HTTP/0.9 lines), and request targets that are not
