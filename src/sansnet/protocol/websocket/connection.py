@@ -144,7 +144,7 @@ class WebSocketConnection:
     ``role`` is ``"client"`` (we mask what we send, the peer must not) or ``"server"``.
     ``deflate`` is the permessage-deflate agreement from the handshake, or None.
     ``max_message_size`` and ``max_frame_size`` (None: unlimited) bound what the peer
-    may send, after decompression (default 64 MiB and 16 MiB; a breach closes with 1009).
+    may send, after decompression (default 16 MiB each; a breach closes with 1009).
     ``compress_threshold``: messages shorter than this are sent uncompressed.
     ``random`` is accepted for compatibility and unused: wsproto draws every masking key
     from ``os.urandom`` (RFC 6455 section 5.3 wants them unpredictable).
@@ -174,7 +174,7 @@ class WebSocketConnection:
         role: Literal["client", "server"],
         *,
         deflate: DeflateParameters | None = None,
-        max_message_size: int | None = 64 * MiB,
+        max_message_size: int | None = 16 * MiB,
         max_frame_size: int | None = 16 * MiB,
         subprotocol: str | None = None,
         compress_threshold: int = 0,
