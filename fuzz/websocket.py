@@ -22,15 +22,20 @@ Properties checked, any breach being a crash:
 2. :class:`Closed` comes at most once, last, with a valid code: the peer's (1000-1003,
    1007-1014, 3000-4999, 1005 for none), 1006 when the stream ended, or ours for a
    failure (1002, 1007, 1009). After the end of the stream it must have come.
-3. Memory stays bounded: after each round of events the unparsed buffer holds less than
-   one frame header and one control frame, the message being assembled is within
-   ``max_message_size``, the frame being inflated within ``max_frame_size``, and
-   every delivered message within ``max_message_size``.
+3. Memory stays bounded: after each round of events wsproto's unparsed buffer holds
+   less than one frame header and one control frame (we pull its events until it needs
+   bytes), the message being assembled is within ``max_message_size``, what the deflate
+   extension inflated within ``max_frame_size`` and ``max_message_size``, and every
+   delivered message within ``max_message_size``.
 4. Everything we send is valid for the peer: parsed by wsproto's frame decoder in the
    peer's role (masking, control frame sizes, valid close codes, UTF-8 reasons,
    compressed payloads), with nothing after our close frame.
 5. The messages and pongs we deliver, and those wsproto delivers for the same bytes,
    agree on their common prefix; a clean close from the peer gives both the same code.
+   The engine itself drives wsproto, so this compares our policy layer and our
+   permessage-deflate extension with bare wsproto and its ``PerMessageDeflate``.
+
+The harness looks at private state (ours and wsproto's buffer) to check property 3.
 """
 
 from __future__ import annotations
@@ -40,7 +45,12 @@ import sys
 import _common
 from _common import check
 
-with _common.instrumented():
+# wsproto parses the frames under WebSocketConnection: instrument it too, so the fuzzer
+# is guided by its branches as well as ours.
+with _common.instrumented("wsproto"):
+    from wsproto.extensions import PerMessageDeflate
+    from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
+
     from sansnet.errors import RemoteProtocolError
     from sansnet.protocol.websocket import (
         BinaryMessage,
@@ -51,9 +61,6 @@ with _common.instrumented():
         WebSocketConnection,
         is_valid_received_close_code,
     )
-
-from wsproto.extensions import PerMessageDeflate
-from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 
 KiB = 1024
 FAILURE_CODES = {1002, 1007, 1009}
@@ -109,7 +116,6 @@ class Session:
             deflate=self.params,
             max_message_size=self.max_message,
             max_frame_size=self.max_frame,
-            random=lambda n: bytes(i & 0xFF for i in range(n)),
         )
         self.events: list[object] = []
         self.closed: Closed | None = None
@@ -147,14 +153,20 @@ class Session:
 
     def check_bounds(self) -> None:
         conn = self.conn
-        check(len(conn._buf) <= MAX_UNPARSED, f"{len(conn._buf)} bytes buffered unparsed")
+        if self.closed is None:  # after Closed, nobody reads wsproto's buffer again
+            unparsed = len(conn._ws._proto._frame_decoder.buffer)
+            check(unparsed <= MAX_UNPARSED, f"{unparsed} bytes buffered unparsed")
         assembled = sum(
             len(part.encode("utf-8", "surrogatepass")) if isinstance(part, str) else len(part)
             for part in conn._parts
         )
         check(assembled <= self.max_message, f"{assembled} bytes assembled")
-        check(conn._msg_size <= self.max_message, f"message size {conn._msg_size}")
+        check(conn._message_size <= self.max_message, f"message size {conn._message_size}")
         check(conn._frame_size <= self.max_frame, f"frame size {conn._frame_size}")
+        deflate = conn._deflate
+        if deflate is not None:
+            check(deflate._message_size <= self.max_message, "inflated past the message limit")
+            check(deflate._frame_size <= self.max_frame, "inflated past the frame limit")
 
 
 def check_end(session: Session, eof: bool) -> None:
@@ -208,10 +220,16 @@ def compare_with_wsproto(session: Session, wire: list[bytes]) -> None:
     parts: list[str | bytes] = []
     their_close: tuple[int, str] | None = None
     wsproto_lost = False
+    inflating = None
     try:
         for piece in wire:
             proto.receive_bytes(piece)
             for frame in proto.received_frames():
+                if inflating is not None and inflating.eof:
+                    # The message ended its DEFLATE stream with BFINAL: wsproto keeps the
+                    # finished inflater and inflates every later message to nothing.
+                    wsproto_lost = True
+                    break
                 if frame.opcode.iscontrol() and parts and session.params is not None:
                     # wsproto forgets that a fragmented message is compressed once a
                     # control frame comes between its fragments (its frame_inbound_complete
@@ -228,6 +246,7 @@ def compare_with_wsproto(session: Session, wire: list[bytes]) -> None:
                     payload = frame.payload
                     parts.append(payload if isinstance(payload, str) else bytes(payload))
                     if frame.message_finished:
+                        inflating = extensions[0]._decompressor if extensions else None
                         if frame.opcode is Opcode.TEXT:
                             theirs.append(TextMessage("".join(parts)))  # type: ignore[arg-type]
                         else:

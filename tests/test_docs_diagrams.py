@@ -32,8 +32,8 @@ from sansnet.protocol import (
 )
 from sansnet.protocol._h11 import h11
 from sansnet.protocol.websocket import connection
-from sansnet.protocol.websocket._frames import OP_CLOSE, OP_PING, OP_TEXT, encode_frame
 from sansnet.protocol.websocket.connection import WebSocketConnection
+from tests.protocol.ws_frames import encode_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,14 +51,17 @@ def load_generator() -> ModuleType:
 gen = load_generator()
 
 ROLES = ("client", "server")
+OP_TEXT, OP_CLOSE, OP_PING = 0x1, 0x8, 0x9
 
 
 def peer_frame(role: str, opcode: int, payload: bytes, *, rsv2: bool = False) -> bytes:
     """A frame as the peer of ``role`` sends it (a client's peer is a server: unmasked)."""
-    frame = encode_frame(opcode, payload, mask=b"\x00\x00\x00\x00" if role == "server" else None)
-    if rsv2:
-        frame = bytes([frame[0] | 0x20]) + frame[1:]
-    return frame
+    return encode_frame(
+        opcode,
+        payload,
+        rsv=0x20 if rsv2 else 0,
+        mask=b"\x00\x00\x00\x00" if role == "server" else None,
+    )
 
 
 def drain(conn: WebSocketConnection) -> None:

@@ -120,7 +120,7 @@ class ServeConfig:
     ``subprotocols``            None       WebSocket subprotocols we speak, by preference,
                                            or a function (request, offered) -> choice
     ``compression``             True       permessage-deflate for WebSockets
-    ``max_message_size``        64 MiB     WebSocket message limit (1009)
+    ``max_message_size``        16 MiB     WebSocket message limit (1009)
     ``max_frame_size``          16 MiB     WebSocket frame limit (1009)
     ``ping_interval``           20 s       WebSocket keepalive ping (None: off)
     ``ping_timeout``            20 s       close with 1011 when the pong is that late
@@ -141,7 +141,7 @@ class ServeConfig:
     access_log: bool = False
     subprotocols: Sequence[str] | SubprotocolChooser | None = None
     compression: bool = True
-    max_message_size: int | None = 64 * MiB
+    max_message_size: int | None = 16 * MiB
     max_frame_size: int | None = 16 * MiB
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0

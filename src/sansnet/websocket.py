@@ -445,7 +445,7 @@ async def socket(
     subprotocols: list[str] | tuple[str, ...] = (),
     compression: bool = True,
     timeout: float | None = 10.0,
-    max_message_size: int | None = 64 * MiB,
+    max_message_size: int | None = 16 * MiB,
     max_frame_size: int | None = 16 * MiB,
     ping_interval: float | None = 20.0,
     ping_timeout: float | None = 20.0,

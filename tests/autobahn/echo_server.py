@@ -2,7 +2,7 @@
 
     python tests/autobahn/echo_server.py PORT [asyncio|uvloop|trio]
 
-Library defaults throughout (64 MiB messages, 16 MiB frames, permessage-deflate on).
+Library defaults throughout (16 MiB messages and frames, permessage-deflate on).
 """
 
 from __future__ import annotations

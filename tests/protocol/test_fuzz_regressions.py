@@ -24,7 +24,8 @@ from sansnet.protocol import (
     ServerConnection,
 )
 from sansnet.protocol.websocket import DeflateParameters, TextMessage, WebSocketConnection
-from sansnet.protocol.websocket._frames import encode_frame
+
+from .ws_frames import encode_frame
 
 
 @dataclass(frozen=True)

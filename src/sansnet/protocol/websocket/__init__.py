@@ -2,11 +2,13 @@
 
 * :mod:`.handshake`: :class:`ClientHandshake` and :func:`accept` run the opening
   handshake over the HTTP/1.1 engine.
-* :class:`WebSocketConnection`: frames, messages, pings, limits and the closing
-  handshake, for either role, after the handshake.
+* :class:`WebSocketConnection`: messages, pings, limits and the closing handshake, for
+  either role, after the handshake, over wsproto's frame-level ``Connection``.
+* :mod:`.deflate`: permessage-deflate negotiation and its bounded wsproto extension;
+  :mod:`.closing`: the close-code rules; :mod:`.sizes`: the size limits.
 """
 
-from ._frames import check_close_code, is_valid_received_close_code
+from .closing import check_close_code, is_valid_received_close_code
 from .connection import (
     CLOSED,
     CLOSING,

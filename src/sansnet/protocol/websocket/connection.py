@@ -17,37 +17,49 @@ Contract, for both roles:
    records the exception in :attr:`~WebSocketConnection.error`, and returns
    :class:`Closed`. After :class:`Closed`, write ``data_to_send()`` and close the
    transport (:attr:`~WebSocketConnection.state` is CLOSED).
-5. Our own misuse (sending after close, a bad close code) raises
-   :class:`~sansnet.LocalProtocolError` or ``ValueError`` and changes nothing.
+5. Our own misuse (sending after close, a str where bytes belong, a bad close code)
+   raises :class:`~sansnet.LocalProtocolError` or ``ValueError`` and changes nothing.
 
-Sizes are limited per frame and per message, counted after decompression.
+Sizes are limited per frame and per message, counted after decompression as the bytes
+arrive, so a message is refused with 1009 before it is ever buffered whole.
+
+How it is built: **wsproto** parses and builds every frame (masking, fragmentation,
+control frames, close frames, UTF-8 validation); this class is the policy around it, on
+wsproto's public API only. Each connection drives one frame-level
+:class:`wsproto.connection.Connection`, not a :class:`wsproto.WSConnection`:
+``WSConnection`` also runs the opening handshake, with its own HTTP/1.1 parser and its own
+extension negotiation, while sansnet's handshake runs over sansnet's HTTP/1.1 engine
+(:mod:`.handshake`: our header limits and refusals, 400/426 answers, the bytes that
+arrived after the 101 handed over) and negotiates permessage-deflate itself. ``Connection``
+starts OPEN after that handshake, as hypercorn drives it. What wsproto lacks is added here:
+size limits (wsproto#86), automatic pongs, the close-code rules of :mod:`.closing`,
+readable close reasons, the lazy "message first" reading above (wsproto's ``events()`` is a
+generator; it is pulled one event at a time), and a bounded permessage-deflate
+(:class:`~.deflate.DeflateExtension`, in place of wsproto's ``PerMessageDeflate``).
 """
 
 from __future__ import annotations
 
-import codecs
 import os
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final, Literal
+
+from wsproto import events as ws
+from wsproto.connection import Connection, ConnectionState, ConnectionType
 
 from sansnet.errors import LocalProtocolError, RemoteProtocolError
 from sansnet.protocol.events import Event, Sentinel
 
-from . import _frames
-from ._frames import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_CONTINUATION,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
+from .closing import (
+    ABNORMAL_CLOSURE,
+    INTERNAL_ERROR,
+    MESSAGE_TOO_BIG,
+    NORMAL_CLOSURE,
     check_close_code,
-    encode_frame,
-    is_valid_received_close_code,
+    explain,
 )
-from ._mask import apply_mask
-from .deflate import DeflateCodec, DeflateParameters
+from .deflate import DeflateExtension, DeflateParameters
+from .sizes import SizeLimits
 
 __all__ = [
     "CLOSED",
@@ -65,7 +77,9 @@ CLOSING: Final = Sentinel("CLOSING")  # we sent a close frame and wait for the p
 CLOSED: Final = Sentinel("CLOSED")
 
 MiB: Final = 1024 * 1024
-_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+# wsproto reports a frame it refuses as a CloseConnection event without changing its
+# state; a close frame from the peer moves it out of these states.
+_STILL_OPEN: Final = (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
 
 
 class TextMessage(Event):
@@ -120,45 +134,38 @@ class _Failure(Exception):
         self.reason = reason
 
 
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
 class WebSocketConnection:
     """One WebSocket connection after a successful handshake. See the module docstring.
 
     ``role`` is ``"client"`` (we mask what we send, the peer must not) or ``"server"``.
     ``deflate`` is the permessage-deflate agreement from the handshake, or None.
     ``max_message_size`` and ``max_frame_size`` (None: unlimited) bound what the peer
-    may send, after decompression (default 64 MiB and 16 MiB; a breach closes with 1009).
+    may send, after decompression (default 16 MiB each; a breach closes with 1009).
     ``compress_threshold``: messages shorter than this are sent uncompressed.
-    ``random`` supplies masking keys (clients); tests may pass a deterministic one.
+    ``random`` is accepted for compatibility and unused: wsproto draws every masking key
+    from ``os.urandom`` (RFC 6455 section 5.3 wants them unpredictable).
     """
 
     __slots__ = (
-        "_buf",
         "_close_code",
         "_close_reason",
         "_closed_sent",
-        "_codec",
+        "_compress_threshold",
+        "_deflate",
         "_eof",
-        "_fin",
+        "_events",
         "_frame_size",
-        "_in_frame",
-        "_is_client",
-        "_mask",
-        "_mask_pool",
-        "_msg_compressed",
-        "_msg_opcode",
-        "_msg_size",
-        "_offset",
-        "_opcode",
+        "_limits",
+        "_message_size",
         "_out",
         "_parts",
-        "_random",
-        "_remaining",
         "_state",
-        "_text",
-        "compress_threshold",
+        "_ws",
         "error",
-        "max_frame_size",
-        "max_message_size",
         "subprotocol",
     )
 
@@ -167,7 +174,7 @@ class WebSocketConnection:
         role: Literal["client", "server"],
         *,
         deflate: DeflateParameters | None = None,
-        max_message_size: int | None = 64 * MiB,
+        max_message_size: int | None = 16 * MiB,
         max_frame_size: int | None = 16 * MiB,
         subprotocol: str | None = None,
         compress_threshold: int = 0,
@@ -175,37 +182,31 @@ class WebSocketConnection:
     ) -> None:
         if role not in ("client", "server"):
             raise ValueError(f"role must be 'client' or 'server', not {role!r}.")
-        self._is_client = role == "client"
-        self._codec = DeflateCodec(deflate) if deflate is not None else None
-        self.max_message_size = max_message_size
-        self.max_frame_size = max_frame_size
+        self._limits = SizeLimits(max_message_size, max_frame_size)
+        self._compress_threshold = compress_threshold
+        self._deflate = (
+            DeflateExtension(deflate, self._limits, compress_threshold=compress_threshold)
+            if deflate is not None
+            else None
+        )
+        self._ws = Connection(
+            ConnectionType.CLIENT if role == "client" else ConnectionType.SERVER,
+            extensions=[self._deflate] if self._deflate is not None else None,
+        )
+        self._events: Iterator[ws.Event] | None = None  # wsproto's, pulled lazily
         self.subprotocol = subprotocol
-        self.compress_threshold = compress_threshold
         self.error: Exception | None = None
         """The peer's violation that failed the connection, if any."""
-        self._random = random
-        self._mask_pool = b""
-        self._buf = bytearray()
         self._out: list[bytes] = []
         self._eof = False
         self._state: Sentinel = OPEN
         self._close_code: int | None = None
         self._close_reason = ""
         self._closed_sent = False  # the Closed event was returned
-        # the frame being read
-        self._in_frame = False
-        self._opcode = 0
-        self._fin = True
-        self._mask: bytes | None = None
-        self._remaining = 0
-        self._offset = 0
+        # the message being received: its pieces and sizes (before wsproto decodes text)
+        self._parts: list[Any] = []
         self._frame_size = 0
-        # the message being assembled
-        self._msg_opcode = 0  # 0: none; OP_TEXT or OP_BINARY
-        self._msg_compressed = False
-        self._msg_size = 0
-        self._parts: list[Any] = []  # str pieces for text, bytes for binary
-        self._text: codecs.IncrementalDecoder | None = None
+        self._message_size = 0
 
     # ------------------------------------------------------------------ state
 
@@ -239,7 +240,36 @@ class WebSocketConnection:
     @property
     def compression(self) -> DeflateParameters | None:
         """The permessage-deflate agreement, or None."""
-        return self._codec.params if self._codec is not None else None
+        return self._deflate.params if self._deflate is not None else None
+
+    @property
+    def max_message_size(self) -> int | None:
+        """The largest message the peer may send, in bytes after decompression."""
+        return self._limits.max_message_size
+
+    @max_message_size.setter
+    def max_message_size(self, value: int | None) -> None:
+        self._limits.max_message_size = value
+
+    @property
+    def max_frame_size(self) -> int | None:
+        """The largest frame the peer may send, in bytes after decompression."""
+        return self._limits.max_frame_size
+
+    @max_frame_size.setter
+    def max_frame_size(self, value: int | None) -> None:
+        self._limits.max_frame_size = value
+
+    @property
+    def compress_threshold(self) -> int:
+        """Messages shorter than this many bytes are sent uncompressed."""
+        return self._compress_threshold
+
+    @compress_threshold.setter
+    def compress_threshold(self, value: int) -> None:
+        self._compress_threshold = value
+        if self._deflate is not None:
+            self._deflate.compress_threshold = value
 
     # ------------------------------------------------------------------ input
 
@@ -248,7 +278,7 @@ class WebSocketConnection:
         if self._eof:
             raise LocalProtocolError("receive_data() called after receive_eof().")
         if self._state is not CLOSED:
-            self._buf += data  # data after the close is discarded
+            self._ws.receive_data(data)  # data after the close is discarded
 
     def receive_eof(self) -> None:
         """The peer's stream ended; then call :meth:`next_event`."""
@@ -269,272 +299,94 @@ class WebSocketConnection:
         if self._closed_sent:
             return None
         try:
-            return self._parse()
+            return self._next()
         except _Failure as failure:
             self.error = RemoteProtocolError(failure.reason)
             return self._fail(failure.code, failure.reason)
         except Exception as exc:  # pragma: no cover - a bug of ours; fail cleanly
             self.error = exc
-            return self._fail(_frames.INTERNAL_ERROR, "Internal error.")
+            return self._fail(INTERNAL_ERROR, "Internal error.")
 
-    def _parse(self) -> Event | None:
-        buf = self._buf
+    def _next(self) -> Event | None:
         while True:
-            if not self._in_frame and not self._read_header(buf):
+            events = self._events
+            if events is None:
+                events = self._events = self._ws.events()
+            event = next(events, None)
+            if event is None:  # wsproto needs more bytes
+                self._events = None
                 return self._lost() if self._eof else None
-            remaining = self._remaining
-            if self._opcode >= OP_CLOSE:  # control frames are read whole (<= 125 bytes)
-                if len(buf) < remaining:
-                    return self._lost() if self._eof else None
-                payload = bytes(buf[:remaining])
-                del buf[:remaining]
-                self._in_frame = False
-                if self._mask is not None:
-                    payload = apply_mask(payload, self._mask)
-                event = self._control(self._opcode, payload)
-                if event is not None:
-                    return event
-                continue
-            size = len(buf)
-            if size >= remaining:
-                chunk = bytes(buf[:remaining]) if size > remaining else bytes(buf)
-                del buf[:remaining]
-                self._remaining = 0
-                self._in_frame = False
-            elif size:
-                chunk = bytes(buf)
-                buf.clear()
-                self._remaining = remaining - size
+            if isinstance(event, ws.Message):
+                message = self._data(event)
+                if message is not None:
+                    return message
+            elif isinstance(event, ws.Ping):
+                if self._state is OPEN:
+                    self._out.append(self._ws.send(event.response()))
+            elif isinstance(event, ws.Pong):
+                return Pong(bytes(event.payload))
             else:
-                return self._lost() if self._eof else None
-            mask = self._mask
-            if mask is not None and chunk:
-                offset = self._offset
-                if offset:
-                    mask = mask[offset:] + mask[:offset]
-                chunk = apply_mask(chunk, mask)
-                self._offset = (offset + len(chunk)) & 3
-            event = self._data(chunk, not self._in_frame)
-            if event is not None:
-                return event
+                assert isinstance(event, ws.CloseConnection)
+                return self._close_received(event)
 
-    def _read_header(self, buf: bytearray) -> bool:
-        """Parse a frame header off ``buf``; False if incomplete. RFC 6455 section 5.2."""
-        size = len(buf)
-        if size < 2:
-            return False
-        first, second = buf[0], buf[1]
-        length = second & 0x7F
-        position = 2
-        if length == 126:
-            if size < 4:
-                return False
-            length = (buf[2] << 8) | buf[3]
-            position = 4
-        elif length == 127:
-            if size < 10:
-                return False
-            length = int.from_bytes(buf[2:10], "big")
-            position = 10
-            if length >> 63:
-                raise _Failure(_frames.PROTOCOL_ERROR, "The frame length has its top bit set.")
-        masked = second & 0x80
-        if masked:
-            if size < position + 4:
-                return False
-            mask = bytes(buf[position : position + 4])
-            position += 4
-        else:
-            mask = None
-        opcode = first & 0x0F
-        fin = bool(first & 0x80)
-        rsv1 = first & 0x40
-        if first & 0x30:
-            raise _Failure(_frames.PROTOCOL_ERROR, "A frame has RSV2 or RSV3 set.")
-        if bool(masked) == self._is_client:
-            raise _Failure(
-                _frames.PROTOCOL_ERROR,
-                "A frame from the server is masked."
-                if self._is_client
-                else "A frame from the client is not masked.",
-            )
-        if opcode >= OP_CLOSE:
-            if opcode > OP_PONG:
-                raise _Failure(_frames.PROTOCOL_ERROR, f"Reserved control opcode 0x{opcode:X}.")
-            if not fin:
-                raise _Failure(_frames.PROTOCOL_ERROR, "A control frame is fragmented.")
-            if length > 125:
-                raise _Failure(_frames.PROTOCOL_ERROR, "A control frame is longer than 125 bytes.")
-            if rsv1:
-                raise _Failure(_frames.PROTOCOL_ERROR, "A control frame has RSV1 set.")
-        else:
-            if opcode > OP_BINARY:
-                raise _Failure(_frames.PROTOCOL_ERROR, f"Reserved data opcode 0x{opcode:X}.")
-            if opcode == OP_CONTINUATION:
-                if not self._msg_opcode:
-                    raise _Failure(
-                        _frames.PROTOCOL_ERROR, "A continuation frame continues nothing."
-                    )
-                if rsv1:
-                    raise _Failure(_frames.PROTOCOL_ERROR, "A continuation frame has RSV1 set.")
-            else:
-                if self._msg_opcode:
-                    raise _Failure(
-                        _frames.PROTOCOL_ERROR, "A new message started before the last one ended."
-                    )
-                if rsv1 and self._codec is None:
-                    raise _Failure(
-                        _frames.PROTOCOL_ERROR, "RSV1 is set but no compression was agreed."
-                    )
-                self._msg_opcode = opcode
-                self._msg_compressed = bool(rsv1)
-                self._msg_size = 0
-            limit = self.max_frame_size
-            if limit is not None and length > limit:
-                raise _Failure(
-                    _frames.MESSAGE_TOO_BIG,
-                    f"A frame of {length} bytes exceeds the {limit}-byte limit.",
-                )
-            limit = self.max_message_size
-            if limit is not None and not self._msg_compressed and self._msg_size + length > limit:
-                raise _Failure(
-                    _frames.MESSAGE_TOO_BIG, f"A message exceeds the {limit}-byte limit."
-                )
+    def _data(self, event: ws.Message[Any]) -> Event | None:
+        """Count a piece of a message against the limits; deliver the message when whole."""
+        data = event.data
+        size = _utf8_size(data) if isinstance(data, str) else len(data)
+        frame_size = self._frame_size = self._frame_size + size
+        message_size = self._message_size = self._message_size + size
+        reason = self._limits.breach(frame_size, message_size)
+        if reason is not None:
+            raise _Failure(MESSAGE_TOO_BIG, reason)
+        if event.frame_finished:
             self._frame_size = 0
-        del buf[:position]
-        self._in_frame = True
-        self._opcode = opcode
-        self._fin = fin
-        self._mask = mask
-        self._remaining = length
-        self._offset = 0
-        return True
-
-    def _data(self, chunk: bytes, frame_done: bool) -> Event | None:
-        """Add a piece of a data frame's payload to the message; deliver it when whole."""
-        final = frame_done and self._fin
-        if self._msg_compressed:
-            chunk = self._inflate(chunk, final)
-        is_text = self._msg_opcode == OP_TEXT
         parts = self._parts
-        if final and not parts:
-            # The whole message is this chunk: the common, fast case.
-            self._msg_opcode = 0
-            if not is_text:
-                return BinaryMessage(chunk)
-            text = self._text
-            try:
-                if text is None:
-                    return TextMessage(chunk.decode("utf-8"))
-                self._text = None
-                return TextMessage(text.decode(chunk, True))
-            except UnicodeDecodeError:
-                raise _Failure(
-                    _frames.INVALID_PAYLOAD, "A text message is not valid UTF-8."
-                ) from None
-        self._msg_size += len(chunk)
-        if is_text:
-            # Validate as the bytes arrive, so invalid UTF-8 fails at once (RFC 6455
-            # section 8.1), and keep the decoded text.
-            text = self._text
-            if text is None:
-                text = self._text = _Utf8Decoder()
-            try:
-                decoded = text.decode(chunk, final)
-            except UnicodeDecodeError:
-                raise _Failure(
-                    _frames.INVALID_PAYLOAD, "A text message is not valid UTF-8."
-                ) from None
-            if decoded:
-                parts.append(decoded)
-        elif chunk:
-            parts.append(chunk)
-        if not final:
+        if not event.message_finished:
+            parts.append(data)
             return None
-        self._parts = []
-        self._text = None
-        self._msg_opcode = 0
-        if is_text:
-            return TextMessage("".join(parts))
-        return BinaryMessage(b"".join(parts))
+        self._message_size = 0
+        is_text = isinstance(event, ws.TextMessage)
+        if parts:
+            parts.append(data)
+            self._parts = []
+            data = "".join(parts) if is_text else b"".join(parts)
+        return TextMessage(data) if is_text else BinaryMessage(data)
 
-    def _inflate(self, chunk: bytes, final: bool) -> bytes:
-        codec = self._codec
-        assert codec is not None
-        frame_limit = self.max_frame_size
-        message_limit = self.max_message_size
-        limits = [
-            limit - used
-            for limit, used in ((frame_limit, self._frame_size), (message_limit, self._msg_size))
-            if limit is not None
-        ]
-        limit = min(limits) if limits else 1 << 62
-        try:
-            out = codec.decompress(chunk, limit, final=final)
-        except zlib.error as error:
-            raise _Failure(
-                _frames.INVALID_PAYLOAD, f"A compressed message is corrupt: {error}."
-            ) from None
-        if len(out) > limit:
-            raise _Failure(
-                _frames.MESSAGE_TOO_BIG, "A compressed message inflates past the size limit."
-            )
-        self._frame_size += len(out)
-        return out
-
-    def _control(self, opcode: int, payload: bytes) -> Event | None:
-        if opcode == OP_PING:
-            if self._state is OPEN:
-                self._out.append(self._frame(OP_PONG, payload))
-            return None
-        if opcode == OP_PONG:
-            return Pong(payload)
-        # OP_CLOSE (RFC 6455 section 5.5.1)
-        if len(payload) == 1:
-            raise _Failure(_frames.PROTOCOL_ERROR, "A close frame has a 1-byte payload.")
-        if payload:
-            code = int.from_bytes(payload[:2], "big")
-            if not is_valid_received_close_code(code):
-                raise _Failure(
-                    _frames.PROTOCOL_ERROR, f"The peer sent the invalid close code {code}."
-                )
-            try:
-                reason = payload[2:].decode("utf-8")
-            except UnicodeDecodeError:
-                raise _Failure(
-                    _frames.INVALID_PAYLOAD, "A close reason is not valid UTF-8."
-                ) from None
-        else:
-            code, reason = _frames.NO_STATUS_RCVD, ""
+    def _close_received(self, event: ws.CloseConnection) -> Closed:
+        if self._ws.state in _STILL_OPEN:
+            # Not a close frame: wsproto refused the peer's bytes (its ParseFailed).
+            deflate = self._deflate
+            if deflate is not None and deflate.failure is not None:
+                raise _Failure(event.code, deflate.failure)
+            raise _Failure(event.code, explain(event.reason or ""))
+        code, reason = int(event.code), event.reason or ""
         if self._state is OPEN:
-            # The peer starts the closing handshake: answer with its code.
-            echo = payload[:2]
-            self._out.append(self._frame(OP_CLOSE, echo))
+            # The peer starts the closing handshake: answer with its code (an empty close
+            # frame if it sent none).
+            self._out.append(self._ws.send(ws.CloseConnection(code=event.code)))
             self._close_code, self._close_reason = code, reason
         self._state = CLOSED
-        self._buf.clear()
         return self._finish(code, reason)
 
     def _lost(self) -> Closed:
         """The stream ended without a close frame (RFC 6455 section 7.1.5: code 1006)."""
         self._state = CLOSED
         if self._close_code is None:
-            self._close_code, self._close_reason = _frames.ABNORMAL_CLOSURE, ""
-        return self._finish(_frames.ABNORMAL_CLOSURE, "")
+            self._close_code, self._close_reason = ABNORMAL_CLOSURE, ""
+        return self._finish(ABNORMAL_CLOSURE, "")
 
     def _fail(self, code: int, reason: str) -> Closed:
         """Fail the connection (RFC 6455 section 7.1.7): send close if we still may."""
         if self._state is OPEN:
-            self._out.append(self._close_frame(code, reason))
+            self._out.append(self._ws.send(ws.CloseConnection(code=code, reason=reason)))
             self._close_code, self._close_reason = code, reason
         self._state = CLOSED
-        self._buf.clear()
         self._parts = []
-        self._text = None
         return self._finish(code, reason)
 
     def _finish(self, code: int, reason: str) -> Closed:
         self._closed_sent = True
+        self._events = None
         return Closed(code, reason)
 
     # ------------------------------------------------------------------ output
@@ -550,17 +402,6 @@ class WebSocketConnection:
         out.clear()
         return data
 
-    def _new_mask(self) -> bytes:
-        pool = self._mask_pool
-        if len(pool) < 4:
-            pool = self._random(1024)
-        self._mask_pool = pool[4:]
-        return pool[:4]
-
-    def _frame(self, opcode: int, payload: bytes, *, rsv1: bool = False) -> bytes:
-        mask = self._new_mask() if self._is_client else None
-        return encode_frame(opcode, payload, rsv1=rsv1, mask=mask)
-
     def _check_open(self) -> None:
         if self._state is not OPEN:
             what = "closing" if self._state is CLOSING else "closed"
@@ -568,13 +409,23 @@ class WebSocketConnection:
 
     def send_text(self, text: str) -> None:
         """Send a text message. Then write :meth:`data_to_send`."""
+        if not isinstance(text, str):
+            raise LocalProtocolError(
+                f"send_text() takes a str, not {type(text).__name__}; "
+                "send bytes with send_binary()."
+            )
         self._check_open()
-        self._send_data(OP_TEXT, text.encode("utf-8"))
+        try:
+            self._out.append(self._ws.send(ws.TextMessage(data=text)))
+        except UnicodeEncodeError:
+            raise LocalProtocolError(
+                "The text has no UTF-8 form (it holds a lone surrogate)."
+            ) from None
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
         """Send a binary message. Then write :meth:`data_to_send`."""
         self._check_open()
-        self._send_data(OP_BINARY, bytes(data))
+        self._out.append(self._ws.send(ws.BytesMessage(data=_payload("send_binary", data))))
 
     def send_message(self, message: str | bytes) -> None:
         """Send a str as text or bytes as binary."""
@@ -583,32 +434,20 @@ class WebSocketConnection:
         else:
             self.send_binary(message)
 
-    def _send_data(self, opcode: int, payload: bytes) -> None:
-        codec = self._codec
-        if codec is not None and len(payload) >= self.compress_threshold:
-            self._out.append(self._frame(opcode, codec.compress(payload), rsv1=True))
-        else:
-            self._out.append(self._frame(opcode, payload))
-
     def send_ping(self, payload: bytes = b"") -> None:
         """Send a ping (at most 125 bytes of payload); a :class:`Pong` with the same
         payload will come back. Then write :meth:`data_to_send`."""
+        payload = _control_payload("send_ping", payload)
         self._check_open()
-        if len(payload) > 125:
-            raise ValueError("A ping payload is at most 125 bytes.")
-        self._out.append(self._frame(OP_PING, bytes(payload)))
+        self._out.append(self._ws.send(ws.Ping(payload=payload)))
 
     def send_pong(self, payload: bytes = b"") -> None:
         """Send an unsolicited pong (a heartbeat that asks for no answer)."""
+        payload = _control_payload("send_pong", payload)
         self._check_open()
-        if len(payload) > 125:
-            raise ValueError("A pong payload is at most 125 bytes.")
-        self._out.append(self._frame(OP_PONG, bytes(payload)))
+        self._out.append(self._ws.send(ws.Pong(payload=payload)))
 
-    def _close_frame(self, code: int, reason: str) -> bytes:
-        return self._frame(OP_CLOSE, code.to_bytes(2, "big") + reason.encode("utf-8"))
-
-    def close(self, code: int = _frames.NORMAL_CLOSURE, reason: str = "") -> None:
+    def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake: send a close frame with ``code`` and ``reason``.
 
         ``code`` is 1000-4999 but 1004, 1005, 1006 and 1015 (else ``ValueError``);
@@ -618,15 +457,42 @@ class WebSocketConnection:
         connection is already closing or closed.
         """
         check_close_code(code)
-        encoded = reason.encode("utf-8")
+        if not isinstance(reason, str):
+            raise LocalProtocolError(f"A close reason is a str, not {type(reason).__name__}.")
+        try:
+            encoded = reason.encode("utf-8")
+        except UnicodeEncodeError:
+            raise LocalProtocolError(
+                "The close reason has no UTF-8 form (it holds a lone surrogate)."
+            ) from None
         if len(encoded) > 123:
-            raise ValueError("A close reason is at most 123 bytes of UTF-8.")
+            raise LocalProtocolError("A close reason is at most 123 bytes of UTF-8.")
         if self._state is not OPEN:
             raise LocalProtocolError(
                 "close() was already called."
                 if self._state is CLOSING
                 else "The WebSocket is already closed."
             )
-        self._out.append(self._frame(OP_CLOSE, code.to_bytes(2, "big") + encoded))
+        self._out.append(self._ws.send(ws.CloseConnection(code=code, reason=reason)))
         self._state = CLOSING
         self._close_code, self._close_reason = code, reason
+
+
+def _payload(method: str, data: object) -> bytes | bytearray:
+    """``data`` as wsproto takes a binary payload, or LocalProtocolError for a non-bytes."""
+    if isinstance(data, (bytes, bytearray)):
+        return data
+    if isinstance(data, memoryview):
+        return data.tobytes()
+    hint = "; send text with send_text()" if isinstance(data, str) else ""
+    raise LocalProtocolError(
+        f"{method}() takes bytes, bytearray or memoryview, not {type(data).__name__}{hint}."
+    )
+
+
+def _control_payload(method: str, data: object) -> bytes:
+    """A ping or pong payload: bytes-like, at most 125 bytes (RFC 6455 section 5.5)."""
+    payload = bytes(_payload(method, data))
+    if len(payload) > 125:
+        raise LocalProtocolError(f"A {method[5:]} payload is at most 125 bytes.")
+    return payload

@@ -1,4 +1,5 @@
-"""permessage-deflate (RFC 7692): negotiation for both roles, and the codec.
+"""permessage-deflate (RFC 7692): negotiation for both roles, and the wsproto extension
+that compresses and (boundedly) inflates.
 
 Negotiation is expressed with :class:`DeflateParameters`, the agreed values of one
 connection, seen from one side ("ours" is the direction we send, "theirs" the direction
@@ -17,10 +18,15 @@ import zlib
 from dataclasses import dataclass
 from typing import Final
 
+from wsproto.extensions import Extension
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
+
 from sansnet.errors import HandshakeError
 
+from .sizes import SizeLimits
+
 __all__ = [
-    "DeflateCodec",
+    "DeflateExtension",
     "DeflateParameters",
     "client_accept",
     "client_offer",
@@ -31,6 +37,8 @@ __all__ = [
 EXTENSION: Final = "permessage-deflate"
 _TAIL: Final = b"\x00\x00\xff\xff"
 _WINDOWS: Final = range(8, 16)
+_NO_RSV: Final = RsvBits(False, False, False)
+_RSV1: Final = RsvBits(True, False, False)
 _PARAMETERS: Final = frozenset(
     [
         "server_no_context_takeover",
@@ -55,15 +63,15 @@ class DeflateParameters:
     their_no_context_takeover: bool = False
 
 
-Extension = tuple[str, dict[str, str | None]]
+ExtensionItem = tuple[str, dict[str, str | None]]
 
 
-def parse_extension_header(values: list[str]) -> list[Extension]:
+def parse_extension_header(values: list[str]) -> list[ExtensionItem]:
     """Sec-WebSocket-Extensions fields -> [(name, {param: value or None})], in order.
 
     Raises ``ValueError`` for a repeated parameter or a malformed item.
     """
-    extensions: list[Extension] = []
+    extensions: list[ExtensionItem] = []
     for value in values:
         for item in value.split(","):
             parts = [part.strip(" \t") for part in item.split(";")]
@@ -248,23 +256,167 @@ def server_accept(
     return None
 
 
-class DeflateCodec:
-    """Compresses our messages and decompresses the peer's for one connection.
+class DeflateExtension(Extension):
+    """permessage-deflate for one connection, as a wsproto extension, with a bounded
+    inflate.
 
-    Decompression is bounded: :meth:`decompress` never returns more than ``limit``
-    bytes plus one, so the caller can refuse a message that inflates past its size limit.
+    wsproto calls it for every frame in both directions once the connection is built
+    with it (``Connection(..., extensions=[DeflateExtension(...)])``); the negotiation
+    is done beforehand by :func:`client_accept` / :func:`server_accept`. Unlike wsproto's
+    own ``PerMessageDeflate``:
+
+    * Inflating never produces more than the frame and message may still hold
+      (:class:`~sansnet.protocol.websocket.sizes.SizeLimits`) plus one byte, so a small
+      compressed payload that inflates past the limit fails with 1009 without the rest
+      being inflated (wsproto's inflates all of it in one call).
+    * Control frames never touch the inflate state: a ping between the fragments of a
+      compressed message is a ping, and the message goes on (wsproto 1.3.2 forgets the
+      message is compressed after the control frame and hands over raw DEFLATE bytes or
+      fails with 1007: wsproto#205, still open).
+    * A message may end its DEFLATE stream with a BFINAL block (RFC 7692 section
+      7.2.3.4; the next message starts a new stream); data after the end fails with 1007.
+    * Windows are those agreed (``DeflateParameters``; the inflate window bounds the
+      memory kept between messages); the peer's window of 8 bits is
+      inflated with 9, since zlib-based senders compress with 512 bytes when 8 is agreed.
+
+    When a hook refuses a frame it returns the close code for wsproto to fail the
+    connection with, and keeps the sentence saying why in :attr:`failure`.
     """
 
-    __slots__ = ("_compressor", "_decompressor", "level", "params")
+    name = EXTENSION
 
-    def __init__(self, params: DeflateParameters, *, level: int = 6) -> None:
+    def __init__(
+        self,
+        params: DeflateParameters,
+        limits: SizeLimits,
+        *,
+        compress_threshold: int = 0,
+        level: int = 6,
+    ) -> None:
         self.params = params
+        self.limits = limits
+        self.compress_threshold = compress_threshold
+        """Messages shorter than this many bytes are sent uncompressed."""
         self.level = level
+        self.failure: str | None = None
+        """Why a hook refused the peer's frame, if one did."""
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
+        self._control = False  # the frame being received is a control frame
+        self._compressed = False  # the message being received is compressed
+        self._frame_size = 0  # inflated bytes of the frame and message being received
+        self._message_size = 0
 
-    def compress(self, data: bytes) -> bytes:
-        """The compressed payload of one whole message (without the 00 00 FF FF tail)."""
+    # wsproto's negotiation hooks: unused, handshake.py negotiates; a connection is only
+    # ever built with an agreed extension.
+
+    def enabled(self) -> bool:
+        return True
+
+    def offer(self) -> str:
+        """The parameters we offer as a client (see :func:`client_offer`)."""
+        return client_offer().partition("; ")[2]
+
+    # ------------------------------------------------------------------ receiving
+
+    def _refuse(self, code: CloseReason, reason: str) -> CloseReason:
+        self.failure = reason
+        return code
+
+    def frame_inbound_header(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        """RFC 7692 section 6: RSV1 marks the first frame of a compressed message."""
+        if opcode.iscontrol():
+            self._control = True
+            if rsv.rsv1:
+                return self._refuse(CloseReason.PROTOCOL_ERROR, "A control frame has RSV1 set.")
+            return _NO_RSV
+        self._control = False
+        if opcode is Opcode.CONTINUATION:
+            if rsv.rsv1:
+                return self._refuse(
+                    CloseReason.PROTOCOL_ERROR, "A continuation frame has RSV1 set."
+                )
+        else:
+            self._compressed = rsv.rsv1
+            self._message_size = 0
+        self._frame_size = 0
+        return _RSV1
+
+    def frame_inbound_payload_data(
+        self, proto: FrameDecoder | FrameProtocol, data: bytes
+    ) -> bytes | CloseReason:
+        if self._control or not self._compressed:
+            return data
+        return self._inflate(data)
+
+    def frame_inbound_complete(
+        self, proto: FrameDecoder | FrameProtocol, fin: bool
+    ) -> bytes | CloseReason | None:
+        if self._control or not self._compressed or not fin:
+            return None
+        # RFC 7692 section 7.2.2: the sender removed 00 00 FF FF from the message's end.
+        out = self._inflate(_TAIL, tail=True)
+        self._compressed = False
+        decompressor = self._decompressor
+        assert decompressor is not None
+        # A message that ended its DEFLATE stream with BFINAL (section 7.2.3.4) is followed
+        # by a new stream; otherwise the window is kept unless the peer resets it.
+        if decompressor.eof or self.params.their_no_context_takeover:
+            self._decompressor = None
+        return out
+
+    def _inflate(self, data: bytes, *, tail: bool = False) -> bytes | CloseReason:
+        decompressor = self._decompressor
+        if decompressor is None:
+            decompressor = self._decompressor = zlib.decompressobj(
+                -max(self.params.their_window_bits, 9)
+            )
+        room = self.limits.room(self._frame_size, self._message_size)
+        try:
+            # max_length 0 means unlimited; room + 1 >= 1 shows a breach without
+            # inflating more than one byte past the limit.
+            out = decompressor.decompress(data, 0 if room is None else room + 1)
+        except zlib.error as error:
+            return self._corrupt(str(error))
+        if decompressor.unused_data and not tail:
+            # After a BFINAL block zlib sets every byte aside and inflates nothing: only
+            # our own tail may follow the end of the stream.
+            return self._corrupt("data follows the end of the compressed stream")
+        size = len(out)
+        if room is not None and size > room:
+            reason = self.limits.breach(
+                self._frame_size + size, self._message_size + size, inflated=True
+            )
+            assert reason is not None
+            return self._refuse(CloseReason.MESSAGE_TOO_BIG, reason)
+        self._frame_size += size
+        self._message_size += size
+        return out
+
+    def _corrupt(self, why: str) -> CloseReason:
+        return self._refuse(
+            CloseReason.INVALID_FRAME_PAYLOAD_DATA, f"A compressed message is corrupt: {why}."
+        )
+
+    # ------------------------------------------------------------------ sending
+
+    def frame_outbound(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        data: bytes,
+        fin: bool,
+    ) -> tuple[RsvBits, bytes]:
+        """Compress one whole message (sansnet never fragments what it sends)."""
+        if opcode.iscontrol() or len(data) < self.compress_threshold:
+            return rsv, data
         compressor = self._compressor
         if compressor is None:
             compressor = zlib.compressobj(self.level, zlib.DEFLATED, -self.params.our_window_bits)
@@ -272,31 +424,4 @@ class DeflateCodec:
                 self._compressor = compressor
         # A sync flush always ends in 00 00 FF FF, which RFC 7692 section 7.2.1 drops.
         out = (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
-        return out or b"\x00"  # an empty message still needs one empty block
-
-    def decompress(self, data: bytes, limit: int, *, final: bool) -> bytes:
-        """Inflate one piece of a message's payload; ``final`` on its last piece.
-
-        Returns at most ``limit + 1`` bytes: more than ``limit`` means the message is too
-        big. Raises ``zlib.error`` for corrupt data.
-        """
-        decompressor = self._decompressor
-        if decompressor is None:
-            decompressor = self._decompressor = zlib.decompressobj(
-                -15  # a full window inflates any smaller one
-            )
-        if final:
-            data += _TAIL
-        out = decompressor.decompress(data, limit + 1)
-        if final:
-            if decompressor.eof:
-                # The peer ended its DEFLATE stream in a block with BFINAL set (RFC 7692
-                # section 7.2.3.4 allows it): only our appended tail may follow, and its
-                # next message starts a new stream. (zlib would otherwise hand every
-                # later byte to unused_data and inflate nothing, silently.)
-                if decompressor.unused_data != _TAIL:
-                    raise zlib.error("data follows the end of the compressed stream")
-                self._decompressor = None
-            elif self.params.their_no_context_takeover:
-                self._decompressor = None
-        return out
+        return RsvBits(True, rsv.rsv2, rsv.rsv3), out or b"\x00"  # an empty message: one block
