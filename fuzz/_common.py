@@ -13,6 +13,14 @@ coverage, then builds its ``test_one_input`` on the helpers here and calls
 The oracles are independent parsers: h11 (pure Python) and httptools (llhttp, the
 parser of Node.js). A harness turns a disagreement or an unexpected exception into a
 Python exception, which atheris reports as a crash and saves under ``-artifact_prefix``.
+
+sansnet's HTTP/1.1 engine drives h11. Importing this module sets
+``SANSNET_PURE_H11=1`` unless it is set already, so that the engine runs on pure h11,
+which the HTTP harnesses instrument too: h11 decides much of what is accepted, and
+coverage inside it guides the fuzzer there. ``SANSNET_PURE_H11=0`` fuzzes the compiled
+``h11_mypyc`` build instead (blind inside h11). h11 as an oracle is the pure build either
+way, so it checks sansnet's layer around h11 (hold-back, checks, events, cycles), and
+llhttp is the independent parser.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from dataclasses import dataclass, field
 import atheris
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+os.environ.setdefault("SANSNET_PURE_H11", "1")
 
 
 @contextmanager
@@ -49,6 +58,15 @@ class Finding(AssertionError):
 def check(condition: object, message: str) -> None:
     if not condition:
         raise Finding(message)
+
+
+def field_bytes(headers: object) -> list[tuple[bytes, bytes]]:
+    """A sansnet :class:`~sansnet.protocol.Headers` as (lowercase name, value) bytes, in
+    order, repeats included (values are Latin-1 text of the received bytes)."""
+    return [
+        (name.encode("ascii"), value.encode("latin-1"))
+        for name, value in headers.multi_items()  # type: ignore[attr-defined]
+    ]
 
 
 # ------------------------------------------------------------------------ input slicing

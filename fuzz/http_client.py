@@ -30,7 +30,7 @@ import sys
 import _common
 from _common import Exchange, Message, check
 
-with _common.instrumented():
+with _common.instrumented("h11"):
     from sansnet.errors import RemoteProtocolError
     from sansnet.protocol import (
         ERROR,
@@ -45,7 +45,7 @@ with _common.instrumented():
         Limits,
         ResponseHead,
     )
-    from sansnet.protocol._readers import _NOT_IN_TRAILERS
+    from sansnet.protocol.http11 import _NOT_IN_TRAILERS, TOKEN
 
 SMALL = Limits(max_request_line=64, max_header_bytes=256, max_header_fields=8, max_chunk_line=32)
 
@@ -78,16 +78,13 @@ class Session:
             status = event.status_code
             check(200 <= status <= 999 or (status == 101 and exchange.upgrade), f"status {status}")
             check(event.http_version in ("1.0", "1.1"), f"version {event.http_version!r}")
-            for lower, raw, value in event.headers._fields:
-                check(lower == raw.lower(), f"name {raw!r}")
+            for raw, value in event.headers.raw_items():
+                check(TOKEN.fullmatch(raw), f"name {raw!r}")
                 check(not any(c in value for c in "\r\n\x00"), f"value {value!r}")
             self.head = event
             self.current = Message(
                 (str(status).encode(), event.reason.encode("latin-1"), event.http_version.encode()),
-                [
-                    (lower.encode(), value.encode("latin-1"))
-                    for lower, _, value in event.headers._fields
-                ],
+                _common.field_bytes(event.headers),
             )
             if status == 101:
                 check(self.conn.our_state is SWITCHED_PROTOCOL, "101 without a switch")
@@ -108,10 +105,7 @@ class Session:
             assert self.current is not None
             assert self.head is not None
             if event.trailers is not None:
-                self.current.trailers = [
-                    (lower.encode(), value.encode("latin-1"))
-                    for lower, _, value in event.trailers._fields
-                ]
+                self.current.trailers = _common.field_bytes(event.trailers)
             length = self.head.headers.get("content-length")
             if (
                 length is not None
@@ -153,7 +147,7 @@ class Session:
             if event is PAUSED:
                 check(
                     self.conn.our_state is not IDLE or not self.more,
-                    f"PAUSED in {self.conn._state.describe()}",
+                    f"PAUSED: we are {self.conn.our_state}, the server {self.conn.their_state}",
                 )
                 return
             self.on_event(event)

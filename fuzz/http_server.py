@@ -38,7 +38,7 @@ import sys
 import _common
 from _common import Exchange, Message, check
 
-with _common.instrumented():
+with _common.instrumented("h11"):
     from sansnet.errors import LocalProtocolError, RemoteProtocolError
     from sansnet.protocol import (
         DONE,
@@ -58,7 +58,7 @@ with _common.instrumented():
         RequestHead,
         ServerConnection,
     )
-    from sansnet.protocol._readers import _NOT_IN_TRAILERS, TOKEN
+    from sansnet.protocol.http11 import _NOT_IN_TRAILERS, TOKEN
 
 SMALL = Limits(
     max_request_line=64,
@@ -93,6 +93,20 @@ class Session:
     def flush(self) -> None:
         self.wire += self.conn.data_to_send()
 
+    def upgrade_proposed(self) -> bool:
+        """The current request proposed an upgrade a 101 may accept now: its message is
+        complete (the client MIGHT_SWITCH_PROTOCOL: it has an Upgrade field) and it has
+        the "upgrade" connection option (RFC 9110 section 7.8)."""
+        request = self.current_request
+        if request is None or self.conn.their_state is not MIGHT_SWITCH_PROTOCOL:
+            return False
+        options = {
+            token.strip(" \t").lower()
+            for value in request.headers.get_all("connection")
+            for token in value.split(",")
+        }
+        return "upgrade" in options
+
     # ------------------------------------------------------------------ answering
 
     def answer(self) -> None:
@@ -103,7 +117,7 @@ class Session:
         check(conn.our_state is SEND_RESPONSE, f"answering in {conn.our_state}")
         seed = self.answer_seed + self.count
         self.count += 1
-        upgrade = conn._state.upgrade_proposed
+        upgrade = self.upgrade_proposed()
         if self.options & 32:
             conn.send_continue()
         if self.options & 128:
@@ -147,16 +161,13 @@ class Session:
             check(event.http_version in ("1.0", "1.1"), f"version {event.http_version!r}")
             check(TOKEN.fullmatch(event.method), f"method {event.method!r}")
             check(event.target and event.target.isascii(), f"target {event.target!r}")
-            for lower, raw, value in event.headers._fields:
-                check(lower == raw.lower() and TOKEN.fullmatch(raw), f"name {raw!r}")
+            for raw, value in event.headers.raw_items():
+                check(TOKEN.fullmatch(raw), f"name {raw!r}")
                 check(not any(c in value for c in "\r\n\x00"), f"value {value!r}")
                 check(value == value.strip(" \t"), f"value {value!r} not stripped")
             self.current = Message(
                 (event.method.encode(), event.target.encode(), event.http_version.encode()),
-                [
-                    (lower.encode(), value.encode("latin-1"))
-                    for lower, _, value in event.headers._fields
-                ],
+                _common.field_bytes(event.headers),
             )
             self.current_request = event
             self.answered = False
@@ -175,10 +186,7 @@ class Session:
             check(self.current is not None, "end of a message that never began")
             assert self.current is not None
             if event.trailers is not None:
-                self.current.trailers = [
-                    (lower.encode(), value.encode("latin-1"))
-                    for lower, _, value in event.trailers._fields
-                ]
+                self.current.trailers = _common.field_bytes(event.trailers)
             self.current.complete = True
             self.requests.append(self.current)
             self.current = None
