@@ -69,6 +69,45 @@ def field_bytes(headers: object) -> list[tuple[bytes, bytes]]:
     ]
 
 
+# ------------------------------------------------------------ reported engine bugs
+
+# Crashes the harnesses found that are engine bugs, reported and not fixed yet. Each is
+# recognised narrowly and skipped, so that a run goes on to find others; set
+# SANSNET_FUZZ_STRICT=1 to see them again (and remove each here once it is fixed).
+STRICT = os.environ.get("SANSNET_FUZZ_STRICT", "") not in ("", "0")
+
+
+def reported_bug(error: BaseException) -> bool:
+    """A reported engine bug, to skip (unless STRICT):
+
+    * A request head that h11 parsed and sansnet then refused (a bad target, Content-
+      Length with Transfer-Encoding, Transfer-Encoding on HTTP/1.0, a Content-Length
+      over the limit) on a HEAD request: the error response's body is sent although
+      h11 knows the request was HEAD (``_request_method`` is still the previous one's),
+      h11 refuses it, and ``next_event`` raises LocalProtocolError instead of
+      RemoteProtocolError with a queued error response.
+      ``HEAD % HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n``. The same after a HEAD request
+      was answered, the other way round: a GET refused there gets an error response
+      without its body, and h11 refuses the end ("Too little data").
+    """
+    if STRICT:
+        return False
+    return type(error).__name__ == "LocalProtocolError" and str(error).startswith(
+        ("Too much data for declared Content-Length", "Too little data for declared")
+    )
+
+
+def body_is_chunked(head: bytes, *, head_request: bool, status: int) -> bool:
+    """Whether the response whose head we just wrote (``head``: what ``data_to_send``
+    gave after ``start_response``, interim responses first) has a chunked body, the
+    only kind that can carry trailers. A response to HEAD, a 204 or a 304 has none,
+    whatever its head says."""
+    final = head.rstrip(b"\r\n").rpartition(b"\r\n\r\n")[2].lower()
+    return (
+        b"\r\ntransfer-encoding: chunked" in final and not head_request and status not in (204, 304)
+    )
+
+
 # ------------------------------------------------------------------------ input slicing
 
 
@@ -236,9 +275,12 @@ def h11_read_responses(
     return responses, None
 
 
-def h11_read_requests(wire: bytes, *, eof: bool, max_requests: int = 100) -> list[Message]:
+def h11_read_requests(
+    wire: bytes, *, eof: bool, max_requests: int = 100, methods: list[bytes] | None = None
+) -> list[Message]:
     """Parse a client's output with h11 as the server; answer each request with an empty
-    200. Returns the complete requests read before h11 stopped or refused the bytes."""
+    200. Returns the complete requests read before h11 stopped or refused the bytes;
+    ``methods`` gets the method of every request head h11 read, complete or not."""
     import h11
 
     conn = h11.Connection(h11.SERVER)
@@ -260,6 +302,8 @@ def h11_read_requests(wire: bytes, *, eof: bool, max_requests: int = 100) -> lis
                         continue
                 break
             if isinstance(event, h11.Request):
+                if methods is not None:
+                    methods.append(bytes(event.method))
                 message = Message(
                     (bytes(event.method), bytes(event.target), event.http_version),
                     _h11_headers(event.headers),

@@ -80,6 +80,7 @@ class Session:
         default_headers = [("server", "fuzz"), ("date", "today")] if options & 64 else None
         self.conn = ServerConnection(self.limits, default_headers=default_headers)
         self.wire = bytearray()  # everything we wrote
+        self.received = b""  # everything the client sent
         self.exchanges: list[Exchange] = []  # one per response we wrote, in order
         self.requests: list[Message] = []  # complete requests, as parsed by us
         self.current: Message | None = None
@@ -139,12 +140,18 @@ class Session:
             headers.append(("x-fuzz", "a b\tc"))
         if self.timing == 2:
             conn.start_response(status, headers)
-            self.flush()
+            head = conn.data_to_send()
+            self.wire += head
             for start in range(0, len(body), 7):
                 conn.send_data(body[start : start + 7])
                 self.flush()
             if conn.our_state is SEND_BODY:
-                conn.send_end([("x-trailer", "t")] if (seed >> 7) & 1 else None)
+                # Trailers need a chunked body (not to HEAD or HTTP/1.0, not 204/304).
+                chunked = _common.body_is_chunked(
+                    head, head_request=request.method == "HEAD", status=status
+                )
+                trailers = chunked and (seed >> 7) & 1
+                conn.send_end([("x-trailer", "t")] if trailers else None)
         else:
             conn.send_response(status, headers, body)
         self.exchanges.append(Exchange(request.method, upgrade=upgrade))
@@ -228,6 +235,23 @@ class Session:
         raise _common.Finding("next_event() never blocked")
 
 
+def refused_method(session: Session, error: RemoteProtocolError, queued: bytes) -> str:
+    """The method of the request the error answers, as far as the framing of the error
+    response goes: the current request's; or, when the error came with a head we never
+    handed on, GET, or HEAD if the response has no body and h11 reads that head as a
+    HEAD request (we may refuse a head after h11 parsed it: the answer to HEAD then has
+    no body; one refused before it reached h11 keeps it. Either is read right by the
+    client, which closes after it)."""
+    if session.current is not None and session.current_request is not None:
+        return session.current_request.method
+    if queued.endswith(f"{error}\n".encode()):
+        return "GET"
+    methods: list[bytes] = []
+    _common.h11_read_requests(session.received, eof=False, methods=methods)
+    heads = len(session.requests)
+    return methods[heads].decode() if heads < len(methods) else "GET"
+
+
 def check_error_response(session: Session, error: RemoteProtocolError, queued: bytes) -> None:
     conn = session.conn
     check(conn.their_state is ERROR, f"client state {conn.their_state} after an error")
@@ -246,8 +270,7 @@ def check_error_response(session: Session, error: RemoteProtocolError, queued: b
         pass
     else:
         raise _common.Finding("next_event() after an error did not raise LocalProtocolError")
-    request = session.current_request if session.current is not None else None
-    method = request.method if request is not None else "GET"
+    method = refused_method(session, error, queued)
     session.exchanges.append(Exchange(method))
     # llhttp cannot be told that a response answers HEAD; every other one must parse.
     if method != "HEAD":
@@ -269,6 +292,7 @@ def test_one_input(data: bytes) -> None:
     options, split_seed, answer_seed = data[0], data[1], data[2]
     wire = data[3:]
     session = Session(options, answer_seed)
+    session.received = wire
     conn = session.conn
     eof = bool(options & 1)
     error: RemoteProtocolError | None = None
@@ -283,6 +307,10 @@ def test_one_input(data: bytes) -> None:
             session.pump()
     except RemoteProtocolError as exc:
         error = exc
+    except LocalProtocolError as exc:
+        if _common.reported_bug(exc):
+            return
+        raise
     if error is not None:
         check(isinstance(error.status_hint, int) and 400 <= error.status_hint <= 599, "hint")
         queued = conn.data_to_send()
