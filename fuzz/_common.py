@@ -69,34 +69,6 @@ def field_bytes(headers: object) -> list[tuple[bytes, bytes]]:
     ]
 
 
-# ------------------------------------------------------------ reported engine bugs
-
-# Crashes the harnesses found that are engine bugs, reported and not fixed yet. Each is
-# recognised narrowly and skipped, so that a run goes on to find others; set
-# SANSNET_FUZZ_STRICT=1 to see them again (and remove each here once it is fixed).
-STRICT = os.environ.get("SANSNET_FUZZ_STRICT", "") not in ("", "0")
-
-
-def reported_bug(error: BaseException) -> bool:
-    """A reported engine bug, to skip (unless STRICT):
-
-    * A request head that h11 parsed and sansnet then refused (a bad target, Content-
-      Length with Transfer-Encoding, Transfer-Encoding on HTTP/1.0, a Content-Length
-      over the limit) on a HEAD request: the error response's body is sent although
-      h11 knows the request was HEAD (``_request_method`` is still the previous one's),
-      h11 refuses it, and ``next_event`` raises LocalProtocolError instead of
-      RemoteProtocolError with a queued error response.
-      ``HEAD % HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n``. The same after a HEAD request
-      was answered, the other way round: a GET refused there gets an error response
-      without its body, and h11 refuses the end ("Too little data").
-    """
-    if STRICT:
-        return False
-    return type(error).__name__ == "LocalProtocolError" and str(error).startswith(
-        ("Too much data for declared Content-Length", "Too little data for declared")
-    )
-
-
 def body_is_chunked(head: bytes, *, head_request: bool, status: int) -> bool:
     """Whether the response whose head we just wrote (``head``: what ``data_to_send``
     gave after ``start_response``, interim responses first) has a chunked body, the

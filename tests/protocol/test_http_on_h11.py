@@ -173,3 +173,61 @@ def test_a_response_does_not_start_with_an_empty_line() -> None:
     conn.receive_data(b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
     with pytest.raises(RemoteProtocolError, match="Invalid status line"):
         conn.next_event()
+
+
+# ------------------------------------------------------------------ found by the fuzzers
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HEAD % HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HEAD / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ],
+)
+def test_a_refused_head_request_is_answered_without_a_body(head: bytes) -> None:
+    # h11 parsed the request, then our checks refused it: the 400 answers a HEAD, so it
+    # has no body (it raised LocalProtocolError from inside h11 before).
+    conn = ServerConnection()
+    conn.receive_data(head)
+    with pytest.raises(RemoteProtocolError):
+        conn.next_event()
+    out = conn.data_to_send()
+    assert out.startswith(b"HTTP/1.1 400 ")
+    assert out.endswith(b"\r\n\r\n")
+
+
+def test_a_refused_request_after_a_head_request_gets_its_body() -> None:
+    conn = ServerConnection()
+    feed(conn, b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+    conn.send_response(200)
+    conn.data_to_send()
+    conn.receive_data(b"GET x HTTP/1.1\r\nHost: a\r\n\r\n")
+    with pytest.raises(RemoteProtocolError, match="Invalid request target") as info:
+        conn.next_event()
+    assert conn.data_to_send().endswith((str(info.value) + "\n").encode())
+
+
+def test_a_body_sent_without_waiting_for_100_ends_the_wait() -> None:
+    conn = ServerConnection()
+    feed(
+        conn,
+        b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    assert not conn.expect_continue
+    conn.send_response(200)
+    assert b"connection: close" not in conn.data_to_send().lower()
+    assert not conn.must_close
+
+
+@pytest.mark.parametrize("value", [b"a\x01b", b"a\x7fb", b"a\x1b[31m"])
+def test_control_characters_in_trailers_are_refused(value: bytes) -> None:
+    conn = ServerConnection()
+    conn.receive_data(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: "
+        + value
+        + b"\r\n\r\n"
+    )
+    with pytest.raises(RemoteProtocolError, match="trailer field value contains a control"):
+        conn.events_received()

@@ -472,6 +472,7 @@ class HTTPConnection:
             event = conn.next_event()
             kind = type(event)
             if kind is h11.Data:
+                self._body_started()
                 return self._on_data(event.data)
             if kind is h11.EndOfMessage:
                 return self._on_end(event)
@@ -652,6 +653,9 @@ class HTTPConnection:
         if self._eof:
             self._conn.receive_data(b"")
 
+    def _body_started(self) -> None:
+        """The peer's body is arriving (a server's client no longer waits for 100)."""
+
     def _on_data(self, data: bytes | bytearray) -> Data:
         self._body_received += len(data)
         limit = self.limits.max_body_bytes
@@ -674,6 +678,11 @@ class HTTPConnection:
                     f"{self.limits.max_header_fields}).",
                     status_hint=431,
                 )
+            for _, value in trailers.raw_items():
+                if _CONTROL.search(value) is not None:  # h11 lets all but CR, LF, NUL in
+                    raise RemoteProtocolError(
+                        f"A trailer field value contains a control character: {value[:80]!r}."
+                    )
             # Framing and routing fields are not allowed in trailers (RFC 9110 6.5.1).
             kept = [f for f in _received_fields(trailers) if f[0] not in _NOT_IN_TRAILERS]
             result = EndOfMessage(Headers._from_fields(kept))
@@ -847,6 +856,9 @@ class ServerConnection(HTTPConnection):
     def _skips_empty_lines(self) -> bool:
         return True
 
+    def _body_started(self) -> None:
+        self._expect_continue = False  # it sent the body without waiting for 100
+
     def _check_start(self, first: int) -> None:
         if first not in _TOKEN_START:
             raise RemoteProtocolError(
@@ -867,6 +879,9 @@ class ServerConnection(HTTPConnection):
             raise AssertionError(f"unexpected h11 event {event!r}")
         version = event.http_version  # 1.1 or 1.0: _check_first_line saw the others
         method = event.method.decode("ascii")
+        # h11 has taken this request: an error response from here on answers it (no
+        # body for HEAD), so the method is recorded before any check can refuse it.
+        self._request_method = method
         target = event.target.decode("ascii")
         if target[:1] != "/" and not _valid_other_target(method, target):
             raise RemoteProtocolError(f"Invalid request target {target[:80]!r}.")
@@ -898,7 +913,6 @@ class ServerConnection(HTTPConnection):
                 raise RemoteProtocolError(
                     f"The body ({declared} bytes) is larger than {limit} bytes.", status_hint=413
                 )
-        self._request_method = method
         self._no_body = False
         # h11 takes any Upgrade field for a proposal; RFC 9110 section 7.8 also wants
         # the "upgrade" connection option, or the field is not for us.
