@@ -20,7 +20,7 @@ Properties checked, any breach being a crash:
    peer's :class:`~sansnet.RemoteProtocolError`, never an internal error caught by the
    connection's last-resort handler.
 2. :class:`Closed` comes at most once, last, with a valid code: the peer's (1000-1003,
-   1007-1014, 3000-4999, 1005 for none), 1006 when the stream ended, or ours for a
+   1007-1013, 3000-4999, 1005 for none), 1006 when the stream ended, or ours for a
    failure (1002, 1007, 1009). After the end of the stream it must have come.
 3. Memory stays bounded: after each round of events wsproto's unparsed buffer holds
    less than one frame header and one control frame (we pull its events until it needs

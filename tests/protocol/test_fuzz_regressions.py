@@ -23,7 +23,12 @@ from sansnet.protocol import (
     RequestHead,
     ServerConnection,
 )
-from sansnet.protocol.websocket import DeflateParameters, TextMessage, WebSocketConnection
+from sansnet.protocol.websocket import (
+    Closed,
+    DeflateParameters,
+    TextMessage,
+    WebSocketConnection,
+)
 
 from .ws_frames import encode_frame
 
@@ -501,6 +506,24 @@ def test_data_after_a_bfinal_block_fails_the_connection_with_1007() -> None:
     assert server.close_code == 1007
 
 
+WEBSOCKET_COUNT_PAST_LIMIT_CRASH = Crash(
+    "websocket",
+    # options 0x80 (server, tiny limits: 300-byte frames), one piece, a 301-byte frame;
+    # reduced by hand from a 1570-byte input of the first fuzz run on the wsproto engine
+    b"\x80\x00" + encode_frame(0x2, b"x" * 301, mask=b"abcd"),
+    "after a frame passed max_frame_size the connection closed with 1009 as it should but "
+    "kept the over-limit byte count as the size of the frame in progress",
+)
+
+
+def test_a_frame_past_its_limit_fails_and_leaves_no_count_behind() -> None:
+    server = WebSocketConnection("server", max_message_size=1000, max_frame_size=300)
+    server.receive_data(encode_frame(0x2, b"x" * 301, mask=b"abcd"))
+    assert server.events_received() == [Closed(1009, "A frame exceeds the 300-byte limit.")]
+    assert isinstance(server.error, RemoteProtocolError)
+    assert server.next_event() is None
+
+
 # ----------------------------------------------------------------- the whole table
 
 CRASHES: list[Crash] = [
@@ -510,6 +533,7 @@ CRASHES: list[Crash] = [
     *(case.crash for case in RESPONSE_CASES),
     ERROR_RESPONSE_CRASH,
     WEBSOCKET_BFINAL_CRASH,
+    WEBSOCKET_COUNT_PAST_LIMIT_CRASH,
 ]
 """Every crash, for tests/test_fuzz.py to replay through its harness. Rows whose input
 starts with ``(`` or holds ``...`` are reductions written by hand, not saved inputs."""

@@ -775,7 +775,7 @@ def test_the_inflate_bound_spans_the_fragments_of_a_message() -> None:
 def test_a_ping_between_compressed_fragments_is_answered_and_the_message_intact(
     opcode: int,
 ) -> None:
-    """wsproto#205: wsproto's own PerMessageDeflate loses track of the message here."""
+    """wsproto PR #205 (unmerged in 1.3.2): wsproto's own PerMessageDeflate loses track of the message here."""
     text = "compressed across fragments, with a ping between them " * 20
     body = _deflated(text.encode())
     thirds = len(body) // 3
@@ -801,7 +801,7 @@ def test_a_ping_between_compressed_fragments_is_answered_and_the_message_intact(
 
 
 def test_wsproto_still_mishandles_a_ping_between_compressed_fragments() -> None:
-    """Why we have our own extension: if this starts failing, wsproto fixed #205."""
+    """Why we have our own extension: if this starts failing, wsproto merged its fix (PR #205)."""
     from wsproto.extensions import PerMessageDeflate
     from wsproto.frame_protocol import FrameProtocol, Opcode
 

@@ -333,15 +333,15 @@ class WebSocketConnection:
         """Count a piece of a message against the limits; deliver the message when whole."""
         data = event.data
         size = _utf8_size(data) if isinstance(data, str) else len(data)
-        frame_size = self._frame_size = self._frame_size + size
-        message_size = self._message_size = self._message_size + size
+        frame_size = self._frame_size + size
+        message_size = self._message_size + size
         reason = self._limits.breach(frame_size, message_size)
         if reason is not None:
             raise _Failure(MESSAGE_TOO_BIG, reason)
-        if event.frame_finished:
-            self._frame_size = 0
+        self._frame_size = 0 if event.frame_finished else frame_size
         parts = self._parts
         if not event.message_finished:
+            self._message_size = message_size
             parts.append(data)
             return None
         self._message_size = 0

@@ -272,7 +272,7 @@ class DeflateExtension(Extension):
     * Control frames never touch the inflate state: a ping between the fragments of a
       compressed message is a ping, and the message goes on (wsproto 1.3.2 forgets the
       message is compressed after the control frame and hands over raw DEFLATE bytes or
-      fails with 1007: wsproto#205, still open).
+      fails with 1007; the fix, wsproto pull request #205, is not merged in 1.3.2).
     * A message may end its DEFLATE stream with a BFINAL block (RFC 7692 section
       7.2.3.4; the next message starts a new stream); data after the end fails with 1007.
     * Windows are those agreed (``DeflateParameters``; the inflate window bounds the
