@@ -426,6 +426,16 @@ def known_difference(parser: _common.Llhttp, error: str, data: bytes, mine: Mess
     return False
 
 
+def _add_body_event(message: Message, event: Data | EndOfMessage) -> None:
+    """A body piece, or the end of the body with its trailers, into ``message``."""
+    if isinstance(event, Data):
+        message.body += event.data
+        return
+    if event.trailers is not None:
+        message.trailers = _common.field_bytes(event.trailers)
+    message.complete = True
+
+
 def compare_accepted(
     ours: list[Message], parser: _common.Llhttp, data: bytes, *, eof: bool, what: str
 ) -> None:
@@ -500,14 +510,11 @@ def read_requests(data: bytes, stream_seed: int) -> None:
                         (event.method.encode(), event.target.encode(), event.http_version.encode()),
                         _common.field_bytes(event.headers),
                     )
-                elif isinstance(event, Data):
+                elif isinstance(event, (Data, EndOfMessage)):
                     assert current is not None
-                    current.body += event.data
-                elif isinstance(event, EndOfMessage):
-                    assert current is not None
-                    if event.trailers is not None:
-                        current.trailers = _common.field_bytes(event.trailers)
-                    current.complete = True
+                    _add_body_event(current, event)
+                    if isinstance(event, Data):
+                        continue
                     # Does the client's message let the connection go on? After an
                     # upgrade proposal (MIGHT_SWITCH_PROTOCOL) that shows once we answer.
                     switch = conn.their_state is MIGHT_SWITCH_PROTOCOL
@@ -557,14 +564,11 @@ def read_response(data: bytes, stream_seed: int, method: str) -> None:
                         ),
                         _common.field_bytes(event.headers),
                     )
-                elif isinstance(event, Data):
+                elif isinstance(event, (Data, EndOfMessage)):
                     assert mine is not None
-                    mine.body += event.data
-                elif isinstance(event, EndOfMessage):
-                    assert mine is not None
-                    if event.trailers is not None:
-                        mine.trailers = _common.field_bytes(event.trailers)
-                    mine.complete = True
+                    _add_body_event(mine, event)
+                    if isinstance(event, Data):
+                        continue
                     # A body that only the close could end leaves nothing to go on with.
                     mine.keep_alive = conn.keep_alive and piece is not None
                     done = True

@@ -888,14 +888,17 @@ class ServerConnection(HTTPConnection):
         fields = _received_fields(event.headers)
         length: str | None = None
         chunked = upgrade = False
+        connection: list[str] = []
         for lower, _, value in fields:
             if lower in _REQUEST_SPECIAL:
                 if lower == "content-length":
                     length = value
                 elif lower == "transfer-encoding":
                     chunked = True
-                elif not upgrade:
-                    upgrade = "upgrade" in [t.strip(" \t") for t in value.lower().split(",")]
+                elif lower == "upgrade":
+                    upgrade = True
+                else:
+                    connection.append(value)
         if chunked:
             if length is not None:
                 raise RemoteProtocolError(
@@ -916,7 +919,7 @@ class ServerConnection(HTTPConnection):
         self._no_body = False
         # h11 takes any Upgrade field for a proposal; RFC 9110 section 7.8 also wants
         # the "upgrade" connection option, or the field is not for us.
-        self._upgrade = upgrade
+        self._upgrade = upgrade and "upgrade" in _tokens(connection)
         self._body_received = 0
         self._expect_continue = self._conn.they_are_waiting_for_100_continue and (
             chunked or (length is not None and length != "0")
@@ -1131,7 +1134,16 @@ _NOT_IN_TRAILERS: Final = frozenset(
         "te",
     ]
 )
-_REQUEST_SPECIAL: Final = frozenset(["connection", "content-length", "transfer-encoding"])
+_REQUEST_SPECIAL: Final = frozenset(
+    ["connection", "content-length", "transfer-encoding", "upgrade"]
+)
+
+
+def _tokens(values: list[str]) -> set[str]:
+    """The comma-separated options of list-valued fields (Connection), lowercase."""
+    return {token.strip(" \t") for value in values for token in value.lower().split(",")}
+
+
 _RESPONSE_SPECIAL: Final = frozenset(["content-length", "transfer-encoding", "connection"])
 _REASON_BYTES: Final = {status: phrase.encode("ascii") for status, phrase in _REASONS.items()}
 _END: Final = h11.EndOfMessage()
