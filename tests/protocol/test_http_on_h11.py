@@ -82,6 +82,27 @@ def test_values_that_are_not_text_are_a_typed_error() -> None:
         ClientConnection("a").send_request("GET", "/", {"X": 1.5})  # type: ignore[dict-item]
 
 
+def test_the_memo_of_sent_fields_is_bounded_and_keeps_every_rule() -> None:
+    from sansnet.protocol import http11
+
+    conn = ClientConnection("a")
+    for n in range(http11._SENT_SIZE + 10):  # fills the memo, which then starts over
+        conn.send_request("GET", "/", [("X-N", str(n))])
+        assert f"x-n: {n}\r\n".encode() in conn.data_to_send().lower()
+        feed(conn, b"HTTP/1.1 204 No Content\r\n\r\n")
+        assert len(http11._SENT) <= http11._SENT_SIZE
+    # Latin-1 text from received bytes passes; the same text as a plain str never
+    # does, whatever passed before (the memo holds only ASCII str fields).
+    conn.send_request("GET", "/", Headers({"X": b"h\xe9"}))
+    assert b"X: h\xe9\r\n" in conn.data_to_send()
+    feed(conn, b"HTTP/1.1 204 No Content\r\n\r\n")
+    for _ in range(2):
+        with pytest.raises(LocalProtocolError, match="not ASCII"):
+            conn.send_request("GET", "/", [("X", "h\xe9")])
+    conn.send_request("GET", "/", [["X-List", "1"]])  # type: ignore[list-item]
+    assert b"X-List: 1\r\n" in conn.data_to_send()
+
+
 def test_bytes_values_with_control_characters_are_refused() -> None:
     conn = ClientConnection("a")
     with pytest.raises(LocalProtocolError, match="control character"):

@@ -217,11 +217,17 @@ def _as_items(headers: HeadersLike | None) -> list[tuple[str, str]]:
         return []
     if isinstance(headers, Headers):
         return headers.raw_items()
-    if type(headers) is list and all(
-        type(item) is tuple and len(item) == 2 and type(item[0]) is str and type(item[1]) is str
-        for item in headers
-    ):
-        return headers  # already (str, str) pairs: the common, fast case
+    if type(headers) is list:
+        for item in headers:
+            if not (
+                type(item) is tuple
+                and len(item) == 2
+                and type(item[0]) is str
+                and type(item[1]) is str
+            ):
+                break
+        else:
+            return headers  # already (str, str) pairs: the common, fast case
     try:
         return Headers(headers).raw_items()
     except TypeError as error:
@@ -249,11 +255,38 @@ def check_fields(items: Sequence[tuple[str, str]]) -> None:
 
 
 def _fields_for_h11(items: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """(name, value) pairs as bytes; h11 validates them when it builds the event."""
-    return [
-        (_encode(name, "header name"), _encode(value, "value of header", name))
-        for name, value in items
-    ]
+    """(name, value) pairs as bytes; h11 validates them when it builds the event.
+
+    Fields repeat from message to message (Host, User-Agent, Content-Type, ...), so the
+    encoded pair of a short plain-``str`` field is remembered in :data:`_SENT`. Only
+    fields :func:`_encode` accepted as ASCII are stored, so a hit is always a pair that
+    passed the same checks; the memo is emptied when full (it holds Date values too).
+    """
+    sent = _SENT
+    fields: list[tuple[bytes, bytes]] = []
+    append = fields.append
+    for item in items:
+        field = sent.get(item) if type(item) is tuple else None
+        if field is None:
+            name, value = item
+            field = (_encode(name, "header name"), _encode(value, "value of header", name))
+            if (
+                type(item) is tuple
+                and type(name) is str
+                and type(value) is str
+                and len(value) <= _SENT_VALUE
+            ):
+                if len(sent) >= _SENT_SIZE:
+                    sent.clear()
+                sent[item] = field
+        append(field)
+    return fields
+
+
+# (name, value) str pairs we sent -> their bytes; see _fields_for_h11.
+_SENT: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_SENT_SIZE: Final = 1024
+_SENT_VALUE: Final = 256
 
 
 def _one_length(previous: str | None, value: str) -> str:
