@@ -267,7 +267,7 @@ def h11_read_requests(
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 if event is h11.PAUSED and conn.their_state is h11.DONE:
                     if conn.our_state is h11.SEND_RESPONSE:
-                        _h11_answer(conn)
+                        _h11_answer(conn, requests[-1].start[0])
                         continue
                     if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
                         conn.start_next_cycle()
@@ -290,7 +290,7 @@ def h11_read_requests(
                 requests.append(message)
                 message = None
                 if conn.our_state is h11.SEND_RESPONSE:
-                    _h11_answer(conn)
+                    _h11_answer(conn, requests[-1].start[0])
                 if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
                     message_keep_alive = True
                     conn.start_next_cycle()
@@ -304,11 +304,14 @@ def h11_read_requests(
     return requests
 
 
-def _h11_answer(conn: object) -> None:
+def _h11_answer(conn: object, method: bytes) -> None:
+    """Answer the way fuzz/http_server.py's session does where it matters: a CONNECT
+    gets 405 (a 2xx would open a tunnel), anything else 200."""
     import h11
 
     assert isinstance(conn, h11.Connection)
-    conn.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
+    status = 405 if method == b"CONNECT" else 200
+    conn.send(h11.Response(status_code=status, headers=[("Content-Length", "0")]))
     conn.send(h11.EndOfMessage())
 
 

@@ -448,6 +448,24 @@ ERROR_RESPONSE_CRASH = Crash(
 )
 
 
+HARNESS_CONNECT_CRASH = Crash(
+    "http_server",
+    (
+        b"\x19\xff\xffGET /json?q=a+b%26c%3Dd&emoji=%F0%9F%9A%80 HTTP/1.1\r\n"
+        b"Host: 127.0.0.1:40143\r\nAccept: *tion: keep-aliv\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcdg"
+        b"ent: python-httpx/ .28.1\r\n\r\nPOSTlink /echo HTTP/1.1\r\nHos"
+        b"t: 127.0.0.1:4/0.28.1\r\nContent-Length: 70\r\nContent-Type:"
+        b'ion/json\r\n\r\n{"name":"sansnet","tags":["http","web\r\n sock'
+        b'et"],"version":2.5,"ok":trCONNECT /echo HTTP/1.0\r\nHost: '
+        b" br, zstd\r\nConnection: keep-alive\r\nUser-Agent: python-ht"
+        b"tpx/0.28.1\r\nX-Repeat`d: 1\r\nX-Repeated: 2\r\n\r\n"
+    ),
+    "a harness bug, not the engine's: the harness's h11 oracle answered a CONNECT with "
+    "200, which makes h11 switch protocols, and its EndOfMessage was then refused; the "
+    "oracle now answers CONNECT with the session's 405",
+)
+
+
 @pytest.mark.parametrize(("method", "has_body"), [("HEAD", False), ("GET", True)])
 def test_error_response_to_head_has_no_body(method: str, has_body: bool) -> None:
     conn = ServerConnection()
@@ -532,6 +550,7 @@ CRASHES: list[Crash] = [
     *(case.crash for case in REQUEST_CASES),
     *(case.crash for case in RESPONSE_CASES),
     ERROR_RESPONSE_CRASH,
+    HARNESS_CONNECT_CRASH,
     WEBSOCKET_BFINAL_CRASH,
     WEBSOCKET_COUNT_PAST_LIMIT_CRASH,
 ]
