@@ -103,6 +103,9 @@ SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec("aiohttp", "aiohttp_server.py", ("--loop", "asyncio"), "asyncio", True),
     ServerSpec("asyncio-protocol", "asyncio_protocol_server.py", ("--loop", "asyncio"), "asyncio"),
     ServerSpec("h11-anyio", "h11_anyio_server.py", ("--backend", "asyncio"), "asyncio"),
+    # The ceilings on h11: bare h11 and bare h11_mypyc on a raw asyncio.Protocol.
+    ServerSpec("h11-protocol", "h11_protocol_server.py", ("--h11", "h11"), "asyncio"),
+    ServerSpec("h11-mypyc-protocol", "h11_protocol_server.py", ("--h11", "h11_mypyc"), "asyncio"),
     # sansnet on the h11 build it finds (h11_mypyc with the speedups extra), and on pure
     # h11 (SANSNET_PURE_H11=1), the build uvicorn-h11 and hypercorn run on.
     ServerSpec("sansnet-asyncio", "sansnet_server.py", ("--backend", "asyncio"), "asyncio"),

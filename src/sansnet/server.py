@@ -494,9 +494,9 @@ class Server:
                         return None
                 self._date.refresh()  # the engine may answer an error from what comes next
                 if data:
+                    # The head's clock starts at its first bytes: set when the head turns
+                    # out incomplete (above), microseconds later, not on every request.
                     conn.receive_data(data)
-                    if started is None:
-                        started = now()
                 else:
                     conn.receive_eof()
                 continue

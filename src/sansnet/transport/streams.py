@@ -264,6 +264,10 @@ class _StreamProtocol(asyncio.Protocol):
         self.paused_reading = False
         self.paused_writing = False
         self.on_connected = on_connected
+        # The read timeout (see _arm_read_timer): the waiting read's deadline, and one
+        # timer that is moved only when it fires early, not re-created per read.
+        self.read_deadline: float | None = None
+        self.read_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -289,6 +293,9 @@ class _StreamProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+            self.read_timer = None
         if exc is not None:
             self.exception = exc
         self._wake_reader()
@@ -302,6 +309,34 @@ class _StreamProtocol(asyncio.Protocol):
         waiter = self.read_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def arm_read_timer(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        """Time out the waiting read ``timeout`` seconds from now.
+
+        Invariant: while a read waits with a deadline, a timer is pending at or before
+        that deadline. Reads come far more often than timeouts, so a read only moves
+        the deadline; the timer is re-created when it would fire too late (a shorter
+        timeout than the pending one), and re-armed by :meth:`_read_timer_fired` when it
+        fires before the current deadline. One pending timer per connection at most.
+        """
+        deadline = self.read_deadline = loop.time() + timeout
+        timer = self.read_timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self.read_timer = loop.call_at(deadline, self._read_timer_fired, loop)
+
+    def _read_timer_fired(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.read_timer = None
+        deadline = self.read_deadline
+        waiter = self.read_waiter
+        if deadline is None or waiter is None or waiter.done():
+            return  # no read is waiting: the next one arms a timer again
+        if loop.time() >= deadline:
+            waiter.set_exception(TimeoutError())
+        else:
+            self.read_timer = loop.call_at(deadline, self._read_timer_fired, loop)
 
     def pause_writing(self) -> None:
         self.paused_writing = True
@@ -342,17 +377,15 @@ class AsyncioStream(NetworkStream):
             if protocol.eof:
                 return self._eof_or_error()
             waiter = protocol.read_waiter = self._loop.create_future()
-            timer = None
             if timeout is not None:
-                timer = self._loop.call_later(timeout, _wake, waiter)
+                protocol.arm_read_timer(self._loop, timeout)
             try:
                 await waiter
             except TimeoutError:
                 raise _read_timeout(self, timeout) from None
             finally:
                 protocol.read_waiter = None
-                if timer is not None:
-                    timer.cancel()
+                protocol.read_deadline = None
             if not protocol.buffer:
                 return self._eof_or_error()
         buffer = protocol.buffer

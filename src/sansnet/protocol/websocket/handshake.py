@@ -61,7 +61,10 @@ class Handshake:
 
 def is_upgrade_request(request: RequestHead) -> bool:
     """Whether a request asks for a WebSocket (``Upgrade: websocket``), valid or not."""
-    return "websocket" in _tokens(request.headers, "upgrade")
+    headers = request.headers
+    if not headers.get_all("upgrade"):  # the common case: no Upgrade field at all
+        return False
+    return "websocket" in _tokens(headers, "upgrade")
 
 
 def accept(

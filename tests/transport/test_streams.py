@@ -1,0 +1,91 @@
+"""The network streams over real sockets: the read timeout of the asyncio stream, whose
+timer is moved rather than re-created per read (see ``_StreamProtocol.arm_read_timer``),
+and the same behaviour on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+
+from sansnet import ReadTimeout
+from sansnet.transport.clock import now
+from sansnet.transport.connect import open_tcp_stream
+from sansnet.transport.streams import AsyncioStream, NetworkStream
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def connected() -> AsyncIterator[tuple[NetworkStream, anyio.abc.SocketStream]]:
+    """A stream of ours connected to a plain anyio socket stream on the other end."""
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        ours = await open_tcp_stream("127.0.0.1", port, timeout=5)
+        try:
+            raw = listener.listeners[0]  # type: ignore[attr-defined]
+            async with await raw.accept() as theirs:
+                yield ours, theirs
+        finally:
+            await ours.aclose()
+
+
+async def _timed_out_after(stream: NetworkStream, timeout: float) -> float:
+    start = now()
+    with pytest.raises(ReadTimeout):
+        await stream.read(100, timeout)
+    return now() - start
+
+
+async def test_a_shorter_timeout_after_a_longer_one_fires_on_time() -> None:
+    async with connected() as (ours, theirs), anyio.create_task_group() as tg:
+
+        async def later() -> None:
+            await anyio.sleep(0.05)
+            await theirs.send(b"a")
+
+        tg.start_soon(later)
+        assert await ours.read(100, 30) == b"a"  # leaves a timer 30 s out, if any
+        elapsed = await _timed_out_after(ours, 0.1)
+        assert 0.09 <= elapsed < 5
+
+
+async def test_a_longer_timeout_after_a_shorter_one_does_not_fire_early() -> None:
+    async with connected() as (ours, theirs), anyio.create_task_group() as tg:
+
+        async def later() -> None:
+            await anyio.sleep(0.02)
+            await theirs.send(b"a")
+
+        tg.start_soon(later)
+        assert await ours.read(100, 0.05) == b"a"  # its timer fires while nobody reads
+        await anyio.sleep(0.01)
+        elapsed = await _timed_out_after(ours, 0.3)  # the timer must re-arm, not time out
+        assert 0.29 <= elapsed < 5
+        await theirs.send(b"b")
+        assert await ours.read(100, 1) == b"b"  # the stream still works after a timeout
+
+
+async def test_many_reads_schedule_one_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with connected() as (ours, theirs):
+        if not isinstance(ours, AsyncioStream):
+            pytest.skip("the moved timer is the asyncio stream's; trio's streams use trio's")
+        loop = asyncio.get_running_loop()
+        scheduled: list[float] = []
+        for name in ("call_at", "call_later"):
+            original = getattr(loop, name)
+
+            def counting(
+                delay: float, *args: object, _original=original, **kwargs: object
+            ) -> object:  # type: ignore[no-untyped-def]
+                scheduled.append(delay)
+                return _original(delay, *args, **kwargs)
+
+            monkeypatch.setattr(loop, name, counting)
+        for n in range(200):
+            await theirs.send(b"x")
+            assert await ours.read(100, 10) == b"x", n
+        assert len(scheduled) <= 1, scheduled[:5]
