@@ -56,6 +56,19 @@ def route(method: str, path: str) -> tuple[int, bytes, bytes | None]:
     return 404, b"text/plain", NOT_FOUND
 
 
+def h11_answer(h11, conn, request, chunks: list[bytes]) -> bytes:  # type: ignore[no-untyped-def]
+    """The bytes a bare h11 server (of module ``h11``: h11 or h11_mypyc) answers
+    ``request`` with, its body received in ``chunks``: the route's response, whole."""
+    status, content_type, body = route(request.method.decode(), request.target.decode())
+    if body is None:
+        body = b"".join(chunks)
+    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+    out: bytes = conn.send(h11.Response(status_code=status, headers=headers))
+    out += conn.send(h11.Data(data=body))
+    out += conn.send(h11.EndOfMessage())
+    return out
+
+
 async def asgi_app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
     """The raw ASGI app shared by uvicorn, hypercorn and anycorn (no framework on top)."""
     kind = scope["type"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import anyio
 import h11
-from _common import HOST, parse_args, route
+from _common import HOST, h11_answer, parse_args
 from anyio.abc import SocketStream
 
 READ_SIZE = 65_536
@@ -40,16 +40,7 @@ async def handle(stream: SocketStream) -> None:
                             break
                         else:
                             return
-                    status, content_type, body = route(event.method.decode(), event.target.decode())
-                    if body is None:
-                        body = b"".join(chunks)
-                    headers = [
-                        (b"content-type", content_type),
-                        (b"content-length", b"%d" % len(body)),
-                    ]
-                    out = conn.send(h11.Response(status_code=status, headers=headers))
-                    out += conn.send(h11.Data(data=body))
-                    out += conn.send(h11.EndOfMessage())
+                    out = h11_answer(h11, conn, event, chunks)
                     await stream.send(out)
                     if conn.our_state is h11.MUST_CLOSE:
                         return

@@ -15,7 +15,7 @@ import asyncio
 import importlib
 from typing import Any
 
-from _common import HOST, parse_args, route
+from _common import HOST, h11_answer, parse_args
 
 
 def protocol_class(h11: Any) -> type[asyncio.Protocol]:
@@ -44,19 +44,7 @@ def protocol_class(h11: Any) -> type[asyncio.Protocol]:
                     elif kind is h11.Data:
                         self.chunks.append(event.data)
                     elif kind is h11.EndOfMessage:
-                        request = self.request
-                        status, content_type, body = route(
-                            request.method.decode(), request.target.decode()
-                        )
-                        if body is None:
-                            body = b"".join(self.chunks)
-                        headers = [
-                            (b"content-type", content_type),
-                            (b"content-length", b"%d" % len(body)),
-                        ]
-                        out = conn.send(h11.Response(status_code=status, headers=headers))
-                        out += conn.send(h11.Data(data=body))
-                        out += conn.send(h11.EndOfMessage())
+                        out = h11_answer(h11, conn, self.request, self.chunks)
                         transport.write(out)
                         if conn.our_state is h11.MUST_CLOSE:
                             transport.close()
