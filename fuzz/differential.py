@@ -61,6 +61,7 @@ with _common.instrumented("h11"):
         ClientConnection,
         Data,
         EndOfMessage,
+        InformationalResponse,
         Limits,
         RequestHead,
         ResponseHead,
@@ -564,6 +565,8 @@ def read_response(data: bytes, stream_seed: int, method: str) -> None:
                         ),
                         _common.field_bytes(event.headers),
                     )
+                elif isinstance(event, InformationalResponse):
+                    continue  # an interim 1xx: llhttp's messages drop them too (_interim)
                 elif isinstance(event, (Data, EndOfMessage)):
                     assert mine is not None
                     _add_body_event(mine, event)

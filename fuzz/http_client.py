@@ -42,6 +42,7 @@ with _common.instrumented("h11"):
         ConnectionClosed,
         Data,
         EndOfMessage,
+        InformationalResponse,
         Limits,
         ResponseHead,
     )
@@ -131,6 +132,10 @@ class Session:
             if self.more and self.conn.reusable:
                 self.more -= 1
                 self.send_request(upgrade=False)
+        elif isinstance(event, InformationalResponse):
+            check(self.current is None, "an interim response inside a response")
+            check(100 <= event.status_code <= 199, f"interim status {event.status_code}")
+            check(event.status_code != 101, "101 as an interim response")
         elif isinstance(event, ConnectionClosed):
             check(self.current is None, "closed in the middle of a response")
             self.closed = True

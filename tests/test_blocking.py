@@ -123,3 +123,71 @@ def test_threads_do_not_leak() -> None:
     with blocking.serve(0, hello) as handle:
         blocking.request(handle.url)
     assert threading.active_count() <= before + 1  # at most the portal's thread
+
+
+def test_a_plain_handler_may_call_the_blocking_client() -> None:
+    """Issue #22: a Lune-style proxy answered 500 ("called from inside a running event
+    loop"): plain handlers now run in worker threads."""
+    with blocking.serve(0, hello) as upstream:
+
+        def proxy(request: sansnet.ServeRequest) -> str:
+            return "proxied " + blocking.request(upstream.url + request.path).text
+
+        with blocking.serve(0, proxy) as front:
+            response = blocking.request(front.url + "/x")
+    assert (response.status_code, response.text) == (200, "proxied hello /x")
+
+
+def test_a_slow_plain_handler_stalls_nobody_else() -> None:
+    """Issue #22: a handler blocking in time.sleep delayed every other request and
+    every other thread's blocking calls. This one blocks until the others are done:
+    with the event loop blocked they could never finish (bounded by the joins)."""
+    release = threading.Event()
+    entered = threading.Event()
+
+    def handler(request: sansnet.ServeRequest) -> str:
+        if request.path == "/slow":
+            entered.set()
+            assert release.wait(30), "never released"
+            return "slow"
+        return "fast"
+
+    results: dict[str, str] = {}
+    with blocking.serve(0, handler) as handle:
+        slow = threading.Thread(
+            target=lambda: results.setdefault("slow", blocking.request(handle.url + "/slow").text)
+        )
+        slow.start()
+        assert entered.wait(10)
+        fast = threading.Thread(
+            target=lambda: results.setdefault("fast", blocking.request(handle.url + "/").text)
+        )
+        fast.start()
+        fast.join(10)
+        assert results.get("fast") == "fast"  # answered while /slow still blocks
+        release.set()
+        slow.join(10)
+    assert results == {"fast": "fast", "slow": "slow"}
+
+
+def test_max_threads_bounds_the_plain_handlers_running_at_once() -> None:
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def handler(request: sansnet.ServeRequest) -> str:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        threading.Event().wait(0.05)
+        with lock:
+            running -= 1
+        return "ok"
+
+    with blocking.serve(0, handler, max_threads=2) as handle, ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: blocking.request(handle.url).text, range(12)))
+    assert answers == ["ok"] * 12
+    assert 1 <= peak <= 2
+    with pytest.raises(sansnet.InvalidArgument, match="max_threads"):
+        blocking.serve(0, handler, max_threads=0)

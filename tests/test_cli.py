@@ -141,8 +141,28 @@ def test_exit_codes(server: str) -> None:
     assert bad.returncode == 2
     assert b"-H takes 'Name: value'" in bad.stderr
     assert run("request", "ftp://x/").returncode == 2
+    for option, value, said in (
+        ("--timeout", "-1", b"argument --timeout: expected a positive number of seconds"),
+        ("--timeout", "soon", b"argument --timeout: expected a positive number of seconds"),
+        ("--json", "{bad", b"argument --json: not valid JSON"),
+    ):
+        usage = run("request", server, option, value)
+        assert (usage.returncode, said in usage.stderr) == (2, True), usage.stderr
     assert run("nonsense").returncode == 2
     assert run().returncode == 2
+
+
+def test_a_timeout_names_the_option_to_change() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    port = listener.getsockname()[1]
+    try:
+        result = run("request", f"http://127.0.0.1:{port}/", "--timeout", "0.3")
+    finally:
+        listener.close()
+    assert result.returncode == 3
+    assert result.stderr.endswith(b"Allow more time with --timeout SECONDS.\n"), result.stderr
+    assert b"Timeout(" not in result.stderr
+    assert b"timeout=" not in result.stderr
 
 
 def test_protocol_errors_exit_5() -> None:

@@ -161,6 +161,15 @@ def test_json_decode_errors_carry_line_and_column(
     assert f"line {line} column {column}" in str(error)
 
 
+@pytest.mark.parametrize(("data", "at"), [(b"\xff\xfe", 0), (b'{"a": "\xe9"}', 7)])
+def test_json_decode_of_bytes_that_are_not_utf8_says_so(data: bytes, at: int) -> None:
+    """Issue #22: orjson's own message spoke of a str and surrogates."""
+    with pytest.raises(net.JSONDecodeError, match=f"bytes that are not UTF-8 \\(byte {at}") as info:
+        net.json_decode(data)
+    assert info.value.pos == at
+    assert "surrogate" not in str(info.value)
+
+
 def test_json_decode_rejects_other_types_with_a_clear_type_error() -> None:
     with pytest.raises(TypeError, match="takes str, bytes"):
         net.json_decode(123)  # type: ignore[arg-type]

@@ -32,6 +32,10 @@ def test_every_public_error_is_a_net_error() -> None:
         (net.ReadTimeout, builtins.TimeoutError),
         (net.BindError, OSError),
         (net.ServerStoppedError, RuntimeError),
+        (net.InvalidURL, ValueError),
+        (net.UnsupportedProtocol, ValueError),
+        (net.InvalidArgument, ValueError),
+        (net.InvalidArgument, TypeError),
     ],
 )
 def test_errors_also_derive_from_the_expected_builtin(error: type, builtin: type) -> None:
@@ -62,3 +66,55 @@ def test_handshake_error_carries_the_answer() -> None:
 def test_connection_closed_carries_code_and_reason() -> None:
     error = net.ConnectionClosed("The WebSocket is closed.", code=1001, reason="bye")
     assert (error.code, error.reason) == (1001, "bye")
+
+
+MISUSE = {
+    "no scheme": ({"url": "example.com/x"}, net.UnsupportedProtocol),
+    "ftp": ({"url": "ftp://example.com/"}, net.UnsupportedProtocol),
+    "no host": ({"url": "http:///x"}, net.InvalidURL),
+    "port out of range": ({"url": "http://example.com:70000/"}, net.InvalidURL),
+    "port 0": ({"url": "http://example.com:0/"}, net.InvalidURL),
+    "bad host": ({"url": "http://exa mple.com/"}, net.InvalidURL),
+    "url not a str": ({"url": b"http://x/"}, net.InvalidArgument),
+    "invalid method": ({"url": "http://x/", "method": "GE T"}, net.InvalidArgument),
+    "method not a str": ({"url": "http://x/", "method": 1}, net.InvalidArgument),
+    "body and json": ({"url": "http://x/", "body": "a", "json": {}}, net.InvalidArgument),
+    "negative timeout": ({"url": "http://x/", "timeout": -1}, net.InvalidArgument),
+    "int body": ({"url": "http://x/", "body": 42}, net.InvalidArgument),
+    "unknown option": ({"url": "http://x/", "colour": "red"}, net.InvalidArgument),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", MISUSE, ids=list(MISUSE))
+async def test_misuse_is_a_net_error_raised_before_any_io(case: str) -> None:
+    """Issue #22: these raised plain ValueError/TypeError; `except NetError` must
+    catch a bad URL from user input."""
+    kwargs, expected = MISUSE[case]
+    options = dict(kwargs)
+    url = options.pop("url")
+    with pytest.raises(expected) as info:
+        await net.request(url, **options)
+    assert isinstance(info.value, net.NetError)
+    assert isinstance(info.value, ValueError)  # what `except ValueError` caught before
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("ftp://example.com/", net.UnsupportedProtocol),
+        ("ws://exa:mple:1/", net.InvalidURL),
+        ("ws:///path", net.InvalidURL),
+    ],
+)
+async def test_websocket_url_mistakes_are_net_errors(url: str, expected: type) -> None:
+    with pytest.raises(expected):
+        await net.socket(url)
+
+
+def test_server_setting_mistakes_are_invalid_arguments() -> None:
+    with pytest.raises(net.InvalidArgument, match="port"):
+        net.serve(70000, lambda request: "x")
+    with pytest.raises(net.InvalidArgument, match="max_connections"):
+        net.ServeConfig(handle_request=lambda request: "x", max_connections=0)

@@ -31,6 +31,8 @@ from .errors import (
     ConnectTimeout,
     DecodingError,
     HandshakeError,
+    InvalidArgument,
+    InvalidURL,
     JSONDecodeError,
     JSONEncodeError,
     LocalProtocolError,
@@ -48,11 +50,13 @@ from .errors import (
     TooManyRedirects,
     TransportError,
     UnsafeRedirect,
+    UnsupportedProtocol,
     URLDecodeError,
     URLEncodeError,
     WriteError,
     WriteTimeout,
 )
+from .models import QueryParams
 from .protocol import Headers, Limits
 from .server import ServeConfig, ServeHandle, Server, ServeRequest, ServeResponse, serve
 from .websocket import WebSocket, socket
@@ -69,6 +73,8 @@ __all__ = [
     "FetchResponse",
     "HandshakeError",
     "Headers",
+    "InvalidArgument",
+    "InvalidURL",
     "JSONDecodeError",
     "JSONEncodeError",
     "Limits",
@@ -77,6 +83,7 @@ __all__ = [
     "PoolLimits",
     "PoolTimeout",
     "ProtocolError",
+    "QueryParams",
     "ReadError",
     "ReadTimeout",
     "RedirectError",
@@ -98,6 +105,7 @@ __all__ = [
     "URLDecodeError",
     "URLEncodeError",
     "UnsafeRedirect",
+    "UnsupportedProtocol",
     "WebSocket",
     "WriteError",
     "WriteTimeout",

@@ -22,13 +22,16 @@ from __future__ import annotations
 import asyncio
 import atexit
 import functools
+import inspect
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import anyio
+import anyio.to_thread
 from anyio.from_thread import BlockingPortal
 
 from . import client as _client
@@ -36,6 +39,7 @@ from . import server as _server
 from . import websocket as _websocket
 from .client import FetchParams, FetchResponse, StreamingResponse
 from .codecs import json_decode, json_encode, url_decode, url_encode
+from .errors import InvalidArgument
 from .models import ServeRequest, ServeResponse
 from .server import ServeConfig
 
@@ -249,16 +253,55 @@ class BlockingServeHandle:
         return f"<BlockingServeHandle {self.url}{' stopped' if self.stopped else ''}>"
 
 
-def serve(port: int, handler_or_config: Any, **options: Any) -> BlockingServeHandle:
+DEFAULT_MAX_THREADS = 40  # anyio's default thread limit, and Starlette's
+
+
+def serve(
+    port: int, handler_or_config: Any, *, max_threads: int = DEFAULT_MAX_THREADS, **options: Any
+) -> BlockingServeHandle:
     """:func:`sansnet.serve` without ``await``: start serving and return at once; the
-    server runs in the background until ``handle.stop()`` (or interpreter exit). Plain
-    function handlers run on the background thread's event loop."""
-    server = _server.serve(port, handler_or_config, **options)
+    server runs in the background until ``handle.stop()`` (or interpreter exit).
+
+    A plain ``def`` request handler runs in a worker thread, as uvicorn and Starlette
+    run sync endpoints: it may call this module's functions (``blocking.request`` in a
+    proxy), and a slow one (``time.sleep``) stalls no other request and no other
+    thread's calls. At most ``max_threads`` such handlers run at once per server; more
+    requests wait for a free thread. ``async def`` handlers run on the background
+    event loop, as with :func:`sansnet.serve`. At ``stop()``, a handler still running
+    after ``drain_timeout`` is abandoned (its thread finishes on its own; its answer is
+    dropped with the connection).
+    """
+    if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
+        raise InvalidArgument(f"max_threads must be an int of at least 1, not {max_threads!r}.")
+    config = _server._config(handler_or_config, options)
+    handler = config.handle_request
+    if handler is not None and not _server._is_async(handler):
+        config = replace(config, handle_request=_in_worker_threads(handler, max_threads))
+    server = _server.Server(port, config)
     current = portal()
     done, handle = current.start_task(server.run)
     blocking_handle = BlockingServeHandle(handle, done, current)
     _servers.add(blocking_handle)
     return blocking_handle
+
+
+def _in_worker_threads(handler: Callable[[ServeRequest], Any], limit: int) -> Any:
+    """``handler`` as an async handler that runs it in a worker thread, at most
+    ``limit`` at once."""
+    limiter: anyio.CapacityLimiter | None = None
+
+    async def run_in_thread(request: ServeRequest) -> Any:
+        nonlocal limiter
+        if limiter is None:  # made on the event loop that uses it
+            limiter = anyio.CapacityLimiter(limit)
+        result = await anyio.to_thread.run_sync(
+            handler, request, limiter=limiter, abandon_on_cancel=True
+        )
+        if inspect.isawaitable(result):  # a plain function that returned a coroutine
+            result = await result
+        return result
+
+    return run_in_thread
 
 
 # =========================================================================== websocket

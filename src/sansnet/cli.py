@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,14 @@ import anyio
 from . import __version__
 from .client import Client, Timeout
 from .codecs import json_decode, json_encode, url_decode, url_encode
-from .errors import HandshakeError, NetError, TransportError
+from .errors import (
+    HandshakeError,
+    InvalidArgument,
+    InvalidURL,
+    NetError,
+    TimeoutError,
+    TransportError,
+)
 from .models import ServeRequest, ServeResponse
 from .protocol import Headers
 from .server import ServeConfig, serve
@@ -151,7 +159,7 @@ async def _request(args: argparse.Namespace, output: Output) -> int:
             data = await anyio.Path(data[1:]).read_bytes()
         options["body"] = data
     elif args.json is not None:
-        options["json"] = json_decode(args.json)
+        options["json"] = args.json.value
 
     def trace(kind: str, head: bytes) -> None:
         if args.verbose:
@@ -419,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     body = request.add_mutually_exclusive_group()
     body.add_argument("-d", "--data", help="the body (@FILE reads a file)")
-    body.add_argument("--json", help="a JSON body (sets Content-Type)")
+    body.add_argument("--json", type=_json_argument, help="a JSON body (sets Content-Type)")
     request.add_argument(
         "-o", "--output", help="save the body to FILE, with a progress bar on a terminal"
     )
@@ -427,7 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-decompress", action="store_true", help="keep gzip/br/zstd bodies as sent"
     )
     request.add_argument("--no-redirects", action="store_true", help="do not follow redirects")
-    request.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    request.add_argument(
+        "--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="(default 30)"
+    )
     request.add_argument(
         "-k", "--insecure", action="store_true", help="do not verify TLS certificates"
     )
@@ -446,12 +456,17 @@ def build_parser() -> argparse.ArgumentParser:
     socket_parser.add_argument("url")
     socket_parser.add_argument(
         "--wait",
-        type=float,
+        type=_seconds,
+        metavar="SECONDS",
         default=2.0,
         help="seconds to wait for answers after stdin ends (not on a terminal)",
     )
     socket_parser.add_argument(
-        "--timeout", type=float, default=10.0, help="connect timeout in seconds"
+        "--timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="connect timeout (default 10)",
     )
     socket_parser.add_argument(
         "-k", "--insecure", action="store_true", help="do not verify TLS certificates"
@@ -476,6 +491,30 @@ def _version() -> str:
     return f"sansnet {__version__} ({H11_BUILD} {h11}, wsproto {version('wsproto')})"
 
 
+def _seconds(text: str) -> float:
+    """A duration option: argparse reports a bad one with the option's name."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class _JSONArgument:
+    value: Any
+
+
+def _json_argument(text: str) -> _JSONArgument:
+    """--json's text, decoded now so that a mistake is a usage error naming --json."""
+    try:
+        return _JSONArgument(json_decode(text))
+    except NetError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {error}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -492,9 +531,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HandshakeError as error:
         output.error(str(error))
         return EXIT_HTTP
+    except TimeoutError as error:
+        # The library's advice names Python arguments; here the knob is an option.
+        said = str(error).split(";")[0].rstrip(".")
+        output.error(f"{said}. Allow more time with --timeout SECONDS.")
+        return EXIT_NETWORK
     except TransportError as error:
         output.error(str(error))
         return EXIT_NETWORK
+    except (InvalidURL, InvalidArgument) as error:
+        output.error(str(error))
+        return EXIT_USAGE
     except NetError as error:
         output.error(str(error))
         return EXIT_PROTOCOL

@@ -40,6 +40,8 @@ from ._version import __version__
 from .codecs import json_decode, json_encode
 from .errors import (
     ConnectTimeout,
+    InvalidArgument,
+    InvalidURL,
     PoolTimeout,
     ReadError,
     ReadTimeout,
@@ -47,6 +49,7 @@ from .errors import (
     TimeoutError,
     TooManyRedirects,
     UnsafeRedirect,
+    UnsupportedProtocol,
     WriteError,
     WriteTimeout,
 )
@@ -57,6 +60,7 @@ from .protocol import (
     Data,
     EndOfMessage,
     Headers,
+    InformationalResponse,
     Limits,
     ResponseHead,
     accept_encoding,
@@ -119,7 +123,7 @@ class Timeout:
         if value is None:
             return cls(None, None, None, None, None)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ValueError(
+            raise InvalidArgument(
                 f"timeout must be a positive number, a Timeout or None, not {value!r}."
             )
         return cls(value, value, value, value, value)
@@ -136,6 +140,7 @@ class FetchOptions(TypedDict, total=False):
     verify: VerifyTypes
     cert: CertTypes | None
     max_decoded_size: int | None
+    expect_continue: bool
 
 
 class FetchParams(TypedDict, total=False):
@@ -341,32 +346,36 @@ class _URL:
 
     def __init__(self, url: str) -> None:
         if not isinstance(url, str):
-            raise TypeError(f"The URL must be a str, not {type(url).__name__}.")
+            raise InvalidArgument(f"The URL must be a str, not {type(url).__name__}.")
         try:
             split = urlsplit(url.strip())
             port = split.port
         except ValueError as exc:
-            raise ValueError(f"Invalid URL {url!r}: {exc}.") from None
+            raise InvalidURL(f"Invalid URL {url!r}: {exc}.") from None
         scheme = split.scheme.lower()
         if scheme not in _DEFAULT_PORTS:
             if not scheme:
-                raise ValueError(f"Invalid URL {url!r}: no scheme; use http:// or https://.")
-            raise ValueError(f"Unsupported URL scheme {scheme!r} in {url!r}: use http or https.")
+                raise UnsupportedProtocol(
+                    f"Invalid URL {url!r}: no scheme; use http:// or https://."
+                )
+            raise UnsupportedProtocol(
+                f"Unsupported URL scheme {scheme!r} in {url!r}: use http or https."
+            )
         host = split.hostname
         if not host:
-            raise ValueError(f"Invalid URL {url!r}: no host.")
+            raise InvalidURL(f"Invalid URL {url!r}: no host.")
         if not host.isascii():
             try:
                 host = host.encode("idna").decode("ascii")
             except UnicodeError as exc:
-                raise ValueError(f"Invalid host name in {url!r}: {exc}.") from None
+                raise InvalidURL(f"Invalid host name in {url!r}: {exc}.") from None
         if _HOST.fullmatch(host) is None:
-            raise ValueError(
+            raise InvalidURL(
                 f"Invalid host {host!r} in {url!r}: a host is a name (letters, digits, "
                 "'-', '.'), an IPv4 address or a bracketed IPv6 address."
             )
         if port == 0:
-            raise ValueError(f"Invalid URL {url!r}: port 0 cannot be connected to.")
+            raise InvalidURL(f"Invalid URL {url!r}: port 0 cannot be connected to.")
         self.scheme = scheme
         self.host = host
         self.port = port or _DEFAULT_PORTS[scheme]
@@ -404,7 +413,7 @@ reaches something other than the network (sansnet.testing connects to a server i
 memory this way)."""
 
 
-def _head_bytes(head: ResponseHead) -> bytes:
+def _head_bytes(head: ResponseHead | InformationalResponse) -> bytes:
     lines = [f"HTTP/{head.http_version} {head.status_code} {head.reason}"]
     lines.extend(f"{name}: {value}" for name, value in head.headers.raw_items())
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
@@ -513,7 +522,11 @@ class _PoolTransport(Transport):
         body = request.body
         write_error: WriteError | None = None
         try:
-            if isinstance(body, bytes):
+            if _expects_continue(request):
+                final = await self._upload(protocol, stream, request, body, url, timeout)
+                if final is not None:
+                    return final  # answered before the body: it was never sent
+            elif isinstance(body, bytes):
                 protocol.send_request(request.method, url.target, request.headers, body)
                 data = protocol.data_to_send()
                 if self._trace is not None:
@@ -532,9 +545,18 @@ class _PoolTransport(Transport):
             raise
         received = False
         try:
-            # Nothing is buffered yet (a pooled connection is only reused when its
-            # buffer is empty): read first, parse after.
             while True:
+                event = protocol.next_event()
+                if type(event) is ResponseHead:
+                    if self._trace is not None:
+                        self._trace("response", _head_bytes(event))
+                    return event
+                if type(event) is InformationalResponse:
+                    if self._trace is not None:
+                        self._trace("response", _head_bytes(event))
+                    continue  # 100, 103 ...: the final response follows
+                # NEED_DATA: read on. ConnectionClosed or PAUSED cannot come before a
+                # head: next_event raises RemoteProtocolError instead.
                 try:
                     data = await stream.read(65536, timeout.bound(times.read))
                 except ReadTimeout:
@@ -546,13 +568,6 @@ class _PoolTransport(Transport):
                     protocol.receive_data(data)
                 else:
                     protocol.receive_eof()
-                event = protocol.next_event()
-                if type(event) is ResponseHead:
-                    if self._trace is not None:
-                        self._trace("response", _head_bytes(event))
-                    return event
-                # NEED_DATA: read on. ConnectionClosed or PAUSED cannot come before a
-                # head: next_event raises RemoteProtocolError instead.
         except (ReadError, RemoteProtocolError) as exc:
             if write_error is not None:
                 raise write_error from exc
@@ -564,30 +579,93 @@ class _PoolTransport(Transport):
         protocol: ClientConnection,
         stream: NetworkStream,
         request: Request,
-        body: _AsyncBody,
+        body: bytes | _AsyncBody,
         url: _URL,
         timeout: _Deadlines,
-    ) -> None:
-        """Send the head, then the streamed body chunked (or per the caller's
-        Content-Length)."""
+    ) -> ResponseHead | None:
+        """Send the head, then the body: a streamed one chunked (or per the caller's
+        Content-Length), bytes with their Content-Length. With ``Expect: 100-continue``,
+        wait for the server's go-ahead between the two (see :func:`_await_continue`);
+        a final response that comes instead is returned, the body unsent (the
+        connection is then not reused)."""
         times = timeout.timeout
-        protocol.start_request(request.method, url.target, request.headers)
+        headers = request.headers
+        if isinstance(body, bytes) and "content-length" not in headers:
+            headers = headers.copy()
+            headers.add("Content-Length", str(len(body)))
+        protocol.start_request(request.method, url.target, headers)
         try:
             head = protocol.data_to_send()
             if self._trace is not None:
                 self._trace("request", head)
             await stream.write(head, timeout.bound(times.write))
-            async for chunk in body:
-                if chunk:
-                    protocol.send_data(chunk)
-                    await stream.write(protocol.data_to_send(), timeout.bound(times.write))
+            if _expects_continue(request):
+                final = await _await_continue(protocol, stream, timeout, self._trace)
+                if final is not None:
+                    return final
+            if isinstance(body, bytes):
+                protocol.send_data(body)
+                await stream.write(protocol.data_to_send(), timeout.bound(times.write))
+            else:
+                async for chunk in body:
+                    if chunk:
+                        protocol.send_data(chunk)
+                        await stream.write(protocol.data_to_send(), timeout.bound(times.write))
         finally:
-            await body.aclose()
+            if not isinstance(body, bytes):
+                await body.aclose()
         protocol.send_end()
         await stream.write(protocol.data_to_send(), timeout.bound(times.write))
+        return None
 
     async def aclose(self) -> None:
         await self.pool.aclose()
+
+
+CONTINUE_WAIT = 1.0
+"""Seconds a request with ``Expect: 100-continue`` waits for the server's 100 before it
+sends the body anyway (RFC 9110 section 10.1.1; curl waits 1 s too)."""
+
+
+def _expects_continue(request: Request) -> bool:
+    return bool(request.body) and request.headers.get("expect", "").lower() == "100-continue"
+
+
+async def _await_continue(
+    protocol: ClientConnection,
+    stream: NetworkStream,
+    timeout: _Deadlines,
+    trace: Trace | None,
+) -> ResponseHead | None:
+    """After a head with ``Expect: 100-continue``: None once the server said 100 (or
+    stayed silent for :data:`CONTINUE_WAIT` seconds): send the body. A final response
+    instead is returned: the server decided without the body (417, 401, 413...)."""
+    wait_until = now() + CONTINUE_WAIT
+    while True:
+        event = protocol.next_event()
+        if type(event) is ResponseHead:
+            if trace is not None:
+                trace("response", _head_bytes(event))
+            return event
+        if type(event) is InformationalResponse:
+            if trace is not None:
+                trace("response", _head_bytes(event))
+            if event.status_code == 100:
+                return None
+            continue  # 103 Early Hints and the like: keep waiting
+        left = wait_until - now()
+        if left <= 0:
+            return None
+        try:
+            data = await stream.read(65536, timeout.bound(min(left, timeout.timeout.read or left)))
+        except ReadTimeout:
+            if timeout.capped:
+                raise timeout.total_error() from None
+            return None  # no 100 in time: send the body anyway
+        if data:
+            protocol.receive_data(data)
+        else:
+            protocol.receive_eof()
 
 
 class _Body:
@@ -803,10 +881,10 @@ _METHODS = frozenset(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"
 def _method(method: object) -> str:
     """The method in uppercase; ``ValueError`` if it is not an HTTP token."""
     if not isinstance(method, str):
-        raise TypeError(f"method must be a str, not {type(method).__name__}.")
+        raise InvalidArgument(f"method must be a str, not {type(method).__name__}.")
     upper = method.upper()
     if upper not in _METHODS and _TOKEN.fullmatch(upper) is None:
-        raise ValueError(
+        raise InvalidArgument(
             f"Invalid method {method!r}: a method is a token (letters, digits and "
             "!#$%&'*+-.^_`|~, no spaces)."
         )
@@ -841,9 +919,9 @@ def _split_options(
     elif isinstance(url_or_params, Mapping):
         params = dict(url_or_params)
         if "url" not in params:
-            raise ValueError("FetchParams needs a 'url'.")
+            raise InvalidArgument("FetchParams needs a 'url'.")
     else:
-        raise TypeError(
+        raise InvalidArgument(
             f"request() takes a URL string or a FetchParams dict, not {type(url_or_params).__name__}."
         )
     nested = params.pop("options", None) or {}
@@ -854,13 +932,13 @@ def _split_options(
         elif name in _OPTION_NAMES:
             opts[name] = value
         else:
-            raise TypeError(f"request() got an unknown option {name!r}.")
+            raise InvalidArgument(f"request() got an unknown option {name!r}.")
     for name in list(params):
         if name not in _PARAM_NAMES:
-            raise TypeError(f"FetchParams has an unknown field {name!r}.")
+            raise InvalidArgument(f"FetchParams has an unknown field {name!r}.")
     for name in opts:
         if name not in _OPTION_NAMES:
-            raise TypeError(f"FetchOptions has an unknown field {name!r}.")
+            raise InvalidArgument(f"FetchOptions has an unknown field {name!r}.")
     return params, opts
 
 
@@ -868,7 +946,7 @@ def _with_query(url: str, query: Mapping[str, Any] | None) -> str:
     if not query:
         return url
     if not isinstance(query, Mapping):
-        raise TypeError(f"query must be a mapping, not {type(query).__name__}.")
+        raise InvalidArgument(f"query must be a mapping, not {type(query).__name__}.")
     pairs: list[tuple[str, str]] = []
     for key, value in query.items():
         values = value if isinstance(value, (list, tuple)) else [value]
@@ -923,7 +1001,7 @@ def _chunk(chunk: Any) -> bytes:
         return bytes(chunk)
     if isinstance(chunk, str):
         return chunk.encode("utf-8")
-    raise TypeError(f"A streamed body must yield bytes, not {type(chunk).__name__}.")
+    raise InvalidArgument(f"A streamed body must yield bytes, not {type(chunk).__name__}.")
 
 
 def _body(params: Mapping[str, Any]) -> tuple[bytes | AsyncIterable[bytes], str | None]:
@@ -931,7 +1009,7 @@ def _body(params: Mapping[str, Any]) -> tuple[bytes | AsyncIterable[bytes], str 
     body = params.get("body")
     if "json" in params:
         if body is not None:
-            raise ValueError("Pass body or json, not both.")
+            raise InvalidArgument("Pass body or json, not both.")
         return json_encode(params["json"]).encode("utf-8"), "application/json"
     if body is None:
         return b"", None
@@ -941,18 +1019,22 @@ def _body(params: Mapping[str, Any]) -> tuple[bytes | AsyncIterable[bytes], str 
         return bytes(body), None
     if isinstance(body, (Iterable, AsyncIterable)) and not isinstance(body, Mapping):
         return _AsyncBody(body), None
-    raise TypeError(f"body must be str, bytes, or an iterable of bytes, not {type(body).__name__}.")
+    raise InvalidArgument(
+        f"body must be str, bytes, or an iterable of bytes, not {type(body).__name__}."
+    )
 
 
 def _check_tls_options(verify: VerifyTypes, cert: CertTypes | None) -> None:
     """The TLS options' mistakes that can be seen without loading anything."""
     if isinstance(verify, ssl.SSLContext):
         if cert is not None:
-            raise ValueError("Pass the client certificate in your own SSLContext, not as cert=.")
+            raise InvalidArgument(
+                "Pass the client certificate in your own SSLContext, not as cert=."
+            )
     elif not isinstance(verify, bool):
         path = os.fspath(verify)
         if not os.path.exists(path):
-            raise ValueError(f"verify={path!r} is neither a CA bundle file nor a directory.")
+            raise InvalidArgument(f"verify={path!r} is neither a CA bundle file nor a directory.")
 
 
 class Client:
@@ -1092,7 +1174,12 @@ class Client:
         if content_type is not None and "content-type" not in headers:
             if shared:
                 headers = headers.copy()
+                shared = False
             headers.add("Content-Type", content_type)
+        if opts.get("expect_continue") and body and "expect" not in headers:
+            if shared:
+                headers = headers.copy()
+            headers.add("Expect", "100-continue")  # the transport then waits for 100
         request = Request(method, parsed.url, headers, body)
         request._split = parsed
         follow = settings["follow_redirects"]

@@ -120,6 +120,17 @@ def json_decode(text: str | bytes | bytearray | memoryview, _loads: Any = orjson
                 "json_decode() takes str, bytes, bytearray or memoryview, "
                 f"not {type(text).__name__}"
             ) from None
+        if isinstance(text, (bytes, bytearray, memoryview)) and "UTF-8" in exc.msg:
+            try:
+                bytes(text).decode("utf-8")
+            except UnicodeDecodeError as bad:
+                error = JSONDecodeError("The input bytes are not UTF-8", "", bad.start)
+                error.args = (
+                    f"json_decode() got bytes that are not UTF-8 (byte {bad.start}, "
+                    f"0x{bad.object[bad.start]:02X}): JSON text is UTF-8; decode text in "
+                    "another encoding to str first.",
+                )
+                raise error from None
         doc = exc.doc if isinstance(exc.doc, str) else ""
         error = JSONDecodeError(exc.msg, doc, exc.pos)
         # orjson knows the position in the original document even when it was bytes.

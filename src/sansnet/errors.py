@@ -11,6 +11,9 @@ input, ``TimeoutError`` for timeouts, ...), so existing ``except`` clauses keep 
     ├── JSONDecodeError        (also json.JSONDecodeError, a ValueError)
     ├── URLEncodeError         (also ValueError)  url_encode input has no UTF-8 form
     ├── URLDecodeError         (also ValueError)  url_decode result is not UTF-8
+    ├── InvalidURL             (also ValueError)  a URL that cannot be requested
+    │   └── UnsupportedProtocol                   its scheme is not http(s) / ws(s)
+    ├── InvalidArgument        (also ValueError and TypeError)  a call's argument is wrong
     ├── ProtocolError                             HTTP/1.1 or WebSocket rules were broken
     │   ├── LocalProtocolError (also ValueError)  you asked a protocol object for something illegal
     │   └── RemoteProtocolError                   the peer sent something illegal
@@ -50,6 +53,8 @@ __all__ = [
     "ConnectionClosed",
     "DecodingError",
     "HandshakeError",
+    "InvalidArgument",
+    "InvalidURL",
     "JSONDecodeError",
     "JSONEncodeError",
     "LocalProtocolError",
@@ -69,6 +74,7 @@ __all__ = [
     "URLDecodeError",
     "URLEncodeError",
     "UnsafeRedirect",
+    "UnsupportedProtocol",
     "WriteError",
     "WriteTimeout",
 ]
@@ -245,6 +251,30 @@ class PoolTimeout(TimeoutError):
     """No connection of the pool became free within the pool timeout.
 
     Raise ``max_connections`` or the pool timeout, or send fewer requests at once.
+    """
+
+
+# ----------------------------------------------------------------------------- usage
+
+
+class InvalidURL(NetError, ValueError):
+    """A URL that cannot be requested: malformed, without a scheme or a host, with a
+    port out of range (or 0), or an invalid host name. Fix the URL; percent-encode what
+    it carries (:func:`sansnet.url_encode`). Raised before any I/O.
+    """
+
+
+class UnsupportedProtocol(InvalidURL):
+    """The URL's scheme is not one this call speaks: ``http``/``https`` for requests,
+    ``ws``/``wss`` for :func:`sansnet.socket`."""
+
+
+class InvalidArgument(NetError, ValueError, TypeError):
+    """An argument has the wrong value or type: an invalid method, ``body`` together
+    with ``json``, a timeout that is not a positive number, a body of the wrong type,
+    an unknown option, an invalid server setting. Raised before any I/O; the message
+    says which argument and what it accepts. Also a ``ValueError`` and a ``TypeError``
+    (what these mistakes raised before), so existing ``except`` clauses keep working.
     """
 
 

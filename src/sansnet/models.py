@@ -10,14 +10,42 @@ from urllib.parse import parse_qsl
 from .codecs import json_decode
 from .protocol import Headers, RequestHead
 
-__all__ = ["Body", "ServeRequest", "ServeResponse"]
+__all__ = ["Body", "QueryParams", "ServeRequest", "ServeResponse"]
+
+
+class QueryParams(dict[str, "str | list[str]"]):
+    """A request's query, as Lune gives it: a dict of percent-decoded strings, where a
+    key given several times maps to the list of its values (``?a=1&a=2`` ->
+    ``{"a": ["1", "2"]}``). Two methods make repeated keys easy to handle either way:
+
+    * :meth:`get` always returns one ``str`` (the first value) or the default, as
+      aiohttp's and Werkzeug's ``get`` do, so ``query.get("page", "1")`` is a string
+      whatever the client sent;
+    * :meth:`get_all` returns every value as a list (``[]`` when the key is absent).
+    """
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The first value of ``key``, or ``default`` when it is absent."""
+        value = dict.get(self, key)
+        if value is None:
+            return default
+        return value[0] if isinstance(value, list) else value
+
+    def get_all(self, key: str) -> list[str]:
+        """Every value of ``key``, in order (``[]`` when it is absent)."""
+        value = dict.get(self, key)
+        if value is None:
+            return []
+        return list(value) if isinstance(value, list) else [value]
 
 
 class ServeRequest:
     """A request as a handler sees it (Lune's ServeRequest).
 
     ``method``; ``path`` (raw, not percent-decoded, ``"/"`` when empty); ``query`` (a
-    dict: percent-decoded, ``+`` is a space, a key given several times maps to a list);
+    :class:`QueryParams` dict: percent-decoded, ``+`` is a space, a key given several
+    times maps to a list; ``query.get(key)`` is always one str, ``query.get_all(key)``
+    a list);
     ``headers`` (:class:`~sansnet.Headers`); ``body`` (bytes, decoded when the request
     had Content-Encoding gzip, deflate, br or zstd); ``ip`` and ``port`` of the peer.
     Also ``target`` (the raw request-target), ``raw_query`` and ``http_version``.
@@ -34,7 +62,7 @@ class ServeRequest:
         self.body = body
         self.ip = ip
         self.port = port
-        self._query: dict[str, str | list[str]] | None = None
+        self._query: QueryParams | None = None
 
     @property
     def path(self) -> str:
@@ -53,10 +81,10 @@ class ServeRequest:
         return self._head.http_version
 
     @property
-    def query(self) -> dict[str, str | list[str]]:
+    def query(self) -> QueryParams:
         query = self._query
         if query is None:
-            query = {}
+            query = QueryParams()
             for key, value in parse_qsl(self._head.query_string, keep_blank_values=True):
                 existing = query.get(key)
                 if existing is None:

@@ -18,6 +18,7 @@ server goes on. Defaults and the attack each one stops are listed in
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 import ssl
@@ -35,6 +36,7 @@ from ._version import __version__
 from .errors import (
     DecodingError,
     HandshakeError,
+    InvalidArgument,
     LocalProtocolError,
     ReadError,
     ReadTimeout,
@@ -150,17 +152,21 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         if self.handle_request is None and self.handle_web_socket is None:
-            raise ValueError(
+            raise InvalidArgument(
                 "ServeConfig needs a handler: pass handle_request, handle_web_socket, or both."
             )
         for name in ("handle_request", "handle_web_socket"):
             value = getattr(self, name)
             if value is not None and not callable(value):
-                raise TypeError(f"ServeConfig.{name} must be callable, not {type(value).__name__}.")
+                raise InvalidArgument(
+                    f"ServeConfig.{name} must be callable, not {type(value).__name__}."
+                )
         if not isinstance(self.address, str) or not self.address:
-            raise ValueError(f"ServeConfig.address must be a non-empty str, not {self.address!r}.")
+            raise InvalidArgument(
+                f"ServeConfig.address must be a non-empty str, not {self.address!r}."
+            )
         if self.max_connections < 1:
-            raise ValueError("ServeConfig.max_connections must be at least 1.")
+            raise InvalidArgument("ServeConfig.max_connections must be at least 1.")
 
     @property
     def host(self) -> str:
@@ -206,7 +212,13 @@ class ServeHandle:
         """Stop gracefully: stop accepting at once, let in-flight requests finish
         (within ``drain_timeout``), close idle keep-alive connections, close WebSockets
         with 1001. Returns when every connection is closed and the port is free.
-        A second call raises :class:`~sansnet.ServerStoppedError`."""
+        A second call raises :class:`~sansnet.ServerStoppedError`.
+
+        Called from one of this server's own handlers (a script stopping its server
+        from a request, as Lune scripts do), it starts the same stop and returns at
+        once: the stop cannot finish while the handler that asked for it still runs.
+        That request is answered (with ``Connection: close``) when the handler returns,
+        then the server finishes stopping; ``async with serve(...)`` exits after it."""
         await self._server.stop()
 
     def __repr__(self) -> str:
@@ -226,6 +238,13 @@ class _ConnectionRecord:
         self.idle = False  # waiting for the next request with nothing buffered
         self.in_request = False
         self.websocket: WebSocket | None = None
+
+
+# The server whose connection the current task serves (handlers run in that task):
+# stop() called from a handler must not wait for its own request to end.
+_SERVING: contextvars.ContextVar[Server | None] = contextvars.ContextVar(
+    "sansnet_serving", default=None
+)
 
 
 class _DateHeader:
@@ -273,7 +292,7 @@ class Server:
 
     def __init__(self, port: int, config: ServeConfig) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValueError(f"port must be an int from 0 to 65535, not {port!r}.")
+            raise InvalidArgument(f"port must be an int from 0 to 65535, not {port!r}.")
         self.port = port
         self.config = config
         self._date = _DateHeader()
@@ -368,6 +387,8 @@ class Server:
         assert self._stop_requested is not None
         assert self._finished is not None
         self._stop_requested.set()
+        if _SERVING.get() is self:
+            return  # from our own handler: waiting would wait for this very request
         with anyio.CancelScope(shield=True):
             await self._finished.wait()
 
@@ -395,6 +416,13 @@ class Server:
         await self._serve_connection(stream)
 
     async def _serve_connection(self, stream: NetworkStream) -> None:
+        serving = _SERVING.set(self)
+        try:
+            await self._serve_one(stream)
+        finally:
+            _SERVING.reset(serving)
+
+    async def _serve_one(self, stream: NetworkStream) -> None:
         config = self.config
         if self._stopping or len(self._records) >= config.max_connections:
             await self._refuse(stream)
@@ -851,14 +879,17 @@ def serve(port: int, handler_or_config: RequestHandler | ServeConfig, **options:
     """A server for ``port`` (0: any free port) with a request handler or a
     :class:`ServeConfig` (Lune's ``net.serve``). Keyword ``options`` are ServeConfig
     fields. Nothing is bound until the server runs; see :class:`Server`."""
+    return Server(port, _config(handler_or_config, options))
+
+
+def _config(
+    handler_or_config: RequestHandler | ServeConfig, options: dict[str, Any]
+) -> ServeConfig:
+    """serve()'s arguments as one ServeConfig."""
     if isinstance(handler_or_config, ServeConfig):
-        config = handler_or_config
-        if options:
-            config = replace(config, **options)
-    elif callable(handler_or_config):
-        config = ServeConfig(handle_request=handler_or_config, **options)
-    else:
-        raise TypeError(
-            f"serve() takes a handler or a ServeConfig, not {type(handler_or_config).__name__}."
-        )
-    return Server(port, config)
+        return replace(handler_or_config, **options) if options else handler_or_config
+    if callable(handler_or_config):
+        return ServeConfig(handle_request=handler_or_config, **options)
+    raise InvalidArgument(
+        f"serve() takes a handler or a ServeConfig, not {type(handler_or_config).__name__}."
+    )

@@ -28,14 +28,24 @@ import anyio
 from .errors import (
     ConnectionClosed,
     HandshakeError,
+    InvalidArgument,
+    InvalidURL,
     LocalProtocolError,
     ReadTimeout,
     RemoteProtocolError,
     TimeoutError,
     TransportError,
+    UnsupportedProtocol,
 )
 from .models import ServeRequest
-from .protocol import NEED_DATA, ClientConnection, Data, EndOfMessage, ResponseHead
+from .protocol import (
+    NEED_DATA,
+    ClientConnection,
+    Data,
+    EndOfMessage,
+    InformationalResponse,
+    ResponseHead,
+)
 from .protocol.websocket import (
     BinaryMessage,
     ClientHandshake,
@@ -150,6 +160,18 @@ class WebSocket:
         which must then be UTF-8). Raises :class:`~sansnet.ConnectionClosed` if the
         socket is closed, ``TypeError``/``ValueError`` for a bad message."""
         conn = self._conn
+        if (
+            conn.state is OPEN
+            and not self._messages
+            and not self._read_lock.locked()
+            and self._stream.is_readable()
+        ):
+            # Nobody is reading, and the peer has sent something: take it in first
+            # (one message ahead at most), so that a close frame waiting there closes
+            # this socket and completes the handshake instead of the message going
+            # nowhere.
+            async with self._read_lock:
+                await self._pump(wait=False)
         if conn.state is not OPEN:
             raise self._closed_error()
         if isinstance(message, str):
@@ -162,14 +184,14 @@ class WebSocket:
                 try:
                     text = bytes(message).decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise ValueError(
+                    raise InvalidArgument(
                         f"binary=False needs UTF-8 bytes; byte {exc.start} is not."
                     ) from None
                 conn.send_text(text)
             else:
                 conn.send_binary(message)
         else:
-            raise TypeError(f"send() takes str or bytes, not {type(message).__name__}.")
+            raise InvalidArgument(f"send() takes str or bytes, not {type(message).__name__}.")
         await self._flush()
 
     def _closed_error(self) -> ConnectionClosed:
@@ -225,9 +247,10 @@ class WebSocket:
         while (message := await self.next()) is not None:
             yield message
 
-    async def _pump(self) -> None:
+    async def _pump(self, *, wait: bool = True) -> None:
         """Read and parse until a message is queued, a pong arrives, or the connection
-        is finished. The caller holds the read lock and loops as it needs."""
+        is finished; with ``wait=False``, also stop when a read would have to wait. The
+        caller holds the read lock and loops as it needs."""
         conn = self._conn
         while True:
             event = conn.next_event()
@@ -236,6 +259,8 @@ class WebSocket:
             if event is None:
                 if conn.state is CLOSED:  # the Closed event was handled elsewhere
                     await self._finish()
+                    return
+                if not wait and not self._stream.is_readable():
                     return
                 if not await self._receive():
                     return
@@ -339,7 +364,7 @@ class WebSocket:
         :class:`~sansnet.ConnectionClosed`."""
         check_close_code(code)
         if len(reason.encode("utf-8")) > 123:
-            raise ValueError("A close reason is at most 123 bytes of UTF-8.")
+            raise InvalidArgument("A close reason is at most 123 bytes of UTF-8.")
         if self._closed_by_user:
             raise ConnectionClosed(
                 f"close() was already called on this WebSocket (code {self.close_code}).",
@@ -467,19 +492,21 @@ async def socket(
     :class:`~sansnet.Client`; sansnet.testing uses it to reach a server in memory).
     """
     if not isinstance(url, str):
-        raise TypeError(f"socket() takes a URL string, not {type(url).__name__}.")
+        raise InvalidArgument(f"socket() takes a URL string, not {type(url).__name__}.")
     split = urlsplit(url.strip())
     scheme_port = _SCHEMES.get(split.scheme.lower())
     if scheme_port is None:
-        raise ValueError(f"Unsupported WebSocket URL scheme in {url!r}: use ws:// or wss://.")
+        raise UnsupportedProtocol(
+            f"Unsupported WebSocket URL scheme in {url!r}: use ws:// or wss://."
+        )
     scheme, default_port = scheme_port
     try:
         port = split.port or default_port
     except ValueError as exc:
-        raise ValueError(f"Invalid URL {url!r}: {exc}.") from None
+        raise InvalidURL(f"Invalid URL {url!r}: {exc}.") from None
     host = split.hostname
     if not host:
-        raise ValueError(f"Invalid URL {url!r}: no host.")
+        raise InvalidURL(f"Invalid URL {url!r}: no host.")
     target = (split.path or "/") + (f"?{split.query}" if split.query else "")
     handshake = ClientHandshake(
         subprotocols=subprotocols,
@@ -556,6 +583,8 @@ async def _read_response(
             ) from exc
         if isinstance(event, ResponseHead):
             return event
+        if isinstance(event, InformationalResponse):
+            continue  # an interim 1xx (103 Early Hints): the final answer follows
         if event is NEED_DATA:
             try:
                 data = await stream.read(65536, _left(deadline))

@@ -19,6 +19,7 @@ from sansnet.protocol import (
     Data,
     EndOfMessage,
     Headers,
+    InformationalResponse,
     Limits,
     ResponseHead,
 )
@@ -265,16 +266,22 @@ def test_head_response_has_no_body() -> None:
     assert conn.reusable
 
 
-def test_interim_responses_are_skipped() -> None:
+def test_interim_responses_come_before_the_final_one() -> None:
+    """Issue #22: 100 and 103 were swallowed, so a driver could not wait for 100."""
     conn = ClientConnection("a")
-    conn.send_request("POST", "/", None, b"x")
-    events = feed(
-        conn,
-        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: <a>\r\n\r\n" + OK,
-    )
-    assert [type(e) for e in events] == [ResponseHead, Data, EndOfMessage]
-    assert isinstance(events[0], ResponseHead)
-    assert events[0].status_code == 200
+    conn.start_request("POST", "/", {"Expect": "100-continue", "Content-Length": "1"})
+    conn.data_to_send()
+    assert feed(conn, b"HTTP/1.1 100 Continue\r\n\r\n") == [
+        InformationalResponse(100, Headers(), "Continue")
+    ]
+    conn.send_data(b"x")
+    conn.send_end()
+    events = feed(conn, b"HTTP/1.1 103 Early Hints\r\nLink: <a>\r\n\r\n" + OK)
+    assert [type(e) for e in events] == [InformationalResponse, ResponseHead, Data, EndOfMessage]
+    assert (events[0].status_code, events[0].headers["link"]) == (103, "<a>")
+    assert not isinstance(events[0], ResponseHead)
+    assert events[1].status_code == 200
+    assert conn.reusable
 
 
 def test_upgrade_101_is_surfaced_and_switches() -> None:

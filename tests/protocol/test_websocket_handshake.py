@@ -56,6 +56,18 @@ def upgrade_request(**overrides: str | None) -> RequestHead:
     return RequestHead("GET", "/ws", Headers(fields))
 
 
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({}, False),  # no Upgrade field at all: the common case
+        ({"Upgrade": "h2c", "Connection": "Upgrade"}, False),
+        ({"Upgrade": "foo, WebSocket", "Connection": "Upgrade"}, True),
+    ],
+)
+def test_is_upgrade_request(fields: dict[str, str], expected: bool) -> None:
+    assert is_upgrade_request(RequestHead("GET", "/", Headers(fields))) is expected
+
+
 def test_full_handshake_through_both_http_connections_then_messages() -> None:
     handshake = ClientHandshake(
         subprotocols=["chat", "superchat"], extra_headers=[("X-Token", "t")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import logging
 import socket
+import threading
 import zlib
 from typing import Any
 
@@ -66,6 +67,85 @@ async def test_task_group_start_form() -> None:
         await handle.stop()
         with pytest.raises(sansnet.ServerStoppedError, match="already stopped"):
             await handle.stop()
+
+
+def _without_deadlock(scenario: Any, backend: str) -> None:
+    """Run ``scenario`` on its own event loop in a thread, bounded: the deadlock these
+    tests guard against is shielded from cancellation, so on a regression the test
+    fails after 30 s (leaving that thread behind) instead of hanging the run."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            anyio.run(scenario, backend=backend)
+            outcome.append(None)
+        except BaseException as error:  # reported by the test below
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert outcome, "stop() called from a handler did not return (deadlock)"
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_stop_from_a_handler_answers_that_request_and_stops(backend: str) -> None:
+    """Issue #22: stop() awaited inside a handler used to wait for its own request."""
+
+    async def scenario() -> None:
+        handles: list[sansnet.ServeHandle] = []
+
+        async def stop_here(request: ServeRequest) -> str:
+            await handles[0].stop()
+            assert handles[0].stopped
+            return "stopping"
+
+        async with sansnet.serve(0, stop_here) as handle:
+            handles.append(handle)
+            async with httpx.AsyncClient() as client:
+                response = await client.get(handle.url, timeout=10)
+            assert response.status_code == 200
+            assert response.text == "stopping"
+            assert response.headers["connection"] == "close"
+        assert handle.stopped
+        with pytest.raises(sansnet.ConnectError):
+            await sansnet.request(handle.url, timeout=5)
+
+    _without_deadlock(scenario, backend)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_stop_from_a_handler_with_other_requests_in_flight(backend: str) -> None:
+    answers: dict[str, str] = {}
+
+    async def scenario() -> None:
+        handles: list[sansnet.ServeHandle] = []
+        slow_started = anyio.Event()
+
+        async def handler(request: ServeRequest) -> str:
+            if request.path == "/slow":
+                slow_started.set()
+                await anyio.sleep(0.2)
+                return "slow done"
+            await handles[0].stop()
+            return "stopping"
+
+        async with sansnet.serve(0, handler) as handle:
+            handles.append(handle)
+
+            async def get(path: str) -> None:
+                response = await sansnet.request(handle.url + path, timeout=10)
+                answers[path] = response.body.decode()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(get, "/slow")
+                await slow_started.wait()
+                group.start_soon(get, "/stop")
+
+    _without_deadlock(scenario, backend)
+    assert answers == {"/slow": "slow done", "/stop": "stopping"}
 
 
 async def test_after_stop_requests_fail_and_the_port_is_free() -> None:
@@ -440,3 +520,15 @@ def test_plain_asyncio_run_and_trio_run_without_anyio_run() -> None:
         assert result.returncode == 0, result.stderr
         assert result.stdout == "plain\nws\n"
         assert "Warning" not in result.stderr, result.stderr
+
+
+def test_query_params_get_is_one_str_and_get_all_a_list() -> None:
+    query = sansnet.QueryParams({"a": ["1", "2"], "q": "x"})
+    assert (query.get("a"), query.get("q"), query.get("z"), query.get("z", "d")) == (
+        "1",
+        "x",
+        None,
+        "d",
+    )
+    assert (query.get_all("a"), query.get_all("q"), query.get_all("z")) == (["1", "2"], ["x"], [])
+    assert query["a"] == ["1", "2"]  # Lune's shape is unchanged

@@ -190,3 +190,23 @@ async def test_an_error_that_opens_a_connection_carries_a_valid_date(
     assert received.startswith(b"HTTP/1.1 %d " % status)
     date = received.split(b"\r\ndate: ", 1)[1].split(b"\r\n", 1)[0].decode()
     assert email.utils.parsedate_to_datetime(date).tzinfo is not None  # an HTTP-date
+
+
+async def test_an_error_after_a_long_idle_keep_alive_carries_the_current_date(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue #22: an error response carried the Date of the last success."""
+    import sansnet.server
+
+    clock = [1_800_000_000.0]
+    monkeypatch.setattr(sansnet.server.time, "time", lambda: clock[0])
+    config = ServeConfig(handle_request=hello)
+    async with serve(config) as client, await client.connect() as conn:
+        await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = await conn.receive(timeout=10)
+        assert first.startswith(b"HTTP/1.1 200 ")
+        clock[0] += 3600  # an hour later, on the same connection: garbage
+        await conn.send(b"\x00garbage\r\n\r\n")
+        error = await conn.receive_until_closed(timeout=10)
+    assert error.startswith(b"HTTP/1.1 400 ")
+    assert b"\r\ndate: " + email.utils.formatdate(clock[0], usegmt=True).encode() in error

@@ -290,3 +290,32 @@ async def test_websockets_client_sees_our_close_codes() -> None:
         url = ws_url(handle)
         result = await anyio.to_thread.run_sync(run_websockets_client, lambda: scenario(url))
     assert result == (4000, "go away")
+
+
+async def test_idle_unread_clients_see_the_servers_1001_the_same_on_every_backend() -> None:
+    """Issue #22: with two idle client WebSockets (nobody reading) and the server
+    stopping, asyncio reported 1006 though the server sent 1001, and on trio a send
+    after the server's close went nowhere. Both backends: a send after the peer's close
+    raises ConnectionClosed carrying 1001, and next() reports 1001."""
+    config = ServeConfig(handle_web_socket=echo, drain_timeout=0.5)
+    server = sansnet.serve(0, config)
+    async with anyio.create_task_group() as group:
+        handle = await group.start(server.run)
+        sockets = [await sansnet.socket(ws_url(handle)) for _ in range(2)]
+        for ws in sockets:
+            await ws.send("hello")
+            assert await ws.next() == "hello"
+        with anyio.fail_after(10):
+            await handle.stop()  # sends 1001, waits drain_timeout for replies nobody reads
+        await anyio.sleep(0.2)  # the server's close has reached the clients
+        first, second = sockets
+        with pytest.raises(sansnet.ConnectionClosed) as info:
+            await first.send("late")
+        assert info.value.code == 1001
+        assert await first.next() is None
+        assert first.close_code == 1001
+        assert await second.next() is None  # nobody sent after the close
+        assert second.close_code == 1001
+        for ws in sockets:
+            with pytest.raises(sansnet.ConnectionClosed):
+                await ws.send("after")

@@ -22,6 +22,7 @@ __all__ = [
     "Data",
     "EndOfMessage",
     "Event",
+    "InformationalResponse",
     "RequestHead",
     "ResponseHead",
     "Sentinel",
@@ -57,17 +58,23 @@ class Event:
 
     __slots__ = ()
 
+    _fields: tuple[str, ...] = ()  # every slot, the bases' included
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls._fields = tuple(
+            name for klass in reversed(cls.__mro__) for name in klass.__dict__.get("__slots__", ())
+        )
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        names: tuple[str, ...] = self.__slots__
-        return all(getattr(self, name) == getattr(other, name) for name in names)
+        return all(getattr(self, name) == getattr(other, name) for name in self._fields)
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        names: tuple[str, ...] = self.__slots__
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
         return f"{type(self).__name__}({fields})"
 
 
@@ -134,8 +141,8 @@ def _after_authority(target: str) -> str | None:
     return ""
 
 
-class ResponseHead(Event):
-    """The status line and header fields of a response (``reason`` may be empty)."""
+class _StatusHead(Event):
+    """A status line and header fields: what responses, final or interim, carry."""
 
     __slots__ = ("headers", "http_version", "reason", "status_code")
 
@@ -150,6 +157,23 @@ class ResponseHead(Event):
         self.headers = headers if headers is not None else Headers()
         self.reason = reason
         self.http_version = http_version
+
+
+class ResponseHead(_StatusHead):
+    """The status line and header fields of a response (``reason`` may be empty):
+    ``status_code``, ``headers``, ``reason``, ``http_version``."""
+
+    __slots__ = ()
+
+
+class InformationalResponse(_StatusHead):
+    """An interim 1xx response (100 Continue, 103 Early Hints, ...) that a client
+    receives before the final response, with the fields of :class:`ResponseHead` (but
+    not an instance of it); never 101, which ends the HTTP exchange and comes as a
+    :class:`ResponseHead`. A driver with no use for it calls ``next_event`` again: the
+    final response follows."""
+
+    __slots__ = ()
 
 
 class Data(Event):

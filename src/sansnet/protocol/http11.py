@@ -68,6 +68,7 @@ from .events import (
     Data,
     EndOfMessage,
     Event,
+    InformationalResponse,
     RequestHead,
     ResponseHead,
     Sentinel,
@@ -1191,7 +1192,9 @@ class ClientConnection(HTTPConnection):
 
     Requests get ``Host`` (with the port when it is not the scheme's default),
     ``User-Agent: sansnet/<version>`` and ``Accept: */*`` unless you set them.
-    Interim 1xx responses are skipped, except 101 when our request proposed an upgrade.
+    Interim 1xx responses come as :class:`~.events.InformationalResponse` events before
+    the final :class:`~.events.ResponseHead` (101, when our request proposed an upgrade,
+    is the final head: the connection then switches protocols).
     After the response's :class:`~.events.EndOfMessage`, :attr:`reusable` tells whether
     the connection may carry another request. h11 refuses a response framed by a
     transfer coding other than chunked; one with both Content-Length and chunked is
@@ -1381,6 +1384,14 @@ class ClientConnection(HTTPConnection):
                 f"Invalid status line: HTTP/{version.decode()}; the server does not speak HTTP/1.1."
             )
         fields = _received_fields(event.headers)
+        if kind is h11.InformationalResponse and event.status_code != 101:
+            # Interim (100 Continue, 103 Early Hints): surfaced; the final one follows.
+            return InformationalResponse(
+                event.status_code,
+                Headers._from_fields(fields),
+                event.reason.decode("latin-1"),
+                version.decode(),
+            )
         response = ResponseHead(
             event.status_code,
             Headers._from_fields(fields),
@@ -1388,9 +1399,7 @@ class ClientConnection(HTTPConnection):
             version.decode(),
         )
         if kind is h11.InformationalResponse:
-            if event.status_code == 101:
-                return response  # h11 checked that we proposed the upgrade
-            return self._next_head()  # interim: read the final response
+            return response  # 101: h11 checked that we proposed the upgrade
         length: str | None = None
         chunked = False
         for lower, _, value in fields:

@@ -23,6 +23,7 @@ A pytest plugin (installed with sansnet, module ``sansnet_pytest``) adds the fix
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,12 +45,15 @@ from sansnet.client import (
 from sansnet.errors import WriteError
 from sansnet.models import ServeResponse
 from sansnet.protocol import Headers, ResponseHead
-from sansnet.server import RequestHandler, ServeConfig, Server, _convert
+from sansnet.server import RequestHandler, ServeConfig, Server, _convert, _unwrap
 from sansnet.server import serve as _serve
 from sansnet.testing.virtual_time import VirtualTimeEventLoop
 from sansnet.transport.streams import MemoryStream, NetworkStream, TLSInfo, memory_stream_pair
 from sansnet.websocket import WebSocket
 from sansnet.websocket import socket as _socket
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = [
     "Faults",
@@ -70,18 +74,30 @@ __all__ = [
 class WireRecorder:
     """The bytes each side of in-memory connections wrote, in order.
 
-    ``entries`` is a list of (side, bytes) with side ``"client"`` or ``"server"``;
-    :attr:`client_bytes` and :attr:`server_bytes` join each side's bytes. ``str()``
-    shows every write with ``-->`` (client) or ``<--`` (server), CR LF shown as ``\\r\\n``
-    at the end of each line and other unprintable bytes as ``\\xNN``.
+    ``entries`` is a list of (side, bytes) with side ``"client"`` or ``"server"``, one
+    entry per turn: consecutive writes of one side on one connection (a head, then its
+    body) are one entry, as a reader of the exchange sees them. :attr:`client_bytes` and
+    :attr:`server_bytes` join each side's bytes. ``str()`` shows every turn with ``-->``
+    (client) or ``<--`` (server), CR LF shown as ``\\r\\n`` at the end of each line and
+    other unprintable bytes as ``\\xNN``.
     """
 
     def __init__(self) -> None:
         self.entries: list[tuple[str, bytes]] = []
+        self.writes: dict[str, int] = {"client": 0, "server": 0}
+        """How many writes (pieces, with ``Faults(chunk_size=...)``) each side made."""
+        self._last: tuple[str, object] | None = None  # (side, connection) of the last entry
 
-    def record(self, side: str, data: bytes) -> None:
-        if data:
+    def record(self, side: str, data: bytes, connection: object = None) -> None:
+        """Add what ``side`` wrote on ``connection`` (any object naming it)."""
+        if not data:
+            return
+        self.writes[side] = self.writes.get(side, 0) + 1
+        if self._last == (side, connection) and self.entries:
+            self.entries[-1] = (side, self.entries[-1][1] + bytes(data))
+        else:
             self.entries.append((side, bytes(data)))
+            self._last = (side, connection)
 
     @property
     def client_bytes(self) -> bytes:
@@ -93,6 +109,8 @@ class WireRecorder:
 
     def clear(self) -> None:
         self.entries.clear()
+        self.writes = {"client": 0, "server": 0}
+        self._last = None
 
     def __str__(self) -> str:
         blocks = []
@@ -146,9 +164,15 @@ class _LinkStream(NetworkStream):
     """One end of an in-memory connection, recording and misbehaving as told."""
 
     def __init__(
-        self, inner: MemoryStream, side: str, faults: Faults | None, recorder: WireRecorder | None
+        self,
+        inner: MemoryStream,
+        side: str,
+        faults: Faults | None,
+        recorder: WireRecorder | None,
+        link: object = None,
     ) -> None:
         self._inner = inner
+        self._link = link  # what both ends of one connection share, for the recorder
         self._side = side
         self._faults = faults
         self._recorder = recorder
@@ -167,7 +191,7 @@ class _LinkStream(NetworkStream):
         faults = self._faults
         if faults is None:
             if self._recorder is not None:
-                self._recorder.record(self._side, data)
+                self._recorder.record(self._side, data, self._link)
             await self._inner.write(data, timeout)
             return
         limit = faults.truncate_after if faults.truncate_after is not None else faults.close_after
@@ -179,7 +203,7 @@ class _LinkStream(NetworkStream):
                 await anyio.sleep(faults.delay)
             piece = data[start : start + size]
             if self._recorder is not None:
-                self._recorder.record(self._side, piece)
+                self._recorder.record(self._side, piece, self._link)
             await self._inner.write(piece, timeout)
             self._written += len(piece)
         if limit is not None and self._written >= limit:
@@ -332,21 +356,30 @@ async def serve(
     """
     server: Server = _serve(0, handler_or_config)
     counter = iter(range(client_address[1], client_address[1] + 1_000_000))
-    async with anyio.create_task_group() as group:
+    try:
+        async with anyio.create_task_group() as group:
 
-        async def open_stream(origin: tuple[str, str, int], timeout: float | None) -> NetworkStream:
-            _, host, port = origin
-            client_end, server_end = memory_stream_pair(
-                client=(client_address[0], next(counter)), server=(host, port)
-            )
-            group.start_soon(
-                server.serve_stream, _LinkStream(server_end, "server", response_faults, recorder)
-            )
-            return _LinkStream(client_end, "client", faults, recorder)
+            async def open_stream(
+                origin: tuple[str, str, int], timeout: float | None
+            ) -> NetworkStream:
+                _, host, port = origin
+                link = object()  # one connection: both ends record under it
+                client_end, server_end = memory_stream_pair(
+                    client=(client_address[0], next(counter)), server=(host, port)
+                )
+                group.start_soon(
+                    server.serve_stream,
+                    _LinkStream(server_end, "server", response_faults, recorder, link),
+                )
+                return _LinkStream(client_end, "client", faults, recorder, link)
 
-        async with Client(open_stream=open_stream, **client_options) as http:
-            yield TestClient(http, base_url, open_stream, recorder)
-        group.cancel_scope.cancel()
+            async with Client(open_stream=open_stream, **client_options) as http:
+                yield TestClient(http, base_url, open_stream, recorder)
+            group.cancel_scope.cancel()
+    except BaseExceptionGroup as group_error:
+        # An error of the block (a failed assert) or of the server comes out as
+        # itself, as from sansnet.serve and mock(), not wrapped by our task group.
+        raise _unwrap(group_error) from None
 
 
 # ============================================================================== mocks

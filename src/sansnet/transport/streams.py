@@ -134,8 +134,10 @@ class NetworkStream:
 
     def is_readable(self) -> bool:
         """True if reading would not block: on an idle connection this means the peer
-        closed it or sent something unexpected, so it must not be reused."""
-        raise NotImplementedError
+        closed it or sent something unexpected, so it must not be reused; before a
+        WebSocket send, that the peer's close frame may be waiting. A stream that
+        cannot tell returns False (the default)."""
+        return False
 
 
 def _read_timeout(stream: NetworkStream, timeout: float | None) -> ReadTimeout:

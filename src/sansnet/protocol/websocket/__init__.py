@@ -8,6 +8,8 @@
   :mod:`.closing`: the close-code rules; :mod:`.sizes`: the size limits.
 """
 
+from sansnet.errors import HandshakeError
+
 from .closing import check_close_code, is_valid_received_close_code
 from .connection import (
     CLOSED,
@@ -31,6 +33,7 @@ __all__ = [
     "Closed",
     "DeflateParameters",
     "Handshake",
+    "HandshakeError",
     "Pong",
     "TextMessage",
     "WebSocketConnection",
