@@ -254,7 +254,9 @@ def refused_method(session: Session, error: RemoteProtocolError, queued: bytes) 
     return "HEAD"
 
 
-_REQUEST_LINE = re.compile(rb"(?:^|\n)([-!#$%&'*+.^_`|~0-9A-Za-z]+) \S+ HTTP/[0-9]\.[0-9]\r\n")
+# Anywhere, not only after a line end: a request may start right after the previous
+# body's last byte (``...}HEAD / HTTP/1.0``).
+_REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) \S+ HTTP/[0-9]\.[0-9]\r\n")
 
 
 def check_error_response(session: Session, error: RemoteProtocolError, queued: bytes) -> None:

@@ -466,6 +466,22 @@ HARNESS_CONNECT_CRASH = Crash(
 )
 
 
+HARNESS_HEAD_AFTER_BODY_CRASH = Crash(
+    "http_server",
+    (
+        b"8.1\r\n\r\nPOST /echo HTTP/1.1\r\nHost: 127.0.0.1:4*1\r\nContent"
+        b'-Length: 70\r\nContent-Type: application/json\r\n\r\n{"name":"'
+        b'sansnet","tags":\xd4"http\xa2,"websocket"r, zstd\r\nC":2.5,"ok":'
+        b"true}HEAD /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\nH."
+        b'0.0.1:40ceppe: application/json\r\n\r\n{"name"\x1a"san\xdene\r\n,PT,'
+        b"\xaf\xd8\x81.1\n"
+    ),
+    "a harness bug, not the engine's: a refused HEAD request (Transfer-Encoding on "
+    "HTTP/1.0) right after the previous body's last byte was answered without a body, "
+    "correctly; the harness looked for HEAD request lines only after a line end",
+)
+
+
 @pytest.mark.parametrize(("method", "has_body"), [("HEAD", False), ("GET", True)])
 def test_error_response_to_head_has_no_body(method: str, has_body: bool) -> None:
     conn = ServerConnection()
@@ -551,6 +567,7 @@ CRASHES: list[Crash] = [
     *(case.crash for case in RESPONSE_CASES),
     ERROR_RESPONSE_CRASH,
     HARNESS_CONNECT_CRASH,
+    HARNESS_HEAD_AFTER_BODY_CRASH,
     WEBSOCKET_BFINAL_CRASH,
     WEBSOCKET_COUNT_PAST_LIMIT_CRASH,
 ]
