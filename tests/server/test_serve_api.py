@@ -77,7 +77,10 @@ def _without_deadlock(scenario: Any, backend: str) -> None:
 
     def run() -> None:
         try:
-            anyio.run(scenario, backend=backend)
+            if backend == "uvloop":
+                anyio.run(scenario, backend="asyncio", backend_options={"use_uvloop": True})
+            else:
+                anyio.run(scenario, backend=backend)
             outcome.append(None)
         except BaseException as error:  # reported by the test below
             outcome.append(error)
@@ -90,7 +93,7 @@ def _without_deadlock(scenario: Any, backend: str) -> None:
         raise outcome[0]
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
 def test_stop_from_a_handler_answers_that_request_and_stops(backend: str) -> None:
     """Issue #22: stop() awaited inside a handler used to wait for its own request."""
 
@@ -116,7 +119,7 @@ def test_stop_from_a_handler_answers_that_request_and_stops(backend: str) -> Non
     _without_deadlock(scenario, backend)
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
 def test_stop_from_a_handler_with_other_requests_in_flight(backend: str) -> None:
     answers: dict[str, str] = {}
 
