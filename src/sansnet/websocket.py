@@ -249,19 +249,21 @@ class WebSocket:
 
     async def _pump(self, *, wait: bool = True) -> None:
         """Read and parse until a message is queued, a pong arrives, or the connection
-        is finished; with ``wait=False``, also stop when a read would have to wait. The
+        is finished; with ``wait=False`` (before a send), also stop when a read would
+        have to wait, and leave a protocol violation of the peer for the next reader, so
+        that the message being sent goes out before the close that answers it. The
         caller holds the read lock and loops as it needs."""
         conn = self._conn
         while True:
-            event = conn.next_event()
+            event = conn.next_event(defer_failure=not wait)
             if conn.wants_write:
                 await self._flush_soon()
             if event is None:
                 if conn.state is CLOSED:  # the Closed event was handled elsewhere
                     await self._finish()
                     return
-                if not wait and not self._stream.is_readable():
-                    return
+                if not wait and (conn.failure_pending or not self._stream.is_readable()):
+                    return  # a violation waits for the next reader, after our send
                 if not await self._receive():
                     return
                 continue

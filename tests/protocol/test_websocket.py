@@ -341,6 +341,39 @@ def test_rsv1_on_a_continuation_frame() -> None:
     assert (closed.code, closed.reason) == (1002, "A continuation frame has RSV1 set.")
 
 
+def test_a_deferred_failure_lets_a_send_go_out_before_the_close() -> None:
+    """What a driver does before a send (take in what arrived, to see a close frame)
+    must not fail the connection ahead of that send: Autobahn 4.1.5 wants the echo of
+    'first' before the 1002 that answers the reserved opcode."""
+    server = WebSocketConnection("server")
+    server.receive_data(frame(0x1, b"first") + frame(0x7, b"reserved") + frame(0x9, b""))
+    assert server.next_event(defer_failure=True) == TextMessage("first")
+    assert not server.failure_pending
+    assert server.next_event(defer_failure=True) is None  # the violation, kept
+    assert server.failure_pending
+    assert server.next_event(defer_failure=True) is None  # still kept, nothing parsed
+    assert (server.state, server.error) == (OPEN, None)
+    server.send_text("first")
+    closed = server.next_event()
+    assert isinstance(closed, Closed)
+    assert closed.code == 1002
+    assert isinstance(server.error, RemoteProtocolError)
+    assert not server.failure_pending
+    out = server.data_to_send()
+    echo = encode_frame(0x1, b"first")
+    assert out.startswith(echo)  # the echo, then the close frame
+    assert out[len(echo)] == 0x88
+
+
+def test_a_deferred_read_still_takes_in_a_close_frame() -> None:
+    client = WebSocketConnection("client")
+    client.receive_data(encode_frame(0x8, struct.pack("!H", 1001) + b"going away"))
+    closed = client.next_event(defer_failure=True)
+    assert closed == Closed(1001, "going away")
+    assert client.state is CLOSED
+    assert client.data_to_send()[:1] == b"\x88"  # our answer, masked
+
+
 def test_messages_before_a_violation_are_delivered_first() -> None:
     """Lazy parsing: Autobahn 4.1.3 and friends expect the echo before the failure."""
     server = WebSocketConnection("server")

@@ -155,6 +155,7 @@ class WebSocketConnection:
         "_close_reason",
         "_closed_sent",
         "_compress_threshold",
+        "_deferred",
         "_deflate",
         "_eof",
         "_events",
@@ -203,6 +204,7 @@ class WebSocketConnection:
         self._close_code: int | None = None
         self._close_reason = ""
         self._closed_sent = False  # the Closed event was returned
+        self._deferred: _Failure | None = None  # found by next_event(defer_failure=True)
         # the message being received: its pieces and sizes (before wsproto decodes text)
         self._parts: list[Any] = []
         self._frame_size = 0
@@ -291,21 +293,46 @@ class WebSocketConnection:
             events.append(event)
         return events
 
-    def next_event(self) -> Event | None:
+    def next_event(self, *, defer_failure: bool = False) -> Event | None:
         """The next event, or None when more bytes are needed (or after :class:`Closed`).
 
         Then write :meth:`data_to_send`: answering a ping or a close may have queued bytes.
+
+        ``defer_failure=True`` is for taking in what already arrived before sending (to
+        see a close frame that is waiting): if the peer's next bytes break the protocol,
+        return None and keep the failure, so that a message sent now still goes out
+        before the close that fails the connection; the next call without it fails the
+        connection as usual. :attr:`failure_pending` says whether one is kept.
         """
         if self._closed_sent:
             return None
+        deferred = self._deferred
+        if deferred is not None:
+            if defer_failure:
+                return None
+            self._deferred = None
+            return self._on_failure(deferred)
         try:
             return self._next()
         except _Failure as failure:
-            self.error = RemoteProtocolError(failure.reason)
-            return self._fail(failure.code, failure.reason)
+            if defer_failure:
+                self._deferred = failure
+                self._events = None
+                return None
+            return self._on_failure(failure)
         except Exception as exc:  # pragma: no cover - a bug of ours; fail cleanly
             self.error = exc
             return self._fail(INTERNAL_ERROR, "Internal error.")
+
+    @property
+    def failure_pending(self) -> bool:
+        """True when ``next_event(defer_failure=True)`` found a violation that the next
+        plain :meth:`next_event` call turns into the connection's failure."""
+        return self._deferred is not None
+
+    def _on_failure(self, failure: _Failure) -> Closed:
+        self.error = RemoteProtocolError(failure.reason)
+        return self._fail(failure.code, failure.reason)
 
     def _next(self) -> Event | None:
         while True:
