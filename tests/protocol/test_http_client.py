@@ -217,11 +217,31 @@ def test_chunked_response_with_trailers() -> None:
     assert conn.reusable
 
 
+@pytest.mark.parametrize(
+    ("method", "response", "keep_alive"),
+    [
+        ("GET", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", True),
+        ("HEAD", b"HTTP/1.1 200 OK\r\n\r\n", True),  # no body follows a HEAD
+        ("GET", b"HTTP/1.1 204 No Content\r\n\r\n", True),
+        ("GET", b"HTTP/1.1 304 Not Modified\r\n\r\n", True),
+        ("GET", b"HTTP/1.1 200 OK\r\n\r\n", False),  # close-delimited
+    ],
+)
+def test_keep_alive_is_known_from_the_head(method: str, response: bytes, keep_alive: bool) -> None:
+    conn = ClientConnection("a")
+    conn.send_request(method, "/")
+    conn.data_to_send()
+    feed(conn, response)
+    assert conn.keep_alive is keep_alive
+
+
 def test_close_delimited_response() -> None:
     conn = ClientConnection("a")
     conn.send_request("GET", "/")
     events = feed(conn, b"HTTP/1.1 200 OK\r\n\r\nall of it")
     assert events[1:] == [Data(b"all of it")]
+    # Known from the head on: the end of this body is the end of the connection.
+    assert (conn.keep_alive, conn.must_close) == (False, True)
     assert feed(conn, b"", eof=True) == [EndOfMessage(), ConnectionClosed()]
     assert not conn.reusable
     assert conn.their_state is CLOSED

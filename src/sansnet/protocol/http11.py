@@ -1410,6 +1410,15 @@ class ClientConnection(HTTPConnection):
         if chunked and length is not None:
             # Both framings: h11 reads chunked; the connection is suspect.
             self._force_close = True
+        elif (
+            not chunked
+            and length is None
+            and self._method != "HEAD"
+            and event.status_code not in (204, 304)
+        ):
+            # Close-delimited: the end of the body is the end of the connection, so
+            # keep_alive is false from the head on (h11 only says so at the end).
+            self._force_close = True
         if length is not None and not chunked:
             declared = int(length)
             limit = self.limits.max_body_bytes
