@@ -164,18 +164,33 @@ def compare(ours: list[Message], h11: list[Message], llhttp: list[Message]) -> N
         check(theirs.trailers == mine.trailers, f"h11 trailers {theirs.trailers!r}")
         if index >= len(llhttp):
             continue  # the caller checked that llhttp had no reason to stop
-        other = _trim(llhttp[index])
-        for what, a, b in (
-            ("start line", theirs.start, other.start),
-            ("fields", theirs.headers, other.headers),
-            ("body", theirs.body, other.body),
-            ("trailers", theirs.trailers, other.trailers),
-            ("keep-alive", theirs.keep_alive, other.keep_alive),
-        ):
-            check(
-                a == b,
-                f"message {index + 1}: h11 and llhttp disagree on the {what}: {a!r} vs {b!r}",
-            )
+        _check_agree(
+            theirs,
+            _trim(llhttp[index]),
+            f"message {index + 1}: h11 and llhttp disagree",
+            keep_alive=True,
+        )
+
+
+_COMPARED = (
+    ("start line", "start"),
+    ("fields", "headers"),
+    ("body", "body"),
+    ("trailers", "trailers"),
+)
+
+
+def _check_agree(
+    mine: Message, other: Message, say: str, *, keep_alive: bool = False, after: str = ""
+) -> None:
+    """Two parses of one message agree on its start line, fields, body and trailers
+    (and keep-alive, when asked); ``say`` begins the finding, ``after`` ends it."""
+    compared = _COMPARED
+    if keep_alive:
+        compared = (*compared, ("keep-alive", "keep_alive"))
+    for what, name in compared:
+        a, b = getattr(mine, name), getattr(other, name)
+        check(a == b, f"{say} on the {what}: {a!r} vs {b!r}{after}")
 
 
 def _trim(message: Message) -> Message:
@@ -463,17 +478,9 @@ def compare_accepted(
             )
         other = _trim(theirs[index])
         other.trailers = [f for f in other.trailers if f[0].decode() not in _NOT_IN_TRAILERS]
-        for field, a, b in (
-            ("start line", mine.start, other.start),
-            ("fields", mine.headers, other.headers),
-            ("body", mine.body, other.body),
-            ("trailers", mine.trailers, other.trailers),
-        ):
-            check(
-                a == b,
-                f"{what} {index + 1}: we and llhttp disagree on the {field}: {a!r} vs "
-                f"{b!r}: {data!r}",
-            )
+        _check_agree(
+            mine, other, f"{what} {index + 1}: we and llhttp disagree", after=f": {data!r}"
+        )
         if parser.upgraded and index + 1 == len(parser.messages):
             return  # llhttp stopped after this message (an upgrade): nothing follows
         if mine.keep_alive != other.keep_alive:

@@ -546,14 +546,10 @@ class _PoolTransport(Transport):
         received = False
         try:
             while True:
-                event = protocol.next_event()
+                event = _next_head(protocol, self._trace)
                 if type(event) is ResponseHead:
-                    if self._trace is not None:
-                        self._trace("response", _head_bytes(event))
                     return event
                 if type(event) is InformationalResponse:
-                    if self._trace is not None:
-                        self._trace("response", _head_bytes(event))
                     continue  # 100, 103 ...: the final response follows
                 # NEED_DATA: read on. ConnectionClosed or PAUSED cannot come before a
                 # head: next_event raises RemoteProtocolError instead.
@@ -627,6 +623,14 @@ CONTINUE_WAIT = 1.0
 sends the body anyway (RFC 9110 section 10.1.1; curl waits 1 s too)."""
 
 
+def _next_head(protocol: ClientConnection, trace: Trace | None) -> object:
+    """``protocol.next_event()``, tracing a response head (interim or final)."""
+    event = protocol.next_event()
+    if trace is not None and type(event) in (ResponseHead, InformationalResponse):
+        trace("response", _head_bytes(event))  # type: ignore[arg-type]
+    return event
+
+
 def _expects_continue(request: Request) -> bool:
     return bool(request.body) and request.headers.get("expect", "").lower() == "100-continue"
 
@@ -642,14 +646,10 @@ async def _await_continue(
     instead is returned: the server decided without the body (417, 401, 413...)."""
     wait_until = now() + CONTINUE_WAIT
     while True:
-        event = protocol.next_event()
+        event = _next_head(protocol, trace)
         if type(event) is ResponseHead:
-            if trace is not None:
-                trace("response", _head_bytes(event))
             return event
         if type(event) is InformationalResponse:
-            if trace is not None:
-                trace("response", _head_bytes(event))
             if event.status_code == 100:
                 return None
             continue  # 103 Early Hints and the like: keep waiting
