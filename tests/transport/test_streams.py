@@ -15,7 +15,6 @@ from sansnet import ReadTimeout
 from sansnet.transport.clock import now
 from sansnet.transport.connect import open_tcp_stream
 from sansnet.transport.streams import AsyncioStream, NetworkStream
-from tests.virtual_time import on_virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -41,8 +40,7 @@ async def _timed_out_after(stream: NetworkStream, timeout: float) -> float:
     return now() - start
 
 
-@on_virtual_time
-async def test_a_shorter_timeout_after_a_longer_one_fires_on_time(anyio_backend: object) -> None:
+async def test_a_shorter_timeout_after_a_longer_one_fires_on_time() -> None:
     async with connected() as (ours, theirs), anyio.create_task_group() as tg:
 
         async def later() -> None:
@@ -52,13 +50,10 @@ async def test_a_shorter_timeout_after_a_longer_one_fires_on_time(anyio_backend:
         tg.start_soon(later)
         assert await ours.read(100, 30) == b"a"  # leaves a timer 30 s out, if any
         elapsed = await _timed_out_after(ours, 0.1)
-        assert elapsed == pytest.approx(0.1)  # the virtual clock: exact, no real wait
+        assert 0.09 <= elapsed < 5
 
 
-@on_virtual_time
-async def test_a_longer_timeout_after_a_shorter_one_does_not_fire_early(
-    anyio_backend: object,
-) -> None:
+async def test_a_longer_timeout_after_a_shorter_one_does_not_fire_early() -> None:
     async with connected() as (ours, theirs), anyio.create_task_group() as tg:
 
         async def later() -> None:
@@ -69,7 +64,7 @@ async def test_a_longer_timeout_after_a_shorter_one_does_not_fire_early(
         assert await ours.read(100, 0.05) == b"a"  # its timer fires while nobody reads
         await anyio.sleep(0.01)
         elapsed = await _timed_out_after(ours, 0.3)  # the timer must re-arm, not time out
-        assert elapsed == pytest.approx(0.3)
+        assert 0.29 <= elapsed < 5
         await theirs.send(b"b")
         assert await ours.read(100, 1) == b"b"  # the stream still works after a timeout
 
