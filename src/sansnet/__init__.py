@@ -1,14 +1,18 @@
 """sansnet: the ``net`` library of the Lune runtime, rebuilt for Python.
 
-HTTP requests, an HTTP server, WebSocket client and server, JSON and URL codecs, on pure
+HTTP requests, an HTTP server, WebSocket client and server, raw TCP streams and a TCP
+listener, JSON and URL codecs, on pure
 sans-IO protocol engines (:mod:`sansnet.protocol`) driven by anyio transports
 (:mod:`sansnet.transport`), so the same code runs on asyncio and trio.
 
-Use it as ``import sansnet as net``.
+Use it as ``import sansnet as net``. Lune 0.10's submodules are here too:
+``net.http`` (``request``, ``serve``), ``net.ws`` (``connect``) and ``net.tcp``
+(``connect``, ``serve``); the top-level names stay.
 """
 
 from __future__ import annotations
 
+from . import http, tcp, ws
 from ._version import __version__
 from .client import (
     Client,
@@ -110,13 +114,16 @@ __all__ = [
     "WriteError",
     "WriteTimeout",
     "__version__",
+    "http",
     "json_decode",
     "json_encode",
     "request",
     "serve",
     "socket",
     "stream",
+    "tcp",
     "url_decode",
     "url_encode",
     "use_client",
+    "ws",
 ]

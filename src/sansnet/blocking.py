@@ -37,6 +37,7 @@ from anyio.from_thread import BlockingPortal
 from . import client as _client
 from . import server as _server
 from . import websocket as _websocket
+from ._lifecycle import is_async_callable
 from .client import FetchParams, FetchResponse, StreamingResponse
 from .codecs import json_decode, json_encode, url_decode, url_encode
 from .errors import InvalidArgument
@@ -275,7 +276,7 @@ def serve(
         raise InvalidArgument(f"max_threads must be an int of at least 1, not {max_threads!r}.")
     config = _server._config(handler_or_config, options)
     handler = config.handle_request
-    if handler is not None and not _server._is_async(handler):
+    if handler is not None and not is_async_callable(handler):
         config = replace(config, handle_request=_in_worker_threads(handler, max_threads))
     server = _server.Server(port, config)
     current = portal()

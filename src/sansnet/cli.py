@@ -4,6 +4,8 @@
                         [-o FILE] [--no-decompress] [--no-redirects] [--timeout S] [-v]
     sansnet serve [DIR] [--port 8000] [--address 127.0.0.1]
     sansnet socket URL [--wait S]
+    sansnet tcp HOST PORT [--tls] [-k] [--wait S]      stdin -> the stream -> stdout
+    sansnet tcp --listen PORT [--address A] [--tls-cert PEM]   an echo service
     sansnet demo
 
 Exit codes: 0 success (a 2xx answer); 2 usage error; 3 network, TLS or timeout error;
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import logging
+import os
 import signal
 import sys
 import time
@@ -27,7 +30,8 @@ from typing import Any
 
 import anyio
 
-from . import __version__
+from . import __version__, tcp
+from ._lifecycle import ListeningServer
 from .client import Client, Timeout
 from .codecs import json_decode, json_encode, url_decode, url_encode
 from .errors import (
@@ -245,9 +249,14 @@ async def _serve(args: argparse.Namespace, output: Output) -> int:
             access_log=True,
         )
         what = "the echo service (HTTP and WebSocket)"
+    return await _serve_until_signal(serve(args.port, config), f"Serving {what} on", output)
+
+
+async def _serve_until_signal(server: ListeningServer, banner: str, output: Output) -> int:
+    """Run ``server`` until Ctrl-C or SIGTERM, then stop it gracefully."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with serve(args.port, config) as handle:
-            output.info(f"Serving {what} on {handle.url} (Ctrl-C to stop)", "bold")
+        async with server as handle:
+            output.info(f"{banner} {handle.url} (Ctrl-C to stop)", "bold")
             async for _ in signals:
                 output.info("Stopping...", "yellow")
                 break
@@ -293,6 +302,56 @@ async def _socket(args: argparse.Namespace, output: Output) -> int:
         output.error(f"the WebSocket closed with code {ws.close_code} {ws.close_reason}".rstrip())
         return EXIT_PROTOCOL
     return EXIT_OK
+
+
+# =================================================================================== tcp
+
+
+async def _tcp(args: argparse.Namespace, output: Output) -> int:
+    if args.listen is not None:
+        return await _tcp_listen(args, output)
+    if len(args.target) != 2 or not args.target[1].isdigit():
+        raise InvalidArgument(
+            "sansnet tcp needs HOST PORT to connect to (or --listen PORT to listen)."
+        )
+    host, port = args.target[0], int(args.target[1])
+    stream = await tcp.connect(
+        host, port, tls=args.tls, verify=not args.insecure, timeout=args.timeout
+    )
+    if sys.stdin.isatty():
+        output.info(f"Connected to {host}:{port}; Ctrl-D ends what you send.", "bold")
+    async with stream, anyio.create_task_group() as group:
+
+        async def receive() -> None:
+            async for chunk in stream:
+                output.data(chunk)
+            group.cancel_scope.cancel()  # the peer is done: so are we, as netcat
+
+        group.start_soon(receive)
+        while True:
+            chunk = await anyio.to_thread.run_sync(
+                os.read, sys.stdin.fileno(), 65536, abandon_on_cancel=True
+            )
+            if not chunk:
+                break
+            await stream.write(chunk)
+        if stream.tls is None:
+            await stream.send_eof()  # the peer reads the end; its answers still arrive
+            await anyio.sleep_forever()  # until receive() sees the peer's end
+        with anyio.move_on_after(args.wait):  # TLS has no half-close: wait, then close
+            await anyio.sleep_forever()
+        group.cancel_scope.cancel()
+    return EXIT_OK
+
+
+async def _echo_stream(stream: tcp.TcpStream) -> None:
+    async for chunk in stream:
+        await stream.write(chunk)
+
+
+async def _tcp_listen(args: argparse.Namespace, output: Output) -> int:
+    server = tcp.serve(args.listen, _echo_stream, address=args.address, tls=args.tls_cert)
+    return await _serve_until_signal(server, "Echoing TCP on", output)
 
 
 # ================================================================================== demo
@@ -414,7 +473,7 @@ async def _demo(output: Output) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sansnet", description="HTTP and WebSocket from the command line."
+        prog="sansnet", description="HTTP, WebSocket and TCP from the command line."
     )
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -472,6 +531,36 @@ def build_parser() -> argparse.ArgumentParser:
         "-k", "--insecure", action="store_true", help="do not verify TLS certificates"
     )
 
+    tcp_parser = commands.add_parser(
+        "tcp", help="a raw TCP/TLS pipe between stdin/stdout and HOST PORT, or an echo listener"
+    )
+    tcp_parser.add_argument("target", nargs="*", metavar="HOST PORT")
+    tcp_parser.add_argument("--tls", action="store_true", help="connect with TLS")
+    tcp_parser.add_argument(
+        "-k", "--insecure", action="store_true", help="do not verify TLS certificates"
+    )
+    tcp_parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="connect timeout (default 10)",
+    )
+    tcp_parser.add_argument(
+        "--wait",
+        type=_seconds,
+        metavar="SECONDS",
+        default=2.0,
+        help="with --tls: seconds to wait for answers after stdin ends (default 2)",
+    )
+    tcp_parser.add_argument(
+        "--listen", type=int, metavar="PORT", help="listen on PORT (0: any) and echo"
+    )
+    tcp_parser.add_argument("--address", default="127.0.0.1", help="with --listen")
+    tcp_parser.add_argument(
+        "--tls-cert", metavar="PEM", help="with --listen: serve TLS with this cert+key file"
+    )
+
     commands.add_parser("demo", help="a short tour of sansnet that needs no network")
     return parser
 
@@ -526,6 +615,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(_serve, args, output)
         if args.command == "socket":
             return _run(_socket, args, output)
+        if args.command == "tcp":
+            return _run(_tcp, args, output)
         if args.command == "demo":
             return _run(_demo, output)
     except HandshakeError as error:

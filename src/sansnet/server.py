@@ -18,7 +18,6 @@ server goes on. Defaults and the attack each one stops are listed in
 
 from __future__ import annotations
 
-import contextvars
 import inspect
 import logging
 import ssl
@@ -32,6 +31,7 @@ from typing import Any, cast
 import anyio
 import anyio.abc
 
+from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
 from ._version import __version__
 from .errors import (
     DecodingError,
@@ -41,7 +41,6 @@ from .errors import (
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
-    ServerStoppedError,
     TransportError,
     WriteError,
 )
@@ -62,13 +61,12 @@ from .protocol import (
 from .protocol.websocket import WebSocketConnection, accept, is_upgrade_request
 from .transport.clock import now
 from .transport.connect import Backend
-from .transport.listen import Listener, listen_tcp
 from .transport.streams import NetworkStream
 from .transport.tls import server_context
 from .websocket import WebSocket
 
 if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
+    pass
 
 __all__ = [
     "ServeConfig",
@@ -192,39 +190,6 @@ class ServeConfig:
 # ============================================================================= handle
 
 
-class ServeHandle:
-    """A running server (Lune's ServeHandle): ``ip`` and ``port`` of the bound socket
-    (port 0 asked -> the port the OS chose), ``url``, and :meth:`stop`."""
-
-    def __init__(self, server: Server, addresses: list[tuple[str, int]]) -> None:
-        self._server = server
-        self.addresses = addresses
-        self.ip, self.port = addresses[0]
-        scheme = "https" if server.config.tls is not None else "http"
-        host = f"[{self.ip}]" if ":" in self.ip else self.ip
-        self.url = f"{scheme}://{host}:{self.port}"
-
-    @property
-    def stopped(self) -> bool:
-        return self._server._stopping
-
-    async def stop(self) -> None:
-        """Stop gracefully: stop accepting at once, let in-flight requests finish
-        (within ``drain_timeout``), close idle keep-alive connections, close WebSockets
-        with 1001. Returns when every connection is closed and the port is free.
-        A second call raises :class:`~sansnet.ServerStoppedError`.
-
-        Called from one of this server's own handlers (a script stopping its server
-        from a request, as Lune scripts do), it starts the same stop and returns at
-        once: the stop cannot finish while the handler that asked for it still runs.
-        That request is answered (with ``Connection: close``) when the handler returns,
-        then the server finishes stopping; ``async with serve(...)`` exits after it."""
-        await self._server.stop()
-
-    def __repr__(self) -> str:
-        return f"<ServeHandle {self.url}{' stopped' if self.stopped else ''}>"
-
-
 # ========================================================================= connections
 
 
@@ -238,13 +203,6 @@ class _ConnectionRecord:
         self.idle = False  # waiting for the next request with nothing buffered
         self.in_request = False
         self.websocket: WebSocket | None = None
-
-
-# The server whose connection the current task serves (handlers run in that task):
-# stop() called from a handler must not wait for its own request to end.
-_SERVING: contextvars.ContextVar[Server | None] = contextvars.ContextVar(
-    "sansnet_serving", default=None
-)
 
 
 class _DateHeader:
@@ -286,111 +244,26 @@ def _problem(status: int, message: str) -> tuple[int, list[tuple[str, str]], byt
     return status, [("content-type", _TEXT_PLAIN)], (message + "\n").encode()
 
 
-class Server:
-    """A server not yet running; made by :func:`serve`. Use ``async with server as
-    handle`` or ``handle = await task_group.start(server.run)``."""
+class Server(ListeningServer):
+    """An HTTP and WebSocket server not yet running; made by :func:`serve`. Use
+    ``async with server as handle`` or ``handle = await task_group.start(server.run)``."""
 
     def __init__(self, port: int, config: ServeConfig) -> None:
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise InvalidArgument(f"port must be an int from 0 to 65535, not {port!r}.")
-        self.port = port
+        super().__init__(
+            port,
+            host=config.host,
+            ssl_context=config.ssl_context(),
+            backend=config.backend,
+            drain_timeout=config.drain_timeout,
+        )
         self.config = config
         self._date = _DateHeader()
         self._records: set[_ConnectionRecord] = set()
-        self._all_closed: anyio.Event | None = None  # set when the last connection ends
-        self._stopping = False
-        self._stopped = False
-        self._stop_requested: anyio.Event | None = None
-        self._finished: anyio.Event | None = None
-        self._listener: Listener | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
-        self._cm_group: anyio.abc.TaskGroup | None = None
-        self._handle: ServeHandle | None = None
-        self._request_is_async = _is_async(config.handle_request)
-        self._ssl = config.ssl_context()
-
-    # ---------------------------------------------------------------- lifecycle
+        self._request_is_async = is_async_callable(config.handle_request)
 
     @property
-    def stopping(self) -> bool:
-        """True once stop() was called (or the server ended)."""
-        return self._stopping
-
-    async def run(
-        self, *, task_status: anyio.abc.TaskStatus[ServeHandle] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Listen, report the :class:`ServeHandle` through ``task_status``, and serve
-        until :meth:`ServeHandle.stop`. Raises :class:`~sansnet.BindError` if the
-        address cannot be bound."""
-        if self._handle is not None:
-            raise RuntimeError("This server is already running; call serve() again for another.")
-        self._stop_requested = anyio.Event()
-        self._finished = anyio.Event()
-        try:
-            await self._run(task_status)
-        except BaseExceptionGroup as group_error:
-            raise _unwrap(group_error) from None
-
-    async def _run(self, task_status: anyio.abc.TaskStatus[ServeHandle]) -> None:
-        assert self._stop_requested is not None
-        assert self._finished is not None
-        try:
-            async with anyio.create_task_group() as group:
-                self._task_group = group
-                self._listener = await listen_tcp(
-                    self.config.host,
-                    self.port,
-                    self._serve_connection,
-                    group,
-                    ssl_context=self._ssl,
-                    backend=self.config.backend,
-                )
-                self._handle = ServeHandle(self, self._listener.addresses)
-                task_status.started(self._handle)
-                await self._stop_requested.wait()
-                await self._drain()
-                group.cancel_scope.cancel()
-        finally:
-            self._stopping = True
-            if self._listener is not None:
-                await self._listener.close()
-            self._finished.set()
-
-    async def __aenter__(self) -> ServeHandle:
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        try:
-            handle: ServeHandle = await group.start(self.run)
-        except BaseException as exc:
-            try:
-                await group.__aexit__(type(exc), exc, exc.__traceback__)
-            except BaseExceptionGroup as group_error:
-                raise _unwrap(group_error) from None
-            raise
-        self._cm_group = group
-        return handle
-
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
-        if not self._stopping:
-            await self.stop()
-        group = self._cm_group
-        assert group is not None
-        return await group.__aexit__(*exc_info)
-
-    async def stop(self) -> None:
-        if self._stopping:
-            where = self._handle.url if self._handle else f"port {self.port}"
-            raise ServerStoppedError(f"The server at {where} is already stopped.")
-        self._stopping = True
-        if self._listener is not None:
-            await self._listener.close()
-        assert self._stop_requested is not None
-        assert self._finished is not None
-        self._stop_requested.set()
-        if _SERVING.get() is self:
-            return  # from our own handler: waiting would wait for this very request
-        with anyio.CancelScope(shield=True):
-            await self._finished.wait()
+    def scheme(self) -> str:
+        return "https" if self.config.tls is not None else "http"
 
     async def _drain(self) -> None:
         """Graceful stop: idle connections close now, busy ones after their response,
@@ -402,25 +275,9 @@ class Server:
                 # Closing the stream ends the idle read at once (cheaper than a cancel
                 # scope around every keep-alive wait).
                 self._task_group.start_soon(record.stream.aclose)  # type: ignore[union-attr]
-        if self._records:
-            self._all_closed = anyio.Event()
-            with anyio.move_on_after(self.config.drain_timeout):
-                await self._all_closed.wait()
+        await super()._drain()
 
     # ---------------------------------------------------------------- one connection
-
-    async def serve_stream(self, stream: NetworkStream) -> None:
-        """Serve one connection that is already open, until it ends: how a custom
-        transport (or :mod:`sansnet.testing`, over memory) hands connections to this
-        server without a listening socket. Closes ``stream`` at the end."""
-        await self._serve_connection(stream)
-
-    async def _serve_connection(self, stream: NetworkStream) -> None:
-        serving = _SERVING.set(self)
-        try:
-            await self._serve_one(stream)
-        finally:
-            _SERVING.reset(serving)
 
     async def _serve_one(self, stream: NetworkStream) -> None:
         config = self.config
@@ -429,6 +286,7 @@ class Server:
             return
         record = _ConnectionRecord(stream)
         self._records.add(record)
+        self._connection_started()
         date = self._date
         conn = ServerConnection(config.limits, default_headers=date.fields)
         peer_ip, peer_port = stream.peer
@@ -463,8 +321,7 @@ class Server:
             pass  # the peer went away mid-exchange: nothing to answer, nothing to log
         finally:
             self._records.discard(record)
-            if not self._records and self._all_closed is not None:
-                self._all_closed.set()
+            self._connection_ended()
             conn.send_eof()
             await stream.aclose()
 
@@ -777,34 +634,8 @@ class Server:
             await socket._close_quietly(1000, "")
 
 
-def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one real error inside nested exception groups (a failed bind, say), or the
-    group itself when there are several."""
-    errors: list[BaseException] = []
-
-    def collect(error: BaseException) -> None:
-        if isinstance(error, BaseExceptionGroup):
-            for inner in error.exceptions:
-                collect(inner)
-        else:
-            errors.append(error)
-
-    collect(group)
-    real = [error for error in errors if not isinstance(error, anyio.get_cancelled_exc_class())]
-    return real[0] if len(real) == 1 else group
-
-
 async def _close_going_away(socket: WebSocket) -> None:
     await socket._close_quietly(1001, "The server is shutting down.")
-
-
-def _is_async(handler: Callable[..., Any] | None) -> bool:
-    if handler is None:
-        return False
-    if inspect.iscoroutinefunction(handler):
-        return True
-    call = type(handler).__dict__.get("__call__")  # an object with an async __call__
-    return not inspect.isfunction(handler) and inspect.iscoroutinefunction(call)
 
 
 def _as_bytes(chunk: Any) -> bytes:

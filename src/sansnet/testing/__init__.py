@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
+from sansnet._lifecycle import unwrap_group
 from sansnet.client import (
     Client,
     FetchResponse,
@@ -45,7 +46,7 @@ from sansnet.client import (
 from sansnet.errors import WriteError
 from sansnet.models import ServeResponse
 from sansnet.protocol import Headers, ResponseHead
-from sansnet.server import RequestHandler, ServeConfig, Server, _convert, _unwrap
+from sansnet.server import RequestHandler, ServeConfig, Server, _convert
 from sansnet.server import serve as _serve
 from sansnet.testing.virtual_time import VirtualTimeEventLoop
 from sansnet.transport.streams import MemoryStream, NetworkStream, TLSInfo, memory_stream_pair
@@ -379,7 +380,7 @@ async def serve(
     except BaseExceptionGroup as group_error:
         # An error of the block (a failed assert) or of the server comes out as
         # itself, as from sansnet.serve and mock(), not wrapped by our task group.
-        raise _unwrap(group_error) from None
+        raise unwrap_group(group_error) from None
 
 
 # ============================================================================== mocks

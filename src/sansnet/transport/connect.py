@@ -84,16 +84,21 @@ async def open_tcp_stream(
     server_hostname: str | None = None,
     timeout: float | None = None,
     backend: Backend = "auto",
+    half_close: bool = False,
 ) -> NetworkStream:
     """Connect to ``host``:``port`` (IPv4, IPv6 or a name), optionally with TLS.
 
     ``timeout`` bounds name resolution, the TCP connect and the TLS handshake together.
+    ``half_close``: the peer's EOF leaves our sending side open (raw TCP streams; the
+    HTTP drivers close both sides).
     """
     description = _describe(host, port)
     hostname = (server_hostname or host) if ssl_context is not None else None
     try:
         if current_backend(backend) == "asyncio":
-            return await _open_asyncio(host, port, ssl_context, hostname, timeout, description)
+            return await _open_asyncio(
+                host, port, ssl_context, hostname, timeout, description, half_close
+            )
         with anyio.fail_after(timeout):
             if ssl_context is None:
                 stream: anyio.abc.ByteStream = await anyio.connect_tcp(
@@ -127,14 +132,19 @@ async def _open_asyncio(
     hostname: str | None,
     timeout: float | None,
     description: str,
+    half_close: bool,
 ) -> NetworkStream:
     loop = asyncio.get_running_loop()
+
+    def factory() -> _StreamProtocol:
+        return _StreamProtocol(half_close=half_close)
+
     transport: asyncio.Transport | None = None
     try:
         with anyio.fail_after(timeout):
             if isinstance(loop, asyncio.BaseEventLoop):
                 transport, protocol = await loop.create_connection(
-                    _StreamProtocol,
+                    factory,
                     host,
                     port,
                     ssl=ssl_context,
@@ -143,7 +153,7 @@ async def _open_asyncio(
                 )
             else:  # uvloop: no happy eyeballs; it tries the addresses in turn
                 transport, protocol = await loop.create_connection(
-                    _StreamProtocol, host, port, ssl=ssl_context, server_hostname=hostname
+                    factory, host, port, ssl=ssl_context, server_hostname=hostname
                 )
     except BaseException:
         if transport is not None:  # connected, but the timeout struck as it returned

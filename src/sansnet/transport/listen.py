@@ -114,10 +114,12 @@ async def listen_tcp(
     tls_handshake_timeout: float = 10.0,
     backlog: int = 2048,
     backend: Backend = "auto",
+    half_close: bool = False,
 ) -> Listener:
     """Bind ``host``:``port`` and serve each connection with ``handler`` in
     ``task_group``. Returns once listening; the caller stops it with
-    :meth:`Listener.close`."""
+    :meth:`Listener.close`. ``half_close``: a peer's EOF leaves our sending side open
+    (raw TCP; HTTP closes both)."""
     try:
         if current_backend(backend) == "asyncio":
             loop = asyncio.get_running_loop()
@@ -141,7 +143,7 @@ async def listen_tcp(
                             task_group.start_soon(handler, arrived.popleft())
 
             def factory() -> _StreamProtocol:
-                return _StreamProtocol(on_connected)
+                return _StreamProtocol(on_connected, half_close)
 
             server = await loop.create_server(
                 factory,

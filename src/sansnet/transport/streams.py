@@ -132,6 +132,12 @@ class NetworkStream:
         """TLS details, or None on a plain connection."""
         return None
 
+    @property
+    def raw_socket(self) -> socket.socket | None:
+        """The connected socket, for socket options (TTL, say), or None where there is
+        none (in memory). Read and write through the stream, never through it."""
+        return None
+
     def is_readable(self) -> bool:
         """True if reading would not block: on an idle connection this means the peer
         closed it or sent something unexpected, so it must not be reused; before a
@@ -225,6 +231,10 @@ class AnyioStream(NetworkStream):
     def tls(self) -> TLSInfo | None:
         return _tls_info(self._ssl_object)
 
+    @property
+    def raw_socket(self) -> socket.socket | None:
+        return self._socket
+
     def is_readable(self) -> bool:
         sock = self._socket
         if sock is None:  # pragma: no cover - every anyio TCP stream has one
@@ -254,7 +264,12 @@ class _StreamProtocol(asyncio.Protocol):
 
     HIGH_WATER = 256 * 1024
 
-    def __init__(self, on_connected: Callable[[_StreamProtocol], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_connected: Callable[[_StreamProtocol], None] | None = None,
+        half_close: bool = False,
+    ) -> None:
+        self.half_close = half_close  # keep sending after the peer's EOF (raw TCP)
         self.transport: asyncio.Transport | None = None
         self.buffer: deque[bytes] = deque()
         self.buffered = 0
@@ -291,7 +306,9 @@ class _StreamProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self._wake_reader()
-        return False  # close our side too: HTTP has no use for half-closed sockets
+        # HTTP has no use for half-closed sockets: close our side too. A raw TCP stream
+        # may still have something to say (asyncio ignores True under TLS).
+        return self.half_close
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
@@ -483,6 +500,11 @@ class AsyncioStream(NetworkStream):
     @property
     def tls(self) -> TLSInfo | None:
         return _tls_info(self._transport.get_extra_info("ssl_object"))
+
+    @property
+    def raw_socket(self) -> socket.socket | None:
+        sock: socket.socket | None = self._transport.get_extra_info("socket")
+        return sock
 
     def is_readable(self) -> bool:
         protocol = self._protocol

@@ -21,7 +21,12 @@ VerifyTypes = bool | str | os.PathLike[str] | ssl.SSLContext
 CertTypes = str | os.PathLike[str] | tuple[str | os.PathLike[str], str | os.PathLike[str]]
 
 
-def _build(cafile: str | None, capath: str | None, verify: bool) -> ssl.SSLContext:
+HTTP_ALPN = ("http/1.1",)
+
+
+def _build(
+    cafile: str | None, capath: str | None, verify: bool, alpn: tuple[str, ...] = HTTP_ALPN
+) -> ssl.SSLContext:
     if verify:
         try:
             context = ssl.create_default_context(cafile=cafile, capath=capath)
@@ -34,20 +39,26 @@ def _build(cafile: str | None, capath: str | None, verify: bool) -> ssl.SSLConte
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    context.set_alpn_protocols(["http/1.1"])
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
     return context
 
 
 _cached_build = lru_cache(maxsize=8)(_build)
 
 
-def client_context(verify: VerifyTypes = True, cert: CertTypes | None = None) -> ssl.SSLContext:
+def client_context(
+    verify: VerifyTypes = True,
+    cert: CertTypes | None = None,
+    alpn: tuple[str, ...] = HTTP_ALPN,
+) -> ssl.SSLContext:
     """An ``ssl.SSLContext`` for a client.
 
     ``verify``: True (certifi's roots, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), a path to
     a CA bundle file or directory, an ``SSLContext`` to use as is, or False to skip
     verification (never the default). ``cert``: a client certificate file, or a
-    (certificate, key) pair. Contexts without a client certificate are cached.
+    (certificate, key) pair. ``alpn``: the protocols offered (HTTP/1.1 by default; empty
+    for a raw TLS stream). Contexts without a client certificate are cached.
     """
     if isinstance(verify, ssl.SSLContext):
         if cert is not None:
@@ -69,8 +80,8 @@ def client_context(verify: VerifyTypes = True, cert: CertTypes | None = None) ->
         else:
             raise ValueError(f"verify={path!r} is neither a CA bundle file nor a directory.")
     if cert is None:
-        return _cached_build(cafile, capath, verify is not False)
-    context = _build(cafile, capath, verify is not False)
+        return _cached_build(cafile, capath, verify is not False, alpn)
+    context = _build(cafile, capath, verify is not False, alpn)
     certfile, keyfile = (
         (os.fspath(cert[0]), os.fspath(cert[1]))
         if isinstance(cert, tuple)
@@ -89,10 +100,14 @@ def client_context(verify: VerifyTypes = True, cert: CertTypes | None = None) ->
 
 
 def server_context(
-    certfile: str | os.PathLike[str], keyfile: str | os.PathLike[str] | None = None
+    certfile: str | os.PathLike[str],
+    keyfile: str | os.PathLike[str] | None = None,
+    alpn: tuple[str, ...] = HTTP_ALPN,
 ) -> ssl.SSLContext:
-    """An ``ssl.SSLContext`` for a server from a certificate chain and its key."""
+    """An ``ssl.SSLContext`` for a server from a certificate chain and its key;
+    ``alpn`` as for :func:`client_context`."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(os.fspath(certfile), os.fspath(keyfile) if keyfile else None)
-    context.set_alpn_protocols(["http/1.1"])
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
     return context

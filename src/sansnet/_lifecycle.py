@@ -1,0 +1,266 @@
+"""What every listening server shares: bind, report a handle, serve until stopped, drain.
+
+:class:`ListeningServer` is the lifecycle of :class:`sansnet.Server` (HTTP and WebSocket)
+and of :class:`sansnet.tcp.TcpServer` (raw byte streams). A subclass says what to do with
+one connection (:meth:`ListeningServer._serve_one`) and, if it has more to do than wait,
+how to wind its connections down at stop (:meth:`ListeningServer._drain`).
+
+Invariants (tests/server/test_serve_api.py and tests/tcp/test_tcp_serve.py check them):
+
+* ``run`` reports the handle only once the socket is bound, so a client may connect as
+  soon as ``async with serve(...)`` or ``task_group.start(server.run)`` returns;
+* after ``stop()`` returns, nothing listens on the port and every connection is closed
+  (those still busy after ``drain_timeout`` are cancelled);
+* ``stop()`` called from one of this server's own connection tasks starts the stop and
+  returns at once: waiting would wait for that very task.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import ssl
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from .errors import InvalidArgument, ServerStoppedError
+from .transport.connect import Backend
+from .transport.listen import Listener, listen_tcp
+from .transport.streams import NetworkStream
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["ListeningServer", "ServeHandle", "is_async_callable", "unwrap_group"]
+
+
+def is_async_callable(handler: Callable[..., Any] | None) -> bool:
+    """True for an ``async def`` function or an object with an ``async def __call__``."""
+    if handler is None:
+        return False
+    if inspect.iscoroutinefunction(handler):
+        return True
+    call = type(handler).__dict__.get("__call__")  # an object with an async __call__
+    return not inspect.isfunction(handler) and inspect.iscoroutinefunction(call)
+
+
+class ServeHandle:
+    """A running server (Lune's ServeHandle): ``ip`` and ``port`` of the bound socket
+    (port 0 asked -> the port the OS chose), ``url``, and :meth:`stop`."""
+
+    def __init__(self, server: ListeningServer, addresses: list[tuple[str, int]]) -> None:
+        self._server = server
+        self.addresses = addresses
+        self.ip, self.port = addresses[0]
+        host = f"[{self.ip}]" if ":" in self.ip else self.ip
+        self.url = f"{server.scheme}://{host}:{self.port}"
+
+    @property
+    def stopped(self) -> bool:
+        return self._server.stopping
+
+    async def stop(self) -> None:
+        """Stop gracefully: stop accepting at once, let in-flight requests finish
+        (within ``drain_timeout``), close idle keep-alive connections, close WebSockets
+        with 1001. Returns when every connection is closed and the port is free.
+        A second call raises :class:`~sansnet.ServerStoppedError`.
+
+        Called from one of this server's own handlers (a script stopping its server
+        from a request, as Lune scripts do), it starts the same stop and returns at
+        once: the stop cannot finish while the handler that asked for it still runs.
+        That request is answered (with ``Connection: close``) when the handler returns,
+        then the server finishes stopping; ``async with serve(...)`` exits after it."""
+        await self._server.stop()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}{' stopped' if self.stopped else ''}>"
+
+
+# The server whose connection the current task serves (handlers run in that task):
+# stop() called from a handler must not wait for its own connection to end.
+_SERVING: contextvars.ContextVar[ListeningServer | None] = contextvars.ContextVar(
+    "sansnet_serving", default=None
+)
+
+
+def unwrap_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one real error inside nested exception groups (a failed bind, say), or the
+    group itself when there are several."""
+    errors: list[BaseException] = []
+
+    def collect(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                collect(inner)
+        else:
+            errors.append(error)
+
+    collect(group)
+    real = [error for error in errors if not isinstance(error, anyio.get_cancelled_exc_class())]
+    return real[0] if len(real) == 1 else group
+
+
+class ListeningServer:
+    """A server not yet running. Use ``async with server as handle`` or
+    ``handle = await task_group.start(server.run)``.
+
+    Subclasses implement :meth:`_serve_one` and may override :meth:`_drain`; they call
+    :meth:`_connection_ended` when a connection they counted with
+    :meth:`_connection_started` ends.
+    """
+
+    handle_class: type[ServeHandle] = ServeHandle
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        host: str,
+        ssl_context: ssl.SSLContext | None,
+        backend: Backend,
+        drain_timeout: float,
+        half_close: bool = False,
+    ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise InvalidArgument(f"port must be an int from 0 to 65535, not {port!r}.")
+        self.port = port
+        self._host = host
+        self._ssl = ssl_context
+        self._backend: Backend = backend
+        self._drain_timeout = drain_timeout
+        self._half_close = half_close
+        self._connections = 0
+        self._all_closed: anyio.Event | None = None  # set when the last connection ends
+        self._stopping = False
+        self._stop_requested: anyio.Event | None = None
+        self._finished: anyio.Event | None = None
+        self._listener: Listener | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._cm_group: anyio.abc.TaskGroup | None = None
+        self._handle: ServeHandle | None = None
+
+    @property
+    def scheme(self) -> str:
+        """The scheme of the handle's ``url``."""
+        raise NotImplementedError
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called (or the server ended)."""
+        return self._stopping
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen, report the handle through ``task_status``, and serve until the
+        handle's ``stop()``. Raises :class:`~sansnet.BindError` if the address cannot be
+        bound."""
+        if self._handle is not None:
+            raise RuntimeError("This server is already running; call serve() again for another.")
+        self._stop_requested = anyio.Event()
+        self._finished = anyio.Event()
+        try:
+            await self._run(task_status)
+        except BaseExceptionGroup as group_error:
+            raise unwrap_group(group_error) from None
+
+    async def _run(self, task_status: anyio.abc.TaskStatus[Any]) -> None:
+        assert self._stop_requested is not None
+        assert self._finished is not None
+        try:
+            async with anyio.create_task_group() as group:
+                self._task_group = group
+                self._listener = await listen_tcp(
+                    self._host,
+                    self.port,
+                    self._serve_connection,
+                    group,
+                    ssl_context=self._ssl,
+                    backend=self._backend,
+                    half_close=self._half_close,
+                )
+                self._handle = self.handle_class(self, self._listener.addresses)
+                task_status.started(self._handle)
+                await self._stop_requested.wait()
+                await self._drain()
+                group.cancel_scope.cancel()
+        finally:
+            self._stopping = True
+            if self._listener is not None:
+                await self._listener.close()
+            self._finished.set()
+
+    async def __aenter__(self) -> Any:
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        try:
+            handle = await group.start(self.run)
+        except BaseException as exc:
+            try:
+                await group.__aexit__(type(exc), exc, exc.__traceback__)
+            except BaseExceptionGroup as group_error:
+                raise unwrap_group(group_error) from None
+            raise
+        self._cm_group = group
+        return handle
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        if not self._stopping:
+            await self.stop()
+        group = self._cm_group
+        assert group is not None
+        return await group.__aexit__(*exc_info)
+
+    async def stop(self) -> None:
+        if self._stopping:
+            where = self._handle.url if self._handle else f"port {self.port}"
+            raise ServerStoppedError(f"The server at {where} is already stopped.")
+        self._stopping = True
+        if self._listener is not None:
+            await self._listener.close()
+        assert self._stop_requested is not None
+        assert self._finished is not None
+        self._stop_requested.set()
+        if _SERVING.get() is self:
+            return  # from our own handler: waiting would wait for this very connection
+        with anyio.CancelScope(shield=True):
+            await self._finished.wait()
+
+    async def _drain(self) -> None:
+        """Graceful stop: wait up to ``drain_timeout`` for the connections still open
+        to end; what is left is then cancelled. Subclasses that can hurry their
+        connections along (close idle ones) do so first, then call this."""
+        if self._connections:
+            self._all_closed = anyio.Event()
+            with anyio.move_on_after(self._drain_timeout):
+                await self._all_closed.wait()
+
+    def _connection_started(self) -> None:
+        self._connections += 1
+
+    def _connection_ended(self) -> None:
+        self._connections -= 1
+        if not self._connections and self._all_closed is not None:
+            self._all_closed.set()
+
+    # ---------------------------------------------------------------- one connection
+
+    async def serve_stream(self, stream: NetworkStream) -> None:
+        """Serve one connection that is already open, until it ends: how a custom
+        transport (or :mod:`sansnet.testing`, over memory) hands connections to this
+        server without a listening socket. Closes ``stream`` at the end."""
+        await self._serve_connection(stream)
+
+    async def _serve_connection(self, stream: NetworkStream) -> None:
+        serving = _SERVING.set(self)
+        try:
+            await self._serve_one(stream)
+        finally:
+            _SERVING.reset(serving)
+
+    async def _serve_one(self, stream: NetworkStream) -> None:
+        raise NotImplementedError

@@ -1,0 +1,384 @@
+"""``net.tcp`` (Lune 0.10): raw TCP and TLS byte streams, and a TCP listener.
+
+::
+
+    import sansnet as net
+
+    async with await net.tcp.connect("example.com", 443, tls=True) as stream:
+        await stream.write(b"HEAD / HTTP/1.1\\r\\nHost: example.com\\r\\n\\r\\n")
+        print(await stream.read())
+
+    async def echo(stream: net.tcp.TcpStream) -> None:
+        async for chunk in stream:
+            await stream.write(chunk)
+
+    async with net.tcp.serve(0, echo) as handle:   # handle.port: the port the OS chose
+        ...
+
+Everything runs on the transports the HTTP client and server use: a native asyncio
+stream on asyncio and uvloop, anyio's sockets on trio. Errors are the usual
+:class:`~sansnet.TransportError` family.
+
+Where this differs from Lune (each a choice a Python user would expect; see
+docs/lune.md): ``read()`` returns ``b""`` at the end of the stream (Lune: an empty
+buffer), and reads up to 64 KiB by default (Lune: 1,024 bytes); ``close()`` closes both
+directions (Lune's shuts down the writing side only: that is :meth:`TcpStream.send_eof`
+here); TLS is ``tls=True`` or an ``ssl.SSLContext`` (Lune: ``true`` or
+``{ tls = true }``). Lune has no listener; :func:`serve` is ours.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
+from .errors import InvalidArgument, LocalProtocolError, ReadError, TransportError, WriteError
+from .transport.connect import Backend, open_tcp_stream
+from .transport.streams import READ_SIZE, NetworkStream, TLSInfo
+from .transport.tls import CertTypes, VerifyTypes, client_context, server_context
+
+__all__ = ["TcpHandle", "TcpServer", "TcpStream", "connect", "serve"]
+
+logger = logging.getLogger("sansnet.tcp")
+
+TcpHandler = Callable[["TcpStream"], Awaitable[None]]
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+def _ip(address: tuple[str, int]) -> tuple[str | None, int | None]:
+    host, port = address
+    if host in ("", "?") or not port:
+        return None, None  # unknown (Lune: nil)
+    return host, port
+
+
+class TcpStream:
+    """A connected TCP (or TLS) byte stream: Lune 0.10's ``TcpStream``.
+
+    One task may read while another writes (full duplex); concurrent reads (or
+    concurrent writes) take turns. Use ``async with`` (or call :meth:`close`) so the
+    socket is released; ``async for chunk in stream`` reads until the peer ends.
+
+    ``local_ip``, ``local_port``, ``remote_ip``, ``remote_port`` are read once, when the
+    stream opens (None when unknown, as Lune's nil).
+    """
+
+    def __init__(self, stream: NetworkStream) -> None:
+        self._stream = stream
+        self._read_lock = anyio.Lock(fast_acquire=True)
+        self._write_lock = anyio.Lock(fast_acquire=True)
+        self._closed = False
+        self._eof_sent = False
+        self.local_ip, self.local_port = _ip(stream.local)
+        self.remote_ip, self.remote_port = _ip(stream.peer)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def tls(self) -> TLSInfo | None:
+        """What TLS agreed (version, cipher, ALPN protocol, peer certificate), or None
+        on plain TCP."""
+        return self._stream.tls
+
+    @property
+    def ttl(self) -> int | None:
+        """The IP time-to-live (IPv6: unicast hop limit) of outgoing packets, or None
+        where the stream has no socket."""
+        sock = self._stream.raw_socket
+        if sock is None:
+            return None
+        level, option = _ttl_option(sock)
+        value: int = sock.getsockopt(level, option)
+        return value
+
+    async def read(self, max_bytes: int = READ_SIZE, *, timeout: float | None = None) -> bytes:
+        """Up to ``max_bytes`` bytes, as soon as any have arrived; ``b""`` once the peer
+        has finished sending (and on every later call).
+
+        Raises :class:`~sansnet.ReadTimeout` when nothing arrives within ``timeout``
+        seconds (None: wait as long as it takes; the stream stays usable after a
+        timeout), :class:`~sansnet.ReadError` if the connection breaks or this stream
+        was closed. Data that arrived before a break is returned first: nothing the
+        peer sent is lost.
+        """
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise InvalidArgument(f"max_bytes must be a positive int, not {max_bytes!r}.")
+        async with self._read_lock:
+            if self._closed:
+                raise ReadError(
+                    f"The TCP stream to {self._stream.description} is closed (close() was "
+                    "called); connect again to read more."
+                )
+            return await self._stream.read(max_bytes, timeout)
+
+    async def write(
+        self, data: bytes | bytearray | memoryview | str, *, timeout: float | None = None
+    ) -> None:
+        """Send all of ``data`` (a ``str`` is sent as UTF-8). Returns once the data is
+        handed to the operating system, waiting while the peer does not keep up
+        (backpressure).
+
+        Raises :class:`~sansnet.WriteTimeout` after ``timeout`` seconds of waiting,
+        :class:`~sansnet.WriteError` if the connection broke, this stream was closed,
+        or :meth:`send_eof` was called. A failed write never affects what can still be
+        read: what the peer sent before it went away stays readable.
+        """
+        if isinstance(data, str):
+            payload = data.encode()
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            payload = bytes(data)
+        else:
+            raise InvalidArgument(
+                f"write() takes bytes or str, not {type(data).__name__}; encode it first."
+            )
+        async with self._write_lock:
+            if self._closed or self._eof_sent:
+                why = "close() was called" if self._closed else "send_eof() was called"
+                raise WriteError(
+                    f"The TCP stream to {self._stream.description} is closed for writing "
+                    f"({why}); nothing of these {len(payload)} bytes was sent."
+                )
+            if payload:
+                await self._stream.write(payload, timeout)
+
+    async def send_eof(self) -> None:
+        """Finish sending but keep reading (a TCP half-close, Lune's ``close``): the peer
+        reads the end of the stream; what it still sends arrives here. Later writes
+        raise :class:`~sansnet.WriteError`.
+
+        TLS has no half-close in Python's ``ssl``: on a TLS stream this raises
+        :class:`~sansnet.LocalProtocolError`; call :meth:`close` instead."""
+        if self._stream.tls is not None:
+            raise LocalProtocolError(
+                "A TLS stream cannot be half-closed (Python's ssl has no TLS half-close); "
+                "call close() to end it."
+            )
+        async with self._write_lock:
+            if self._closed or self._eof_sent:
+                return
+            self._eof_sent = True
+            await self._stream.send_eof()
+
+    async def close(self) -> None:
+        """Close both directions and release the socket. Never raises; calling it
+        again does nothing. Reads and writes after it raise."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._stream.aclose()
+
+    aclose = close  # the name anyio and contextlib.aclosing look for
+
+    async def __aenter__(self) -> TcpStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        """The chunks the peer sends, until it finishes sending."""
+        while True:
+            chunk = await self.read()
+            if not chunk:
+                return
+            yield chunk
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        secure = " tls" if self._stream.tls is not None else ""
+        return f"<TcpStream {self._stream.description}{secure}{state}>"
+
+
+def _ttl_option(sock: socket.socket) -> tuple[int, int]:
+    if sock.family == socket.AF_INET6:
+        return socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS
+    return socket.IPPROTO_IP, socket.IP_TTL
+
+
+def _host(text: object, name: str) -> str:
+    """A host name or address, without IPv6 brackets."""
+    if not isinstance(text, str) or not text.strip("[] "):
+        raise InvalidArgument(f"{name} must be a non-empty str, not {text!r}.")
+    host = text.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host
+
+
+def _check_port(port: object, low: int) -> int:
+    if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= 65535:
+        raise InvalidArgument(f"port must be an int from {low} to 65535, not {port!r}.")
+    return port
+
+
+async def connect(
+    host: str,
+    port: int,
+    *,
+    tls: bool | ssl.SSLContext = False,
+    ttl: int | None = None,
+    timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    verify: VerifyTypes = True,
+    cert: CertTypes | None = None,
+    alpn: list[str] | tuple[str, ...] = (),
+    server_hostname: str | None = None,
+    backend: Backend = "auto",
+) -> TcpStream:
+    """Open a TCP connection to ``host``:``port`` (a name, an IPv4 or an IPv6 address;
+    names resolving to both families race as ``request`` does: Happy Eyeballs).
+
+    ``tls``: True for TLS verified as :func:`sansnet.request` verifies it (``verify``,
+    ``cert``; ``alpn`` protocols to offer, none by default), or your own
+    ``ssl.SSLContext`` (then ``verify`` and ``cert`` do not apply). ``server_hostname``:
+    the name to check the certificate against (and send as SNI) when it is not ``host``.
+    ``ttl``: the IP time-to-live of outgoing packets (1-255). ``timeout``: seconds for
+    name resolution, connect and TLS handshake together (None: no limit).
+
+    Raises :class:`~sansnet.ConnectError` (refused, unreachable, unknown name),
+    :class:`~sansnet.TLSError` (handshake or certificate), :class:`~sansnet.ConnectTimeout`.
+    """
+    host = _host(host, "host")
+    _check_port(port, 1)
+    if ttl is not None and (
+        isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= 255
+    ):
+        raise InvalidArgument(f"ttl must be an int from 1 to 255 or None, not {ttl!r}.")
+    if timeout is not None and not timeout > 0:
+        raise InvalidArgument(
+            f"timeout must be a positive number of seconds or None, not {timeout!r}."
+        )
+    context: ssl.SSLContext | None
+    if isinstance(tls, ssl.SSLContext):
+        context = tls
+    elif tls is True:
+        context = client_context(verify, cert, tuple(alpn))
+    elif tls is False:
+        context = None
+    else:
+        raise InvalidArgument(f"tls must be True, False or an ssl.SSLContext, not {tls!r}.")
+    stream = await open_tcp_stream(
+        host,
+        port,
+        ssl_context=context,
+        server_hostname=server_hostname,
+        timeout=timeout,
+        backend=backend,
+        half_close=context is None,  # asyncio cannot half-close TLS
+    )
+    if ttl is not None:
+        sock = stream.raw_socket
+        if sock is not None:
+            level, option = _ttl_option(sock)
+            sock.setsockopt(level, option, ttl)
+    return TcpStream(stream)
+
+
+# ============================================================================ listener
+
+
+class TcpHandle(ServeHandle):
+    """A running TCP listener: ``ip``, ``port`` (the port the OS chose for port 0),
+    ``url`` (``tcp://`` or ``tls://``) and :meth:`stop`."""
+
+    async def stop(self) -> None:
+        """Stop gracefully: stop accepting at once, give the handlers still running
+        ``drain_timeout`` seconds to finish, then cancel them and close their streams.
+        Returns when every connection is closed and the port is free. A second call
+        raises :class:`~sansnet.ServerStoppedError`. Called from a handler, it starts
+        the stop and returns at once."""
+        await self._server.stop()
+
+
+class TcpServer(ListeningServer):
+    """A TCP listener not yet running; made by :func:`serve`. Use ``async with server as
+    handle`` or ``handle = await task_group.start(server.run)``."""
+
+    handle_class = TcpHandle
+
+    def __init__(
+        self,
+        port: int,
+        handler: TcpHandler,
+        *,
+        address: str = "127.0.0.1",
+        tls: ssl.SSLContext | str | tuple[str, str] | None = None,
+        max_connections: int = 10_000,
+        drain_timeout: float = 10.0,
+        backend: Backend = "auto",
+    ) -> None:
+        if not callable(handler) or not is_async_callable(handler):
+            raise InvalidArgument(
+                "tcp.serve() needs an async handler: async def handler(stream): ..., "
+                f"not {handler!r}."
+            )
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise InvalidArgument(f"max_connections must be an int, not {max_connections!r}.")
+        if max_connections < 1:
+            raise InvalidArgument("max_connections must be at least 1.")
+        host = _host(address, "address")
+        if isinstance(tls, tuple):
+            context: ssl.SSLContext | None = server_context(tls[0], tls[1], alpn=())
+        elif isinstance(tls, str):
+            context = server_context(tls, alpn=())
+        else:
+            context = tls
+        super().__init__(
+            port,
+            host=host,
+            ssl_context=context,
+            backend=backend,
+            drain_timeout=drain_timeout,
+            half_close=context is None,  # asyncio cannot half-close TLS
+        )
+        self._handler = handler
+        self.max_connections = max_connections
+
+    @property
+    def scheme(self) -> str:
+        return "tls" if self._ssl is not None else "tcp"
+
+    async def _serve_one(self, stream: NetworkStream) -> None:
+        if self._stopping or self._connections >= self.max_connections:
+            stream.abort()  # over the limit: close at once, the listener goes on
+            await stream.aclose()
+            return
+        self._connection_started()
+        tcp = TcpStream(stream)
+        try:
+            await self._handler(tcp)
+        except TransportError as exc:
+            logger.info("TCP connection from %s ended: %s", stream.description, exc)
+        except Exception:
+            logger.exception(
+                "The TCP handler failed for the connection from %s; that connection is "
+                "closed, the listener goes on.",
+                stream.description,
+            )
+        finally:
+            self._connection_ended()
+            await tcp.close()
+
+
+def serve(port: int, handler: TcpHandler, **options: Any) -> TcpServer:
+    """A TCP listener on ``port`` (0: any free port) that runs ``async def
+    handler(stream)`` for each connection, in its own task, and closes the stream when
+    the handler returns. Nothing is bound until it runs: ``async with serve(...) as
+    handle`` or ``await task_group.start(server.run)``.
+
+    Keyword ``options`` (those of :class:`TcpServer`): ``address``: where to listen (127.0.0.1 by default; ``"::1"``, ``"0.0.0.0"``).
+    ``tls``: an ``ssl.SSLContext``, a PEM file with certificate and key, or a
+    (certificate, key) pair. A handler's exception is logged to the ``sansnet.tcp``
+    logger and closes that connection only. Beyond ``max_connections`` open
+    connections, new ones are closed at once. ``stop()`` waits ``drain_timeout``
+    seconds for running handlers, then cancels them.
+    """
+    return TcpServer(port, handler, **options)

@@ -1,0 +1,291 @@
+"""``sansnet.tcp.connect`` against peers no one here wrote (socat, openssl s_server, an
+``asyncio.start_server`` echo) and against sockets that misbehave on purpose: half-close,
+a reset, a read timeout, writes after the end. Every test runs on asyncio, uvloop and
+trio."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import anyio
+import pytest
+import trustme
+
+import sansnet as net
+from sansnet import (
+    ConnectError,
+    InvalidArgument,
+    LocalProtocolError,
+    ReadError,
+    ReadTimeout,
+    TLSError,
+    WriteError,
+)
+
+from .peers import asyncio_echo, free_port, require, running, socat_echo
+
+pytestmark = pytest.mark.anyio
+
+PAYLOAD = os.urandom(300_000)  # several socket buffers' worth: writes and reads interleave
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def pem_files(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(the server's certificate+key PEM, the CA's PEM) for 127.0.0.1 and localhost."""
+    folder = tmp_path_factory.mktemp("tls")
+    server = folder / "server.pem"
+    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(server)
+    ca_file = folder / "ca.pem"
+    ca.cert_pem.write_to_path(ca_file)
+    return str(server), str(ca_file)
+
+
+async def _echo_round_trip(stream: net.tcp.TcpStream) -> bytes:
+    """Write PAYLOAD while reading the echo, then half-close; everything read back."""
+    received = bytearray()
+
+    async def reader() -> None:
+        async for chunk in stream:
+            received.extend(chunk)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(reader)
+        for start in range(0, len(PAYLOAD), 50_000):
+            await stream.write(PAYLOAD[start : start + 50_000])
+        await stream.send_eof()
+    return bytes(received)
+
+
+async def test_plain_exchange_with_socat() -> None:
+    with socat_echo() as port:
+        async with await net.tcp.connect("127.0.0.1", port) as stream:
+            assert (stream.remote_ip, stream.remote_port) == ("127.0.0.1", port)
+            assert stream.local_ip == "127.0.0.1"
+            assert isinstance(stream.local_port, int)
+            assert stream.local_port > 0
+            assert stream.tls is None
+            assert await _echo_round_trip(stream) == PAYLOAD
+
+
+async def test_tls_exchange_with_socat(pem_files: tuple[str, str]) -> None:
+    server_pem, ca_file = pem_files
+    with socat_echo(tls=(server_pem, "")) as port:
+        async with await net.tcp.connect("127.0.0.1", port, tls=True, verify=ca_file) as stream:
+            assert stream.tls is not None
+            assert stream.tls.version is not None
+            assert stream.tls.alpn_protocol is None  # a raw stream offers no ALPN by default
+            await stream.write(b"over TLS\n")
+            assert await stream.read() == b"over TLS\n"
+            with pytest.raises(LocalProtocolError, match="half-closed"):
+                await stream.send_eof()
+
+
+async def test_tls_exchange_with_openssl_s_server(pem_files: tuple[str, str]) -> None:
+    """openssl s_server -rev answers each line reversed: a TLS peer that is not an echo."""
+    openssl = require("openssl")
+    server_pem, ca_file = pem_files
+    port = free_port()
+    command = [openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", server_pem]
+    command += ["-rev", "-naccept", "1"]
+    with running(command, port, probe=False):
+        stream = None
+        with anyio.fail_after(10):
+            while stream is None:
+                try:
+                    stream = await net.tcp.connect("localhost", port, tls=True, verify=ca_file)
+                except ConnectError as exc:
+                    assert not isinstance(exc, TLSError), exc
+                    await anyio.sleep(0.05)
+        async with stream:
+            # s_server greets after the handshake in some versions; read to our line
+            await stream.write("sansnet says hello\n")
+            seen = b""
+            while b"sansnet says hello"[::-1] not in seen:
+                chunk = await stream.read(timeout=5)
+                assert chunk, seen
+                seen += chunk
+
+
+async def test_tls_certificate_is_verified_by_default(pem_files: tuple[str, str]) -> None:
+    server_pem, _ = pem_files
+    with socat_echo(tls=(server_pem, "")) as port:
+        with pytest.raises(TLSError, match="could not be verified"):
+            await net.tcp.connect("127.0.0.1", port, tls=True)
+        async with await net.tcp.connect("127.0.0.1", port, tls=True, verify=False) as stream:
+            await stream.write(b"unverified but encrypted")
+            assert await stream.read() == b"unverified but encrypted"
+
+
+async def test_exchange_with_an_asyncio_start_server_echo() -> None:
+    with asyncio_echo() as port:
+        async with await net.tcp.connect("127.0.0.1", port) as stream:
+            assert await _echo_round_trip(stream) == PAYLOAD
+
+
+@contextmanager
+def raw_server(behaviour: str) -> Iterator[int]:
+    """A one-connection server on a plain socket in a thread:
+
+    * ``reset``: sends b"partial", waits for b"ack", then resets (SO_LINGER 0);
+    * ``bye``: sends b"bye" and closes both directions at once;
+    * ``late``: sends b"late" 0.5 s after the connection opens, then waits for EOF;
+    * ``half``: reads until our EOF, then answers b"got N bytes" and closes.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(10)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(10)
+        with conn:
+            if behaviour == "reset":
+                conn.sendall(b"partial")
+                conn.recv(3)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif behaviour == "bye":
+                conn.sendall(b"bye")
+            elif behaviour == "late":
+                threading.Event().wait(0.5)
+                conn.sendall(b"late")
+                conn.recv(10)
+            else:
+                total = 0
+                while data := conn.recv(65536):
+                    total += len(data)
+                conn.sendall(f"got {total} bytes".encode())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        thread.join(10)
+        listener.close()
+
+
+async def test_half_close_keeps_the_reading_side_open() -> None:
+    with raw_server("half") as port:
+        async with await net.tcp.connect("127.0.0.1", port) as stream:
+            await stream.write(b"x" * 100_000)
+            await stream.send_eof()
+            with pytest.raises(WriteError, match="send_eof"):
+                await stream.write(b"more")
+            answer = b""
+            async for chunk in stream:
+                answer += chunk
+            assert answer == b"got 100000 bytes"
+            assert await stream.read() == b""  # and on every later call
+
+
+async def test_a_reset_is_a_read_error_after_the_data_that_came_first() -> None:
+    with raw_server("reset") as port:
+        async with await net.tcp.connect("127.0.0.1", port) as stream:
+            assert await stream.read(timeout=5) == b"partial"
+            await stream.write(b"ack")
+            with pytest.raises(ReadError, match="broke while reading"):
+                with anyio.fail_after(5):
+                    while await stream.read():
+                        pass
+            with pytest.raises(WriteError):
+                await stream.write(b"after the reset")
+
+
+async def test_read_timeout_leaves_the_stream_usable() -> None:
+    with raw_server("late") as port:
+        async with await net.tcp.connect("127.0.0.1", port) as stream:
+            with pytest.raises(ReadTimeout, match="read timeout"):
+                await stream.read(timeout=0.05)
+            assert await stream.read(timeout=5) == b"late"
+            await stream.send_eof()
+
+
+async def test_writes_after_the_end_fail_clearly_and_lose_nothing() -> None:
+    with raw_server("bye") as port:
+        stream = await net.tcp.connect("127.0.0.1", port)
+        assert await stream.read(timeout=5) == b"bye"  # what the peer said is ours
+        assert await stream.read(timeout=5) == b""
+        # The peer has closed both ways: the first write may still be accepted by our
+        # kernel; its reset makes a later one fail, with a clear error.
+        with pytest.raises(WriteError, match=r"closed|broke"):
+            with anyio.fail_after(5):
+                while True:
+                    await stream.write(b"anyone there?")
+                    await anyio.sleep(0.02)
+        await stream.close()
+        with pytest.raises(WriteError, match=r"close\(\) was called\); nothing of these 3 bytes"):
+            await stream.write(b"end")
+        with pytest.raises(ReadError, match=r"close\(\) was called"):
+            await stream.read()
+        await stream.close()  # twice is fine
+        assert stream.closed
+
+
+async def test_connect_errors_are_typed() -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(ConnectError, match="refused"):
+        await net.tcp.connect("127.0.0.1", port)
+    with pytest.raises(ConnectError, match="resolve"):
+        await net.tcp.connect("no-such-host.invalid", 80)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"host": "", "port": 80}, "host"),
+        ({"host": "127.0.0.1", "port": 0}, "port"),
+        ({"host": "127.0.0.1", "port": 70000}, "port"),
+        ({"host": "127.0.0.1", "port": True}, "port"),
+        ({"host": "127.0.0.1", "port": 80, "ttl": 0}, "ttl"),
+        ({"host": "127.0.0.1", "port": 80, "ttl": 256}, "ttl"),
+        ({"host": "127.0.0.1", "port": 80, "timeout": 0}, "timeout"),
+        ({"host": "127.0.0.1", "port": 80, "tls": "yes"}, "tls"),
+    ],
+)
+async def test_bad_arguments_are_invalid_argument(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        await net.tcp.connect(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_ttl_ipv6_and_bad_writes() -> None:
+    with socat_echo() as port:
+        async with await net.tcp.connect("127.0.0.1", port, ttl=17) as stream:
+            assert stream.ttl == 17
+            with pytest.raises(InvalidArgument, match="bytes or str"):
+                await stream.write(12)  # type: ignore[arg-type]
+            with pytest.raises(InvalidArgument, match="max_bytes"):
+                await stream.read(0)
+            await stream.write(b"")  # nothing to send is fine
+            await stream.write(memoryview(b"view"))
+            assert await stream.read(timeout=5) == b"view"
+            assert "TcpStream 127.0.0.1" in repr(stream)
+    if not socket.has_ipv6:
+        return
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return  # no IPv6 loopback in this sandbox
+    async with net.tcp.serve(0, _echo, address="::1") as handle:
+        assert handle.url.startswith("tcp://[::1]:")
+        async with await net.tcp.connect("[::1]", handle.port, ttl=5) as stream:
+            assert stream.remote_ip == "::1"
+            assert stream.ttl == 5
+            await stream.write("v6")
+            assert await stream.read(timeout=5) == b"v6"
+
+
+async def _echo(stream: net.tcp.TcpStream) -> None:
+    async for chunk in stream:
+        await stream.write(chunk)

@@ -1,0 +1,256 @@
+"""``sansnet.tcp.serve``, the TCP listener: served by our client and by socat (plain and
+TLS), its handle semantics (real port for port 0, graceful stop, stop from a handler,
+``async with``), a failing handler, the connection limit, and 1,000 short connections
+without descriptor growth. Every test runs on asyncio, uvloop and trio."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import ssl
+import sys
+
+import anyio
+import pytest
+import trustme
+
+import sansnet as net
+from sansnet import BindError, InvalidArgument, ReadError, ServerStoppedError
+
+from .peers import require
+
+pytestmark = pytest.mark.anyio
+
+
+async def echo(stream: net.tcp.TcpStream) -> None:
+    async for chunk in stream:
+        await stream.write(chunk)
+
+
+async def _closed_by_peer(stream: net.tcp.TcpStream) -> bool:
+    """True if the peer ended the stream (b"" or a reset) within 5 s."""
+    try:
+        with anyio.fail_after(5):
+            return await stream.read() == b""
+    except ReadError:
+        return True
+
+
+async def test_port_zero_reports_the_real_port_and_echoes() -> None:
+    async with net.tcp.serve(0, echo) as handle:
+        assert handle.port > 0
+        assert handle.ip == "127.0.0.1"
+        assert handle.url == f"tcp://127.0.0.1:{handle.port}"
+        assert repr(handle) == f"<TcpHandle tcp://127.0.0.1:{handle.port}>"
+        async with await net.tcp.connect(handle.ip, handle.port) as stream:
+            assert (stream.remote_ip, stream.remote_port) == (handle.ip, handle.port)
+            await stream.write(b"ping")
+            assert await stream.read(timeout=5) == b"ping"
+    assert handle.stopped
+    with pytest.raises(ServerStoppedError):
+        await handle.stop()
+
+
+async def test_socat_is_served_plain() -> None:
+    socat = require("socat")
+    async with net.tcp.serve(0, echo) as handle:
+        result = await anyio.run_process(
+            [socat, "-t", "5", "-", f"TCP:127.0.0.1:{handle.port}"], input=b"from socat\n"
+        )
+    assert result.stdout == b"from socat\n"
+
+
+async def test_socat_is_served_over_tls(tmp_path: os.PathLike[str]) -> None:
+    socat = require("socat")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    server_pem = os.path.join(tmp_path, "server.pem")
+    ca_pem = os.path.join(tmp_path, "ca.pem")
+    cert.private_key_and_cert_chain_pem.write_to_path(server_pem)
+    ca.cert_pem.write_to_path(ca_pem)
+    seen: list[str | None] = []
+
+    async def greet(stream: net.tcp.TcpStream) -> None:
+        seen.append(stream.tls.version if stream.tls else None)
+        line = await stream.read(timeout=5)
+        await stream.write(b"hello, " + line)
+
+    async with net.tcp.serve(0, greet, tls=server_pem) as handle:
+        assert handle.url.startswith("tls://127.0.0.1:")
+        peer = f"OPENSSL:127.0.0.1:{handle.port},cafile={ca_pem}"
+        # stdin stays open until the answer is in: at the end of its input socat would
+        # send TLS close_notify, and TLS in Python has no half-close
+        async with await anyio.open_process([socat, "-", peer]) as process:
+            assert process.stdin is not None
+            assert process.stdout is not None
+            await process.stdin.send(b"socat\n")
+            answer = b""
+            with anyio.fail_after(5):
+                while not answer.endswith(b"\n"):
+                    answer += await process.stdout.receive()
+            await process.stdin.aclose()
+        # and our own client, verifying against the same CA
+        async with await net.tcp.connect(
+            "127.0.0.1", handle.port, tls=True, verify=ca_pem
+        ) as stream:
+            await stream.write(b"sansnet\n")
+            assert await stream.read(timeout=5) == b"hello, sansnet\n"
+    assert answer == b"hello, socat\n"
+    assert seen[0] is not None
+    assert seen[0].startswith("TLS")
+
+
+async def test_a_failing_handler_closes_its_connection_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def picky(stream: net.tcp.TcpStream) -> None:
+        data = await stream.read(timeout=5)
+        if data == b"boom":
+            raise RuntimeError("the handler broke")
+        await stream.write(b"fine: " + data)
+
+    with caplog.at_level(logging.ERROR, logger="sansnet.tcp"):
+        async with net.tcp.serve(0, picky) as handle:
+            bad = await net.tcp.connect("127.0.0.1", handle.port)
+            good = await net.tcp.connect("127.0.0.1", handle.port)
+            async with bad, good:
+                await bad.write(b"boom")
+                assert await _closed_by_peer(bad)
+                await good.write(b"ok")
+                assert await good.read(timeout=5) == b"fine: ok"
+    assert "The TCP handler failed" in caplog.text
+    assert "the handler broke" in caplog.text
+
+
+async def test_connections_beyond_the_limit_are_closed_at_once() -> None:
+    release = anyio.Event()
+
+    async def hold(stream: net.tcp.TcpStream) -> None:
+        await stream.write(b"in")
+        await release.wait()
+
+    async with net.tcp.serve(0, hold, max_connections=2) as handle:
+        first = await net.tcp.connect("127.0.0.1", handle.port)
+        second = await net.tcp.connect("127.0.0.1", handle.port)
+        assert await first.read(timeout=5) == b"in"
+        assert await second.read(timeout=5) == b"in"
+        third = await net.tcp.connect("127.0.0.1", handle.port)
+        assert await _closed_by_peer(third)
+        release.set()
+        for stream in (first, second, third):
+            await stream.close()
+        with anyio.fail_after(5):
+            while True:  # the slots come back once the handlers have returned
+                async with await net.tcp.connect("127.0.0.1", handle.port) as again:
+                    try:
+                        if await again.read(timeout=5) == b"in":
+                            break
+                    except ReadError:
+                        pass
+
+
+async def test_stop_lets_a_busy_handler_finish_and_cancels_a_stuck_one() -> None:
+    finished: list[str] = []
+
+    async def handler(stream: net.tcp.TcpStream) -> None:
+        request = await stream.read(timeout=5)
+        if request == b"slow":
+            await anyio.sleep(0.2)
+            await stream.write(b"done")
+            finished.append("slow")
+        else:
+            try:
+                await anyio.sleep(30)
+            finally:
+                finished.append("stuck cancelled")
+
+    server = net.tcp.serve(0, handler, drain_timeout=1.0)
+    async with server as handle:
+        slow = await net.tcp.connect("127.0.0.1", handle.port)
+        stuck = await net.tcp.connect("127.0.0.1", handle.port)
+        await slow.write(b"slow")
+        await stuck.write(b"stuck")
+        await anyio.sleep(0.05)
+        with anyio.fail_after(5):
+            await handle.stop()
+        assert await slow.read(timeout=5) == b"done"
+        assert await _closed_by_peer(stuck)
+        with pytest.raises(net.ConnectError):
+            await net.tcp.connect("127.0.0.1", handle.port)  # the port is free
+        await slow.close()
+        await stuck.close()
+    assert finished == ["slow", "stuck cancelled"]
+
+
+async def test_stop_from_a_handler_returns_at_once() -> None:
+    async def stopper(stream: net.tcp.TcpStream) -> None:
+        await handle.stop()  # must not wait for this very connection
+        await stream.write(b"stopping")
+
+    server = net.tcp.serve(0, stopper)
+    async with anyio.create_task_group() as group:
+        handle = await group.start(server.run)
+        async with await net.tcp.connect("127.0.0.1", handle.port) as stream:
+            assert await stream.read(timeout=5) == b"stopping"
+    assert handle.stopped
+
+
+async def test_bind_errors_and_bad_arguments() -> None:
+    async with net.tcp.serve(0, echo) as handle:
+        with pytest.raises(BindError):
+            async with net.tcp.serve(handle.port, echo):
+                pass  # pragma: no cover
+
+    def plain(stream: net.tcp.TcpStream) -> None:  # pragma: no cover - refused
+        pass
+
+    with pytest.raises(InvalidArgument, match="async handler"):
+        net.tcp.serve(0, plain)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="max_connections"):
+        net.tcp.serve(0, echo, max_connections=0)
+    with pytest.raises(InvalidArgument, match="max_connections"):
+        net.tcp.serve(0, echo, max_connections="5")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="address"):
+        net.tcp.serve(0, echo, address="")
+    with pytest.raises(InvalidArgument, match="port"):
+        net.tcp.serve(-1, echo)
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts /proc/self/fd")
+async def test_a_thousand_short_connections_leave_no_descriptor_behind() -> None:
+    async with net.tcp.serve(0, echo) as handle:
+        for _ in range(20):  # warm up: the event loop's own descriptors settle
+            async with await net.tcp.connect("127.0.0.1", handle.port) as stream:
+                await stream.write(b".")
+                await stream.read(timeout=5)
+        gc.collect()
+        before = _open_descriptors()
+        with anyio.fail_after(60):
+            for index in range(1000):
+                async with await net.tcp.connect("127.0.0.1", handle.port) as stream:
+                    await stream.write(b"%d" % index)
+                    assert await stream.read(timeout=5) == b"%d" % index
+        gc.collect()
+        after = _open_descriptors()
+    assert after - before <= 2, (before, after)
+
+
+async def test_a_handler_may_use_a_tls_context_of_its_own() -> None:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    async with (
+        net.tcp.serve(0, echo, tls=server_ctx) as handle,
+        await net.tcp.connect(
+            "127.0.0.1", handle.port, tls=client_ctx, server_hostname="localhost"
+        ) as stream,
+    ):
+        await stream.write("ünïcode")
+        assert await stream.read(timeout=5) == "ünïcode".encode()
