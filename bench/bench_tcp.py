@@ -88,7 +88,8 @@ class Peer(asyncio.Protocol):
 
 async def run_peer(port_file: str) -> None:
     server = await asyncio.get_running_loop().create_server(Peer, "127.0.0.1", 0)
-    Path(port_file).write_text(str(server.sockets[0].getsockname()[1]))
+    port = server.sockets[0].getsockname()[1]
+    Path(port_file).write_text(str(port))  # noqa: ASYNC240 - once, before serving
     await server.serve_forever()
 
 

@@ -9,6 +9,10 @@ Same names as :mod:`sansnet`, called like plain functions::
     ws = net.socket("ws://127.0.0.1:8080/")              # ws.send(...), ws.next(), ws.close()
     handle.stop()
 
+Lune 0.10's groupings are here too: ``net.http.request``, ``net.http.serve``,
+``net.ws.connect`` and ``net.tcp.connect`` / ``net.tcp.serve`` (a blocking
+:class:`BlockingTcpStream`; a plain ``def`` TCP handler runs in a worker thread).
+
 One event loop runs in a background thread (anyio's blocking portal on asyncio), started
 on the first call and reused by every later call from any thread, so connection pools
 survive between calls. It is shut down when the interpreter exits, closing pooled
@@ -36,22 +40,26 @@ from anyio.from_thread import BlockingPortal
 
 from . import client as _client
 from . import server as _server
+from . import tcp as _tcp
 from . import websocket as _websocket
-from ._lifecycle import is_async_callable
+from ._lifecycle import ListeningServer, is_async_callable
 from .client import FetchParams, FetchResponse, StreamingResponse
 from .codecs import json_decode, json_encode, url_decode, url_encode
 from .errors import InvalidArgument
 from .models import ServeRequest, ServeResponse
 from .server import ServeConfig
+from .transport.streams import READ_SIZE
 
 __all__ = [
     "BlockingServeHandle",
     "BlockingStreamingResponse",
+    "BlockingTcpStream",
     "BlockingWebSocket",
     "FetchResponse",
     "ServeConfig",
     "ServeRequest",
     "ServeResponse",
+    "http",
     "json_decode",
     "json_encode",
     "request",
@@ -59,8 +67,10 @@ __all__ = [
     "shutdown",
     "socket",
     "stream",
+    "tcp",
     "url_decode",
     "url_encode",
+    "ws",
 ]
 
 T = TypeVar("T")
@@ -272,13 +282,15 @@ def serve(
     after ``drain_timeout`` is abandoned (its thread finishes on its own; its answer is
     dropped with the connection).
     """
-    if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
-        raise InvalidArgument(f"max_threads must be an int of at least 1, not {max_threads!r}.")
+    _check_max_threads(max_threads)
     config = _server._config(handler_or_config, options)
     handler = config.handle_request
     if handler is not None and not is_async_callable(handler):
         config = replace(config, handle_request=_in_worker_threads(handler, max_threads))
-    server = _server.Server(port, config)
+    return _start_server(_server.Server(port, config))
+
+
+def _start_server(server: ListeningServer) -> BlockingServeHandle:
     current = portal()
     done, handle = current.start_task(server.run)
     blocking_handle = BlockingServeHandle(handle, done, current)
@@ -286,17 +298,28 @@ def serve(
     return blocking_handle
 
 
-def _in_worker_threads(handler: Callable[[ServeRequest], Any], limit: int) -> Any:
+def _check_max_threads(max_threads: object) -> int:
+    if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
+        raise InvalidArgument(f"max_threads must be an int of at least 1, not {max_threads!r}.")
+    return max_threads
+
+
+def _in_worker_threads(
+    handler: Callable[[Any], Any], limit: int, wrap: Callable[[Any], Any] | None = None
+) -> Any:
     """``handler`` as an async handler that runs it in a worker thread, at most
-    ``limit`` at once."""
+    ``limit`` at once; ``wrap`` turns the async handler's argument into the one the
+    plain handler takes."""
     limiter: anyio.CapacityLimiter | None = None
 
-    async def run_in_thread(request: ServeRequest) -> Any:
+    async def run_in_thread(argument: Any) -> Any:
         nonlocal limiter
         if limiter is None:  # made on the event loop that uses it
             limiter = anyio.CapacityLimiter(limit)
+        if wrap is not None:
+            argument = wrap(argument)
         result = await anyio.to_thread.run_sync(
-            handler, request, limiter=limiter, abandon_on_cancel=True
+            handler, argument, limiter=limiter, abandon_on_cancel=True
         )
         if inspect.isawaitable(result):  # a plain function that returned a coroutine
             result = await result
@@ -370,3 +393,108 @@ def socket(url: str, **options: Any) -> BlockingWebSocket:
         return await _websocket.socket(url, **options)
 
     return BlockingWebSocket(current.call(open_socket), current)
+
+
+# ================================================================================= tcp
+
+
+class BlockingTcpStream:
+    """A :class:`sansnet.tcp.TcpStream` with blocking methods (see it for the rules):
+    ``read``, ``write``, ``send_eof``, ``close``; ``with`` closes it; iterating yields
+    the chunks the peer sends until it finishes."""
+
+    def __init__(self, stream: _tcp.TcpStream, portal: BlockingPortal) -> None:
+        self._stream = stream
+        self._portal = portal
+        self.local_ip = stream.local_ip
+        self.local_port = stream.local_port
+        self.remote_ip = stream.remote_ip
+        self.remote_port = stream.remote_port
+
+    @property
+    def closed(self) -> bool:
+        return self._stream.closed
+
+    @property
+    def tls(self) -> Any:
+        return self._stream.tls
+
+    def read(self, max_bytes: int = READ_SIZE, *, timeout: float | None = None) -> bytes:
+        return self._portal.call(functools.partial(self._stream.read, max_bytes, timeout=timeout))
+
+    def write(
+        self, data: bytes | bytearray | memoryview | str, *, timeout: float | None = None
+    ) -> None:
+        self._portal.call(functools.partial(self._stream.write, data, timeout=timeout))
+
+    def send_eof(self) -> None:
+        self._portal.call(self._stream.send_eof)
+
+    def close(self) -> None:
+        self._portal.call(self._stream.close)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read():
+            yield chunk
+
+    def __enter__(self) -> BlockingTcpStream:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return repr(self._stream).replace("<TcpStream", "<BlockingTcpStream", 1)
+
+
+def tcp_connect(host: str, port: int, **options: Any) -> BlockingTcpStream:
+    """:func:`sansnet.tcp.connect` without ``await``."""
+    current = portal()
+    stream = current.call(functools.partial(_tcp.connect, host, port, **options))
+    return BlockingTcpStream(stream, current)
+
+
+def tcp_serve(
+    port: int,
+    handler: Callable[[Any], Any],
+    *,
+    max_threads: int = DEFAULT_MAX_THREADS,
+    **options: Any,
+) -> BlockingServeHandle:
+    """:func:`sansnet.tcp.serve` without ``await``: listen and return at once. A plain
+    ``def handler(stream)`` gets a :class:`BlockingTcpStream` and runs in a worker
+    thread (at most ``max_threads`` at once; more connections wait for a thread); an
+    ``async def`` handler gets a :class:`sansnet.tcp.TcpStream` on the background loop.
+    """
+    _check_max_threads(max_threads)
+    if not is_async_callable(handler):
+        if not callable(handler):
+            raise InvalidArgument(f"tcp.serve() needs a handler function, not {handler!r}.")
+        current = portal()
+        handler = _in_worker_threads(
+            handler, max_threads, lambda stream: BlockingTcpStream(stream, current)
+        )
+    return _start_server(_tcp.TcpServer(port, handler, **options))
+
+
+class http:
+    """Lune 0.10's ``net.http`` without ``await``: ``request``, ``stream``, ``serve``."""
+
+    request = staticmethod(request)
+    stream = staticmethod(stream)
+    serve = staticmethod(serve)
+
+
+class ws:
+    """Lune 0.10's ``net.ws`` without ``await``: ``connect`` (= :func:`socket`)."""
+
+    connect = staticmethod(socket)
+
+
+class tcp:
+    """Lune 0.10's ``net.tcp`` without ``await``: ``connect`` -> a
+    :class:`BlockingTcpStream`, and ``serve`` (a TCP listener)."""
+
+    connect = staticmethod(tcp_connect)
+    serve = staticmethod(tcp_serve)
+    TcpStream = BlockingTcpStream
