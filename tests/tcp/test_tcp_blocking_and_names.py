@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+import anyio
 import pytest
 
 import sansnet as net
@@ -86,3 +87,60 @@ def test_blocking_tcp_serve_takes_async_handlers_and_checks_arguments() -> None:
         blocking.tcp.serve(0, echo, max_threads=0)
     with pytest.raises(InvalidArgument, match="handler"):
         blocking.tcp.serve(0, "not a function")  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_a_tcp_stream_over_any_network_stream() -> None:
+    """TcpStream wraps any NetworkStream: over memory there is no socket (ttl None),
+    an unknown address reads None (Lune's nil), and a second send_eof does nothing."""
+    from sansnet.transport.streams import memory_stream_pair
+
+    ours, theirs = memory_stream_pair(client=("?", 0))
+    stream = net.tcp.TcpStream(ours)
+    assert stream.ttl is None
+    assert (stream.local_ip, stream.local_port) == (None, None)
+    assert (stream.remote_ip, stream.remote_port) == ("127.0.0.1", 80)
+    await stream.write(b"over memory")
+    assert await theirs.read() == b"over memory"
+    await stream.send_eof()
+    await stream.send_eof()
+    assert await theirs.read() == b""
+    await theirs.write(b"still readable")
+    assert await stream.read() == b"still readable"
+    await stream.close()
+
+
+@pytest.mark.anyio
+async def test_a_tls_listener_from_certificate_and_key_files(
+    tmp_path: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """tls=(certificate, key) files; a handler ended by the peer's reset is logged as
+    an info line, not a traceback."""
+    import logging
+    import os
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = os.path.join(tmp_path, "cert.pem"), os.path.join(tmp_path, "key.pem")
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+    ca_file = os.path.join(tmp_path, "ca.pem")
+    ca.cert_pem.write_to_path(ca_file)
+
+    async def write_forever(stream: net.tcp.TcpStream) -> None:
+        await stream.write(b"x")
+        while True:
+            await stream.write(b"y" * 65536)
+
+    with caplog.at_level(logging.INFO, logger="sansnet.tcp"):
+        async with net.tcp.serve(0, write_forever, tls=(cert_file, key_file)) as handle:
+            stream = await net.tcp.connect("127.0.0.1", handle.port, tls=True, verify=ca_file)
+            assert await stream.read(1, timeout=5) == b"x"
+            stream._stream.abort()  # gone without a goodbye: the handler's write fails
+            await stream.close()
+            with anyio.fail_after(5):
+                while "TCP connection from" not in caplog.text:  # noqa: ASYNC110 - a log line
+                    await anyio.sleep(0.01)
+    assert "The TCP handler failed" not in caplog.text
