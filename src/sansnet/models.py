@@ -47,14 +47,27 @@ class ServeRequest:
     times maps to a list; ``query.get(key)`` is always one str, ``query.get_all(key)``
     a list);
     ``headers`` (:class:`~sansnet.Headers`); ``body`` (bytes, decoded when the request
-    had Content-Encoding gzip, deflate, br or zstd); ``ip`` and ``port`` of the peer.
-    Also ``target`` (the raw request-target), ``raw_query`` and ``http_version``.
+    had Content-Encoding gzip, deflate, br or zstd); ``ip`` and ``port`` of the client.
+    Also ``target`` (the raw request-target), ``raw_query``, ``http_version``, and
+    ``scheme``, ``host`` and ``url`` (the URL the client asked for).
+
+    ``ip``, ``port``, ``scheme`` and ``host`` are the connection's own (the peer's
+    address, ``https`` on TLS, the Host field) unless the peer is one of the server's
+    ``trusted_proxies``: then they are what its ``Forwarded`` or ``X-Forwarded-*``
+    fields say (``port`` 0 when the proxy did not say; ``ip`` "" on a Unix socket).
     """
 
-    __slots__ = ("_head", "_query", "body", "headers", "ip", "method", "port")
+    __slots__ = ("_head", "_host", "_query", "body", "headers", "ip", "method", "port", "scheme")
 
     def __init__(
-        self, head: RequestHead, body: bytes, ip: str, port: int, headers: Headers | None = None
+        self,
+        head: RequestHead,
+        body: bytes,
+        ip: str,
+        port: int,
+        headers: Headers | None = None,
+        scheme: str = "http",
+        host: str | None = None,
     ) -> None:
         self._head = head
         self.method = head.method
@@ -62,7 +75,22 @@ class ServeRequest:
         self.body = body
         self.ip = ip
         self.port = port
+        self.scheme = scheme
+        self._host = host
         self._query: QueryParams | None = None
+
+    @property
+    def host(self) -> str:
+        """The host the client asked for: the Host field (or what a trusted proxy
+        forwarded), "" when there is none."""
+        host = self._host
+        return host if host is not None else self.headers.get("host", "")
+
+    @property
+    def url(self) -> str:
+        """The full URL the client asked for: ``scheme://host/path?query``."""
+        query = self._head.query_string
+        return f"{self.scheme}://{self.host}{self._head.path}" + (f"?{query}" if query else "")
 
     @property
     def path(self) -> str:

@@ -58,6 +58,7 @@ from .protocol import (
     ServerConnection,
     is_supported,
 )
+from .protocol.forwarded import TrustedProxies, resolve_client
 from .protocol.websocket import WebSocketConnection, accept, is_upgrade_request
 from .transport.clock import now
 from .transport.connect import Backend
@@ -117,6 +118,10 @@ class ServeConfig:
     ``drain_timeout``           10 s       how long stop() lets in-flight requests finish
     ``access_log``              False      one line per request to the ``sansnet.access``
                                            logger
+    ``trusted_proxies``         ()         proxies whose ``Forwarded`` / ``X-Forwarded-*``
+                                           fields set ``ip``, ``scheme``, ``host`` (IPs,
+                                           networks, ``"*"``, ``"unix"``); from anyone
+                                           else they are ignored (spoofing)
     ``subprotocols``            None       WebSocket subprotocols we speak, by preference,
                                            or a function (request, offered) -> choice
     ``compression``             True       permessage-deflate for WebSockets
@@ -139,6 +144,7 @@ class ServeConfig:
     body_timeout: float | None = 30.0
     drain_timeout: float = 10.0
     access_log: bool = False
+    trusted_proxies: Sequence[str] | str = ()
     subprotocols: Sequence[str] | SubprotocolChooser | None = None
     compression: bool = True
     max_message_size: int | None = 16 * MiB
@@ -165,6 +171,10 @@ class ServeConfig:
             )
         if self.max_connections < 1:
             raise InvalidArgument("ServeConfig.max_connections must be at least 1.")
+        try:
+            TrustedProxies(self.trusted_proxies)
+        except ValueError as exc:
+            raise InvalidArgument(f"ServeConfig.{exc}") from None
 
     @property
     def host(self) -> str:
@@ -259,6 +269,8 @@ class Server(ListeningServer):
         self.config = config
         self._date = _DateHeader()
         self._records: set[_ConnectionRecord] = set()
+        self._trusted = TrustedProxies(config.trusted_proxies)
+        self._scheme = self.scheme
         self._request_is_async = is_async_callable(config.handle_request)
 
     @property
@@ -276,6 +288,22 @@ class Server(ListeningServer):
                 # scope around every keep-alive wait).
                 self._task_group.start_soon(record.stream.aclose)  # type: ignore[union-attr]
         await super()._drain()
+
+    def _make_request(
+        self, head: RequestHead, body: bytes, peer_ip: str, peer_port: int
+    ) -> ServeRequest:
+        """The handler's view of a request: the peer's address, or the client's as
+        ``trusted_proxies`` report it (see :mod:`sansnet.protocol.forwarded`)."""
+        if not self._trusted:
+            return ServeRequest(head, body, peer_ip, peer_port, scheme=self._scheme)
+        client = resolve_client(head.headers, peer_ip, self._trusted)
+        if client is None:
+            return ServeRequest(head, body, peer_ip, peer_port, scheme=self._scheme)
+        ip, port = peer_ip, peer_port
+        if client.ip is not None:
+            ip, port = client.ip, client.port or 0
+        scheme = {"ws": "http", "wss": "https"}.get(client.scheme or "", client.scheme)
+        return ServeRequest(head, body, ip, port, scheme=scheme or self._scheme, host=client.host)
 
     # ---------------------------------------------------------------- one connection
 
@@ -302,7 +330,7 @@ class Server(ListeningServer):
                 body = await self._read_body(stream, conn, head)
                 if body is None:
                     return
-                request = ServeRequest(head, body, peer_ip, peer_port)
+                request = self._make_request(head, body, peer_ip, peer_port)
                 status, headers, payload = await self._respond(request, head)
                 if self.stopping:
                     conn.disable_keep_alive()  # the response says Connection: close
@@ -575,7 +603,7 @@ class Server(ListeningServer):
         body = await self._read_body(stream, conn, head)
         if body is None:
             return
-        request = ServeRequest(head, body, ip, port)
+        request = self._make_request(head, body, ip, port)
         chooser = config.subprotocols
         subprotocols: Any = chooser
         if callable(chooser):

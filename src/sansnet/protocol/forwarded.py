@@ -1,0 +1,205 @@
+"""Who the client really is, behind proxies you trust: ``Forwarded`` (RFC 7239) and
+``X-Forwarded-For`` / ``-Proto`` / ``-Host``.
+
+A server behind a load balancer sees the balancer as its peer. The balancer says who
+its own peer was in a header, and so may anyone else: a client can send
+``X-Forwarded-For: 1.2.3.4`` itself. So these headers count only when the connection
+comes from a proxy listed in :class:`TrustedProxies`, and within them only the hops
+that trusted proxies added: reading the list from the right (the nearest hop first),
+the client is the first address that is not a trusted proxy. Nothing is trusted by
+default.
+
+* ``Forwarded`` wins over the ``X-Forwarded-*`` fields when both are present (it is the
+  standard one); its element for the chosen hop gives ``for`` (address and maybe port),
+  ``proto`` and ``host``.
+* Otherwise ``X-Forwarded-For`` gives the address, and the nearest (rightmost) value of
+  ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` the scheme and host.
+* A value that is not an IP address (``unknown``, an obfuscated ``_hidden``
+  identifier) stops the walk: that hop is the client, its address unknown, and the
+  peer's address stays.
+
+The ``Forwarded`` value splitter here is the RFC 7239 grammar (``token=value`` pairs,
+``;`` between pairs, ``,`` between hops, quoted strings with ``\\`` escapes): h11 parses
+the field itself, nothing well kept parses its value, and this module is tested byte
+for byte in tests/protocol/test_forwarded.py. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .headers import Headers
+
+__all__ = ["Client", "TrustedProxies", "forwarded_elements", "resolve_client"]
+
+UNIX = "unix"  # the entry that trusts peers on a Unix domain socket
+_SCHEMES = frozenset(("http", "https", "ws", "wss"))
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TrustedProxies:
+    """The peers whose forwarding headers are believed: IP addresses (``"10.0.0.7"``,
+    ``"::1"``), networks (``"10.0.0.0/8"``), ``"*"`` (every peer: only when nothing
+    but your proxy can reach the server) and ``"unix"`` (peers on a Unix domain
+    socket, whose address is empty). Raises ``ValueError`` naming a bad entry."""
+
+    def __init__(self, entries: Iterable[str] = ()) -> None:
+        if isinstance(entries, str):
+            entries = entries.split(",")
+        self.everyone = False
+        self.unix = False
+        self._networks: list[_Network] = []
+        for entry in entries:
+            text = entry.strip()
+            if text == "*":
+                self.everyone = True
+            elif text == UNIX:
+                self.unix = True
+            else:
+                try:
+                    self._networks.append(ipaddress.ip_network(text, strict=False))
+                except ValueError:
+                    raise ValueError(
+                        f"trusted_proxies: {entry!r} is not an IP address, a network "
+                        '(10.0.0.0/8), "*" or "unix".'
+                    ) from None
+
+    def __bool__(self) -> bool:
+        return self.everyone or self.unix or bool(self._networks)
+
+    def __contains__(self, address: object) -> bool:
+        """Whether a peer at ``address`` (an IP text, or "" for a Unix socket) is trusted."""
+        if not isinstance(address, str):
+            return False
+        if address == "":
+            return self.unix or self.everyone
+        if self.everyone:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._networks)
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """The client as the trusted proxies report it; None fields were not reported."""
+
+    ip: str | None
+    port: int | None
+    scheme: str | None
+    host: str | None
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        out = []
+        escaped = False
+        for char in value[1:-1]:
+            if escaped or char != "\\":
+                out.append(char)
+                escaped = False
+            else:
+                escaped = True
+        return "".join(out)
+    return value
+
+
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def forwarded_elements(values: Iterable[str]) -> list[dict[str, str]]:
+    """The hops of ``Forwarded`` field values, first (farthest) to last (nearest): each
+    a dict of lower-cased parameter names to unquoted values. Malformed pairs (no
+    ``=``, an empty name) are skipped; an element with no valid pair is kept empty, so
+    the hop count stays right."""
+    elements: list[dict[str, str]] = []
+    for value in values:
+        for element in _split_outside_quotes(value, ","):
+            pairs: dict[str, str] = {}
+            for pair in _split_outside_quotes(element, ";"):
+                name, equals, raw = pair.partition("=")
+                name = name.strip().lower()
+                if equals and name:
+                    pairs[name] = _unquote(raw.strip())
+            elements.append(pairs)
+    return elements
+
+
+def _node(value: str) -> tuple[str | None, int | None]:
+    """A ``for`` node (RFC 7239 section 6): an IP address and maybe a port; None for
+    ``unknown`` and obfuscated identifiers."""
+    text = value.strip()
+    port: int | None = None
+    if text.startswith("["):  # [IPv6] or [IPv6]:port
+        address, _, rest = text[1:].partition("]")
+        if rest.startswith(":") and rest[1:].isdigit():
+            port = int(rest[1:])
+    elif text.count(":") == 1:  # IPv4:port
+        address, _, port_text = text.partition(":")
+        port = int(port_text) if port_text.isdigit() else None
+    else:
+        address = text
+    try:
+        return str(ipaddress.ip_address(address)), port
+    except ValueError:
+        return None, None
+
+
+def _rightmost(values: list[str]) -> str | None:
+    for value in reversed(",".join(values).split(",")):
+        if value.strip():
+            return value.strip()
+    return None
+
+
+def resolve_client(headers: Headers, peer_ip: str, trusted: TrustedProxies) -> Client | None:
+    """The client behind the trusted proxies, or None when the peer is not a trusted
+    proxy or sent no forwarding field (then the connection's own peer is the client)."""
+    if not trusted or peer_ip not in trusted:
+        return None
+    forwarded = headers.get_all("forwarded")
+    if forwarded:
+        elements = forwarded_elements(forwarded)
+        chosen = elements[0]
+        for element in reversed(elements):
+            chosen = element
+            ip, _ = _node(element.get("for", ""))
+            if ip is None or ip not in trusted:
+                break
+        ip, port = _node(chosen.get("for", ""))
+        proto = chosen.get("proto", "").lower()
+        return Client(ip, port, proto if proto in _SCHEMES else None, chosen.get("host"))
+    hops = [hop.strip() for hop in ",".join(headers.get_all("x-forwarded-for")).split(",")]
+    hops = [hop for hop in hops if hop]
+    proto = (_rightmost(headers.get_all("x-forwarded-proto")) or "").lower()
+    host = _rightmost(headers.get_all("x-forwarded-host"))
+    if not hops and not proto and host is None:
+        return None
+    client_ip: str | None = None
+    for hop in reversed(hops):
+        ip, _ = _node(hop)
+        client_ip = ip
+        if ip is None or ip not in trusted:
+            break
+    return Client(client_ip, None, proto if proto in _SCHEMES else None, host)
