@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import socket
 import ssl
 import sys
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import anyio.abc
 
 from .errors import InvalidArgument, ServerStoppedError
 from .transport.connect import Backend
-from .transport.listen import Listener, listen_tcp
+from .transport.listen import Listener, listen_tcp, listen_unix
 from .transport.streams import NetworkStream
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -50,14 +52,19 @@ def is_async_callable(handler: Callable[..., Any] | None) -> bool:
 
 class ServeHandle:
     """A running server (Lune's ServeHandle): ``ip`` and ``port`` of the bound socket
-    (port 0 asked -> the port the OS chose), ``url``, and :meth:`stop`."""
+    (port 0 asked -> the port the OS chose), ``url``, and :meth:`stop`. On a Unix
+    socket, ``ip`` is its path, ``port`` 0 and ``url`` ``http+unix://`` and the
+    percent-encoded path (the form requests-unixsocket and HTTPie use)."""
 
     def __init__(self, server: ListeningServer, addresses: list[tuple[str, int]]) -> None:
         self._server = server
         self.addresses = addresses
         self.ip, self.port = addresses[0]
-        host = f"[{self.ip}]" if ":" in self.ip else self.ip
-        self.url = f"{server.scheme}://{host}:{self.port}"
+        if server.uds is not None:  # ip is the socket's path, port 0
+            self.url = f"{server.scheme}+unix://{quote(self.ip, safe='')}"
+        else:
+            host = f"[{self.ip}]" if ":" in self.ip else self.ip
+            self.url = f"{server.scheme}://{host}:{self.port}"
 
     @property
     def stopped(self) -> bool:
@@ -124,6 +131,7 @@ class ListeningServer:
         backend: Backend,
         drain_timeout: float,
         half_close: bool = False,
+        uds: str | None = None,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise InvalidArgument(f"port must be an int from 0 to 65535, not {port!r}.")
@@ -133,6 +141,11 @@ class ListeningServer:
         self._backend: Backend = backend
         self._drain_timeout = drain_timeout
         self._half_close = half_close
+        self.uds = uds
+        # Set by sansnet.workers before run(): listen with SO_REUSEPORT, or on a socket
+        # the supervisor bound and passed down.
+        self.reuse_port = False
+        self.inherited_socket: socket.socket | None = None
         self._connections = 0
         self._all_closed: anyio.Event | None = None  # set when the last connection ends
         self._stopping = False
@@ -174,15 +187,26 @@ class ListeningServer:
         try:
             async with anyio.create_task_group() as group:
                 self._task_group = group
-                self._listener = await listen_tcp(
-                    self._host,
-                    self.port,
-                    self._serve_connection,
-                    group,
-                    ssl_context=self._ssl,
-                    backend=self._backend,
-                    half_close=self._half_close,
-                )
+                if self.uds is not None:
+                    self._listener = await listen_unix(
+                        self.uds,
+                        self._serve_connection,
+                        group,
+                        ssl_context=self._ssl,
+                        backend=self._backend,
+                    )
+                else:
+                    self._listener = await listen_tcp(
+                        self._host,
+                        self.port,
+                        self._serve_connection,
+                        group,
+                        ssl_context=self._ssl,
+                        backend=self._backend,
+                        half_close=self._half_close,
+                        reuse_port=self.reuse_port,
+                        sock=self.inherited_socket,
+                    )
                 self._handle = self.handle_class(self, self._listener.addresses)
                 task_status.started(self._handle)
                 await self._stop_requested.wait()

@@ -2,13 +2,15 @@
 
     sansnet request URL [-X METHOD] [-H 'Name: value']... [-d DATA | --json JSON]
                         [-o FILE] [--no-decompress] [--no-redirects] [--timeout S] [-v]
-    sansnet serve [DIR] [--port 8000] [--address 127.0.0.1]
+    sansnet serve [APP | DIR] [--port 8000] [--address 127.0.0.1] [--uds PATH]
+                  [--workers N] [--backend asyncio|uvloop|trio] [--trusted-proxies LIST]
     sansnet socket URL [--wait S]
     sansnet tcp HOST PORT [--tls] [-k] [--wait S]      stdin -> the stream -> stdout
     sansnet tcp --listen PORT [--address A] [--tls-cert PEM]   an echo service
     sansnet demo
 
-Exit codes: 0 success (a 2xx answer); 2 usage error; 3 network, TLS or timeout error;
+Exit codes: 0 success (a 2xx answer); 2 usage error; 3 network, TLS or timeout error,
+or an address that cannot be listened on;
 4 an HTTP answer other than 2xx, or a refused WebSocket handshake; 5 a protocol or
 decoding error. Errors are one line on stderr, never a traceback. Colour and progress
 bars come from ``rich`` when it is installed (``pip install 'sansnet[cli]'``).
@@ -39,14 +41,16 @@ from .errors import (
     InvalidArgument,
     InvalidURL,
     NetError,
+    ServerError,
     TimeoutError,
     TransportError,
 )
 from .models import ServeRequest, ServeResponse
 from .protocol import Headers
 from .server import ServeConfig, serve
-from .static import StaticFiles
 from .websocket import WebSocket, socket
+from .workers import Supervisor, WorkerSpec
+from .workers import _config as worker_config
 
 EXIT_OK, EXIT_USAGE, EXIT_NETWORK, EXIT_HTTP, EXIT_PROTOCOL = 0, 2, 3, 4, 5
 
@@ -235,21 +239,43 @@ async def _echo_socket(ws: WebSocket) -> None:
         await ws.send(message)
 
 
-async def _serve(args: argparse.Namespace, output: Output) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    if args.directory:
-        files = StaticFiles(args.directory)
-        config = ServeConfig(handle_request=files, address=args.address, access_log=True)
-        what = str(files.root)
+def _serve_spec(args: argparse.Namespace) -> WorkerSpec:
+    """What ``sansnet serve`` serves, in the form every worker process can rebuild."""
+    target = args.target
+    if target is None:
+        app = "echo"
+    elif Path(target).is_dir():
+        app = f"static:{target}"
+    elif ":" in target:
+        app = target
     else:
-        config = ServeConfig(
-            handle_request=_echo,
-            handle_web_socket=_echo_socket,
-            address=args.address,
-            access_log=True,
+        raise InvalidArgument(
+            f"{target!r} is neither a directory nor an app (module:attribute, as myapp:handler)."
         )
-        what = "the echo service (HTTP and WebSocket)"
-    return await _serve_until_signal(serve(args.port, config), f"Serving {what} on", output)
+    options: dict[str, Any] = {"access_log": True}
+    if args.trusted_proxies:
+        options["trusted_proxies"] = [entry.strip() for entry in args.trusted_proxies.split(",")]
+    return WorkerSpec(app, args.port, args.address, args.uds, args.backend, options)
+
+
+def _describe_app(app: str) -> str:
+    if app == "echo":
+        return "the echo service (HTTP and WebSocket)"
+    if app.startswith("static:"):
+        return str(Path(app[7:]).resolve())
+    return app
+
+
+async def _serve(spec: WorkerSpec, output: Output) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    config = worker_config(spec)
+    banner = f"Serving {_describe_app(spec.app)} on"
+    return await _serve_until_signal(serve(spec.port, config), banner, output)
+
+
+def _serve_workers(spec: WorkerSpec, workers: int, output: Output) -> int:
+    worker_config(spec)  # an app that cannot be imported fails here, not in N workers
+    return Supervisor(spec, workers, announce=lambda text: output.info(text, "bold")).run()
 
 
 async def _serve_until_signal(server: ListeningServer, banner: str, output: Output) -> int:
@@ -504,12 +530,32 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="show the heads as sent and received"
     )
 
-    serve_parser = commands.add_parser("serve", help="serve a directory, or an echo service")
+    serve_parser = commands.add_parser(
+        "serve", help="serve an app (module:attribute), a directory, or an echo service"
+    )
     serve_parser.add_argument(
-        "directory", nargs="?", help="the directory to serve (default: an echo service)"
+        "target",
+        nargs="?",
+        metavar="APP_OR_DIR",
+        help="module:attribute (a request handler or a ServeConfig), or a directory "
+        "(default: an echo service)",
     )
     serve_parser.add_argument("--port", type=int, default=8000)
     serve_parser.add_argument("--address", default="127.0.0.1")
+    serve_parser.add_argument("--uds", metavar="PATH", help="listen on a Unix domain socket")
+    serve_parser.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="N worker processes sharing the port, supervised (0 or auto: one per CPU)",
+    )
+    serve_parser.add_argument("--backend", choices=["asyncio", "uvloop", "trio"], default="asyncio")
+    serve_parser.add_argument(
+        "--trusted-proxies",
+        metavar="LIST",
+        help="comma-separated proxy addresses/networks whose X-Forwarded-*/Forwarded "
+        'fields are believed ("*": all, "unix": Unix socket peers)',
+    )
 
     socket_parser = commands.add_parser("socket", help="an interactive WebSocket session")
     socket_parser.add_argument("url")
@@ -570,6 +616,22 @@ def _run(function: Callable[..., Any], *args: Any) -> int:
     return result
 
 
+def _run_on(backend: str, function: Callable[..., Any], *args: Any) -> int:
+    options = {"use_uvloop": True} if backend == "uvloop" else {}
+    name = "trio" if backend == "trio" else "asyncio"
+    result: int = anyio.run(function, *args, backend=name, backend_options=options)
+    return result
+
+
+def _workers(text: str) -> int:
+    """--workers: a count, or 0 / auto for one per CPU."""
+    if text == "auto":
+        return 0
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of workers or auto, not {text!r}")
+    return int(text)
+
+
 def _version() -> str:
     """``sansnet X (h11 BUILD Y, wsproto Z)``: which engines this install drives."""
     from importlib.metadata import version
@@ -612,7 +674,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "request":
             return _run(_request, args, output)
         if args.command == "serve":
-            return _run(_serve, args, output)
+            spec = _serve_spec(args)
+            if args.workers is not None:
+                return _serve_workers(spec, args.workers, output)
+            return _run_on(spec.backend, _serve, spec, output)
         if args.command == "socket":
             return _run(_socket, args, output)
         if args.command == "tcp":
@@ -627,7 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         said = str(error).split(";")[0].rstrip(".")
         output.error(f"{said}. Allow more time with --timeout SECONDS.")
         return EXIT_NETWORK
-    except TransportError as error:
+    except (TransportError, ServerError) as error:
         output.error(str(error))
         return EXIT_NETWORK
     except (InvalidURL, InvalidArgument) as error:

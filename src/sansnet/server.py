@@ -104,6 +104,9 @@ class ServeConfig:
     ``address``                 127.0.0.1  where to listen: an IPv4/IPv6 address (``"::1"``,
                                            ``"0.0.0.0"``), maybe ``"http://"``-prefixed, or a
                                            host name such as ``"localhost"``
+    ``uds``                     None       listen on this Unix domain socket path instead of
+                                           TCP (file mode 0o666, removed at stop; port and
+                                           address are then ignored)
     ``tls``                     None       an ``ssl.SSLContext``, a PEM file with certificate
                                            and key, or a (certificate, key) pair
     ``limits``                  Limits()   head and body sizes (414, 431, 413)
@@ -136,6 +139,7 @@ class ServeConfig:
     handle_request: RequestHandler | None = None
     handle_web_socket: WebSocketHandler | None = None
     address: str = "127.0.0.1"
+    uds: str | None = None
     tls: ssl.SSLContext | str | tuple[str, str] | None = None
     limits: Limits = field(default_factory=Limits)
     max_connections: int = 10_000
@@ -265,6 +269,7 @@ class Server(ListeningServer):
             ssl_context=config.ssl_context(),
             backend=config.backend,
             drain_timeout=config.drain_timeout,
+            uds=config.uds,
         )
         self.config = config
         self._date = _DateHeader()

@@ -7,6 +7,9 @@ connection in the caller's task group, calling ``handler(stream)`` with a
 used (accepting happens in the event loop's own callback, no accept task); elsewhere
 anyio's listeners.
 
+:func:`listen_unix` does the same on a Unix domain socket (a reverse proxy on the same
+machine talks to the server through a file, with no TCP port open).
+
 Failures to bind raise :class:`~sansnet.BindError` naming the address.
 """
 
@@ -14,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import ssl
+import stat
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -29,7 +34,7 @@ from sansnet.errors import BindError
 from .connect import Backend, current_backend
 from .streams import AnyioStream, AsyncioStream, NetworkStream, _StreamProtocol
 
-__all__ = ["Listener", "listen_tcp"]
+__all__ = ["UNIX_SOCKET_MODE", "Listener", "listen_tcp", "listen_unix"]
 
 Handler = Callable[[NetworkStream], Coroutine[Any, Any, None]]
 
@@ -47,8 +52,13 @@ class Listener:
 
 
 class _AsyncioListener(Listener):
-    def __init__(self, server: asyncio.Server, scope: anyio.CancelScope) -> None:
-        super().__init__([_address(sock.getsockname()) for sock in server.sockets])
+    def __init__(
+        self,
+        server: asyncio.Server,
+        scope: anyio.CancelScope,
+        addresses: list[tuple[str, int]] | None = None,
+    ) -> None:
+        super().__init__(addresses or [_address(sock.getsockname()) for sock in server.sockets])
         self._server = server
         self._scope = scope
 
@@ -81,7 +91,9 @@ class _AnyioListener(Listener):
                 await self._listener.aclose()
 
 
-def _address(sockname: tuple[str, int] | tuple[str, int, int, int]) -> tuple[str, int]:
+def _address(sockname: tuple[str, int] | tuple[str, int, int, int] | str) -> tuple[str, int]:
+    if isinstance(sockname, str):  # a Unix socket inherited from a supervisor
+        return sockname, 0
     return str(sockname[0]), int(sockname[1])
 
 
@@ -104,64 +116,45 @@ def _bind_error(exc: OSError, host: str, port: int) -> BindError:
     return BindError(f"Can't listen on {where}: {exc.strerror or exc}.")
 
 
-async def listen_tcp(
-    host: str,
-    port: int,
+def _asyncio_hand_off(
+    handler: Handler, task_group: anyio.abc.TaskGroup, half_close: bool
+) -> tuple[
+    Callable[[], _StreamProtocol], anyio.CancelScope, Callable[[], Coroutine[Any, Any, None]]
+]:
+    """The protocol factory for an asyncio server, and the task that hands accepted
+    connections to ``handler``. asyncio accepts in a callback, outside any task, where
+    anyio cannot always tell which event loop runs (it asks sniffio, which needs a
+    task). So the callback queues the connection and a task in the group hands it on."""
+    arrived: deque[AsyncioStream] = deque()
+    wake = asyncio.Event()
+    scope = anyio.CancelScope()
+
+    def on_connected(protocol: _StreamProtocol) -> None:
+        arrived.append(AsyncioStream(protocol))
+        wake.set()
+
+    async def hand_off() -> None:
+        with scope:
+            while True:
+                await wake.wait()
+                wake.clear()
+                while arrived:
+                    task_group.start_soon(handler, arrived.popleft())
+
+    def factory() -> _StreamProtocol:
+        return _StreamProtocol(on_connected, half_close)
+
+    return factory, scope, hand_off
+
+
+def _serve_anyio(
+    listener: anyio.abc.Listener[Any],
+    addresses: list[tuple[str, int]],
     handler: Handler,
     task_group: anyio.abc.TaskGroup,
-    *,
-    ssl_context: ssl.SSLContext | None = None,
-    tls_handshake_timeout: float = 10.0,
-    backlog: int = 2048,
-    backend: Backend = "auto",
-    half_close: bool = False,
+    ssl_context: ssl.SSLContext | None,
+    tls_handshake_timeout: float,
 ) -> Listener:
-    """Bind ``host``:``port`` and serve each connection with ``handler`` in
-    ``task_group``. Returns once listening; the caller stops it with
-    :meth:`Listener.close`. ``half_close``: a peer's EOF leaves our sending side open
-    (raw TCP; HTTP closes both)."""
-    try:
-        if current_backend(backend) == "asyncio":
-            loop = asyncio.get_running_loop()
-            # asyncio accepts in a callback, outside any task, where anyio cannot always
-            # tell which event loop runs (it asks sniffio, which needs a task). So the
-            # callback queues the connection and a task in the group hands it on.
-            arrived: deque[AsyncioStream] = deque()
-            wake = asyncio.Event()
-            scope = anyio.CancelScope()
-
-            def on_connected(protocol: _StreamProtocol) -> None:
-                arrived.append(AsyncioStream(protocol))
-                wake.set()
-
-            async def hand_off() -> None:
-                with scope:
-                    while True:
-                        await wake.wait()
-                        wake.clear()
-                        while arrived:
-                            task_group.start_soon(handler, arrived.popleft())
-
-            def factory() -> _StreamProtocol:
-                return _StreamProtocol(on_connected, half_close)
-
-            server = await loop.create_server(
-                factory,
-                host,
-                port,
-                ssl=ssl_context,
-                ssl_handshake_timeout=tls_handshake_timeout if ssl_context else None,
-                backlog=backlog,
-                reuse_address=True,
-            )
-            task_group.start_soon(hand_off)
-            return _AsyncioListener(server, scope)
-        listener: anyio.abc.Listener[anyio.abc.ByteStream] = await anyio.create_tcp_listener(
-            local_host=host, local_port=port, backlog=backlog
-        )
-    except OSError as exc:
-        raise _bind_error(exc, host, port) from None
-    addresses = _anyio_addresses(listener)
     if ssl_context is not None:
         listener = TLSListener(
             listener,
@@ -184,6 +177,159 @@ async def listen_tcp(
 
     task_group.start_soon(accept_loop)
     return _AnyioListener(listener, scope, done, addresses)
+
+
+async def listen_tcp(
+    host: str,
+    port: int,
+    handler: Handler,
+    task_group: anyio.abc.TaskGroup,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    tls_handshake_timeout: float = 10.0,
+    backlog: int = 2048,
+    backend: Backend = "auto",
+    half_close: bool = False,
+    reuse_port: bool = False,
+    sock: socket.socket | None = None,
+) -> Listener:
+    """Bind ``host``:``port`` and serve each connection with ``handler`` in
+    ``task_group``. Returns once listening; the caller stops it with
+    :meth:`Listener.close`. ``half_close``: a peer's EOF leaves our sending side open
+    (raw TCP; HTTP closes both). ``reuse_port``: bind with SO_REUSEPORT, so that several
+    processes listen on one port and the kernel spreads connections among them
+    (workers). ``sock``: listen on this already bound socket instead (inherited from a
+    supervisor); ``host`` and ``port`` then only name it in errors."""
+    try:
+        if current_backend(backend) == "asyncio":
+            factory, scope, hand_off = _asyncio_hand_off(handler, task_group, half_close)
+            loop = asyncio.get_running_loop()
+            handshake_timeout = tls_handshake_timeout if ssl_context else None
+            if sock is not None:
+                server = await loop.create_server(
+                    factory,
+                    sock=sock,
+                    backlog=backlog,
+                    ssl=ssl_context,
+                    ssl_handshake_timeout=handshake_timeout,
+                )
+            else:
+                server = await loop.create_server(
+                    factory,
+                    host,
+                    port,
+                    backlog=backlog,
+                    reuse_address=True,
+                    reuse_port=reuse_port or None,
+                    ssl=ssl_context,
+                    ssl_handshake_timeout=handshake_timeout,
+                )
+            task_group.start_soon(hand_off)
+            return _AsyncioListener(server, scope)
+        listener: anyio.abc.Listener[anyio.abc.ByteStream]
+        if sock is not None:
+            sock.listen(backlog)
+            listener = await anyio.abc.SocketListener.from_socket(sock)
+            addresses = [_address(sock.getsockname())]
+        else:
+            listener = await anyio.create_tcp_listener(
+                local_host=host, local_port=port, backlog=backlog, reuse_port=reuse_port
+            )
+            addresses = _anyio_addresses(listener)
+    except OSError as exc:
+        raise _bind_error(exc, host, port) from None
+    return _serve_anyio(
+        listener,
+        addresses,
+        handler,
+        task_group,
+        ssl_context,
+        tls_handshake_timeout,
+    )
+
+
+UNIX_SOCKET_MODE = 0o666  # as uvicorn: any local user may connect (a proxy as www-data)
+
+
+def _claim_unix_path(path: str) -> None:
+    """Make room for a Unix socket at ``path``: a stale socket file (nobody listening)
+    is removed; a live one, or any other file, is a :class:`~sansnet.BindError`."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise BindError(f"Can't listen on {path}: a file that is not a socket is in the way.")
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # left by a server that died: nobody answers
+            return
+    raise BindError(
+        f"Can't listen on {path}: another server is listening there. Stop it or pick another path."
+    )
+
+
+class _UnixListener(Listener):
+    """A Unix socket listener that removes its socket file when closed (if the file is
+    still the one it created)."""
+
+    def __init__(self, inner: Listener, path: str) -> None:
+        super().__init__([(path, 0)])
+        self._inner = inner
+        self._path = path
+        self._inode = os.stat(path).st_ino
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        await self._inner.close()
+        try:
+            if os.stat(self._path).st_ino == self._inode:
+                os.unlink(self._path)
+        except FileNotFoundError:
+            pass
+
+
+async def listen_unix(
+    path: str,
+    handler: Handler,
+    task_group: anyio.abc.TaskGroup,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    tls_handshake_timeout: float = 10.0,
+    backlog: int = 2048,
+    backend: Backend = "auto",
+    mode: int = UNIX_SOCKET_MODE,
+) -> Listener:
+    """Listen on the Unix domain socket ``path`` as :func:`listen_tcp` listens on TCP.
+    The socket file gets permissions ``mode`` (0o666 by default, as uvicorn: any local
+    user may connect) and is removed when the listener closes; a stale one left by a
+    server that died is replaced."""
+    path = os.fspath(path)
+    _claim_unix_path(path)
+    try:
+        if current_backend(backend) == "asyncio":
+            factory, scope, hand_off = _asyncio_hand_off(handler, task_group, False)
+            server = await asyncio.get_running_loop().create_unix_server(
+                factory,
+                path,
+                ssl=ssl_context,
+                ssl_handshake_timeout=tls_handshake_timeout if ssl_context else None,
+                backlog=backlog,
+            )
+            os.chmod(path, mode)
+            task_group.start_soon(hand_off)
+            return _UnixListener(_AsyncioListener(server, scope, [(path, 0)]), path)
+        listener = await anyio.create_unix_listener(path, mode=mode, backlog=backlog)
+    except OSError as exc:
+        raise BindError(f"Can't listen on {path}: {exc.strerror or exc}.") from None
+    inner = _serve_anyio(
+        listener, [(path, 0)], handler, task_group, ssl_context, tls_handshake_timeout
+    )
+    return _UnixListener(inner, path)
 
 
 def _anyio_addresses(listener: anyio.abc.Listener[anyio.abc.ByteStream]) -> list[tuple[str, int]]:

@@ -67,9 +67,17 @@ def _tls_info(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> TLSInfo | Non
 
 
 def _address(value: Any) -> tuple[str, int]:
+    """(host, port) from a socket address; a Unix socket's is (path, 0), its peer's
+    usually ("", 0)."""
     if isinstance(value, tuple) and len(value) >= 2:
         return str(value[0]), int(value[1])
-    return str(value), 0  # pragma: no cover - unix sockets are not used
+    if isinstance(value, bytes):  # pragma: no cover - Linux abstract socket names
+        value = value.decode(errors="replace")
+    return str(value or ""), 0
+
+
+def _describe(peer: tuple[str, int]) -> str:
+    return f"{peer[0]}:{peer[1]}" if peer[1] or peer[0] else "a Unix socket peer"
 
 
 class NetworkStream:
@@ -172,7 +180,7 @@ class AnyioStream(NetworkStream):
             anyio.abc.SocketAttribute.raw_socket, None
         )
         self._ssl_object: ssl.SSLObject | None = stream.extra(TLSAttribute.ssl_object, None)
-        self.description = description or f"{self._peer[0]}:{self._peer[1]}"
+        self.description = description or _describe(self._peer)
 
     async def read(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
         try:
@@ -388,7 +396,7 @@ class AsyncioStream(NetworkStream):
         self._transport = protocol.transport
         self._loop = asyncio.get_running_loop()
         self._peer = _address(self._transport.get_extra_info("peername"))
-        self.description = description or f"{self._peer[0]}:{self._peer[1]}"
+        self.description = description or _describe(self._peer)
 
     async def read(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
         protocol = self._protocol

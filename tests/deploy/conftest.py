@@ -1,0 +1,149 @@
+"""Fixtures for the deployment tests: an importable app in a temporary directory, and
+``sansnet serve ... --workers N`` run as a subprocess the way an operator runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+APP = textwrap.dedent(
+    '''
+    """The app the deployment tests serve."""
+    import hashlib
+    import os
+    import sys
+    import time
+
+    import sansnet
+
+    if os.environ.get("DEPLOY_APP_CRASH") and sys.argv[0].endswith("workers.py"):
+        raise SystemExit(3)  # a worker that dies as it starts
+
+
+    async def handle(request: sansnet.ServeRequest) -> str:
+        if request.path == "/slow":
+            import anyio
+
+            await anyio.sleep(1.0)
+        return sansnet.json_encode(
+            {
+                "pid": os.getpid(),
+                "ip": request.ip,
+                "scheme": request.scheme,
+                "host": request.host,
+                "length": len(request.body),
+                "sha256": hashlib.sha256(request.body).hexdigest(),
+            }
+        )
+
+
+    async def echo(ws: sansnet.WebSocket) -> None:
+        async for message in ws:
+            await ws.send(f"{message} from {os.getpid()} for {ws.request.ip}")
+
+
+    app = sansnet.ServeConfig(handle_request=handle, handle_web_socket=echo)
+    '''
+)
+
+
+@pytest.fixture(scope="session")
+def app_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="sn-app-") as folder:
+        (Path(folder) / "deployapp.py").write_text(APP)
+        yield Path(folder)
+
+
+class Served:
+    """A running ``sansnet serve`` supervisor: its process, its URL, what it printed."""
+
+    def __init__(
+        self,
+        process: subprocess.Popen[str],
+        url: str,
+        lines: list[str],
+        reader: threading.Thread,
+    ) -> None:
+        self.process = process
+        self.url = url
+        self.lines = lines
+        self.reader = reader
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+        self.reader.join(10)  # stderr at EOF: everything it said is in lines
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def worker_pids(self) -> list[int]:
+        """The supervisor's live children."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM, as an operator (or systemd) stops it; its exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        status = self.process.wait(timeout)
+        self.reader.join(10)
+        return status
+
+
+def serve_workers(app_dir: Path, *args: str, env: dict[str, str] | None = None) -> Served:
+    """Start ``sansnet serve ARGS`` in ``app_dir`` and wait for its banner (20 s)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sansnet", "serve", *args],
+        cwd=app_dir,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    lines: list[str] = []
+    banner = threading.Event()
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Serving "):
+                banner.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 20
+    while not banner.wait(0.05):
+        if process.poll() is not None or time.monotonic() > deadline:
+            Served(process, "", lines, reader).close()
+            raise AssertionError("sansnet serve did not start:\n" + "\n".join(lines))
+    match = re.search(r"on (\S+) with", next(line for line in lines if line.startswith("Serving")))
+    assert match
+    return Served(process, match.group(1), lines, reader)
+
+
+@pytest.fixture
+def served(app_dir: Path) -> Iterator[list[Served]]:
+    """Supervisors a test starts; any still running at the end are killed."""
+    started: list[Served] = []
+    yield started
+    for item in started:
+        item.close()

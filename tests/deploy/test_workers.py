@@ -1,0 +1,212 @@
+"""``sansnet serve APP --workers N``: processes sharing one port (SO_REUSEPORT, or a
+socket the supervisor binds and passes down), restarted when they die, stopped
+gracefully on SIGTERM, given up on when they die as they start. On asyncio, uvloop and
+trio (each worker runs the backend asked for)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sansnet.workers import Supervisor, WorkerSpec
+
+from .conftest import Served, serve_workers
+
+
+def pids_seen(url: str, connections: int = 60) -> set[int]:
+    """The worker pids that answer ``connections`` fresh connections."""
+    seen: set[int] = set()
+    for _ in range(connections):
+        with httpx.Client() as client:  # a new connection each time
+            seen.add(client.get(url, timeout=5).json()["pid"])
+        if len(seen) > 1:
+            break
+    return seen
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
+def test_two_workers_share_one_port(app_dir: Path, served: list[Served], backend: str) -> None:
+    server = serve_workers(
+        app_dir, "deployapp:app", "--workers", "2", "--port", "0", "--backend", backend
+    )
+    served.append(server)
+    assert "with 2 workers" in server.output()
+    workers = set(server.worker_pids())
+    assert len(workers) == 2
+    assert pids_seen(server.url) == workers  # the kernel spreads connections over both
+    assert server.stop() == 0
+    assert "Stopping the workers" in server.output()
+
+
+def test_workers_on_an_inherited_socket_without_reuse_port(
+    app_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where SO_REUSEPORT is missing the supervisor binds once and the workers accept on
+    the inherited socket: forced here on Linux, in-process."""
+    monkeypatch.chdir(app_dir)
+    spec = WorkerSpec("deployapp:app", port=0)
+    supervisor = Supervisor(spec, 2, reuse_port=False, announce=lambda text: None)
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(_run_until_answered(supervisor)))
+    thread.start()
+    thread.join(60)
+    assert result == [0]
+
+
+def _run_until_answered(supervisor: Supervisor) -> int:
+    """Run the supervisor (it must run in the main thread for its signals: here the
+    test's stop comes from a timer that asks it directly)."""
+
+    def client() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if supervisor.slots and all(slot.ready for slot in supervisor.slots):
+                try:
+                    seen = pids_seen(supervisor.url, 80)
+                    assert seen <= set(supervisor.pids())
+                    break
+                except httpx.HTTPError:  # pragma: no cover - a worker still starting
+                    pass
+            time.sleep(0.05)
+        supervisor.request_stop()
+
+    threading.Thread(target=client, daemon=True).start()
+    supervisor._bind()
+    try:
+        for slot in supervisor.slots:
+            supervisor._start(slot)
+        return supervisor._supervise()
+    finally:
+        supervisor._stop_all()
+        assert supervisor._socket is not None
+        supervisor._socket.close()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (.ci/run installs it)")
+def test_kill_9_under_load_fails_only_what_the_dead_worker_held(
+    app_dir: Path, served: list[Served]
+) -> None:
+    server = serve_workers(app_dir, "deployapp:app", "--workers", "2", "--port", "0")
+    served.append(server)
+    first = set(server.worker_pids())
+    connections = 8
+    wrk = subprocess.Popen(
+        ["wrk", "-t1", f"-c{connections}", "-d3s", server.url + "/"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    victim = sorted(first)[0]
+    os.kill(victim, signal.SIGKILL)
+    report, _ = wrk.communicate(timeout=30)
+    requests = int(re.search(r"(\d+) requests in", report).group(1))  # type: ignore[union-attr]
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", report
+    )
+    failed = sum(int(value) for value in errors.groups()) if errors else 0
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
+    assert non_2xx is None, report
+    assert requests > 1000, report  # the other worker kept answering
+    # only the requests in flight on the killed worker's connections failed
+    assert failed <= connections, report
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = set(server.worker_pids())
+        if len(now) == 2 and victim not in now:
+            break
+        time.sleep(0.05)
+    assert len(now) == 2
+    assert victim not in now
+    assert f"worker {victim} exited with -9; restarting" in server.output()
+    replacement = (now - first).pop()
+    deadline = time.monotonic() + 10
+    while replacement not in pids_seen(server.url, 40) and time.monotonic() < deadline:
+        pass
+    assert server.stop() == 0
+
+
+def test_sigterm_lets_in_flight_requests_finish(app_dir: Path, served: list[Served]) -> None:
+    server = serve_workers(app_dir, "deployapp:app", "--workers", "2", "--port", "0")
+    served.append(server)
+    answers: list[int] = []
+
+    def slow() -> None:
+        answers.append(httpx.get(server.url + "/slow", timeout=10).status_code)
+
+    threads = [threading.Thread(target=slow) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.4)  # the requests are in the handlers (they sleep 1 s)
+    started = time.monotonic()
+    assert server.stop() == 0
+    for thread in threads:
+        thread.join(10)
+    assert answers == [200] * 4
+    assert time.monotonic() - started < 10
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.url, timeout=2)
+
+
+def test_workers_that_die_as_they_start_make_it_give_up(
+    app_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(app_dir)
+    monkeypatch.setenv("DEPLOY_APP_CRASH", "1")
+    said: list[str] = []
+    supervisor = Supervisor(WorkerSpec("deployapp:app", port=0), 2, announce=said.append)
+    supervisor.backoff_first = 0.01
+    supervisor.max_start_crashes = 3
+    started = time.monotonic()
+    assert supervisor.run() == 1
+    assert time.monotonic() - started < 30
+    assert any("keep dying as they start (3 times in a row)" in line for line in said)
+    assert any("exited with 3 before listening" in line for line in said)
+
+
+def test_workers_over_a_unix_socket(app_dir: Path, served: list[Served]) -> None:
+    with tempfile.TemporaryDirectory(prefix="sn-") as folder:
+        path = os.path.join(folder, "app.sock")
+        server = serve_workers(app_dir, "deployapp:app", "--workers", "2", "--uds", path)
+        served.append(server)
+        seen = set()
+        for _ in range(40):
+            with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as client:
+                seen.add(client.get("http://app.local/").json()["pid"])
+        assert seen == set(server.worker_pids())
+        assert server.stop() == 0
+        assert not os.path.exists(path)
+
+
+def test_bad_arguments_are_usage_errors(app_dir: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sansnet", "serve", *args],
+            cwd=app_dir,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    assert "no attribute 'nope'" in run("deployapp:nope", "--workers", "2").stderr
+    assert run("deployapp:nope", "--workers", "2").returncode == 2
+    assert "expected a number of workers" in run("deployapp:app", "--workers", "x").stderr
+    assert "neither a directory nor an app" in run("nothing-here").stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run("deployapp:app", "--workers", "2", "--port", str(taken.getsockname()[1]))
+    assert result.returncode == 3
+    assert "Can't listen on 127.0.0.1" in result.stderr
