@@ -184,7 +184,8 @@ def test_workers_over_a_unix_socket(app_dir: Path, served: list[Served]) -> None
         for _ in range(40):
             with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as client:
                 seen.add(client.get("http://app.local/").json()["pid"])
-        assert seen == set(server.worker_pids())
+        assert seen  # which worker accepts is up to the kernel: any of ours
+        assert seen <= set(server.worker_pids())
         assert server.stop() == 0
         assert not os.path.exists(path)
 
