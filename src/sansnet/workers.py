@@ -137,16 +137,30 @@ def _worker_main(spec: WorkerSpec, ready_fd: int, inherited_fd: int | None) -> N
         elif spec.uds is None:
             server.reuse_port = True
         with anyio.open_signal_receiver(signal.SIGTERM) as signals:
-            async with server:
+            async with server, anyio.create_task_group() as group:
                 os.write(ready_fd, b"1")
                 os.close(ready_fd)
+                group.start_soon(_stop_when_orphaned, group.cancel_scope)
                 async for _ in signals:
                     break
+                group.cancel_scope.cancel()
 
     backend, options = spec.backend, {}
     if backend == "uvloop":
         backend, options = "asyncio", {"use_uvloop": True}
     anyio.run(serve, backend=backend, backend_options=options)
+
+
+async def _stop_when_orphaned(scope: Any) -> None:
+    """A supervisor killed without a chance to stop its workers (SIGKILL, a crash)
+    leaves them to init: each notices within a second and stops gracefully, so no
+    worker outlives its supervisor holding the port."""
+    import anyio
+
+    parent = os.getppid()
+    while os.getppid() == parent:  # noqa: ASYNC110 - polls the parent pid
+        await anyio.sleep(1.0)
+    scope.cancel()
 
 
 # ============================================================================ supervisor

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -81,12 +82,22 @@ class Served:
         self.reader = reader
 
     def close(self) -> None:
+        """Stop it (gracefully if it still runs, then by force, workers included)."""
         if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-        self.reader.join(10)  # stderr at EOF: everything it said is in lines
-        assert self.process.stderr is not None
-        self.process.stderr.close()
+            workers = self.worker_pids()
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:  # pragma: no cover - a stuck supervisor
+                self.process.kill()
+                for pid in workers:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.reader.join(10)  # stderr at EOF (every worker gone): all it said is in lines
+        if not self.reader.is_alive():
+            assert self.process.stderr is not None
+            self.process.stderr.close()
 
     @property
     def port(self) -> int:

@@ -211,3 +211,17 @@ def test_bad_arguments_are_usage_errors(app_dir: Path) -> None:
         result = run("deployapp:app", "--workers", "2", "--port", str(taken.getsockname()[1]))
     assert result.returncode == 3
     assert "Can't listen on 127.0.0.1" in result.stderr
+
+
+def test_workers_stop_when_their_supervisor_is_killed(app_dir: Path, served: list[Served]) -> None:
+    server = serve_workers(app_dir, "deployapp:app", "--workers", "2", "--port", "0")
+    served.append(server)
+    workers = server.worker_pids()
+    server.process.kill()  # no chance to stop them
+    server.process.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.url, timeout=2)  # nothing holds the port
