@@ -72,6 +72,7 @@ from .protocol.http11 import check_fields
 from .transport.clock import now
 from .transport.connect import Backend, open_tcp_stream
 from .transport.pool import ConnectionPool, Origin, PooledConnection, PoolLimits
+from .transport.receive import receive, receive_event
 from .transport.streams import NetworkStream
 from .transport.tls import CertTypes, VerifyTypes, client_context
 
@@ -335,6 +336,26 @@ class _Deadlines:
         self.capped = phase is None or left < phase
         return left if self.capped else phase
 
+    def body_read(self) -> float | None:
+        """The timeout of one read of the response body: the read timeout, bounded by
+        the deadline when it covers the body."""
+        if self.cover_body:
+            return self.bound(self.timeout.read)
+        self.capped = False
+        return self.timeout.read
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: object, trace: object) -> None:
+        """``with deadlines:`` around an I/O step bounded by :meth:`bound`: a phase
+        timeout that fired because the deadline cut it short is the total timeout."""
+        if kind is not None and self.capped and issubclass(kind, _PHASE_TIMEOUTS):
+            raise self.total_error() from None
+
+
+_PHASE_TIMEOUTS = (ConnectTimeout, PoolTimeout, ReadTimeout, WriteTimeout)
+
 
 _HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9._~-]+)?")
 
@@ -458,7 +479,7 @@ class _PoolTransport(Transport):
         self, origin: Origin, deadlines: _Deadlines
     ) -> tuple[NetworkStream, ClientConnection]:
         scheme, host, port = origin
-        try:
+        with deadlines:
             if self._open_stream is not None:
                 stream = await self._open_stream(origin, deadlines.bound(deadlines.timeout.connect))
             else:
@@ -469,10 +490,6 @@ class _PoolTransport(Transport):
                     timeout=deadlines.bound(deadlines.timeout.connect),
                     backend=self._backend,
                 )
-        except ConnectTimeout:
-            if deadlines.capped:
-                raise deadlines.total_error() from None
-            raise
         return stream, ClientConnection(
             host,
             port,
@@ -485,14 +502,10 @@ class _PoolTransport(Transport):
         url = request._split or _parse_url(request.url)
         times = timeout.timeout
         for attempt in (1, 2):
-            try:
+            with timeout:
                 conn = await self.pool.acquire(
                     url.origin, timeout=timeout.bound(times.pool), context=timeout
                 )
-            except PoolTimeout:
-                if timeout.capped:
-                    raise timeout.total_error() from None
-                raise
             try:
                 head = await self._exchange(conn, request, url, timeout)
             except (ReadError, WriteError, RemoteProtocolError) as exc:
@@ -522,27 +535,24 @@ class _PoolTransport(Transport):
         body = request.body
         write_error: WriteError | None = None
         try:
-            if _expects_continue(request):
-                final = await self._upload(protocol, stream, request, body, url, timeout)
-                if final is not None:
-                    return final  # answered before the body: it was never sent
-            elif isinstance(body, bytes):
-                protocol.send_request(request.method, url.target, request.headers, body)
-                data = protocol.data_to_send()
-                if self._trace is not None:
-                    self._trace("request", data[: data.index(b"\r\n\r\n") + 4])
-                await stream.write(data, timeout.bound(times.write))
-            else:
-                await self._upload(protocol, stream, request, body, url, timeout)
+            with timeout:
+                if _expects_continue(request):
+                    final = await self._upload(protocol, stream, request, body, url, timeout)
+                    if final is not None:
+                        return final  # answered before the body: it was never sent
+                elif isinstance(body, bytes):
+                    protocol.send_request(request.method, url.target, request.headers, body)
+                    data = protocol.data_to_send()
+                    if self._trace is not None:
+                        self._trace("request", data[: data.index(b"\r\n\r\n") + 4])
+                    await stream.write(data, timeout.bound(times.write))
+                else:
+                    await self._upload(protocol, stream, request, body, url, timeout)
         except WriteError as exc:
             # The server may have answered (and closed) before taking our whole body, as
             # servers do with 413 or a redirect: read that answer if there is one.
             setattr(exc, "before_response", True)  # noqa: B010 - a private mark for send()
             write_error = exc
-        except WriteTimeout:
-            if timeout.capped:
-                raise timeout.total_error() from None
-            raise
         received = False
         try:
             while True:
@@ -553,17 +563,10 @@ class _PoolTransport(Transport):
                     continue  # 100, 103 ...: the final response follows
                 # NEED_DATA: read on. ConnectionClosed or PAUSED cannot come before a
                 # head: next_event raises RemoteProtocolError instead.
-                try:
-                    data = await stream.read(65536, timeout.bound(times.read))
-                except ReadTimeout:
-                    if timeout.capped:
-                        raise timeout.total_error() from None
-                    raise
-                if data:
-                    received = True
-                    protocol.receive_data(data)
-                else:
-                    protocol.receive_eof()
+                with timeout:
+                    received = (
+                        await receive(stream, protocol, timeout.bound(times.read)) or received
+                    )
         except (ReadError, RemoteProtocolError) as exc:
             if write_error is not None:
                 raise write_error from exc
@@ -657,15 +660,12 @@ async def _await_continue(
         if left <= 0:
             return None
         try:
-            data = await stream.read(65536, timeout.bound(min(left, timeout.timeout.read or left)))
+            with timeout:
+                await receive(
+                    stream, protocol, timeout.bound(min(left, timeout.timeout.read or left))
+                )
         except ReadTimeout:
-            if timeout.capped:
-                raise timeout.total_error() from None
             return None  # no 100 in time: send the body anyway
-        if data:
-            protocol.receive_data(data)
-        else:
-            protocol.receive_eof()
 
 
 class _Body:
@@ -692,33 +692,17 @@ class _PooledBody(_Body):
 
     async def read(self) -> bytes:
         protocol = self._conn.protocol
-        stream = self._conn.stream
-        while True:
-            event = protocol.next_event()
-            if type(event) is Data:
-                return event.data
-            if event is NEED_DATA:
-                deadlines = self._timeout
-                read_timeout = deadlines.timeout.read
-                if deadlines.cover_body:
-                    read_timeout = deadlines.bound(read_timeout)
-                try:
-                    data = await stream.read(65536, read_timeout)
-                except ReadTimeout:
-                    if deadlines.cover_body and deadlines.capped:
-                        raise deadlines.total_error() from None
-                    raise
-                if data:
-                    protocol.receive_data(data)
-                else:
-                    protocol.receive_eof()
-                continue
-            if isinstance(event, EndOfMessage):
-                self._done = True
-                return b""
-            raise RemoteProtocolError(
-                f"Unexpected {event!r} in a response body."
-            )  # pragma: no cover
+        event = protocol.next_event()
+        if event is NEED_DATA:
+            deadlines = self._timeout
+            with deadlines:
+                event = await receive_event(self._conn.stream, protocol, deadlines.body_read)
+        if type(event) is Data:
+            return event.data
+        if isinstance(event, EndOfMessage):
+            self._done = True
+            return b""
+        raise RemoteProtocolError(f"Unexpected {event!r} in a response body.")  # pragma: no cover
 
     async def release(self, *, complete: bool) -> None:
         await self._pool.release(self._conn, reusable=complete and self._done)

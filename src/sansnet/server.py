@@ -62,6 +62,7 @@ from .protocol.forwarded import TrustedProxies, resolve_client
 from .protocol.websocket import WebSocketConnection, accept, is_upgrade_request
 from .transport.clock import now
 from .transport.connect import Backend
+from .transport.receive import receive
 from .transport.streams import NetworkStream
 from .transport.tls import server_context
 from .websocket import WebSocket
@@ -391,12 +392,14 @@ class Server(ListeningServer):
                         return None
                     record.idle = True
                     try:
-                        data = await stream.read(65536, config.keepalive_timeout)
+                        await receive(stream, conn, config.keepalive_timeout)
                     except (ReadTimeout, ReadError):
                         return None  # idle too long, or closed by stop(): end quietly
                     finally:
                         record.idle = False
                 else:
+                    # The head's clock starts at its first bytes: set when the head turns
+                    # out incomplete, microseconds later, not on every request.
                     if started is None:
                         started = now()
                     timeout = config.header_timeout
@@ -406,17 +409,11 @@ class Server(ListeningServer):
                             await self._timeout_head(stream, conn)
                             return None
                     try:
-                        data = await stream.read(65536, timeout)
+                        await receive(stream, conn, timeout)
                     except ReadTimeout:
                         await self._timeout_head(stream, conn)
                         return None
-                self._date.refresh()  # the engine may answer an error from what comes next
-                if data:
-                    # The head's clock starts at its first bytes: set when the head turns
-                    # out incomplete (above), microseconds later, not on every request.
-                    conn.receive_data(data)
-                else:
-                    conn.receive_eof()
+                self._date.refresh()  # the engine may answer an error from what came
                 continue
             if isinstance(event, ConnectionClosed) or event is PAUSED:
                 return None
@@ -463,7 +460,7 @@ class Server(ListeningServer):
                 if pending:
                     await stream.write(pending, body_timeout)
                 try:
-                    data = await stream.read(65536, body_timeout)
+                    await receive(stream, conn, body_timeout)
                 except ReadTimeout:
                     status, headers, payload = _problem(
                         408, "The request body did not arrive in time."
@@ -472,11 +469,7 @@ class Server(ListeningServer):
                     conn.send_error_response(status, headers, payload)
                     await self._send_queued(stream, conn)
                     return None
-                self._date.refresh()  # the engine may answer an error from what comes next
-                if data:
-                    conn.receive_data(data)
-                else:
-                    conn.receive_eof()
+                self._date.refresh()  # the engine may answer an error from what came
                 continue
             raise AssertionError(f"unexpected {event!r} in a request body")  # pragma: no cover
         body = parts[0] if len(parts) == 1 else b"".join(parts)

@@ -39,10 +39,8 @@ from .errors import (
 )
 from .models import ServeRequest
 from .protocol import (
-    NEED_DATA,
     ClientConnection,
     Data,
-    EndOfMessage,
     InformationalResponse,
     ResponseHead,
 )
@@ -58,6 +56,7 @@ from .protocol.websocket import (
 from .protocol.websocket.connection import CLOSED, OPEN
 from .transport.clock import now
 from .transport.connect import Backend, open_tcp_stream
+from .transport.receive import receive_event
 from .transport.streams import NetworkStream
 from .transport.tls import CertTypes, VerifyTypes, client_context
 
@@ -67,7 +66,8 @@ MiB = 1024 * 1024
 _SCHEMES = {"ws": ("ws", 80), "http": ("ws", 80), "wss": ("wss", 443), "https": ("wss", 443)}
 
 
-_READ_SIZE = 256 * 1024  # bytes asked of the stream per read
+_READ_SIZE = 256 * 1024  # bytes asked of the stream per read (of frames; see _receive)
+_BODY_SAMPLE = 64 * 1024  # bytes of a refused handshake's body kept for HandshakeError
 
 
 class WebSocket:
@@ -578,27 +578,19 @@ async def _read_response(
 ) -> ResponseHead:
     while True:
         try:
-            event = protocol.next_event()
+            event = await receive_event(stream, protocol, lambda: _left(deadline))
         except RemoteProtocolError as exc:
             raise HandshakeError(
                 f"The server at {url} did not answer the WebSocket handshake: {exc}"
             ) from exc
+        except ReadTimeout:
+            raise TimeoutError(
+                f"The server at {url} did not answer the WebSocket handshake in time."
+            ) from None
         if isinstance(event, ResponseHead):
             return event
         if isinstance(event, InformationalResponse):
             continue  # an interim 1xx (103 Early Hints): the final answer follows
-        if event is NEED_DATA:
-            try:
-                data = await stream.read(65536, _left(deadline))
-            except ReadTimeout:
-                raise TimeoutError(
-                    f"The server at {url} did not answer the WebSocket handshake in time."
-                ) from None
-            if data:
-                protocol.receive_data(data)
-            else:
-                protocol.receive_eof()
-            continue
         raise HandshakeError(
             f"Unexpected {event!r} during the WebSocket handshake."
         )  # pragma: no cover
@@ -607,25 +599,17 @@ async def _read_response(
 async def _read_some_body(
     stream: NetworkStream, protocol: ClientConnection, deadline: float | None
 ) -> bytes:
-    """Up to 64 KiB of a refused handshake's body, for the HandshakeError."""
+    """Up to :data:`_BODY_SAMPLE` bytes of a refused handshake's body, for the
+    HandshakeError."""
     parts: list[bytes] = []
     size = 0
     try:
-        while size < 65536:
-            event = protocol.next_event()
-            if isinstance(event, Data):
-                parts.append(event.data)
-                size += len(event.data)
-            elif isinstance(event, EndOfMessage):
-                break
-            elif event is NEED_DATA:
-                data = await stream.read(65536, _left(deadline))
-                if data:
-                    protocol.receive_data(data)
-                else:
-                    protocol.receive_eof()
-            else:
-                break
+        while size < _BODY_SAMPLE:
+            event = await receive_event(stream, protocol, lambda: _left(deadline))
+            if not isinstance(event, Data):
+                break  # EndOfMessage, or the connection ended
+            parts.append(event.data)
+            size += len(event.data)
     except (RemoteProtocolError, TransportError, TimeoutError):
         pass
-    return b"".join(parts)[:65536]
+    return b"".join(parts)[:_BODY_SAMPLE]

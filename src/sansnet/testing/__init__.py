@@ -49,7 +49,13 @@ from sansnet.protocol import Headers, ResponseHead
 from sansnet.server import RequestHandler, ServeConfig, Server, _convert
 from sansnet.server import serve as _serve
 from sansnet.testing.virtual_time import VirtualTimeEventLoop
-from sansnet.transport.streams import MemoryStream, NetworkStream, TLSInfo, memory_stream_pair
+from sansnet.transport.streams import (
+    READ_SIZE,
+    MemoryStream,
+    NetworkStream,
+    TLSInfo,
+    memory_stream_pair,
+)
 from sansnet.websocket import WebSocket
 from sansnet.websocket import socket as _socket
 
@@ -181,7 +187,7 @@ class _LinkStream(NetworkStream):
         self._ended = False
         self.description = inner.description
 
-    async def read(self, max_bytes: int = 65536, timeout: float | None = None) -> bytes:
+    async def read(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
         return await self._inner.read(max_bytes, timeout)
 
     async def write(self, data: bytes, timeout: float | None = None) -> None:
@@ -309,14 +315,14 @@ class RawConnection:
         """Write ``data``; raises :class:`~sansnet.WriteError` once the server closed."""
         await self._stream.write(data, timeout)
 
-    async def receive(self, max_bytes: int = 65536, timeout: float | None = None) -> bytes:
+    async def receive(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
         """The next bytes the server sent (at most ``max_bytes``); ``b""`` at the end."""
         return await self._stream.read(max_bytes, timeout)
 
     async def receive_until_closed(self, timeout: float | None = None) -> bytes:
         """Everything the server sends until it closes; ``timeout`` bounds each wait."""
         received = bytearray()
-        while chunk := await self._stream.read(65536, timeout):
+        while chunk := await self._stream.read(READ_SIZE, timeout):
             received += chunk
         return bytes(received)
 

@@ -118,7 +118,7 @@ class NetworkStream:
         try:
             with anyio.move_on_after(timeout):
                 while received < limit:
-                    data = await self.read(65536)
+                    data = await self.read(READ_SIZE)
                     if not data:
                         return
                     received += len(data)
