@@ -561,7 +561,7 @@ class _PoolTransport(Transport):
                     return event
                 if type(event) is InformationalResponse:
                     continue  # 100, 103 ...: the final response follows
-                # NEED_DATA: read on. ConnectionClosed or PAUSED cannot come before a
+                # NEED_DATA: read on. PeerClosed or PAUSED cannot come before a
                 # head: next_event raises RemoteProtocolError instead.
                 with timeout:
                     received = (

@@ -48,12 +48,12 @@ from .models import ServeRequest, ServeResponse
 from .protocol import (
     NEED_DATA,
     PAUSED,
-    ConnectionClosed,
     ContentDecoder,
     Data,
     EndOfMessage,
     Headers,
     Limits,
+    PeerClosed,
     RequestHead,
     ServerConnection,
     is_supported,
@@ -415,7 +415,7 @@ class Server(ListeningServer):
                         return None
                 self._date.refresh()  # the engine may answer an error from what came
                 continue
-            if isinstance(event, ConnectionClosed) or event is PAUSED:
+            if isinstance(event, PeerClosed) or event is PAUSED:
                 return None
             raise AssertionError(f"unexpected {event!r} between requests")  # pragma: no cover
 
@@ -497,8 +497,7 @@ class Server(ListeningServer):
                     encoding, max_size=self.config.limits.max_body_bytes
                 ).decode_all(body)
             except DecodingError as exc:
-                status = 413 if "larger than" in str(exc) else 400
-                problem = _problem(status, str(exc))
+                problem = _problem(exc.status_hint, str(exc))
             else:
                 fields = head.headers.copy()
                 for name in ("content-encoding", "content-length"):
@@ -655,13 +654,13 @@ class Server(ListeningServer):
             logger.exception(
                 "The WebSocket handler failed on %s from %s:%s", request.target, ip, port
             )
-            await socket._close_quietly(1011, "Internal error")
+            await socket.close_quietly(1011, "Internal error")
         else:
-            await socket._close_quietly(1000, "")
+            await socket.close_quietly(1000, "")
 
 
 async def _close_going_away(socket: WebSocket) -> None:
-    await socket._close_quietly(1001, "The server is shutting down.")
+    await socket.close_quietly(1001, "The server is shutting down.")
 
 
 def _as_bytes(chunk: Any) -> bytes:

@@ -401,8 +401,12 @@ class WebSocket:
         while not self._finished.is_set():
             await self._pump()
 
-    async def _close_quietly(self, code: int, reason: str) -> None:
-        """Close unless already closed (the server's end of a handler)."""
+    async def close_quietly(self, code: int = 1000, reason: str = "") -> None:
+        """Close if still open, and wait (up to ``close_timeout``) until the closing
+        handshake is over and the connection closed; never raises for a socket already
+        closed or a broken connection. What ``async with`` does at the end of its block,
+        and the server when a WebSocket handler returns (1000) or raises (1011)."""
+        check_close_code(code)
         if self._conn.state is OPEN:
             self._closed_by_user = True
             try:
@@ -458,7 +462,7 @@ class WebSocket:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        await self._close_quietly(1000, "")
+        await self.close_quietly()
 
     def __repr__(self) -> str:
         state = "open" if self._conn.state is OPEN else f"closed ({self.close_code})"
