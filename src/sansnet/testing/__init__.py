@@ -35,12 +35,12 @@ import anyio
 from sansnet._lifecycle import unwrap_group
 from sansnet.client import (
     Client,
+    Deadlines,
     FetchResponse,
     Request,
+    ResponseBody,
     StreamingResponse,
     Transport,
-    _Body,
-    _Deadlines,
     use_client,
 )
 from sansnet.errors import WriteError
@@ -395,7 +395,7 @@ async def serve(
 Handler = Callable[[Request], Any]
 
 
-class _BytesBody(_Body):
+class _BytesBody(ResponseBody):
     def __init__(self, data: bytes) -> None:
         self._data: bytes | None = data
 
@@ -422,7 +422,7 @@ class MockTransport(Transport):
         self.handler = handler
         self.requests: list[Request] = []
 
-    async def send(self, request: Request, timeout: _Deadlines) -> StreamingResponse:
+    async def send(self, request: Request, timeout: Deadlines) -> StreamingResponse:
         if not isinstance(request.body, bytes):
             chunks = [chunk async for chunk in request.body]
             request = Request(request.method, request.url, request.headers, b"".join(chunks))
