@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from sansnet._lifecycle import unwrap_group
+from sansnet._server_session import response_parts
 from sansnet.client import (
     Client,
     Deadlines,
@@ -46,7 +47,7 @@ from sansnet.client import (
 from sansnet.errors import WriteError
 from sansnet.models import ServeResponse
 from sansnet.protocol import Headers, ResponseHead
-from sansnet.server import RequestHandler, ServeConfig, Server, _convert
+from sansnet.server import RequestHandler, ServeConfig, Server
 from sansnet.server import serve as _serve
 from sansnet.testing.virtual_time import VirtualTimeEventLoop
 from sansnet.transport.streams import (
@@ -434,7 +435,7 @@ class MockTransport(Transport):
         if isinstance(result, FetchResponse):
             status, headers, body = result.status_code, result.headers, result.body
         else:
-            status, headers, content = _convert(result)
+            status, headers, content = response_parts(result)
             if isinstance(content, bytes):
                 body = content
             elif isinstance(content, AsyncIterable):
