@@ -41,11 +41,11 @@ from .protocol import (
     ServerConnection,
     is_supported,
 )
-from .protocol.websocket import WebSocketConnection, accept, is_upgrade_request
+from .protocol.websocket import accept, is_upgrade_request
 from .transport.clock import now
 from .transport.receive import receive
 from .transport.streams import NetworkStream
-from .websocket import WebSocket
+from .websocket import WebSocket, engine_after_upgrade
 
 if TYPE_CHECKING:
     from .server import Server, _ConnectionRecord
@@ -411,18 +411,13 @@ class ServerSession:
         await stream.write(conn.data_to_send(), config.body_timeout)
         if config.access_log:
             _log_access(request, 101)
-        engine = WebSocketConnection(
+        engine = engine_after_upgrade(
             "server",
-            deflate=agreed.deflate,
+            agreed,
+            conn,
             max_message_size=config.max_message_size,
             max_frame_size=config.max_frame_size,
-            subprotocol=agreed.subprotocol,
         )
-        data, eof = conn.trailing_data
-        if data:
-            engine.receive_data(data)
-        if eof:
-            engine.receive_eof()
         socket = WebSocket(
             stream,
             engine,

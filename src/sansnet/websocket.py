@@ -20,7 +20,7 @@ import os
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import anyio
@@ -43,11 +43,13 @@ from .protocol import (
     Data,
     InformationalResponse,
     ResponseHead,
+    ServerConnection,
 )
 from .protocol.websocket import (
     BinaryMessage,
     ClientHandshake,
     Closed,
+    Handshake,
     Pong,
     TextMessage,
     WebSocketConnection,
@@ -539,18 +541,9 @@ async def socket(
     except BaseException:
         await stream.aclose()
         raise
-    engine = WebSocketConnection(
-        "client",
-        deflate=agreed.deflate,
-        max_message_size=max_message_size,
-        max_frame_size=max_frame_size,
-        subprotocol=agreed.subprotocol,
+    engine = engine_after_upgrade(
+        "client", agreed, protocol, max_message_size=max_message_size, max_frame_size=max_frame_size
     )
-    data, eof = protocol.trailing_data
-    if data:
-        engine.receive_data(data)
-    if eof:
-        engine.receive_eof()
     return WebSocket(
         stream,
         engine,
@@ -558,6 +551,32 @@ async def socket(
         ping_timeout=ping_timeout,
         close_timeout=close_timeout,
     )
+
+
+def engine_after_upgrade(
+    role: Literal["client", "server"],
+    agreed: Handshake,
+    http: ClientConnection | ServerConnection,
+    *,
+    max_message_size: int | None,
+    max_frame_size: int | None,
+) -> WebSocketConnection:
+    """The frame engine for a connection whose handshake ``agreed`` on its terms,
+    seeded with what the HTTP connection ``http`` received past the handshake (the
+    peer's first frames may have come with it), as hypercorn's ws_stream does."""
+    engine = WebSocketConnection(
+        role,
+        deflate=agreed.deflate,
+        max_message_size=max_message_size,
+        max_frame_size=max_frame_size,
+        subprotocol=agreed.subprotocol,
+    )
+    data, eof = http.trailing_data
+    if data:
+        engine.receive_data(data)
+    if eof:
+        engine.receive_eof()
+    return engine
 
 
 def _header_items(headers: Any) -> list[tuple[str, str]]:
