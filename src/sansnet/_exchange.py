@@ -71,19 +71,19 @@ class HTTP11Exchange:
         body = request.body
         write_error: WriteError | None = None
         try:
-            with timeout:
-                if _expects_continue(request):
-                    final = await self._upload(request, body, url, timeout)
-                    if final is not None:
-                        return final  # answered before the body: it was never sent
-                elif isinstance(body, bytes):
-                    protocol.send_request(request.method, url.target, request.headers, body)
-                    data = protocol.data_to_send()
-                    if self._trace is not None:
-                        self._trace("request", data[: data.index(b"\r\n\r\n") + 4])
+            if _expects_continue(request):
+                final = await self._upload(request, body, url, timeout)
+                if final is not None:
+                    return final  # answered before the body: it was never sent
+            elif isinstance(body, bytes):
+                protocol.send_request(request.method, url.target, request.headers, body)
+                data = protocol.data_to_send()
+                if self._trace is not None:
+                    self._trace("request", data[: data.index(b"\r\n\r\n") + 4])
+                with timeout:
                     await stream.write(data, timeout.bound(times.write))
-                else:
-                    await self._upload(request, body, url, timeout)
+            else:
+                await self._upload(request, body, url, timeout)
         except WriteError as exc:
             # The server may have answered (and closed) before taking our whole body, as
             # servers do with 413 or a redirect: read that answer if there is one.
@@ -130,24 +130,28 @@ class HTTP11Exchange:
             head = protocol.data_to_send()
             if self._trace is not None:
                 self._trace("request", head)
-            await stream.write(head, timeout.bound(times.write))
+            with timeout:
+                await stream.write(head, timeout.bound(times.write))
             if _expects_continue(request):
                 final = await _await_continue(protocol, stream, timeout, self._trace)
                 if final is not None:
                     return final
             if isinstance(body, bytes):
                 protocol.send_data(body)
-                await stream.write(protocol.data_to_send(), timeout.bound(times.write))
+                with timeout:
+                    await stream.write(protocol.data_to_send(), timeout.bound(times.write))
             else:
-                async for chunk in body:
+                async for chunk in body:  # the caller's code: its own timeouts pass as they are
                     if chunk:
                         protocol.send_data(chunk)
-                        await stream.write(protocol.data_to_send(), timeout.bound(times.write))
+                        with timeout:
+                            await stream.write(protocol.data_to_send(), timeout.bound(times.write))
         finally:
             if not isinstance(body, bytes):
                 await body.aclose()
         protocol.send_end()
-        await stream.write(protocol.data_to_send(), timeout.bound(times.write))
+        with timeout:
+            await stream.write(protocol.data_to_send(), timeout.bound(times.write))
         return None
 
 
