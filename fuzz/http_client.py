@@ -17,7 +17,7 @@ Properties checked, any breach being a crash:
 1. ``next_event`` raises nothing but :class:`~sansnet.RemoteProtocolError`.
 2. The events come in order (one final head per request, its data, its end), a HEAD,
    204 or 304 response has no data, a Content-Length body is exactly that long, a 101
-   only answers an upgrade proposal, nothing follows ConnectionClosed, and
+   only answers an upgrade proposal, nothing follows PeerClosed, and
    ``reusable`` is false after ``Connection: close`` or an HTTP/1.0 response.
 3. The responses we read completely and h11 (as the same client) read completely too
    are the same responses: status, reason, fields, body, trailers.
@@ -39,11 +39,11 @@ with _common.instrumented("h11"):
         PAUSED,
         SWITCHED_PROTOCOL,
         ClientConnection,
-        ConnectionClosed,
         Data,
         EndOfMessage,
         InformationalResponse,
         Limits,
+        PeerClosed,
         ResponseHead,
     )
     from sansnet.protocol.http11 import _NOT_IN_TRAILERS, TOKEN
@@ -72,7 +72,7 @@ class Session:
         self.exchanges.append(Exchange(self.method, upgrade=upgrade))
 
     def on_event(self, event: object) -> None:
-        check(not self.closed, f"{event!r} after ConnectionClosed")
+        check(not self.closed, f"{event!r} after PeerClosed")
         exchange = self.exchanges[-1]
         if isinstance(event, ResponseHead):
             check(self.current is None, "a response head inside a response")
@@ -136,7 +136,7 @@ class Session:
             check(self.current is None, "an interim response inside a response")
             check(100 <= event.status_code <= 199, f"interim status {event.status_code}")
             check(event.status_code != 101, "101 as an interim response")
-        elif isinstance(event, ConnectionClosed):
+        elif isinstance(event, PeerClosed):
             check(self.current is None, "closed in the middle of a response")
             self.closed = True
         else:

@@ -18,7 +18,7 @@ Properties checked, any breach being a crash:
 
 1. ``next_event`` raises nothing but :class:`~sansnet.RemoteProtocolError`; our own
    ``send_*`` calls, made only where the contract allows them, raise nothing.
-2. The events come in order (a head, its data, its end; nothing after ConnectionClosed),
+2. The events come in order (a head, its data, its end; nothing after PeerClosed),
    bodies stay within ``max_body_bytes``, names are tokens, values have no CR/LF/NUL.
 3. After a RemoteProtocolError, ``data_to_send()`` is one well-formed response with the
    error's ``status_hint`` and ``Connection: close`` (checked by h11 as the client and by
@@ -52,10 +52,10 @@ with _common.instrumented("h11"):
         SEND_BODY,
         SEND_RESPONSE,
         SWITCHED_PROTOCOL,
-        ConnectionClosed,
         Data,
         EndOfMessage,
         Limits,
+        PeerClosed,
         RequestHead,
         ServerConnection,
     )
@@ -163,7 +163,7 @@ class Session:
 
     def on_event(self, event: object) -> None:
         conn = self.conn
-        check(not self.closed, f"{event!r} after ConnectionClosed")
+        check(not self.closed, f"{event!r} after PeerClosed")
         if isinstance(event, RequestHead):
             check(self.current is None, "a request head inside a request")
             check(event.http_version in ("1.0", "1.1"), f"version {event.http_version!r}")
@@ -200,7 +200,7 @@ class Session:
             self.current = None
             if self.timing in (0, 2) and not self.answered and conn.our_state is SEND_RESPONSE:
                 self.answer()
-        elif isinstance(event, ConnectionClosed):
+        elif isinstance(event, PeerClosed):
             check(self.current is None, "closed in the middle of a request")
             self.closed = True
         else:

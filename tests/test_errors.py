@@ -49,6 +49,11 @@ def test_timeouts_and_connect_errors_are_transport_errors() -> None:
     assert issubclass(net.TLSError, net.ConnectError)
 
 
+def test_decoding_error_carries_a_status_hint() -> None:
+    assert net.DecodingError("corrupt").status_hint == 400
+    assert net.DecodingError("too large", status_hint=413).status_hint == 413
+
+
 def test_remote_protocol_error_carries_a_status_hint() -> None:
     assert net.RemoteProtocolError("bad").status_hint == 400
     error = net.RemoteProtocolError("Request header fields too large.", status_hint=431)

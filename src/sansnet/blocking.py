@@ -382,7 +382,7 @@ class BlockingWebSocket:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        self._portal.call(self._socket._close_quietly, 1000, "")
+        self._portal.call(self._socket.close_quietly)
 
 
 def socket(url: str, **options: Any) -> BlockingWebSocket:

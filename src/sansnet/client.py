@@ -15,7 +15,6 @@ decoded; TLS verified against certifi's roots.
 from __future__ import annotations
 
 import contextvars
-import math
 import os
 import re
 import ssl
@@ -29,38 +28,26 @@ from collections.abc import (
     Mapping,
 )
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from typing import Any, TypedDict
-from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit
+from urllib.parse import urljoin
 
 import anyio
 import anyio.lowlevel
 
+from ._exchange import HTTP11Exchange, PooledBody, Trace, Unanswered
+from ._transport_api import Deadlines, Request, ResponseBody, StreamedBody, Timeout
+from ._urls import parse_url, with_query
 from ._version import __version__
 from .codecs import json_decode, json_encode
 from .errors import (
-    ConnectTimeout,
     InvalidArgument,
-    InvalidURL,
-    PoolTimeout,
-    ReadError,
-    ReadTimeout,
-    RemoteProtocolError,
-    TimeoutError,
     TooManyRedirects,
     UnsafeRedirect,
-    UnsupportedProtocol,
-    WriteError,
-    WriteTimeout,
 )
 from .protocol import (
-    NEED_DATA,
     ClientConnection,
     ContentDecoder,
-    Data,
-    EndOfMessage,
     Headers,
-    InformationalResponse,
     Limits,
     ResponseHead,
     accept_encoding,
@@ -69,21 +56,23 @@ from .protocol import (
 )
 from .protocol.headers import HeadersLike
 from .protocol.http11 import check_fields
-from .transport.clock import now
 from .transport.connect import Backend, open_tcp_stream
-from .transport.pool import ConnectionPool, Origin, PooledConnection, PoolLimits
+from .transport.pool import ConnectionPool, Origin, PoolLimits
 from .transport.streams import NetworkStream
 from .transport.tls import CertTypes, VerifyTypes, client_context
 
 __all__ = [
     "Client",
+    "Deadlines",
     "FetchOptions",
     "FetchParams",
     "FetchResponse",
     "PoolLimits",
     "Request",
+    "ResponseBody",
     "StreamingResponse",
     "Timeout",
+    "Trace",
     "Transport",
     "request",
     "stream",
@@ -93,40 +82,9 @@ USER_AGENT = f"sansnet/{__version__}"
 MiB = 1024 * 1024
 _REDIRECTS = frozenset([301, 302, 303, 307, 308])
 _IDEMPOTENT = frozenset(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"])
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 # ============================================================================ options
-
-
-@dataclass(frozen=True, slots=True)
-class Timeout:
-    """Timeouts in seconds (None: no limit).
-
-    ``connect``: resolving, connecting and the TLS handshake. ``read``: the longest
-    silence while waiting for response bytes. ``write``: the longest wait for the peer
-    to take request bytes. ``pool``: waiting for a free connection. ``total``: the whole
-    request, redirects included (for :func:`stream`, until the response head arrives).
-    A single number sets all five.
-    """
-
-    connect: float | None = 10.0
-    read: float | None = 30.0
-    write: float | None = 30.0
-    pool: float | None = 10.0
-    total: float | None = 300.0
-
-    @classmethod
-    def of(cls, value: Timeout | float | None) -> Timeout:
-        if isinstance(value, Timeout):
-            return value
-        if value is None:
-            return cls(None, None, None, None, None)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise InvalidArgument(
-                f"timeout must be a positive number, a Timeout or None, not {value!r}."
-            )
-        return cls(value, value, value, value, value)
 
 
 class FetchOptions(TypedDict, total=False):
@@ -166,43 +124,6 @@ _PARAM_NAMES = frozenset(FetchParams.__annotations__) - {"options"}
 
 
 # ============================================================================ models
-
-
-class Request:
-    """A request as it goes on the wire (after query merging, before redirects).
-
-    ``body`` is bytes, or an async iterator of bytes for a streamed upload (then
-    :attr:`replayable` is False). ``headers`` may be shared with other requests of
-    the same client: a transport must copy them before changing anything.
-    """
-
-    __slots__ = ("_split", "body", "headers", "method", "replayable", "url")
-
-    def __init__(
-        self,
-        method: str,
-        url: str,
-        headers: Headers,
-        body: bytes | AsyncIterable[bytes] = b"",
-    ) -> None:
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.body: bytes | _AsyncBody = (
-            body if isinstance(body, (bytes, _AsyncBody)) else _AsyncBody(body)
-        )
-        self.replayable = isinstance(body, bytes)
-        self._split: _URL | None = None
-
-    @property
-    def content(self) -> bytes:
-        """The body, when it is bytes (a streamed body raises ``TypeError``)."""
-        if not isinstance(self.body, bytes):
-            raise TypeError("This request's body is streamed; iterate over request.body.")
-        return self.body
-
-    def __repr__(self) -> str:
-        return f"<Request {self.method} {self.url}>"
 
 
 class _Head:
@@ -298,125 +219,22 @@ class Transport:
     then closes.
     """
 
-    async def send(self, request: Request, timeout: _Deadlines) -> StreamingResponse:
+    async def send(self, request: Request, timeout: Deadlines) -> StreamingResponse:
+        """Send ``request`` and return its response before the body is read.
+        ``timeout`` holds the request's :class:`Timeout` per phase and its total
+        deadline: bound each wait with ``timeout.bound(timeout.timeout.read)`` (and the
+        like) inside ``with timeout:``, which reports a wait cut short by the deadline
+        as the total timeout. The body is a :class:`ResponseBody`."""
         raise NotImplementedError
 
     async def aclose(self) -> None:
         """Release everything the transport holds."""
 
 
-class _Deadlines:
-    """Per-phase timeouts bounded by an overall deadline. ``cover_body``: whether the
-    deadline also bounds reading the body (request() yes, stream() no). ``capped``:
-    whether the last :meth:`bound` was cut short by the deadline, so that a timeout of
-    that phase is reported as the overall one."""
-
-    __slots__ = ("capped", "cover_body", "deadline", "timeout")
-
-    def __init__(self, timeout: Timeout, *, cover_body: bool = True) -> None:
-        self.timeout = timeout
-        self.cover_body = cover_body
-        self.deadline = math.inf if timeout.total is None else now() + timeout.total
-        self.capped = False
-
-    def total_error(self) -> TimeoutError:
-        return TimeoutError(
-            f"The request did not complete within {self.timeout.total} s (total timeout); "
-            "raise Timeout(total=...) or pass timeout=None for no limit."
-        )
-
-    def bound(self, phase: float | None) -> float | None:
-        """The time left for a phase whose own timeout is ``phase``."""
-        if self.deadline == math.inf:
-            return phase
-        left = self.deadline - now()
-        if left <= 0:
-            raise self.total_error()
-        self.capped = phase is None or left < phase
-        return left if self.capped else phase
-
-
-_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9._~-]+)?")
-
-
-class _URL:
-    """A parsed request URL: what a connection and a request line need."""
-
-    __slots__ = ("host", "origin", "port", "scheme", "target", "url")
-
-    def __init__(self, url: str) -> None:
-        if not isinstance(url, str):
-            raise InvalidArgument(f"The URL must be a str, not {type(url).__name__}.")
-        try:
-            split = urlsplit(url.strip())
-            port = split.port
-        except ValueError as exc:
-            raise InvalidURL(f"Invalid URL {url!r}: {exc}.") from None
-        scheme = split.scheme.lower()
-        if scheme not in _DEFAULT_PORTS:
-            if not scheme:
-                raise UnsupportedProtocol(
-                    f"Invalid URL {url!r}: no scheme; use http:// or https://."
-                )
-            raise UnsupportedProtocol(
-                f"Unsupported URL scheme {scheme!r} in {url!r}: use http or https."
-            )
-        host = split.hostname
-        if not host:
-            raise InvalidURL(f"Invalid URL {url!r}: no host.")
-        if not host.isascii():
-            try:
-                host = host.encode("idna").decode("ascii")
-            except UnicodeError as exc:
-                raise InvalidURL(f"Invalid host name in {url!r}: {exc}.") from None
-        if _HOST.fullmatch(host) is None:
-            raise InvalidURL(
-                f"Invalid host {host!r} in {url!r}: a host is a name (letters, digits, "
-                "'-', '.'), an IPv4 address or a bracketed IPv6 address."
-            )
-        if port == 0:
-            raise InvalidURL(f"Invalid URL {url!r}: port 0 cannot be connected to.")
-        self.scheme = scheme
-        self.host = host
-        self.port = port or _DEFAULT_PORTS[scheme]
-        self.origin: Origin = (scheme, host, self.port)
-        path = quote(split.path, safe="/%:@!$&'()*+,;=-._~") or "/"
-        query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
-        self.target = f"{path}?{query}" if query else path
-        self.url = _unsplit(split, scheme, path, query)
-
-
-def _unsplit(split: SplitResult, scheme: str, path: str, query: str) -> str:
-    netloc = split.netloc.rpartition("@")[2]  # credentials never go in the request URL
-    return f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")
-
-
-_URL_CACHE: dict[str, _URL] = {}
-
-
-def _parse_url(url: str) -> _URL:
-    parsed = _URL_CACHE.get(url)
-    if parsed is None:
-        parsed = _URL(url)
-        if len(_URL_CACHE) < 512:
-            _URL_CACHE[url] = parsed
-    return parsed
-
-
-Trace = Callable[[str, bytes], None]
-"""A function told of every head on the wire: ("request", the bytes we sent) and
-("response", the head we received, as bytes)."""
-
 StreamOpener = Callable[[Origin, "float | None"], Awaitable[NetworkStream]]
 """Opens the stream for an origin (scheme, host, port) within a timeout: how a client
 reaches something other than the network (sansnet.testing connects to a server in
 memory this way)."""
-
-
-def _head_bytes(head: ResponseHead | InformationalResponse) -> bytes:
-    lines = [f"HTTP/{head.http_version} {head.status_code} {head.reason}"]
-    lines.extend(f"{name}: {value}" for name, value in head.headers.raw_items())
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
 
 
 class _PoolTransport(Transport):
@@ -455,10 +273,10 @@ class _PoolTransport(Transport):
         return self._ssl_context
 
     async def _connect(
-        self, origin: Origin, deadlines: _Deadlines
+        self, origin: Origin, deadlines: Deadlines
     ) -> tuple[NetworkStream, ClientConnection]:
         scheme, host, port = origin
-        try:
+        with deadlines:
             if self._open_stream is not None:
                 stream = await self._open_stream(origin, deadlines.bound(deadlines.timeout.connect))
             else:
@@ -469,10 +287,6 @@ class _PoolTransport(Transport):
                     timeout=deadlines.bound(deadlines.timeout.connect),
                     backend=self._backend,
                 )
-        except ConnectTimeout:
-            if deadlines.capped:
-                raise deadlines.total_error() from None
-            raise
         return stream, ClientConnection(
             host,
             port,
@@ -481,247 +295,33 @@ class _PoolTransport(Transport):
             default_headers=(),
         )
 
-    async def send(self, request: Request, timeout: _Deadlines) -> StreamingResponse:
-        url = request._split or _parse_url(request.url)
+    async def send(self, request: Request, timeout: Deadlines) -> StreamingResponse:
+        url = request._split or parse_url(request.url)
         times = timeout.timeout
         for attempt in (1, 2):
-            try:
+            with timeout:
                 conn = await self.pool.acquire(
                     url.origin, timeout=timeout.bound(times.pool), context=timeout
                 )
-            except PoolTimeout:
-                if timeout.capped:
-                    raise timeout.total_error() from None
-                raise
             try:
-                head = await self._exchange(conn, request, url, timeout)
-            except (ReadError, WriteError, RemoteProtocolError) as exc:
+                head = await HTTP11Exchange(conn, self._trace).send(request, url, timeout)
+            except Unanswered as unanswered:
                 await self.pool.release(conn, reusable=False)
-                if (
-                    attempt == 1
-                    and conn.reused
-                    and request.replayable
-                    and getattr(exc, "before_response", False)
-                ):
+                if attempt == 1 and conn.reused and request.replayable:
                     continue  # the server had closed the idle connection: retry once
-                raise
+                error = unanswered.error
             except BaseException:
                 await self.pool.release(conn, reusable=False)
                 raise
-            return StreamingResponse(
-                head, request.url, _PooledBody(self.pool, conn, timeout), decompress=False
-            )
+            else:
+                return StreamingResponse(
+                    head, request.url, PooledBody(self.pool, conn, timeout), decompress=False
+                )
+            raise error  # outside the except clause: the error's own context stays
         raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _exchange(
-        self, conn: PooledConnection, request: Request, url: _URL, timeout: _Deadlines
-    ) -> ResponseHead:
-        protocol = conn.protocol
-        stream = conn.stream
-        times = timeout.timeout
-        body = request.body
-        write_error: WriteError | None = None
-        try:
-            if _expects_continue(request):
-                final = await self._upload(protocol, stream, request, body, url, timeout)
-                if final is not None:
-                    return final  # answered before the body: it was never sent
-            elif isinstance(body, bytes):
-                protocol.send_request(request.method, url.target, request.headers, body)
-                data = protocol.data_to_send()
-                if self._trace is not None:
-                    self._trace("request", data[: data.index(b"\r\n\r\n") + 4])
-                await stream.write(data, timeout.bound(times.write))
-            else:
-                await self._upload(protocol, stream, request, body, url, timeout)
-        except WriteError as exc:
-            # The server may have answered (and closed) before taking our whole body, as
-            # servers do with 413 or a redirect: read that answer if there is one.
-            setattr(exc, "before_response", True)  # noqa: B010 - a private mark for send()
-            write_error = exc
-        except WriteTimeout:
-            if timeout.capped:
-                raise timeout.total_error() from None
-            raise
-        received = False
-        try:
-            while True:
-                event = _next_head(protocol, self._trace)
-                if type(event) is ResponseHead:
-                    return event
-                if type(event) is InformationalResponse:
-                    continue  # 100, 103 ...: the final response follows
-                # NEED_DATA: read on. ConnectionClosed or PAUSED cannot come before a
-                # head: next_event raises RemoteProtocolError instead.
-                try:
-                    data = await stream.read(65536, timeout.bound(times.read))
-                except ReadTimeout:
-                    if timeout.capped:
-                        raise timeout.total_error() from None
-                    raise
-                if data:
-                    received = True
-                    protocol.receive_data(data)
-                else:
-                    protocol.receive_eof()
-        except (ReadError, RemoteProtocolError) as exc:
-            if write_error is not None:
-                raise write_error from exc
-            setattr(exc, "before_response", not received)  # noqa: B010 - a private mark
-            raise
-
-    async def _upload(
-        self,
-        protocol: ClientConnection,
-        stream: NetworkStream,
-        request: Request,
-        body: bytes | _AsyncBody,
-        url: _URL,
-        timeout: _Deadlines,
-    ) -> ResponseHead | None:
-        """Send the head, then the body: a streamed one chunked (or per the caller's
-        Content-Length), bytes with their Content-Length. With ``Expect: 100-continue``,
-        wait for the server's go-ahead between the two (see :func:`_await_continue`);
-        a final response that comes instead is returned, the body unsent (the
-        connection is then not reused)."""
-        times = timeout.timeout
-        headers = request.headers
-        if isinstance(body, bytes) and "content-length" not in headers:
-            headers = headers.copy()
-            headers.add("Content-Length", str(len(body)))
-        protocol.start_request(request.method, url.target, headers)
-        try:
-            head = protocol.data_to_send()
-            if self._trace is not None:
-                self._trace("request", head)
-            await stream.write(head, timeout.bound(times.write))
-            if _expects_continue(request):
-                final = await _await_continue(protocol, stream, timeout, self._trace)
-                if final is not None:
-                    return final
-            if isinstance(body, bytes):
-                protocol.send_data(body)
-                await stream.write(protocol.data_to_send(), timeout.bound(times.write))
-            else:
-                async for chunk in body:
-                    if chunk:
-                        protocol.send_data(chunk)
-                        await stream.write(protocol.data_to_send(), timeout.bound(times.write))
-        finally:
-            if not isinstance(body, bytes):
-                await body.aclose()
-        protocol.send_end()
-        await stream.write(protocol.data_to_send(), timeout.bound(times.write))
-        return None
 
     async def aclose(self) -> None:
         await self.pool.aclose()
-
-
-CONTINUE_WAIT = 1.0
-"""Seconds a request with ``Expect: 100-continue`` waits for the server's 100 before it
-sends the body anyway (RFC 9110 section 10.1.1; curl waits 1 s too)."""
-
-
-def _next_head(protocol: ClientConnection, trace: Trace | None) -> object:
-    """``protocol.next_event()``, tracing a response head (interim or final)."""
-    event = protocol.next_event()
-    if trace is not None and type(event) in (ResponseHead, InformationalResponse):
-        trace("response", _head_bytes(event))  # type: ignore[arg-type]
-    return event
-
-
-def _expects_continue(request: Request) -> bool:
-    return bool(request.body) and request.headers.get("expect", "").lower() == "100-continue"
-
-
-async def _await_continue(
-    protocol: ClientConnection,
-    stream: NetworkStream,
-    timeout: _Deadlines,
-    trace: Trace | None,
-) -> ResponseHead | None:
-    """After a head with ``Expect: 100-continue``: None once the server said 100 (or
-    stayed silent for :data:`CONTINUE_WAIT` seconds): send the body. A final response
-    instead is returned: the server decided without the body (417, 401, 413...)."""
-    wait_until = now() + CONTINUE_WAIT
-    while True:
-        event = _next_head(protocol, trace)
-        if type(event) is ResponseHead:
-            return event
-        if type(event) is InformationalResponse:
-            if event.status_code == 100:
-                return None
-            continue  # 103 Early Hints and the like: keep waiting
-        left = wait_until - now()
-        if left <= 0:
-            return None
-        try:
-            data = await stream.read(65536, timeout.bound(min(left, timeout.timeout.read or left)))
-        except ReadTimeout:
-            if timeout.capped:
-                raise timeout.total_error() from None
-            return None  # no 100 in time: send the body anyway
-        if data:
-            protocol.receive_data(data)
-        else:
-            protocol.receive_eof()
-
-
-class _Body:
-    """The body of a response as it arrives, for :class:`StreamingResponse`, which
-    reads it once (never again after b"") and releases it exactly once."""
-
-    async def read(self) -> bytes:
-        """The next piece of the raw (still encoded) body; b"" at the end."""
-        raise NotImplementedError
-
-    async def release(self, *, complete: bool) -> None:
-        """Give back what the body holds; ``complete``: it was read to the end."""
-        raise NotImplementedError
-
-
-class _PooledBody(_Body):
-    __slots__ = ("_conn", "_done", "_pool", "_timeout")
-
-    def __init__(self, pool: ConnectionPool, conn: PooledConnection, timeout: _Deadlines) -> None:
-        self._pool = pool
-        self._conn = conn
-        self._timeout = timeout
-        self._done = False
-
-    async def read(self) -> bytes:
-        protocol = self._conn.protocol
-        stream = self._conn.stream
-        while True:
-            event = protocol.next_event()
-            if type(event) is Data:
-                return event.data
-            if event is NEED_DATA:
-                deadlines = self._timeout
-                read_timeout = deadlines.timeout.read
-                if deadlines.cover_body:
-                    read_timeout = deadlines.bound(read_timeout)
-                try:
-                    data = await stream.read(65536, read_timeout)
-                except ReadTimeout:
-                    if deadlines.cover_body and deadlines.capped:
-                        raise deadlines.total_error() from None
-                    raise
-                if data:
-                    protocol.receive_data(data)
-                else:
-                    protocol.receive_eof()
-                continue
-            if isinstance(event, EndOfMessage):
-                self._done = True
-                return b""
-            raise RemoteProtocolError(
-                f"Unexpected {event!r} in a response body."
-            )  # pragma: no cover
-
-    async def release(self, *, complete: bool) -> None:
-        await self._pool.release(self._conn, reusable=complete and self._done)
 
 
 class StreamingResponse(_Head):
@@ -750,7 +350,7 @@ class StreamingResponse(_Head):
         self,
         head: ResponseHead,
         url: str,
-        body: _Body,
+        body: ResponseBody,
         *,
         decompress: bool = True,
         max_decoded_size: int | None = None,
@@ -785,7 +385,7 @@ class StreamingResponse(_Head):
                     if name in self.headers:
                         del self.headers[name]
 
-    def _take(self) -> _Body:
+    def _take(self) -> ResponseBody:
         if self._consumed:
             raise RuntimeError("The response body was already read; it can be read once.")
         self._consumed = True
@@ -837,7 +437,7 @@ class _BodyIterator:
 
     __slots__ = ("_body", "_decoder", "_done", "_pieces")
 
-    def __init__(self, body: _Body, decoder: ContentDecoder | None) -> None:
+    def __init__(self, body: ResponseBody, decoder: ContentDecoder | None) -> None:
         self._body = body
         self._decoder = decoder
         self._pieces: Iterator[bytes] | None = None
@@ -942,68 +542,6 @@ def _split_options(
     return params, opts
 
 
-def _with_query(url: str, query: Mapping[str, Any] | None) -> str:
-    if not query:
-        return url
-    if not isinstance(query, Mapping):
-        raise InvalidArgument(f"query must be a mapping, not {type(query).__name__}.")
-    pairs: list[tuple[str, str]] = []
-    for key, value in query.items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        pairs.extend((str(key), "" if item is None else str(item)) for item in values)
-    encoded = urlencode(pairs)  # form encoding: space -> "+"
-    base = url.partition("#")[0]
-    separator = "&" if "?" in base else "?"
-    if base.endswith(("?", "&")):
-        separator = ""
-    return f"{base}{separator}{encoded}"
-
-
-class _AsyncBody:
-    """A sync or async iterable of bytes as an async iterator (not replayable).
-
-    :meth:`aclose` closes the caller's async generator when the upload stops early
-    (an error, a cancellation), so it is not left for the garbage collector.
-    """
-
-    __slots__ = ("_async", "_iterator")
-
-    def __init__(self, source: Iterable[bytes] | AsyncIterable[bytes]) -> None:
-        self._async: AsyncIterator[bytes] | None = None
-        self._iterator: Iterator[bytes] | None = None
-        if isinstance(source, AsyncIterable):
-            self._async = aiter(source)
-        else:
-            self._iterator = iter(source)
-
-    def __aiter__(self) -> _AsyncBody:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._async is not None:
-            return _chunk(await self._async.__anext__())
-        assert self._iterator is not None
-        try:
-            chunk = next(self._iterator)
-        except StopIteration:
-            raise StopAsyncIteration from None
-        return _chunk(chunk)
-
-    async def aclose(self) -> None:
-        close = getattr(self._async, "aclose", None)
-        if close is not None:
-            with anyio.CancelScope(shield=True):
-                await close()
-
-
-def _chunk(chunk: Any) -> bytes:
-    if isinstance(chunk, (bytes, bytearray, memoryview)):
-        return bytes(chunk)
-    if isinstance(chunk, str):
-        return chunk.encode("utf-8")
-    raise InvalidArgument(f"A streamed body must yield bytes, not {type(chunk).__name__}.")
-
-
 def _body(params: Mapping[str, Any]) -> tuple[bytes | AsyncIterable[bytes], str | None]:
     """The body to send and the Content-Type it implies (None: none)."""
     body = params.get("body")
@@ -1018,7 +556,7 @@ def _body(params: Mapping[str, Any]) -> tuple[bytes | AsyncIterable[bytes], str 
     if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body), None
     if isinstance(body, (Iterable, AsyncIterable)) and not isinstance(body, Mapping):
-        return _AsyncBody(body), None
+        return StreamedBody(body), None
     raise InvalidArgument(
         f"body must be str, bytes, or an iterable of bytes, not {type(body).__name__}."
     )
@@ -1165,9 +703,9 @@ class Client:
             transport = self._transport_for(
                 opts.get("verify", self._verify), opts.get("cert", self._cert)
             )
-        timeout = _Deadlines(Timeout.of(settings["timeout"]), cover_body=cover_body)
+        timeout = Deadlines(Timeout.of(settings["timeout"]), cover_body=cover_body)
         method = _method(params.get("method") or "GET")
-        parsed = _parse_url(_with_query(params["url"], params.get("query")))
+        parsed = parse_url(with_query(params["url"], params.get("query")))
         decompress = bool(settings["decompress"])
         headers, shared = self._headers_for(params.get("headers"), decompress)
         body, content_type = _body(params)
@@ -1263,8 +801,8 @@ def _redirect(request: Request, response: StreamingResponse, allow_insecure: boo
     """The request that follows a redirect (RFC 9110 section 15.4, as browsers do it)."""
     location = response.raw_headers["location"]
     url = urljoin(request.url, location.strip())
-    parsed = _parse_url(url)
-    old = request._split or _parse_url(request.url)
+    parsed = parse_url(url)
+    old = request._split or parse_url(request.url)
     if old.scheme == "https" and parsed.scheme == "http" and not allow_insecure:
         raise UnsafeRedirect(
             f"Refusing to follow a redirect from {request.url} to {url}: it downgrades "

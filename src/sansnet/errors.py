@@ -154,7 +154,15 @@ class DecodingError(NetError, ValueError):
     The data is corrupt, uses a coding whose package is not installed (``br`` needs
     ``brotli``, ``zstd`` needs ``backports.zstd`` before Python 3.14: install
     ``sansnet[compression]``), or decodes to more than the configured size cap.
+
+    ``status_hint`` is the HTTP status a server answers a request body that fails so
+    with: 413 when the decoded body is over the size cap, 415 for a coding that cannot
+    be decoded here, 400 for a corrupt one (the default).
     """
+
+    def __init__(self, message: str, *, status_hint: int = 400) -> None:
+        super().__init__(message)
+        self.status_hint = status_hint
 
 
 class HandshakeError(NetError):

@@ -20,7 +20,7 @@ import os
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import anyio
@@ -39,17 +39,17 @@ from .errors import (
 )
 from .models import ServeRequest
 from .protocol import (
-    NEED_DATA,
     ClientConnection,
     Data,
-    EndOfMessage,
     InformationalResponse,
     ResponseHead,
+    ServerConnection,
 )
 from .protocol.websocket import (
     BinaryMessage,
     ClientHandshake,
     Closed,
+    Handshake,
     Pong,
     TextMessage,
     WebSocketConnection,
@@ -58,6 +58,7 @@ from .protocol.websocket import (
 from .protocol.websocket.connection import CLOSED, OPEN
 from .transport.clock import now
 from .transport.connect import Backend, open_tcp_stream
+from .transport.receive import receive_event
 from .transport.streams import NetworkStream
 from .transport.tls import CertTypes, VerifyTypes, client_context
 
@@ -67,7 +68,8 @@ MiB = 1024 * 1024
 _SCHEMES = {"ws": ("ws", 80), "http": ("ws", 80), "wss": ("wss", 443), "https": ("wss", 443)}
 
 
-_READ_SIZE = 256 * 1024  # bytes asked of the stream per read
+_READ_SIZE = 256 * 1024  # bytes asked of the stream per read (of frames; see _receive)
+_BODY_SAMPLE = 64 * 1024  # bytes of a refused handshake's body kept for HandshakeError
 
 
 class WebSocket:
@@ -401,8 +403,12 @@ class WebSocket:
         while not self._finished.is_set():
             await self._pump()
 
-    async def _close_quietly(self, code: int, reason: str) -> None:
-        """Close unless already closed (the server's end of a handler)."""
+    async def close_quietly(self, code: int = 1000, reason: str = "") -> None:
+        """Close if still open, and wait (up to ``close_timeout``) until the closing
+        handshake is over and the connection closed; never raises for a socket already
+        closed or a broken connection. What ``async with`` does at the end of its block,
+        and the server when a WebSocket handler returns (1000) or raises (1011)."""
+        check_close_code(code)
         if self._conn.state is OPEN:
             self._closed_by_user = True
             try:
@@ -458,7 +464,7 @@ class WebSocket:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        await self._close_quietly(1000, "")
+        await self.close_quietly()
 
     def __repr__(self) -> str:
         state = "open" if self._conn.state is OPEN else f"closed ({self.close_code})"
@@ -535,18 +541,9 @@ async def socket(
     except BaseException:
         await stream.aclose()
         raise
-    engine = WebSocketConnection(
-        "client",
-        deflate=agreed.deflate,
-        max_message_size=max_message_size,
-        max_frame_size=max_frame_size,
-        subprotocol=agreed.subprotocol,
+    engine = engine_after_upgrade(
+        "client", agreed, protocol, max_message_size=max_message_size, max_frame_size=max_frame_size
     )
-    data, eof = protocol.trailing_data
-    if data:
-        engine.receive_data(data)
-    if eof:
-        engine.receive_eof()
     return WebSocket(
         stream,
         engine,
@@ -554,6 +551,32 @@ async def socket(
         ping_timeout=ping_timeout,
         close_timeout=close_timeout,
     )
+
+
+def engine_after_upgrade(
+    role: Literal["client", "server"],
+    agreed: Handshake,
+    http: ClientConnection | ServerConnection,
+    *,
+    max_message_size: int | None,
+    max_frame_size: int | None,
+) -> WebSocketConnection:
+    """The frame engine for a connection whose handshake ``agreed`` on its terms,
+    seeded with what the HTTP connection ``http`` received past the handshake (the
+    peer's first frames may have come with it), as hypercorn's ws_stream does."""
+    engine = WebSocketConnection(
+        role,
+        deflate=agreed.deflate,
+        max_message_size=max_message_size,
+        max_frame_size=max_frame_size,
+        subprotocol=agreed.subprotocol,
+    )
+    data, eof = http.trailing_data
+    if data:
+        engine.receive_data(data)
+    if eof:
+        engine.receive_eof()
+    return engine
 
 
 def _header_items(headers: Any) -> list[tuple[str, str]]:
@@ -578,27 +601,19 @@ async def _read_response(
 ) -> ResponseHead:
     while True:
         try:
-            event = protocol.next_event()
+            event = await receive_event(stream, protocol, lambda: _left(deadline))
         except RemoteProtocolError as exc:
             raise HandshakeError(
                 f"The server at {url} did not answer the WebSocket handshake: {exc}"
             ) from exc
+        except ReadTimeout:
+            raise TimeoutError(
+                f"The server at {url} did not answer the WebSocket handshake in time."
+            ) from None
         if isinstance(event, ResponseHead):
             return event
         if isinstance(event, InformationalResponse):
             continue  # an interim 1xx (103 Early Hints): the final answer follows
-        if event is NEED_DATA:
-            try:
-                data = await stream.read(65536, _left(deadline))
-            except ReadTimeout:
-                raise TimeoutError(
-                    f"The server at {url} did not answer the WebSocket handshake in time."
-                ) from None
-            if data:
-                protocol.receive_data(data)
-            else:
-                protocol.receive_eof()
-            continue
         raise HandshakeError(
             f"Unexpected {event!r} during the WebSocket handshake."
         )  # pragma: no cover
@@ -607,25 +622,17 @@ async def _read_response(
 async def _read_some_body(
     stream: NetworkStream, protocol: ClientConnection, deadline: float | None
 ) -> bytes:
-    """Up to 64 KiB of a refused handshake's body, for the HandshakeError."""
+    """Up to :data:`_BODY_SAMPLE` bytes of a refused handshake's body, for the
+    HandshakeError."""
     parts: list[bytes] = []
     size = 0
     try:
-        while size < 65536:
-            event = protocol.next_event()
-            if isinstance(event, Data):
-                parts.append(event.data)
-                size += len(event.data)
-            elif isinstance(event, EndOfMessage):
-                break
-            elif event is NEED_DATA:
-                data = await stream.read(65536, _left(deadline))
-                if data:
-                    protocol.receive_data(data)
-                else:
-                    protocol.receive_eof()
-            else:
-                break
+        while size < _BODY_SAMPLE:
+            event = await receive_event(stream, protocol, lambda: _left(deadline))
+            if not isinstance(event, Data):
+                break  # EndOfMessage, or the connection ended
+            parts.append(event.data)
+            size += len(event.data)
     except (RemoteProtocolError, TransportError, TimeoutError):
         pass
-    return b"".join(parts)[:65536]
+    return b"".join(parts)[:_BODY_SAMPLE]

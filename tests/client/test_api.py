@@ -11,7 +11,8 @@ import pytest
 
 import sansnet
 from sansnet import Request, StreamingResponse, Timeout
-from sansnet.client import _URL_CACHE, Transport, _Body, _Deadlines, _parse_url
+from sansnet._urls import URL_CACHE, parse_url
+from sansnet.client import Deadlines, ResponseBody, Transport
 from sansnet.protocol import Headers, ResponseHead
 
 from .app import TEXT
@@ -32,16 +33,16 @@ def test_request_model() -> None:
 
 
 async def test_deadlines() -> None:
-    unlimited = _Deadlines(Timeout(total=None))
+    unlimited = Deadlines(Timeout(total=None))
     assert unlimited.bound(5.0) == 5.0, "Without a total, a phase keeps its own timeout."
     assert not unlimited.capped
-    spent = _Deadlines(Timeout(total=0.001))
+    spent = Deadlines(Timeout(total=0.001))
     await anyio.sleep(0.01)
     with pytest.raises(sansnet.TimeoutError, match="total timeout"):
         spent.bound(None)
 
 
-class _FixedBody(_Body):
+class _FixedBody(ResponseBody):
     def __init__(self, pieces: list[bytes]) -> None:
         self.pieces = pieces
         self.released: list[bool] = []
@@ -61,7 +62,7 @@ class _Canned(Transport):
         self.bodies: list[_FixedBody] = []
         self.closed = False
 
-    async def send(self, request: Request, timeout: _Deadlines) -> StreamingResponse:
+    async def send(self, request: Request, timeout: Deadlines) -> StreamingResponse:
         self.sent.append(request)
         body = _FixedBody([b"canned ", b"answer"])
         self.bodies.append(body)
@@ -123,8 +124,8 @@ async def test_idna_hosts(raw_server: Callable[..., RawServer]) -> None:
 
 def test_url_cache_is_bounded() -> None:
     for i in range(600):
-        _parse_url(f"http://example.org/{i}")
-    assert len(_URL_CACHE) <= 512
+        parse_url(f"http://example.org/{i}")
+    assert len(URL_CACHE) <= 512
 
 
 async def test_response_without_content_type(raw_server: Callable[..., RawServer]) -> None:

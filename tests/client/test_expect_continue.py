@@ -56,9 +56,9 @@ async def test_a_final_answer_first_means_the_body_is_never_sent() -> None:
 async def test_a_silent_server_gets_the_body_after_a_second(
     raw_server: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sansnet.client
+    import sansnet._exchange
 
-    monkeypatch.setattr(sansnet.client, "CONTINUE_WAIT", 0.1)
+    monkeypatch.setattr(sansnet._exchange, "CONTINUE_WAIT", 0.1)
 
     def no_continue(conn: socket.socket, server: RawServer) -> None:
         data = b""

@@ -97,9 +97,10 @@ def test_decompression_bomb_is_refused(name: str) -> None:
     header, data = encode(name, b"\0" * 50_000_000)
     assert len(data) < 100_000
     decoder = ContentDecoder(header, max_size=1_000_000)
-    with pytest.raises(DecodingError, match="larger than 1000000 bytes"):
+    with pytest.raises(DecodingError, match="larger than 1000000 bytes") as caught:
         for _ in decoder.decode(data):
             pass
+    assert caught.value.status_hint == 413
 
 
 def test_identity_counts_against_the_cap_too() -> None:
@@ -109,8 +110,9 @@ def test_identity_counts_against_the_cap_too() -> None:
 
 @pytest.mark.parametrize("name", ["gzip", "deflate", "br", "zstd"])
 def test_corrupt_data(name: str) -> None:
-    with pytest.raises(DecodingError, match=f"The {name} body is corrupt"):
+    with pytest.raises(DecodingError, match=f"The {name} body is corrupt") as caught:
         ContentDecoder(name).decode_all(b"\xff" * 64)
+    assert caught.value.status_hint == 400
 
 
 @pytest.mark.parametrize("name", ["gzip", "deflate", "br", "zstd"])
@@ -123,8 +125,9 @@ def test_truncated_data(name: str) -> None:
 def test_unknown_coding_is_refused_with_advice() -> None:
     assert not is_supported("compress")
     assert is_supported("GZIP, identity")
-    with pytest.raises(DecodingError, match="compress is not supported"):
+    with pytest.raises(DecodingError, match="compress is not supported") as caught:
         ContentDecoder("gzip, compress")
+    assert caught.value.status_hint == 415
 
 
 def test_supported_encodings_and_accept_encoding() -> None:

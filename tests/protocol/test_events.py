@@ -6,18 +6,20 @@ import pickle
 
 import pytest
 
+from sansnet import protocol
 from sansnet.errors import DecodingError
 from sansnet.protocol import (
     NEED_DATA,
     PAUSED,
-    ConnectionClosed,
     Data,
     EndOfMessage,
     Headers,
+    PeerClosed,
     RequestHead,
     ResponseHead,
     ServerConnection,
     decoding,
+    events,
     http11,
 )
 
@@ -29,13 +31,22 @@ def test_events_compare_by_value_and_print_their_fields() -> None:
     assert Data(b"a") != Data(b"b")
     assert Data(b"a") != EndOfMessage()
     assert (Data(b"a") == 5) is False
-    assert ConnectionClosed() == ConnectionClosed()
+    assert PeerClosed() == PeerClosed()
     assert repr(Data(b"x")) == "Data(data=b'x')"
     assert repr(ResponseHead(200)) == (
         "ResponseHead(headers=Headers([]), http_version='1.1', reason='', status_code=200)"
     )
     assert RequestHead("GET", "/").headers == Headers()
     assert EndOfMessage().trailers == Headers()
+
+
+@pytest.mark.parametrize("module", [protocol, events])
+def test_the_old_name_of_peer_closed_still_works_with_a_warning(module: object) -> None:
+    with pytest.warns(DeprecationWarning, match="ConnectionClosed is now PeerClosed"):
+        old = module.ConnectionClosed  # type: ignore[attr-defined]
+    assert old is PeerClosed
+    with pytest.raises(AttributeError, match="has no attribute 'ConnectionGone'"):
+        module.ConnectionGone  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_sentinels() -> None:

@@ -15,12 +15,12 @@ from sansnet.protocol import (
     SWITCHED_PROTOCOL,
     USER_AGENT,
     ClientConnection,
-    ConnectionClosed,
     Data,
     EndOfMessage,
     Headers,
     InformationalResponse,
     Limits,
+    PeerClosed,
     ResponseHead,
 )
 
@@ -242,7 +242,7 @@ def test_close_delimited_response() -> None:
     assert events[1:] == [Data(b"all of it")]
     # Known from the head on: the end of this body is the end of the connection.
     assert (conn.keep_alive, conn.must_close) == (False, True)
-    assert feed(conn, b"", eof=True) == [EndOfMessage(), ConnectionClosed()]
+    assert feed(conn, b"", eof=True) == [EndOfMessage(), PeerClosed()]
     assert not conn.reusable
     assert conn.their_state is CLOSED
 
@@ -440,7 +440,7 @@ def test_server_disconnects() -> None:
 def test_idle_connection_closed_by_the_server() -> None:
     conn = ClientConnection("a")
     assert conn.next_event() is NEED_DATA
-    assert feed(conn, b"", eof=True) == [ConnectionClosed()]
+    assert feed(conn, b"", eof=True) == [PeerClosed()]
     assert not conn.reusable
     assert conn.their_state is CLOSED
 
@@ -469,5 +469,5 @@ def test_eof_after_a_complete_closing_response() -> None:
     events = feed(
         conn, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", eof=True
     )
-    assert events[-1] == ConnectionClosed()
-    assert feed(conn, b"") == [ConnectionClosed()]
+    assert events[-1] == PeerClosed()
+    assert feed(conn, b"") == [PeerClosed()]

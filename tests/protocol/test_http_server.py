@@ -22,11 +22,11 @@ from sansnet.protocol import (
     SEND_BODY,
     SEND_RESPONSE,
     SWITCHED_PROTOCOL,
-    ConnectionClosed,
     Data,
     EndOfMessage,
     Headers,
     Limits,
+    PeerClosed,
     RequestHead,
     ServerConnection,
 )
@@ -239,14 +239,14 @@ def test_client_close_between_requests_is_a_clean_connection_closed() -> None:
     conn = ServerConnection()
     feed(conn, GET)
     conn.send_response(204)
-    assert feed(conn, b"", eof=True) == [ConnectionClosed()]
+    assert feed(conn, b"", eof=True) == [PeerClosed()]
     assert conn.their_state is CLOSED
     assert conn.our_state is MUST_CLOSE
 
 
 def test_eof_before_anything() -> None:
     conn = ServerConnection()
-    assert feed(conn, b"", eof=True) == [ConnectionClosed()]
+    assert feed(conn, b"", eof=True) == [PeerClosed()]
     with pytest.raises(LocalProtocolError, match="after receive_eof"):
         conn.receive_data(b"x")
 
@@ -1051,7 +1051,7 @@ def test_send_eof_records_our_close() -> None:
 
 def test_only_empty_lines_then_eof_is_a_clean_close() -> None:
     conn = ServerConnection()
-    assert feed(conn, b"\r\n\r\n", eof=True) == [ConnectionClosed()]
+    assert feed(conn, b"\r\n\r\n", eof=True) == [PeerClosed()]
 
 
 def test_send_error_response_before_any_request() -> None:

@@ -8,6 +8,7 @@ test_serve_robustness.py."""
 from __future__ import annotations
 
 import email.utils
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -210,3 +211,55 @@ async def test_an_error_after_a_long_idle_keep_alive_carries_the_current_date(
         error = await conn.receive_until_closed(timeout=10)
     assert error.startswith(b"HTTP/1.1 400 ")
     assert b"\r\ndate: " + email.utils.formatdate(clock[0], usegmt=True).encode() in error
+
+
+@on_virtual_time
+async def test_connection_cap_answers_503_past_it() -> None:
+    config = ServeConfig(handle_request=hello, max_connections=2)
+    async with serve(config) as client:
+        held = [await client.connect() for _ in range(2)]
+        try:
+            await anyio.sleep(0.1)  # the server takes both in
+            async with await client.connect() as third:
+                await third.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                received = await third.receive_until_closed(timeout=5)
+            assert received.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+        finally:
+            for conn in held:
+                await conn.aclose()
+        with anyio.fail_after(5):
+            while True:  # slots come back once the held connections are gone
+                response = await client.request("/", headers={"Connection": "close"})
+                if response.status_code == 200:
+                    break
+                await anyio.sleep(0.05)
+
+
+@on_virtual_time
+async def test_disconnects_mid_head_body_and_response_are_quiet(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = anyio.Event()
+
+    async def slow(request: ServeRequest) -> ServeResponse:
+        if request.path == "/slow":
+            await release.wait()
+        return ServeResponse(body=b"y" * 1_000_000)
+
+    with caplog.at_level(logging.DEBUG, logger="sansnet"):
+        async with serve(slow) as client:
+            for data in (
+                b"GET / HT",  # mid-head
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",  # mid-body
+                b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n",  # gone before the response
+            ):
+                async with await client.connect() as conn:
+                    await conn.send(data)
+                    await anyio.sleep(0.05)
+            release.set()
+            async with await client.connect() as conn:  # mid-response
+                await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert await conn.receive(timeout=5)
+            await anyio.sleep(0.2)
+            assert (await client.request("/")).ok
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

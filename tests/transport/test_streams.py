@@ -14,7 +14,7 @@ import pytest
 from sansnet import ReadTimeout
 from sansnet.transport.clock import now
 from sansnet.transport.connect import open_tcp_stream
-from sansnet.transport.streams import AsyncioStream, NetworkStream
+from sansnet.transport.streams import AnyioStream, AsyncioStream, NetworkStream
 
 pytestmark = pytest.mark.anyio
 
@@ -89,3 +89,9 @@ async def test_many_reads_schedule_one_timer(monkeypatch: pytest.MonkeyPatch) ->
             await theirs.send(b"x")
             assert await ours.read(100, 10) == b"x", n
         assert len(scheduled) <= 1, scheduled[:5]
+
+
+@pytest.mark.parametrize("stream_class", [AnyioStream, AsyncioStream])
+def test_the_network_streams_slots_take_effect(stream_class: type[NetworkStream]) -> None:
+    # NetworkStream declares no instance attributes, so its subclasses' __slots__ work.
+    assert not hasattr(object.__new__(stream_class), "__dict__")

@@ -186,6 +186,19 @@ async def test_close_code_rules() -> None:
         assert (ws.close_code, ws.close_reason) == (4321, "custom")
 
 
+async def test_close_quietly_closes_once_and_never_raises_after() -> None:
+    async with sansnet.serve(0, ServeConfig(handle_web_socket=echo)) as handle:
+        ws = await sansnet.socket(ws_url(handle))
+        with pytest.raises(ValueError):
+            await ws.close_quietly(1005)  # a reserved code is still refused
+        await ws.close_quietly(4001, "done")
+        assert (ws.close_code, ws.close_reason) == (4001, "done")
+        await ws.close_quietly()  # already closed: nothing to do, nothing raised
+        assert ws.close_code == 4001
+        with pytest.raises(sansnet.ConnectionClosed):
+            await ws.close()  # close() after the socket closed raises, as documented
+
+
 async def test_ping_reports_latency() -> None:
     async with (
         sansnet.serve(0, ServeConfig(handle_web_socket=echo)) as handle,

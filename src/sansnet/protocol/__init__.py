@@ -20,14 +20,15 @@ from .decoding import ContentDecoder, accept_encoding, is_supported, supported_e
 from .events import (
     NEED_DATA,
     PAUSED,
-    ConnectionClosed,
     Data,
     EndOfMessage,
     Event,
     InformationalResponse,
+    PeerClosed,
     RequestHead,
     ResponseHead,
     Sentinel,
+    _renamed,
 )
 from .headers import Headers
 from .http11 import (
@@ -68,7 +69,6 @@ __all__ = [
     "SWITCHED_PROTOCOL",
     "USER_AGENT",
     "ClientConnection",
-    "ConnectionClosed",
     "ContentDecoder",
     "Data",
     "EndOfMessage",
@@ -78,6 +78,7 @@ __all__ = [
     "InformationalResponse",
     "Limits",
     "LocalProtocolError",
+    "PeerClosed",
     "ProtocolError",
     "RemoteProtocolError",
     "RequestHead",
@@ -90,3 +91,7 @@ __all__ = [
     "reason_phrase",
     "supported_encodings",
 ]
+
+
+def __getattr__(name: str) -> object:
+    return _renamed(__name__, name)

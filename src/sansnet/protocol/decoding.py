@@ -213,7 +213,7 @@ def _make(name: str) -> _Decoder:
     if name == "zstd" and _zstd is not None:
         return _ZstdDecoder()
     raise DecodingError(  # pragma: no cover - callers check is_supported() first
-        f"Content-Encoding {name!r} is not supported here."
+        f"Content-Encoding {name!r} is not supported here.", status_hint=415
     )
 
 
@@ -274,7 +274,8 @@ class ContentDecoder:
             raise DecodingError(
                 f"Can't decode Content-Encoding {content_encoding!r}: {', '.join(unknown)} "
                 f"is not supported (supported: {accept_encoding()}; br and zstd need "
-                "'pip install sansnet[compression]')."
+                "'pip install sansnet[compression]').",
+                status_hint=415,
             )
         self._decoders = [_make(name) for name in reversed(names)]
         self.max_size = max_size
@@ -324,7 +325,8 @@ class ContentDecoder:
             if self._remaining < 0:
                 raise DecodingError(
                     f"The decoded body is larger than {self.max_size} bytes; refusing to "
-                    "decode more (a decompression bomb?)."
+                    "decode more (a decompression bomb?).",
+                    status_hint=413,
                 )
 
     def finish(self) -> None:

@@ -1,7 +1,7 @@
 """The events an HTTP/1.1 connection produces and consumes.
 
 A message is a head (:class:`RequestHead` or :class:`ResponseHead`), zero or more
-:class:`Data` chunks, and one :class:`EndOfMessage`. :class:`ConnectionClosed` says the
+:class:`Data` chunks, and one :class:`EndOfMessage`. :class:`PeerClosed` says the
 peer closed its side. :data:`NEED_DATA` and :data:`PAUSED` are what
 ``next_event()`` returns when it has no event to give (see the connection classes).
 
@@ -11,6 +11,7 @@ arguments, compare them with ``==``.
 
 from __future__ import annotations
 
+import warnings
 from typing import Final
 
 from .headers import Headers
@@ -18,11 +19,11 @@ from .headers import Headers
 __all__ = [
     "NEED_DATA",
     "PAUSED",
-    "ConnectionClosed",
     "Data",
     "EndOfMessage",
     "Event",
     "InformationalResponse",
+    "PeerClosed",
     "RequestHead",
     "ResponseHead",
     "Sentinel",
@@ -194,7 +195,29 @@ class EndOfMessage(Event):
         self.trailers = trailers if trailers is not None else Headers()
 
 
-class ConnectionClosed(Event):
-    """The peer closed its side of the connection cleanly between messages."""
+class PeerClosed(Event):
+    """The peer closed its side of the connection cleanly between messages.
+
+    (h11 calls this event ``ConnectionClosed``; sansnet did too until 0.2, when the name
+    went to the WebSocket exception :class:`sansnet.ConnectionClosed` alone. The old
+    name still works here, with a ``DeprecationWarning``.)
+    """
 
     __slots__ = ()
+
+
+def _renamed(module: str, name: str) -> object:
+    """The deprecated names of this package's modules (see :class:`PeerClosed`)."""
+    if name == "ConnectionClosed":
+        warnings.warn(
+            f"{module}.ConnectionClosed is now PeerClosed (sansnet.ConnectionClosed is the "
+            "WebSocket exception, an unrelated thing); the old name will be removed.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return PeerClosed
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+
+def __getattr__(name: str) -> object:
+    return _renamed(__name__, name)

@@ -29,7 +29,7 @@ The contract, for both roles:
    stream with :meth:`~HTTPConnection.receive_eof`.
 2. :meth:`~HTTPConnection.next_event` then returns the next event
    (:class:`~.events.RequestHead`, :class:`~.events.ResponseHead`, :class:`~.events.Data`,
-   :class:`~.events.EndOfMessage`, :class:`~.events.ConnectionClosed`) or a sentinel:
+   :class:`~.events.EndOfMessage`, :class:`~.events.PeerClosed`) or a sentinel:
    :data:`~.events.NEED_DATA` (read more and call ``receive_data``) or
    :data:`~.events.PAUSED` (finish sending your message first).
 3. Our messages go out through the ``send_*`` / ``start_*`` methods; after calling any
@@ -64,11 +64,11 @@ from ._h11 import h11
 from .events import (
     NEED_DATA,
     PAUSED,
-    ConnectionClosed,
     Data,
     EndOfMessage,
     Event,
     InformationalResponse,
+    PeerClosed,
     RequestHead,
     ResponseHead,
     Sentinel,
@@ -511,7 +511,7 @@ class HTTPConnection:
             if kind is h11.EndOfMessage:
                 return self._on_end(event)
             if kind is h11.ConnectionClosed:
-                return ConnectionClosed()
+                return PeerClosed()
             if event is h11.PAUSED:
                 return PAUSED
             if event is h11.NEED_DATA:
@@ -545,7 +545,7 @@ class HTTPConnection:
             if isinstance(event, Sentinel):
                 return events
             events.append(event)
-            if type(event) is ConnectionClosed:
+            if type(event) is PeerClosed:
                 return events
 
     def _next_head(self) -> Event | Sentinel:
@@ -590,7 +590,7 @@ class HTTPConnection:
         self._conn.receive_data(b"")
         event = self._conn.next_event()
         assert type(event) is h11.ConnectionClosed, event
-        return ConnectionClosed()
+        return PeerClosed()
 
     def _partial_head(self) -> Sentinel:
         """Part of a head: enforce the limits now, not when the head is complete."""
@@ -1373,7 +1373,7 @@ class ClientConnection(HTTPConnection):
         conn.receive_data(b"")
         event = conn.next_event()
         if type(event) is h11.ConnectionClosed:
-            return ConnectionClosed()
+            return PeerClosed()
         return NEED_DATA  # pragma: no cover - h11 reports the close
 
     def _on_head(self, event: Any) -> Event | Sentinel:

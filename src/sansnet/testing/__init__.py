@@ -33,23 +33,30 @@ from urllib.parse import urlsplit
 import anyio
 
 from sansnet._lifecycle import unwrap_group
+from sansnet._server_session import response_parts
 from sansnet.client import (
     Client,
+    Deadlines,
     FetchResponse,
     Request,
+    ResponseBody,
     StreamingResponse,
     Transport,
-    _Body,
-    _Deadlines,
     use_client,
 )
 from sansnet.errors import WriteError
 from sansnet.models import ServeResponse
 from sansnet.protocol import Headers, ResponseHead
-from sansnet.server import RequestHandler, ServeConfig, Server, _convert
+from sansnet.server import RequestHandler, ServeConfig, Server
 from sansnet.server import serve as _serve
 from sansnet.testing.virtual_time import VirtualTimeEventLoop
-from sansnet.transport.streams import MemoryStream, NetworkStream, TLSInfo, memory_stream_pair
+from sansnet.transport.streams import (
+    READ_SIZE,
+    MemoryStream,
+    NetworkStream,
+    TLSInfo,
+    memory_stream_pair,
+)
 from sansnet.websocket import WebSocket
 from sansnet.websocket import socket as _socket
 
@@ -181,7 +188,7 @@ class _LinkStream(NetworkStream):
         self._ended = False
         self.description = inner.description
 
-    async def read(self, max_bytes: int = 65536, timeout: float | None = None) -> bytes:
+    async def read(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
         return await self._inner.read(max_bytes, timeout)
 
     async def write(self, data: bytes, timeout: float | None = None) -> None:
@@ -309,14 +316,14 @@ class RawConnection:
         """Write ``data``; raises :class:`~sansnet.WriteError` once the server closed."""
         await self._stream.write(data, timeout)
 
-    async def receive(self, max_bytes: int = 65536, timeout: float | None = None) -> bytes:
+    async def receive(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
         """The next bytes the server sent (at most ``max_bytes``); ``b""`` at the end."""
         return await self._stream.read(max_bytes, timeout)
 
     async def receive_until_closed(self, timeout: float | None = None) -> bytes:
         """Everything the server sends until it closes; ``timeout`` bounds each wait."""
         received = bytearray()
-        while chunk := await self._stream.read(65536, timeout):
+        while chunk := await self._stream.read(READ_SIZE, timeout):
             received += chunk
         return bytes(received)
 
@@ -389,7 +396,7 @@ async def serve(
 Handler = Callable[[Request], Any]
 
 
-class _BytesBody(_Body):
+class _BytesBody(ResponseBody):
     def __init__(self, data: bytes) -> None:
         self._data: bytes | None = data
 
@@ -416,7 +423,7 @@ class MockTransport(Transport):
         self.handler = handler
         self.requests: list[Request] = []
 
-    async def send(self, request: Request, timeout: _Deadlines) -> StreamingResponse:
+    async def send(self, request: Request, timeout: Deadlines) -> StreamingResponse:
         if not isinstance(request.body, bytes):
             chunks = [chunk async for chunk in request.body]
             request = Request(request.method, request.url, request.headers, b"".join(chunks))
@@ -428,7 +435,7 @@ class MockTransport(Transport):
         if isinstance(result, FetchResponse):
             status, headers, body = result.status_code, result.headers, result.body
         else:
-            status, headers, content = _convert(result)
+            status, headers, content = response_parts(result)
             if isinstance(content, bytes):
                 body = content
             elif isinstance(content, AsyncIterable):

@@ -87,7 +87,12 @@ class NetworkStream:
     :class:`~sansnet.ReadError`/:class:`~sansnet.WriteError` when the connection
     breaks and :class:`~sansnet.ReadTimeout`/:class:`~sansnet.WriteTimeout` after
     ``timeout`` seconds (None: wait forever). ``aclose`` never raises.
+
+    It has no instance attributes of its own (``__slots__ = ()``), so that a subclass
+    that lists its ``__slots__`` gets instances without a ``__dict__``.
     """
+
+    __slots__ = ()
 
     description = "the peer"
 
@@ -118,7 +123,7 @@ class NetworkStream:
         try:
             with anyio.move_on_after(timeout):
                 while received < limit:
-                    data = await self.read(65536)
+                    data = await self.read(READ_SIZE)
                     if not data:
                         return
                     received += len(data)

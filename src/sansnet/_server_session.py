@@ -1,0 +1,517 @@
+"""One connection's life on the server: :class:`ServerSession`.
+
+:class:`~sansnet.Server` admits a connection (or refuses it with 503), keeps the record
+that a graceful stop needs, and closes the stream at the end; in between, a session
+serves it: read the next request head within the header or keep-alive timeout, read and
+decode the body, call the request handler, write the response (whole or streamed), and
+hand the connection to a :class:`~sansnet.WebSocket` on an upgrade. Every answer the
+connection gets that is not the handler's (400, 408, 413, 415, 426, 431, 500) is written
+here too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+
+from .errors import (
+    DecodingError,
+    HandshakeError,
+    LocalProtocolError,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    TransportError,
+    WriteError,
+)
+from .models import ServeRequest, ServeResponse
+from .protocol import (
+    NEED_DATA,
+    PAUSED,
+    ContentDecoder,
+    Data,
+    EndOfMessage,
+    Headers,
+    PeerClosed,
+    RequestHead,
+    ServerConnection,
+    is_supported,
+)
+from .protocol.websocket import accept, is_upgrade_request
+from .transport.clock import now
+from .transport.receive import receive
+from .transport.streams import NetworkStream
+from .websocket import WebSocket, engine_after_upgrade
+
+if TYPE_CHECKING:
+    from .server import Server, _ConnectionRecord
+
+__all__ = [
+    "SHUTTING_DOWN",
+    "TEXT_PLAIN",
+    "ServerSession",
+    "close_body",
+    "problem",
+    "response_parts",
+]
+
+logger = logging.getLogger("sansnet.server")
+access_logger = logging.getLogger("sansnet.access")
+
+SHUTTING_DOWN = "The server is shutting down."
+"""The reason of the 1001 close a WebSocket gets when the server stops."""
+
+TEXT_PLAIN = "text/plain; charset=utf-8"
+
+
+async def close_body(body: object) -> None:
+    """Run a streamed body's cleanup (a generator's ``finally``) now that its response
+    ended early, rather than whenever the garbage collector finds it. Shielded from
+    cancellation, bounded to 5 s; a failing cleanup is logged."""
+    try:
+        aclose = getattr(body, "aclose", None)
+        if aclose is not None:
+            with anyio.move_on_after(5, shield=True):
+                await aclose()
+            return
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    except Exception:
+        logger.exception("Closing a response body iterator after an early end failed.")
+
+
+def problem(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A plain-text answer of our own (an error, a 503): (status, headers, body)."""
+    return status, [("content-type", TEXT_PLAIN)], (message + "\n").encode()
+
+
+class ServerSession:
+    """Serves one connection of ``server`` (see the module docstring): ``conn`` is its
+    protocol object, ``record`` what a graceful stop reads of it (idle, in a request,
+    a WebSocket)."""
+
+    __slots__ = (
+        "_config",
+        "_conn",
+        "_date",
+        "_ip",
+        "_make_request",
+        "_port",
+        "_record",
+        "_request_is_async",
+        "_server",
+        "_stream",
+    )
+
+    def __init__(
+        self,
+        server: Server,
+        stream: NetworkStream,
+        conn: ServerConnection,
+        record: _ConnectionRecord,
+    ) -> None:
+        self._server = server
+        self._config = server.config
+        # What every connection of the server shares: the Date field, formatted once a
+        # second, and whether the request handler is a coroutine function.
+        self._date = server._date
+        self._request_is_async = server._request_is_async
+        self._make_request = server._make_request  # the peer, or the client behind a proxy
+        self._stream = stream
+        self._conn = conn
+        self._record = record
+        self._ip, self._port = stream.peer
+
+    async def serve(self) -> None:
+        """Serve requests until the connection ends: it must close, the peer left, it
+        was idle too long, or a WebSocket took it over. The stream is the caller's to
+        close; transport and local protocol errors come out (the peer went away)."""
+        stream = self._stream
+        conn = self._conn
+        record = self._record
+        config = self._config
+        date = self._date
+        while True:
+            head = await self._next_request()
+            if head is None:
+                return
+            record.in_request = True
+            if is_upgrade_request(head) and config.handle_web_socket is not None:
+                await self._upgrade(head)
+                return
+            body = await self._read_body(head)
+            if body is None:
+                return
+            request = self._make_request(head, body, self._ip, self._port)
+            status, headers, payload = await self._respond(request, head)
+            if self._server.stopping:
+                conn.disable_keep_alive()  # the response says Connection: close
+            date.refresh()
+            if isinstance(payload, bytes):
+                conn.send_response(status, headers, payload)
+                await stream.write(conn.data_to_send(), config.body_timeout)
+            else:
+                await self._stream_response(status, headers, payload)
+            if config.access_log:
+                _log_access(request, status)
+            record.in_request = False
+            if conn.must_close:
+                return
+
+    async def _next_request(self) -> RequestHead | None:
+        """Read until a request head; None when the connection should end quietly."""
+        stream = self._stream
+        conn = self._conn
+        record = self._record
+        config = self._config
+        started: float | None = None
+        while True:
+            try:
+                event = conn.next_event()
+            except RemoteProtocolError:
+                await self._send_queued()
+                return None
+            if type(event) is RequestHead:
+                return event
+            if event is NEED_DATA:
+                if conn.idle:
+                    if self._server.stopping:
+                        return None
+                    record.idle = True
+                    try:
+                        await receive(stream, conn, config.keepalive_timeout)
+                    except (ReadTimeout, ReadError):
+                        return None  # idle too long, or closed by stop(): end quietly
+                    finally:
+                        record.idle = False
+                else:
+                    # The head's clock starts at its first bytes: set when the head turns
+                    # out incomplete, microseconds later, not on every request.
+                    if started is None:
+                        started = now()
+                    timeout = config.header_timeout
+                    if timeout is not None:
+                        timeout = started + timeout - now()
+                        if timeout <= 0:
+                            await self._timeout_head()
+                            return None
+                    try:
+                        await receive(stream, conn, timeout)
+                    except ReadTimeout:
+                        await self._timeout_head()
+                        return None
+                self._date.refresh()  # the engine may answer an error from what came
+                continue
+            if isinstance(event, PeerClosed) or event is PAUSED:
+                return None
+            raise AssertionError(f"unexpected {event!r} between requests")  # pragma: no cover
+
+    async def _timeout_head(self) -> None:
+        status, headers, body = problem(408, "The request head did not arrive in time.")
+        self._date.refresh()
+        self._conn.send_error_response(status, headers, body)
+        await self._send_queued()
+
+    async def _send_queued(self) -> None:
+        """Write a final (error) answer, then linger so the client reads it rather than
+        a reset caused by the bytes it is still sending."""
+        stream = self._stream
+        conn = self._conn
+        data = conn.data_to_send()
+        if data:
+            try:
+                await stream.write(data, 5)
+            except TransportError:
+                return
+            await stream.linger()
+
+    async def _read_body(self, head: RequestHead) -> bytes | None:
+        """The whole request body (decoded per Content-Encoding); None after answering
+        an error (the connection then closes)."""
+        stream = self._stream
+        conn = self._conn
+        conn.send_continue()
+        parts: list[bytes] = []
+        body_timeout = self._config.body_timeout
+        while True:
+            try:
+                event = conn.next_event()
+            except RemoteProtocolError:
+                await self._send_queued()
+                return None
+            if type(event) is Data:
+                parts.append(event.data)
+                continue
+            if type(event) is EndOfMessage:
+                break
+            if event is NEED_DATA:
+                pending = conn.data_to_send()
+                if pending:
+                    await stream.write(pending, body_timeout)
+                try:
+                    await receive(stream, conn, body_timeout)
+                except ReadTimeout:
+                    status, headers, payload = problem(
+                        408, "The request body did not arrive in time."
+                    )
+                    self._date.refresh()
+                    conn.send_error_response(status, headers, payload)
+                    await self._send_queued()
+                    return None
+                self._date.refresh()  # the engine may answer an error from what came
+                continue
+            raise AssertionError(f"unexpected {event!r} in a request body")  # pragma: no cover
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        encoding = head.headers.get("content-encoding")
+        if encoding:
+            return await self._decode_body(head, encoding, body)
+        return body
+
+    async def _decode_body(
+        self,
+        head: RequestHead,
+        encoding: str,
+        body: bytes,
+    ) -> bytes | None:
+        conn = self._conn
+        if not is_supported(encoding):
+            answer = problem(
+                415,
+                f"Content-Encoding {encoding!r} is not supported (gzip, deflate, br, zstd are).",
+            )
+        else:
+            try:
+                decoded = ContentDecoder(
+                    encoding, max_size=self._config.limits.max_body_bytes
+                ).decode_all(body)
+            except DecodingError as exc:
+                answer = problem(exc.status_hint, str(exc))
+            else:
+                fields = head.headers.copy()
+                for name in ("content-encoding", "content-length"):
+                    if name in fields:
+                        del fields[name]
+                head.headers = fields
+                return decoded
+        status, headers, payload = answer
+        conn.disable_keep_alive()
+        conn.send_response(status, headers, payload)
+        await self._send_queued()
+        return None
+
+    async def _respond(
+        self, request: ServeRequest, head: RequestHead
+    ) -> tuple[int, Any, bytes | AsyncIterable[bytes] | Iterable[bytes]]:
+        """Call the request handler and turn what it returns into (status, headers, body)."""
+        handler = self._config.handle_request
+        if handler is None:
+            return (
+                426,
+                [
+                    ("upgrade", "websocket"),
+                    ("connection", "Upgrade"),
+                    ("content-type", TEXT_PLAIN),
+                ],
+                b"This endpoint speaks WebSocket only; send an upgrade request.\n",
+            )
+        try:
+            if self._request_is_async:
+                result = await handler(request)  # type: ignore[misc]
+            else:
+                result = handler(request)
+                if inspect.isawaitable(result):
+                    result = await result
+            return response_parts(result)
+        except Exception:
+            logger.exception(
+                "The request handler failed on %s %s from %s:%s",
+                request.method,
+                request.target,
+                request.ip,
+                request.port,
+            )
+            return problem(500, "Internal Server Error")
+
+    async def _stream_response(
+        self,
+        status: int,
+        headers: Any,
+        body: AsyncIterable[bytes] | Iterable[bytes],
+    ) -> None:
+        stream = self._stream
+        conn = self._conn
+        timeout = self._config.body_timeout
+        try:
+            conn.start_response(status, headers)
+            await stream.write(conn.data_to_send(), timeout)
+            try:
+                if isinstance(body, AsyncIterable):
+                    async for chunk in body:
+                        conn.send_data(_as_bytes(chunk))
+                        data = conn.data_to_send()
+                        if data:
+                            await stream.write(data, timeout)
+                else:
+                    for chunk in body:
+                        conn.send_data(_as_bytes(chunk))
+                        data = conn.data_to_send()
+                        if data:
+                            await stream.write(data, timeout)
+            except (TransportError, LocalProtocolError):
+                raise
+            except Exception:
+                logger.exception(
+                    "The response body iterator failed after the head was sent; "
+                    "closing the connection."
+                )
+                conn.disable_keep_alive()
+                raise WriteError("The response body iterator failed.") from None
+        except BaseException:  # the peer left, the task was cancelled, or the body failed
+            await close_body(body)
+            raise
+        conn.send_end()
+        await stream.write(conn.data_to_send(), timeout)
+
+    # ---------------------------------------------------------------- websocket
+
+    async def _upgrade(self, head: RequestHead) -> None:
+        """Answer a WebSocket upgrade request (101, or the handshake's error), then
+        hand the connection to the WebSocket handler and close the socket after it."""
+        stream = self._stream
+        conn = self._conn
+        record = self._record
+        config = self._config
+        # The upgrade request has no body to speak of; read what there is.
+        body = await self._read_body(head)
+        if body is None:
+            return
+        request = self._make_request(head, body, self._ip, self._port)
+        chooser = config.subprotocols
+        subprotocols: Any = chooser
+        if callable(chooser):
+            subprotocols = lambda offered: chooser(request, offered)  # noqa: E731
+        self._date.refresh()
+        try:
+            agreed = accept(head, subprotocols=subprotocols, compression=config.compression)
+        except HandshakeError as error:
+            conn.disable_keep_alive()
+            conn.send_response(
+                error.status,
+                list(error.headers) if not isinstance(error.headers, Mapping) else error.headers,
+                error.body,
+            )
+            await self._send_queued()
+            return
+        conn.send_response(101, agreed.headers)
+        await stream.write(conn.data_to_send(), config.body_timeout)
+        if config.access_log:
+            _log_access(request, 101)
+        engine = engine_after_upgrade(
+            "server",
+            agreed,
+            conn,
+            max_message_size=config.max_message_size,
+            max_frame_size=config.max_frame_size,
+        )
+        socket = WebSocket(
+            stream,
+            engine,
+            request=request,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
+            close_timeout=config.close_timeout,
+        )
+        record.websocket = socket
+        if self._server.stopping:
+            await socket.close_quietly(1001, SHUTTING_DOWN)
+        handler = config.handle_web_socket
+        assert handler is not None
+        try:
+            result = handler(socket)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception(
+                "The WebSocket handler failed on %s from %s:%s",
+                request.target,
+                self._ip,
+                self._port,
+            )
+            await socket.close_quietly(1011, "Internal error")
+        else:
+            await socket.close_quietly(1000, "")
+
+
+def _as_bytes(chunk: Any) -> bytes:
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    if isinstance(chunk, str):
+        return chunk.encode("utf-8")
+    raise TypeError(f"A streamed response body must yield bytes, not {type(chunk).__name__}.")
+
+
+def response_parts(result: Any) -> tuple[int, Any, bytes | AsyncIterable[bytes] | Iterable[bytes]]:
+    """A request handler's return value (str, bytes, None, a ServeResponse or a dict)
+    as (status, headers, body); ``TypeError`` for anything else. Also how
+    :class:`sansnet.testing.MockTransport` reads its handler's answers."""
+    if isinstance(result, str):
+        return 200, [("content-type", TEXT_PLAIN)], result.encode("utf-8")
+    if result is None:
+        return 200, [("content-type", TEXT_PLAIN)], b""
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return 200, [("content-type", TEXT_PLAIN)], bytes(result)
+    if isinstance(result, ServeResponse):
+        status, headers, body = result.status, result.headers, result.body
+    elif isinstance(result, Mapping):
+        unknown = set(result) - {"status", "headers", "body"}
+        if unknown:
+            raise TypeError(
+                f"The handler returned a dict with unknown keys {sorted(unknown)}; use status, headers and body."
+            )
+        status, headers, body = (
+            result.get("status", 200),
+            result.get("headers"),
+            result.get("body", b""),
+        )
+    else:
+        raise TypeError(
+            f"The handler returned {type(result).__name__}; return str, bytes, None, a "
+            "ServeResponse or a dict with status, headers and body."
+        )
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 999:
+        raise TypeError(
+            f"The handler returned the invalid status {status!r}; use an int from 200 to 999."
+        )
+    fields = Headers(headers) if headers is not None else Headers()
+    if isinstance(body, str):
+        if "content-type" not in fields:
+            fields.add("content-type", TEXT_PLAIN)
+        return status, fields, body.encode("utf-8")
+    if body is None:
+        return status, fields, b""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return status, fields, bytes(body)
+    if isinstance(body, (AsyncIterable, Iterable)) and not isinstance(body, Mapping):
+        return status, fields, cast("AsyncIterable[bytes] | Iterable[bytes]", body)
+    raise TypeError(
+        f"The handler returned a body of type {type(body).__name__}; use str, bytes or an iterable of bytes."
+    )
+
+
+def _log_access(request: ServeRequest, status: int) -> None:
+    access_logger.info(
+        '%s:%s - "%s %s HTTP/%s" %s',
+        request.ip,
+        request.port,
+        request.method,
+        request.target,
+        request.http_version,
+        status,
+    )

@@ -1,0 +1,104 @@
+"""Request URLs: parsing and checking one (:class:`ParsedURL`, cached by
+:func:`parse_url`), and merging a ``query`` mapping into one (:func:`with_query`).
+
+What a connection and a request line need from a URL, and the errors a bad one raises
+(:class:`~sansnet.InvalidURL`, :class:`~sansnet.UnsupportedProtocol`) before any I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import SplitResult, quote, urlencode, urlsplit
+
+from .errors import InvalidArgument, InvalidURL, UnsupportedProtocol
+from .transport.pool import Origin
+
+__all__ = ["DEFAULT_PORTS", "URL_CACHE", "ParsedURL", "parse_url", "with_query"]
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9._~-]+)?")
+
+
+class ParsedURL:
+    """A parsed request URL: what a connection and a request line need."""
+
+    __slots__ = ("host", "origin", "port", "scheme", "target", "url")
+
+    def __init__(self, url: str) -> None:
+        if not isinstance(url, str):
+            raise InvalidArgument(f"The URL must be a str, not {type(url).__name__}.")
+        try:
+            split = urlsplit(url.strip())
+            port = split.port
+        except ValueError as exc:
+            raise InvalidURL(f"Invalid URL {url!r}: {exc}.") from None
+        scheme = split.scheme.lower()
+        if scheme not in DEFAULT_PORTS:
+            if not scheme:
+                raise UnsupportedProtocol(
+                    f"Invalid URL {url!r}: no scheme; use http:// or https://."
+                )
+            raise UnsupportedProtocol(
+                f"Unsupported URL scheme {scheme!r} in {url!r}: use http or https."
+            )
+        host = split.hostname
+        if not host:
+            raise InvalidURL(f"Invalid URL {url!r}: no host.")
+        if not host.isascii():
+            try:
+                host = host.encode("idna").decode("ascii")
+            except UnicodeError as exc:
+                raise InvalidURL(f"Invalid host name in {url!r}: {exc}.") from None
+        if _HOST.fullmatch(host) is None:
+            raise InvalidURL(
+                f"Invalid host {host!r} in {url!r}: a host is a name (letters, digits, "
+                "'-', '.'), an IPv4 address or a bracketed IPv6 address."
+            )
+        if port == 0:
+            raise InvalidURL(f"Invalid URL {url!r}: port 0 cannot be connected to.")
+        self.scheme = scheme
+        self.host = host
+        self.port = port or DEFAULT_PORTS[scheme]
+        self.origin: Origin = (scheme, host, self.port)
+        path = quote(split.path, safe="/%:@!$&'()*+,;=-._~") or "/"
+        query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
+        self.target = f"{path}?{query}" if query else path
+        self.url = _unsplit(split, scheme, path, query)
+
+
+def _unsplit(split: SplitResult, scheme: str, path: str, query: str) -> str:
+    netloc = split.netloc.rpartition("@")[2]  # credentials never go in the request URL
+    return f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")
+
+
+URL_CACHE: dict[str, ParsedURL] = {}
+
+
+def parse_url(url: str) -> ParsedURL:
+    parsed = URL_CACHE.get(url)
+    if parsed is None:
+        parsed = ParsedURL(url)
+        if len(URL_CACHE) < 512:
+            URL_CACHE[url] = parsed
+    return parsed
+
+
+def with_query(url: str, query: Mapping[str, Any] | None) -> str:
+    if not query:
+        return url
+    if not isinstance(query, Mapping):
+        raise InvalidArgument(f"query must be a mapping, not {type(query).__name__}.")
+    pairs: list[tuple[str, str]] = []
+    for key, value in query.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        pairs.extend((str(key), "" if item is None else str(item)) for item in values)
+    encoded = urlencode(pairs)  # form encoding: space -> "+"
+    base = url.partition("#")[0]
+    separator = "&" if "?" in base else "?"
+    if base.endswith(("?", "&")):
+        separator = ""
+    return f"{base}{separator}{encoded}"
