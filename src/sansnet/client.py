@@ -56,7 +56,7 @@ from .protocol import (
 )
 from .protocol.headers import HeadersLike
 from .protocol.http11 import check_fields
-from .transport.connect import Backend, open_tcp_stream
+from .transport.connect import Backend, open_tcp_stream, open_unix_stream
 from .transport.pool import ConnectionPool, Origin, PoolLimits
 from .transport.streams import NetworkStream
 from .transport.tls import CertTypes, VerifyTypes, client_context
@@ -99,6 +99,7 @@ class FetchOptions(TypedDict, total=False):
     cert: CertTypes | None
     max_decoded_size: int | None
     expect_continue: bool
+    unix_socket: str | None
 
 
 class FetchParams(TypedDict, total=False):
@@ -257,7 +258,9 @@ class _PoolTransport(Transport):
         http_limits: Limits | None,
         trace: Trace | None = None,
         open_stream: StreamOpener | None = None,
+        unix_socket: str | None = None,
     ) -> None:
+        self._unix_socket = unix_socket
         self._ssl_context: ssl.SSLContext | None = None
         self._verify = verify
         self._cert = cert
@@ -279,6 +282,14 @@ class _PoolTransport(Transport):
         with deadlines:
             if self._open_stream is not None:
                 stream = await self._open_stream(origin, deadlines.bound(deadlines.timeout.connect))
+            elif self._unix_socket is not None:
+                stream = await open_unix_stream(
+                    self._unix_socket,
+                    ssl_context=self._context() if scheme == "https" else None,
+                    server_hostname=host,
+                    timeout=deadlines.bound(deadlines.timeout.connect),
+                    backend=self._backend,
+                )
             else:
                 stream = await open_tcp_stream(
                     host,
@@ -583,6 +594,9 @@ class Client:
     request may override them. ``transport`` replaces the network (see
     :class:`sansnet.testing.MockTransport`). ``limits`` sizes the pool; ``http_limits``
     bounds response heads and bodies (:class:`~sansnet.protocol.Limits`).
+    ``unix_socket``: send every request to the server on this Unix domain socket path
+    (httpx's ``uds=``, curl's ``--unix-socket``); the URL still gives the Host field,
+    the path and, for https, the TLS name. Also a per-request option.
     """
 
     def __init__(
@@ -603,6 +617,7 @@ class Client:
         backend: Backend = "auto",
         trace: Trace | None = None,
         open_stream: StreamOpener | None = None,
+        unix_socket: str | None = None,
     ) -> None:
         self.headers = Headers(headers) if headers is not None else Headers()
         self._trace = trace
@@ -621,17 +636,21 @@ class Client:
         }
         self._verify = verify
         self._cert = cert
-        self._transports: dict[tuple[VerifyTypes, CertTypes | None], Transport] = {}
+        self._unix_socket = unix_socket
+        self._transports: dict[tuple[VerifyTypes, CertTypes | None, str | None], Transport] = {}
         self._custom_transport = transport
         self._limits = limits if limits is not None else PoolLimits()
         self._http_limits = http_limits
         self._backend = backend
         self.closed = False
 
-    def _transport_for(self, verify: VerifyTypes, cert: CertTypes | None) -> Transport:
+    def _transport_for(
+        self, verify: VerifyTypes, cert: CertTypes | None, unix_socket: str | None = None
+    ) -> Transport:
         if self._custom_transport is not None:
             return self._custom_transport
-        key = (verify, cert)  # an SSLContext hashes by identity
+        unix_socket = unix_socket or self._unix_socket
+        key = (verify, cert, unix_socket)  # an SSLContext hashes by identity
         transport = self._transports.get(key)
         if transport is None:
             if self.closed:
@@ -645,9 +664,10 @@ class Client:
                 http_limits=self._http_limits,
                 trace=self._trace,
                 open_stream=self._open_stream,
+                unix_socket=unix_socket,
             )
             self._transports[key] = transport
-            if verify is self._verify and cert is self._cert:
+            if verify is self._verify and cert is self._cert and unix_socket == self._unix_socket:
                 self._default_transport = transport
         return transport
 
@@ -701,7 +721,9 @@ class Client:
             params, opts = _split_options(url_or_params, options)
             settings = {**self.defaults, **opts} if opts else self.defaults
             transport = self._transport_for(
-                opts.get("verify", self._verify), opts.get("cert", self._cert)
+                opts.get("verify", self._verify),
+                opts.get("cert", self._cert),
+                opts.get("unix_socket"),
             )
         timeout = Deadlines(Timeout.of(settings["timeout"]), cover_body=cover_body)
         method = _method(params.get("method") or "GET")

@@ -57,7 +57,7 @@ from .protocol.websocket import (
 )
 from .protocol.websocket.connection import CLOSED, OPEN
 from .transport.clock import now
-from .transport.connect import Backend, open_tcp_stream
+from .transport.connect import Backend, open_tcp_stream, open_unix_stream
 from .transport.receive import receive_event
 from .transport.streams import NetworkStream
 from .transport.tls import CertTypes, VerifyTypes, client_context
@@ -488,6 +488,7 @@ async def socket(
     backend: Backend = "auto",
     open_stream: Callable[[tuple[str, str, int], float | None], Awaitable[NetworkStream]]
     | None = None,
+    unix_socket: str | None = None,
 ) -> WebSocket:
     """Open a WebSocket to ``url`` (``ws://``, ``wss://``; ``http://`` and ``https://``
     are accepted as aliases). Lune's ``net.socket``.
@@ -498,6 +499,8 @@ async def socket(
     :class:`~sansnet.ConnectTimeout`. Close the socket when done (or use ``async with``).
     ``open_stream(origin, timeout)`` replaces the network (as for
     :class:`~sansnet.Client`; sansnet.testing uses it to reach a server in memory).
+    ``unix_socket``: connect to this Unix domain socket path instead of the URL's host
+    and port (the URL still gives the Host field, the path and the TLS name).
     """
     if not isinstance(url, str):
         raise InvalidArgument(f"socket() takes a URL string, not {type(url).__name__}.")
@@ -522,10 +525,14 @@ async def socket(
         extra_headers=_header_items(headers),
     )
     deadline = None if timeout is None else now() + timeout
+    context: ssl.SSLContext | None = client_context(verify, cert) if scheme == "wss" else None
     if open_stream is not None:
         stream = await open_stream((scheme, host, port), timeout)
+    elif unix_socket is not None:
+        stream = await open_unix_stream(
+            unix_socket, ssl_context=context, server_hostname=host, timeout=timeout, backend=backend
+        )
     else:
-        context: ssl.SSLContext | None = client_context(verify, cert) if scheme == "wss" else None
         stream = await open_tcp_stream(
             host, port, ssl_context=context, timeout=timeout, backend=backend
         )

@@ -18,16 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 from .conftest import Served, serve_workers
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CLIENT_IP = "127.0.0.2"  # all of 127.0.0.0/8 is loopback on Linux
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(NGINX), reason="needs nginx (.ci/run installs it)"
-)
 
 CONFIG = """
 {user}
@@ -81,6 +76,7 @@ def free_port() -> int:
 @contextmanager
 def nginx_in_front_of(upstream: str) -> Iterator[int]:
     """nginx on 127.0.0.1:PORT proxying to ``upstream`` (``host:port`` or ``unix:PATH``)."""
+    assert os.path.exists(NGINX), "needs nginx: apt-get install nginx (.ci/run does it)"
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="sn-nginx-") as prefix:
         user = "user root;" if os.geteuid() == 0 else ""

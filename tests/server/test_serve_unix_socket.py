@@ -89,3 +89,27 @@ def _websockets_round_trip(module: object, path: str) -> str:
             return str(await ws.recv())
 
     return asyncio.run(main())
+
+
+async def test_sansnet_request_and_socket_over_a_unix_socket(socket_path: str) -> None:
+    """Our own client: request(..., unix_socket=), Client(unix_socket=) (pooled) and
+    socket(..., unix_socket=); a missing socket is a ConnectError that says so."""
+
+    async def echo(ws: net.WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    config = net.ServeConfig(handle_request=who, handle_web_socket=echo, uds=socket_path)
+    async with net.serve(0, config):
+        response = await net.request("http://app.local/one", unix_socket=socket_path)
+        assert response.text == "GET http://app.local/one from '':0"
+        async with net.Client(unix_socket=socket_path) as client:
+            for path in ("/a", "/b"):
+                answer = await client.request(f"http://app.local{path}", method="POST")
+                assert answer.text == f"POST http://app.local{path} from '':0"
+            assert client.pool.total == 1  # one connection, reused
+        async with await net.socket("ws://app.local/", unix_socket=socket_path) as ws:
+            await ws.send("over a file")
+            assert await ws.next() == "over a file"
+    with pytest.raises(net.ConnectError, match="Unix socket"):
+        await net.request("http://app.local/", unix_socket=socket_path)

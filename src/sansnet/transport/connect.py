@@ -24,7 +24,7 @@ from .streams import AnyioStream, AsyncioStream, NetworkStream, _StreamProtocol
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import ExceptionGroup
 
-__all__ = ["Backend", "current_backend", "open_tcp_stream"]
+__all__ = ["Backend", "current_backend", "open_tcp_stream", "open_unix_stream"]
 
 Backend = Literal["auto", "asyncio", "anyio"]
 HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305 section 8
@@ -160,3 +160,52 @@ async def _open_asyncio(
             transport.abort()
         raise
     return AsyncioStream(protocol, description)
+
+
+async def open_unix_stream(
+    path: str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    timeout: float | None = None,
+    backend: Backend = "auto",
+) -> NetworkStream:
+    """Connect to the Unix domain socket ``path`` (a server behind it, as httpx's
+    ``uds=`` and curl's ``--unix-socket`` reach one), optionally with TLS checked
+    against ``server_hostname``. Failures are :class:`~sansnet.ConnectError` (no such
+    socket, nobody listening, permission denied) or :class:`~sansnet.ConnectTimeout`."""
+    description = f"unix:{path}"
+    try:
+        with anyio.fail_after(timeout):
+            if current_backend(backend) == "asyncio":
+                loop = asyncio.get_running_loop()
+                _, protocol = await loop.create_unix_connection(
+                    _StreamProtocol,
+                    path,
+                    ssl=ssl_context,
+                    server_hostname=server_hostname if ssl_context else None,
+                )
+                return AsyncioStream(protocol, description)
+            stream: anyio.abc.ByteStream = await anyio.connect_unix(path)
+            if ssl_context is not None:
+                from anyio.streams.tls import TLSStream
+
+                stream = await TLSStream.wrap(
+                    stream,
+                    hostname=server_hostname,
+                    ssl_context=ssl_context,
+                    standard_compatible=False,
+                )
+            return AnyioStream(stream, description)
+    except TimeoutError:
+        raise ConnectTimeout(
+            f"Could not connect to {description} within {timeout} s (connect timeout)."
+        ) from None
+    except ssl.SSLError as exc:
+        raise _connect_error(exc, description, 0) from exc
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ConnectError(
+            f"Could not connect to the Unix socket {path}: {reason}. Check that the server "
+            "listens there and that you may open the file."
+        ) from exc
