@@ -66,8 +66,7 @@ class Peer(asyncio.Protocol):
     def eof_received(self) -> bool:
         if self.mode == b"U":
             self.transport.write(struct.pack("!Q", self.count))
-            self.transport.close()
-        return True
+        return False  # asyncio closes once the count is sent
 
     def send_more(self) -> None:
         block = bytes(CHUNK)
@@ -75,7 +74,7 @@ class Peer(asyncio.Protocol):
             size = min(CHUNK, self.to_send)
             self.transport.write(block if size == CHUNK else block[:size])
             self.to_send -= size
-        if not self.to_send:
+        if not self.to_send and not self.transport.is_closing():
             self.transport.close()
 
     def pause_writing(self) -> None:

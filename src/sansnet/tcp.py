@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -58,6 +59,41 @@ def _ip(address: tuple[str, int]) -> tuple[str | None, int | None]:
     return host, port
 
 
+class _Turn:
+    """One task at a time, the others wait their turn in order. Cheaper than
+    ``anyio.Lock`` on the hot path (no task lookup): a read or write that finds it free
+    only sets a flag.
+
+    Invariant: ``busy`` is True while a task holds the turn; :meth:`release` hands it
+    straight to the first waiter (``busy`` stays True) or frees it. A waiter cancelled
+    after being handed the turn passes it on, so the turn never leaks."""
+
+    __slots__ = ("busy", "waiters")
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.waiters: deque[anyio.Event] = deque()
+
+    async def wait(self) -> None:
+        """Wait until the turn is handed to us (call only when ``busy``)."""
+        event = anyio.Event()
+        self.waiters.append(event)
+        try:
+            await event.wait()
+        except BaseException:
+            if event.is_set():
+                self.release()  # handed to us as we were cancelled: pass it on
+            else:
+                self.waiters.remove(event)
+            raise
+
+    def release(self) -> None:
+        if self.waiters:
+            self.waiters.popleft().set()
+        else:
+            self.busy = False
+
+
 class TcpStream:
     """A connected TCP (or TLS) byte stream: Lune 0.10's ``TcpStream``.
 
@@ -71,8 +107,8 @@ class TcpStream:
 
     def __init__(self, stream: NetworkStream) -> None:
         self._stream = stream
-        self._read_lock = anyio.Lock(fast_acquire=True)
-        self._write_lock = anyio.Lock(fast_acquire=True)
+        self._reading = _Turn()
+        self._writing = _Turn()
         self._closed = False
         self._eof_sent = False
         self.local_ip, self.local_port = _ip(stream.local)
@@ -110,15 +146,22 @@ class TcpStream:
         was closed. Data that arrived before a break is returned first: nothing the
         peer sent is lost.
         """
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        if type(max_bytes) is not int or max_bytes < 1:
             raise InvalidArgument(f"max_bytes must be a positive int, not {max_bytes!r}.")
-        async with self._read_lock:
+        turn = self._reading
+        if turn.busy:
+            await turn.wait()
+        else:
+            turn.busy = True
+        try:
             if self._closed:
                 raise ReadError(
                     f"The TCP stream to {self._stream.description} is closed (close() was "
                     "called); connect again to read more."
                 )
             return await self._stream.read(max_bytes, timeout)
+        finally:
+            turn.release()
 
     async def write(
         self, data: bytes | bytearray | memoryview | str, *, timeout: float | None = None
@@ -132,7 +175,9 @@ class TcpStream:
         or :meth:`send_eof` was called. A failed write never affects what can still be
         read: what the peer sent before it went away stays readable.
         """
-        if isinstance(data, str):
+        if type(data) is bytes:
+            payload = data
+        elif isinstance(data, str):
             payload = data.encode()
         elif isinstance(data, (bytes, bytearray, memoryview)):
             payload = bytes(data)
@@ -140,7 +185,12 @@ class TcpStream:
             raise InvalidArgument(
                 f"write() takes bytes or str, not {type(data).__name__}; encode it first."
             )
-        async with self._write_lock:
+        turn = self._writing
+        if turn.busy:
+            await turn.wait()
+        else:
+            turn.busy = True
+        try:
             if self._closed or self._eof_sent:
                 why = "close() was called" if self._closed else "send_eof() was called"
                 raise WriteError(
@@ -149,6 +199,8 @@ class TcpStream:
                 )
             if payload:
                 await self._stream.write(payload, timeout)
+        finally:
+            turn.release()
 
     async def send_eof(self) -> None:
         """Finish sending but keep reading (a TCP half-close, Lune's ``close``): the peer
@@ -162,11 +214,18 @@ class TcpStream:
                 "A TLS stream cannot be half-closed (Python's ssl has no TLS half-close); "
                 "call close() to end it."
             )
-        async with self._write_lock:
+        turn = self._writing
+        if turn.busy:
+            await turn.wait()
+        else:
+            turn.busy = True
+        try:
             if self._closed or self._eof_sent:
                 return
             self._eof_sent = True
             await self._stream.send_eof()
+        finally:
+            turn.release()
 
     async def close(self) -> None:
         """Close both directions and release the socket. Never raises; calling it

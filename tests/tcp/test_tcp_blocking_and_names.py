@@ -144,3 +144,36 @@ async def test_a_tls_listener_from_certificate_and_key_files(
                 while "TCP connection from" not in caplog.text:  # noqa: ASYNC110 - a log line
                     await anyio.sleep(0.01)
     assert "The TCP handler failed" not in caplog.text
+
+
+@pytest.mark.anyio
+async def test_concurrent_reads_take_turns_and_a_cancelled_one_passes_its_turn() -> None:
+    from sansnet.transport.streams import memory_stream_pair
+
+    ours, theirs = memory_stream_pair()
+    stream = net.tcp.TcpStream(ours)
+    got: list[bytes] = []
+
+    async def reader() -> None:
+        got.append(await stream.read())
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(reader)
+        group.start_soon(reader)
+        doomed = anyio.CancelScope()  # a third reader, cancelled while it waits its turn
+        group.start_soon(_cancelled_read, stream, doomed)
+        await anyio.sleep(0.01)
+        doomed.cancel()
+        await theirs.write(b"first")
+        await anyio.sleep(0.01)
+        await theirs.write(b"second")
+    assert got == [b"first", b"second"]
+    await theirs.write(b"third")
+    assert await stream.read() == b"third"  # the turn did not leak
+    assert not stream._reading.busy
+    assert not stream._reading.waiters
+
+
+async def _cancelled_read(stream: net.tcp.TcpStream, scope: anyio.CancelScope) -> None:
+    with scope:
+        await stream.read()

@@ -95,3 +95,20 @@ async def test_many_reads_schedule_one_timer(monkeypatch: pytest.MonkeyPatch) ->
 def test_the_network_streams_slots_take_effect(stream_class: type[NetworkStream]) -> None:
     # NetworkStream declares no instance attributes, so its subclasses' __slots__ work.
     assert not hasattr(object.__new__(stream_class), "__dict__")
+
+
+async def test_small_reads_of_large_chunks_keep_every_byte_in_order() -> None:
+    """The loop hands over up to 256 KiB at once; reads smaller than that take slices
+    of it (AsyncioStream keeps an offset into the chunk instead of copying the rest)."""
+    payload = bytes(range(256)) * 4096  # 1 MiB, position-dependent
+    async with connected() as (ours, theirs):
+        await theirs.send(payload)
+        await theirs.send_eof()
+        received = bytearray()
+        sizes = [1000, 65536, 7, 300_000]
+        index = 0
+        while chunk := await ours.read(sizes[index % len(sizes)], 5):
+            assert len(chunk) <= sizes[index % len(sizes)]
+            received += chunk
+            index += 1
+    assert bytes(received) == payload

@@ -285,6 +285,7 @@ class _StreamProtocol(asyncio.Protocol):
         self.half_close = half_close  # keep sending after the peer's EOF (raw TCP)
         self.transport: asyncio.Transport | None = None
         self.buffer: deque[bytes] = deque()
+        self.offset = 0  # where the unread part of buffer[0] starts
         self.buffered = 0
         self.eof = False
         self.exception: BaseException | None = None
@@ -421,11 +422,19 @@ class AsyncioStream(NetworkStream):
             if not protocol.buffer:
                 return self._eof_or_error()
         buffer = protocol.buffer
-        data = buffer.popleft()
-        if len(data) > max_bytes:
-            buffer.appendleft(data[max_bytes:])
-            data = data[:max_bytes]
+        start = protocol.offset
+        head = buffer[0]
+        if len(head) - start > max_bytes:
+            # Part of a large chunk: take a slice and remember where the rest starts,
+            # rather than copy the rest into a new chunk on every read (quadratic in
+            # the chunk size: the loop hands over up to 256 KiB at a time).
+            end = start + max_bytes
+            data = head[start:end]
+            protocol.offset = end
         else:
+            buffer.popleft()
+            data = head[start:] if start else head
+            protocol.offset = 0
             while buffer and len(data) + len(buffer[0]) <= max_bytes:
                 data += buffer.popleft()
         protocol.buffered -= len(data)
