@@ -75,7 +75,7 @@ class Peer(asyncio.Protocol):
             self.transport.write(block if size == CHUNK else block[:size])
             self.to_send -= size
         if not self.to_send and not self.transport.is_closing():
-            self.transport.close()
+            self.transport.write_eof()  # the client reads the end, then closes; so do we
 
     def pause_writing(self) -> None:
         self.paused = True
