@@ -48,8 +48,8 @@ from .errors import (
 from .models import ServeRequest, ServeResponse
 from .protocol import Headers
 from .server import ServeConfig, serve
-from .websocket import WebSocket, socket
-from .workers import Supervisor, WorkerSpec
+from .websocket import socket
+from .workers import Supervisor, WorkerSpec, echo_socket
 from .workers import _config as worker_config
 
 EXIT_OK, EXIT_USAGE, EXIT_NETWORK, EXIT_HTTP, EXIT_PROTOCOL = 0, 2, 3, 4, 5
@@ -212,31 +212,6 @@ async def _request(args: argparse.Namespace, output: Output) -> int:
 
 
 # ================================================================================= serve
-
-
-async def _echo(request: ServeRequest) -> ServeResponse:
-    """The echo service: the request, described as JSON."""
-    body: Any
-    try:
-        body = request.body.decode("utf-8")
-    except UnicodeDecodeError:
-        body = {"hex": request.body.hex()}
-    description = {
-        "method": request.method,
-        "path": request.path,
-        "query": request.query,
-        "headers": dict(request.headers.items()),
-        "body": body,
-        "client": f"{request.ip}:{request.port}",
-    }
-    return ServeResponse(
-        200, {"Content-Type": "application/json"}, json_encode(description, pretty=True) + "\n"
-    )
-
-
-async def _echo_socket(ws: WebSocket) -> None:
-    async for message in ws:
-        await ws.send(message)
 
 
 def _serve_spec(args: argparse.Namespace) -> WorkerSpec:
@@ -416,7 +391,7 @@ async def _demo(output: Output) -> int:
         f"sansnet {__version__} demo: a local server, a client and a WebSocket, no network needed\n\n".encode()
     )
     steps: list[tuple[str, Callable[[], Any]]] = []
-    config = ServeConfig(handle_request=_demo_handler, handle_web_socket=_echo_socket)
+    config = ServeConfig(handle_request=_demo_handler, handle_web_socket=echo_socket)
     async with serve(0, config) as handle, Client() as client:
         url = handle.url
 

@@ -230,7 +230,8 @@ class Server(ListeningServer):
         self.config = config
         self._date = _DateHeader()
         self._records: set[_ConnectionRecord] = set()
-        self._trusted = TrustedProxies(config.trusted_proxies)
+        # None when nobody is trusted: the common case costs one identity test a request
+        self._trusted = TrustedProxies(config.trusted_proxies) or None
         self._scheme = self.scheme
         self._request_is_async = is_async_callable(config.handle_request)
 
@@ -255,7 +256,7 @@ class Server(ListeningServer):
     ) -> ServeRequest:
         """The handler's view of a request: the peer's address, or the client's as
         ``trusted_proxies`` report it (see :mod:`sansnet.protocol.forwarded`)."""
-        if not self._trusted:
+        if self._trusted is None:
             return ServeRequest(head, body, peer_ip, peer_port, scheme=self._scheme)
         client = resolve_client(head.headers, peer_ip, self._trusted)
         if client is None:

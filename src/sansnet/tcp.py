@@ -74,8 +74,17 @@ class _Turn:
         self.busy = False
         self.waiters: deque[anyio.Event] = deque()
 
-    async def wait(self) -> None:
-        """Wait until the turn is handed to us (call only when ``busy``)."""
+    async def __aenter__(self) -> None:
+        if self.busy:
+            await self._wait()
+        else:
+            self.busy = True
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+    async def _wait(self) -> None:
+        """Wait until the turn is handed to us."""
         event = anyio.Event()
         self.waiters.append(event)
         try:
@@ -148,20 +157,13 @@ class TcpStream:
         """
         if type(max_bytes) is not int or max_bytes < 1:
             raise InvalidArgument(f"max_bytes must be a positive int, not {max_bytes!r}.")
-        turn = self._reading
-        if turn.busy:
-            await turn.wait()
-        else:
-            turn.busy = True
-        try:
+        async with self._reading:
             if self._closed:
                 raise ReadError(
                     f"The TCP stream to {self._stream.description} is closed (close() was "
                     "called); connect again to read more."
                 )
             return await self._stream.read(max_bytes, timeout)
-        finally:
-            turn.release()
 
     async def write(
         self, data: bytes | bytearray | memoryview | str, *, timeout: float | None = None
@@ -185,12 +187,7 @@ class TcpStream:
             raise InvalidArgument(
                 f"write() takes bytes or str, not {type(data).__name__}; encode it first."
             )
-        turn = self._writing
-        if turn.busy:
-            await turn.wait()
-        else:
-            turn.busy = True
-        try:
+        async with self._writing:
             if self._closed or self._eof_sent:
                 why = "close() was called" if self._closed else "send_eof() was called"
                 raise WriteError(
@@ -199,8 +196,6 @@ class TcpStream:
                 )
             if payload:
                 await self._stream.write(payload, timeout)
-        finally:
-            turn.release()
 
     async def send_eof(self) -> None:
         """Finish sending but keep reading (a TCP half-close, Lune's ``close``): the peer
@@ -214,18 +209,11 @@ class TcpStream:
                 "A TLS stream cannot be half-closed (Python's ssl has no TLS half-close); "
                 "call close() to end it."
             )
-        turn = self._writing
-        if turn.busy:
-            await turn.wait()
-        else:
-            turn.busy = True
-        try:
+        async with self._writing:
             if self._closed or self._eof_sent:
                 return
             self._eof_sent = True
             await self._stream.send_eof()
-        finally:
-            turn.release()
 
     async def close(self) -> None:
         """Close both directions and release the socket. Never raises; calling it

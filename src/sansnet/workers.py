@@ -40,8 +40,11 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
+from .codecs import json_encode
 from .errors import BindError, InvalidArgument
+from .models import ServeRequest, ServeResponse
 from .transport.listen import UNIX_SOCKET_MODE, _claim_unix_path
+from .websocket import WebSocket
 
 __all__ = ["WorkerSpec", "cpu_count", "load_app", "run"]
 
@@ -93,14 +96,37 @@ def load_app(target: str) -> Any:
     return value
 
 
+async def echo_request(request: ServeRequest) -> ServeResponse:
+    """The echo service: the request, described as JSON."""
+    body: Any
+    try:
+        body = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        body = {"hex": request.body.hex()}
+    description = {
+        "method": request.method,
+        "path": request.path,
+        "query": request.query,
+        "headers": dict(request.headers.items()),
+        "body": body,
+        "client": f"{request.ip}:{request.port}",
+    }
+    return ServeResponse(
+        200, {"Content-Type": "application/json"}, json_encode(description, pretty=True) + "\n"
+    )
+
+
+async def echo_socket(ws: WebSocket) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
 def _config(spec: WorkerSpec) -> Any:
     from .server import ServeConfig, _config
 
     options: dict[str, Any] = {"address": spec.address, "uds": spec.uds, **spec.options}
     if spec.app == "echo":
-        from .cli import _echo, _echo_socket
-
-        return ServeConfig(handle_request=_echo, handle_web_socket=_echo_socket, **options)
+        return ServeConfig(handle_request=echo_request, handle_web_socket=echo_socket, **options)
     if spec.app.startswith("static:"):
         from .static import StaticFiles
 
@@ -221,7 +247,6 @@ class Supervisor:
         self._socket: socket.socket | None = None
         self._uds_inode: int | None = None
         self.slots = [_Slot() for _ in range(self.count)]
-        self.restarts = 0
         # the back-off (seconds) and the give-up rule; tests make them shorter
         self.backoff_first, self.backoff_max = BACKOFF_FIRST, BACKOFF_MAX
         self.max_start_crashes = MAX_START_CRASHES
@@ -353,14 +378,12 @@ class Supervisor:
             now = time.monotonic()
             for slot in self.slots:
                 self._check_ready(slot)
-                if self._reap(slot):
-                    self.restarts += 1
-                    if slot.start_crashes >= self.max_start_crashes:
-                        self.announce(
-                            f"workers keep dying as they start ({slot.start_crashes} times in a "
-                            "row): giving up. Run the app without --workers to see why."
-                        )
-                        return 1
+                if self._reap(slot) and slot.start_crashes >= self.max_start_crashes:
+                    self.announce(
+                        f"workers keep dying as they start ({slot.start_crashes} times in a "
+                        "row): giving up. Run the app without --workers to see why."
+                    )
+                    return 1
                 if slot.process is None and slot.restart_at is not None and now >= slot.restart_at:
                     self._start(slot)
             if not announced:

@@ -54,44 +54,33 @@ def test_workers_on_an_inherited_socket_without_reuse_port(
     app_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where SO_REUSEPORT is missing the supervisor binds once and the workers accept on
-    the inherited socket: forced here on Linux, in-process."""
+    the inherited socket: forced here on Linux, in-process (run() in this, the main
+    thread, for its signal handlers; a client thread checks and asks it to stop)."""
     monkeypatch.chdir(app_dir)
-    spec = WorkerSpec("deployapp:app", port=0)
-    supervisor = Supervisor(spec, 2, reuse_port=False, announce=lambda text: None)
-    result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(_run_until_answered(supervisor)))
-    thread.start()
-    thread.join(60)
-    assert result == [0]
-
-
-def _run_until_answered(supervisor: Supervisor) -> int:
-    """Run the supervisor (it must run in the main thread for its signals: here the
-    test's stop comes from a timer that asks it directly)."""
+    supervisor = Supervisor(
+        WorkerSpec("deployapp:app", port=0), 2, reuse_port=False, announce=lambda text: None
+    )
+    seen: set[int] = set()
 
     def client() -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if supervisor.slots and all(slot.ready for slot in supervisor.slots):
-                try:
-                    seen = pids_seen(supervisor.url, 80)
-                    assert seen <= set(supervisor.pids())
-                    break
-                except httpx.HTTPError:  # pragma: no cover - a worker still starting
-                    pass
-            time.sleep(0.05)
-        supervisor.request_stop()
+        try:
+            deadline = time.monotonic() + 20
+            while not all(slot.ready for slot in supervisor.slots):
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.05)
+            seen.update(pids_seen(supervisor.url, 80))
+        finally:
+            supervisor.request_stop()
 
-    threading.Thread(target=client, daemon=True).start()
-    supervisor._bind()
-    try:
-        for slot in supervisor.slots:
-            supervisor._start(slot)
-        return supervisor._supervise()
-    finally:
-        supervisor._stop_all()
-        assert supervisor._socket is not None
-        supervisor._socket.close()
+    thread = threading.Thread(target=client)
+    thread.start()
+    assert supervisor.run() == 0
+    thread.join(10)
+    assert seen  # answered through the inherited socket
+    assert all(  # every worker stopped
+        slot.process is None or slot.process.poll() is not None for slot in supervisor.slots
+    )
 
 
 def test_kill_9_under_load_fails_only_what_the_dead_worker_held(
@@ -132,9 +121,12 @@ def test_kill_9_under_load_fails_only_what_the_dead_worker_held(
     assert victim not in now
     assert f"worker {victim} exited with -9; restarting" in server.output()
     replacement = (now - first).pop()
-    deadline = time.monotonic() + 10
-    while replacement not in pids_seen(server.url, 40) and time.monotonic() < deadline:
-        pass
+    answered: set[int] = set()
+    for _ in range(20):  # fresh connections until the new worker has answered one
+        answered |= pids_seen(server.url, 40)
+        if replacement in answered:
+            break
+    assert replacement in answered
     assert server.stop() == 0
 
 
@@ -150,12 +142,10 @@ def test_sigterm_lets_in_flight_requests_finish(app_dir: Path, served: list[Serv
     for thread in threads:
         thread.start()
     time.sleep(0.4)  # the requests are in the handlers (they sleep 1 s)
-    started = time.monotonic()
     assert server.stop() == 0
     for thread in threads:
         thread.join(10)
     assert answers == [200] * 4
-    assert time.monotonic() - started < 10
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url, timeout=2)
 
@@ -169,9 +159,7 @@ def test_workers_that_die_as_they_start_make_it_give_up(
     supervisor = Supervisor(WorkerSpec("deployapp:app", port=0), 2, announce=said.append)
     supervisor.backoff_first = 0.01
     supervisor.max_start_crashes = 3
-    started = time.monotonic()
     assert supervisor.run() == 1
-    assert time.monotonic() - started < 30
     assert any("keep dying as they start (3 times in a row)" in line for line in said)
     assert any("exited with 3 before listening" in line for line in said)
 

@@ -56,8 +56,10 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _connect_error(exc: BaseException, host: str, port: int) -> ConnectError:
-    where = _describe(host, port)
+def _connect_error(
+    exc: BaseException, host: str, port: int, where: str | None = None
+) -> ConnectError:
+    where = where or _describe(host, port)
     exc = _root_cause(exc)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return TLSError(
@@ -202,7 +204,7 @@ async def open_unix_stream(
             f"Could not connect to {description} within {timeout} s (connect timeout)."
         ) from None
     except ssl.SSLError as exc:
-        raise _connect_error(exc, description, 0) from exc
+        raise _connect_error(exc, path, 0, where=description) from exc
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise ConnectError(
