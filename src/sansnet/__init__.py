@@ -43,6 +43,7 @@ from .errors import (
     NetError,
     PoolTimeout,
     ProtocolError,
+    ProxyError,
     ReadError,
     ReadTimeout,
     RedirectError,
@@ -62,6 +63,7 @@ from .errors import (
 )
 from .models import QueryParams
 from .protocol import Headers, Limits
+from .proxies import Proxy
 from .server import ServeConfig, ServeHandle, Server, ServeRequest, ServeResponse, serve
 from .websocket import WebSocket, socket
 
@@ -87,6 +89,8 @@ __all__ = [
     "PoolLimits",
     "PoolTimeout",
     "ProtocolError",
+    "Proxy",
+    "ProxyError",
     "QueryParams",
     "ReadError",
     "ReadTimeout",

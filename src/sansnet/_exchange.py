@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ._transport_api import Deadlines, Request, ResponseBody, StreamedBody
-from ._urls import ParsedURL
 from .errors import ReadError, ReadTimeout, RemoteProtocolError, WriteError
 from .protocol import (
     NEED_DATA,
@@ -60,8 +59,9 @@ class HTTP11Exchange:
         self._stream = conn.stream
         self._trace = trace
 
-    async def send(self, request: Request, url: ParsedURL, timeout: Deadlines) -> ResponseHead:
-        """Send ``request`` and read up to its final response head. Raises
+    async def send(self, request: Request, target: str, timeout: Deadlines) -> ResponseHead:
+        """Send ``request`` for ``target`` (the URL's origin form, or its absolute form
+        for a forward proxy) and read up to its final response head. Raises
         :class:`Unanswered` when the exchange failed before the response began (the
         request may then be sent again on another connection); any other error as it
         comes."""
@@ -72,18 +72,18 @@ class HTTP11Exchange:
         write_error: WriteError | None = None
         try:
             if _expects_continue(request):
-                final = await self._upload(request, body, url, timeout)
+                final = await self._upload(request, body, target, timeout)
                 if final is not None:
                     return final  # answered before the body: it was never sent
             elif isinstance(body, bytes):
-                protocol.send_request(request.method, url.target, request.headers, body)
+                protocol.send_request(request.method, target, request.headers, body)
                 data = protocol.data_to_send()
                 if self._trace is not None:
                     self._trace("request", data[: data.index(b"\r\n\r\n") + 4])
                 with timeout:
                     await stream.write(data, timeout.bound(times.write))
             else:
-                await self._upload(request, body, url, timeout)
+                await self._upload(request, body, target, timeout)
         except WriteError as exc:
             # The server may have answered (and closed) before taking our whole body, as
             # servers do with 413 or a redirect: read that answer if there is one.
@@ -111,7 +111,7 @@ class HTTP11Exchange:
             raise Unanswered(exc) from None
 
     async def _upload(
-        self, request: Request, body: bytes | StreamedBody, url: ParsedURL, timeout: Deadlines
+        self, request: Request, body: bytes | StreamedBody, target: str, timeout: Deadlines
     ) -> ResponseHead | None:
         """Send the head, then the body: a streamed one chunked (or per the caller's
         Content-Length), bytes with their Content-Length. With ``Expect: 100-continue``,
@@ -125,7 +125,7 @@ class HTTP11Exchange:
         if isinstance(body, bytes) and "content-length" not in headers:
             headers = headers.copy()
             headers.add("Content-Length", str(len(body)))
-        protocol.start_request(request.method, url.target, headers)
+        protocol.start_request(request.method, target, headers)
         try:
             head = protocol.data_to_send()
             if self._trace is not None:

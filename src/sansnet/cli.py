@@ -47,6 +47,7 @@ from .errors import (
 )
 from .models import ServeRequest, ServeResponse
 from .protocol import Headers
+from .proxies import FROM_ENVIRONMENT, FromEnvironment
 from .server import ServeConfig, serve
 from .websocket import socket
 from .workers import Supervisor, WorkerSpec, echo_socket
@@ -174,7 +175,7 @@ async def _request(args: argparse.Namespace, output: Output) -> int:
             _show_head(output, ">" if kind == "request" else "<", head)
 
     async with (
-        Client(trace=trace, verify=not args.insecure) as client,
+        Client(trace=trace, verify=not args.insecure, proxy=_proxy_option(args)) as client,
         client.stream(args.url, **options) as response,
     ):
         if not args.verbose:
@@ -275,8 +276,30 @@ def _show_message(output: Output, message: str | bytes) -> None:
         output.data(message.encode("utf-8") + b"\n")
 
 
+def _proxy_option(args: argparse.Namespace) -> str | FromEnvironment | None:
+    """--proxy URL, --no-proxy (None), or the environment (the default)."""
+    if args.no_proxy:
+        return None
+    return args.proxy if args.proxy is not None else FROM_ENVIRONMENT
+
+
+def _add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="through this proxy: http://, https://, socks5://, socks5h://, socks4a:// "
+        "(user:password@ in the URL); default: HTTP(S)_PROXY, ALL_PROXY, NO_PROXY",
+    )
+    group.add_argument(
+        "--no-proxy", action="store_true", help="connect directly, whatever the environment says"
+    )
+
+
 async def _socket(args: argparse.Namespace, output: Output) -> int:
-    ws = await socket(args.url, verify=not args.insecure, timeout=args.timeout)
+    ws = await socket(
+        args.url, verify=not args.insecure, timeout=args.timeout, proxy=_proxy_option(args)
+    )
     interactive = sys.stdin.isatty()
     if interactive:
         output.info(f"Connected to {args.url}; type lines to send them, Ctrl-D to close.", "bold")
@@ -504,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument(
         "-v", "--verbose", action="store_true", help="show the heads as sent and received"
     )
+    _add_proxy_arguments(request)
 
     serve_parser = commands.add_parser(
         "serve", help="serve an app (module:attribute), a directory, or an echo service"
@@ -551,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     socket_parser.add_argument(
         "-k", "--insecure", action="store_true", help="do not verify TLS certificates"
     )
+    _add_proxy_arguments(socket_parser)
 
     tcp_parser = commands.add_parser(
         "tcp", help="a raw TCP/TLS pipe between stdin/stdout and HOST PORT, or an echo listener"

@@ -36,7 +36,7 @@ import anyio.lowlevel
 
 from ._exchange import HTTP11Exchange, PooledBody, Trace, Unanswered
 from ._transport_api import Deadlines, Request, ResponseBody, StreamedBody, Timeout
-from ._urls import parse_url, with_query
+from ._urls import ParsedURL, parse_url, with_query
 from ._version import __version__
 from .codecs import json_decode, json_encode
 from .errors import (
@@ -56,8 +56,10 @@ from .protocol import (
 )
 from .protocol.headers import HeadersLike
 from .protocol.http11 import check_fields
+from .proxies import FROM_ENVIRONMENT, FromEnvironment, Proxy, ProxyEnvironment
 from .transport.connect import Backend, open_tcp_stream, open_unix_stream
 from .transport.pool import ConnectionPool, Origin, PoolLimits
+from .transport.proxy import open_proxy_stream, open_tunnel
 from .transport.streams import NetworkStream
 from .transport.tls import CertTypes, VerifyTypes, client_context
 
@@ -100,6 +102,7 @@ class FetchOptions(TypedDict, total=False):
     max_decoded_size: int | None
     expect_continue: bool
     unix_socket: str | None
+    proxy: str | Proxy | None
 
 
 class FetchParams(TypedDict, total=False):
@@ -239,7 +242,14 @@ memory this way)."""
 
 
 class _PoolTransport(Transport):
-    """HTTP/1.1 over pooled connections.
+    """HTTP/1.1 over pooled connections, direct or through one ``proxy``.
+
+    Through an HTTP proxy, an http:// request goes in absolute form on a connection to
+    the proxy, with the proxy's ``Proxy-Authorization`` as a field of that connection
+    only; an https:// request goes through a ``CONNECT`` tunnel, TLS with the origin
+    inside it; a SOCKS proxy tunnels both. Connections are pooled per origin either way,
+    and a transport serves one proxy (or none), so a proxied and a direct connection to
+    the same origin are never mixed.
 
     A request that fails on a reused connection before any byte of the response
     arrived (the server closed the idle connection as we sent) is retried once on a
@@ -259,8 +269,12 @@ class _PoolTransport(Transport):
         trace: Trace | None = None,
         open_stream: StreamOpener | None = None,
         unix_socket: str | None = None,
+        proxy: Proxy | None = None,
     ) -> None:
         self._unix_socket = unix_socket
+        self._proxy = proxy
+        # Plain http:// requests go to an HTTP proxy in absolute form.
+        self._forward = proxy is not None and proxy.scheme in ("http", "https")
         self._ssl_context: ssl.SSLContext | None = None
         self._verify = verify
         self._cert = cert
@@ -279,7 +293,9 @@ class _PoolTransport(Transport):
         self, origin: Origin, deadlines: Deadlines
     ) -> tuple[NetworkStream, ClientConnection]:
         scheme, host, port = origin
+        default_headers: tuple[tuple[str, str], ...] = ()
         with deadlines:
+            proxy = self._proxy
             if self._open_stream is not None:
                 stream = await self._open_stream(origin, deadlines.bound(deadlines.timeout.connect))
             elif self._unix_socket is not None:
@@ -290,7 +306,7 @@ class _PoolTransport(Transport):
                     timeout=deadlines.bound(deadlines.timeout.connect),
                     backend=self._backend,
                 )
-            else:
+            elif proxy is None:
                 stream = await open_tcp_stream(
                     host,
                     port,
@@ -298,16 +314,36 @@ class _PoolTransport(Transport):
                     timeout=deadlines.bound(deadlines.timeout.connect),
                     backend=self._backend,
                 )
+            elif self._forward and scheme == "http":
+                stream = await open_proxy_stream(
+                    proxy,
+                    timeout=deadlines.bound(deadlines.timeout.connect),
+                    backend=self._backend,
+                    proxy_context=self._context(),
+                )
+                if proxy.authorization is not None:
+                    default_headers = (("Proxy-Authorization", proxy.authorization),)
+            else:
+                stream = await open_tunnel(
+                    proxy,
+                    host,
+                    port,
+                    ssl_context=self._context() if scheme == "https" else None,
+                    timeout=deadlines.bound(deadlines.timeout.connect),
+                    backend=self._backend,
+                    proxy_context=self._context(),
+                )
         return stream, ClientConnection(
             host,
             port,
             scheme=scheme,
             limits=self._http_limits,
-            default_headers=(),
+            default_headers=default_headers,
         )
 
     async def send(self, request: Request, timeout: Deadlines) -> StreamingResponse:
         url = request._split or parse_url(request.url)
+        target = url.url if self._forward and url.scheme == "http" else url.target
         times = timeout.timeout
         for attempt in (1, 2):
             with timeout:
@@ -315,7 +351,7 @@ class _PoolTransport(Transport):
                     url.origin, timeout=timeout.bound(times.pool), context=timeout
                 )
             try:
-                head = await HTTP11Exchange(conn, self._trace).send(request, url, timeout)
+                head = await HTTP11Exchange(conn, self._trace).send(request, target, timeout)
             except Unanswered as unanswered:
                 await self.pool.release(conn, reusable=False)
                 if attempt == 1 and conn.reused and request.replayable:
@@ -597,6 +633,15 @@ class Client:
     ``unix_socket``: send every request to the server on this Unix domain socket path
     (httpx's ``uds=``, curl's ``--unix-socket``); the URL still gives the Host field,
     the path and, for https, the TLS name. Also a per-request option.
+
+    ``proxy``: a proxy URL (``http://``, ``https://``, ``socks5://``, ``socks5h://``,
+    ``socks4a://``, credentials in the userinfo) for every request, ``None`` for none,
+    or by default the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``,
+    ``NO_PROXY``; see :class:`sansnet.proxies.ProxyEnvironment`), read once, here,
+    unless ``trust_env=False``. A proxy given here or per request is used for every URL
+    (``NO_PROXY`` is not consulted, as with httpx); the environment's is chosen per URL,
+    redirects included. The environment does not apply with ``unix_socket``,
+    ``transport`` or ``open_stream``. Also a per-request option.
     """
 
     def __init__(
@@ -618,6 +663,8 @@ class Client:
         trace: Trace | None = None,
         open_stream: StreamOpener | None = None,
         unix_socket: str | None = None,
+        proxy: str | Proxy | FromEnvironment | None = FROM_ENVIRONMENT,
+        trust_env: bool = True,
     ) -> None:
         self.headers = Headers(headers) if headers is not None else Headers()
         self._trace = trace
@@ -637,7 +684,21 @@ class Client:
         self._verify = verify
         self._cert = cert
         self._unix_socket = unix_socket
-        self._transports: dict[tuple[VerifyTypes, CertTypes | None, str | None], Transport] = {}
+        # A fixed proxy (or None), or the environment's, chosen per URL (_proxy_env).
+        self._proxy: Proxy | None = None
+        self._proxy_env: ProxyEnvironment | None = None
+        if proxy is FROM_ENVIRONMENT:
+            if trust_env and transport is None and open_stream is None and unix_socket is None:
+                environment = ProxyEnvironment.from_environ(os.environ)
+                if environment.configured:
+                    self._proxy_env = environment
+        elif proxy is not None:
+            if unix_socket is not None:
+                raise InvalidArgument("Pass proxy= or unix_socket=, not both.")
+            self._proxy = Proxy.parse(proxy)
+        self._transports: dict[
+            tuple[VerifyTypes, CertTypes | None, str | None, Proxy | None], Transport
+        ] = {}
         self._custom_transport = transport
         self._limits = limits if limits is not None else PoolLimits()
         self._http_limits = http_limits
@@ -645,12 +706,16 @@ class Client:
         self.closed = False
 
     def _transport_for(
-        self, verify: VerifyTypes, cert: CertTypes | None, unix_socket: str | None = None
+        self,
+        verify: VerifyTypes,
+        cert: CertTypes | None,
+        unix_socket: str | None = None,
+        proxy: Proxy | None = None,
     ) -> Transport:
         if self._custom_transport is not None:
             return self._custom_transport
         unix_socket = unix_socket or self._unix_socket
-        key = (verify, cert, unix_socket)  # an SSLContext hashes by identity
+        key = (verify, cert, unix_socket, proxy)  # an SSLContext hashes by identity
         transport = self._transports.get(key)
         if transport is None:
             if self.closed:
@@ -665,16 +730,42 @@ class Client:
                 trace=self._trace,
                 open_stream=self._open_stream,
                 unix_socket=unix_socket,
+                proxy=proxy,
             )
             self._transports[key] = transport
-            if verify is self._verify and cert is self._cert and unix_socket == self._unix_socket:
+            if (
+                verify is self._verify
+                and cert is self._cert
+                and unix_socket == self._unix_socket
+                and proxy == self._proxy
+            ):
                 self._default_transport = transport
         return transport
+
+    def _route(self, url: ParsedURL, opts: Mapping[str, Any]) -> Transport:
+        """The transport for a request to ``url`` with per-request options ``opts``:
+        its TLS settings, Unix socket and proxy (the environment's is chosen here, per
+        URL, so a redirect to another host is re-checked against NO_PROXY)."""
+        unix_socket = opts.get("unix_socket")
+        given = opts.get("proxy", FROM_ENVIRONMENT)
+        if given is not FROM_ENVIRONMENT:
+            if given is not None and unix_socket is not None:
+                raise InvalidArgument("Pass proxy= or unix_socket=, not both.")
+            proxy = None if given is None else Proxy.parse(given)
+        elif unix_socket is not None:
+            proxy = None
+        elif self._proxy_env is not None:
+            proxy = self._proxy_env.select(url.scheme, url.host, url.port)
+        else:
+            proxy = self._proxy
+        return self._transport_for(
+            opts.get("verify", self._verify), opts.get("cert", self._cert), unix_socket, proxy
+        )
 
     @property
     def pool(self) -> ConnectionPool:
         """The pool of the default TLS settings (for inspection and tests)."""
-        transport = self._transport_for(self._verify, self._cert)
+        transport = self._transport_for(self._verify, self._cert, None, self._proxy)
         assert isinstance(transport, _PoolTransport)
         return transport.pool
 
@@ -712,22 +803,25 @@ class Client:
     async def _send(
         self, url_or_params: str | FetchParams, options: dict[str, Any], *, cover_body: bool
     ) -> StreamingResponse:
+        transport: Transport | None
         if not options and type(url_or_params) is str:  # the common case, made cheap
             params: dict[str, Any] = {"url": url_or_params}
             opts: dict[str, Any] = _NO_OPTIONS
             settings = self.defaults
-            transport = self._default_transport or self._transport_for(self._verify, self._cert)
+            transport = None
+            if self._proxy_env is None:
+                transport = self._default_transport or self._transport_for(
+                    self._verify, self._cert, None, self._proxy
+                )
         else:
             params, opts = _split_options(url_or_params, options)
             settings = {**self.defaults, **opts} if opts else self.defaults
-            transport = self._transport_for(
-                opts.get("verify", self._verify),
-                opts.get("cert", self._cert),
-                opts.get("unix_socket"),
-            )
+            transport = None
         timeout = Deadlines(Timeout.of(settings["timeout"]), cover_body=cover_body)
         method = _method(params.get("method") or "GET")
         parsed = parse_url(with_query(params["url"], params.get("query")))
+        if transport is None:
+            transport = self._route(parsed, opts)
         decompress = bool(settings["decompress"])
         headers, shared = self._headers_for(params.get("headers"), decompress)
         body, content_type = _body(params)
@@ -761,6 +855,9 @@ class Client:
                     f"{request.url}); raise max_redirects or pass follow_redirects=False."
                 )
             request = _redirect(request, response, settings["allow_insecure_redirects"])
+            if request._split is not None and request._split.origin != parsed.origin:
+                parsed = request._split
+                transport = self._route(parsed, opts)  # NO_PROXY, for the new host
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _headers_for(self, given: HeadersLike | None, decompress: bool) -> tuple[Headers, bool]:

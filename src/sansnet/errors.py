@@ -25,7 +25,8 @@ input, ``TimeoutError`` for timeouts, ...), so existing ``except`` clauses keep 
     │   └── UnsafeRedirect                        https -> http, or a streamed body to resend
     ├── TransportError                            the network failed
     │   ├── ConnectError                          could not open a connection
-    │   │   └── TLSError                          the TLS handshake or certificate check failed
+    │   │   ├── TLSError                          the TLS handshake or certificate check failed
+    │   │   └── ProxyError                        the proxy refused or failed the connection
     │   ├── ReadError                             the connection broke while reading
     │   ├── WriteError                            the connection broke while writing
     │   └── TimeoutError       (also TimeoutError)
@@ -61,6 +62,7 @@ __all__ = [
     "NetError",
     "PoolTimeout",
     "ProtocolError",
+    "ProxyError",
     "ReadError",
     "ReadTimeout",
     "RedirectError",
@@ -229,6 +231,22 @@ class ConnectError(TransportError):
 
 class TLSError(ConnectError):
     """The TLS handshake failed or the peer's certificate could not be verified."""
+
+
+class ProxyError(ConnectError):
+    """The proxy between us and the server did not open the way to it: it could not be
+    reached, refused our credentials (``status`` 407), refused the destination (403),
+    could not reach the server itself (502, 504, or a SOCKS reply), or broke the
+    handshake. ``status`` is the proxy's HTTP status (0 when the failure was not an HTTP
+    answer: SOCKS, or no answer at all); ``proxy`` names the proxy (no credentials).
+    The message says what to do: fix the credentials in the proxy URL, ask the proxy's
+    administrator, or exclude the host with ``NO_PROXY`` / ``proxy=None``.
+    """
+
+    def __init__(self, message: str, *, status: int = 0, proxy: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.proxy = proxy
 
 
 class ReadError(TransportError):

@@ -429,6 +429,11 @@ class ProxyEnvironment:
             no_proxy=NoProxy(no_proxy),
         )
 
+    @property
+    def configured(self) -> bool:
+        """True when any proxy is set (else every request connects directly)."""
+        return any((self.http, self.https, self.ws, self.wss, self.all))
+
     def select(self, scheme: str, host: str, port: int) -> Proxy | None:
         """The proxy for a request to ``scheme://host:port``, or None to connect
         directly: None when :attr:`no_proxy` matches the host; otherwise http uses

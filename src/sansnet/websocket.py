@@ -56,8 +56,10 @@ from .protocol.websocket import (
     check_close_code,
 )
 from .protocol.websocket.connection import CLOSED, OPEN
+from .proxies import FROM_ENVIRONMENT, FromEnvironment, Proxy, ProxyEnvironment
 from .transport.clock import now
 from .transport.connect import Backend, open_tcp_stream, open_unix_stream
+from .transport.proxy import open_tunnel
 from .transport.receive import receive_event
 from .transport.streams import NetworkStream
 from .transport.tls import CertTypes, VerifyTypes, client_context
@@ -489,6 +491,8 @@ async def socket(
     open_stream: Callable[[tuple[str, str, int], float | None], Awaitable[NetworkStream]]
     | None = None,
     unix_socket: str | None = None,
+    proxy: str | Proxy | FromEnvironment | None = FROM_ENVIRONMENT,
+    trust_env: bool = True,
 ) -> WebSocket:
     """Open a WebSocket to ``url`` (``ws://``, ``wss://``; ``http://`` and ``https://``
     are accepted as aliases). Lune's ``net.socket``.
@@ -501,6 +505,12 @@ async def socket(
     :class:`~sansnet.Client`; sansnet.testing uses it to reach a server in memory).
     ``unix_socket``: connect to this Unix domain socket path instead of the URL's host
     and port (the URL still gives the Host field, the path and the TLS name).
+    ``proxy``: reach the server through this proxy (``http://`` or ``https://``: a
+    ``CONNECT`` tunnel, as websockets does; ``socks5://``, ``socks5h://``,
+    ``socks4a://``), ``None`` for none, or by default the environment (``WS_PROXY`` /
+    ``WSS_PROXY``, else ``HTTP_PROXY`` / ``HTTPS_PROXY``, else ``ALL_PROXY``;
+    ``NO_PROXY``) unless ``trust_env=False``. A proxy's refusal raises
+    :class:`~sansnet.ProxyError`.
     """
     if not isinstance(url, str):
         raise InvalidArgument(f"socket() takes a URL string, not {type(url).__name__}.")
@@ -526,11 +536,29 @@ async def socket(
     )
     deadline = None if timeout is None else now() + timeout
     context: ssl.SSLContext | None = client_context(verify, cert) if scheme == "wss" else None
+    chosen: Proxy | None = None
+    if proxy is FROM_ENVIRONMENT:
+        if trust_env and open_stream is None and unix_socket is None:
+            chosen = ProxyEnvironment.from_environ(os.environ).select(scheme, host, port)
+    elif proxy is not None:
+        if unix_socket is not None:
+            raise InvalidArgument("Pass proxy= or unix_socket=, not both.")
+        chosen = Proxy.parse(proxy)
     if open_stream is not None:
         stream = await open_stream((scheme, host, port), timeout)
     elif unix_socket is not None:
         stream = await open_unix_stream(
             unix_socket, ssl_context=context, server_hostname=host, timeout=timeout, backend=backend
+        )
+    elif chosen is not None:
+        stream = await open_tunnel(
+            chosen,
+            host,
+            port,
+            ssl_context=context,
+            timeout=timeout,
+            backend=backend,
+            proxy_context=client_context(verify, cert) if chosen.scheme == "https" else None,
         )
     else:
         stream = await open_tcp_stream(

@@ -26,7 +26,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from anyio.streams.tls import TLSAttribute
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 from sansnet.errors import ReadError, ReadTimeout, WriteError, WriteTimeout
 
@@ -151,6 +151,17 @@ class NetworkStream:
         none (in memory). Read and write through the stream, never through it."""
         return None
 
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str, timeout: float | None
+    ) -> NetworkStream:
+        """Run a TLS client handshake over this connection (a proxy's tunnel) and return
+        the encrypted stream; use only the returned stream afterwards. Call it before
+        anything was read that belongs to the TLS layer. Raises ``ssl.SSLError``,
+        ``OSError`` or ``TimeoutError`` (after ``timeout`` seconds) as the backend does;
+        the caller maps them (:func:`sansnet.transport.connect.open_tcp_stream`'s
+        messages)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot start TLS.")
+
     def is_readable(self) -> bool:
         """True if reading would not block: on an idle connection this means the peer
         closed it or sent something unexpected, so it must not be reused; before a
@@ -239,6 +250,18 @@ class AnyioStream(NetworkStream):
     @property
     def local(self) -> tuple[str, int]:
         return _address(self._stream.extra(anyio.abc.SocketAttribute.local_address, ("?", 0)))
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str, timeout: float | None
+    ) -> NetworkStream:
+        with anyio.fail_after(timeout):
+            wrapped = await TLSStream.wrap(
+                self._stream,
+                hostname=server_hostname,
+                ssl_context=ssl_context,
+                standard_compatible=False,
+            )
+        return AnyioStream(wrapped, self.description)
 
     @property
     def tls(self) -> TLSInfo | None:
@@ -502,6 +525,22 @@ class AsyncioStream(NetworkStream):
 
     def abort(self) -> None:
         self._transport.abort()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str, timeout: float | None
+    ) -> NetworkStream:
+        protocol = self._protocol
+        assert not protocol.buffer, "bytes arrived before the TLS handshake"
+        with anyio.fail_after(timeout):
+            tls_transport = await self._loop.start_tls(
+                self._transport, protocol, ssl_context, server_hostname=server_hostname
+            )
+        if tls_transport is None:  # pragma: no cover - the connection closed meanwhile
+            raise ConnectionResetError("The connection closed during the TLS handshake.")
+        # The same protocol now hears the decrypted bytes: it pauses and closes the TLS
+        # transport from here on.
+        protocol.transport = tls_transport
+        return AsyncioStream(protocol, self.description)
 
     async def send_eof(self) -> None:
         transport = self._transport

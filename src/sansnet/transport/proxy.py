@@ -1,0 +1,383 @@
+"""Reaching a server through a proxy: HTTP ``CONNECT`` tunnels and SOCKS5 / SOCKS4a.
+
+:func:`open_tunnel` opens a connection to the proxy (TLS to it for an ``https://``
+proxy), asks it for a tunnel to ``host``:``port``, and, for an https or wss origin,
+runs the TLS handshake with the origin inside the tunnel, verified against the
+origin's name. The result is an ordinary :class:`NetworkStream` to the origin, which
+the pool keeps and reuses like a direct one. A plain ``http://`` request through an
+HTTP proxy needs no tunnel: the client sends it in absolute form on a connection to
+the proxy (:func:`open_proxy_stream`), as curl and httpx do.
+
+The HTTP ``CONNECT`` exchange goes through :class:`~sansnet.protocol.ClientConnection`
+(h11 underneath): h11 switches protocols on the proxy's 2xx answer and hands back what
+came after it. SOCKS goes through ``socksio`` (the ``socks`` extra), the sans-IO SOCKS
+library httpx uses; its replies have fixed or self-describing lengths, so we read
+exactly one reply at a time and never read into the origin's bytes.
+
+Every failure here is a :class:`~sansnet.ProxyError` (the proxy could not be reached,
+refused, or could not reach the origin), a :class:`~sansnet.TLSError` (the origin's
+certificate, checked inside the tunnel) or a :class:`~sansnet.ConnectTimeout`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+
+from sansnet.errors import (
+    ConnectError,
+    ConnectTimeout,
+    ProxyError,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    WriteError,
+    WriteTimeout,
+)
+from sansnet.protocol import ClientConnection, InformationalResponse, ResponseHead
+
+from .clock import now
+from .connect import Backend, _connect_error, current_backend, open_tcp_stream
+from .receive import receive_event
+from .streams import NetworkStream
+
+if TYPE_CHECKING:
+    from sansnet.proxies import Proxy
+
+__all__ = ["open_proxy_stream", "open_tunnel"]
+
+
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - now())
+
+
+async def open_proxy_stream(
+    proxy: Proxy,
+    *,
+    timeout: float | None,
+    backend: Backend = "auto",
+    proxy_context: ssl.SSLContext | None = None,
+) -> NetworkStream:
+    """A connection to the proxy itself (TLS for an ``https://`` proxy, verified with
+    ``proxy_context`` against the proxy's name). A failure to connect is a
+    :class:`~sansnet.ProxyError` naming the proxy; a timeout stays a
+    :class:`~sansnet.ConnectTimeout`."""
+    tls = proxy_context if proxy.scheme == "https" else None
+    try:
+        return await open_tcp_stream(
+            proxy.host, proxy.port, ssl_context=tls, timeout=timeout, backend=backend
+        )
+    except ConnectTimeout:
+        raise ConnectTimeout(
+            f"Could not connect to the proxy {proxy.description} within {timeout} s "
+            "(connect timeout); check that it is up, or raise the connect timeout."
+        ) from None
+    except ConnectError as exc:
+        raise ProxyError(
+            f"Could not connect to the proxy {proxy.description}: {exc} Check the proxy "
+            "URL (proxy= or the *_PROXY environment variables), or pass proxy=None to "
+            "connect directly.",
+            proxy=proxy.description,
+        ) from exc
+
+
+async def open_tunnel(
+    proxy: Proxy,
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    timeout: float | None,
+    backend: Backend = "auto",
+    proxy_context: ssl.SSLContext | None = None,
+) -> NetworkStream:
+    """A stream to ``host``:``port`` through ``proxy``: an HTTP ``CONNECT`` tunnel or a
+    SOCKS connection, then TLS with the origin when ``ssl_context`` is given (checked
+    against ``host``). ``timeout`` bounds all of it together, as it bounds a direct
+    connection. The caller owns the stream; on any failure nothing is left open."""
+    deadline = None if timeout is None else now() + timeout
+    if (
+        proxy.scheme == "https"
+        and ssl_context is not None
+        and current_backend(backend) == "asyncio"
+    ):
+        # TLS inside TLS: anyio's TLS stream nests over any stream, on every Python;
+        # asyncio's start_tls only nests from Python 3.11 and not on uvloop.
+        backend = "anyio"
+    stream = await open_proxy_stream(
+        proxy, timeout=timeout, backend=backend, proxy_context=proxy_context
+    )
+    try:
+        try:
+            if proxy.scheme in ("http", "https"):
+                await _http_connect(stream, proxy, host, port, deadline)
+            elif proxy.scheme == "socks4a":
+                await _socks4a(stream, proxy, host, port, deadline)
+            else:
+                await _socks5(stream, proxy, host, port, deadline)
+        except (ReadTimeout, WriteTimeout):
+            raise ConnectTimeout(
+                f"The proxy {proxy.description} did not open a tunnel to "
+                f"{_authority(host, port)} within {timeout} s (connect timeout)."
+            ) from None
+        except (ReadError, WriteError) as exc:
+            raise ProxyError(
+                f"The connection to the proxy {proxy.description} broke while it opened a "
+                f"tunnel to {_authority(host, port)}: {exc}",
+                proxy=proxy.description,
+            ) from exc
+        if ssl_context is None:
+            return stream
+        try:
+            return await stream.start_tls(ssl_context, host, _left(deadline))
+        except TimeoutError:
+            raise ConnectTimeout(
+                f"The TLS handshake with {_authority(host, port)} through the proxy "
+                f"{proxy.description} took longer than {timeout} s (connect timeout)."
+            ) from None
+        except (OSError, ssl.SSLError) as exc:
+            raise _connect_error(
+                exc, host, port, f"{_authority(host, port)} (through {proxy.description})"
+            ) from exc
+    except BaseException:
+        stream.abort()
+        await stream.aclose()
+        raise
+
+
+# ---------------------------------------------------------------------- HTTP CONNECT
+
+
+async def _http_connect(
+    stream: NetworkStream, proxy: Proxy, host: str, port: int, deadline: float | None
+) -> None:
+    """``CONNECT host:port`` (RFC 9110 section 9.3.6) with Basic credentials from the
+    proxy URL; a 2xx answer opens the tunnel, anything else is a ProxyError."""
+    authority = _authority(host, port)
+    fields = [("Host", authority)]
+    if proxy.authorization is not None:
+        fields.append(("Proxy-Authorization", proxy.authorization))
+    protocol = ClientConnection(host, port, default_headers=())
+    protocol.send_request("CONNECT", authority, fields)
+    await stream.write(protocol.data_to_send(), _left(deadline))
+    try:
+        while True:
+            event = await receive_event(stream, protocol, lambda: _left(deadline))
+            if type(event) is not InformationalResponse:
+                break
+    except RemoteProtocolError as exc:
+        raise ProxyError(
+            f"The proxy {proxy.description} did not answer CONNECT {authority} with HTTP: {exc}",
+            proxy=proxy.description,
+        ) from exc
+    assert isinstance(event, ResponseHead)
+    status = event.status_code
+    if 200 <= status < 300:
+        if protocol.trailing_data[0]:
+            raise ProxyError(
+                f"The proxy {proxy.description} sent data into the tunnel to {authority} "
+                "before we did; it is not a tunnel we can use.",
+                status=status,
+                proxy=proxy.description,
+            )
+        return
+    raise ProxyError(
+        _refusal(proxy, authority, status, event.reason), status=status, proxy=proxy.description
+    )
+
+
+def _refusal(proxy: Proxy, authority: str, status: int, reason: str) -> str:
+    said = f"The proxy {proxy.description} answered {status} {reason}".rstrip() + (
+        f" to CONNECT {authority}"
+    )
+    if status == 407:
+        if proxy.authorization is None:
+            return (
+                f"{said}: it requires credentials. Put them in the proxy URL "
+                "(http://user:password@host:port)."
+            )
+        return f"{said}: it refused the credentials in the proxy URL. Check them."
+    if status == 403:
+        return (
+            f"{said}: its rules forbid this destination. Ask its administrator, or "
+            "reach the host directly (NO_PROXY, or proxy=None)."
+        )
+    if status in (502, 503, 504):
+        return f"{said}: it could not reach the server. Check the host and port."
+    return f"{said}."
+
+
+# ----------------------------------------------------------------------------- SOCKS
+
+
+def _socksio() -> Any:
+    try:
+        import socksio
+    except ImportError:
+        raise ProxyError(
+            "SOCKS proxies need the socksio package: pip install 'sansnet[socks]'."
+        ) from None
+    return socksio
+
+
+async def _read_exactly(stream: NetworkStream, size: int, deadline: float | None) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = await stream.read(size - len(data), _left(deadline))
+        if not chunk:
+            raise ReadError(f"{stream.description} closed the connection mid-handshake.")
+        data += chunk
+    return data
+
+
+_SOCKS5_ERRORS = {
+    1: "general SOCKS server failure",
+    2: "connection not allowed by its rules",
+    3: "network unreachable",
+    4: "host unreachable",
+    5: "connection refused",
+    6: "TTL expired",
+    7: "command not supported",
+    8: "address type not supported",
+}
+
+
+async def _socks5(
+    stream: NetworkStream, proxy: Proxy, host: str, port: int, deadline: float | None
+) -> None:
+    """RFC 1928 CONNECT, with RFC 1929 username/password when the URL has them.
+    ``socks5://`` resolves the name here, ``socks5h://`` lets the proxy resolve it."""
+    socksio = _socksio()
+    from socksio import socks5
+
+    authority = _authority(host, port)
+    address = host
+    if proxy.scheme == "socks5" and not _is_ip(host):
+        address = await _resolve(host, port, proxy, deadline)
+    conn = socks5.SOCKS5Connection()
+    methods = [socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED]
+    if proxy.username is not None:
+        methods.append(socks5.SOCKS5AuthMethod.USERNAME_PASSWORD)
+    conn.send(socks5.SOCKS5AuthMethodsRequest(methods))
+    try:
+        await stream.write(conn.data_to_send(), _left(deadline))
+        auth = cast(
+            "socks5.SOCKS5AuthReply", conn.receive_data(await _read_exactly(stream, 2, deadline))
+        )
+        if auth.method == socks5.SOCKS5AuthMethod.USERNAME_PASSWORD:
+            if proxy.username is None:  # pragma: no cover - we did not offer it
+                raise socksio.ProtocolError("the proxy chose a method we did not offer")
+            conn.send(
+                socks5.SOCKS5UsernamePasswordRequest(
+                    proxy.username.encode(), (proxy.password or "").encode()
+                )
+            )
+            await stream.write(conn.data_to_send(), _left(deadline))
+            verdict = cast(
+                "socks5.SOCKS5UsernamePasswordReply",
+                conn.receive_data(await _read_exactly(stream, 2, deadline)),
+            )
+            if not verdict.success:
+                raise ProxyError(
+                    f"The SOCKS5 proxy {proxy.description} refused the username and "
+                    "password in the proxy URL. Check them.",
+                    proxy=proxy.description,
+                )
+        elif auth.method != socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED:
+            wanted = "credentials" if proxy.username is None else "another way to log in"
+            raise ProxyError(
+                f"The SOCKS5 proxy {proxy.description} requires {wanted}"
+                + (
+                    ": put them in the proxy URL (socks5://user:password@host:port)."
+                    if proxy.username is None
+                    else " than a username and password."
+                ),
+                proxy=proxy.description,
+            )
+        conn.send(
+            socks5.SOCKS5CommandRequest.from_address(socks5.SOCKS5Command.CONNECT, (address, port))
+        )
+        await stream.write(conn.data_to_send(), _left(deadline))
+        head = await _read_exactly(stream, 5, deadline)
+        # VER REP RSV ATYP, then the bound address: 4 or 16 bytes, or a length-prefixed
+        # name; then 2 bytes of port.
+        size = {1: 4 - 1, 4: 16 - 1, 3: head[4]}.get(head[3], 0) + 2
+        reply = cast(
+            "socks5.SOCKS5Reply",
+            conn.receive_data(head + await _read_exactly(stream, size, deadline)),
+        )
+    except socksio.ProtocolError as exc:
+        raise ProxyError(
+            f"The proxy {proxy.description} does not speak SOCKS5: {exc}.",
+            proxy=proxy.description,
+        ) from exc
+    code = reply.reply_code[0]
+    if code != 0:
+        raise ProxyError(
+            f"The SOCKS5 proxy {proxy.description} could not connect to {authority}: "
+            f"{_SOCKS5_ERRORS.get(code, f'error {code}')}.",
+            proxy=proxy.description,
+        )
+
+
+async def _socks4a(
+    stream: NetworkStream, proxy: Proxy, host: str, port: int, deadline: float | None
+) -> None:
+    """SOCKS4a CONNECT: the proxy resolves the name; the username is the user id."""
+    socksio = _socksio()
+    from socksio import socks4
+
+    authority = _authority(host, port)
+    if ":" in host:
+        raise ProxyError(
+            f"The SOCKS4a proxy {proxy.description} cannot reach the IPv6 address "
+            f"{authority} (SOCKS4 has no IPv6); use a socks5h:// proxy.",
+            proxy=proxy.description,
+        )
+    conn = socks4.SOCKS4Connection(user_id=(proxy.username or "").encode())
+    conn.send(socks4.SOCKS4ARequest.from_address(socks4.SOCKS4Command.CONNECT, (host, port)))
+    try:
+        await stream.write(conn.data_to_send(), _left(deadline))
+        reply = conn.receive_data(await _read_exactly(stream, 8, deadline))
+    except socksio.ProtocolError as exc:
+        raise ProxyError(
+            f"The proxy {proxy.description} does not speak SOCKS4a: {exc}.",
+            proxy=proxy.description,
+        ) from exc
+    if reply.reply_code != socks4.SOCKS4ReplyCode.REQUEST_GRANTED:
+        raise ProxyError(
+            f"The SOCKS4a proxy {proxy.description} refused to connect to {authority} "
+            f"(reply {reply.reply_code.name.lower().replace('_', ' ')}).",
+            proxy=proxy.description,
+        )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def _resolve(host: str, port: int, proxy: Proxy, deadline: float | None) -> str:
+    """The first address of ``host`` (``socks5://``: names are resolved here)."""
+    try:
+        with anyio.fail_after(_left(deadline)):
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError:
+        raise ConnectTimeout(f"Resolving {host!r} took longer than the connect timeout.") from None
+    except OSError as exc:
+        raise ConnectError(
+            f"Could not resolve host name {host!r}: {exc.strerror or exc}. With "
+            f"{proxy.description} you may let the proxy resolve it: use socks5h://."
+        ) from exc
+    return str(infos[0][4][0])
