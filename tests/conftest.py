@@ -19,3 +19,17 @@ _BACKENDS.append(pytest.param(("trio", {}), id="trio"))
 @pytest.fixture(params=_BACKENDS)
 def anyio_backend(request: pytest.FixtureRequest) -> Any:
     return request.param
+
+
+_PROXY_VARIABLES = [f"{name}_proxy" for name in ("http", "https", "ws", "wss", "all", "no")]
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests talk to servers on 127.0.0.1: a proxy set in the environment of the
+    machine that runs them must not route them elsewhere. Tests of the environment's
+    proxies set the variables they need (tests/proxy)."""
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.delenv("REQUEST_METHOD", raising=False)
