@@ -35,8 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import machine, table, versions
@@ -175,7 +176,7 @@ class Tinyproxy:
 
 
 async def sansnet_run(url: str, proxy: str | None, context: ssl.SSLContext | None) -> float:
-    options: dict[str, object] = {} if context is None else {"verify": context}
+    options: dict[str, Any] = {} if context is None else {"verify": context}
     if proxy is not None:
         options["proxy"] = proxy  # the proxy API this benchmark is for
     async with sansnet.Client(**options) as client:
@@ -213,7 +214,7 @@ async def aiohttp_run(url: str, proxy: str | None, context: ssl.SSLContext | Non
         return time.perf_counter() - started
 
 
-Run = Callable[[str, "str | None", "ssl.SSLContext | None"], Awaitable[float]]
+Run = Callable[[str, "str | None", "ssl.SSLContext | None"], Coroutine[Any, Any, float]]
 
 
 def sansnet_unavailable() -> str | None:
