@@ -198,7 +198,7 @@ def _refusal(proxy: Proxy, authority: str, status: int, reason: str) -> str:
     said = f"The proxy {proxy.description} answered {status} {reason}".rstrip() + (
         f" to CONNECT {authority}"
     )
-    if status == 407:
+    if status in (401, 407):  # tinyproxy answers wrong credentials with 401
         if proxy.authorization is None:
             return (
                 f"{said}: it requires credentials. Put them in the proxy URL "
@@ -331,7 +331,8 @@ async def _socks5(
 async def _socks4a(
     stream: NetworkStream, proxy: Proxy, host: str, port: int, deadline: float | None
 ) -> None:
-    """SOCKS4a CONNECT: the proxy resolves the name; the username is the user id."""
+    """SOCKS4a CONNECT: the proxy resolves the name; the username is the user id
+    ("sansnet" when the URL has none)."""
     socksio = _socksio()
     from socksio import socks4
 
@@ -342,8 +343,12 @@ async def _socks4a(
             f"{authority} (SOCKS4 has no IPv6); use a socks5h:// proxy.",
             proxy=proxy.description,
         )
-    conn = socks4.SOCKS4Connection(user_id=(proxy.username or "").encode())
-    conn.send(socks4.SOCKS4ARequest.from_address(socks4.SOCKS4Command.CONNECT, (host, port)))
+    # SOCKS4's user id: the URL's username, else "sansnet" (socksio wants one).
+    conn = socks4.SOCKS4Connection(user_id=(proxy.username or "sansnet").encode())
+    # An IPv4 address goes as SOCKS4 has it; a name as SOCKS4a's extension (socksio's
+    # SOCKS4ARequest would send an address's 4 bytes as if they were a name).
+    kind = socks4.SOCKS4Request if _is_ip(host) else socks4.SOCKS4ARequest
+    conn.send(kind.from_address(socks4.SOCKS4Command.CONNECT, (host, port)))
     try:
         await stream.write(conn.data_to_send(), _left(deadline))
         reply = conn.receive_data(await _read_exactly(stream, 8, deadline))
