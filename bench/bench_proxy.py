@@ -1,17 +1,19 @@
 """HTTP client benchmark through a forward proxy: sansnet against httpx and aiohttp.
 
     python bench/bench_proxy.py [--quick] [--connect] [--requests N]
+                                [--proxy-server squid|tinyproxy]
 
 Every client fetches the same 13-byte body ("Hello, world!") from one nginx on 127.0.0.1
-(bench_client's, started the same way) through one tinyproxy on 127.0.0.1 (no auth, its
-own minimal config in a temporary directory, on a free port; ``apt-get install nginx
-tinyproxy`` if either is missing), ``--requests`` (1,000) GETs one after the other on one
-client:
+(bench_client's, started the same way) through one proxy on 127.0.0.1 (no auth, its own
+minimal config in a temporary directory, on a free port): ``--proxy-server`` squid (the
+default when installed) or tinyproxy (``apt-get install nginx squid tinyproxy``);
+``--requests`` (1,000) GETs one after the other on one client:
 
 * plain (default): ``http://`` URLs, which the proxy forwards (absolute-form requests).
-  tinyproxy 1.11 closes the client's connection after every forwarded response (without a
+  squid 5 keeps the client's connection alive (and its own to nginx). tinyproxy 1.11
+  closes the client's connection after every forwarded response (without a
   ``Connection: close``), so each request opens a new connection to the proxy, and the
-  proxy one to nginx; every client sends ``Connection: close`` through the proxy, since
+  proxy one to nginx; through tinyproxy every client sends ``Connection: close``, since
   reusing the connection races tinyproxy's close (httpx lost that race);
 * ``--connect``: ``https://`` URLs (nginx with a trustme certificate, each client
   verifying it with the trustme CA), tunnelled with ``CONNECT``: one tunnel, kept alive.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import shutil
 import signal
 import socket
@@ -126,9 +129,94 @@ class TlsNginx(Nginx):
         raise SystemExit("nginx (TLS) did not start; see its error.log.")
 
 
+SQUID_CONF = """\
+http_port 127.0.0.1:{port}
+visible_hostname localhost
+pid_filename none
+coredump_dir {dir}
+cache_log stdio:{dir}/cache.log
+access_log none
+cache_store_log none
+cache deny all
+netdb_filename none
+pinger_enable off
+icp_port 0
+htcp_port 0
+shutdown_lifetime 0 seconds
+client_persistent_connections on
+server_persistent_connections on
+acl bench_clients src 127.0.0.1/32
+http_access allow bench_clients
+http_access deny all
+"""
+
+
+def squid_binary() -> str | None:
+    return shutil.which("squid") or shutil.which("squid", path="/usr/sbin")
+
+
+class Squid:
+    """squid 5 in the foreground (``-N``) on 127.0.0.1 with a throwaway config: no
+    cache, no access log, keep-alive both sides, no auth, CONNECT to any port; a
+    context manager. As root it runs as the ``proxy`` user, who gets the directory."""
+
+    name = "squid"
+    closes_after_forwarding = False
+
+    def __init__(self) -> None:
+        self.binary = squid_binary()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._dir = tempfile.TemporaryDirectory(prefix="bench-squid-")
+        self._service = f"bench{self.port}"  # -n: its shared memory segments' names
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Squid:
+        if self.binary is None:
+            raise SystemExit(
+                "squid is not installed: `apt-get install -y squid` (Debian), or "
+                "--proxy-server tinyproxy. Nothing was measured."
+            )
+        directory = Path(self._dir.name)
+        (directory / "squid.conf").write_text(SQUID_CONF.format(port=self.port, dir=directory))
+        if os.geteuid() == 0:
+            import pwd
+
+            user = pwd.getpwnam("proxy")
+            for path in (directory, *directory.iterdir()):
+                os.chown(path, user.pw_uid, user.pw_gid)
+        self._process = subprocess.Popen(
+            [self.binary, "-N", "-n", self._service, "-f", f"{directory}/squid.conf"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(1500):  # at most 15 s
+            if self._process.poll() is not None:
+                break
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.01)
+        log = (directory / "cache.log").read_text(errors="replace")[-2000:]
+        self.__exit__()
+        raise SystemExit(f"squid did not start:\n{log}")
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._process is not None:
+            self._process.kill()  # shutdown_lifetime 0 would do, SIGKILL does it now
+            self._process.wait(5)
+        for segment in Path("/dev/shm").glob(f"{self._service}-*.shm"):
+            segment.unlink(missing_ok=True)
+        self._dir.cleanup()
+
+
 class Tinyproxy:
     """tinyproxy on 127.0.0.1 with a throwaway config (no auth, CONNECT to any port);
     a context manager."""
+
+    name = "tinyproxy"
+    closes_after_forwarding = True
 
     def __init__(self) -> None:
         self.binary = shutil.which("tinyproxy")
@@ -266,11 +354,18 @@ def main() -> None:
         "--connect", action="store_true", help="https through CONNECT instead of plain http"
     )
     parser.add_argument("--requests", type=int, default=REQUESTS, help="GETs per run")
+    parser.add_argument(
+        "--proxy-server",
+        choices=["squid", "tinyproxy"],
+        default="squid" if squid_binary() else "tinyproxy",
+        help="the proxy (default: squid if installed, else tinyproxy)",
+    )
     args = parser.parse_args()
     REQUESTS = args.requests
     rounds = 2 if args.quick else ROUNDS
     missing = sansnet_unavailable()
-    with TlsNginx() if args.connect else Nginx() as server, Tinyproxy() as proxy:
+    proxy_server = Squid() if args.proxy_server == "squid" else Tinyproxy()
+    with TlsNginx() if args.connect else Nginx() as server, proxy_server as proxy:
         if isinstance(server, TlsNginx):
             url, context = server.tls_url, server.client_context
         else:
@@ -279,9 +374,11 @@ def main() -> None:
         def on_asyncio(run: Run, via: str | None) -> Callable[[], float]:
             # tinyproxy closes after each forwarded response without saying so: a client
             # reusing the connection races that close (httpx 0.29 lost it with "Server
-            # disconnected without sending a response"), so through the proxy in plain
-            # mode every client asks for the close itself
-            headers = {"Connection": "close"} if via and not args.connect else {}
+            # disconnected without sending a response"), so through tinyproxy in plain
+            # mode every client asks for the close itself; squid keeps alive
+            forwarded = via is not None and not args.connect
+            close = forwarded and proxy.closes_after_forwarding
+            headers = {"Connection": "close"} if close else {}
             return lambda: asyncio.run(run(url, via, context, headers))
 
         runs = {
@@ -299,15 +396,20 @@ def main() -> None:
     for name in ("httpx", "aiohttp", "sansnet, no proxy"):
         ratio = f"{ours / rates[name]:.2f}x" if ours else "n/a"
         rows.append([name, f"{rates[name]:,.0f}", ratio])
-    mode = "https through CONNECT (one tunnel)" if args.connect else "http forwarded"
+    if args.connect:
+        mode = "https through CONNECT (one tunnel)"
+    elif proxy.closes_after_forwarding:
+        mode = "http forwarded (Connection: close: a connection a request)"
+    else:
+        mode = "http forwarded (kept alive)"
     print(
-        f"\n{machine()}; sansnet on {H11_BUILD}; nginx and tinyproxy on 127.0.0.1; "
+        f"\n{machine()}; sansnet on {H11_BUILD}; nginx and {proxy.name} on 127.0.0.1; "
         f"best of {rounds} runs; asyncio"
     )
     print(versions(["httpx", "aiohttp"]))
     print(
         table(
-            f"{REQUESTS} sequential GETs of a 13-byte body through tinyproxy, {mode}",
+            f"{REQUESTS} sequential GETs of a 13-byte body through {proxy.name}, {mode}",
             ["client", "req/s", "sansnet/it"],
             rows,
         )

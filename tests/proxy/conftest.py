@@ -1,10 +1,13 @@
-"""Fixtures for the proxy tests: real proxy servers (tinyproxy, microsocks, ``ssh -D``,
-see peers.py) and an origin server, all on 127.0.0.1.
+"""Fixtures for the proxy tests: real proxy servers (tinyproxy, squid, microsocks,
+``ssh -D``, see peers.py) and origin servers (http and https), all on 127.0.0.1.
 
 The session-scoped proxies are shared: a test reads ``connections()`` before and after
 (never an absolute count) and never stops or restarts them. A test that kills its proxy
 (``stop()``, ``restart()``) takes a function-scoped one: ``fresh_http_proxy``,
-``fresh_socks5_proxy``."""
+``fresh_squid_proxy``, ``fresh_socks5_proxy``.
+
+tinyproxy (``http_proxy*``) closes the client connection after every forwarded
+response; squid (``squid_proxy*``) keeps it alive."""
 
 from __future__ import annotations
 
@@ -14,11 +17,15 @@ import pytest
 
 from .peers import (
     HTTP_AUTH,
+    HTTP_AUTH_SQUID,
     SOCKS_AUTH,
+    HttpsOrigin,
     ProxyServer,
     http_origin,
+    https_origin,
     socks4a_server,
     socks5_server,
+    squid,
     tinyproxy,
 )
 
@@ -28,6 +35,15 @@ def origin_url() -> Iterator[str]:
     """``http://127.0.0.1:PORT``: any GET answers JSON (path, headers, peer)."""
     with http_origin() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def https_origin_server() -> Iterator[HttpsOrigin]:
+    """``.url``: ``https://localhost:PORT`` (the same JSON answers as ``origin_url``);
+    ``.ca_file``, ``.client_context()``: trust its certificate (``localhost``,
+    ``127.0.0.1``)."""
+    with https_origin() as origin:
+        yield origin
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +57,21 @@ def http_proxy() -> Iterator[ProxyServer]:
 def http_proxy_auth() -> Iterator[ProxyServer]:
     """tinyproxy with BasicAuth alice / s3cret.pass: ``http://alice:s3cret.pass@127.0.0.1:PORT``."""
     with tinyproxy(auth=HTTP_AUTH) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def squid_proxy() -> Iterator[ProxyServer]:
+    """squid, no auth: ``http://127.0.0.1:PORT``; keeps client connections alive."""
+    with squid() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def squid_proxy_auth() -> Iterator[ProxyServer]:
+    """squid with Basic auth alice / "s3cret pass":
+    ``http://alice:s3cret%20pass@127.0.0.1:PORT``."""
+    with squid(auth=HTTP_AUTH_SQUID) as server:
         yield server
 
 
@@ -69,6 +100,14 @@ def socks4a_proxy() -> Iterator[ProxyServer]:
 def fresh_http_proxy() -> Iterator[ProxyServer]:
     """A tinyproxy of this test's own (no auth), free to stop() and restart()."""
     with tinyproxy() as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_squid_proxy() -> Iterator[ProxyServer]:
+    """A squid of this test's own (no auth), free to stop() and restart() (about 0.1 s
+    to start)."""
+    with squid() as server:
         yield server
 
 

@@ -1,5 +1,6 @@
 """Real proxy servers for the proxy tests, each on 127.0.0.1 and a free port, each
-stopped by its context manager:
+stopped by its context manager (and two origins, ``http_origin()`` and
+``https_origin()``):
 
 * ``tinyproxy()``: tinyproxy 1.11, an HTTP forward proxy that also tunnels ``CONNECT`` to
   any port (the config has no ``ConnectPort`` line, which tinyproxy 1.11 reads as "every
@@ -9,6 +10,9 @@ stopped by its context manager:
   client's connection after every forwarded (non-``CONNECT``) response *without* a
   ``Connection: close``, so a client's pooled connection to it is always stale; a
   ``CONNECT`` tunnel stays open.
+* ``squid(auth=None)``: squid 5, an HTTP forward proxy that keeps client connections
+  alive (plain forwarding too) and tunnels ``CONNECT`` to any port, with Basic auth
+  (``basic_ncsa_auth``; a space in the password works) when ``auth`` is given.
 * ``socks5_server(auth=None)``: microsocks (SOCKS5 only; ``-u/-P`` username/password
   auth, any bytes in the password, spaces included).
 * ``socks4a_server()``: OpenSSH's dynamic forwarding (``ssh -D``), which speaks SOCKS4,
@@ -18,7 +22,8 @@ stopped by its context manager:
   the destination and never read the host name.
 
 ``ProxyServer.connections()`` counts the client connections the proxy itself logged as
-accepted (tinyproxy: ``Connect (file descriptor N)``; microsocks: ``client[N] ...:
+accepted (tinyproxy: ``Connect (file descriptor N)``; squid: the distinct client
+(address, port) pairs of its access log, see ``SquidServer``; microsocks: ``client[N] ...:
 connected to``, one per tunnel it opened, so a connection refused at the auth step is not
 counted; ``ssh -v``: ``Connection to port P forwarding to socks port 0 requested.``). The
 log is appended to across ``restart()``, so the count is cumulative."""
@@ -32,6 +37,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -47,12 +53,14 @@ import pytest
 # (program, Debian package) of every program started here; .ci/run installs them
 PACKAGES = {
     "tinyproxy": "tinyproxy",
+    "squid": "squid",
     "microsocks": "microsocks",
     "ssh": "openssh-client",
     "sshd": "openssh-server",
     "ssh-keygen": "openssh-client",
 }
 HTTP_AUTH = ("alice", "s3cret.pass")  # tinyproxy rejects "s3cret pass" (see above)
+HTTP_AUTH_SQUID = ("alice", "s3cret pass")  # squid takes the space
 SOCKS_AUTH = ("alice", "s3cret pass")  # microsocks takes the space
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -91,6 +99,7 @@ class ProxyServer:
     log_stderr: bool  # the program logs to its stderr (else to ``log`` itself)
     probe_logged: bool  # the port probe of start() shows in connections()
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    start_timeout: float = START_TIMEOUT
 
     @property
     def url(self) -> str:
@@ -121,7 +130,7 @@ class ProxyServer:
                 stderr=log if self.log_stderr else subprocess.DEVNULL,
                 start_new_session=True,  # stop() kills the group: ssh's sshd child too
             )
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while True:
             if self.process.poll() is not None:
                 status = self.process.returncode
@@ -136,11 +145,11 @@ class ProxyServer:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(
-                        f"nothing listens on {self.host}:{self.port} after {START_TIMEOUT:g} s:\n{self.log_text()}"
+                        f"nothing listens on {self.host}:{self.port} after {self.start_timeout:g} s:\n{self.log_text()}"
                     ) from None
                 time.sleep(0.02)
         if self.probe_logged:  # wait until the probe is counted: counts start settled
-            deadline = time.monotonic() + START_TIMEOUT
+            deadline = time.monotonic() + self.start_timeout
             while self.connections() <= before:
                 if time.monotonic() > deadline:
                     self.stop()
@@ -216,6 +225,140 @@ def tinyproxy(auth: tuple[str, str] | None = None) -> Iterator[ProxyServer]:
             marker="Connect (file descriptor",
             log_stderr=False,
             probe_logged=True,
+        )
+        with _running(server):
+            yield server
+
+
+SQUID_CONF = """\
+http_port 127.0.0.1:{port}
+visible_hostname localhost
+pid_filename none
+coredump_dir {folder}
+cache_log stdio:{folder}/cache.log
+logformat sansnet %ts.%03tu %>a %>p %Ss/%03>Hs %rm %ru %un
+access_log stdio:{folder}/access.log sansnet
+buffered_logs off
+cache_store_log none
+cache deny all
+netdb_filename none
+pinger_enable off
+icp_port 0
+htcp_port 0
+dns_nameservers 127.0.0.1
+hosts_file /etc/hosts
+shutdown_lifetime 0 seconds
+client_persistent_connections on
+server_persistent_connections on
+acl sansnet_clients src 127.0.0.1/32
+{auth}
+http_access deny all
+"""
+
+SQUID_AUTH = """\
+auth_param basic program {helper} {folder}/passwd
+auth_param basic children 2
+auth_param basic realm sansnet-squid
+acl sansnet_authed proxy_auth REQUIRED
+http_access allow sansnet_clients sansnet_authed"""
+
+SQUID_HELPER = "/usr/lib/squid/basic_ncsa_auth"
+SQUID_START_TIMEOUT = 15.0
+
+
+@dataclass
+class SquidServer(ProxyServer):
+    """squid: its access log has a line per *request* (written when the request is done,
+    a ``CONNECT`` when its tunnel closes), each with the client's address and source
+    port (the ``sansnet`` logformat: ``%>a %>p``), and squid 5 also logs a connection
+    closed before its first request (``NONE_NONE/000 ...
+    error:transaction-end-before-headers``: start()'s probe is one). So
+    ``connections()`` counts the distinct (address, port) pairs in it: the client
+    connections squid accepted, once each has ended or carried a request. A source port
+    that the client's system reuses for a later connection would count once: Linux
+    hands out the ports to one destination in turn, so that takes some 28,000
+    connections."""
+
+    access_log: Path = field(default=Path("/dev/null"))
+    cache_log: Path = field(default=Path("/dev/null"))
+    service: str = "squid"  # squid -n: names its shared memory segments in /dev/shm
+
+    def connections(self) -> int:
+        try:
+            text = self.access_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return 0
+        return len({tuple(line.split()[1:3]) for line in text.splitlines() if line.strip()})
+
+    def log_text(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')}"
+            for path in (self.log, self.cache_log, self.access_log)
+            if path.exists()
+        )
+
+    def stop(self) -> None:
+        super().stop()
+        for segment in Path("/dev/shm").glob(f"{self.service}-*.shm"):  # left by a kill -9
+            segment.unlink(missing_ok=True)
+
+
+@contextmanager
+def squid(auth: tuple[str, str] | None = None) -> Iterator[ProxyServer]:
+    """squid 5 in the foreground (``-N``: no daemon, no kid processes) with its own
+    config in a temporary directory: no cache (``cache deny all``, no ``cache_dir``),
+    keep-alive to clients and to servers, ``CONNECT`` to any port (no ``Safe_ports`` /
+    ``SSL_ports`` rules), clients on 127.0.0.1 only, host names from /etc/hosts (so
+    ``localhost`` resolves without DNS). With ``auth``, Basic auth through squid's
+    ``basic_ncsa_auth`` helper and an ``openssl passwd -apr1`` file: squid hands the
+    helper the password URL-escaped, so a space in it works (``HTTP_AUTH_SQUID``). Started
+    as root, squid runs as ``cache_effective_user`` (``proxy`` on Debian): the directory
+    is handed to that user."""
+    binary = require("squid")
+    port = free_port()
+    service = f"sansnet{port}"
+    with tempfile.TemporaryDirectory(prefix="sn-squid-") as folder:
+        auth_lines = "http_access allow sansnet_clients"
+        if auth is not None:
+            if not os.access(SQUID_HELPER, os.X_OK):
+                pytest.fail(f"{SQUID_HELPER} is missing: `apt-get install squid`.")
+            hashed = (
+                subprocess.run(
+                    ["openssl", "passwd", "-apr1", "-stdin"],
+                    input=auth[1].encode(),
+                    capture_output=True,
+                    check=True,
+                    timeout=30,
+                )
+                .stdout.decode()
+                .strip()
+            )
+            Path(folder, "passwd").write_text(f"{auth[0]}:{hashed}\n")
+            auth_lines = SQUID_AUTH.format(helper=SQUID_HELPER, folder=folder)
+        Path(folder, "squid.conf").write_text(
+            SQUID_CONF.format(port=port, folder=folder, auth=auth_lines)
+        )
+        if os.geteuid() == 0:  # squid drops to the proxy user: its logs must be writable
+            import pwd
+
+            user = pwd.getpwnam("proxy")
+            for path in (Path(folder), *Path(folder).iterdir()):
+                os.chown(path, user.pw_uid, user.pw_gid)
+        server = SquidServer(
+            scheme="http",
+            host="127.0.0.1",
+            port=port,
+            username=auth[0] if auth else None,
+            password=auth[1] if auth else None,
+            command=[binary, "-N", "-n", service, "-f", f"{folder}/squid.conf"],
+            log=Path(folder) / "squid.out",
+            marker="",  # connections() is SquidServer's own
+            log_stderr=True,
+            probe_logged=True,
+            start_timeout=SQUID_START_TIMEOUT,
+            access_log=Path(folder) / "access.log",
+            cache_log=Path(folder) / "cache.log",
+            service=service,
         )
         with _running(server):
             yield server
@@ -327,6 +470,8 @@ class _Origin(http.server.BaseHTTPRequestHandler):
     peer's address as the origin saw it."""
 
     protocol_version = "HTTP/1.1"
+    wbufsize = 65536  # the head and the body in one write (else Nagle and a delayed ACK
+    # on the proxy's side cost 40 ms a response); handle_one_request() flushes
 
     def do_GET(self) -> None:
         body = json.dumps(
@@ -360,3 +505,42 @@ def http_origin() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(STOP_TIMEOUT)
+
+
+@dataclass
+class HttpsOrigin:
+    """``url`` (``https://localhost:PORT``) and ``ca_file`` (the PEM of the CA that
+    signed its certificate, for ``localhost`` and ``127.0.0.1``)."""
+
+    url: str
+    ca_file: str
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file)
+
+
+@contextmanager
+def https_origin() -> Iterator[HttpsOrigin]:
+    """``http_origin()``'s server over TLS, a trustme certificate for ``localhost`` and
+    ``127.0.0.1``. The handshake runs in the request's thread, not in accept()."""
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(
+        server.socket, server_side=True, do_handshake_on_connect=False
+    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    with tempfile.TemporaryDirectory(prefix="sn-origin-ca-") as folder:
+        ca_file = f"{folder}/ca.pem"
+        ca.cert_pem.write_to_path(ca_file)
+        try:
+            yield HttpsOrigin(f"https://localhost:{server.server_address[1]}", ca_file)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(STOP_TIMEOUT)

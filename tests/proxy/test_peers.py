@@ -1,7 +1,8 @@
 """The proxy fixtures proxy for real: each is used by httpx (or by a raw handshake, for
 what httpx does not speak) to reach the origin, its auth refuses wrong credentials, its
 own log counts the connections, and a restarted proxy kills its tunnels and serves again
-on the same port. sansnet's own proxy tests build on these fixtures."""
+on the same port. tinyproxy closes a client connection after each forwarded response;
+squid keeps it alive. sansnet's own proxy tests build on these fixtures."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from .peers import HTTP_AUTH, SOCKS_AUTH, ProxyServer
+from .peers import HTTP_AUTH, HTTP_AUTH_SQUID, SOCKS_AUTH, HttpsOrigin, ProxyServer
 
 pytestmark = pytest.mark.network
 
@@ -187,6 +188,84 @@ def test_fresh_http_proxy_restart_kills_tunnels_and_serves_again(
     with connect_tunnel(fresh_http_proxy, port) as again:
         assert get(again, "/after").startswith(b"HTTP/1.1 200")
     assert settled(fresh_http_proxy, count + 2) == count + 2  # the new probe, the tunnel
+
+
+# ---------------------------------------------------------------- squid
+
+
+def test_squid_proxy_keeps_the_client_connection_alive(
+    squid_proxy: ProxyServer, origin_url: str
+) -> None:
+    assert squid_proxy.url == f"http://127.0.0.1:{squid_proxy.port}"
+    before = squid_proxy.connections()
+    with httpx.Client(proxy=squid_proxy.url) as client:
+        answers = [client.get(f"{origin_url}/alive?n={n}") for n in range(50)]
+    for n, answer in enumerate(answers):
+        assert answer.status_code == 200
+        assert answer.json()["path"] == f"/alive?n={n}"
+        assert "squid" in answer.json()["headers"]["via"]  # it went through squid
+    # 50 forwarded requests, one client connection, by squid's own access log
+    assert settled(squid_proxy, before + 1) == before + 1
+
+
+def test_squid_proxy_tunnels_connect_to_a_tls_origin_and_any_port(
+    squid_proxy: ProxyServer, origin_url: str, https_origin_server: HttpsOrigin
+) -> None:
+    before = squid_proxy.connections()
+    verify = https_origin_server.client_context()
+    with httpx.Client(proxy=squid_proxy.url, verify=verify) as client:
+        answers = [client.get(f"{https_origin_server.url}/tls{n}") for n in range(3)]
+    assert [answer.json()["path"] for answer in answers] == ["/tls0", "/tls1", "/tls2"]
+    assert "via" not in answers[0].json()["headers"]  # a tunnel: squid saw only TLS
+    assert settled(squid_proxy, before + 1) == before + 1  # one tunnel, kept alive
+    with connect_tunnel(squid_proxy, origin_port(origin_url)) as tunnel:
+        first, second = get(tunnel, "/one"), get(tunnel, "/two")
+    assert b'"path": "/one"' in first
+    assert b'"path": "/two"' in second
+    assert settled(squid_proxy, before + 2) == before + 2
+
+
+def test_squid_proxy_auth_refuses_without_or_with_wrong_credentials(
+    squid_proxy_auth: ProxyServer, origin_url: str, https_origin_server: HttpsOrigin
+) -> None:
+    port = squid_proxy_auth.port
+    assert squid_proxy_auth.url == f"http://alice:s3cret%20pass@127.0.0.1:{port}"
+    assert (squid_proxy_auth.username, squid_proxy_auth.password) == HTTP_AUTH_SQUID
+    for proxy in (f"http://127.0.0.1:{port}", f"http://alice:wrong@127.0.0.1:{port}"):
+        with httpx.Client(proxy=proxy) as client:
+            refused = client.get(f"{origin_url}/secret")
+        assert refused.status_code == 407
+        assert refused.headers["proxy-authenticate"] == 'Basic realm="sansnet-squid"'
+    connect_tunnel(squid_proxy_auth, origin_port(origin_url), expect=b"407").close()
+    with connect_tunnel(squid_proxy_auth, origin_port(origin_url), credentials=True) as tunnel:
+        assert get(tunnel, "/tunnelled").startswith(b"HTTP/1.1 200")
+    before = squid_proxy_auth.connections()
+    with httpx.Client(proxy=squid_proxy_auth.url) as client:
+        answers = [client.get(f"{origin_url}/secret{n}") for n in range(5)]
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert "proxy-authorization" not in answers[0].json()["headers"]  # not passed on
+    assert settled(squid_proxy_auth, before + 1) == before + 1  # kept alive, auth and all
+    verify = https_origin_server.client_context()
+    with httpx.Client(proxy=squid_proxy_auth.url, verify=verify) as client:
+        assert client.get(f"{https_origin_server.url}/s").json()["path"] == "/s"
+
+
+def test_fresh_squid_proxy_restart_kills_tunnels_and_serves_again(
+    fresh_squid_proxy: ProxyServer, origin_url: str
+) -> None:
+    port = origin_port(origin_url)
+    url = fresh_squid_proxy.url
+    tunnel = connect_tunnel(fresh_squid_proxy, port)
+    assert get(tunnel, "/before").startswith(b"HTTP/1.1 200")
+    # start()'s probe; squid logs a tunnel when it ends, and this one dies unlogged
+    assert settled(fresh_squid_proxy, 1) == 1
+    fresh_squid_proxy.restart()
+    assert_dead(tunnel)
+    assert fresh_squid_proxy.url == url
+    assert fresh_squid_proxy.running
+    with connect_tunnel(fresh_squid_proxy, port) as again:
+        assert get(again, "/after").startswith(b"HTTP/1.1 200")
+    assert settled(fresh_squid_proxy, 3) == 3  # the new probe, the tunnel
 
 
 # ---------------------------------------------------------------- microsocks
