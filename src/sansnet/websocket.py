@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -244,12 +244,17 @@ class WebSocket:
                     continue
                 await self._pump()
 
-    def __aiter__(self) -> AsyncIterator[str | bytes]:
-        return self._iterate()
+    def __aiter__(self) -> WebSocket:
+        # The socket is its own iterator, not an async generator: leaving an `async for`
+        # by an exception (a send to a peer that has gone, say) leaves no generator for
+        # the garbage collector to finalize, which trio reports as a ResourceWarning.
+        return self
 
-    async def _iterate(self) -> AsyncIterator[str | bytes]:
-        while (message := await self.next()) is not None:
-            yield message
+    async def __anext__(self) -> str | bytes:
+        message = await self.next()
+        if message is None:
+            raise StopAsyncIteration
+        return message
 
     async def _pump(self, *, wait: bool = True) -> None:
         """Read and parse until a message is queued, a pong arrives, or the connection

@@ -3,10 +3,12 @@ Node's ws server, on asyncio, uvloop and trio."""
 
 from __future__ import annotations
 
+import gc
 import json
 import ssl
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import sansnet
@@ -131,6 +133,19 @@ async def test_burst_then_close_is_drained_in_order(websockets_port: int) -> Non
     received = [message async for message in ws]
     assert received == [f"message {index}" for index in range(50)]
     assert ws.close_code == 1000
+
+
+async def test_leaving_async_for_early_leaves_nothing_to_finalize(websockets_port: int) -> None:
+    """``async for`` over a socket, left by ``break`` (or an exception): when the socket
+    was iterated through an async generator, the generator was left unfinished, and trio
+    reported its garbage collection as a ResourceWarning (an error in this suite)."""
+    async with await sansnet.socket(f"ws://127.0.0.1:{websockets_port}/burst") as ws:
+        async for message in ws:
+            assert message == "message 0"
+            break
+        gc.collect()
+        await anyio.lowlevel.checkpoint()  # trio finalizes collected generators from its loop
+        assert await ws.next() == "message 1"  # nothing was lost by leaving the loop
 
 
 async def test_node_ws_echo_and_close(node_port: int) -> None:
