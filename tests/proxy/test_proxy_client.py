@@ -8,6 +8,7 @@ reports what arrived: the path, the fields (a proxy that forwarded the request a
 
 from __future__ import annotations
 
+import socket
 import ssl
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import trustme
 
 import sansnet as net
 from sansnet import InvalidArgument, ProxyError, ReadError, RemoteProtocolError, TLSError
+from tests.tcp.peers import socat_echo
 
 from .peers import HTTP_AUTH, SOCKS_AUTH, ProxyServer, free_port, require
 
@@ -227,8 +229,6 @@ def tls_front(ca: trustme.CA, backend_port: int, folder: Any) -> Iterator[int]:
         deadline = time.monotonic() + 10
         while True:
             try:
-                import socket
-
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
@@ -486,3 +486,73 @@ def test_the_cli_takes_a_proxy(http_proxy: ProxyServer) -> None:
     finally:
         server.terminate()
         server.wait(15)
+
+
+# -------------------------------------------------------------- proxies that fail us
+
+
+async def test_a_proxy_that_cannot_reach_the_server(
+    squid_proxy: ProxyServer, socks4a_proxy: ProxyServer
+) -> None:
+    closed = free_port()  # nobody listens there
+    with pytest.raises(ProxyError, match="could not reach the server") as failed:
+        await net.request(f"https://127.0.0.1:{closed}/", proxy=squid_proxy.url)
+    assert failed.value.status == 503  # squid's answer to a refused CONNECT
+    # ssh -D closes the connection instead of sending SOCKS4's refusal
+    with pytest.raises(ProxyError, match=f"tunnel to 127.0.0.1:{closed}") as refused:
+        await net.socket(f"ws://127.0.0.1:{closed}/", proxy=socks4a_proxy.url)
+    assert refused.value.status == 0
+
+
+async def test_a_proxy_of_another_kind_is_a_clear_error(
+    http_proxy: ProxyServer, socks5_proxy: ProxyServer
+) -> None:
+    """A proxy URL whose scheme does not match the server behind it."""
+    target = "http://127.0.0.1:9/"
+    # tinyproxy waits for the end of a request line that SOCKS5's greeting never sends
+    with pytest.raises(net.ConnectTimeout, match="did not open a tunnel"):
+        await net.request(
+            target, proxy=f"socks5://127.0.0.1:{http_proxy.port}", timeout=net.Timeout(connect=0.5)
+        )
+    with pytest.raises(net.ConnectTimeout, match="did not open a tunnel"):
+        await net.request(
+            target, proxy=f"socks4a://127.0.0.1:{http_proxy.port}", timeout=net.Timeout(connect=0.5)
+        )
+    # A server that is no proxy at all (socat echoing our bytes back): its "replies" are
+    # our own requests, which no SOCKS client mistakes for an answer.
+    with socat_echo() as echo:
+        with pytest.raises(ProxyError, match="does not speak SOCKS5: it chose the login"):
+            await net.request(target, proxy=f"socks5://127.0.0.1:{echo}")
+        with pytest.raises(ProxyError, match="does not speak SOCKS4a"):
+            await net.request(target, proxy=f"socks4a://127.0.0.1:{echo}")
+    with pytest.raises(ProxyError, match=r"did not answer CONNECT 127\.0\.0\.1:9 with HTTP"):
+        # microsocks answers a connection that does not start as SOCKS5, then drops it
+        await net.socket("ws://127.0.0.1:9/", proxy=f"http://127.0.0.1:{socks5_proxy.port}")
+
+
+async def test_a_proxy_that_never_answers_is_a_connect_timeout() -> None:
+    """A listening socket nobody accepts from: the TCP connection opens (the kernel's
+    backlog) and the CONNECT gets no answer."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        proxy = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(net.ConnectTimeout, match="did not open a tunnel"):
+            await net.request("https://example.com/", proxy=proxy, timeout=net.Timeout(connect=0.3))
+        with pytest.raises(net.ConnectTimeout):
+            await net.socket(
+                "wss://example.com/", proxy=proxy.replace("http", "socks5h"), timeout=0.3
+            )
+
+
+async def test_socks4a_has_no_ipv6(socks4a_proxy: ProxyServer) -> None:
+    with pytest.raises(ProxyError, match="SOCKS4 has no IPv6"):
+        await net.request("http://[::1]:9/", proxy=socks4a_proxy.url)
+
+
+async def test_socks_without_socksio_says_which_extra(
+    socks5_proxy: ProxyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "socksio", None)  # as if it were not installed
+    with pytest.raises(ProxyError, match=r"sansnet\[socks\]"):
+        await net.request("http://127.0.0.1:9/", proxy=socks5_proxy.url)

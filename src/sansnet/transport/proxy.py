@@ -272,9 +272,13 @@ async def _socks5(
         auth = cast(
             "socks5.SOCKS5AuthReply", conn.receive_data(await _read_exactly(stream, 2, deadline))
         )
-        if auth.method == socks5.SOCKS5AuthMethod.USERNAME_PASSWORD:
-            if proxy.username is None:  # pragma: no cover - we did not offer it
-                raise socksio.ProtocolError("the proxy chose a method we did not offer")
+        method = auth.method
+        if method not in methods and method != socks5.SOCKS5AuthMethod.NO_ACCEPTABLE_METHODS:
+            raise socksio.ProtocolError(
+                f"it chose the login method {method[0]:#04x}, which we did not offer"
+            )
+        if method == socks5.SOCKS5AuthMethod.USERNAME_PASSWORD:
+            assert proxy.username is not None  # offered only with a username
             conn.send(
                 socks5.SOCKS5UsernamePasswordRequest(
                     proxy.username.encode(), (proxy.password or "").encode()
@@ -291,7 +295,7 @@ async def _socks5(
                     "password in the proxy URL. Check them.",
                     proxy=proxy.description,
                 )
-        elif auth.method != socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED:
+        elif method == socks5.SOCKS5AuthMethod.NO_ACCEPTABLE_METHODS:
             wanted = "credentials" if proxy.username is None else "another way to log in"
             raise ProxyError(
                 f"The SOCKS5 proxy {proxy.description} requires {wanted}"
