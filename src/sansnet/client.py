@@ -294,8 +294,10 @@ class _PoolTransport(Transport):
     ) -> tuple[NetworkStream, ClientConnection]:
         scheme, host, port = origin
         default_headers: tuple[tuple[str, str], ...] = ()
+        proxy = self._proxy
+        # An https:// proxy is checked with the request's own TLS settings.
+        proxy_context = self._context() if proxy is not None and proxy.scheme == "https" else None
         with deadlines:
-            proxy = self._proxy
             if self._open_stream is not None:
                 stream = await self._open_stream(origin, deadlines.bound(deadlines.timeout.connect))
             elif self._unix_socket is not None:
@@ -319,7 +321,7 @@ class _PoolTransport(Transport):
                     proxy,
                     timeout=deadlines.bound(deadlines.timeout.connect),
                     backend=self._backend,
-                    proxy_context=self._context(),
+                    proxy_context=proxy_context,
                 )
                 if proxy.authorization is not None:
                     default_headers = (("Proxy-Authorization", proxy.authorization),)
@@ -331,7 +333,7 @@ class _PoolTransport(Transport):
                     ssl_context=self._context() if scheme == "https" else None,
                     timeout=deadlines.bound(deadlines.timeout.connect),
                     backend=self._backend,
-                    proxy_context=self._context(),
+                    proxy_context=proxy_context,
                 )
         return stream, ClientConnection(
             host,

@@ -116,6 +116,23 @@ class ProxyServer:
             return 0
         return sum(self.marker in line for line in text.splitlines())
 
+    def quiet_connections(self, quiet: float = 0.2, limit: float = 5.0) -> int:
+        """``connections()`` once it has not changed for ``quiet`` seconds (at most
+        ``limit``): what a test reads before its own requests, since a proxy logs some
+        connections only when they end (squid logs a tunnel when it closes), a little
+        after the previous test closed them."""
+        deadline = time.monotonic() + limit
+        count = self.connections()
+        stable_since = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            now = self.connections()
+            if now != count:
+                count, stable_since = now, time.monotonic()
+            elif time.monotonic() - stable_since >= quiet:
+                break
+        return count
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 

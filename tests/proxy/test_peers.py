@@ -119,7 +119,7 @@ def test_http_proxy_forwards_and_logs_a_connection_per_request(
     http_proxy: ProxyServer, origin_url: str
 ) -> None:
     assert http_proxy.url == f"http://127.0.0.1:{http_proxy.port}"
-    before = http_proxy.connections()
+    before = http_proxy.quiet_connections()
     with httpx.Client(proxy=http_proxy.url) as client:
         answers = [client.get(f"{origin_url}/hello?n={n}") for n in range(3)]
     for n, answer in enumerate(answers):
@@ -132,7 +132,7 @@ def test_http_proxy_forwards_and_logs_a_connection_per_request(
 
 
 def test_http_proxy_tunnels_connect_to_any_port(http_proxy: ProxyServer, origin_url: str) -> None:
-    before = http_proxy.connections()
+    before = http_proxy.quiet_connections()
     with connect_tunnel(http_proxy, origin_port(origin_url)) as tunnel:
         first, second = get(tunnel, "/one"), get(tunnel, "/two")  # one tunnel, kept alive
     assert first.startswith(b"HTTP/1.1 200")
@@ -197,7 +197,7 @@ def test_squid_proxy_keeps_the_client_connection_alive(
     squid_proxy: ProxyServer, origin_url: str
 ) -> None:
     assert squid_proxy.url == f"http://127.0.0.1:{squid_proxy.port}"
-    before = squid_proxy.connections()
+    before = squid_proxy.quiet_connections()
     with httpx.Client(proxy=squid_proxy.url) as client:
         answers = [client.get(f"{origin_url}/alive?n={n}") for n in range(50)]
     for n, answer in enumerate(answers):
@@ -211,7 +211,7 @@ def test_squid_proxy_keeps_the_client_connection_alive(
 def test_squid_proxy_tunnels_connect_to_a_tls_origin_and_any_port(
     squid_proxy: ProxyServer, origin_url: str, https_origin_server: HttpsOrigin
 ) -> None:
-    before = squid_proxy.connections()
+    before = squid_proxy.quiet_connections()
     verify = https_origin_server.client_context()
     with httpx.Client(proxy=squid_proxy.url, verify=verify) as client:
         answers = [client.get(f"{https_origin_server.url}/tls{n}") for n in range(3)]
@@ -239,7 +239,7 @@ def test_squid_proxy_auth_refuses_without_or_with_wrong_credentials(
     connect_tunnel(squid_proxy_auth, origin_port(origin_url), expect=b"407").close()
     with connect_tunnel(squid_proxy_auth, origin_port(origin_url), credentials=True) as tunnel:
         assert get(tunnel, "/tunnelled").startswith(b"HTTP/1.1 200")
-    before = squid_proxy_auth.connections()
+    before = squid_proxy_auth.quiet_connections()
     with httpx.Client(proxy=squid_proxy_auth.url) as client:
         answers = [client.get(f"{origin_url}/secret{n}") for n in range(5)]
     assert [answer.status_code for answer in answers] == [200] * 5
@@ -276,7 +276,7 @@ def test_socks5_proxy_connects_through_httpx(
     socks5_proxy: ProxyServer, origin_url: str, scheme: str
 ) -> None:
     assert socks5_proxy.url == f"socks5://127.0.0.1:{socks5_proxy.port}"
-    before = socks5_proxy.connections()
+    before = socks5_proxy.quiet_connections()
     proxy = socks5_proxy.url.replace("socks5://", f"{scheme}://")
     target = origin_url if scheme == "socks5" else origin_url.replace("127.0.0.1", "localhost")
     with httpx.Client(proxy=proxy) as client:
@@ -290,7 +290,7 @@ def test_socks5_proxy_auth_takes_the_password_with_a_space(
 ) -> None:
     port = socks5_proxy_auth.port
     assert socks5_proxy_auth.url == f"socks5://alice:s3cret%20pass@127.0.0.1:{port}"
-    before = socks5_proxy_auth.connections()
+    before = socks5_proxy_auth.quiet_connections()
     with httpx.Client(proxy=socks5_proxy_auth.url) as client:
         assert client.get(f"{origin_url}/in").json()["path"] == "/in"
     with pytest.raises(PermissionError):
@@ -320,7 +320,7 @@ def test_fresh_socks5_proxy_restart_kills_tunnels_and_serves_again(
 
 def test_socks4a_proxy_resolves_the_host_name(socks4a_proxy: ProxyServer, origin_url: str) -> None:
     assert socks4a_proxy.url == f"socks4a://127.0.0.1:{socks4a_proxy.port}"
-    before = socks4a_proxy.connections()
+    before = socks4a_proxy.quiet_connections()
     port = origin_port(origin_url)
     with socket.create_connection((socks4a_proxy.host, socks4a_proxy.port), timeout=5) as sock:
         # SOCKS4a: the address 0.0.0.1 means "the host name follows the user id"

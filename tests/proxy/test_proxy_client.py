@@ -8,6 +8,7 @@ reports what arrived: the path, the fields (a proxy that forwarded the request a
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import subprocess
@@ -125,7 +126,7 @@ async def test_plain_http_goes_to_the_proxy_in_absolute_form_with_its_credential
     http_proxy_auth: ProxyServer, ca: trustme.CA
 ) -> None:
     async with origins(ca) as origin, net.Client(proxy=http_proxy_auth.url) as client:
-        before = http_proxy_auth.connections()
+        before = http_proxy_auth.quiet_connections()
         response = await client.request(f"{origin.http}/a/b?c=d")
         assert response.status_code == 200
         seen = response.json()
@@ -182,7 +183,7 @@ async def test_websockets_through_a_connect_tunnel(
 ) -> None:
     async with origins(ca) as origin:
         for url in (f"{origin.ws}/chat", f"{origin.wss}/chat"):
-            before = http_proxy_auth.connections()
+            before = http_proxy_auth.quiet_connections()
             async with await net.socket(url, proxy=http_proxy_auth.url, verify=client_tls) as ws:
                 await ws.send("hello through the tunnel")
                 assert await ws.next() == "hello through the tunnel"
@@ -250,7 +251,7 @@ async def test_socks5_without_credentials(
 ) -> None:
     proxy = f"{scheme}://127.0.0.1:{socks5_proxy.port}"
     async with origins(ca) as origin:
-        before = socks5_proxy.connections()
+        before = socks5_proxy.quiet_connections()
         async with net.Client(proxy=proxy, verify=client_tls) as client:
             # localhost: socks5:// resolves it here, socks5h:// sends the name
             plain = await client.request(f"http://localhost:{origin.http.rsplit(':', 1)[1]}/p")
@@ -343,7 +344,7 @@ async def test_a_thousand_requests_through_a_tunnel_use_one_connection(
     http_proxy: ProxyServer, ca: trustme.CA, client_tls: ssl.SSLContext
 ) -> None:
     async with origins(ca) as origin:
-        before = http_proxy.connections()
+        before = http_proxy.quiet_connections()
         async with net.Client(proxy=http_proxy.url, verify=client_tls) as client:
             for number in range(1000):
                 response = await client.request(f"{origin.https}/{number}")
@@ -355,7 +356,7 @@ async def test_a_thousand_forwarded_requests_keep_the_proxy_connection_alive(
     squid_proxy: ProxyServer, ca: trustme.CA
 ) -> None:
     async with origins(ca) as origin:
-        before = squid_proxy.connections()
+        before = squid_proxy.quiet_connections()
         async with net.Client(proxy=squid_proxy.url) as client:
             for number in range(1000):
                 response = await client.request(f"{origin.http}/{number}")
@@ -401,7 +402,7 @@ async def test_the_environment_applies_to_websockets(
     http_proxy: ProxyServer, ca: trustme.CA, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with origins(ca) as origin:
-        before = http_proxy.connections()
+        before = http_proxy.quiet_connections()
         monkeypatch.setenv("ws_proxy", http_proxy.url)
         async with await net.socket(f"{origin.ws}/") as ws:
             await ws.send("via env")
@@ -459,7 +460,7 @@ def test_the_cli_takes_a_proxy(http_proxy: ProxyServer) -> None:
                 break
             time.sleep(0.2)
         assert probe.returncode == 0, probe.stderr
-        before = http_proxy.connections()
+        before = http_proxy.quiet_connections()
         result = subprocess.run(
             [sys.executable, "-m", "sansnet", "request", "--proxy", http_proxy.url, "-v", url],
             capture_output=True,
@@ -468,6 +469,41 @@ def test_the_cli_takes_a_proxy(http_proxy: ProxyServer) -> None:
         assert result.returncode == 0, result.stderr
         assert b"via" in result.stdout.lower()  # the echo service shows the proxy's Via
         assert settled(http_proxy, before + 1) > before
+        # sansnet socket --proxy: a CONNECT tunnel to the echo service's WebSocket
+        before = http_proxy.quiet_connections()
+        echoed = subprocess.run(
+            [
+                sys.executable,
+                *("-m", "sansnet", "socket", "--proxy", http_proxy.url, "--wait", "1"),
+                url.replace("http", "ws", 1),
+            ],
+            input=b"through the proxy\n",
+            capture_output=True,
+            timeout=30,
+        )
+        assert echoed.returncode == 0, echoed.stderr
+        assert echoed.stdout == b"through the proxy\n"
+        assert settled(http_proxy, before + 1) > before
+        # ... and the environment's proxy, unless --no-proxy
+        environment = {**os.environ, "ws_proxy": f"http://127.0.0.1:{free_port()}"}
+        for flags, code in ((), 1), (("--no-proxy",), 0):
+            outcome = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "sansnet",
+                    "socket",
+                    *flags,
+                    "--wait",
+                    "0.2",
+                    url.replace("http", "ws", 1),
+                ],
+                input=b"x\n",
+                capture_output=True,
+                timeout=30,
+                env=environment,
+            )
+            assert (outcome.returncode != 0) == bool(code), outcome.stderr
         refused = subprocess.run(
             [
                 sys.executable,
