@@ -214,13 +214,18 @@ LogFile "{log}"
 LogLevel Connect
 Allow 127.0.0.1
 {auth}
+{extra}
 """
 
 
 @contextmanager
-def tinyproxy(auth: tuple[str, str] | None = None) -> Iterator[ProxyServer]:
+def tinyproxy(
+    auth: tuple[str, str] | None = None, connect_ports: tuple[int, ...] = ()
+) -> Iterator[ProxyServer]:
     """tinyproxy in the foreground (``-d``) with its own config. No ``User``/``Group``:
-    it keeps the user it was started as (as root it only logs a warning)."""
+    it keeps the user it was started as (as root it only logs a warning).
+    ``connect_ports``: CONNECT only to these ports (tinyproxy answers 403 to others);
+    none: to any port."""
     binary = require("tinyproxy")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="sn-tinyproxy-") as folder:
@@ -228,7 +233,10 @@ def tinyproxy(auth: tuple[str, str] | None = None) -> Iterator[ProxyServer]:
         conf = Path(folder) / "tinyproxy.conf"
         conf.write_text(
             TINYPROXY_CONF.format(
-                port=port, log=log, auth=f"BasicAuth {auth[0]} {auth[1]}" if auth else ""
+                port=port,
+                log=log,
+                auth=f"BasicAuth {auth[0]} {auth[1]}" if auth else "",
+                extra="".join(f"ConnectPort {number}\n" for number in connect_ports),
             )
         )
         server = ProxyServer(

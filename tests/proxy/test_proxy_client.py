@@ -27,7 +27,7 @@ import sansnet as net
 from sansnet import InvalidArgument, ProxyError, ReadError, RemoteProtocolError, TLSError
 from tests.tcp.peers import socat_echo
 
-from .peers import HTTP_AUTH, SOCKS_AUTH, ProxyServer, free_port, require
+from .peers import HTTP_AUTH, SOCKS_AUTH, ProxyServer, free_port, require, tinyproxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.network]
 
@@ -538,6 +538,18 @@ async def test_a_proxy_that_cannot_reach_the_server(
     with pytest.raises(ProxyError, match=f"tunnel to 127.0.0.1:{closed}") as refused:
         await net.socket(f"ws://127.0.0.1:{closed}/", proxy=socks4a_proxy.url)
     assert refused.value.status == 0
+
+
+async def test_a_proxy_whose_rules_forbid_the_destination(
+    ca: trustme.CA, client_tls: ssl.SSLContext
+) -> None:
+    with tinyproxy(connect_ports=(443,)) as strict:  # CONNECT to port 443 only
+        async with origins(ca) as origin:
+            with pytest.raises(ProxyError, match="its rules forbid this destination") as refused:
+                await net.request(f"{origin.https}/", proxy=strict.url, verify=client_tls)
+            assert refused.value.status == 403
+            with pytest.raises(ProxyError, match="NO_PROXY, or proxy=None"):
+                await net.socket(f"{origin.ws}/", proxy=strict.url)
 
 
 async def test_a_proxy_of_another_kind_is_a_clear_error(
