@@ -25,7 +25,7 @@ import trustme
 
 import sansnet as net
 from sansnet import InvalidArgument, ProxyError, ReadError, RemoteProtocolError, TLSError
-from tests.tcp.peers import socat_echo
+from tests.tcp.peers import running, socat_echo
 
 from .peers import HTTP_AUTH, SOCKS_AUTH, ProxyServer, free_port, require, tinyproxy
 
@@ -217,29 +217,9 @@ def tls_front(ca: trustme.CA, backend_port: int, folder: Any) -> Iterator[int]:
     pem = folder / "proxy.pem"
     ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(str(pem))
     port = free_port()
-    process = subprocess.Popen(
-        [
-            require("socat"),
-            f"OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={pem},verify=0",
-            f"TCP:127.0.0.1:{backend_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    listen = f"OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={pem},verify=0"
+    with running([require("socat"), listen, f"TCP:127.0.0.1:{backend_port}"], port):
         yield port
-    finally:
-        process.kill()
-        process.wait(10)
 
 
 # ---------------------------------------------------------------------------- SOCKS
