@@ -333,16 +333,23 @@ async def test_a_thousand_requests_through_a_tunnel_use_one_connection(
 
 
 async def test_a_thousand_forwarded_requests_keep_the_proxy_connection_alive(
-    squid_proxy: ProxyServer, ca: trustme.CA
+    squid_proxy_auth: ProxyServer, ca: trustme.CA
 ) -> None:
+    """squid keeps its client connections alive; with Basic credentials (a password with
+    a space, percent-encoded in the URL) on the pooled connection to it."""
+    proxy = squid_proxy_auth
     async with origins(ca) as origin:
-        before = squid_proxy.quiet_connections()
-        async with net.Client(proxy=squid_proxy.url) as client:
+        before = proxy.quiet_connections()
+        async with net.Client(proxy=proxy.url) as client:
             for number in range(1000):
                 response = await client.request(f"{origin.http}/{number}")
                 assert response.status_code == 200
-                assert response.json()["path"] == f"/{number}"
-        assert settled(squid_proxy, before + 1) - before <= 2
+                seen = response.json()
+                assert seen["path"] == f"/{number}"
+        assert seen["via"]
+        assert "squid" in seen["via"]
+        assert seen["proxy_authorization"] is None  # the credentials stopped at squid
+        assert settled(proxy, before + 1) - before <= 2
 
 
 # ------------------------------------------------------- the environment, NO_PROXY
