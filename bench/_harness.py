@@ -11,6 +11,8 @@ import importlib.metadata
 import os
 import platform
 import shutil
+import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -135,3 +137,16 @@ def target_line(label: str, value: float | None, goal: float, why_not: Sequence[
         verdict = "met" if value >= goal else "NOT met"
         return f"{label}: {value:.2f}x, target >= {goal:g}x: {verdict}"
     return f"{label}: target >= {goal:g}x, n/a ({'; '.join(why_not)})"
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Wait until something accepts connections on 127.0.0.1:``port``: True, or False
+    when ``process`` exited first or ``seconds`` went by."""
+    deadline = time.monotonic() + seconds
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.01)
+    return False

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import re
 import shutil
@@ -47,8 +46,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import machine, table, versions
-from bench_client import BODY, NGINX_CONF, Nginx, free_port
+from _harness import machine, table, versions, wait_listening
+from bench_client import BODY, NGINX_CONF, Nginx, free_port, interleaved_best
 
 import sansnet
 from sansnet.protocol import H11_BUILD
@@ -193,14 +192,8 @@ class Squid:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(1500):  # at most 15 s
-            if self._process.poll() is not None:
-                break
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.01)
+        if wait_listening(self.port, self._process, 15):
+            return self
         log = (directory / "cache.log").read_text(errors="replace")[-2000:]
         self.__exit__()
         raise SystemExit(f"squid did not start:\n{log}")
@@ -241,14 +234,8 @@ class Tinyproxy:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(500):  # at most 5 s
-            if self._process.poll() is not None:
-                break
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.01)
+        if wait_listening(self.port, self._process, 5):
+            return self
         self.__exit__()
         raise SystemExit("tinyproxy did not start; see its log in " + self._dir.name)
 
@@ -363,19 +350,6 @@ Run = Callable[
 
 
 # ------------------------------------------------------------------------- running
-
-
-def interleaved_best(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
-    """The best time of each run over ``rounds`` rounds, the runs taking turns within
-    each round (bench_client's method)."""
-    for run in runs.values():
-        run()  # warm-up: imports, caches, first connections
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(rounds):
-        for name, run in runs.items():
-            gc.collect()
-            best[name] = min(best[name], run())
-    return best
 
 
 def main() -> None:
