@@ -50,37 +50,13 @@ from urllib.parse import quote
 
 import pytest
 
-# (program, Debian package) of every program started here; .ci/run installs them
-PACKAGES = {
-    "tinyproxy": "tinyproxy",
-    "squid": "squid",
-    "microsocks": "microsocks",
-    "ssh": "openssh-client",
-    "sshd": "openssh-server",
-    "ssh-keygen": "openssh-client",
-}
+from tests.tcp.peers import free_port, require
+
 HTTP_AUTH = ("alice", "s3cret.pass")  # tinyproxy rejects "s3cret pass" (see above)
 HTTP_AUTH_SQUID = ("alice", "s3cret pass")  # squid takes the space
 SOCKS_AUTH = ("alice", "s3cret pass")  # microsocks takes the space
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
-
-
-def require(program: str) -> str:
-    path = shutil.which(program)
-    if path is None and os.access(f"/usr/sbin/{program}", os.X_OK):
-        path = f"/usr/sbin/{program}"  # sshd, outside a non-root PATH
-    if path is None:
-        package = PACKAGES.get(program, program)
-        pytest.fail(f"{program} is not installed: `apt-get install {package}` (.ci/run does it).")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -434,7 +410,11 @@ def socks4a_server() -> Iterator[ProxyServer]:
     """``ssh -N -D 127.0.0.1:PORT`` to an ``sshd -i`` it runs itself (``ProxyCommand``),
     with throwaway keys: a SOCKS4a (and SOCKS4/SOCKS5) server without auth. Its
     ``connections()`` start at 1: the port probe that waited for it is one."""
-    ssh, sshd, keygen = require("ssh"), require("sshd"), require("ssh-keygen")
+    ssh, sshd, keygen = (
+        require("ssh", "openssh-client"),
+        require("sshd", "openssh-server"),
+        require("ssh-keygen", "openssh-client"),
+    )
     port = free_port()
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation

@@ -5,6 +5,7 @@ trio tests too). Each binds 127.0.0.1 and is stopped by the context manager."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -16,10 +17,17 @@ from contextlib import contextmanager
 import pytest
 
 
-def require(program: str) -> str:
+def require(program: str, package: str | None = None) -> str:
+    """The path of ``program`` (on PATH, or in /usr/sbin as sshd is for non-root users);
+    a missing one fails the test with the Debian ``package`` to install (default: the
+    program's name). Not a skip: CI installs every peer, and a skip would hide a gap."""
     path = shutil.which(program)
+    if path is None and os.access(f"/usr/sbin/{program}", os.X_OK):
+        path = f"/usr/sbin/{program}"
     if path is None:
-        pytest.fail(f"{program} is not installed: `apt-get install {program}` (.ci/run does it).")
+        pytest.fail(
+            f"{program} is not installed: `apt-get install {package or program}` (.ci/run does it)."
+        )
     return path
 
 
