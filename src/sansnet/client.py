@@ -56,7 +56,14 @@ from .protocol import (
 )
 from .protocol.headers import HeadersLike
 from .protocol.http11 import check_fields
-from .proxies import FROM_ENVIRONMENT, FromEnvironment, Proxy, ProxyEnvironment
+from .proxies import (
+    FROM_ENVIRONMENT,
+    FromEnvironment,
+    Proxy,
+    ProxyEnvironment,
+    environment_proxies,
+    given_proxy,
+)
 from .transport.connect import Backend, open_tcp_stream, open_unix_stream
 from .transport.pool import ConnectionPool, Origin, PoolLimits
 from .transport.proxy import open_proxy_stream, open_tunnel
@@ -690,14 +697,13 @@ class Client:
         self._proxy: Proxy | None = None
         self._proxy_env: ProxyEnvironment | None = None
         if proxy is FROM_ENVIRONMENT:
-            if trust_env and transport is None and open_stream is None and unix_socket is None:
-                environment = ProxyEnvironment.from_environ(os.environ)
-                if environment.configured:
-                    self._proxy_env = environment
-        elif proxy is not None:
-            if unix_socket is not None:
-                raise InvalidArgument("Pass proxy= or unix_socket=, not both.")
-            self._proxy = Proxy.parse(proxy)
+            self._proxy_env = environment_proxies(
+                os.environ,
+                trust_env=trust_env,
+                network=transport is None and open_stream is None and unix_socket is None,
+            )
+        else:
+            self._proxy = given_proxy(proxy, unix_socket)
         self._transports: dict[
             tuple[VerifyTypes, CertTypes | None, str | None, Proxy | None], Transport
         ] = {}
@@ -751,9 +757,7 @@ class Client:
         unix_socket = opts.get("unix_socket")
         given = opts.get("proxy", FROM_ENVIRONMENT)
         if given is not FROM_ENVIRONMENT:
-            if given is not None and unix_socket is not None:
-                raise InvalidArgument("Pass proxy= or unix_socket=, not both.")
-            proxy = None if given is None else Proxy.parse(given)
+            proxy = given_proxy(given, unix_socket)
         elif unix_socket is not None:
             proxy = None
         elif self._proxy_env is not None:

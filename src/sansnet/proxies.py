@@ -32,6 +32,8 @@ __all__ = [
     "Proxy",
     "ProxyEnvironment",
     "ProxyScheme",
+    "environment_proxies",
+    "given_proxy",
 ]
 
 ProxyScheme = Literal["http", "https", "socks5", "socks5h", "socks4a"]
@@ -464,3 +466,26 @@ def _variable(environ: Mapping[str, str], lower: str) -> tuple[str, str]:
         return lower, value
     upper = lower.upper()
     return upper, environ.get(upper, "").strip()
+
+
+def given_proxy(proxy: str | Proxy | None, unix_socket: str | None = None) -> Proxy | None:
+    """The proxy a ``proxy=`` option names (``None``: connect directly). A proxy and a
+    Unix socket exclude each other: :class:`~sansnet.InvalidArgument`."""
+    if proxy is None:
+        return None
+    if unix_socket is not None:
+        raise InvalidArgument("Pass proxy= or unix_socket=, not both.")
+    return Proxy.parse(proxy)
+
+
+def environment_proxies(
+    environ: Mapping[str, str], *, trust_env: bool, network: bool
+) -> ProxyEnvironment | None:
+    """The environment's proxies for a ``proxy=`` option left at
+    :data:`FROM_ENVIRONMENT`: None when ``trust_env`` is false, when the connection does
+    not go to the network by host and port (``network`` false: a Unix socket, a
+    replaced transport), or when the environment sets no proxy."""
+    if not (trust_env and network):
+        return None
+    environment = ProxyEnvironment.from_environ(environ)
+    return environment if environment.configured else None

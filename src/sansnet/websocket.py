@@ -56,7 +56,13 @@ from .protocol.websocket import (
     check_close_code,
 )
 from .protocol.websocket.connection import CLOSED, OPEN
-from .proxies import FROM_ENVIRONMENT, FromEnvironment, Proxy, ProxyEnvironment
+from .proxies import (
+    FROM_ENVIRONMENT,
+    FromEnvironment,
+    Proxy,
+    environment_proxies,
+    given_proxy,
+)
 from .transport.clock import now
 from .transport.connect import Backend, open_tcp_stream, open_unix_stream
 from .transport.proxy import open_tunnel
@@ -541,14 +547,14 @@ async def socket(
     )
     deadline = None if timeout is None else now() + timeout
     context: ssl.SSLContext | None = client_context(verify, cert) if scheme == "wss" else None
-    chosen: Proxy | None = None
+    chosen: Proxy | None
     if proxy is FROM_ENVIRONMENT:
-        if trust_env and open_stream is None and unix_socket is None:
-            chosen = ProxyEnvironment.from_environ(os.environ).select(scheme, host, port)
-    elif proxy is not None:
-        if unix_socket is not None:
-            raise InvalidArgument("Pass proxy= or unix_socket=, not both.")
-        chosen = Proxy.parse(proxy)
+        environment = environment_proxies(
+            os.environ, trust_env=trust_env, network=open_stream is None and unix_socket is None
+        )
+        chosen = environment.select(scheme, host, port) if environment is not None else None
+    else:
+        chosen = given_proxy(proxy, unix_socket)
     if open_stream is not None:
         stream = await open_stream((scheme, host, port), timeout)
     elif unix_socket is not None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import anyio
 
@@ -116,41 +116,68 @@ async def open_tunnel(
         proxy, timeout=timeout, backend=backend, proxy_context=proxy_context
     )
     try:
-        try:
-            if proxy.scheme in ("http", "https"):
-                await _http_connect(stream, proxy, host, port, deadline)
-            elif proxy.scheme == "socks4a":
-                await _socks4a(stream, proxy, host, port, deadline)
-            else:
-                await _socks5(stream, proxy, host, port, deadline)
-        except (ReadTimeout, WriteTimeout):
-            raise ConnectTimeout(
-                f"The proxy {proxy.description} did not open a tunnel to "
-                f"{_authority(host, port)} within {timeout} s (connect timeout)."
-            ) from None
-        except (ReadError, WriteError) as exc:
-            raise ProxyError(
-                f"The connection to the proxy {proxy.description} broke while it opened a "
-                f"tunnel to {_authority(host, port)}: {exc}",
-                proxy=proxy.description,
-            ) from exc
+        await _open_the_way(stream, proxy, host, port, deadline, timeout)
         if ssl_context is None:
             return stream
-        try:
-            return await stream.start_tls(ssl_context, host, _left(deadline))
-        except TimeoutError:
-            raise ConnectTimeout(
-                f"The TLS handshake with {_authority(host, port)} through the proxy "
-                f"{proxy.description} took longer than {timeout} s (connect timeout)."
-            ) from None
-        except (OSError, ssl.SSLError) as exc:
-            raise _connect_error(
-                exc, host, port, f"{_authority(host, port)} (through {proxy.description})"
-            ) from exc
+        return await _origin_tls(stream, proxy, host, port, ssl_context, deadline, timeout)
     except BaseException:
         stream.abort()
         await stream.aclose()
         raise
+
+
+async def _open_the_way(
+    stream: NetworkStream,
+    proxy: Proxy,
+    host: str,
+    port: int,
+    deadline: float | None,
+    timeout: float | None,
+) -> None:
+    """The proxy's handshake (CONNECT or SOCKS); a stream failing meanwhile is the
+    proxy's failure (ProxyError), a stream timing out the connect timeout."""
+    try:
+        if proxy.scheme in ("http", "https"):
+            await _http_connect(stream, proxy, host, port, deadline)
+        elif proxy.scheme == "socks4a":
+            await _socks4a(stream, proxy, host, port, deadline)
+        else:
+            await _socks5(stream, proxy, host, port, deadline)
+    except (ReadTimeout, WriteTimeout):
+        raise ConnectTimeout(
+            f"The proxy {proxy.description} did not open a tunnel to "
+            f"{_authority(host, port)} within {timeout} s (connect timeout)."
+        ) from None
+    except (ReadError, WriteError) as exc:
+        raise ProxyError(
+            f"The connection to the proxy {proxy.description} broke while it opened a "
+            f"tunnel to {_authority(host, port)}: {exc}",
+            proxy=proxy.description,
+        ) from exc
+
+
+async def _origin_tls(
+    stream: NetworkStream,
+    proxy: Proxy,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext,
+    deadline: float | None,
+    timeout: float | None,
+) -> NetworkStream:
+    """TLS with the origin inside the tunnel, its failures named as a direct
+    connection's are (TLSError, ConnectError, ConnectTimeout)."""
+    try:
+        return await stream.start_tls(ssl_context, host, _left(deadline))
+    except TimeoutError:
+        raise ConnectTimeout(
+            f"The TLS handshake with {_authority(host, port)} through the proxy "
+            f"{proxy.description} took longer than {timeout} s (connect timeout)."
+        ) from None
+    except (OSError, ssl.SSLError) as exc:
+        raise _connect_error(
+            exc, host, port, f"{_authority(host, port)} (through {proxy.description})"
+        ) from exc
 
 
 # ---------------------------------------------------------------------- HTTP CONNECT
@@ -218,14 +245,14 @@ def _refusal(proxy: Proxy, authority: str, status: int, reason: str) -> str:
 # ----------------------------------------------------------------------------- SOCKS
 
 
-def _socksio() -> Any:
+def _require_socksio() -> None:
+    """socksio is the ``socks`` extra: say so when it is missing."""
     try:
-        import socksio
+        import socksio  # noqa: F401
     except ImportError:
         raise ProxyError(
             "SOCKS proxies need the socksio package: pip install 'sansnet[socks]'."
         ) from None
-    return socksio
 
 
 async def _read_exactly(stream: NetworkStream, size: int, deadline: float | None) -> bytes:
@@ -255,8 +282,8 @@ async def _socks5(
 ) -> None:
     """RFC 1928 CONNECT, with RFC 1929 username/password when the URL has them.
     ``socks5://`` resolves the name here, ``socks5h://`` lets the proxy resolve it."""
-    socksio = _socksio()
-    from socksio import socks5
+    _require_socksio()
+    from socksio import ProtocolError, socks5
 
     authority = _authority(host, port)
     address = host
@@ -274,7 +301,7 @@ async def _socks5(
         )
         method = auth.method
         if method not in methods and method != socks5.SOCKS5AuthMethod.NO_ACCEPTABLE_METHODS:
-            raise socksio.ProtocolError(
+            raise ProtocolError(
                 f"it chose the login method {method[0]:#04x}, which we did not offer"
             )
         if method == socks5.SOCKS5AuthMethod.USERNAME_PASSWORD:
@@ -318,7 +345,7 @@ async def _socks5(
             "socks5.SOCKS5Reply",
             conn.receive_data(head + await _read_exactly(stream, size, deadline)),
         )
-    except socksio.ProtocolError as exc:
+    except ProtocolError as exc:
         raise ProxyError(
             f"The proxy {proxy.description} does not speak SOCKS5: {exc}.",
             proxy=proxy.description,
@@ -337,8 +364,8 @@ async def _socks4a(
 ) -> None:
     """SOCKS4a CONNECT: the proxy resolves the name; the username is the user id
     ("sansnet" when the URL has none)."""
-    socksio = _socksio()
-    from socksio import socks4
+    _require_socksio()
+    from socksio import ProtocolError, socks4
 
     authority = _authority(host, port)
     if ":" in host:
@@ -356,7 +383,7 @@ async def _socks4a(
     try:
         await stream.write(conn.data_to_send(), _left(deadline))
         reply = conn.receive_data(await _read_exactly(stream, 8, deadline))
-    except socksio.ProtocolError as exc:
+    except ProtocolError as exc:
         raise ProxyError(
             f"The proxy {proxy.description} does not speak SOCKS4a: {exc}.",
             proxy=proxy.description,
