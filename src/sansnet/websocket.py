@@ -217,11 +217,13 @@ class WebSocket:
         byte is written by the current writer before it lets go."""
         async with self._write_lock:
             while True:
-                data = self._conn.data_to_send()
-                if not data:
+                # Frame by frame: a large message's fragments are not joined first.
+                pieces = self._conn.pieces_to_send()
+                if not pieces:
                     return
                 try:
-                    await self._stream.write(data)
+                    for data in pieces:
+                        await self._stream.write(data)
                 except TransportError:
                     self._conn_lost()
                     raise self._closed_error() from None

@@ -16,6 +16,7 @@ from sansnet.errors import LocalProtocolError, RemoteProtocolError
 from sansnet.protocol.websocket import (
     CLOSED,
     CLOSING,
+    FRAGMENT_SIZE,
     OPEN,
     BinaryMessage,
     Closed,
@@ -30,7 +31,7 @@ from sansnet.protocol.websocket.closing import explain
 from sansnet.protocol.websocket.deflate import server_accept
 from sansnet.protocol.websocket.sizes import SizeLimits
 
-from .ws_frames import encode_frame
+from .ws_frames import encode_frame, frame_headers
 
 MASK = b"\x01\x02\x03\x04"
 MiB = 1024 * 1024
@@ -122,6 +123,91 @@ def test_fragmented_messages_are_reassembled() -> None:
     )
     assert events == [TextMessage("h€llo"), BinaryMessage(b"abcd")]
     assert server.data_to_send() == encode_frame(0xA, b"ping in between")  # the pong
+
+
+@pytest.mark.parametrize("role", ["client", "server"])
+def test_a_long_message_goes_out_in_fragments_of_fragment_size(role: str) -> None:
+    sender = WebSocketConnection(role)  # type: ignore[arg-type]
+    receiver = WebSocketConnection("server" if role == "client" else "client")
+    data = os.urandom(2 * FRAGMENT_SIZE + 1000)
+    sender.send_binary(data)
+    wire = sender.data_to_send()
+    assert frame_headers(wire) == [
+        (False, 0, 0x2, FRAGMENT_SIZE),
+        (False, 0, 0x0, FRAGMENT_SIZE),
+        (True, 0, 0x0, 1000),
+    ]
+    receiver.receive_data(wire)
+    assert receiver.events_received() == [BinaryMessage(data)]
+    # A message of exactly fragment_size bytes is one frame.
+    sender.send_binary(data[:FRAGMENT_SIZE])
+    assert frame_headers(sender.data_to_send()) == [(True, 0, 0x2, FRAGMENT_SIZE)]
+
+
+def test_a_long_text_is_fragmented_in_characters_and_arrives_whole() -> None:
+    client, server = pair(fragment_size=1000)
+    text = "é€🚀" * 1000  # 3,000 characters, 9,000 bytes of UTF-8
+    client.send_text(text)
+    wire = client.data_to_send()
+    frames = frame_headers(wire)
+    assert [opcode for _, _, opcode, _ in frames] == [0x1, 0x0, 0x0]
+    assert [fin for fin, _, _, _ in frames] == [False, False, True]
+    assert sum(length for _, _, _, length in frames) == len(text.encode())
+    server.receive_data(wire)
+    assert server.events_received() == [TextMessage(text)]
+    client.send_text("x" * 2500)
+    assert [length for *_, length in frame_headers(client.data_to_send())] == [1000, 1000, 500]
+
+
+def test_fragment_size_none_sends_one_frame_a_message() -> None:
+    client, server = pair(fragment_size=None)
+    data = os.urandom(3 * FRAGMENT_SIZE)
+    client.send_binary(data)
+    client.send_text("y" * (3 * FRAGMENT_SIZE))
+    wire = client.data_to_send()
+    assert frame_headers(wire) == [(True, 0, 0x2, len(data)), (True, 0, 0x1, len(data))]
+    server.receive_data(wire)
+    assert server.events_received() == [BinaryMessage(data), TextMessage("y" * len(data))]
+
+
+def test_compressed_messages_are_never_fragmented() -> None:
+    client, _ = pair(deflate=True, fragment_size=10)
+    data = os.urandom(1000)  # incompressible: the frame stays about as long
+    client.send_binary(data)
+    frames = frame_headers(client.data_to_send())
+    assert len(frames) == 1
+    assert frames[0][:3] == (True, 0x40, 0x2)  # FIN, RSV1 (compressed), binary
+
+
+def test_a_lone_surrogate_in_a_long_text_queues_nothing_and_breaks_nothing() -> None:
+    client, server = pair(fragment_size=100)
+    with pytest.raises(LocalProtocolError, match="no UTF-8 form"):
+        client.send_text("é" * 500 + "\udc80")  # the surrogate is in the last fragment
+    assert client.data_to_send() == b""
+    client.send_text("next")  # a new message, not a continuation of a broken one
+    wire = client.data_to_send()
+    assert frame_headers(wire) == [(True, 0, 0x1, 4)]
+    server.receive_data(wire)
+    assert server.events_received() == [TextMessage("next")]
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 1.5, "256"])
+def test_fragment_size_must_be_a_positive_int_or_none(size: object) -> None:
+    with pytest.raises(ValueError, match="fragment_size"):
+        WebSocketConnection("client", fragment_size=size)  # type: ignore[arg-type]
+
+
+def test_pieces_to_send_are_the_frames_unjoined() -> None:
+    client, server = pair(fragment_size=100)
+    assert client.pieces_to_send() == []
+    client.send_binary(b"a" * 250)
+    client.send_ping(b"p")
+    pieces = client.pieces_to_send()
+    assert [len(frame_headers(piece)) for piece in pieces] == [1, 1, 1, 1]
+    assert not client.wants_write
+    assert client.pieces_to_send() == []
+    server.receive_data(b"".join(pieces))
+    assert server.events_received() == [BinaryMessage(b"a" * 250)]  # the ping is answered
 
 
 def test_empty_fragments() -> None:

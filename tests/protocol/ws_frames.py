@@ -32,3 +32,25 @@ def encode_frame(
         return header + payload
     masked = bytes(byte ^ mask[index & 3] for index, byte in enumerate(payload))
     return header + mask + masked
+
+
+def frame_headers(data: bytes) -> list[tuple[bool, int, int, int]]:
+    """The frames in ``data`` as (fin, rsv bits, opcode, payload length), in order:
+    how a sender split its messages on the wire (payloads are skipped, masked or not)."""
+    frames = []
+    position = 0
+    while position < len(data):
+        first, second = data[position], data[position + 1]
+        length, position = second & 0x7F, position + 2
+        if length == 126:
+            (length,) = struct.unpack("!H", data[position : position + 2])
+            position += 2
+        elif length == 127:
+            (length,) = struct.unpack("!Q", data[position : position + 8])
+            position += 8
+        if second & 0x80:
+            position += 4  # the masking key
+        frames.append((bool(first & 0x80), first & 0x70, first & 0x0F, length))
+        position += length
+    assert position == len(data), "a frame is cut short"
+    return frames

@@ -22,7 +22,10 @@ async def test_echo_text_and_binary_with_websockets(
 ) -> None:
     ws = await sansnet.socket(f"ws://127.0.0.1:{websockets_port}/echo", compression=compression)
     assert (ws.close_code, ws.subprotocol, ws.closed) == (None, None, False)
-    for message in ["hello", "🚀" * 1000, b"\x00\xff" * 40000, b"", ""]:
+    # The last two go out in several frames (sansnet.protocol.websocket.FRAGMENT_SIZE)
+    # unless compressed, and come back whole.
+    big = [b"\x01\xfe" * 300_000, "€" * 300_000]
+    for message in ["hello", "🚀" * 1000, b"\x00\xff" * 40000, b"", "", *big]:
         await ws.send(message)
         assert await ws.next() == message
     await ws.send(b"as text", binary=False)
@@ -150,7 +153,12 @@ async def test_leaving_async_for_early_leaves_nothing_to_finalize(websockets_por
 
 async def test_node_ws_echo_and_close(node_port: int) -> None:
     async with await sansnet.socket(f"ws://127.0.0.1:{node_port}/echo") as ws:
-        for message in ["node", b"\x01" * 70000, "compress " * 500]:
+        for message in ["node", b"\x01" * 70000, "compress " * 500, b"\x02" * 700_000]:
+            await ws.send(message)
+            assert await ws.next() == message
+    # Uncompressed, a long message goes out in several frames (FRAGMENT_SIZE).
+    async with await sansnet.socket(f"ws://127.0.0.1:{node_port}/echo", compression=False) as ws:
+        for message in [b"\x02" * 700_000, "ü" * 300_000]:
             await ws.send(message)
             assert await ws.next() == message
     ws = await sansnet.socket(f"ws://127.0.0.1:{node_port}/ping")

@@ -14,6 +14,7 @@ from .closing import check_close_code, is_valid_received_close_code
 from .connection import (
     CLOSED,
     CLOSING,
+    FRAGMENT_SIZE,
     OPEN,
     BinaryMessage,
     Closed,
@@ -27,6 +28,7 @@ from .handshake import ClientHandshake, Handshake, accept, accept_key, is_upgrad
 __all__ = [
     "CLOSED",
     "CLOSING",
+    "FRAGMENT_SIZE",
     "OPEN",
     "BinaryMessage",
     "ClientHandshake",

@@ -414,7 +414,7 @@ class DeflateExtension(Extension):
         data: bytes,
         fin: bool,
     ) -> tuple[RsvBits, bytes]:
-        """Compress one whole message (sansnet never fragments what it sends)."""
+        """Compress one whole message (the connection sends compressed messages whole)."""
         if opcode.iscontrol() or len(data) < self.compress_threshold:
             return rsv, data
         compressor = self._compressor
