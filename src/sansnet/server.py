@@ -287,7 +287,10 @@ class Server(ListeningServer):
             self._records.discard(record)
             self._connection_ended()
             conn.send_eof()
-            await stream.aclose()
+            if self.stopping:  # (stop() may have begun since the check above)
+                await stream.aclose()  # stop() returns once every connection is closed
+            else:
+                await stream.aclose_soon()  # the loop goes on and closes it next
 
     async def _refuse(self, stream: NetworkStream) -> None:
         status, headers, body = problem(503, "The server is busy or stopping; try again later.")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from sansnet import ReadTimeout
@@ -112,3 +113,45 @@ async def test_small_reads_of_large_chunks_keep_every_byte_in_order() -> None:
             received += chunk
             index += 1
     assert bytes(received) == payload
+
+
+async def test_aclose_soon_closes_at_the_next_loop_iteration_and_the_peer_sees_it() -> None:
+    """With nothing left to send, aclose_soon() does not wait for the socket (the
+    server's end of a connection); it is gone one loop iteration later, on every
+    backend (where a stream has no fast path, aclose_soon is aclose)."""
+    async with connected() as (ours, theirs):
+        await ours.write(b"last words")
+        socket = ours.raw_socket
+        assert socket is not None
+        await ours.aclose_soon()
+        await anyio.lowlevel.checkpoint()  # one iteration: the loop closes the socket
+        assert socket.fileno() == -1
+        assert await theirs.receive() == b"last words"
+        with pytest.raises(anyio.EndOfStream):
+            await theirs.receive()
+        await ours.aclose()  # still fine afterwards, as aclose twice is
+
+
+async def test_aclose_soon_with_unsent_bytes_waits_for_them_as_aclose_does() -> None:
+    async with connected() as (ours, theirs):
+        if not isinstance(ours, AsyncioStream):
+            pytest.skip("the fast path and its fallback are the asyncio stream's")
+        # Fill the transport's buffer past what the socket takes while the peer does not
+        # read, without waiting for it (write() would wait at the high-water mark).
+        payload = b"x" * (8 * 1024 * 1024)
+        ours._transport.write(payload)  # type: ignore[attr-defined]
+        assert ours._transport.get_write_buffer_size() > 0  # type: ignore[attr-defined]
+        received = bytearray()
+
+        async def drain() -> None:
+            await anyio.sleep(0.05)  # aclose_soon must be waiting by now
+            while len(received) < len(payload):
+                received.extend(await theirs.receive())
+
+        socket = ours.raw_socket
+        assert socket is not None
+        async with anyio.create_task_group() as group:
+            group.start_soon(drain)
+            await ours.aclose_soon()
+            assert socket.fileno() == -1  # it waited until every byte was sent
+        assert bytes(received) == payload
