@@ -217,13 +217,14 @@ class WebSocket:
         byte is written by the current writer before it lets go."""
         async with self._write_lock:
             while True:
-                # Frame by frame: a large message's fragments are not joined first.
-                pieces = self._conn.pieces_to_send()
-                if not pieces:
+                # One write for everything queued (a large message's frames together): a
+                # send cancelled while its write waits then loses all of the message or
+                # none of it, never the frames after the first (see the stream's write).
+                data = self._conn.data_to_send()
+                if not data:
                     return
                 try:
-                    for data in pieces:
-                        await self._stream.write(data)
+                    await self._stream.write(data)
                 except TransportError:
                     self._conn_lost()
                     raise self._closed_error() from None

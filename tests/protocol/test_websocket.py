@@ -197,19 +197,6 @@ def test_fragment_size_must_be_a_positive_int_or_none(size: object) -> None:
         WebSocketConnection("client", fragment_size=size)  # type: ignore[arg-type]
 
 
-def test_pieces_to_send_are_the_frames_unjoined() -> None:
-    client, server = pair(fragment_size=100)
-    assert client.pieces_to_send() == []
-    client.send_binary(b"a" * 250)
-    client.send_ping(b"p")
-    pieces = client.pieces_to_send()
-    assert [len(frame_headers(piece)) for piece in pieces] == [1, 1, 1, 1]
-    assert not client.wants_write
-    assert client.pieces_to_send() == []
-    server.receive_data(b"".join(pieces))
-    assert server.events_received() == [BinaryMessage(b"a" * 250)]  # the ping is answered
-
-
 def test_empty_fragments() -> None:
     _, events = server_receiving(
         frame(0x1, b"", fin=False) + frame(0x0, b"", fin=False) + frame(0x0, b"")

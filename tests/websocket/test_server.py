@@ -342,3 +342,35 @@ async def test_idle_unread_clients_see_the_servers_1001_the_same_on_every_backen
         for ws in sockets:
             with pytest.raises(sansnet.ConnectionClosed):
                 await ws.send("after")
+
+
+async def test_a_send_cancelled_while_the_peer_is_slow_leaves_the_wire_whole(
+    anyio_backend_name: str,
+) -> None:
+    """A large message goes out in several frames (FRAGMENT_SIZE), written together: on
+    asyncio the transport takes all of them at once, so a send() cancelled while it waits
+    for the peer still delivers the whole message, and the next one follows it intact.
+    (trio's socket streams leave a cancelled write half-done: not this test's case.)"""
+    if anyio_backend_name != "asyncio":
+        pytest.skip("asyncio's transports take a write whole; trio's sockets do not")
+    big = os.urandom(24 * 1024 * 1024)  # more than loopback's socket buffers hold
+    may_read = anyio.Event()
+    sizes: list[int] = []
+
+    async def slow_reader(ws: WebSocket) -> None:
+        await may_read.wait()
+        async for message in ws:
+            sizes.append(len(message))
+            await ws.send(str(len(sizes)))
+
+    config = ServeConfig(handle_web_socket=slow_reader, max_message_size=32 * 1024 * 1024)
+    async with sansnet.serve(0, config) as handle:
+        ws = await sansnet.socket(ws_url(handle), compression=False)
+        with anyio.move_on_after(0.3) as scope:
+            await ws.send(big)
+        assert scope.cancelled_caught  # the send waited for the peer, and was cancelled
+        may_read.set()
+        await ws.send(b"after")
+        assert [await ws.next(), await ws.next()] == ["1", "2"]
+        assert sizes == [len(big), 5]
+        await ws.close()

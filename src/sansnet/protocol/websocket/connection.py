@@ -11,8 +11,7 @@ Contract, for both roles:
    hides a message sent before it. Pings are answered with pongs inside
    ``next_event`` and never surfaced.
 3. After *every* call of ``next_event`` and of the ``send_*``/``close`` methods, write
-   :meth:`~WebSocketConnection.data_to_send` to the peer (or the same bytes, unjoined,
-   from :meth:`~WebSocketConnection.pieces_to_send`).
+   :meth:`~WebSocketConnection.data_to_send` to the peer.
 4. The peer's protocol violations never raise: the connection sends the right close
    frame (1002 protocol error, 1007 invalid UTF-8, 1009 too big, 1011 internal error),
    records the exception in :attr:`~WebSocketConnection.error`, and returns
@@ -29,7 +28,7 @@ sent as several frames of at most that size (RFC 6455 section 5.4), unless
 permessage-deflate was agreed: every frame wsproto builds is copied about four times
 (and masked in Python on the client), and copies of 256 KiB reuse memory where copies of
 a whole large message make the allocator map and fault in fresh pages every time (1 MiB
-echoes run about 1.6x faster this way). ``fragment_size=None`` sends every message as
+echoes run about 1.3x faster this way). ``fragment_size=None`` sends every message as
 one frame.
 
 How it is built: **wsproto** parses and builds every frame (masking, fragmentation,
@@ -455,14 +454,6 @@ class WebSocketConnection:
         data = b"".join(out)
         out.clear()
         return data
-
-    def pieces_to_send(self) -> list[bytes]:
-        """The same bytes as :meth:`data_to_send`, as the frames were built (an empty
-        list if none): write them in order. A large message sent in fragments is then
-        written without being copied into one buffer first."""
-        out = self._out
-        self._out = []
-        return out
 
     def _check_open(self) -> None:
         if self._state is not OPEN:
