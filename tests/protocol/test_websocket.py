@@ -191,6 +191,44 @@ def test_a_lone_surrogate_in_a_long_text_queues_nothing_and_breaks_nothing() -> 
     assert server.events_received() == [TextMessage("next")]
 
 
+@pytest.mark.parametrize("failing_frame", [1, 2])
+def test_a_message_that_fails_halfway_queues_none_of_its_frames(
+    failing_frame: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building a frame can fail (no memory, an interrupt): none of the message goes
+    out. Once wsproto has built a first fragment it is mid-message for good, so the
+    connection closes with 1011 instead of gluing the next message onto the broken one."""
+    client, server = pair(fragment_size=100)
+    real_send = client._ws.send
+    calls = 0
+
+    def failing_send(event: object) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == failing_frame:
+            raise MemoryError
+        return real_send(event)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client._ws, "send", failing_send)
+    with pytest.raises(MemoryError):
+        client.send_binary(b"a" * 250)
+    monkeypatch.undo()
+    wire = client.data_to_send()
+    if failing_frame == 1:  # nothing was built: the connection goes on
+        assert wire == b""
+        assert client.state is OPEN
+        client.send_binary(b"next")
+        server.receive_data(client.data_to_send())
+        assert server.events_received() == [BinaryMessage(b"next")]
+    else:
+        assert [opcode for _, _, opcode, _ in frame_headers(wire)] == [0x8]  # close only
+        assert (client.state, client.close_code) == (CLOSING, 1011)
+        with pytest.raises(LocalProtocolError):
+            client.send_binary(b"next")
+        server.receive_data(wire)
+        assert server.events_received() == [Closed(1011, "Internal error.")]
+
+
 @pytest.mark.parametrize("size", [0, -1, True, 1.5, "256"])
 def test_fragment_size_must_be_a_positive_int_or_none(size: object) -> None:
     with pytest.raises(ValueError, match="fragment_size"):

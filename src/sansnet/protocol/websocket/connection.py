@@ -496,13 +496,21 @@ class WebSocketConnection:
     def _send_fragments(self, kind: Any, data: Any, size: int) -> None:
         """Queue one message as frames of at most ``size`` items of ``data`` (a str or a
         memoryview): the first with the message's opcode, then continuations, FIN on
-        the last."""
+        the last. All of them or none: if building one fails (memory, an interrupt),
+        none is queued, and since wsproto cannot be told the message is abandoned, the
+        connection is closed with 1011 rather than left to glue the next message on."""
         send = self._ws.send
-        out = self._out
+        frames: list[bytes] = []
         total = len(data)
-        for start in range(0, total, size):
-            end = start + size
-            out.append(send(kind(data=data[start:end], message_finished=end >= total)))
+        try:
+            for start in range(0, total, size):
+                end = start + size
+                frames.append(send(kind(data=data[start:end], message_finished=end >= total)))
+        except BaseException:
+            if frames:  # wsproto is now halfway through a message it will never finish
+                self.close(INTERNAL_ERROR, "Internal error.")
+            raise
+        self._out.extend(frames)
 
     def send_message(self, message: str | bytes) -> None:
         """Send a str as text or bytes as binary."""
