@@ -115,17 +115,23 @@ def socks5_tunnel(
 # ---------------------------------------------------------------- tinyproxy
 
 
+def forwarded_by_httpx(proxy: ProxyServer, origin_url: str, count: int, via: str) -> None:
+    """``count`` GETs through ``proxy`` on one httpx client, each answered by the origin
+    for its own path and marked by the proxy's Via field (it went through ``via``)."""
+    assert proxy.url == f"http://127.0.0.1:{proxy.port}"
+    with httpx.Client(proxy=proxy.url) as client:
+        answers = [client.get(f"{origin_url}/through?n={n}") for n in range(count)]
+    for n, answer in enumerate(answers):
+        assert answer.status_code == 200
+        assert answer.json()["path"] == f"/through?n={n}"
+        assert via in answer.json()["headers"]["via"]
+
+
 def test_http_proxy_forwards_and_logs_a_connection_per_request(
     http_proxy: ProxyServer, origin_url: str
 ) -> None:
-    assert http_proxy.url == f"http://127.0.0.1:{http_proxy.port}"
     before = http_proxy.quiet_connections()
-    with httpx.Client(proxy=http_proxy.url) as client:
-        answers = [client.get(f"{origin_url}/hello?n={n}") for n in range(3)]
-    for n, answer in enumerate(answers):
-        assert answer.status_code == 200
-        assert answer.json()["path"] == f"/hello?n={n}"
-        assert "tinyproxy" in answer.json()["headers"]["via"]  # it went through tinyproxy
+    forwarded_by_httpx(http_proxy, origin_url, 3, "tinyproxy")
     # tinyproxy closes the client connection after each forwarded response (with no
     # Connection: close): one connection per request, though the client kept alive
     assert settled(http_proxy, before + 3) == before + 3
@@ -196,14 +202,8 @@ def test_fresh_http_proxy_restart_kills_tunnels_and_serves_again(
 def test_squid_proxy_keeps_the_client_connection_alive(
     squid_proxy: ProxyServer, origin_url: str
 ) -> None:
-    assert squid_proxy.url == f"http://127.0.0.1:{squid_proxy.port}"
     before = squid_proxy.quiet_connections()
-    with httpx.Client(proxy=squid_proxy.url) as client:
-        answers = [client.get(f"{origin_url}/alive?n={n}") for n in range(50)]
-    for n, answer in enumerate(answers):
-        assert answer.status_code == 200
-        assert answer.json()["path"] == f"/alive?n={n}"
-        assert "squid" in answer.json()["headers"]["via"]  # it went through squid
+    forwarded_by_httpx(squid_proxy, origin_url, 50, "squid")
     # 50 forwarded requests, one client connection, by squid's own access log
     assert settled(squid_proxy, before + 1) == before + 1
 
