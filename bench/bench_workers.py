@@ -6,7 +6,9 @@
 
 Servers: ``sansnet serve workers_app:handler --workers N`` (bench/servers/workers_app.py,
 the same 13-byte body as bench_server.py's hello), and ``uvicorn _common:asgi_app
---workers 2 --http h11 --loop asyncio`` (the raw ASGI app of bench/servers/_common.py).
+--workers 2 --http h11 --loop asyncio`` (the raw ASGI app of bench/servers/_common.py),
+both without their access log (``--no-access-log``: each is on by default, and a log
+line per request is a benchmark of the logging module).
 wrk runs ``-t1 -c50`` unpinned: on a 2-core machine wrk takes a good part of one core,
 so two workers cannot double one worker's rate; the ratio is bounded by wrk's own CPU.
 Targets (issue #20): 2 workers >= 1.5x one worker, and >= 1.3x uvicorn-h11 --workers 2
@@ -29,13 +31,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _harness import machine, table, target_line, versions
 
+SANSNET = ["-m", "sansnet", "serve", "workers_app:handler", "--no-access-log"]
 SERVERS = {
-    "sansnet 1 worker": ["-m", "sansnet", "serve", "workers_app:handler", "--workers", "1"],
-    "sansnet 2 workers": ["-m", "sansnet", "serve", "workers_app:handler", "--workers", "2"],
-    "sansnet 2 workers uvloop": [
-        *["-m", "sansnet", "serve", "workers_app:handler", "--workers", "2"],
-        *["--backend", "uvloop"],
-    ],
+    "sansnet 1 worker": [*SANSNET, "--workers", "1"],
+    "sansnet 2 workers": [*SANSNET, "--workers", "2"],
+    "sansnet 2 workers uvloop": [*SANSNET, "--workers", "2", "--backend", "uvloop"],
     "uvicorn-h11 2 workers": [
         "-m",
         "uvicorn",

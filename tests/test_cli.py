@@ -19,7 +19,8 @@ import pytest
 
 import sansnet
 from sansnet import blocking
-from sansnet.cli import main
+from sansnet.cli import _serve_spec, build_parser, main
+from sansnet.workers import _config as worker_config
 
 SANSNET = [sys.executable, "-m", "sansnet"]
 BIG = os.urandom(3 * 1024 * 1024)
@@ -256,6 +257,59 @@ def test_serve_a_directory_and_stop_on_ctrl_c(tmp_path: Path) -> None:
     assert b"Serving " in stderr
     assert b'"GET /data.txt HTTP/1.1" 206' in stderr  # the access log
     assert b"Stopped." in stderr
+
+
+def test_serve_without_the_access_log(tmp_path: Path) -> None:
+    (tmp_path / "data.txt").write_text("0123456789")
+    port = _free_port()
+    process = subprocess.Popen(
+        [*SANSNET, "serve", str(tmp_path), "--port", str(port), "--no-access-log"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for(port)
+        assert blocking.request(f"http://127.0.0.1:{port}/data.txt").body == b"0123456789"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert b"Serving " in stderr
+    assert b"Stopped." in stderr
+    assert b"GET /data.txt" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "flag", "access_log"),
+    [
+        (None, None, True),  # the echo service: on, as uvicorn's default
+        ("cli_apps:handler", None, True),  # a handler: on
+        ("cli_apps:handler", "--no-access-log", False),
+        ("cli_apps:quiet", None, None),  # a ServeConfig keeps its own setting...
+        ("cli_apps:quiet", "--access-log", True),  # ...unless the option says otherwise
+        ("cli_apps:loud", "--no-access-log", False),
+    ],
+)
+def test_the_access_log_option_and_a_serve_config_of_its_own(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    target: str | None,
+    flag: str | None,
+    access_log: bool | None,
+) -> None:
+    (tmp_path / "cli_apps.py").write_text(
+        "import sansnet\n"
+        "def handler(request):\n"
+        "    return 'hi'\n"
+        "quiet = sansnet.ServeConfig(handle_request=handler)\n"
+        "loud = sansnet.ServeConfig(handle_request=handler, access_log=True)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["serve", *([target] if target else []), *([flag] if flag else [])]
+    spec = _serve_spec(build_parser().parse_args(argv))
+    assert spec.options.get("access_log") is access_log
+    expected = access_log if access_log is not None else False  # ServeConfig's default
+    assert worker_config(spec).access_log is expected
 
 
 def test_serve_the_echo_service(tmp_path: Path) -> None:

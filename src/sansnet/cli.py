@@ -4,6 +4,7 @@
                         [-o FILE] [--no-decompress] [--no-redirects] [--timeout S] [-v]
     sansnet serve [APP | DIR] [--port 8000] [--address 127.0.0.1] [--uds PATH]
                   [--workers N] [--backend asyncio|uvloop|trio] [--trusted-proxies LIST]
+                  [--access-log | --no-access-log]
     sansnet socket URL [--wait S]
     sansnet tcp HOST PORT [--tls] [-k] [--wait S]      stdin -> the stream -> stdout
     sansnet tcp --listen PORT [--address A] [--tls-cert PEM]   an echo service
@@ -50,7 +51,7 @@ from .protocol import Headers
 from .proxies import FROM_ENVIRONMENT, FromEnvironment
 from .server import ServeConfig, serve
 from .websocket import socket
-from .workers import Supervisor, WorkerSpec, echo_socket
+from .workers import Supervisor, WorkerSpec, echo_socket, load_app
 from .workers import _config as worker_config
 
 EXIT_OK, EXIT_USAGE, EXIT_NETWORK, EXIT_HTTP, EXIT_PROTOCOL = 0, 2, 3, 4, 5
@@ -228,10 +229,21 @@ def _serve_spec(args: argparse.Namespace) -> WorkerSpec:
         raise InvalidArgument(
             f"{target!r} is neither a directory nor an app (module:attribute, as myapp:handler)."
         )
-    options: dict[str, Any] = {"access_log": True}
+    options: dict[str, Any] = {}
+    if args.access_log is not None:
+        options["access_log"] = args.access_log
+    elif not _is_serve_config(app):
+        options["access_log"] = True  # as uvicorn: on unless told otherwise
     if args.trusted_proxies:
         options["trusted_proxies"] = [entry.strip() for entry in args.trusted_proxies.split(",")]
     return WorkerSpec(app, args.port, args.address, args.uds, args.backend, options)
+
+
+def _is_serve_config(app: str) -> bool:
+    """Whether ``app`` names a ServeConfig, whose own ``access_log`` then applies."""
+    if app == "echo" or app.startswith("static:"):
+        return False
+    return isinstance(load_app(app), ServeConfig)
 
 
 def _describe_app(app: str) -> str:
@@ -554,6 +566,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST",
         help="comma-separated proxy addresses/networks whose X-Forwarded-*/Forwarded "
         'fields are believed ("*": all, "unix": Unix socket peers)',
+    )
+    serve_parser.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one line per request on stderr (default: on, or the ServeConfig's "
+        "access_log when APP is one); --no-access-log turns it off",
     )
 
     socket_parser = commands.add_parser("socket", help="an interactive WebSocket session")
