@@ -89,6 +89,8 @@ LIBRARIES: tuple[Library, ...] = (
     Library("websockets-uvloop", "uvloop", default=False),
     Library("aiohttp-uvloop", "uvloop", default=False),
     Library("wsproto-anyio-trio", "trio", default=False),
+    # sansnet on trio with keepalive pings off, like trio-websocket (which has none).
+    Library("sansnet-trio-nopings", "trio", default=False),
 )
 LIBRARY_BY_NAME = {library.name: library for library in LIBRARIES}
 

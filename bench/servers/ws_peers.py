@@ -19,9 +19,10 @@ a stale or shifted echo never passes the check.
 
 Every library runs with compression off and its message-size limit raised to 16 MiB
 (where the default would not fit 1 MiB); everything else is the library's default
-(keepalive pings included: they never fire within a run). If sansnet cannot be imported
-or lacks the WebSocket API, both commands print ``not available (...)`` on stderr and exit
-with status 3.
+(keepalive pings included: they never fire within a run, but on trio they cost a cancel
+scope per read; ``sansnet-trio-nopings`` turns them off, as trio-websocket has none). If
+sansnet cannot be imported or lacks the WebSocket API, both commands print ``not
+available (...)`` on stderr and exit with status 3.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ LIBRARIES: dict[str, tuple[str, str]] = {
     "sansnet-asyncio": ("sansnet", "asyncio"),
     "sansnet-uvloop": ("sansnet", "uvloop"),
     "sansnet-trio": ("sansnet", "trio"),
+    # Without keepalive pings (ping_interval=None): like trio-websocket, which has none,
+    # so each read waits without a timeout (on trio, without a cancel scope).
+    "sansnet-trio-nopings": ("sansnet-nopings", "trio"),
     "websockets": ("websockets", "asyncio"),
     "websockets-uvloop": ("websockets", "uvloop"),
     "aiohttp": ("aiohttp", "asyncio"),
@@ -199,7 +203,7 @@ class Workload:
 # ================================================================ sansnet
 
 
-async def sansnet_server() -> None:
+async def sansnet_server(ping_interval: float | None = 20.0) -> None:
     sansnet = import_sansnet()
     import anyio
 
@@ -208,16 +212,25 @@ async def sansnet_server() -> None:
             await ws.send(message)
 
     config = sansnet.ServeConfig(
-        handle_web_socket=echo, address=HOST, compression=False, max_message_size=MAX_SIZE
+        handle_web_socket=echo,
+        address=HOST,
+        compression=False,
+        max_message_size=MAX_SIZE,
+        ping_interval=ping_interval,
     )
     async with sansnet.serve(0, config) as handle:
         announce(handle.port)
         await anyio.sleep_forever()
 
 
-async def sansnet_client(port: int, workload: Workload) -> None:
+async def sansnet_client(port: int, workload: Workload, ping_interval: float | None = 20.0) -> None:
     sansnet = import_sansnet()
-    ws = await sansnet.socket(f"ws://{HOST}:{port}/", compression=False, max_message_size=MAX_SIZE)
+    ws = await sansnet.socket(
+        f"ws://{HOST}:{port}/",
+        compression=False,
+        max_message_size=MAX_SIZE,
+        ping_interval=ping_interval,
+    )
     try:
         await workload.run(ws.send, ws.next)
     finally:
@@ -443,8 +456,18 @@ async def wsproto_client(port: int, workload: Workload) -> None:
 
 # ================================================================ main
 
+
+async def sansnet_server_without_pings() -> None:
+    await sansnet_server(ping_interval=None)
+
+
+async def sansnet_client_without_pings(port: int, workload: Workload) -> None:
+    await sansnet_client(port, workload, ping_interval=None)
+
+
 SERVERS = {
     "sansnet": sansnet_server,
+    "sansnet-nopings": sansnet_server_without_pings,
     "websockets": websockets_server,
     "aiohttp": aiohttp_server,
     "trio-websocket": trio_websocket_server,
@@ -452,6 +475,7 @@ SERVERS = {
 }
 CLIENTS = {
     "sansnet": sansnet_client,
+    "sansnet-nopings": sansnet_client_without_pings,
     "websockets": websockets_client,
     "aiohttp": aiohttp_client,
     "trio-websocket": trio_websocket_client,
@@ -464,7 +488,7 @@ def run(
 ) -> Any:
     """Run ``func(*args)`` on the event loop: plain asyncio, uvloop, or trio. The anyio-based
     peers (sansnet, wsproto-anyio) go through ``anyio.run``; the others run natively."""
-    if implementation in ("sansnet", "wsproto-anyio"):
+    if implementation in ("sansnet", "sansnet-nopings", "wsproto-anyio"):
         import anyio
 
         if loop == "uvloop":
@@ -523,7 +547,7 @@ def main() -> None:
         start_profile(args.profile)
 
     implementation, loop = LIBRARIES[args.library]
-    if implementation == "sansnet":
+    if implementation.startswith("sansnet"):
         import_sansnet()  # "not available" before anything else
     if args.role == "server":
         run(implementation, loop, SERVERS[implementation])
