@@ -279,14 +279,15 @@ def test_serve_without_the_access_log(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("target", "flag", "access_log"),
+    ("target", "flag", "option", "effective"),
     [
-        (None, None, True),  # the echo service: on, as uvicorn's default
-        ("cli_apps:handler", None, True),  # a handler: on
-        ("cli_apps:handler", "--no-access-log", False),
-        ("cli_apps:quiet", None, None),  # a ServeConfig keeps its own setting...
-        ("cli_apps:quiet", "--access-log", True),  # ...unless the option says otherwise
-        ("cli_apps:loud", "--no-access-log", False),
+        (None, None, True, True),  # the echo service: on, as uvicorn's default
+        ("cli_apps:handler", None, True, True),  # a handler: on
+        ("cli_apps:handler", "--no-access-log", False, False),
+        ("cli_apps:quiet", None, None, False),  # a ServeConfig keeps its own setting...
+        ("cli_apps:loud", None, None, True),
+        ("cli_apps:quiet", "--access-log", True, True),  # ...unless the option is given
+        ("cli_apps:loud", "--no-access-log", False, False),
     ],
 )
 def test_the_access_log_option_and_a_serve_config_of_its_own(
@@ -294,7 +295,8 @@ def test_the_access_log_option_and_a_serve_config_of_its_own(
     monkeypatch: pytest.MonkeyPatch,
     target: str | None,
     flag: str | None,
-    access_log: bool | None,
+    option: bool | None,
+    effective: bool,
 ) -> None:
     (tmp_path / "cli_apps.py").write_text(
         "import sansnet\n"
@@ -307,9 +309,8 @@ def test_the_access_log_option_and_a_serve_config_of_its_own(
     monkeypatch.syspath_prepend(str(tmp_path))
     argv = ["serve", *([target] if target else []), *([flag] if flag else [])]
     spec = _serve_spec(build_parser().parse_args(argv))
-    assert spec.options.get("access_log") is access_log
-    expected = access_log if access_log is not None else False  # ServeConfig's default
-    assert worker_config(spec).access_log is expected
+    assert spec.options.get("access_log") is option
+    assert worker_config(spec).access_log is effective
 
 
 def test_serve_the_echo_service(tmp_path: Path) -> None:
