@@ -279,15 +279,17 @@ def test_serve_without_the_access_log(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("target", "flag", "option", "effective"),
+    ("target", "flag", "effective"),
     [
-        (None, None, True, True),  # the echo service: on, as uvicorn's default
-        ("cli_apps:handler", None, True, True),  # a handler: on
-        ("cli_apps:handler", "--no-access-log", False, False),
-        ("cli_apps:quiet", None, None, False),  # a ServeConfig keeps its own setting...
-        ("cli_apps:loud", None, None, True),
-        ("cli_apps:quiet", "--access-log", True, True),  # ...unless the option is given
-        ("cli_apps:loud", "--no-access-log", False, False),
+        (None, None, True),  # the echo service: on, as uvicorn's default
+        ("DIR", None, True),  # a directory: on
+        ("cli_apps:handler", None, True),  # a handler: on
+        ("cli_apps:handler", "--access-log", True),
+        ("cli_apps:handler", "--no-access-log", False),
+        ("cli_apps:quiet", None, False),  # a ServeConfig keeps its own setting...
+        ("cli_apps:loud", None, True),
+        ("cli_apps:quiet", "--access-log", True),  # ...unless the option is given
+        ("cli_apps:loud", "--no-access-log", False),
     ],
 )
 def test_the_access_log_option_and_a_serve_config_of_its_own(
@@ -295,7 +297,6 @@ def test_the_access_log_option_and_a_serve_config_of_its_own(
     monkeypatch: pytest.MonkeyPatch,
     target: str | None,
     flag: str | None,
-    option: bool | None,
     effective: bool,
 ) -> None:
     (tmp_path / "cli_apps.py").write_text(
@@ -307,10 +308,39 @@ def test_the_access_log_option_and_a_serve_config_of_its_own(
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "cli_apps", raising=False)  # this test's file, gone after
+    target = str(tmp_path) if target == "DIR" else target
     argv = ["serve", *([target] if target else []), *([flag] if flag else [])]
     spec = _serve_spec(build_parser().parse_args(argv))
-    assert spec.options.get("access_log") is option
+    assert "cli_apps" not in sys.modules  # the app is imported where it is served
     assert worker_config(spec).access_log is effective
+
+
+def test_an_app_that_configures_logging_as_it_is_imported_keeps_the_access_log(
+    tmp_path: Path,
+) -> None:
+    # The app is imported after `sansnet serve` has set up logging, so its own
+    # basicConfig() is the no-op it would be under uvicorn.
+    (tmp_path / "loggingapp.py").write_text(
+        "import logging\n"
+        "logging.basicConfig(level=logging.WARNING)\n"
+        "def handler(request):\n"
+        "    return 'hi'\n"
+    )
+    port = _free_port()
+    process = subprocess.Popen(
+        [*SANSNET, "serve", "loggingapp:handler", "--port", str(port)],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for(port)
+        assert blocking.request(f"http://127.0.0.1:{port}/here").text == "hi"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert b'"GET /here HTTP/1.1" 200' in stderr
 
 
 def test_serve_the_echo_service(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ from .protocol import Headers
 from .proxies import FROM_ENVIRONMENT, FromEnvironment
 from .server import ServeConfig, serve
 from .websocket import socket
-from .workers import Supervisor, WorkerSpec, echo_socket, load_app
+from .workers import Supervisor, WorkerSpec, echo_socket
 from .workers import _config as worker_config
 
 EXIT_OK, EXIT_USAGE, EXIT_NETWORK, EXIT_HTTP, EXIT_PROTOCOL = 0, 2, 3, 4, 5
@@ -230,20 +230,17 @@ def _serve_spec(args: argparse.Namespace) -> WorkerSpec:
             f"{target!r} is neither a directory nor an app (module:attribute, as myapp:handler)."
         )
     options: dict[str, Any] = {}
+    # The access log is on unless told otherwise (as uvicorn's), but a ServeConfig app
+    # keeps its own setting. Decided where the app is loaded (after logging is set up),
+    # not here: importing it now could let it configure logging first.
+    handler_defaults: dict[str, Any] = {"access_log": True}
     if args.access_log is not None:
         options["access_log"] = args.access_log
-    elif not _is_serve_config(app):
-        options["access_log"] = True  # as uvicorn: on unless told otherwise
     if args.trusted_proxies:
         options["trusted_proxies"] = [entry.strip() for entry in args.trusted_proxies.split(",")]
-    return WorkerSpec(app, args.port, args.address, args.uds, args.backend, options)
-
-
-def _is_serve_config(app: str) -> bool:
-    """Whether ``app`` names a ServeConfig, whose own ``access_log`` then applies."""
-    if app == "echo" or app.startswith("static:"):
-        return False
-    return isinstance(load_app(app), ServeConfig)
+    return WorkerSpec(
+        app, args.port, args.address, args.uds, args.backend, options, handler_defaults
+    )
 
 
 def _describe_app(app: str) -> str:

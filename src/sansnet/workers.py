@@ -66,7 +66,10 @@ class WorkerSpec:
     """What every worker serves: ``app`` (``"module:attribute"``; or ``"echo"``, or
     ``"static:DIRECTORY"``), where (``port`` and ``address``, or ``uds``), the backend
     (``asyncio``, ``uvloop`` or ``trio``) and :class:`~sansnet.ServeConfig` options
-    that are plain data (``trusted_proxies``, ``access_log``, ``drain_timeout``...)."""
+    that are plain data (``trusted_proxies``, ``access_log``, ``drain_timeout``...).
+    ``handler_defaults`` are options for an app that is not a ServeConfig (a request
+    handler, the echo service, a directory); a ServeConfig app keeps its own values of
+    them, and ``options`` override both."""
 
     app: str
     port: int = 8000
@@ -74,6 +77,7 @@ class WorkerSpec:
     uds: str | None = None
     backend: str = "asyncio"
     options: dict[str, Any] = field(default_factory=dict)
+    handler_defaults: dict[str, Any] = field(default_factory=dict)
 
 
 def load_app(target: str) -> Any:
@@ -125,16 +129,19 @@ def _config(spec: WorkerSpec) -> Any:
     from .server import ServeConfig, _config
 
     options: dict[str, Any] = {"address": spec.address, "uds": spec.uds, **spec.options}
+    handler_options = {**spec.handler_defaults, **options}
     if spec.app == "echo":
-        return ServeConfig(handle_request=echo_request, handle_web_socket=echo_socket, **options)
+        return ServeConfig(
+            handle_request=echo_request, handle_web_socket=echo_socket, **handler_options
+        )
     if spec.app.startswith("static:"):
         from .static import StaticFiles
 
-        return ServeConfig(handle_request=StaticFiles(spec.app[7:]), **options)
+        return ServeConfig(handle_request=StaticFiles(spec.app[7:]), **handler_options)
     app = load_app(spec.app)
     if isinstance(app, ServeConfig):
         return replace(app, **options)
-    return _config(app, options)
+    return _config(app, handler_options)
 
 
 # ================================================================================ worker
