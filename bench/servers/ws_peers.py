@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import resource
@@ -457,17 +458,9 @@ async def wsproto_client(port: int, workload: Workload) -> None:
 # ================================================================ main
 
 
-async def sansnet_server_without_pings() -> None:
-    await sansnet_server(ping_interval=None)
-
-
-async def sansnet_client_without_pings(port: int, workload: Workload) -> None:
-    await sansnet_client(port, workload, ping_interval=None)
-
-
 SERVERS = {
     "sansnet": sansnet_server,
-    "sansnet-nopings": sansnet_server_without_pings,
+    "sansnet-nopings": functools.partial(sansnet_server, ping_interval=None),
     "websockets": websockets_server,
     "aiohttp": aiohttp_server,
     "trio-websocket": trio_websocket_server,
@@ -475,7 +468,7 @@ SERVERS = {
 }
 CLIENTS = {
     "sansnet": sansnet_client,
-    "sansnet-nopings": sansnet_client_without_pings,
+    "sansnet-nopings": functools.partial(sansnet_client, ping_interval=None),
     "websockets": websockets_client,
     "aiohttp": aiohttp_client,
     "trio-websocket": trio_websocket_client,
