@@ -159,11 +159,22 @@ class TcpStream:
             raise InvalidArgument(f"max_bytes must be a positive int, not {max_bytes!r}.")
         async with self._reading:
             if self._closed:
-                raise ReadError(
-                    f"The TCP stream to {self._stream.description} is closed (close() was "
-                    "called); connect again to read more."
-                )
-            return await self._stream.read(max_bytes, timeout)
+                raise self._closed_error()
+            try:
+                data = await self._stream.read(max_bytes, timeout)
+            except ReadError:
+                if self._closed:  # close() ran while this read waited
+                    raise self._closed_error() from None
+                raise
+            if not data and self._closed:  # the same, where the backend just ends the stream
+                raise self._closed_error()
+            return data
+
+    def _closed_error(self) -> ReadError:
+        return ReadError(
+            f"The TCP stream to {self._stream.description} is closed (close() was "
+            "called); connect again to read more."
+        )
 
     async def write(
         self, data: bytes | bytearray | memoryview | str, *, timeout: float | None = None

@@ -109,8 +109,12 @@ def test_kill_9_under_load_fails_only_what_the_dead_worker_held(
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
     assert non_2xx is None, report
     assert requests > 1000, report  # the other worker kept answering
-    # only the requests in flight on the killed worker's connections failed
-    assert failed <= connections, report
+    # Only the killed worker's connections failed: those it was serving, and those the
+    # kernel had already queued on its listening socket (a reconnect can land there in
+    # the moment before the dying process's socket closes; the kernel resets them). A
+    # connection can be in each group once, so each of wrk's connections fails at most
+    # twice; a worker group that stopped answering would fail thousands.
+    assert failed <= 2 * connections, report
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         now = set(server.worker_pids())

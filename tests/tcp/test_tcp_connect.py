@@ -211,6 +211,29 @@ async def test_read_timeout_leaves_the_stream_usable() -> None:
             await stream.send_eof()
 
 
+async def test_a_read_waiting_when_another_task_closes_the_stream_raises_read_error() -> None:
+    # The same error on every backend: asyncio's stream used to end quietly (b"", as if
+    # the peer had finished), trio's said ClosedResourceError.
+    with raw_server("half") as port:
+        stream = await net.tcp.connect("127.0.0.1", port)
+        outcome: list[object] = []
+
+        async def reader() -> None:
+            try:
+                outcome.append(await stream.read())
+            except ReadError as exc:
+                outcome.append(exc)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as group:
+                group.start_soon(reader)
+                await anyio.sleep(0.1)  # the read is waiting: the peer says nothing yet
+                await stream.close()
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], ReadError), outcome
+        assert "close() was called" in str(outcome[0])
+
+
 async def test_writes_after_the_end_fail_clearly_and_lose_nothing() -> None:
     with raw_server("bye") as port:
         stream = await net.tcp.connect("127.0.0.1", port)

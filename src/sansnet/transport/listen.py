@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import socket
 import ssl
 import stat
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, cast
 
 import anyio
 import anyio.abc
-from anyio.streams.tls import TLSListener
+from anyio.streams.stapled import MultiListener
+from anyio.streams.tls import TLSStream
 
 from sansnet.errors import BindError
 
@@ -37,6 +39,8 @@ from .streams import AnyioStream, AsyncioStream, NetworkStream, _StreamProtocol
 __all__ = ["UNIX_SOCKET_MODE", "Listener", "listen_tcp", "listen_unix"]
 
 Handler = Callable[[NetworkStream], Coroutine[Any, Any, None]]
+
+logger = logging.getLogger("sansnet.transport")
 
 
 class Listener:
@@ -147,6 +151,27 @@ def _asyncio_hand_off(
     return factory, scope, hand_off
 
 
+_RESOURCE_ERRNOS = frozenset(
+    code
+    for code in (getattr(errno, name, None) for name in ("EMFILE", "ENFILE", "ENOMEM", "ENOBUFS"))
+    if code is not None
+)
+"""accept() failures that mean "out of descriptors or memory for now", not a broken
+listener: wait a moment and accept again (what asyncio and trio's own serve loops do)."""
+
+ACCEPT_RETRY_DELAY = 0.1
+"""Seconds the accept loop waits after an out-of-resources failure before it tries again."""
+
+
+def _out_of_resources(exc: BaseException) -> OSError | None:
+    """The OSError behind an accept failure (anyio wraps it in BrokenResourceError) when
+    it is one of :data:`_RESOURCE_ERRNOS`, else None."""
+    cause = exc if isinstance(exc, OSError) else exc.__cause__
+    if isinstance(cause, OSError) and cause.errno in _RESOURCE_ERRNOS:
+        return cause
+    return None
+
+
 def _serve_anyio(
     listener: anyio.abc.Listener[Any],
     addresses: list[tuple[str, int]],
@@ -155,27 +180,62 @@ def _serve_anyio(
     ssl_context: ssl.SSLContext | None,
     tls_handshake_timeout: float,
 ) -> Listener:
-    if ssl_context is not None:
-        listener = TLSListener(
-            listener,
-            ssl_context,
-            standard_compatible=False,
-            handshake_timeout=tls_handshake_timeout,
-        )
+    """The accept loop on anyio's listeners (trio). Invariant: nothing a peer does and no
+    passing shortage ends it; only :meth:`Listener.close` (or a broken listening socket)
+    does. So it is written here rather than taken from ``Listener.serve``: an accept that
+    fails for lack of descriptors or memory (EMFILE, ENFILE, ENOMEM, ENOBUFS) is logged
+    and retried after :data:`ACCEPT_RETRY_DELAY`, and a failed TLS handshake (a scanner,
+    plain HTTP on the TLS port) closes that connection with a debug line, not a
+    traceback at error level."""
     scope = anyio.CancelScope()
     done = anyio.Event()
 
-    async def wrap(stream: anyio.abc.ByteStream) -> None:
+    async def serve_one(stream: anyio.abc.ByteStream) -> None:
+        if ssl_context is not None:
+            try:
+                with anyio.fail_after(tls_handshake_timeout):
+                    stream = await TLSStream.wrap(
+                        stream, ssl_context=ssl_context, standard_compatible=False
+                    )
+            except Exception as exc:  # cancellation is a BaseException: it goes on
+                await anyio.aclose_forcefully(stream)
+                logger.debug("TLS handshake failed: %r", exc)
+                return
         await handler(AnyioStream(stream))
 
-    async def accept_loop() -> None:
+    async def accept_loop(one: anyio.abc.SocketListener) -> None:
+        while True:
+            try:
+                stream = await one.accept()
+            except (anyio.BrokenResourceError, OSError) as exc:
+                cause = _out_of_resources(exc)
+                if cause is None:
+                    raise
+                logger.error(
+                    "Accepting a connection failed (%s); retrying in %s s. Raise the "
+                    "open-file limit (ulimit -n) or lower max_connections.",
+                    cause.strerror or cause,
+                    ACCEPT_RETRY_DELAY,
+                )
+                await anyio.sleep(ACCEPT_RETRY_DELAY)
+                continue
+            task_group.start_soon(serve_one, stream)
+
+    async def accept_loops() -> None:
+        # A host name may resolve to several addresses: one listener, one loop each.
+        listeners = cast(
+            "Sequence[anyio.abc.SocketListener]",
+            listener.listeners if isinstance(listener, MultiListener) else [listener],
+        )
         try:
             with scope:
-                await listener.serve(wrap, task_group)
+                async with anyio.create_task_group() as loops:
+                    for one in listeners:
+                        loops.start_soon(accept_loop, one)
         finally:
             done.set()
 
-    task_group.start_soon(accept_loop)
+    task_group.start_soon(accept_loops)
     return _AnyioListener(listener, scope, done, addresses)
 
 
