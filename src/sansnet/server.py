@@ -12,7 +12,8 @@ A handler gets a :class:`ServeRequest` and returns str, bytes or None (200,
 ``headers`` and ``body``. Handlers may be ``async def`` or plain functions (a plain
 function runs on the event loop thread: keep it quick). An exception in a handler
 becomes a 500, is logged to the ``sansnet.server`` logger with its traceback, and the
-server goes on. Defaults and the attack each one stops are listed in
+server goes on; any other failure while serving a connection is logged there too and
+closes that connection only. Defaults and the attack each one stops are listed in
 :class:`ServeConfig`.
 """
 
@@ -283,6 +284,14 @@ class Server(ListeningServer):
             await ServerSession(self, stream, conn, record).serve()
         except (TransportError, LocalProtocolError):
             pass  # the peer went away mid-exchange: nothing to answer, nothing to log
+        except Exception:
+            # A defect of ours (the handler's errors are answered with 500 before
+            # this): it must end this connection only, never the server.
+            logger.exception(
+                "Serving the connection from %s failed; that connection is closed, the "
+                "server goes on.",
+                stream.description,
+            )
         finally:
             self._records.discard(record)
             self._connection_ended()

@@ -7,6 +7,7 @@ exchange) run in memory on virtual time in test_serve_in_memory.py."""
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import socket
 import tracemalloc
@@ -18,6 +19,7 @@ import pytest
 
 import sansnet
 from sansnet import ServeConfig, ServeRequest, ServeResponse
+from sansnet.server import Server
 
 pytestmark = pytest.mark.anyio
 
@@ -108,6 +110,38 @@ async def test_descriptors_return_to_baseline_after_a_thousand_connections() -> 
                 break
             await anyio.sleep(0.05)
         assert _open_fds() <= baseline
+
+
+async def test_an_unexpected_error_serving_a_connection_ends_only_that_connection(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A defect outside the handler (a forwarding header used to raise ValueError) is
+    logged and closes its connection; the listener and the other connections go on."""
+    make_request = Server._make_request
+
+    def failing(self: Server, head: Any, *args: Any) -> ServeRequest:
+        if head.target == "/boom":
+            raise RuntimeError("a defect")
+        return make_request(self, head, *args)
+
+    monkeypatch.setattr(Server, "_make_request", failing)
+    with caplog.at_level(logging.ERROR, logger="sansnet.server"):
+        async with sansnet.serve(0, hello) as handle:
+            other = await anyio.connect_tcp("127.0.0.1", handle.port)
+            await other.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await other.receive()).endswith(b"hello")  # kept alive
+            received = await raw_exchange(handle.port, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert received == b""  # closed, nothing to say
+            await anyio.sleep(0.1)
+            with anyio.fail_after(5):
+                await other.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert (await other.receive()).endswith(b"hello")
+            await other.aclose()
+            assert (await sansnet.request(handle.url, timeout=5)).text == "hello"
+    [record] = [r for r in caplog.records if r.name == "sansnet.server"]
+    assert "that connection is closed, the server goes on" in record.getMessage()
+    assert record.exc_info is not None
+    assert str(record.exc_info[1]) == "a defect"
 
 
 async def test_graceful_stop_finishes_in_flight_requests_and_closes_idle_ones() -> None:
