@@ -67,6 +67,11 @@ SHUTTING_DOWN = "The server is shutting down."
 
 TEXT_PLAIN = "text/plain; charset=utf-8"
 
+# A streamed sync body yields to the event loop once this many bytes are written, a
+# chunk counting _CHUNK_COST more than its size (so empty chunks count too).
+_CHECKPOINT_EVERY = 64 * 1024
+_CHUNK_COST = 1024
+
 
 async def close_body(body: object) -> None:
     """Run a streamed body's cleanup (a generator's ``finally``) now that its response
@@ -343,11 +348,20 @@ class ServerSession:
         headers: Any,
         body: AsyncIterable[bytes] | Iterable[bytes],
     ) -> None:
+        """Write a response whose body is an iterable: the head, each chunk as the
+        body yields it, the end. A response that carries no body (to HEAD, a 204 or
+        304) ends after its head; its body is closed unread, never iterated (an
+        endless event stream would otherwise run on, unseen)."""
         stream = self._stream
         conn = self._conn
         timeout = self._config.body_timeout
         try:
             conn.start_response(status, headers)
+            if not conn.response_has_body:
+                conn.send_end()
+                await stream.write(conn.data_to_send(), timeout)
+                await close_body(body)
+                return
             await stream.write(conn.data_to_send(), timeout)
             try:
                 if isinstance(body, AsyncIterable):
@@ -357,11 +371,20 @@ class ServerSession:
                         if data:
                             await stream.write(data, timeout)
                 else:
+                    # A write returns at once while the transport takes data (asyncio):
+                    # without a checkpoint, an endless iterator and a fast reader would
+                    # keep the event loop from everyone else. One every 64 chunks or
+                    # 64 KiB, as a checkpoint per chunk halves the rate of small chunks.
+                    unchecked = 0
                     for chunk in body:
                         conn.send_data(_as_bytes(chunk))
                         data = conn.data_to_send()
                         if data:
                             await stream.write(data, timeout)
+                        unchecked += len(data) + _CHUNK_COST
+                        if unchecked >= _CHECKPOINT_EVERY:
+                            unchecked = 0
+                            await anyio.lowlevel.checkpoint()
             except (TransportError, LocalProtocolError):
                 raise
             except Exception:

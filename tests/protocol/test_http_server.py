@@ -848,6 +848,28 @@ def test_head_request_gets_length_but_no_body() -> None:
     assert conn.data_to_send() == b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
 
 
+@pytest.mark.parametrize(
+    ("request_head", "status", "has_body"),
+    [
+        (GET, 200, True),
+        (GET, 204, False),
+        (GET, 304, False),
+        (b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", 200, False),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", 404, True),
+    ],
+)
+def test_response_has_body(request_head: bytes, status: int, has_body: bool) -> None:
+    """What a driver streaming a body reads to skip producing one nobody gets."""
+    conn = ServerConnection()
+    feed(conn, request_head)
+    conn.start_response(status)
+    assert conn.response_has_body is has_body
+    conn.send_end()
+    assert conn.our_state is IDLE
+    feed(conn, GET)  # the next request starts with a clean slate
+    assert conn.response_has_body
+
+
 @pytest.mark.parametrize("status", [204, 304])
 def test_bodiless_statuses(status: int) -> None:
     conn = ServerConnection()

@@ -144,6 +144,39 @@ async def test_an_unexpected_error_serving_a_connection_ends_only_that_connectio
     assert str(record.exc_info[1]) == "a defect"
 
 
+@pytest.mark.parametrize(
+    ("chunk", "count"), [(b"x" * 100, 200), (b"", 1000)], ids=["small", "empty"]
+)
+async def test_a_sync_streamed_body_lets_the_event_loop_run(chunk: bytes, count: int) -> None:
+    """Writing to a socket that takes the data at once does not yield on asyncio (and
+    an empty chunk writes nothing anywhere): an endless sync iterator would keep every
+    other task and connection waiting. The body yields to the loop as it goes."""
+    ticks = 0
+    seen: list[int] = []
+
+    def chunks() -> Any:
+        for _ in range(count):
+            seen.append(ticks)
+            yield chunk
+        yield b"end"
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    async with (
+        sansnet.serve(0, lambda request: ServeResponse(body=chunks())) as handle,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(ticker)
+        response = await sansnet.request(handle.url, timeout=5)
+        group.cancel_scope.cancel()
+    assert response.body == chunk * count + b"end"
+    assert seen[-1] > seen[0]  # other tasks ran while the body was produced
+
+
 async def test_graceful_stop_finishes_in_flight_requests_and_closes_idle_ones() -> None:
     started = anyio.Event()
 

@@ -885,6 +885,14 @@ class ServerConnection(HTTPConnection):
             and conn.our_state is h11.IDLE
         )
 
+    @property
+    def response_has_body(self) -> bool:
+        """Whether the response begun with :meth:`start_response` carries a body
+        (valid from then until the next request head): False when it answers HEAD or
+        its status is 204 or 304, where :meth:`send_data` drops every byte. A driver
+        streaming a body then produces none of it and calls :meth:`send_end` at once."""
+        return not self._no_body
+
     # ---------------------------------------------------------------- input
 
     def _skips_empty_lines(self) -> bool:
