@@ -187,16 +187,16 @@ class ServerSession:
             if type(event) is RequestHead:
                 return event
             if event is NEED_DATA:
+                if self._server.stopping:
+                    return None  # idle, or partway through a head: no request to finish
                 if conn.idle:
-                    if self._server.stopping:
-                        return None
-                    record.idle = True
+                    record.awaiting_head = True
                     try:
                         await receive(stream, conn, config.keepalive_timeout)
                     except (ReadTimeout, ReadError):
                         return None  # idle too long, or closed by stop(): end quietly
                     finally:
-                        record.idle = False
+                        record.awaiting_head = False
                 else:
                     # The head's clock starts at its first bytes: set when the head turns
                     # out incomplete, microseconds later, not on every request.
@@ -208,11 +208,15 @@ class ServerSession:
                         if timeout <= 0:
                             await self._timeout_head()
                             return None
+                    record.awaiting_head = True  # not a request yet: stop() may close it
                     try:
                         await receive(stream, conn, timeout)
                     except ReadTimeout:
+                        record.awaiting_head = False  # (the 408 is not cut short)
                         await self._timeout_head()
                         return None
+                    finally:
+                        record.awaiting_head = False
                 self._date.refresh()  # the engine may answer an error from what came
                 continue
             if isinstance(event, PeerClosed) or event is PAUSED:

@@ -194,11 +194,13 @@ class ServeConfig:
 class _ConnectionRecord:
     """What stop() needs to know about one connection."""
 
-    __slots__ = ("idle", "in_request", "stream", "websocket")
+    __slots__ = ("awaiting_head", "in_request", "stream", "websocket")
 
     def __init__(self, stream: NetworkStream) -> None:
         self.stream = stream
-        self.idle = False  # waiting for the next request with nothing buffered
+        # Reading for the next request head (nothing yet, or part of one): no request
+        # to finish, so stop() may close the connection at once.
+        self.awaiting_head = False
         self.in_request = False
         self.websocket: WebSocket | None = None
 
@@ -244,14 +246,15 @@ class Server(ListeningServer):
         return "https" if self.config.tls is not None else "http"
 
     async def _drain(self) -> None:
-        """Graceful stop: idle connections close now, busy ones after their response,
-        WebSockets with 1001; whatever is left after drain_timeout is cancelled."""
+        """Graceful stop: connections with no request in progress (idle, or partway
+        through a request head) close now, busy ones after their response, WebSockets
+        with 1001; whatever is left after drain_timeout is cancelled."""
         for record in list(self._records):
             if record.websocket is not None:
                 self._task_group.start_soon(_close_going_away, record.websocket)  # type: ignore[union-attr]
-            elif record.idle and not record.in_request:
-                # Closing the stream ends the idle read at once (cheaper than a cancel
-                # scope around every keep-alive wait).
+            elif record.awaiting_head and not record.in_request:
+                # Closing the stream ends the read at once (cheaper than a cancel scope
+                # around every keep-alive wait).
                 self._task_group.start_soon(record.stream.aclose)  # type: ignore[union-attr]
         await super()._drain()
 

@@ -215,6 +215,42 @@ async def test_graceful_stop_finishes_in_flight_requests_and_closes_idle_ones() 
         await sansnet.request(handle.url, timeout=2)
 
 
+async def test_stop_closes_a_connection_partway_through_a_head_at_once() -> None:
+    """Part of a request head is not a request: stop() closes that connection rather
+    than wait drain_timeout for the rest, and still lets an in-flight request finish."""
+    started = anyio.Event()
+
+    async def slow(request: ServeRequest) -> str:
+        started.set()
+        await anyio.sleep(0.5)
+        return "finished"
+
+    results: dict[str, Any] = {}
+    server = sansnet.serve(0, ServeConfig(handle_request=slow, drain_timeout=5))
+    async with anyio.create_task_group() as group:
+        handle = await group.start(server.run)
+        partial = await anyio.connect_tcp("127.0.0.1", handle.port)
+        await partial.send(b"GET / HTTP/1.1\r\nHo")
+
+        async def in_flight() -> None:
+            response = await sansnet.request(handle.url + "/slow", timeout=10)
+            results["answer"] = (response.status_code, response.text)
+
+        group.start_soon(in_flight)
+        await started.wait()
+        await anyio.sleep(0.2)  # the partial head has reached the server
+        begun = anyio.current_time()
+        with anyio.fail_after(10):
+            await handle.stop()
+        took = anyio.current_time() - begun
+        with anyio.fail_after(2):
+            with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                await partial.receive()  # closed without an answer
+        await partial.aclose()
+    assert took < 2  # the in-flight request's 0.5 s, not drain_timeout's 5
+    assert results == {"answer": (200, "finished")}
+
+
 async def test_stop_cancels_what_outlives_the_drain_timeout() -> None:
     async def stuck(request: ServeRequest) -> str:
         await anyio.sleep(60)
