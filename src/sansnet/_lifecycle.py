@@ -72,8 +72,9 @@ class ServeHandle:
 
     async def stop(self) -> None:
         """Stop gracefully: stop accepting at once, let in-flight requests finish
-        (within ``drain_timeout``), close idle keep-alive connections, close WebSockets
-        with 1001. Returns when every connection is closed and the port is free.
+        (within ``drain_timeout``), close connections with no request in progress (idle
+        keep-alive ones, and those partway through a request head) at once, close
+        WebSockets with 1001. Returns when every connection is closed and the port is free.
         A second call raises :class:`~sansnet.ServerStoppedError`.
 
         Called from one of this server's own handlers (a script stopping its server

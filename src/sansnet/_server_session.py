@@ -67,6 +67,11 @@ SHUTTING_DOWN = "The server is shutting down."
 
 TEXT_PLAIN = "text/plain; charset=utf-8"
 
+# A streamed sync body yields to the event loop once this many bytes are written, a
+# chunk counting _CHUNK_COST more than its size (so empty chunks count too).
+_CHECKPOINT_EVERY = 64 * 1024
+_CHUNK_COST = 1024
+
 
 async def close_body(body: object) -> None:
     """Run a streamed body's cleanup (a generator's ``finally``) now that its response
@@ -153,10 +158,13 @@ class ServerSession:
                 conn.disable_keep_alive()  # the response says Connection: close
             date.refresh()
             if isinstance(payload, bytes):
-                conn.send_response(status, headers, payload)
+                try:
+                    conn.send_response(status, headers, payload)
+                except LocalProtocolError:
+                    status = self._answer_refused(request)
                 await stream.write(conn.data_to_send(), config.body_timeout)
             else:
-                await self._stream_response(status, headers, payload)
+                status = await self._stream_response(request, status, headers, payload)
             if config.access_log:
                 _log_access(request, status)
             record.in_request = False
@@ -179,16 +187,16 @@ class ServerSession:
             if type(event) is RequestHead:
                 return event
             if event is NEED_DATA:
+                if self._server.stopping:
+                    return None  # idle, or partway through a head: no request to finish
                 if conn.idle:
-                    if self._server.stopping:
-                        return None
-                    record.idle = True
+                    record.awaiting_head = True
                     try:
                         await receive(stream, conn, config.keepalive_timeout)
                     except (ReadTimeout, ReadError):
                         return None  # idle too long, or closed by stop(): end quietly
                     finally:
-                        record.idle = False
+                        record.awaiting_head = False
                 else:
                     # The head's clock starts at its first bytes: set when the head turns
                     # out incomplete, microseconds later, not on every request.
@@ -200,11 +208,15 @@ class ServerSession:
                         if timeout <= 0:
                             await self._timeout_head()
                             return None
+                    record.awaiting_head = True  # not a request yet: stop() may close it
                     try:
                         await receive(stream, conn, timeout)
                     except ReadTimeout:
+                        record.awaiting_head = False  # (the 408 is not cut short)
                         await self._timeout_head()
                         return None
+                    finally:
+                        record.awaiting_head = False
                 self._date.refresh()  # the engine may answer an error from what came
                 continue
             if isinstance(event, PeerClosed) or event is PAUSED:
@@ -337,17 +349,51 @@ class ServerSession:
             )
             return problem(500, "Internal Server Error")
 
+    def _answer_refused(self, request: ServeRequest) -> int:
+        """The protocol refused the handler's response (a field with CR, LF or non-ASCII
+        text, a Content-Length that does not match, a body on a 204, a 2xx to CONNECT,
+        ...) and changed nothing: log why and queue a 500 instead. Returns 500."""
+        logger.exception(
+            "The request handler's response to %s %s from %s:%s cannot be sent; "
+            "answering 500 instead",
+            request.method,
+            request.target,
+            request.ip,
+            request.port,
+        )
+        self._conn.send_response(*problem(500, "Internal Server Error"))
+        return 500
+
     async def _stream_response(
         self,
+        request: ServeRequest,
         status: int,
         headers: Any,
         body: AsyncIterable[bytes] | Iterable[bytes],
-    ) -> None:
+    ) -> int:
+        """Write a response whose body is an iterable: the head, each chunk as the
+        body yields it, the end; returns the status sent. A response that carries no
+        body (to HEAD, a 204 or 304) ends after its head; its body is closed unread,
+        never iterated (an endless event stream would otherwise run on, unseen). A head
+        the protocol refuses becomes a 500 (see :meth:`_answer_refused`); a body that
+        breaks its head's framing (more or fewer bytes than its Content-Length) is
+        logged and closes the connection."""
         stream = self._stream
         conn = self._conn
         timeout = self._config.body_timeout
         try:
-            conn.start_response(status, headers)
+            try:
+                conn.start_response(status, headers)
+            except LocalProtocolError:
+                status = self._answer_refused(request)
+                await stream.write(conn.data_to_send(), timeout)
+                await close_body(body)
+                return status
+            if not conn.response_has_body:
+                conn.send_end()
+                await stream.write(conn.data_to_send(), timeout)
+                await close_body(body)
+                return status
             await stream.write(conn.data_to_send(), timeout)
             try:
                 if isinstance(body, AsyncIterable):
@@ -357,25 +403,50 @@ class ServerSession:
                         if data:
                             await stream.write(data, timeout)
                 else:
+                    # A write returns at once while the transport takes data (asyncio):
+                    # without a checkpoint, an endless iterator and a fast reader would
+                    # keep the event loop from everyone else. One every 64 chunks or
+                    # 64 KiB, as a checkpoint per chunk halves the rate of small chunks.
+                    unchecked = 0
                     for chunk in body:
                         conn.send_data(_as_bytes(chunk))
                         data = conn.data_to_send()
                         if data:
                             await stream.write(data, timeout)
-            except (TransportError, LocalProtocolError):
+                        unchecked += len(data) + _CHUNK_COST
+                        if unchecked >= _CHECKPOINT_EVERY:
+                            unchecked = 0
+                            await anyio.lowlevel.checkpoint()
+                conn.send_end()
+            except TransportError:
                 raise
+            except LocalProtocolError:
+                logger.exception(
+                    "The streamed response to %s %s from %s:%s broke its framing after the "
+                    "head was sent; closing the connection.",
+                    request.method,
+                    request.target,
+                    request.ip,
+                    request.port,
+                )
+                conn.disable_keep_alive()
+                raise WriteError("The streamed response broke its framing.") from None
             except Exception:
                 logger.exception(
-                    "The response body iterator failed after the head was sent; "
-                    "closing the connection."
+                    "The response body iterator failed on %s %s from %s:%s after the head "
+                    "was sent; closing the connection.",
+                    request.method,
+                    request.target,
+                    request.ip,
+                    request.port,
                 )
                 conn.disable_keep_alive()
                 raise WriteError("The response body iterator failed.") from None
         except BaseException:  # the peer left, the task was cancelled, or the body failed
             await close_body(body)
             raise
-        conn.send_end()
         await stream.write(conn.data_to_send(), timeout)
+        return status
 
     # ---------------------------------------------------------------- websocket
 

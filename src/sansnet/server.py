@@ -12,8 +12,12 @@ A handler gets a :class:`ServeRequest` and returns str, bytes or None (200,
 ``headers`` and ``body``. Handlers may be ``async def`` or plain functions (a plain
 function runs on the event loop thread: keep it quick). An exception in a handler
 becomes a 500, is logged to the ``sansnet.server`` logger with its traceback, and the
-server goes on. Defaults and the attack each one stops are listed in
-:class:`ServeConfig`.
+server goes on; so does a response HTTP cannot carry (a CR, LF or non-ASCII text in a
+header value, a Content-Length that does not match the body, a body on a 204, a 2xx to
+CONNECT), and a streamed body that breaks its Content-Length after the head went out is
+logged and closes the connection. Any other failure while serving a connection is
+logged there too and closes that connection only. Defaults and the attack each one
+stops are listed in :class:`ServeConfig`.
 """
 
 from __future__ import annotations
@@ -190,11 +194,13 @@ class ServeConfig:
 class _ConnectionRecord:
     """What stop() needs to know about one connection."""
 
-    __slots__ = ("idle", "in_request", "stream", "websocket")
+    __slots__ = ("awaiting_head", "in_request", "stream", "websocket")
 
     def __init__(self, stream: NetworkStream) -> None:
         self.stream = stream
-        self.idle = False  # waiting for the next request with nothing buffered
+        # Reading for the next request head (nothing yet, or part of one): no request
+        # to finish, so stop() may close the connection at once.
+        self.awaiting_head = False
         self.in_request = False
         self.websocket: WebSocket | None = None
 
@@ -240,14 +246,15 @@ class Server(ListeningServer):
         return "https" if self.config.tls is not None else "http"
 
     async def _drain(self) -> None:
-        """Graceful stop: idle connections close now, busy ones after their response,
-        WebSockets with 1001; whatever is left after drain_timeout is cancelled."""
+        """Graceful stop: connections with no request in progress (idle, or partway
+        through a request head) close now, busy ones after their response, WebSockets
+        with 1001; whatever is left after drain_timeout is cancelled."""
         for record in list(self._records):
             if record.websocket is not None:
                 self._task_group.start_soon(_close_going_away, record.websocket)  # type: ignore[union-attr]
-            elif record.idle and not record.in_request:
-                # Closing the stream ends the idle read at once (cheaper than a cancel
-                # scope around every keep-alive wait).
+            elif record.awaiting_head and not record.in_request:
+                # Closing the stream ends the read at once (cheaper than a cancel scope
+                # around every keep-alive wait).
                 self._task_group.start_soon(record.stream.aclose)  # type: ignore[union-attr]
         await super()._drain()
 
@@ -283,6 +290,14 @@ class Server(ListeningServer):
             await ServerSession(self, stream, conn, record).serve()
         except (TransportError, LocalProtocolError):
             pass  # the peer went away mid-exchange: nothing to answer, nothing to log
+        except Exception:
+            # A defect of ours (the handler's errors are answered with 500 before
+            # this): it must end this connection only, never the server.
+            logger.exception(
+                "Serving the connection from %s failed; that connection is closed, the "
+                "server goes on.",
+                stream.description,
+            )
         finally:
             self._records.discard(record)
             self._connection_ended()

@@ -5,7 +5,10 @@ of files (MIME type from the name, ``ETag`` and ``Last-Modified`` with
 ``If-None-Match``/``If-Modified-Since`` answered 304, single ``Range`` requests answered
 206 or 416), ``index.html`` for directories, and an HTML listing when a directory has no
 index. Paths are confined to the directory: ``..``, absolute paths and symbolic links
-that lead outside it get 404. Large files are streamed in 64 KiB pieces.
+that lead outside it get 404. A directory asked for without its final slash is
+redirected (301) to its canonical path under the root, with a single leading slash
+(never to a ``//host`` the request slipped in). Large files are streamed in 64 KiB
+pieces.
 """
 
 from __future__ import annotations
@@ -52,7 +55,11 @@ class StaticFiles:
             return _not_found()
         if stat.S_ISDIR(info.st_mode):
             if not request.path.endswith("/"):
-                location = quote(unquote(request.path)) + "/"
+                # From the directory found, not the request's path: "//evil.example/.."
+                # (or "/%2Fevil.example%2F..") would make a scheme-relative Location,
+                # an open redirect (CVE-2021-28861 in http.server).
+                relative = path.relative_to(self.root).as_posix()
+                location = "/" if relative == "." else "/" + quote(relative) + "/"
                 if request.raw_query:
                     location += "?" + request.raw_query
                 return ServeResponse(301, {"Location": location}, "")

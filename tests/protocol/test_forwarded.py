@@ -77,6 +77,18 @@ def resolve(fields: list[tuple[str, str]], peer: str = PROXY, trusted: TrustedPr
         ([("Forwarded", 'for="[::1]"')], Client("::1", None, None, None)),  # all trusted
         ([("Forwarded", 'for="[::1]:x"')], Client("::1", None, None, None)),
         ([("Forwarded", "for=203.0.113.9:http")], Client("203.0.113.9", None, None, None)),
+        # a port is 1 to 5 ASCII digits up to 65535; anything else is dropped, not raised
+        # ("²" is str.isdigit() but not int()-able: it used to crash the server)
+        ([("Forwarded", "for=1.2.3.4:\xb2")], Client("1.2.3.4", None, None, None)),
+        ([("Forwarded", 'for="[2001:db8::1]:\xb2"')], Client("2001:db8::1", None, None, None)),
+        ([("Forwarded", "for=1.2.3.4:\u0663")], Client("1.2.3.4", None, None, None)),  # Arabic 3
+        ([("Forwarded", "for=1.2.3.4:65535")], Client("1.2.3.4", 65535, None, None)),
+        ([("Forwarded", "for=1.2.3.4:0")], Client("1.2.3.4", 0, None, None)),
+        ([("Forwarded", "for=1.2.3.4:65536")], Client("1.2.3.4", None, None, None)),
+        ([("Forwarded", "for=1.2.3.4:000080")], Client("1.2.3.4", None, None, None)),
+        ([("Forwarded", "for=1.2.3.4:")], Client("1.2.3.4", None, None, None)),
+        ([("Forwarded", 'for="[2001:db8::1]:70000"')], Client("2001:db8::1", None, None, None)),
+        ([("X-Forwarded-For", "1.2.3.4:\xb2")], Client("1.2.3.4", None, None, None)),
     ],
 )
 def test_what_a_trusted_proxy_says(fields: list[tuple[str, str]], expected: Client | None) -> None:

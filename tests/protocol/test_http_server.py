@@ -336,6 +336,69 @@ def test_101_without_a_proposal_is_refused() -> None:
         conn.send_response(101)
 
 
+CONNECT = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status", "headers", "body"),
+    [
+        (GET, 200, [("X-A", "a\r\nSet-Cookie: evil=1")], b"x"),
+        (GET, 200, [("X-Name", "caf\xe9")], b"x"),
+        (GET, 200, [("Bad Name", "v")], b"x"),
+        (GET, 200, [("X", "v ")], b"x"),
+        (GET, 200, [("Content-Length", "10")], b"abc"),
+        (GET, 200, [("Transfer-Encoding", "gzip")], b"abc"),
+        (GET, 204, [], b"abc"),
+        (CONNECT, 200, [], b"tunnel? no"),
+        (CONNECT, 204, [], b""),
+        (CONNECT, 200, [], None),  # start_response
+    ],
+    ids=[
+        "crlf",
+        "non-ascii",
+        "bad-name",
+        "space",
+        "length",
+        "gzip",
+        "204",
+        "connect",
+        "c204",
+        "cs",
+    ],
+)
+def test_a_refused_response_changes_nothing_so_another_can_answer(
+    request_head: bytes, status: int, headers: list[tuple[str, str]], body: bytes | None
+) -> None:
+    """What a server relies on to answer 500 for a response it cannot send."""
+    conn = ServerConnection()
+    feed(conn, request_head)
+    with pytest.raises(LocalProtocolError):
+        if body is None:
+            conn.start_response(status, headers)
+        else:
+            conn.send_response(status, headers, body)
+    assert conn.our_state is SEND_RESPONSE
+    assert conn.data_to_send() == b""
+    conn.send_response(500, [("Content-Type", "text/plain")], b"Internal Server Error\n")
+    response, content = parse_response(conn.data_to_send())
+    assert response.status_code == 500
+    assert content == b"Internal Server Error\n"
+    assert conn.our_state is IDLE  # and the connection goes on
+    [request, _] = feed(conn, GET)
+    assert isinstance(request, RequestHead)
+
+
+def test_connect_is_answered_without_a_tunnel() -> None:
+    """A 2xx would make h11 switch to a tunnel; any other answer keeps HTTP going."""
+    conn = ServerConnection()
+    feed(conn, CONNECT)
+    with pytest.raises(LocalProtocolError, match="a 2xx answer opens a tunnel"):
+        conn.send_response(200)
+    conn.send_response(405, [("Allow", "GET")])
+    assert conn.data_to_send().startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+    assert (conn.our_state, conn.their_state) == (IDLE, IDLE)
+
+
 def test_upgrade_header_without_connection_token_is_not_a_proposal() -> None:
     conn = ServerConnection()
     feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n")
@@ -846,6 +909,28 @@ def test_head_request_gets_length_but_no_body() -> None:
     conn.send_data(b"dropped")
     conn.send_end()
     assert conn.data_to_send() == b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status", "has_body"),
+    [
+        (GET, 200, True),
+        (GET, 204, False),
+        (GET, 304, False),
+        (b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", 200, False),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", 404, True),
+    ],
+)
+def test_response_has_body(request_head: bytes, status: int, has_body: bool) -> None:
+    """What a driver streaming a body reads to skip producing one nobody gets."""
+    conn = ServerConnection()
+    feed(conn, request_head)
+    conn.start_response(status)
+    assert conn.response_has_body is has_body
+    conn.send_end()
+    assert conn.our_state is IDLE
+    feed(conn, GET)  # the next request starts with a clean slate
+    assert conn.response_has_body
 
 
 @pytest.mark.parametrize("status", [204, 304])

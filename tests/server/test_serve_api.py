@@ -348,6 +348,106 @@ async def test_bad_return_values_give_500_naming_the_type(
     assert any(fragment in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
 
 
+STREAMED = object()  # the body, as a generator of what would have been sent
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "headers", "body", "fragment"),
+    [
+        ("GET", 200, {"X-A": "a\r\nSet-Cookie: evil=1"}, "x", "control character"),
+        ("GET", 200, {"X-Name": "caf\xe9"}, "x", "is not ASCII"),
+        ("GET", 200, {"Bad Name": "v"}, "x", "Illegal header name"),
+        ("GET", 200, {"Content-Length": "10"}, "abc", "does not match"),
+        ("GET", 200, {"Content-Length": "1000"}, "", "does not match"),
+        ("GET", 200, {"Transfer-Encoding": "gzip"}, "abc", "only 'chunked'"),
+        ("GET", 204, None, "abc", "cannot have a body"),
+        ("CONNECT", 200, None, "tunnel? no", "opens a tunnel"),
+        ("GET", 200, {"X-A": "a\r\nSet-Cookie: evil=1"}, STREAMED, "control character"),
+        ("GET", 200, {"Transfer-Encoding": "gzip"}, STREAMED, "only 'chunked'"),
+        ("CONNECT", 200, None, STREAMED, "opens a tunnel"),
+    ],
+    ids=[
+        "crlf",
+        "non-ascii",
+        "name",
+        "length",
+        "length-empty",
+        "gzip",
+        "204",
+        "connect",
+        "streamed-crlf",
+        "streamed-gzip",
+        "streamed-connect",
+    ],
+)
+async def test_a_response_the_protocol_refuses_gives_500_is_logged_and_the_server_goes_on(
+    method: str,
+    status: int,
+    headers: Any,
+    body: Any,
+    fragment: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    produced: list[Any] = []
+
+    def chunks() -> Any:
+        yield b"evil=1"
+
+    def handler(request: ServeRequest) -> Any:
+        if request.path == "/ok":
+            return "fine"
+        if body is STREAMED:
+            produced.append(chunks())
+            return ServeResponse(status, headers, produced[-1])
+        return ServeResponse(status, headers, body)
+
+    target = "example.com:443" if method == "CONNECT" else "/bad"
+    with caplog.at_level(logging.ERROR, logger="sansnet.server"):
+        async with serve_in_memory(handler) as handle, await handle.connect() as conn:
+            await conn.send(
+                f"{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+                + b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            received = await conn.receive_until_closed(timeout=5)
+    first, second = received.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"500 Internal Server Error\r\n")
+    assert first.endswith(b"\r\n\r\nInternal Server Error\n")
+    assert b"evil" not in received
+    assert second.startswith(b"200 OK\r\n")  # the same connection goes on
+    assert second.endswith(b"fine")
+    [record] = [r for r in caplog.records if r.name == "sansnet.server"]
+    assert f"{method} {target} from " in record.getMessage()
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], sansnet.LocalProtocolError)
+    assert fragment in str(record.exc_info[1])
+    for generator in produced:
+        assert generator.gi_frame is None  # closed, never iterated
+
+
+@pytest.mark.parametrize(
+    ("length", "chunks", "fragment"),
+    [("2", [b"abc"], "Too much data"), ("10", [b"abc"], "7 bytes short")],
+    ids=["too long", "too short"],
+)
+async def test_a_stream_that_breaks_its_content_length_is_logged_and_closes(
+    length: str, chunks: list[bytes], fragment: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def handler(request: ServeRequest) -> ServeResponse:
+        return ServeResponse(200, {"Content-Length": length}, iter(chunks))
+
+    with caplog.at_level(logging.ERROR, logger="sansnet.server"):
+        async with serve_in_memory(handler) as handle, await handle.connect() as conn:
+            await conn.send(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+            received = await conn.receive_until_closed(timeout=5)
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert received.count(b"HTTP/1.1 ") == 1  # the head went out; then the connection closed
+    [record] = [r for r in caplog.records if r.name == "sansnet.server"]
+    assert "GET /stream from " in record.getMessage()
+    assert "closing the connection" in record.getMessage()
+    assert record.exc_info is not None
+    assert fragment in str(record.exc_info[1])
+
+
 async def test_a_failing_stream_closes_the_connection(caplog: pytest.LogCaptureFixture) -> None:
     def broken() -> Any:
         yield b"start"

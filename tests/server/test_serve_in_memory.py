@@ -143,6 +143,60 @@ async def test_a_streamed_body_is_closed_when_the_client_leaves_mid_body(kind: s
 
 
 @on_virtual_time
+@pytest.mark.parametrize(
+    ("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)], ids=["HEAD", "204", "304"]
+)
+@pytest.mark.parametrize("kind", ["async generator", "generator"])
+async def test_a_streamed_body_that_is_not_sent_is_never_iterated(
+    method: str, status: int, kind: str
+) -> None:
+    """A response to HEAD, a 204 or a 304 carries no body: an endless event stream (or
+    a sync iterator, which would freeze the event loop) is closed unread, and the
+    keep-alive connection goes on to the next request at once."""
+    produced = 0
+
+    async def events() -> AsyncIterator[bytes]:
+        nonlocal produced
+        while True:
+            produced += 1
+            yield b"data: tick\n\n"
+            await anyio.sleep(1)
+
+    def blocks() -> Iterator[bytes]:
+        nonlocal produced
+        for _ in range(1000):  # endless in life; bounded here, to fail rather than hang
+            produced += 1
+            yield b"y" * 1024
+
+    bodies: list[object] = []  # held, so the garbage collector cannot close them for us
+
+    async def endless(request: ServeRequest) -> ServeResponse:
+        if request.path == "/next":
+            return ServeResponse(body=b"next")
+        bodies.append(events() if kind == "async generator" else blocks())
+        return ServeResponse(status, {"Content-Type": "text/event-stream"}, bodies[-1])
+
+    async with serve(endless) as client, await client.connect() as conn:
+        await conn.send(
+            f"{method} /events HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            + b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        received = b""
+        with anyio.fail_after(30):
+            while not received.endswith(b"next"):
+                chunk = await conn.receive()
+                assert chunk, received
+                received += chunk
+    assert received.startswith(b"HTTP/1.1 %d " % status)
+    assert received.count(b"HTTP/1.1 ") == 2  # the head, nothing after it, the next answer
+    assert b"tick" not in received
+    assert b"y" * 10 not in received
+    assert produced == 0
+    [body] = bodies
+    assert getattr(body, "ag_frame", getattr(body, "gi_frame", "")) is None  # closed
+
+
+@on_virtual_time
 async def test_a_body_that_fails_its_cleanup_or_has_none_does_not_stop_the_server(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

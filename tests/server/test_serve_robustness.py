@@ -7,6 +7,7 @@ exchange) run in memory on virtual time in test_serve_in_memory.py."""
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import socket
 import tracemalloc
@@ -18,6 +19,7 @@ import pytest
 
 import sansnet
 from sansnet import ServeConfig, ServeRequest, ServeResponse
+from sansnet.server import Server
 
 pytestmark = pytest.mark.anyio
 
@@ -110,6 +112,71 @@ async def test_descriptors_return_to_baseline_after_a_thousand_connections() -> 
         assert _open_fds() <= baseline
 
 
+async def test_an_unexpected_error_serving_a_connection_ends_only_that_connection(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A defect outside the handler (a forwarding header used to raise ValueError) is
+    logged and closes its connection; the listener and the other connections go on."""
+    make_request = Server._make_request
+
+    def failing(self: Server, head: Any, *args: Any) -> ServeRequest:
+        if head.target == "/boom":
+            raise RuntimeError("a defect")
+        return make_request(self, head, *args)
+
+    monkeypatch.setattr(Server, "_make_request", failing)
+    with caplog.at_level(logging.ERROR, logger="sansnet.server"):
+        async with sansnet.serve(0, hello) as handle:
+            other = await anyio.connect_tcp("127.0.0.1", handle.port)
+            await other.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await other.receive()).endswith(b"hello")  # kept alive
+            received = await raw_exchange(handle.port, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert received == b""  # closed, nothing to say
+            await anyio.sleep(0.1)
+            with anyio.fail_after(5):
+                await other.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert (await other.receive()).endswith(b"hello")
+            await other.aclose()
+            assert (await sansnet.request(handle.url, timeout=5)).text == "hello"
+    [record] = [r for r in caplog.records if r.name == "sansnet.server"]
+    assert "that connection is closed, the server goes on" in record.getMessage()
+    assert record.exc_info is not None
+    assert str(record.exc_info[1]) == "a defect"
+
+
+@pytest.mark.parametrize(
+    ("chunk", "count"), [(b"x" * 100, 200), (b"", 1000)], ids=["small", "empty"]
+)
+async def test_a_sync_streamed_body_lets_the_event_loop_run(chunk: bytes, count: int) -> None:
+    """Writing to a socket that takes the data at once does not yield on asyncio (and
+    an empty chunk writes nothing anywhere): an endless sync iterator would keep every
+    other task and connection waiting. The body yields to the loop as it goes."""
+    ticks = 0
+    seen: list[int] = []
+
+    def chunks() -> Any:
+        for _ in range(count):
+            seen.append(ticks)
+            yield chunk
+        yield b"end"
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    async with (
+        sansnet.serve(0, lambda request: ServeResponse(body=chunks())) as handle,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(ticker)
+        response = await sansnet.request(handle.url, timeout=5)
+        group.cancel_scope.cancel()
+    assert response.body == chunk * count + b"end"
+    assert seen[-1] > seen[0]  # other tasks ran while the body was produced
+
+
 async def test_graceful_stop_finishes_in_flight_requests_and_closes_idle_ones() -> None:
     started = anyio.Event()
 
@@ -146,6 +213,42 @@ async def test_graceful_stop_finishes_in_flight_requests_and_closes_idle_ones() 
     assert results == {"status": 200, "text": "finished", "connection": "close"}
     with pytest.raises(sansnet.ConnectError):
         await sansnet.request(handle.url, timeout=2)
+
+
+async def test_stop_closes_a_connection_partway_through_a_head_at_once() -> None:
+    """Part of a request head is not a request: stop() closes that connection rather
+    than wait drain_timeout for the rest, and still lets an in-flight request finish."""
+    started = anyio.Event()
+
+    async def slow(request: ServeRequest) -> str:
+        started.set()
+        await anyio.sleep(0.5)
+        return "finished"
+
+    results: dict[str, Any] = {}
+    server = sansnet.serve(0, ServeConfig(handle_request=slow, drain_timeout=5))
+    async with anyio.create_task_group() as group:
+        handle = await group.start(server.run)
+        partial = await anyio.connect_tcp("127.0.0.1", handle.port)
+        await partial.send(b"GET / HTTP/1.1\r\nHo")
+
+        async def in_flight() -> None:
+            response = await sansnet.request(handle.url + "/slow", timeout=10)
+            results["answer"] = (response.status_code, response.text)
+
+        group.start_soon(in_flight)
+        await started.wait()
+        await anyio.sleep(0.2)  # the partial head has reached the server
+        begun = anyio.current_time()
+        with anyio.fail_after(10):
+            await handle.stop()
+        took = anyio.current_time() - begun
+        with anyio.fail_after(2):
+            with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                await partial.receive()  # closed without an answer
+        await partial.aclose()
+    assert took < 2  # the in-flight request's 0.5 s, not drain_timeout's 5
+    assert results == {"answer": (200, "finished")}
 
 
 async def test_stop_cancels_what_outlives_the_drain_timeout() -> None:

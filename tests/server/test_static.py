@@ -75,6 +75,31 @@ async def test_directories(site: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("target", "location"),
+    [
+        ("//evil.example/..", "/"),
+        ("/%2Fevil.example%2F..", "/"),
+        ("//evil.example/%2e%2e", "/"),
+        ("//sub", "/sub/"),
+        ("/%2F%2Fsub?q=1", "/sub/?q=1"),
+        ("/sub/../sub", "/sub/"),
+        ("/a%20dir", "/a%20dir/"),
+    ],
+)
+async def test_a_directory_redirect_stays_on_this_site(
+    site: Path, target: str, location: str
+) -> None:
+    """The Location is the directory's path under the root, never the request's: a
+    leading "//host" would make it scheme-relative, an open redirect (CVE-2021-28861)."""
+    (site / "a dir").mkdir()
+    async with serve(StaticFiles(site)) as client, await client.connect() as conn:
+        await conn.send(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        received = await conn.receive_until_closed(timeout=5)
+    assert received.startswith(b"HTTP/1.1 301 ")
+    assert f"\r\nLocation: {location}\r\n".encode() in received
+
+
+@pytest.mark.parametrize(
     "path", ["/../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/escape.txt", "/nope", "/a%00b"]
 )
 async def test_nothing_outside_the_directory(site: Path, path: str) -> None:

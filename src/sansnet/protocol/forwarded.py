@@ -11,7 +11,8 @@ default.
 
 * ``Forwarded`` wins over the ``X-Forwarded-*`` fields when both are present (it is the
   standard one); its element for the chosen hop gives ``for`` (address and maybe port),
-  ``proto`` and ``host``.
+  ``proto`` and ``host``. A port that is not 1 to 5 ASCII digits up to 65535 (an
+  obfuscated ``_port``, garbage) is dropped; the address stands.
 * Otherwise ``X-Forwarded-For`` gives the address, and the nearest (rightmost) value of
   ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` the scheme and host.
 * A value that is not an IP address (``unknown``, an obfuscated ``_hidden``
@@ -146,6 +147,17 @@ def forwarded_elements(values: Iterable[str]) -> list[dict[str, str]]:
     return elements
 
 
+def _port(text: str) -> int | None:
+    """A node's port: 1 to 5 ASCII digits (RFC 7239 section 6; ``str.isdigit`` alone
+    also takes ``"²"``), at most 65535; None for anything else (an obfuscated port,
+    garbage), which leaves the address standing."""
+    if 0 < len(text) <= 5 and text.isascii() and text.isdigit():
+        port = int(text)
+        if port <= 65535:
+            return port
+    return None
+
+
 def _node(value: str) -> tuple[str | None, int | None]:
     """A ``for`` node (RFC 7239 section 6): an IP address and maybe a port; None for
     ``unknown`` and obfuscated identifiers."""
@@ -153,11 +165,11 @@ def _node(value: str) -> tuple[str | None, int | None]:
     port: int | None = None
     if text.startswith("["):  # [IPv6] or [IPv6]:port
         address, _, rest = text[1:].partition("]")
-        if rest.startswith(":") and rest[1:].isdigit():
-            port = int(rest[1:])
+        if rest.startswith(":"):
+            port = _port(rest[1:])
     elif text.count(":") == 1:  # IPv4:port
         address, _, port_text = text.partition(":")
-        port = int(port_text) if port_text.isdigit() else None
+        port = _port(port_text)
     else:
         address = text
     try:

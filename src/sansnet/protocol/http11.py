@@ -834,7 +834,8 @@ class ServerConnection(HTTPConnection):
     :class:`~sansnet.protocol.Limits`. h11 itself refuses an unknown transfer coding
     (501), conflicting or malformed Content-Length, a missing Host in HTTP/1.1, and
     malformed lines (400). HTTP/1.0 connections close after one response (h11 does not
-    do HTTP/1.0 keep-alive).
+    do HTTP/1.0 keep-alive). CONNECT requests are read but not tunnelled: a 2xx answer
+    to one raises :class:`~sansnet.LocalProtocolError` (answer 405 or 501).
 
     ``default_headers`` is a list of (name, value) fields added to every response we
     send (a driver keeps ``date`` and ``server`` there; it may change the list in place).
@@ -884,6 +885,14 @@ class ServerConnection(HTTPConnection):
             and conn.their_state is h11.IDLE
             and conn.our_state is h11.IDLE
         )
+
+    @property
+    def response_has_body(self) -> bool:
+        """Whether the response begun with :meth:`start_response` carries a body
+        (valid from then until the next request head): False when it answers HEAD or
+        its status is 204 or 304, where :meth:`send_data` drops every byte. A driver
+        streaming a body then produces none of it and calls :meth:`send_end` at once."""
+        return not self._no_body
 
     # ---------------------------------------------------------------- input
 
@@ -1082,6 +1091,13 @@ class ServerConnection(HTTPConnection):
             )
         if status == 101 and not (self._upgrade and conn.their_state is _H11_MIGHT_SWITCH):
             raise LocalProtocolError("Can't send 101: the client did not propose an upgrade.")
+        if 200 <= status < 300 and self._request_method == "CONNECT":
+            # h11 would take it as the switch to a tunnel and refuse the body after it.
+            raise LocalProtocolError(
+                f"Can't answer CONNECT with {status}: a 2xx answer opens a tunnel (RFC 9110 "
+                "section 9.3.6), which this connection does not do; answer with another "
+                "status (405, 501)."
+            )
         items = [*self.default_headers, *_as_items(headers)] if headers else self.default_headers
         length: str | None = None
         chunked = said_close = False
