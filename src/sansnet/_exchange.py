@@ -40,8 +40,8 @@ Trace = Callable[[str, bytes], None]
 class Unanswered(Exception):
     """An exchange that failed before any byte of its response arrived: the server may
     have closed the idle connection as we sent, so the request can go again on a new
-    connection (when its body can be replayed). ``error`` is the failure to raise when
-    it does not."""
+    connection (when its method is idempotent and its body can be replayed). ``error``
+    is the failure to raise when it does not."""
 
     def __init__(self, error: ReadError | WriteError | RemoteProtocolError) -> None:
         super().__init__(str(error))

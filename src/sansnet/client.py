@@ -260,9 +260,11 @@ class _PoolTransport(Transport):
 
     A request that fails on a reused connection before any byte of the response
     arrived (the server closed the idle connection as we sent) is retried once on a
-    fresh connection when its body can be replayed: any method with a bytes body (or
-    none). A streamed body is never retried, and neither is a failure on a new
-    connection.
+    fresh connection when it is idempotent and its body can be replayed: GET, HEAD,
+    OPTIONS, PUT, DELETE or TRACE with a bytes body (or none), as RFC 9110 section
+    9.2.2 allows. POST, PATCH and other methods are never retried (the server may have
+    applied the request before closing), nor is a streamed body, nor a failure on a
+    new connection.
     """
 
     def __init__(
@@ -363,7 +365,12 @@ class _PoolTransport(Transport):
                 head = await HTTP11Exchange(conn, self._trace).send(request, target, timeout)
             except Unanswered as unanswered:
                 await self.pool.release(conn, reusable=False)
-                if attempt == 1 and conn.reused and request.replayable:
+                if (
+                    attempt == 1
+                    and conn.reused
+                    and request.replayable
+                    and request.method in _IDEMPOTENT
+                ):
                     continue  # the server had closed the idle connection: retry once
                 error = unanswered.error
             except BaseException:
