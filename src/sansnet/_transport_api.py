@@ -41,7 +41,9 @@ class Timeout:
     silence while waiting for response bytes. ``write``: the longest wait for the peer
     to take request bytes. ``pool``: waiting for a free connection. ``total``: the whole
     request, redirects included (for :func:`stream`, until the response head arrives).
-    A single number sets all five.
+    A single number sets ``connect``, ``read``, ``write`` and ``pool``, and no total (as
+    with httpx), so a phase that runs out raises its own error: pass
+    ``Timeout(total=...)`` for a limit on the whole request.
     """
 
     connect: float | None = 10.0
@@ -60,7 +62,7 @@ class Timeout:
             raise InvalidArgument(
                 f"timeout must be a positive number, a Timeout or None, not {value!r}."
             )
-        return cls(value, value, value, value, value)
+        return cls(value, value, value, value, None)
 
 
 class Request:

@@ -90,7 +90,7 @@ def test_bad_client_arguments() -> None:
     with pytest.raises(ValueError, match="positive"):
         Timeout.of(0)
     assert Timeout.of(None) == Timeout(None, None, None, None, None)
-    assert Timeout.of(2.5) == Timeout(2.5, 2.5, 2.5, 2.5, 2.5)
+    assert Timeout.of(2.5) == Timeout(2.5, 2.5, 2.5, 2.5, None), "One number: no total."
 
 
 async def test_client_closed(base_url: str) -> None:
@@ -178,6 +178,19 @@ async def test_read_timeout(servers: Servers) -> None:
 async def test_read_timeout_in_memory() -> None:
     async with serve(slow_app) as client:
         await check_read_timeout(client.http, client.base_url)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "handler", "error"),
+    [("https", silent, sansnet.ConnectTimeout), ("http", no_answer, sansnet.ReadTimeout)],
+)
+async def test_a_single_number_gives_the_phase_timeout(
+    raw_server: Start, scheme: str, handler: Callable[..., None], error: type[Exception]
+) -> None:
+    server = raw_server(handler)  # https: never answers the TLS hello; http: the request
+    with pytest.raises(error):  # not the total timeout, which a number does not set
+        await sansnet.request(f"{scheme}://127.0.0.1:{server.port}/", timeout=0.2)
+    server.event("stop").set()
 
 
 async def test_write_timeout(raw_server: Start) -> None:
