@@ -33,7 +33,8 @@ __all__ = ["CONTINUE_WAIT", "HTTP11Exchange", "PooledBody", "Trace", "Unanswered
 
 
 Trace = Callable[[str, bytes], None]
-"""A function told of every head on the wire: ("request", the bytes we sent) and
+"""A function told of every head on the wire: ("request", the bytes we sent, with the
+Authorization value built from the URL's credentials shown as ``Basic ***``) and
 ("response", the head we received, as bytes)."""
 
 
@@ -79,7 +80,7 @@ class HTTP11Exchange:
                 protocol.send_request(request.method, target, request.headers, body)
                 data = protocol.data_to_send()
                 if self._trace is not None:
-                    self._trace("request", data[: data.index(b"\r\n\r\n") + 4])
+                    self._trace("request", _masked(data[: data.index(b"\r\n\r\n") + 4], request))
                 with timeout:
                     await stream.write(data, timeout.bound(times.write))
             else:
@@ -129,7 +130,7 @@ class HTTP11Exchange:
         try:
             head = protocol.data_to_send()
             if self._trace is not None:
-                self._trace("request", head)
+                self._trace("request", _masked(head, request))
             with timeout:
                 await stream.write(head, timeout.bound(times.write))
             if _expects_continue(request):
@@ -166,6 +167,14 @@ def _next_head(protocol: ClientConnection, trace: Trace | None) -> object:
     if trace is not None and type(event) in (ResponseHead, InformationalResponse):
         trace("response", _head_bytes(event))  # type: ignore[arg-type]
     return event
+
+
+def _masked(head: bytes, request: Request) -> bytes:
+    """A request head for the trace: the credentials taken from the URL masked."""
+    credentials = request._credentials
+    if credentials is None:
+        return head
+    return head.replace(credentials.encode("latin-1"), b"Basic ***")
 
 
 def _expects_continue(request: Request) -> bool:

@@ -73,7 +73,7 @@ class Request:
     the same client: a transport must copy them before changing anything.
     """
 
-    __slots__ = ("_split", "body", "headers", "method", "replayable", "url")
+    __slots__ = ("_credentials", "_split", "body", "headers", "method", "replayable", "url")
 
     def __init__(
         self,
@@ -90,6 +90,8 @@ class Request:
         )
         self.replayable = isinstance(body, bytes)
         self._split: ParsedURL | None = None
+        # The Authorization value built from the URL's credentials, masked in traces.
+        self._credentials: str | None = None
 
     @property
     def content(self) -> bytes:

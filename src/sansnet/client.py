@@ -846,9 +846,18 @@ class Client:
         if opts.get("expect_continue") and body and "expect" not in headers:
             if shared:
                 headers = headers.copy()
+                shared = False
             headers.add("Expect", "100-continue")  # the transport then waits for 100
+        credentials = parsed.authorization  # from user:password@ in the URL
+        if credentials is not None and "authorization" not in headers:
+            if shared:
+                headers = headers.copy()
+            headers.add("Authorization", credentials)
+        else:
+            credentials = None
         request = Request(method, parsed.url, headers, body)
         request._split = parsed
+        request._credentials = credentials
         follow = settings["follow_redirects"]
         max_redirects = settings["max_redirects"]
         for hop in range(max_redirects + 2):
@@ -937,7 +946,7 @@ def _redirect(request: Request, response: StreamingResponse, allow_insecure: boo
     old = request._split or parse_url(request.url)
     if old.scheme == "https" and parsed.scheme == "http" and not allow_insecure:
         raise UnsafeRedirect(
-            f"Refusing to follow a redirect from {request.url} to {url}: it downgrades "
+            f"Refusing to follow a redirect from {request.url} to {parsed.url}: it downgrades "
             "https to http. Pass allow_insecure_redirects=True to follow it."
         )
     status = response.status_code
@@ -952,15 +961,20 @@ def _redirect(request: Request, response: StreamingResponse, allow_insecure: boo
                 del headers[name]
     elif not request.replayable:
         raise UnsafeRedirect(
-            f"Can't follow the {status} redirect to {url}: it must resend the body, which "
+            f"Can't follow the {status} redirect to {parsed.url}: it must resend the body, which "
             "was streamed and cannot be replayed. Send the body as bytes to allow it."
         )
     if parsed.origin != old.origin:
         for name in ("authorization", "cookie", "proxy-authorization", "host"):
             if name in headers:
                 del headers[name]
+    credentials = request._credentials if "authorization" in headers else None
+    if parsed.authorization is not None and "authorization" not in headers:
+        credentials = parsed.authorization  # the Location's own user:password@
+        headers.add("Authorization", credentials)
     new = Request(method, parsed.url, headers, body)
     new._split = parsed
+    new._credentials = credentials
     return new
 
 
