@@ -41,6 +41,7 @@ from ._version import __version__
 from .codecs import json_decode, json_encode
 from .errors import (
     InvalidArgument,
+    RemoteProtocolError,
     TooManyRedirects,
     UnsafeRedirect,
 )
@@ -61,6 +62,7 @@ from .proxies import (
     FromEnvironment,
     Proxy,
     ProxyEnvironment,
+    _masked,
     environment_proxies,
     given_proxy,
 )
@@ -941,15 +943,21 @@ async def _discard(response: StreamingResponse) -> None:
 def _redirect(request: Request, response: StreamingResponse, allow_insecure: bool) -> Request:
     """The request that follows a redirect (RFC 9110 section 15.4, as browsers do it)."""
     location = response.raw_headers["location"]
-    url = urljoin(request.url, location.strip())
-    parsed = parse_url(url)
+    status = response.status_code
+    try:
+        parsed = parse_url(urljoin(request.url, location.strip()))
+    except ValueError as exc:  # urljoin's, or InvalidURL
+        raise RemoteProtocolError(
+            f"Can't follow the {status} redirect from {request.url}: its Location "
+            f"{_masked(location)!r} is not a valid http(s) URL ({str(exc).rstrip('.')}). "
+            f"Pass follow_redirects=False to get the {status} response itself."
+        ) from None
     old = request._split or parse_url(request.url)
     if old.scheme == "https" and parsed.scheme == "http" and not allow_insecure:
         raise UnsafeRedirect(
             f"Refusing to follow a redirect from {request.url} to {parsed.url}: it downgrades "
             "https to http. Pass allow_insecure_redirects=True to follow it."
         )
-    status = response.status_code
     method = request.method
     body: bytes | AsyncIterable[bytes] = request.body
     headers = request.headers.copy()

@@ -98,6 +98,25 @@ async def test_redirect_without_location_is_the_response(raw_server: object) -> 
     assert result.body == b"moved, but where?"
 
 
+@pytest.mark.parametrize(
+    "location", ["http://[::1", "http://[x]/", "http://exa mple.org/", "ftp://example.org/"]
+)
+async def test_invalid_location_is_a_protocol_error(raw_server: object, location: str) -> None:
+    from .rawserver import RawServer, response
+
+    def handler(conn, server: RawServer) -> None:  # type: ignore[no-untyped-def]
+        while server.read_request(conn) is not None:
+            extra = b"Location: " + location.encode() + b"\r\n"
+            conn.sendall(response(b"", status="302 Found", extra=extra))
+
+    server = raw_server(handler)  # type: ignore[operator]
+    with pytest.raises(sansnet.RemoteProtocolError, match="follow_redirects=False") as info:
+        await sansnet.request(server.url)
+    assert repr(location) in str(info.value), "The message names the Location."
+    result = await sansnet.request(server.url, follow_redirects=False)
+    assert (result.status_code, result.headers["location"]) == (302, location)
+
+
 async def test_credentials_dropped_on_origin_change(servers: Servers) -> None:
     secret = {"Authorization": "Bearer secret", "Cookie": "session=1", "X-Keep": "yes"}
     same = await sansnet.request(f"{servers.uvicorn}{to('/echo', 302)}", headers=secret)
