@@ -395,7 +395,8 @@ class StreamingResponse(_Head):
     Read it with ``async for chunk in response.aiter_bytes()`` (decoded) or
     :meth:`aiter_raw` (as sent), or all at once with :meth:`aread`; the body can be
     read once. The connection is released when the ``async with`` block ends: back to
-    the pool if the body was read to the end, else closed.
+    the pool if the body was read to the end, else closed. Reading the body after that
+    (or after :meth:`aclose`) raises ``RuntimeError``.
     """
 
     __slots__ = (
@@ -453,16 +454,18 @@ class StreamingResponse(_Head):
     def _take(self) -> ResponseBody:
         if self._consumed:
             raise RuntimeError("The response body was already read; it can be read once.")
+        if self._closed:
+            raise RuntimeError(_CLOSED)
         self._consumed = True
         return self._body
 
     def aiter_raw(self) -> AsyncIterator[bytes]:
         """The body as it came over the wire (still compressed), piece by piece."""
-        return _BodyIterator(self._take(), None)
+        return _BodyIterator(self, self._take(), None)
 
     def aiter_bytes(self) -> AsyncIterator[bytes]:
         """The body, decoded per Content-Encoding, in pieces of at most 64 KiB."""
-        return _BodyIterator(self._take(), self._decoder)
+        return _BodyIterator(self, self._take(), self._decoder)
 
     async def aread(self) -> bytes:
         """The whole (decoded) body."""
@@ -495,14 +498,20 @@ class StreamingResponse(_Head):
         return f"<StreamingResponse {self.status_code} {self.status_message}>"
 
 
+_CLOSED = "The response is closed; read its body inside the async with block, before aclose()."
+
+
 class _BodyIterator:
-    """Iterates over a body, decoding it when ``decoder`` is given. A class, not an
-    async generator: leaving the loop early leaves nothing for the event loop to
-    finalize."""
+    """Iterates over the body of ``response``, decoding it when ``decoder`` is given. A
+    class, not an async generator: leaving the loop early leaves nothing for the event
+    loop to finalize."""
 
-    __slots__ = ("_body", "_decoder", "_done", "_pieces")
+    __slots__ = ("_body", "_decoder", "_done", "_pieces", "_response")
 
-    def __init__(self, body: ResponseBody, decoder: ContentDecoder | None) -> None:
+    def __init__(
+        self, response: StreamingResponse, body: ResponseBody, decoder: ContentDecoder | None
+    ) -> None:
+        self._response = response
         self._body = body
         self._decoder = decoder
         self._pieces: Iterator[bytes] | None = None
@@ -520,6 +529,8 @@ class _BodyIterator:
             self._pieces = None
         decoder = self._decoder
         while not self._done:
+            if self._response._closed:
+                raise RuntimeError(_CLOSED)
             chunk = await self._body.read()
             if not chunk:
                 self._done = True
