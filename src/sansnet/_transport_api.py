@@ -43,7 +43,8 @@ class Timeout:
     request, redirects included (for :func:`stream`, until the response head arrives).
     A single number sets ``connect``, ``read``, ``write`` and ``pool``, and no total (as
     with httpx), so a phase that runs out raises its own error: pass
-    ``Timeout(total=...)`` for a limit on the whole request.
+    ``Timeout(total=...)`` for a limit on the whole request. Each field is None or a
+    positive, finite number (:class:`~sansnet.InvalidArgument` otherwise).
     """
 
     connect: float | None = 10.0
@@ -52,17 +53,35 @@ class Timeout:
     pool: float | None = 10.0
     total: float | None = 300.0
 
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "write", "pool", "total"):
+            value = getattr(self, name)
+            if value is not None and not _positive(value):
+                raise InvalidArgument(
+                    f"Timeout({name}=...) must be a positive number of seconds or None "
+                    f"(no limit), not {value!r}."
+                )
+
     @classmethod
     def of(cls, value: Timeout | float | None) -> Timeout:
         if isinstance(value, Timeout):
             return value
         if value is None:
             return cls(None, None, None, None, None)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if not _positive(value):
             raise InvalidArgument(
                 f"timeout must be a positive number, a Timeout or None, not {value!r}."
             )
         return cls(value, value, value, value, None)
+
+
+def _positive(value: object) -> bool:
+    """Whether ``value`` is a positive, finite int or float (not a bool)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 < value < math.inf  # False for NaN too
+    )
 
 
 class Request:

@@ -618,6 +618,13 @@ def _split_options(
     return params, opts
 
 
+def _check_max_redirects(value: object) -> int:
+    """``max_redirects``, checked: an int >= 0 (a bool is refused)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidArgument(f"max_redirects must be an int >= 0, not {value!r}.")
+    return value
+
+
 def _body(params: Mapping[str, Any]) -> tuple[bytes | AsyncIterable[bytes], str | None]:
     """The body to send and the Content-Type it implies (None: none)."""
     body = params.get("body")
@@ -705,7 +712,7 @@ class Client:
         self.defaults: dict[str, Any] = {
             "timeout": Timeout.of(timeout),
             "follow_redirects": follow_redirects,
-            "max_redirects": max_redirects,
+            "max_redirects": _check_max_redirects(max_redirects),
             "allow_insecure_redirects": allow_insecure_redirects,
             "decompress": decompress,
             "max_decoded_size": max_decoded_size,
@@ -843,6 +850,8 @@ class Client:
             params, opts = _split_options(url_or_params, options)
             settings = {**self.defaults, **opts} if opts else self.defaults
             transport = None
+            if "max_redirects" in opts:
+                _check_max_redirects(opts["max_redirects"])
         timeout = Deadlines(Timeout.of(settings["timeout"]), cover_body=cover_body)
         method = _method(params.get("method") or "GET")
         parsed = parse_url(with_query(params["url"], params.get("query")))

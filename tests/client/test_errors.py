@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import AsyncIterator, Callable
 
@@ -60,6 +61,10 @@ def no_answer(conn: socket.socket, server: RawServer) -> None:
         ({"method": 3}, TypeError, "method must be a str"),
         ({"timeout": -1}, ValueError, "timeout must be a positive number"),
         ({"timeout": "5"}, ValueError, "timeout must be a positive number"),
+        ({"timeout": float("nan")}, ValueError, "timeout must be a positive number"),
+        ({"max_redirects": -5}, ValueError, "max_redirects must be an int >= 0"),
+        ({"max_redirects": None}, TypeError, "max_redirects must be an int >= 0"),
+        ({"max_redirects": True}, TypeError, "max_redirects must be an int >= 0"),
         ({"nonsense": 1}, TypeError, "unknown option 'nonsense'"),
         ({"url": {"url": "http://x/", "bogus": 1}}, TypeError, "unknown field 'bogus'"),
         ({"options": {"bogus": 1}}, TypeError, "unknown field 'bogus'"),
@@ -91,6 +96,11 @@ def test_bad_client_arguments() -> None:
         Timeout.of(0)
     assert Timeout.of(None) == Timeout(None, None, None, None, None)
     assert Timeout.of(2.5) == Timeout(2.5, 2.5, 2.5, 2.5, None), "One number: no total."
+    for field, value in [("read", "1"), ("connect", 0), ("total", math.inf), ("pool", True)]:
+        with pytest.raises(sansnet.InvalidArgument, match=rf"Timeout\({field}=\.\.\.\)"):
+            Timeout(**{field: value})  # type: ignore[arg-type]
+    with pytest.raises(sansnet.InvalidArgument, match="max_redirects"):
+        sansnet.Client(max_redirects=-1)
 
 
 async def test_client_closed(base_url: str) -> None:
