@@ -189,26 +189,38 @@ async def _await_continue(
 ) -> ResponseHead | None:
     """After a head with ``Expect: 100-continue``: None once the server said 100 (or
     stayed silent for :data:`CONTINUE_WAIT` seconds): send the body. A final response
-    instead is returned: the server decided without the body (417, 401, 413...)."""
+    instead is returned: the server decided without the body (417, 401, 413...). A
+    connection that breaks before any byte of a response raises :class:`Unanswered`."""
     wait_until = now() + CONTINUE_WAIT
-    while True:
-        event = _next_head(protocol, trace)
-        if type(event) is ResponseHead:
-            return event
-        if type(event) is InformationalResponse:
-            if event.status_code == 100:
+    received = False
+    try:
+        while True:
+            event = _next_head(protocol, trace)
+            if type(event) is ResponseHead:
+                return event
+            if type(event) is InformationalResponse:
+                if event.status_code == 100:
+                    return None
+                continue  # 103 Early Hints and the like: keep waiting
+            left = wait_until - now()
+            if left <= 0:
                 return None
-            continue  # 103 Early Hints and the like: keep waiting
-        left = wait_until - now()
-        if left <= 0:
-            return None
-        try:
-            with timeout:
-                await receive(
-                    stream, protocol, timeout.bound(min(left, timeout.timeout.read or left))
-                )
-        except ReadTimeout:
-            return None  # no 100 in time: send the body anyway
+            try:
+                with timeout:
+                    received = (
+                        await receive(
+                            stream,
+                            protocol,
+                            timeout.bound(min(left, timeout.timeout.read or left)),
+                        )
+                        or received
+                    )
+            except ReadTimeout:
+                return None  # no 100 in time: send the body anyway
+    except (ReadError, RemoteProtocolError) as exc:
+        if received:
+            raise
+        raise Unanswered(exc) from None  # a stale connection, as in send()
 
 
 def _head_bytes(head: ResponseHead | InformationalResponse) -> bytes:
