@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import anyio
+
 from ._transport_api import Deadlines, Request, ResponseBody, StreamedBody
 from .errors import ReadError, ReadTimeout, RemoteProtocolError, WriteError
 from .protocol import (
@@ -115,7 +117,8 @@ class HTTP11Exchange:
         self, request: Request, body: bytes | StreamedBody, target: str, timeout: Deadlines
     ) -> ResponseHead | None:
         """Send the head, then the body: a streamed one chunked (or per the caller's
-        Content-Length), bytes with their Content-Length. With ``Expect: 100-continue``,
+        Content-Length; the total deadline bounds the waits for its chunks too), bytes
+        with their Content-Length. With ``Expect: 100-continue``,
         wait for the server's go-ahead between the two (see :func:`_await_continue`);
         a final response that comes instead is returned, the body unsent (the
         connection is then not reused)."""
@@ -142,11 +145,18 @@ class HTTP11Exchange:
                 with timeout:
                     await stream.write(protocol.data_to_send(), timeout.bound(times.write))
             else:
-                async for chunk in body:  # the caller's code: its own timeouts pass as they are
-                    if chunk:
-                        protocol.send_data(chunk)
-                        with timeout:
-                            await stream.write(protocol.data_to_send(), timeout.bound(times.write))
+                # The caller's code: its own timeouts pass as they are; the total deadline
+                # (on the loop's clock, as the scope's) bounds its waits too.
+                with anyio.CancelScope(deadline=timeout.deadline) as scope:
+                    async for chunk in body:
+                        if chunk:
+                            protocol.send_data(chunk)
+                            with timeout:
+                                await stream.write(
+                                    protocol.data_to_send(), timeout.bound(times.write)
+                                )
+                if scope.cancelled_caught:
+                    raise timeout.total_error()
         finally:
             if not isinstance(body, bytes):
                 await body.aclose()

@@ -316,6 +316,28 @@ async def test_total_timeout_writing(raw_server: Start) -> None:
     server.event("stop").set()
 
 
+async def test_total_timeout_waiting_for_the_upload_body(raw_server: Start) -> None:
+    server = raw_server(no_answer)
+    closed: list[bool] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"first"
+            await anyio.sleep(30)  # the caller's code, slow to produce the next chunk
+            yield b"never"
+        finally:
+            closed.append(True)
+
+    with anyio.fail_after(5):  # not the 30 s the body would take
+        with pytest.raises(sansnet.TimeoutError, match="total timeout") as info:
+            await sansnet.request(
+                server.url, method="POST", body=body(), timeout=Timeout(total=0.3)
+            )
+    assert type(info.value) is sansnet.TimeoutError
+    assert closed == [True], "The body's generator was closed."
+    server.event("stop").set()
+
+
 async def check_streamed_body_outlives_total(client: sansnet.Client, base_url: str) -> None:
     async with client.stream(
         f"{base_url}/slow-body?pieces=4&delay=0.1", timeout=Timeout(total=0.2, read=5)
