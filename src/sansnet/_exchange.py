@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import anyio
+
 from ._transport_api import Deadlines, Request, ResponseBody, StreamedBody
 from .errors import ReadError, ReadTimeout, RemoteProtocolError, WriteError
 from .protocol import (
@@ -33,15 +35,16 @@ __all__ = ["CONTINUE_WAIT", "HTTP11Exchange", "PooledBody", "Trace", "Unanswered
 
 
 Trace = Callable[[str, bytes], None]
-"""A function told of every head on the wire: ("request", the bytes we sent) and
+"""A function told of every head on the wire: ("request", the bytes we sent, with the
+Authorization value built from the URL's credentials shown as ``Basic ***``) and
 ("response", the head we received, as bytes)."""
 
 
 class Unanswered(Exception):
     """An exchange that failed before any byte of its response arrived: the server may
     have closed the idle connection as we sent, so the request can go again on a new
-    connection (when its body can be replayed). ``error`` is the failure to raise when
-    it does not."""
+    connection (when its method is idempotent and its body can be replayed). ``error``
+    is the failure to raise when it does not."""
 
     def __init__(self, error: ReadError | WriteError | RemoteProtocolError) -> None:
         super().__init__(str(error))
@@ -79,7 +82,7 @@ class HTTP11Exchange:
                 protocol.send_request(request.method, target, request.headers, body)
                 data = protocol.data_to_send()
                 if self._trace is not None:
-                    self._trace("request", data[: data.index(b"\r\n\r\n") + 4])
+                    self._trace("request", _masked(data[: data.index(b"\r\n\r\n") + 4], request))
                 with timeout:
                     await stream.write(data, timeout.bound(times.write))
             else:
@@ -114,7 +117,8 @@ class HTTP11Exchange:
         self, request: Request, body: bytes | StreamedBody, target: str, timeout: Deadlines
     ) -> ResponseHead | None:
         """Send the head, then the body: a streamed one chunked (or per the caller's
-        Content-Length), bytes with their Content-Length. With ``Expect: 100-continue``,
+        Content-Length; the total deadline bounds the waits for its chunks too), bytes
+        with their Content-Length. With ``Expect: 100-continue``,
         wait for the server's go-ahead between the two (see :func:`_await_continue`);
         a final response that comes instead is returned, the body unsent (the
         connection is then not reused)."""
@@ -129,7 +133,7 @@ class HTTP11Exchange:
         try:
             head = protocol.data_to_send()
             if self._trace is not None:
-                self._trace("request", head)
+                self._trace("request", _masked(head, request))
             with timeout:
                 await stream.write(head, timeout.bound(times.write))
             if _expects_continue(request):
@@ -141,11 +145,18 @@ class HTTP11Exchange:
                 with timeout:
                     await stream.write(protocol.data_to_send(), timeout.bound(times.write))
             else:
-                async for chunk in body:  # the caller's code: its own timeouts pass as they are
-                    if chunk:
-                        protocol.send_data(chunk)
-                        with timeout:
-                            await stream.write(protocol.data_to_send(), timeout.bound(times.write))
+                # The caller's code: its own timeouts pass as they are; the total deadline
+                # (on the loop's clock, as the scope's) bounds its waits too.
+                with anyio.CancelScope(deadline=timeout.deadline) as scope:
+                    async for chunk in body:
+                        if chunk:
+                            protocol.send_data(chunk)
+                            with timeout:
+                                await stream.write(
+                                    protocol.data_to_send(), timeout.bound(times.write)
+                                )
+                if scope.cancelled_caught:
+                    raise timeout.total_error()
         finally:
             if not isinstance(body, bytes):
                 await body.aclose()
@@ -168,6 +179,14 @@ def _next_head(protocol: ClientConnection, trace: Trace | None) -> object:
     return event
 
 
+def _masked(head: bytes, request: Request) -> bytes:
+    """A request head for the trace: the credentials taken from the URL masked."""
+    credentials = request._credentials
+    if credentials is None:
+        return head
+    return head.replace(credentials.encode("latin-1"), b"Basic ***")
+
+
 def _expects_continue(request: Request) -> bool:
     return bool(request.body) and request.headers.get("expect", "").lower() == "100-continue"
 
@@ -180,26 +199,38 @@ async def _await_continue(
 ) -> ResponseHead | None:
     """After a head with ``Expect: 100-continue``: None once the server said 100 (or
     stayed silent for :data:`CONTINUE_WAIT` seconds): send the body. A final response
-    instead is returned: the server decided without the body (417, 401, 413...)."""
+    instead is returned: the server decided without the body (417, 401, 413...). A
+    connection that breaks before any byte of a response raises :class:`Unanswered`."""
     wait_until = now() + CONTINUE_WAIT
-    while True:
-        event = _next_head(protocol, trace)
-        if type(event) is ResponseHead:
-            return event
-        if type(event) is InformationalResponse:
-            if event.status_code == 100:
+    received = False
+    try:
+        while True:
+            event = _next_head(protocol, trace)
+            if type(event) is ResponseHead:
+                return event
+            if type(event) is InformationalResponse:
+                if event.status_code == 100:
+                    return None
+                continue  # 103 Early Hints and the like: keep waiting
+            left = wait_until - now()
+            if left <= 0:
                 return None
-            continue  # 103 Early Hints and the like: keep waiting
-        left = wait_until - now()
-        if left <= 0:
-            return None
-        try:
-            with timeout:
-                await receive(
-                    stream, protocol, timeout.bound(min(left, timeout.timeout.read or left))
-                )
-        except ReadTimeout:
-            return None  # no 100 in time: send the body anyway
+            try:
+                with timeout:
+                    received = (
+                        await receive(
+                            stream,
+                            protocol,
+                            timeout.bound(min(left, timeout.timeout.read or left)),
+                        )
+                        or received
+                    )
+            except ReadTimeout:
+                return None  # no 100 in time: send the body anyway
+    except (ReadError, RemoteProtocolError) as exc:
+        if received:
+            raise
+        raise Unanswered(exc) from None  # a stale connection, as in send()
 
 
 def _head_bytes(head: ResponseHead | InformationalResponse) -> bytes:

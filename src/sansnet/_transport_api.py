@@ -41,7 +41,10 @@ class Timeout:
     silence while waiting for response bytes. ``write``: the longest wait for the peer
     to take request bytes. ``pool``: waiting for a free connection. ``total``: the whole
     request, redirects included (for :func:`stream`, until the response head arrives).
-    A single number sets all five.
+    A single number sets ``connect``, ``read``, ``write`` and ``pool``, and no total (as
+    with httpx), so a phase that runs out raises its own error: pass
+    ``Timeout(total=...)`` for a limit on the whole request. Each field is None or a
+    positive, finite number (:class:`~sansnet.InvalidArgument` otherwise).
     """
 
     connect: float | None = 10.0
@@ -50,17 +53,35 @@ class Timeout:
     pool: float | None = 10.0
     total: float | None = 300.0
 
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "write", "pool", "total"):
+            value = getattr(self, name)
+            if value is not None and not _positive(value):
+                raise InvalidArgument(
+                    f"Timeout({name}=...) must be a positive number of seconds or None "
+                    f"(no limit), not {value!r}."
+                )
+
     @classmethod
     def of(cls, value: Timeout | float | None) -> Timeout:
         if isinstance(value, Timeout):
             return value
         if value is None:
             return cls(None, None, None, None, None)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if not _positive(value):
             raise InvalidArgument(
                 f"timeout must be a positive number, a Timeout or None, not {value!r}."
             )
-        return cls(value, value, value, value, value)
+        return cls(value, value, value, value, None)
+
+
+def _positive(value: object) -> bool:
+    """Whether ``value`` is a positive, finite int or float (not a bool)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 < value < math.inf  # False for NaN too
+    )
 
 
 class Request:
@@ -71,7 +92,7 @@ class Request:
     the same client: a transport must copy them before changing anything.
     """
 
-    __slots__ = ("_split", "body", "headers", "method", "replayable", "url")
+    __slots__ = ("_credentials", "_split", "body", "headers", "method", "replayable", "url")
 
     def __init__(
         self,
@@ -88,6 +109,8 @@ class Request:
         )
         self.replayable = isinstance(body, bytes)
         self._split: ParsedURL | None = None
+        # The Authorization value built from the URL's credentials, masked in traces.
+        self._credentials: str | None = None
 
     @property
     def content(self) -> bytes:

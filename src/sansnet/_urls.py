@@ -7,12 +7,14 @@ What a connection and a request line need from a URL, and the errors a bad one r
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import SplitResult, quote, urlencode, urlsplit
+from urllib.parse import SplitResult, quote, unquote_to_bytes, urlencode, urlsplit
 
 from .errors import InvalidArgument, InvalidURL, UnsupportedProtocol
+from .proxies import _masked
 from .transport.pool import Origin
 
 __all__ = ["DEFAULT_PORTS", "URL_CACHE", "ParsedURL", "parse_url", "with_query"]
@@ -24,9 +26,15 @@ _HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9._
 
 
 class ParsedURL:
-    """A parsed request URL: what a connection and a request line need."""
+    """A parsed request URL: what a connection and a request line need.
 
-    __slots__ = ("host", "origin", "port", "scheme", "target", "url")
+    ``url`` and ``target`` never hold the URL's credentials (``user:password@``), and
+    error messages show no password; ``authorization`` is their ``Authorization`` value
+    (``"Basic "`` and the base64 of the percent-decoded ``user:password``), or None when
+    the URL has none.
+    """
+
+    __slots__ = ("authorization", "host", "origin", "port", "scheme", "target", "url")
 
     def __init__(self, url: str) -> None:
         if not isinstance(url, str):
@@ -35,31 +43,31 @@ class ParsedURL:
             split = urlsplit(url.strip())
             port = split.port
         except ValueError as exc:
-            raise InvalidURL(f"Invalid URL {url!r}: {exc}.") from None
+            raise InvalidURL(f"Invalid URL {_masked(url)!r}: {exc}.") from None
         scheme = split.scheme.lower()
         if scheme not in DEFAULT_PORTS:
             if not scheme:
                 raise UnsupportedProtocol(
-                    f"Invalid URL {url!r}: no scheme; use http:// or https://."
+                    f"Invalid URL {_masked(url)!r}: no scheme; use http:// or https://."
                 )
             raise UnsupportedProtocol(
-                f"Unsupported URL scheme {scheme!r} in {url!r}: use http or https."
+                f"Unsupported URL scheme {scheme!r} in {_masked(url)!r}: use http or https."
             )
         host = split.hostname
         if not host:
-            raise InvalidURL(f"Invalid URL {url!r}: no host.")
+            raise InvalidURL(f"Invalid URL {_masked(url)!r}: no host.")
         if not host.isascii():
             try:
                 host = host.encode("idna").decode("ascii")
             except UnicodeError as exc:
-                raise InvalidURL(f"Invalid host name in {url!r}: {exc}.") from None
+                raise InvalidURL(f"Invalid host name in {_masked(url)!r}: {exc}.") from None
         if _HOST.fullmatch(host) is None:
             raise InvalidURL(
-                f"Invalid host {host!r} in {url!r}: a host is a name (letters, digits, "
+                f"Invalid host {host!r} in {_masked(url)!r}: a host is a name (letters, digits, "
                 "'-', '.'), an IPv4 address or a bracketed IPv6 address."
             )
         if port == 0:
-            raise InvalidURL(f"Invalid URL {url!r}: port 0 cannot be connected to.")
+            raise InvalidURL(f"Invalid URL {_masked(url)!r}: port 0 cannot be connected to.")
         self.scheme = scheme
         self.host = host
         self.port = port or DEFAULT_PORTS[scheme]
@@ -68,6 +76,15 @@ class ParsedURL:
         query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
         self.target = f"{path}?{query}" if query else path
         self.url = _unsplit(split, scheme, path, query)
+        self.authorization = _basic(split.username, split.password)
+
+
+def _basic(username: str | None, password: str | None) -> str | None:
+    """The Basic ``Authorization`` value of a URL's percent-encoded credentials."""
+    if not username and not password:
+        return None
+    credentials = unquote_to_bytes(username or "") + b":" + unquote_to_bytes(password or "")
+    return "Basic " + base64.b64encode(credentials).decode("ascii")
 
 
 def _unsplit(split: SplitResult, scheme: str, path: str, query: str) -> str:

@@ -528,7 +528,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     request.add_argument("--no-redirects", action="store_true", help="do not follow redirects")
     request.add_argument(
-        "--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="(default 30)"
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="the connect, read and write timeout; no limit on the whole request (default 30)",
     )
     request.add_argument(
         "-k", "--insecure", action="store_true", help="do not verify TLS certificates"

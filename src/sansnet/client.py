@@ -41,6 +41,7 @@ from ._version import __version__
 from .codecs import json_decode, json_encode
 from .errors import (
     InvalidArgument,
+    RemoteProtocolError,
     TooManyRedirects,
     UnsafeRedirect,
 )
@@ -61,6 +62,7 @@ from .proxies import (
     FromEnvironment,
     Proxy,
     ProxyEnvironment,
+    _masked,
     environment_proxies,
     given_proxy,
 )
@@ -260,9 +262,11 @@ class _PoolTransport(Transport):
 
     A request that fails on a reused connection before any byte of the response
     arrived (the server closed the idle connection as we sent) is retried once on a
-    fresh connection when its body can be replayed: any method with a bytes body (or
-    none). A streamed body is never retried, and neither is a failure on a new
-    connection.
+    fresh connection when it is idempotent and its body can be replayed: GET, HEAD,
+    OPTIONS, PUT, DELETE or TRACE with a bytes body (or none), as RFC 9110 section
+    9.2.2 allows. POST, PATCH and other methods are never retried (the server may have
+    applied the request before closing), nor is a streamed body, nor a failure on a
+    new connection.
     """
 
     def __init__(
@@ -363,7 +367,12 @@ class _PoolTransport(Transport):
                 head = await HTTP11Exchange(conn, self._trace).send(request, target, timeout)
             except Unanswered as unanswered:
                 await self.pool.release(conn, reusable=False)
-                if attempt == 1 and conn.reused and request.replayable:
+                if (
+                    attempt == 1
+                    and conn.reused
+                    and request.replayable
+                    and request.method in _IDEMPOTENT
+                ):
                     continue  # the server had closed the idle connection: retry once
                 error = unanswered.error
             except BaseException:
@@ -386,7 +395,8 @@ class StreamingResponse(_Head):
     Read it with ``async for chunk in response.aiter_bytes()`` (decoded) or
     :meth:`aiter_raw` (as sent), or all at once with :meth:`aread`; the body can be
     read once. The connection is released when the ``async with`` block ends: back to
-    the pool if the body was read to the end, else closed.
+    the pool if the body was read to the end, else closed. Reading the body after that
+    (or after :meth:`aclose`) raises ``RuntimeError``.
     """
 
     __slots__ = (
@@ -444,16 +454,18 @@ class StreamingResponse(_Head):
     def _take(self) -> ResponseBody:
         if self._consumed:
             raise RuntimeError("The response body was already read; it can be read once.")
+        if self._closed:
+            raise RuntimeError(_CLOSED)
         self._consumed = True
         return self._body
 
     def aiter_raw(self) -> AsyncIterator[bytes]:
         """The body as it came over the wire (still compressed), piece by piece."""
-        return _BodyIterator(self._take(), None)
+        return _BodyIterator(self, self._take(), None)
 
     def aiter_bytes(self) -> AsyncIterator[bytes]:
         """The body, decoded per Content-Encoding, in pieces of at most 64 KiB."""
-        return _BodyIterator(self._take(), self._decoder)
+        return _BodyIterator(self, self._take(), self._decoder)
 
     async def aread(self) -> bytes:
         """The whole (decoded) body."""
@@ -486,14 +498,20 @@ class StreamingResponse(_Head):
         return f"<StreamingResponse {self.status_code} {self.status_message}>"
 
 
+_CLOSED = "The response is closed; read its body inside the async with block, before aclose()."
+
+
 class _BodyIterator:
-    """Iterates over a body, decoding it when ``decoder`` is given. A class, not an
-    async generator: leaving the loop early leaves nothing for the event loop to
-    finalize."""
+    """Iterates over the body of ``response``, decoding it when ``decoder`` is given. A
+    class, not an async generator: leaving the loop early leaves nothing for the event
+    loop to finalize."""
 
-    __slots__ = ("_body", "_decoder", "_done", "_pieces")
+    __slots__ = ("_body", "_decoder", "_done", "_pieces", "_response")
 
-    def __init__(self, body: ResponseBody, decoder: ContentDecoder | None) -> None:
+    def __init__(
+        self, response: StreamingResponse, body: ResponseBody, decoder: ContentDecoder | None
+    ) -> None:
+        self._response = response
         self._body = body
         self._decoder = decoder
         self._pieces: Iterator[bytes] | None = None
@@ -511,6 +529,8 @@ class _BodyIterator:
             self._pieces = None
         decoder = self._decoder
         while not self._done:
+            if self._response._closed:
+                raise RuntimeError(_CLOSED)
             chunk = await self._body.read()
             if not chunk:
                 self._done = True
@@ -596,6 +616,13 @@ def _split_options(
         if name not in _OPTION_NAMES:
             raise InvalidArgument(f"FetchOptions has an unknown field {name!r}.")
     return params, opts
+
+
+def _check_max_redirects(value: object) -> int:
+    """``max_redirects``, checked: an int >= 0 (a bool is refused)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidArgument(f"max_redirects must be an int >= 0, not {value!r}.")
+    return value
 
 
 def _body(params: Mapping[str, Any]) -> tuple[bytes | AsyncIterable[bytes], str | None]:
@@ -685,7 +712,7 @@ class Client:
         self.defaults: dict[str, Any] = {
             "timeout": Timeout.of(timeout),
             "follow_redirects": follow_redirects,
-            "max_redirects": max_redirects,
+            "max_redirects": _check_max_redirects(max_redirects),
             "allow_insecure_redirects": allow_insecure_redirects,
             "decompress": decompress,
             "max_decoded_size": max_decoded_size,
@@ -823,6 +850,8 @@ class Client:
             params, opts = _split_options(url_or_params, options)
             settings = {**self.defaults, **opts} if opts else self.defaults
             transport = None
+            if "max_redirects" in opts:
+                _check_max_redirects(opts["max_redirects"])
         timeout = Deadlines(Timeout.of(settings["timeout"]), cover_body=cover_body)
         method = _method(params.get("method") or "GET")
         parsed = parse_url(with_query(params["url"], params.get("query")))
@@ -839,9 +868,18 @@ class Client:
         if opts.get("expect_continue") and body and "expect" not in headers:
             if shared:
                 headers = headers.copy()
+                shared = False
             headers.add("Expect", "100-continue")  # the transport then waits for 100
+        credentials = parsed.authorization  # from user:password@ in the URL
+        if credentials is not None and "authorization" not in headers:
+            if shared:
+                headers = headers.copy()
+            headers.add("Authorization", credentials)
+        else:
+            credentials = None
         request = Request(method, parsed.url, headers, body)
         request._split = parsed
+        request._credentials = credentials
         follow = settings["follow_redirects"]
         max_redirects = settings["max_redirects"]
         for hop in range(max_redirects + 2):
@@ -925,15 +963,21 @@ async def _discard(response: StreamingResponse) -> None:
 def _redirect(request: Request, response: StreamingResponse, allow_insecure: bool) -> Request:
     """The request that follows a redirect (RFC 9110 section 15.4, as browsers do it)."""
     location = response.raw_headers["location"]
-    url = urljoin(request.url, location.strip())
-    parsed = parse_url(url)
+    status = response.status_code
+    try:
+        parsed = parse_url(urljoin(request.url, location.strip()))
+    except ValueError as exc:  # urljoin's, or InvalidURL
+        raise RemoteProtocolError(
+            f"Can't follow the {status} redirect from {request.url}: its Location "
+            f"{_masked(location)!r} is not a valid http(s) URL ({str(exc).rstrip('.')}). "
+            f"Pass follow_redirects=False to get the {status} response itself."
+        ) from None
     old = request._split or parse_url(request.url)
     if old.scheme == "https" and parsed.scheme == "http" and not allow_insecure:
         raise UnsafeRedirect(
-            f"Refusing to follow a redirect from {request.url} to {url}: it downgrades "
+            f"Refusing to follow a redirect from {request.url} to {parsed.url}: it downgrades "
             "https to http. Pass allow_insecure_redirects=True to follow it."
         )
-    status = response.status_code
     method = request.method
     body: bytes | AsyncIterable[bytes] = request.body
     headers = request.headers.copy()
@@ -945,15 +989,20 @@ def _redirect(request: Request, response: StreamingResponse, allow_insecure: boo
                 del headers[name]
     elif not request.replayable:
         raise UnsafeRedirect(
-            f"Can't follow the {status} redirect to {url}: it must resend the body, which "
+            f"Can't follow the {status} redirect to {parsed.url}: it must resend the body, which "
             "was streamed and cannot be replayed. Send the body as bytes to allow it."
         )
     if parsed.origin != old.origin:
         for name in ("authorization", "cookie", "proxy-authorization", "host"):
             if name in headers:
                 del headers[name]
+    credentials = request._credentials if "authorization" in headers else None
+    if parsed.authorization is not None and "authorization" not in headers:
+        credentials = parsed.authorization  # the Location's own user:password@
+        headers.add("Authorization", credentials)
     new = Request(method, parsed.url, headers, body)
     new._split = parsed
+    new._credentials = credentials
     return new
 
 

@@ -3,6 +3,7 @@ client was made, URL edge cases, deadlines, body pieces, redirects with big bodi
 
 from __future__ import annotations
 
+import base64
 import socket
 from collections.abc import Callable
 
@@ -113,6 +114,37 @@ async def test_own_headers_with_a_body_and_accept(base_url: str) -> None:
     assert ["accept", "text/html"] in echo["headers"]
     assert ["accept", "*/*"] not in echo["headers"], "The caller's Accept replaces the default."
     assert ["content-type", "text/plain; charset=utf-8"] in echo["headers"]
+
+
+def basic(credentials: bytes) -> str:
+    return "Basic " + base64.b64encode(credentials).decode("ascii")
+
+
+async def test_credentials_in_the_url_are_sent_as_basic_auth(base_url: str) -> None:
+    url = base_url.replace("http://", "http://al%40ice:s3cr%C3%A9t:x@", 1) + "/echo?q=1"
+    heads: list[bytes] = []
+    async with sansnet.Client(trace=lambda kind, head: heads.append(head)) as client:
+        response = await client.request(url)
+        echo = response.json()
+        expected = basic("al@ice:s3crét:x".encode())  # percent-decoded, then UTF-8
+        assert ["authorization", expected] in echo["headers"]
+        assert (echo["raw_path"], echo["query_string"]) == ("/echo", "q=1")
+        assert response.url == f"{base_url}/echo?q=1", "No credentials in the response's URL."
+        assert heads[0].startswith(b"GET /echo?q=1 HTTP/1.1\r\n"), "None in the request line."
+        assert b"Authorization: Basic ***\r\n" in heads[0], "The trace masks them."
+        assert expected.encode() not in heads[0]
+        own = (await client.request(url, headers={"Authorization": "Bearer t"})).json()
+        assert ["authorization", "Bearer t"] in own["headers"], "The request's own field wins."
+        assert len([name for name, _ in own["headers"] if name == "authorization"]) == 1
+    async with sansnet.Client(headers={"Authorization": "Bearer c"}) as client:
+        echo = (await client.request(url)).json()
+        assert ["authorization", "Bearer c"] in echo["headers"], "So does the client's."
+    only_user = (await sansnet.request(base_url.replace("//", "//bob@", 1) + "/echo")).json()
+    assert ["authorization", basic(b"bob:")] in only_user["headers"]
+    with pytest.raises(ValueError, match="Invalid host") as info:
+        await sansnet.request("http://alice:s3cret@exa mple.org/")
+    assert "s3cret" not in str(info.value), "Error messages mask the password."
+    assert "alice:***@" in str(info.value)
 
 
 async def test_idna_hosts(raw_server: Callable[..., RawServer]) -> None:

@@ -277,6 +277,25 @@ async def test_stream_yields_before_the_body(base_url: str) -> None:
     assert b"".join(pieces) == b"p0p1p2"
 
 
+async def test_reading_a_closed_stream_is_a_usage_error(base_url: str) -> None:
+    url = f"{base_url}/slow-body?pieces=3&delay=0.01"
+    async with sansnet.Client() as client:
+        async with client.stream(url) as ended:
+            pass
+        with pytest.raises(RuntimeError, match="response is closed"):
+            await ended.aread()
+        async with client.stream(url) as closed:
+            await closed.aclose()
+            with pytest.raises(RuntimeError, match="response is closed"):
+                closed.aiter_raw()
+        async with client.stream(url) as started:
+            pieces = started.aiter_bytes()
+            assert await pieces.__anext__() == b"p0"
+        with pytest.raises(RuntimeError, match="response is closed"):
+            await pieces.__anext__()
+        assert client.pool.total == 0, "The unread connections were closed."
+
+
 async def test_stream_decodes_and_raw(base_url: str) -> None:
     async with sansnet.Client() as client:
         async with client.stream(f"{base_url}/encoded/zstd") as response:

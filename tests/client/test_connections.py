@@ -96,7 +96,7 @@ def _closes_on_second_request(conn: socket.socket, server: RawServer) -> None:
 
 @pytest.mark.parametrize(
     ("method", "body"),
-    [("GET", None), ("PUT", b"replayable"), ("POST", b"bytes can be replayed")],
+    [("GET", None), ("PUT", b"replayable"), ("DELETE", b"bytes can be replayed")],
 )
 async def test_retry_once_on_a_stale_reused_connection(
     raw_server: Start, method: str, body: bytes | None
@@ -108,6 +108,18 @@ async def test_retry_once_on_a_stale_reused_connection(
         assert result.body == b"first", "The request was retried on a fresh connection."
     assert server.accepted == 2
     assert len(server.requests) == 3, "Sent twice: on the stale connection, then the fresh one."
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+async def test_no_retry_for_a_non_idempotent_method(raw_server: Start, method: str) -> None:
+    server = raw_server(_closes_on_second_request)
+    async with sansnet.Client() as client:
+        await client.request(server.url)
+        with pytest.raises(sansnet.RemoteProtocolError, match="without sending a response"):
+            await client.request(server.url, method=method, body=b"amount=100")
+        assert client.pool.total == 0
+    assert server.accepted == 1, "The server may have applied it: it is not sent again."
+    assert len(server.requests) == 2
 
 
 async def test_no_retry_for_a_streamed_body(raw_server: Start) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import AsyncIterator, Callable
 
@@ -60,6 +61,10 @@ def no_answer(conn: socket.socket, server: RawServer) -> None:
         ({"method": 3}, TypeError, "method must be a str"),
         ({"timeout": -1}, ValueError, "timeout must be a positive number"),
         ({"timeout": "5"}, ValueError, "timeout must be a positive number"),
+        ({"timeout": float("nan")}, ValueError, "timeout must be a positive number"),
+        ({"max_redirects": -5}, ValueError, "max_redirects must be an int >= 0"),
+        ({"max_redirects": None}, TypeError, "max_redirects must be an int >= 0"),
+        ({"max_redirects": True}, TypeError, "max_redirects must be an int >= 0"),
         ({"nonsense": 1}, TypeError, "unknown option 'nonsense'"),
         ({"url": {"url": "http://x/", "bogus": 1}}, TypeError, "unknown field 'bogus'"),
         ({"options": {"bogus": 1}}, TypeError, "unknown field 'bogus'"),
@@ -90,7 +95,12 @@ def test_bad_client_arguments() -> None:
     with pytest.raises(ValueError, match="positive"):
         Timeout.of(0)
     assert Timeout.of(None) == Timeout(None, None, None, None, None)
-    assert Timeout.of(2.5) == Timeout(2.5, 2.5, 2.5, 2.5, 2.5)
+    assert Timeout.of(2.5) == Timeout(2.5, 2.5, 2.5, 2.5, None), "One number: no total."
+    for field, value in [("read", "1"), ("connect", 0), ("total", math.inf), ("pool", True)]:
+        with pytest.raises(sansnet.InvalidArgument, match=rf"Timeout\({field}=\.\.\.\)"):
+            Timeout(**{field: value})  # type: ignore[arg-type]
+    with pytest.raises(sansnet.InvalidArgument, match="max_redirects"):
+        sansnet.Client(max_redirects=-1)
 
 
 async def test_client_closed(base_url: str) -> None:
@@ -178,6 +188,19 @@ async def test_read_timeout(servers: Servers) -> None:
 async def test_read_timeout_in_memory() -> None:
     async with serve(slow_app) as client:
         await check_read_timeout(client.http, client.base_url)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "handler", "error"),
+    [("https", silent, sansnet.ConnectTimeout), ("http", no_answer, sansnet.ReadTimeout)],
+)
+async def test_a_single_number_gives_the_phase_timeout(
+    raw_server: Start, scheme: str, handler: Callable[..., None], error: type[Exception]
+) -> None:
+    server = raw_server(handler)  # https: never answers the TLS hello; http: the request
+    with pytest.raises(error):  # not the total timeout, which a number does not set
+        await sansnet.request(f"{scheme}://127.0.0.1:{server.port}/", timeout=0.2)
+    server.event("stop").set()
 
 
 async def test_write_timeout(raw_server: Start) -> None:
@@ -290,6 +313,28 @@ async def test_total_timeout_writing(raw_server: Start) -> None:
     with pytest.raises(sansnet.TimeoutError, match="total timeout") as info:
         await sansnet.request(server.url, method="PUT", body=body(), timeout=Timeout(total=0.3))
     assert type(info.value) is sansnet.TimeoutError
+    server.event("stop").set()
+
+
+async def test_total_timeout_waiting_for_the_upload_body(raw_server: Start) -> None:
+    server = raw_server(no_answer)
+    closed: list[bool] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"first"
+            await anyio.sleep(30)  # the caller's code, slow to produce the next chunk
+            yield b"never"
+        finally:
+            closed.append(True)
+
+    with anyio.fail_after(5):  # not the 30 s the body would take
+        with pytest.raises(sansnet.TimeoutError, match="total timeout") as info:
+            await sansnet.request(
+                server.url, method="POST", body=body(), timeout=Timeout(total=0.3)
+            )
+    assert type(info.value) is sansnet.TimeoutError
+    assert closed == [True], "The body's generator was closed."
     server.event("stop").set()
 
 

@@ -15,7 +15,7 @@ from sansnet import ServeConfig, ServeRequest
 from sansnet.protocol import Limits
 from sansnet.testing import WireRecorder, serve
 
-from .rawserver import RawServer
+from .rawserver import RawServer, response
 
 pytestmark = pytest.mark.anyio
 
@@ -89,3 +89,35 @@ async def test_interim_hints_before_the_100_are_skipped(raw_server: Start) -> No
     response = await sansnet.request(server.url, method="POST", body=BODY, expect_continue=True)
     assert (response.status_code, response.text) == (201, str(len(BODY)))
     assert server.requests[0].count(b"Expect: 100-continue") == 1
+
+
+def _closes_when_reused(conn: socket.socket, server: RawServer) -> None:
+    """Answers the first request of each connection (after a 100 if it expects one), then
+    closes when the next head arrives: the race of a server's idle timeout."""
+    head = server.read_request(conn, read_body=False)
+    if head is None:
+        return
+    body = b""
+    if b"expect: 100-continue" in head.lower():
+        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        while len(body) < len(BODY):
+            body += conn.recv(65536)
+    conn.sendall(response(b"%d" % len(body)))
+    server.read_request(conn, read_body=False)
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST"])
+async def test_a_stale_connection_is_retried_for_an_idempotent_method(
+    raw_server: Start, method: str
+) -> None:
+    server = raw_server(_closes_when_reused)
+    async with sansnet.Client() as client:
+        assert (await client.request(server.url)).text == "0"
+        send = client.request(server.url, method=method, body=BODY, expect_continue=True)
+        if method == "PUT":
+            assert (await send).text == str(len(BODY)), "Sent again on a fresh connection."
+            assert server.accepted == 2
+        else:
+            with pytest.raises(sansnet.RemoteProtocolError, match="without sending a response"):
+                await send
+            assert server.accepted == 1, "A POST is not sent again."

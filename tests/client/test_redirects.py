@@ -3,6 +3,7 @@ limit, headers dropped on a change of origin, https -> http, streamed bodies."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
@@ -97,6 +98,25 @@ async def test_redirect_without_location_is_the_response(raw_server: object) -> 
     assert result.body == b"moved, but where?"
 
 
+@pytest.mark.parametrize(
+    "location", ["http://[::1", "http://[x]/", "http://exa mple.org/", "ftp://example.org/"]
+)
+async def test_invalid_location_is_a_protocol_error(raw_server: object, location: str) -> None:
+    from .rawserver import RawServer, response
+
+    def handler(conn, server: RawServer) -> None:  # type: ignore[no-untyped-def]
+        while server.read_request(conn) is not None:
+            extra = b"Location: " + location.encode() + b"\r\n"
+            conn.sendall(response(b"", status="302 Found", extra=extra))
+
+    server = raw_server(handler)  # type: ignore[operator]
+    with pytest.raises(sansnet.RemoteProtocolError, match="follow_redirects=False") as info:
+        await sansnet.request(server.url)
+    assert repr(location) in str(info.value), "The message names the Location."
+    result = await sansnet.request(server.url, follow_redirects=False)
+    assert (result.status_code, result.headers["location"]) == (302, location)
+
+
 async def test_credentials_dropped_on_origin_change(servers: Servers) -> None:
     secret = {"Authorization": "Bearer secret", "Cookie": "session=1", "X-Keep": "yes"}
     same = await sansnet.request(f"{servers.uvicorn}{to('/echo', 302)}", headers=secret)
@@ -111,6 +131,25 @@ async def test_credentials_dropped_on_origin_change(servers: Servers) -> None:
     assert "cookie" not in dropped, "Cookie is dropped on a change of origin."
     assert dropped["x-keep"] == "yes", "Other headers are kept."
     assert dropped["host"] == servers.hypercorn.removeprefix("http://"), "Host is the new one."
+
+
+def basic(credentials: bytes) -> str:
+    return "Basic " + base64.b64encode(credentials).decode("ascii")
+
+
+async def test_url_credentials_on_redirects(servers: Servers) -> None:
+    base = servers.uvicorn.replace("http://", "http://alice:s3cret@", 1)
+    same = headers_of((await sansnet.request(f"{base}{to('/echo', 302)}")).json())
+    assert same["authorization"] == basic(b"alice:s3cret"), "The same origin keeps them."
+    away = await sansnet.request(f"{base}{to(servers.hypercorn + '/echo', 302)}")
+    assert "authorization" not in headers_of(away.json()), "Another origin does not get them."
+    target = servers.hypercorn.replace("http://", "http://bob:pw@", 1) + "/echo"
+    own = await sansnet.request(f"{base}{to(target, 302)}")
+    assert headers_of(own.json())["authorization"] == basic(b"bob:pw"), "The Location's own."
+    assert own.url == servers.hypercorn + "/echo", "And they are not in the URL."
+    with pytest.raises(sansnet.UnsafeRedirect) as info:
+        await sansnet.request(f"{servers.https}{to(base + '/echo', 302)}", verify=False)
+    assert f" to {servers.uvicorn}/echo: " in str(info.value), "Nor in error messages."
 
 
 async def test_https_to_http_refused_unless_allowed(servers: Servers) -> None:
