@@ -93,6 +93,7 @@ USER_AGENT = f"sansnet/{__version__}"
 MiB = 1024 * 1024
 _REDIRECTS = frozenset([301, 302, 303, 307, 308])
 _IDEMPOTENT = frozenset(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"])
+_MAX_TRANSPORTS = 32  # TLS settings, Unix sockets and proxies a client remembers at once
 
 
 # ============================================================================ options
@@ -281,6 +282,7 @@ class _PoolTransport(Transport):
         open_stream: StreamOpener | None = None,
         unix_socket: str | None = None,
         proxy: Proxy | None = None,
+        pool: ConnectionPool | None = None,
     ) -> None:
         self._unix_socket = unix_socket
         self._proxy = proxy
@@ -293,7 +295,9 @@ class _PoolTransport(Transport):
         self._http_limits = http_limits
         self._trace = trace
         self._open_stream = open_stream
-        self.pool = ConnectionPool(self._connect, limits)
+        # The client's transports share its pool; this connector names our connections.
+        self._connector = self._connect
+        self.pool = pool if pool is not None else ConnectionPool(None, limits)
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -361,7 +365,10 @@ class _PoolTransport(Transport):
         for attempt in (1, 2):
             with timeout:
                 conn = await self.pool.acquire(
-                    url.origin, timeout=timeout.bound(times.pool), context=timeout
+                    url.origin,
+                    timeout=timeout.bound(times.pool),
+                    context=timeout,
+                    connector=self._connector,
                 )
             try:
                 head = await HTTP11Exchange(conn, self._trace).send(request, target, timeout)
@@ -736,6 +743,7 @@ class Client:
         ] = {}
         self._custom_transport = transport
         self._limits = limits if limits is not None else PoolLimits()
+        self._pool = ConnectionPool(None, self._limits)  # shared by the transports below
         self._http_limits = http_limits
         self._backend = backend
         self.closed = False
@@ -756,7 +764,16 @@ class Client:
             if self.closed:
                 raise RuntimeError("The client is closed; make a new one.")
             _check_tls_options(verify, cert)
+            if len(self._transports) >= _MAX_TRANSPORTS:
+                # Settings that come and go (a new SSLContext per request): forget the
+                # oldest, but never the default. Its connections stay in the shared
+                # pool, counted, until they expire or make room for others.
+                for old in self._transports:
+                    if self._transports[old] is not self._default_transport:
+                        del self._transports[old]
+                        break
             transport = _PoolTransport(
+                pool=self._pool,
                 limits=self._limits,
                 verify=verify,
                 cert=cert,
@@ -791,16 +808,17 @@ class Client:
             proxy = self._proxy_env.select(url.scheme, url.host, url.port)
         else:
             proxy = self._proxy
+        if url.scheme == "http" and (proxy is None or proxy.scheme != "https"):
+            return self._transport_for(self._verify, self._cert, unix_socket, proxy)  # no TLS
         return self._transport_for(
             opts.get("verify", self._verify), opts.get("cert", self._cert), unix_socket, proxy
         )
 
     @property
     def pool(self) -> ConnectionPool:
-        """The pool of the default TLS settings (for inspection and tests)."""
-        transport = self._transport_for(self._verify, self._cert, None, self._proxy)
-        assert isinstance(transport, _PoolTransport)
-        return transport.pool
+        """The client's connection pool, shared by every TLS setting, Unix socket and
+        proxy its requests use (for inspection and tests)."""
+        return self._pool
 
     async def request(self, url_or_params: str | FetchParams, **options: Any) -> FetchResponse:
         """Send a request and read the whole response. See :func:`sansnet.request`."""
@@ -937,6 +955,7 @@ class Client:
             transports.append(self._custom_transport)
         for transport in transports:
             await transport.aclose()
+        await self._pool.aclose()  # the idle connections of forgotten transports too
 
     async def __aenter__(self) -> Client:
         return self

@@ -61,7 +61,8 @@ async def test_idle_connection_closed_by_server_is_not_reused(raw_server: Start)
     async with sansnet.Client() as client:
         assert (await client.request(server.url)).body == b"once"
         assert client.pool.idle == 1
-        conn = client.pool._idle[("http", "127.0.0.1", server.port)][0]
+        [conn] = [c for idle in client.pool._idle.values() for c in idle]
+        assert conn.origin == ("http", "127.0.0.1", server.port)
         await wait_for(conn.stream.is_readable, "the client sees the server's close")
         assert (await client.request(server.url)).body == b"once", "A fresh connection is used."
         assert server.accepted == 2

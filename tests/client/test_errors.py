@@ -439,7 +439,7 @@ async def test_early_answer_while_uploading_is_read(upload: str) -> None:
             yield b"y" * 4096
 
     async with anyio.create_task_group() as task_group, sansnet.Client() as client:
-        client.pool._connector = connector
+        _connect_with(client, connector)
         payload = body() if upload == "streamed" else b"z" * 65536
         result = await client.request("http://127.0.0.1/upload", method="POST", body=payload)
         assert result.status_code == 413
@@ -454,7 +454,7 @@ async def test_write_error_without_answer() -> None:
         return client_end, ClientConnection("127.0.0.1", 80)
 
     async with sansnet.Client() as client:
-        client.pool._connector = connector
+        _connect_with(client, connector)
         with pytest.raises(sansnet.WriteError, match="closed"):
             await client.request("http://127.0.0.1/upload", method="POST", body=b"z" * 65536)
         assert client.pool.total == 0
@@ -470,3 +470,9 @@ async def test_connection_refused_by_name(backend: str) -> None:
     async with sansnet.Client(backend=backend) as client:  # type: ignore[arg-type]
         with pytest.raises(sansnet.ConnectError, match=f"localhost:{port}"):
             await client.request(f"http://localhost:{port}/")
+
+
+def _connect_with(client: sansnet.Client, connector: object) -> None:
+    """Make ``client``'s default transport open its connections with ``connector``."""
+    transport = client._transport_for(client._verify, client._cert)
+    transport._connector = connector  # type: ignore[attr-defined]

@@ -130,3 +130,32 @@ async def test_ipv6_loopback(raw_server: Callable[..., RawServer], backend: str)
         assert result.body == f"Host: [::1]:{server.port}".encode(), "Host has the brackets."
         assert (await client.request(f"{server.url}/again")).ok
     assert server.accepted == 1, "The IPv6 connection was reused."
+
+
+async def test_the_pool_limits_hold_across_tls_settings(servers: Servers) -> None:
+    """One pool per client: max_connections counts the connections of every TLS setting
+    a request asks for (a new SSLContext per request used to open a pool each, and
+    keep its connections until the client closed)."""
+    limits = sansnet.PoolLimits(max_connections=2)
+    async with sansnet.Client(limits=limits) as client:
+        for _ in range(40):
+            context = ssl.create_default_context(cafile=servers.certs.ca_file)
+            assert (await client.request(f"{servers.https}/status/200", verify=context)).ok
+            assert client.pool.total <= 2
+        assert len(client._transports) <= 32, "Settings that came and went are forgotten."
+        # A connection serves only the TLS setting it was opened with.
+        assert (await client.request(f"{servers.https}/status/200", verify=False)).ok
+        assert (
+            await client.request(f"{servers.https}/status/200", verify=servers.certs.ca_file)
+        ).ok
+        assert (await client.request(f"{servers.https}/status/200", verify=False)).ok
+        assert client.pool.total == 2
+        assert client.pool.idle == 2
+
+
+async def test_tls_settings_do_not_split_plain_http_connections(servers: Servers) -> None:
+    async with sansnet.Client() as client:
+        for _ in range(3):
+            context = ssl.create_default_context(cafile=servers.certs.ca_file)
+            assert (await client.request(f"{servers.uvicorn}/status/200", verify=context)).ok
+        assert client.pool.total == 1, "http:// has no TLS: one connection serves them all."

@@ -69,6 +69,31 @@ async def test_reuse_and_counts() -> None:
     assert pool.total == 0
 
 
+async def test_invariant_2_a_connection_serves_only_its_connector() -> None:
+    """One pool, several connectors (a client's TLS settings, Unix sockets, proxies):
+    the limits count them all, and an idle connection goes only to its own."""
+    pool = ConnectionPool(None, PoolLimits(max_connections=2))
+    with pytest.raises(TypeError, match="no connector of its own"):
+        await pool.acquire(B)
+    assert pool.total == 0, "Nothing is counted."
+    first, second = Connector(), Connector()
+    conn = await pool.acquire(A, connector=first)  # type: ignore[arg-type]
+    await pool.release(conn, reusable=True)
+    other = await pool.acquire(A, connector=second)  # type: ignore[arg-type]
+    assert other is not conn, "Another connector's idle connection is not reused."
+    assert (first.opened, second.opened) == (1, 1)
+    await pool.release(other, reusable=True)
+    assert await pool.acquire(A, connector=first) is conn  # type: ignore[arg-type]
+    third = Connector()
+    newest = await pool.acquire(A, connector=third)  # type: ignore[arg-type]
+    assert pool.total == 2, "The idle connection of the second connector made room."
+    assert (pool.in_use, pool.idle) == (2, 0)
+    for held in (conn, newest):
+        await pool.release(held, reusable=False)
+    await pool.aclose()
+    assert pool.total == 0
+
+
 async def test_invariant_1_total_counts_connecting() -> None:
     pool, connector = make(max_connections=2)
     connector.gate = anyio.Event()

@@ -4,8 +4,10 @@ Invariants (each has a test in ``tests/transport/test_pool.py``):
 
 1. ``total`` counts every connection that exists or is being opened: idle, in use,
    or connecting. It never exceeds ``max_connections``.
-2. A connection is in exactly one place: the idle list of its origin, or the hands of
-   one request. The pool never gives the same connection to two requests.
+2. A connection is in exactly one place: the idle list of its origin and connector, or
+   the hands of one request. The pool never gives the same connection to two requests,
+   nor a connection opened by one connector to a request that asks another (a client's
+   transports share one pool: TLS settings, Unix socket or proxy differ by connector).
 3. Every :meth:`ConnectionPool.acquire` that returns is matched by exactly one
    :meth:`ConnectionPool.release`; the request driver calls it in a ``finally`` block.
    All bookkeeping in ``acquire`` and ``release`` happens before their first ``await``
@@ -72,10 +74,17 @@ class PoolLimits:
 class PooledConnection:
     """A connection lent by the pool: the stream and its HTTP/1.1 protocol object."""
 
-    __slots__ = ("closed", "idle", "idle_since", "origin", "protocol", "reused", "stream")
+    __slots__ = ("closed", "idle", "idle_since", "key", "origin", "protocol", "reused", "stream")
 
-    def __init__(self, origin: Origin, stream: NetworkStream, protocol: ClientConnection) -> None:
+    def __init__(
+        self,
+        origin: Origin,
+        stream: NetworkStream,
+        protocol: ClientConnection,
+        key: tuple[Connector | None, Origin] | None = None,
+    ) -> None:
         self.origin = origin
+        self.key = key if key is not None else (None, origin)  # where it idles in its pool
         self.stream = stream
         self.protocol = protocol
         self.idle_since = 0.0
@@ -90,12 +99,17 @@ Connector = Callable[[Origin, Any], Awaitable[tuple[NetworkStream, ClientConnect
 
 
 class ConnectionPool:
-    """Lends connections per origin; see the module docstring for the invariants."""
+    """Lends connections per origin; see the module docstring for the invariants.
 
-    def __init__(self, connector: Connector, limits: PoolLimits | None = None) -> None:
+    ``connector`` opens a connection; an :meth:`acquire` may name another one, and then
+    gets only connections that one opened. That is how a client's transports (its
+    default one, and one per TLS setting, Unix socket or proxy a request asks for)
+    share one pool, so ``limits`` hold for the client as a whole."""
+
+    def __init__(self, connector: Connector | None, limits: PoolLimits | None = None) -> None:
         self.limits = limits if limits is not None else PoolLimits()
         self._connector = connector
-        self._idle: dict[Origin, list[PooledConnection]] = {}
+        self._idle: dict[tuple[Connector | None, Origin], list[PooledConnection]] = {}
         self._idle_count = 0
         self._waiters: deque[anyio.Event] = deque()
         self.total = 0
@@ -122,20 +136,23 @@ class ConnectionPool:
         *,
         timeout: float | None = None,
         context: Any = None,
+        connector: Connector | None = None,
     ) -> PooledConnection:
         """A connection to ``origin``: a live idle one, or a new one if a slot is free
-        (opened by the connector, which gets ``context``), else wait up to ``timeout``
-        seconds for one (then :class:`~sansnet.PoolTimeout`).
+        (opened by ``connector``, or the pool's own, which gets ``context``), else wait
+        up to ``timeout`` seconds for one (then :class:`~sansnet.PoolTimeout`). An idle
+        connection is only reused by the connector that opened it.
 
         The caller must pass the result to :meth:`release` exactly once, in a
         ``finally`` block or equivalent.
         """
         deadline = math.nan  # computed on the first wait
         woken = False
+        key = (connector, origin)
         while True:
             if self.closed:
                 raise RuntimeError("The client is closed; make a new one.")
-            idle = self._idle.get(origin)
+            idle = self._idle.get(key)
             if idle:
                 conn = idle.pop()  # the most recently used first: the likeliest alive
                 self._idle_count -= 1
@@ -147,7 +164,7 @@ class ConnectionPool:
                 await conn.stream.aclose()  # held by no one: cancelling here leaks nothing
                 continue
             if self.total < self.limits.max_connections:
-                return await self._open(origin, context)
+                return await self._open(key, context)
             victim = self._evict_one()
             if victim is not None:
                 await victim.stream.aclose()
@@ -163,25 +180,30 @@ class ConnectionPool:
             and not conn.stream.is_readable()
         )
 
-    async def _open(self, origin: Origin, context: Any) -> PooledConnection:
+    async def _open(self, key: tuple[Connector | None, Origin], context: Any) -> PooledConnection:
+        connector, origin = key
+        connect = connector if connector is not None else self._connector
+        if connect is None:
+            raise TypeError("This pool has no connector of its own: pass one to acquire().")
         self.total += 1  # reserve the slot before the first await
         try:
-            stream, protocol = await self._connector(origin, context)
+            stream, protocol = await connect(origin, context)
         except BaseException:
             self.total -= 1
             self._wake_one()
             raise
-        return PooledConnection(origin, stream, protocol)
+        return PooledConnection(origin, stream, protocol, key)
 
     def _evict_one(self) -> PooledConnection | None:
-        """Free a slot held by an idle connection to another origin (the oldest)."""
+        """Free a slot held by an idle connection to another origin or connector (the
+        oldest)."""
         oldest: PooledConnection | None = None
         for connections in self._idle.values():
             if connections and (oldest is None or connections[0].idle_since < oldest.idle_since):
                 oldest = connections[0]
         if oldest is None:
             return None
-        self._idle[oldest.origin].remove(oldest)
+        self._idle[oldest.key].remove(oldest)
         self._idle_count -= 1
         oldest.idle = False
         self._forget(oldest)
@@ -243,7 +265,7 @@ class ConnectionPool:
         ):
             conn.idle_since = now()
             conn.idle = True
-            self._idle.setdefault(conn.origin, []).append(conn)
+            self._idle.setdefault(conn.key, []).append(conn)
             self._idle_count += 1
             self._wake_one()
             return
