@@ -12,6 +12,16 @@ when a peer floods us (unread bytes wait in the socket, and TCP pushes back on t
 peer), and pings from the peer are answered while someone is reading. Keepalive pings
 are sent from the reading task too: a connection nobody reads from is not pinged.
 Writes are serialized whole-message; a reader never waits for a slow writer.
+
+The invariant, at all times: **at most one message waits for** ``next()``; no reader
+queues a second one. ``next()`` and ``send()`` read only when none is queued; ``ping()``
+stops reading as soon as one is, and waits for ``next()`` to take it (or for its pong,
+read by someone else); once our close frame is out (``close()``, a keepalive timeout),
+the peer's data messages are read and discarded, not queued, while we wait for its
+close frame (the closing handshake needs only that frame; RFC 6455 does not ask for the
+data sent after our close to be delivered). The one exception is a connection that
+dies: the complete messages among the bytes already read (one read, 256 KiB at most,
+past the message being received) stay readable, and nothing more is read.
 """
 
 from __future__ import annotations
@@ -121,6 +131,9 @@ class WebSocket:
         self._read_lock = anyio.Lock(fast_acquire=True)
         self._write_lock = anyio.Lock(fast_acquire=True)
         self._finished = anyio.Event()  # the closing handshake is over (or the link died)
+        # Set (and dropped) when the reading state changes: a message taken by next(), a
+        # pong, the end; close() and ping() wait on it (see _wait_for_change).
+        self._change: anyio.Event | None = None
         self._closed_by_user = False
         self._transport_closed = False
         self._pings: dict[bytes, tuple[float, anyio.Event]] = {}
@@ -245,7 +258,10 @@ class WebSocket:
         messages = self._messages
         while True:
             if messages:
-                return messages.popleft()
+                message = messages.popleft()
+                if self._change is not None:
+                    self._notify()  # a ping() may be waiting to read on
+                return message
             if self._finished.is_set():
                 return None
             async with self._read_lock:
@@ -270,7 +286,9 @@ class WebSocket:
         is finished; with ``wait=False`` (before a send), also stop when a read would
         have to wait, and leave a protocol violation of the peer for the next reader, so
         that the message being sent goes out before the close that answers it. The
-        caller holds the read lock and loops as it needs."""
+        caller holds the read lock, makes sure no message is queued (one message ahead
+        at most), and loops as it needs. Once our close frame is out, the peer's data
+        messages are discarded: only its close frame matters then."""
         conn = self._conn
         while True:
             event = conn.next_event(defer_failure=not wait)
@@ -286,8 +304,10 @@ class WebSocket:
                     return
                 continue
             if isinstance(event, (TextMessage, BinaryMessage)):
-                self._messages.append(event.data)
-                return
+                if conn.state is OPEN:
+                    self._messages.append(event.data)
+                    return
+                continue  # we are closing: discarded, read on for the peer's close
             if isinstance(event, Pong):
                 self._on_pong(event.payload)
                 return  # a ping() may be waiting for this; callers loop as needed
@@ -353,23 +373,42 @@ class WebSocket:
             self._latency = now() - waiter[0]
             self._ping_results[payload] = self._latency
             waiter[1].set()
+            self._notify()
+
+    def _notify(self) -> None:
+        """Wake the tasks in :meth:`_wait_for_change`."""
+        change = self._change
+        if change is not None:
+            self._change = None
+            change.set()
+
+    async def _wait_for_change(self) -> None:
+        """Wait until next() takes a message, a pong arrives or the connection is
+        finished: then the caller looks again at whether it may read."""
+        change = self._change
+        if change is None:
+            change = self._change = anyio.Event()
+        await change.wait()
 
     def _conn_lost(self) -> None:
         """The transport is gone: let the engine report 1006 (or keep our own code).
-        Messages that had fully arrived stay readable."""
+        Messages that had fully arrived (in bytes already read) stay readable, unless
+        we were closing."""
         conn = self._conn
         if not conn.eof_received:
             conn.receive_eof()
         while (event := conn.next_event()) is not None:
-            if isinstance(event, (TextMessage, BinaryMessage)):
+            if isinstance(event, (TextMessage, BinaryMessage)) and conn.state is OPEN:
                 self._messages.append(event.data)
         self._finished.set()
+        self._notify()
 
     async def _finish(self) -> None:
         """The closing handshake is over: close the transport and wake everyone."""
         self._finished.set()
         for _, event in self._pings.values():
             event.set()
+        self._notify()
         if not self._transport_closed:
             self._transport_closed = True
             await self._stream.aclose()
@@ -379,8 +418,10 @@ class WebSocket:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the WebSocket: send a close frame, wait up to ``close_timeout`` for the
         peer's, then close the connection. ``code``: 1000-4999 but 1004, 1005, 1006 and
-        1015 (``ValueError``). Messages that arrived before the peer's close frame stay
-        readable with :meth:`next`. A second call raises
+        1015 (``ValueError``). A message already taken in (one at most: see the module
+        docstring) stays readable with :meth:`next`; the data messages read while
+        waiting for the peer's close frame are discarded, so that a peer that floods us
+        meanwhile cannot make us hold them. A second call raises
         :class:`~sansnet.ConnectionClosed`."""
         check_close_code(code)
         if len(reason.encode("utf-8")) > 123:
@@ -415,7 +456,8 @@ class WebSocket:
         await self._finish()
 
     async def _pump_until_closed(self) -> None:
-        """Read until the peer's close frame, queueing messages for next()."""
+        """Read until the peer's close frame; its data messages are discarded (our
+        close frame is out)."""
         while not self._finished.is_set():
             await self._pump()
 
@@ -446,7 +488,12 @@ class WebSocket:
 
     async def ping(self, payload: bytes | None = None) -> float:
         """Send a ping and wait for its pong; returns the round trip in seconds.
-        Waits at most ``ping_timeout`` (then :class:`~sansnet.TimeoutError`)."""
+        Waits at most ``ping_timeout`` (then :class:`~sansnet.TimeoutError`).
+
+        While it waits it reads for everyone, but never past a message that ``next()``
+        has not taken (one message ahead at most): a pong that the peer sent after a
+        message is seen once ``next()`` takes that message, so call ``ping()`` from a
+        task other than the one that reads, or keep reading while it waits."""
         if self._conn.state is not OPEN:
             raise self._closed_error()
         payload = os.urandom(4) if payload is None else bytes(payload)
@@ -457,16 +504,18 @@ class WebSocket:
         self._pings[payload] = (started, event)
         self._conn.send_ping(payload)
         await self._flush()
+        finished = self._finished
+        messages = self._messages
         with anyio.move_on_after(self.ping_timeout) as scope:
-            while not event.is_set():
-                if self._read_lock.locked():
-                    await event.wait()
+            while not event.is_set() and not finished.is_set():
+                if messages or self._read_lock.locked():
+                    # Reading on would queue a second message, or another task reads:
+                    # wait for next() to take the message, the pong, or the end.
+                    await self._wait_for_change()
                     continue
                 async with self._read_lock:
-                    if not event.is_set() and not self._finished.is_set():
+                    if not event.is_set() and not finished.is_set() and not messages:
                         await self._pump()
-                if self._finished.is_set():
-                    break
         if scope.cancelled_caught:
             self._pings.pop(payload, None)
             raise TimeoutError(f"No pong within {self.ping_timeout} s.")

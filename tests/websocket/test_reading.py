@@ -1,0 +1,114 @@
+"""The WebSocket object's reading model, against a raw peer in memory: one message ahead
+at most while ``next()``, ``close()`` and ``ping()`` read (memory stays bounded however
+much the peer sends), and who reads when several tasks wait."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from sansnet import WebSocket
+from sansnet.protocol.websocket import Closed, WebSocketConnection
+from sansnet.transport.streams import MemoryStream, memory_stream_pair
+from tests.protocol.ws_frames import encode_frame
+from tests.virtual_time import on_virtual_time
+
+pytestmark = pytest.mark.anyio
+
+TEXT, BINARY, CLOSE, PONG = 0x1, 0x2, 0x8, 0xA
+CLOSE_1000 = encode_frame(CLOSE, b"\x03\xe8")
+
+
+class Peer:
+    """The server end of the link, written to frame by frame (unmasked, as a server
+    sends) and read through a server engine."""
+
+    def __init__(self, stream: MemoryStream) -> None:
+        self.stream = stream
+        self.engine = WebSocketConnection("server")
+
+    async def send(self, *frames: bytes) -> None:
+        await self.stream.write(b"".join(frames))
+
+    async def wait_for_close(self) -> None:
+        """Read what our WebSocket sends until its close frame (pings are answered by
+        the engine but the answer is not sent)."""
+        while True:
+            event = self.engine.next_event()
+            if isinstance(event, Closed):
+                return
+            if event is None:
+                self.engine.receive_data(await self.stream.read())
+
+
+def socket_pair(**options: Any) -> tuple[WebSocket, Peer]:
+    """A client WebSocket joined in memory (256 KiB in flight each way) to a raw peer."""
+    ours, theirs = memory_stream_pair()
+    options.setdefault("ping_interval", None)
+    return WebSocket(ours, WebSocketConnection("client"), **options), Peer(theirs)
+
+
+@on_virtual_time
+@pytest.mark.parametrize("method", ["close", "close_quietly"])
+async def test_messages_the_peer_sends_while_we_close_are_discarded(method: str) -> None:
+    """Issue: close() and close_quietly() queued every message that came before the
+    peer's close frame, so a peer flooding us while we waited for it made us hold
+    gigabytes. Once our close frame is out, its data messages are read and dropped; the
+    one message taken in before close() (by a send, one ahead at most) stays readable."""
+    ws, peer = socket_pair(close_timeout=30)
+    await peer.send(encode_frame(TEXT, b"taken in before close"), encode_frame(TEXT, b"not yet"))
+    await ws.send("hello")  # nobody reads: takes in one message, no more
+    assert list(ws._messages) == ["taken in before close"]
+    payload = bytes(4096)
+    async with anyio.create_task_group() as group:
+
+        async def flood_then_close() -> None:
+            await peer.wait_for_close()
+            for _ in range(1000):  # 4 MB: the link holds 256 KiB
+                await peer.send(encode_frame(BINARY, payload))
+                assert len(ws._messages) <= 1
+            await peer.send(CLOSE_1000)
+
+        group.start_soon(flood_then_close)
+        with anyio.fail_after(20):
+            await getattr(ws, method)()
+    assert len(ws._messages) == 1
+    assert ws.close_code == 1000
+    assert await ws.next() == "taken in before close"
+    assert await ws.next() is None
+
+
+@on_virtual_time
+async def test_ping_never_reads_past_a_message_next_has_not_taken() -> None:
+    """Issue: ping() read on until its pong, queueing every message before it. Now it
+    stops at the first message nobody took (TCP pushes back on the peer), and reads on
+    when next() takes it."""
+    ws, peer = socket_pair(ping_timeout=60)
+    sent = 0
+    async with anyio.create_task_group() as group:
+
+        async def flood_then_pong() -> None:
+            nonlocal sent
+            for index in range(200):  # 800 KB: the link holds 256 KiB
+                await peer.send(encode_frame(BINARY, index.to_bytes(2, "big") * 2048))
+                sent += 1
+            await peer.send(encode_frame(PONG, b"ping"))
+
+        latency: list[float] = []
+
+        async def ping() -> None:
+            latency.append(await ws.ping(b"ping"))
+
+        group.start_soon(flood_then_pong)
+        group.start_soon(ping)
+        await anyio.sleep(5)  # everyone waits: ping() on next(), the peer on the link
+        assert len(ws._messages) == 1
+        assert sent < 100
+        assert not latency
+        with anyio.fail_after(20):
+            received = [await ws.next() for _ in range(200)]
+    assert received == [index.to_bytes(2, "big") * 2048 for index in range(200)]
+    assert len(latency) == 1
+    await ws.close_quietly()
