@@ -93,6 +93,40 @@ async def test_handler_sees_the_upgrade_request_and_chooses_a_subprotocol() -> N
     assert seen == {"path": "/room", "query": {"last": "1"}, "token": "t", "sub": "b"}
 
 
+def _chooser_that_raises(request: sansnet.ServeRequest, offered: list[str]) -> str | None:
+    raise RuntimeError("bug in the subprotocol chooser")
+
+
+def _chooser_of_a_name_not_offered(request: sansnet.ServeRequest, offered: list[str]) -> str:
+    return "not-offered"
+
+
+@pytest.mark.parametrize(
+    ("chooser", "logged"),
+    [
+        (_chooser_that_raises, "bug in the subprotocol chooser"),
+        (_chooser_of_a_name_not_offered, "which the client did not offer"),
+    ],
+)
+async def test_a_failing_subprotocol_chooser_gets_that_upgrade_a_500_and_the_server_goes_on(
+    chooser: Any, logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue: an exception from ServeConfig.subprotocols (or a choice the client did not
+    offer, which the handshake refuses with ValueError) ended the whole server."""
+    config = ServeConfig(
+        handle_web_socket=echo, subprotocols=chooser, handle_request=lambda request: "plain"
+    )
+    async with sansnet.serve(0, config) as handle:
+        with pytest.raises(sansnet.HandshakeError) as info:
+            await sansnet.socket(ws_url(handle, "/room"), subprotocols=["chat"])
+        assert info.value.status == 500
+        assert info.value.body == b"Internal Server Error\n"
+        assert (await sansnet.request(handle.url)).text == "plain"  # still serving
+    [record] = [r for r in caplog.records if r.exc_info]
+    assert logged in str(record.exc_info[1])
+    assert "/room" in record.getMessage()
+
+
 async def test_both_handlers_on_one_server() -> None:
     config = ServeConfig(handle_request=lambda request: "plain", handle_web_socket=echo)
     async with sansnet.serve(0, config) as handle:
