@@ -227,12 +227,20 @@ class WebSocket:
 
     async def _flush(self) -> None:
         """Write everything the engine has queued. Writers take turns; every queued
-        byte is written by the current writer before it lets go."""
+        byte is written by the current writer before it lets go.
+
+        A cancelled write may have sent part of a frame on a stream that does not
+        write whole (``NetworkStream.writes_whole`` is False: trio's sockets, anyio's
+        TLS): nothing can follow a frame cut short, so the connection is then dropped
+        (close code 1006, the transport aborted and closed) and the cancellation goes
+        on; later sends raise :class:`~sansnet.ConnectionClosed` and ``next()``
+        returns None. asyncio and uvloop streams write whole: there a cancelled send
+        still delivers its whole message, and the socket stays open."""
         async with self._write_lock:
             while True:
                 # One write for everything queued (a large message's frames together): a
                 # send cancelled while its write waits then loses all of the message or
-                # none of it, never the frames after the first (see the stream's write).
+                # none of it on a stream that writes whole (see the stream's write).
                 data = self._conn.data_to_send()
                 if not data:
                     return
@@ -241,6 +249,18 @@ class WebSocket:
                 except TransportError:
                     self._conn_lost()
                     raise self._closed_error() from None
+                except BaseException:
+                    if not self._stream.writes_whole:
+                        await self._drop_connection()
+                    raise
+
+    async def _drop_connection(self) -> None:
+        """Give up on the connection at once (a frame may be cut short on the wire):
+        1006 unless we had sent our close, the transport aborted and closed."""
+        self._conn_lost()
+        self._stream.abort()
+        with anyio.move_on_after(self.close_timeout, shield=True):
+            await self._finish()
 
     async def _flush_soon(self) -> None:
         """Flush from the reading side, unless a writer holds the lock (it will write
@@ -327,9 +347,11 @@ class WebSocket:
         except TransportError:
             data = b""
         conn = self._conn
+        if conn.eof_received:
+            return True  # the connection was dropped while we read (see _flush)
         if data:
             conn.receive_data(data)
-        elif not conn.eof_received:
+        else:
             conn.receive_eof()
         return True
 

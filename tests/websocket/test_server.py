@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed as WebsocketsClosed
 
 import sansnet
 from sansnet import ServeConfig, WebSocket
-from sansnet.testing import serve
+from sansnet.testing import Faults, serve
 from tests.virtual_time import on_virtual_time
 
 from .peers import run_websockets_client
@@ -387,7 +387,7 @@ async def test_a_send_cancelled_while_the_peer_is_slow_leaves_the_wire_whole(
     """A large message goes out in several frames (FRAGMENT_SIZE), written together: on
     asyncio the transport takes all of them at once, so a send() cancelled while it waits
     for the peer still delivers the whole message, and the next one follows it intact.
-    (trio's socket streams leave a cancelled write half-done: not this test's case.)"""
+    (trio's socket streams leave a cancelled write half-done: the next test.)"""
     if anyio_backend_name != "asyncio":
         pytest.skip("asyncio's transports take a write whole; trio's sockets do not")
     big = os.urandom(24 * 1024 * 1024)  # more than loopback's socket buffers hold
@@ -411,3 +411,74 @@ async def test_a_send_cancelled_while_the_peer_is_slow_leaves_the_wire_whole(
         assert [await ws.next(), await ws.next()] == ["1", "2"]
         assert sizes == [len(big), 5]
         await ws.close()
+
+
+async def test_a_send_cancelled_half_written_drops_the_connection_on_trio(
+    anyio_backend_name: str,
+) -> None:
+    """Issue: on trio a cancelled send() left part of a frame on the wire and the socket
+    carried on, so the next message went out glued into that frame. trio's sockets write
+    a part and stop when cancelled: the connection is now dropped (1006), the app's next
+    send() raises ConnectionClosed, and the peer sees the connection end, never a
+    message. (asyncio's transports take a write whole: the test above.)"""
+    if anyio_backend_name != "trio":
+        pytest.skip("asyncio's transports take a write whole (the test above)")
+    big = os.urandom(24 * 1024 * 1024)  # more than loopback's socket buffers hold
+    may_read = anyio.Event()
+    done = anyio.Event()
+    seen: list[Any] = []
+
+    async def slow_reader(ws: WebSocket) -> None:
+        await may_read.wait()
+        seen.extend([len(message) async for message in ws])
+        seen.append(ws.close_code)
+        done.set()
+
+    config = ServeConfig(handle_web_socket=slow_reader, max_message_size=32 * 1024 * 1024)
+    async with sansnet.serve(0, config) as handle:
+        ws = await sansnet.socket(ws_url(handle), compression=False, ping_interval=None)
+        with anyio.move_on_after(0.3) as scope:
+            await ws.send(big)
+        assert scope.cancelled_caught  # the send waited for the peer, and was cancelled
+        assert ws.closed
+        assert ws.close_code == 1006
+        with pytest.raises(sansnet.ConnectionClosed) as info:
+            await ws.send(b"after")
+        assert info.value.code == 1006
+        assert await ws.next() is None
+        may_read.set()
+        with anyio.fail_after(5):
+            await done.wait()
+    assert seen == [1006]  # a frame cut short, then the end: no message
+
+
+@on_virtual_time
+async def test_a_send_cancelled_mid_write_drops_a_connection_that_writes_in_pieces() -> None:
+    """The same on any backend, in memory: Faults(chunk_size) makes the client's stream
+    write in pieces (writes_whole is False), so a send cancelled while it waits for the
+    peer leaves a part of its frame sent."""
+    may_read = anyio.Event()
+    done = anyio.Event()
+    seen: list[Any] = []
+
+    async def slow_reader(ws: WebSocket) -> None:
+        await may_read.wait()
+        seen.extend([len(message) async for message in ws])
+        seen.append(ws.close_code)
+        done.set()
+
+    config = ServeConfig(handle_web_socket=slow_reader)
+    async with serve(config, faults=Faults(chunk_size=4096)) as client:
+        ws = await client.socket("/", compression=False, ping_interval=None)
+        with anyio.move_on_after(1) as scope:
+            await ws.send(bytes(1024 * 1024))  # the link holds 256 KiB
+        assert scope.cancelled_caught
+        assert (ws.closed, ws.close_code) == (True, 1006)
+        with pytest.raises(sansnet.ConnectionClosed) as info:
+            await ws.send("after")
+        assert info.value.code == 1006
+        assert await ws.next() is None
+        may_read.set()
+        with anyio.fail_after(60):
+            await done.wait()
+    assert seen == [1006]
