@@ -7,7 +7,9 @@ One :class:`WebSocket` class drives a sans-IO
 
 How it reads: there is no background task. Whichever task needs input (``next()``,
 ``close()`` waiting for the peer's close, ``ping()`` waiting for its pong) reads for
-everyone, one at a time, and parses one message ahead at most. So memory stays bounded
+everyone, one at a time, and parses one message ahead at most; a ``close()`` or
+``ping()`` waiting while another task reads takes over the reading as soon as that task
+stops (it got its message, gave up, or was cancelled). So memory stays bounded
 when a peer floods us (unread bytes wait in the socket, and TCP pushes back on the
 peer), and pings from the peer are answered while someone is reading. Keepalive pings
 are sent from the reading task too: a connection nobody reads from is not pinged.
@@ -131,8 +133,9 @@ class WebSocket:
         self._read_lock = anyio.Lock(fast_acquire=True)
         self._write_lock = anyio.Lock(fast_acquire=True)
         self._finished = anyio.Event()  # the closing handshake is over (or the link died)
-        # Set (and dropped) when the reading state changes: a message taken by next(), a
-        # pong, the end; close() and ping() wait on it (see _wait_for_change).
+        # Set (and dropped) when the reading state changes: a message taken by next(),
+        # the read lock let go, a pong, the end; close() and ping() wait on it (see
+        # _wait_for_change).
         self._change: anyio.Event | None = None
         self._closed_by_user = False
         self._transport_closed = False
@@ -193,8 +196,11 @@ class WebSocket:
             # (one message ahead at most), so that a close frame waiting there closes
             # this socket and completes the handshake instead of the message going
             # nowhere.
-            async with self._read_lock:
-                await self._pump(wait=False)
+            try:
+                async with self._read_lock:
+                    await self._pump(wait=False)
+            finally:
+                self._notify()  # a close() or ping() may wait for the read lock
         if conn.state is not OPEN:
             raise self._closed_error()
         if isinstance(message, str):
@@ -284,10 +290,14 @@ class WebSocket:
                 return message
             if self._finished.is_set():
                 return None
-            async with self._read_lock:
-                if messages or self._finished.is_set():
-                    continue
-                await self._pump()
+            try:
+                async with self._read_lock:
+                    if messages or self._finished.is_set():
+                        continue
+                    await self._pump()
+            finally:
+                if self._change is not None:
+                    self._notify()  # we let go of the read lock (maybe cancelled)
 
     def __aiter__(self) -> WebSocket:
         # The socket is its own iterator, not an async generator: leaving an `async for`
@@ -405,8 +415,10 @@ class WebSocket:
             change.set()
 
     async def _wait_for_change(self) -> None:
-        """Wait until next() takes a message, a pong arrives or the connection is
-        finished: then the caller looks again at whether it may read."""
+        """Wait until next() takes a message, a reader lets go of the read lock
+        (whether it got what it wanted, gave up or was cancelled), a pong arrives or
+        the connection is finished: then the caller looks again at whether it may
+        read. So close() and ping() never wait on a reader that has stopped reading."""
         change = self._change
         if change is None:
             change = self._change = anyio.Event()
@@ -466,22 +478,27 @@ class WebSocket:
             except ConnectionClosed:
                 pass
         with anyio.move_on_after(self.close_timeout) as scope:
-            while not self._finished.is_set():
-                if self._read_lock.locked():
-                    await self._finished.wait()  # the reading task will see the reply
-                    continue
-                async with self._read_lock:
-                    if not self._finished.is_set():
-                        await self._pump_until_closed()
+            await self._wait_closed()
         if scope.cancelled_caught:
             self._conn_lost()  # the peer never answered our close frame
         await self._finish()
 
-    async def _pump_until_closed(self) -> None:
-        """Read until the peer's close frame; its data messages are discarded (our
-        close frame is out)."""
-        while not self._finished.is_set():
-            await self._pump()
+    async def _wait_closed(self) -> None:
+        """Until the closing handshake is over: read for everyone (until the peer's
+        close frame; its data messages are discarded, our close frame is out) when
+        nobody else reads, else wait for whichever comes first, the end or the reader
+        letting go of the read lock (then read ourselves)."""
+        finished = self._finished
+        while not finished.is_set():
+            if self._read_lock.locked():
+                await self._wait_for_change()
+                continue
+            try:
+                async with self._read_lock:
+                    while not finished.is_set():
+                        await self._pump()
+            finally:
+                self._notify()
 
     async def close_quietly(self, code: int = 1000, reason: str = "") -> None:
         """Close if still open, and wait (up to ``close_timeout``) until the closing
@@ -497,16 +514,10 @@ class WebSocket:
                 pass
         if not self._finished.is_set():
             with anyio.move_on_after(self.close_timeout):
-                await self._close_wait()
+                await self._wait_closed()
         if not self._transport_closed:
             self._conn_lost()
             await self._finish()
-
-    async def _close_wait(self) -> None:
-        while not self._finished.is_set():
-            async with self._read_lock:
-                if not self._finished.is_set():
-                    await self._pump_until_closed()
 
     async def ping(self, payload: bytes | None = None) -> float:
         """Send a ping and wait for its pong; returns the round trip in seconds.
@@ -532,12 +543,16 @@ class WebSocket:
             while not event.is_set() and not finished.is_set():
                 if messages or self._read_lock.locked():
                     # Reading on would queue a second message, or another task reads:
-                    # wait for next() to take the message, the pong, or the end.
+                    # wait for next() to take the message, the reader to let go of the
+                    # read lock, the pong, or the end.
                     await self._wait_for_change()
                     continue
-                async with self._read_lock:
-                    if not event.is_set() and not finished.is_set() and not messages:
-                        await self._pump()
+                try:
+                    async with self._read_lock:
+                        if not event.is_set() and not finished.is_set() and not messages:
+                            await self._pump()
+                finally:
+                    self._notify()
         if scope.cancelled_caught:
             self._pings.pop(payload, None)
             raise TimeoutError(f"No pong within {self.ping_timeout} s.")

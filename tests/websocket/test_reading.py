@@ -112,3 +112,51 @@ async def test_ping_never_reads_past_a_message_next_has_not_taken() -> None:
     assert received == [index.to_bytes(2, "big") * 2048 for index in range(200)]
     assert len(latency) == 1
     await ws.close_quietly()
+
+
+async def _reader_that_gives_up(ws: WebSocket) -> None:
+    with anyio.move_on_after(1):
+        await ws.next()  # holds the read lock, then lets go of it at t = 1 s
+
+
+@on_virtual_time
+async def test_close_reads_when_the_task_that_was_reading_stops() -> None:
+    """Issue: close() waited for the end, not for the read lock, while another task
+    read: if that task stopped reading (it got its message, or here gave up), nobody
+    read the peer's close frame and close() took the whole close_timeout."""
+    ws, peer = socket_pair(close_timeout=10)
+    async with anyio.create_task_group() as group:
+        group.start_soon(_reader_that_gives_up, ws)
+        await anyio.sleep(0.5)
+
+        async def answer_late() -> None:
+            await peer.wait_for_close()
+            await anyio.sleep(2)  # after the reader gave up
+            await peer.send(CLOSE_1000)
+
+        group.start_soon(answer_late)
+        started = anyio.current_time()
+        await ws.close()
+        elapsed = anyio.current_time() - started
+    assert ws.close_code == 1000
+    assert elapsed < 5  # the peer's close frame came 2 s after ours; close_timeout is 10 s
+
+
+@on_virtual_time
+async def test_ping_reads_when_the_task_that_was_reading_stops() -> None:
+    """Issue: the same for ping(): it waited for its pong's event while another task
+    held the read lock, so a pong arriving after that task stopped reading was never
+    read and ping() raised TimeoutError."""
+    ws, peer = socket_pair(ping_timeout=10)
+    async with anyio.create_task_group() as group:
+        group.start_soon(_reader_that_gives_up, ws)
+
+        async def pong_late() -> None:
+            await anyio.sleep(3)  # the ping went out at 0.5 s; the reader gave up at 1 s
+            await peer.send(encode_frame(PONG, b"late"))
+
+        group.start_soon(pong_late)
+        await anyio.sleep(0.5)
+        latency = await ws.ping(b"late")
+    assert 2 <= latency < 5
+    await ws.close_quietly()
