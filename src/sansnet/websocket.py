@@ -451,7 +451,9 @@ class WebSocket:
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the WebSocket: send a close frame, wait up to ``close_timeout`` for the
-        peer's, then close the connection. ``code``: 1000-4999 but 1004, 1005, 1006 and
+        peer's, then close the connection. ``close_timeout`` bounds the whole of it,
+        writing our close frame included (a peer that does not read); when it runs out,
+        the connection is aborted, not closed gracefully. ``code``: 1000-4999 but 1004, 1005, 1006 and
         1015 (``ValueError``). A message already taken in (one at most: see the module
         docstring) stays readable with :meth:`next`; the data messages read while
         waiting for the peer's close frame are discarded, so that a peer that floods us
@@ -470,18 +472,27 @@ class WebSocket:
         await self._close(code, reason)
 
     async def _close(self, code: int, reason: str) -> None:
+        """Send our close frame and wait for the peer's, both within ``close_timeout``
+        (a peer that does not read can hold up the write as well as the answer); on
+        timeout, abort the connection rather than close it gracefully."""
         conn = self._conn
-        if conn.state is OPEN:
-            conn.close(code, reason)
-            try:
-                await self._flush()
-            except ConnectionClosed:
-                pass
         with anyio.move_on_after(self.close_timeout) as scope:
+            if conn.state is OPEN:
+                conn.close(code, reason)
+                try:
+                    await self._flush()
+                except ConnectionClosed:
+                    pass
             await self._wait_closed()
         if scope.cancelled_caught:
-            self._conn_lost()  # the peer never answered our close frame
+            self._give_up()  # the peer never took our close frame, or never answered it
         await self._finish()
+
+    def _give_up(self) -> None:
+        """The closing handshake did not finish in time: 1006 unless our close was out,
+        and abort the transport, so that closing it does not wait for the peer again."""
+        self._conn_lost()
+        self._stream.abort()
 
     async def _wait_closed(self) -> None:
         """Until the closing handshake is over: read for everyone (until the peer's
@@ -501,10 +512,11 @@ class WebSocket:
                 self._notify()
 
     async def close_quietly(self, code: int = 1000, reason: str = "") -> None:
-        """Close if still open, and wait (up to ``close_timeout``) until the closing
-        handshake is over and the connection closed; never raises for a socket already
-        closed or a broken connection. What ``async with`` does at the end of its block,
-        and the server when a WebSocket handler returns (1000) or raises (1011)."""
+        """Close if still open, and wait (up to ``close_timeout``, writing our close
+        frame included; then the connection is aborted) until the closing handshake is
+        over and the connection closed; never raises for a socket already closed or a
+        broken connection. What ``async with`` does at the end of its block, and the
+        server when a WebSocket handler returns (1000) or raises (1011)."""
         check_close_code(code)
         if self._conn.state is OPEN:
             self._closed_by_user = True
@@ -513,8 +525,10 @@ class WebSocket:
             except (TransportError, LocalProtocolError, ConnectionClosed):
                 pass
         if not self._finished.is_set():
-            with anyio.move_on_after(self.close_timeout):
+            with anyio.move_on_after(self.close_timeout) as scope:
                 await self._wait_closed()
+            if scope.cancelled_caught:
+                self._give_up()
         if not self._transport_closed:
             self._conn_lost()
             await self._finish()

@@ -4,6 +4,7 @@ backpressure, graceful stop."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 from typing import Any
@@ -482,3 +483,49 @@ async def test_a_send_cancelled_mid_write_drops_a_connection_that_writes_in_piec
         with anyio.fail_after(60):
             await done.wait()
     assert seen == [1006]
+
+
+UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("method", ["close", "close_quietly"])
+async def test_close_is_bounded_by_close_timeout_when_the_peer_does_not_read(
+    method: str,
+) -> None:
+    """Issue: close() and close_quietly() wrote their close frame before close_timeout
+    started, so with a peer that reads nothing (its buffers full) they never returned,
+    and the server held the connection forever after the handler. Now close_timeout
+    bounds the write too, and the connection is aborted when it runs out."""
+    result: dict[str, Any] = {}
+    done = anyio.Event()
+
+    async def flood_then_close(ws: WebSocket) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def flood() -> None:
+                with contextlib.suppress(sansnet.ConnectionClosed):
+                    while True:
+                        await ws.send(bytes(65536))
+
+            group.start_soon(flood)
+            await anyio.sleep(0.5)  # the peer reads nothing: flood() now waits to write
+            started = anyio.current_time()
+            await getattr(ws, method)()
+            result.update(elapsed=anyio.current_time() - started, closed=ws.closed)
+        done.set()
+
+    config = ServeConfig(
+        handle_web_socket=flood_then_close, close_timeout=1, compression=False, ping_interval=None
+    )
+    async with (
+        sansnet.serve(0, config) as handle,
+        await anyio.connect_tcp("127.0.0.1", handle.port) as peer,
+    ):
+        await peer.send(UPGRADE)  # and never reads
+        with anyio.fail_after(10):
+            await done.wait()
+    assert result["closed"]
+    assert result["elapsed"] < 4  # close_timeout is 1 s; it used to never return
