@@ -90,6 +90,8 @@ _SCHEMES = {"ws": ("ws", 80), "http": ("ws", 80), "wss": ("wss", 443), "https": 
 
 _READ_SIZE = 256 * 1024  # bytes asked of the stream per read (of frames; see _receive)
 _BODY_SAMPLE = 64 * 1024  # bytes of a refused handshake's body kept for HandshakeError
+_LINGER_LIMIT = 64 * MiB
+"""The most we read and drop from a peer after failing its connection (see _finish)."""
 
 
 class WebSocket:
@@ -438,13 +440,29 @@ class WebSocket:
         self._notify()
 
     async def _finish(self) -> None:
-        """The closing handshake is over: close the transport and wake everyone."""
+        """The closing handshake is over: close the transport and wake everyone.
+
+        When we failed the connection (the peer broke the protocol or sent a message
+        too big) the peer may still be sending: closing with its bytes unread would
+        reset the connection, and a reset can destroy our close frame before the peer
+        reads it (it would see 1006, not our 1009). So first our close frame goes out,
+        then our end of the stream (TCP half-close; not under TLS), and what the peer
+        still sends is read and dropped until it ends its side, within
+        ``close_timeout`` and :data:`_LINGER_LIMIT` bytes, as websockets does."""
         self._finished.set()
         for _, event in self._pings.values():
             event.set()
         self._notify()
         if not self._transport_closed:
             self._transport_closed = True
+            conn = self._conn
+            if conn.error is not None and not conn.eof_received:
+                with anyio.move_on_after(self.close_timeout):
+                    try:
+                        await self._flush()  # our close frame, if a writer had the lock
+                    except ConnectionClosed:
+                        pass
+                    await self._stream.linger(self.close_timeout, _LINGER_LIMIT)
             await self._stream.aclose()
 
     # ------------------------------------------------------------------ closing

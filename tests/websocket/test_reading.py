@@ -4,11 +4,13 @@ much the peer sends), and who reads when several tasks wait."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import anyio
 import pytest
 
+import sansnet
 from sansnet import WebSocket
 from sansnet.protocol.websocket import Closed, WebSocketConnection
 from sansnet.transport.streams import MemoryStream, memory_stream_pair
@@ -43,11 +45,14 @@ class Peer:
                 self.engine.receive_data(await self.stream.read())
 
 
-def socket_pair(**options: Any) -> tuple[WebSocket, Peer]:
+def socket_pair(
+    max_message_size: int | None = 16 * 1024 * 1024, **options: Any
+) -> tuple[WebSocket, Peer]:
     """A client WebSocket joined in memory (256 KiB in flight each way) to a raw peer."""
     ours, theirs = memory_stream_pair()
     options.setdefault("ping_interval", None)
-    return WebSocket(ours, WebSocketConnection("client"), **options), Peer(theirs)
+    engine = WebSocketConnection("client", max_message_size=max_message_size)
+    return WebSocket(ours, engine, **options), Peer(theirs)
 
 
 @on_virtual_time
@@ -160,3 +165,46 @@ async def test_ping_reads_when_the_task_that_was_reading_stops() -> None:
         latency = await ws.ping(b"late")
     assert 2 <= latency < 5
     await ws.close_quietly()
+
+
+@on_virtual_time
+@pytest.mark.parametrize("peer_ends", [True, False])
+async def test_after_failing_with_1009_we_half_close_and_drain_within_close_timeout(
+    peer_ends: bool,
+) -> None:
+    """After our 1009 the peer reads our close frame and then the end of our side, while
+    we still read (and drop) what it sends: it is not reset. We close once it ends its
+    side, or after close_timeout if it never does."""
+    ws, peer = socket_pair(max_message_size=1024, close_timeout=5)
+    frame = encode_frame(BINARY, bytes(4096))
+    events: list[Any] = []
+    async with anyio.create_task_group() as group:
+
+        async def peer_side() -> None:
+            await peer.send(frame)  # too big: we fail the connection with 1009
+            while (event := peer.engine.next_event()) is None:
+                peer.engine.receive_data(await peer.stream.read())
+            events.append(event)  # our close frame
+            events.append(await peer.stream.read())  # then the end of our side
+            await peer.send(frame)  # we still read: this is no reset
+            if peer_ends:
+                await peer.stream.send_eof()
+                return
+            with contextlib.suppress(sansnet.WriteError):
+                while True:  # a peer that never stops (nor sends 64 MiB)
+                    await anyio.sleep(0.1)
+                    await peer.send(frame)
+
+        group.start_soon(peer_side)
+        started = anyio.current_time()
+        with anyio.fail_after(60):
+            assert await ws.next() is None
+        elapsed = anyio.current_time() - started
+    assert ws.close_code == 1009
+    assert isinstance(events[0], Closed)
+    assert events[0].code == 1009
+    assert events[1] == b""
+    if peer_ends:
+        assert elapsed < 1  # at once: no timeout ran out
+    else:
+        assert 5 <= elapsed < 6  # close_timeout

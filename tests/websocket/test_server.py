@@ -529,3 +529,21 @@ async def test_close_is_bounded_by_close_timeout_when_the_peer_does_not_read(
             await done.wait()
     assert result["closed"]
     assert result["elapsed"] < 4  # close_timeout is 1 s; it used to never return
+
+
+async def test_a_peer_that_sends_too_much_reads_our_1009_not_a_reset() -> None:
+    """Issue: after failing a connection with 1009 the server closed it with the rest of
+    the peer's message unread, so the peer got a reset and often lost our close frame
+    (it saw 1006). Now the server half-closes after its close frame and reads and drops
+    what still comes until the peer ends its side (within close_timeout)."""
+    limit = 64 * 1024
+    config = ServeConfig(handle_web_socket=echo, max_message_size=limit, max_frame_size=limit)
+    async with sansnet.serve(0, config) as handle:
+        for _ in range(3):
+            ws = await sansnet.socket(ws_url(handle), compression=False, ping_interval=None)
+            with contextlib.suppress(sansnet.ConnectionClosed):
+                await ws.send(os.urandom(8 * 1024 * 1024))  # in 256 KiB frames
+            with anyio.fail_after(5):
+                assert await ws.next() is None
+            assert ws.close_code == 1009
+            assert "65536-byte limit" in ws.close_reason
