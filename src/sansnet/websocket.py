@@ -186,8 +186,30 @@ class WebSocket:
     ) -> None:
         """Send one message: a str as text, bytes as binary (``binary=False``: as text,
         which must then be UTF-8). Raises :class:`~sansnet.ConnectionClosed` if the
-        socket is closed, ``TypeError``/``ValueError`` for a bad message."""
+        socket is closed, :class:`~sansnet.InvalidArgument` (a ``TypeError`` and a
+        ``ValueError``) for a message that is neither str nor bytes, or has no UTF-8
+        form (a str with a lone surrogate; bytes with ``binary=False`` that are not
+        UTF-8); the socket stays usable."""
         conn = self._conn
+        text: str | None = None
+        data: bytes | bytearray | memoryview = b""
+        if isinstance(message, str):
+            if binary:
+                data = _utf8(message, "A message sent with binary=True")
+            else:
+                text = message
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            if binary is False:
+                try:
+                    text = bytes(message).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InvalidArgument(
+                        f"binary=False needs UTF-8 bytes; byte {exc.start} is not."
+                    ) from None
+            else:
+                data = message
+        else:
+            raise InvalidArgument(f"send() takes str or bytes, not {type(message).__name__}.")
         if (
             conn.state is OPEN
             and not self._messages
@@ -205,24 +227,13 @@ class WebSocket:
                 self._notify()  # a close() or ping() may wait for the read lock
         if conn.state is not OPEN:
             raise self._closed_error()
-        if isinstance(message, str):
-            if binary:
-                conn.send_binary(message.encode("utf-8"))
-            else:
-                conn.send_text(message)
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            if binary is False:
-                try:
-                    text = bytes(message).decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InvalidArgument(
-                        f"binary=False needs UTF-8 bytes; byte {exc.start} is not."
-                    ) from None
-                conn.send_text(text)
-            else:
-                conn.send_binary(message)
+        if text is None:
+            conn.send_binary(data)
         else:
-            raise InvalidArgument(f"send() takes str or bytes, not {type(message).__name__}.")
+            try:
+                conn.send_text(text)  # checks the text has a UTF-8 form, changes nothing if not
+            except LocalProtocolError as exc:  # a lone surrogate
+                raise InvalidArgument(str(exc)) from None
         await self._flush()
 
     def _closed_error(self) -> ConnectionClosed:
@@ -471,15 +482,16 @@ class WebSocket:
         """Close the WebSocket: send a close frame, wait up to ``close_timeout`` for the
         peer's, then close the connection. ``close_timeout`` bounds the whole of it,
         writing our close frame included (a peer that does not read); when it runs out,
-        the connection is aborted, not closed gracefully. ``code``: 1000-4999 but 1004, 1005, 1006 and
-        1015 (``ValueError``). A message already taken in (one at most: see the module
-        docstring) stays readable with :meth:`next`; the data messages read while
-        waiting for the peer's close frame are discarded, so that a peer that floods us
-        meanwhile cannot make us hold them. A second call raises
-        :class:`~sansnet.ConnectionClosed`."""
-        check_close_code(code)
-        if len(reason.encode("utf-8")) > 123:
-            raise InvalidArgument("A close reason is at most 123 bytes of UTF-8.")
+        the connection is aborted, not closed gracefully.
+
+        ``code``: an int from 1000 to 4999 but 1004, 1005, 1006 and 1015; ``reason``: a
+        str of at most 123 bytes of UTF-8; else :class:`~sansnet.InvalidArgument` (a
+        ``ValueError`` and a ``TypeError``), and the socket stays open. A message
+        already taken in (one at most: see the module docstring) stays readable with
+        :meth:`next`; the data messages read while waiting for the peer's close frame
+        are discarded, so that a peer that floods us meanwhile cannot make us hold
+        them. A second call raises :class:`~sansnet.ConnectionClosed`."""
+        _check_close_arguments(code, reason)
         if self._closed_by_user:
             raise ConnectionClosed(
                 f"close() was already called on this WebSocket (code {self.close_code}).",
@@ -534,8 +546,9 @@ class WebSocket:
         frame included; then the connection is aborted) until the closing handshake is
         over and the connection closed; never raises for a socket already closed or a
         broken connection. What ``async with`` does at the end of its block, and the
-        server when a WebSocket handler returns (1000) or raises (1011)."""
-        check_close_code(code)
+        server when a WebSocket handler returns (1000) or raises (1011). A bad ``code``
+        or ``reason`` raises :class:`~sansnet.InvalidArgument`, as for :meth:`close`."""
+        _check_close_arguments(code, reason)
         if self._conn.state is OPEN:
             self._closed_by_user = True
             try:
@@ -551,19 +564,37 @@ class WebSocket:
             self._conn_lost()
             await self._finish()
 
-    async def ping(self, payload: bytes | None = None) -> float:
+    async def ping(self, payload: bytes | str | None = None) -> float:
         """Send a ping and wait for its pong; returns the round trip in seconds.
         Waits at most ``ping_timeout`` (then :class:`~sansnet.TimeoutError`).
+
+        ``payload``: bytes, or a str (sent as UTF-8, as websockets does), at most 125
+        bytes; None (the default) sends 4 random bytes. A bad payload, or one that
+        a ping still waiting for its pong carries, raises
+        :class:`~sansnet.InvalidArgument` before anything is sent.
 
         While it waits it reads for everyone, but never past a message that ``next()``
         has not taken (one message ahead at most): a pong that the peer sent after a
         message is seen once ``next()`` takes that message, so call ``ping()`` from a
         task other than the one that reads, or keep reading while it waits."""
+        if payload is None:
+            payload = os.urandom(4)
+        elif isinstance(payload, str):
+            payload = _utf8(payload, "A ping payload")
+        elif isinstance(payload, (bytes, bytearray, memoryview)):
+            payload = bytes(payload)
+        else:
+            raise InvalidArgument(
+                f"ping() takes bytes, a str or None, not {type(payload).__name__}."
+            )
+        if len(payload) > 125:
+            raise InvalidArgument(
+                f"A ping payload is at most 125 bytes; this one is {len(payload)}."
+            )
         if self._conn.state is not OPEN:
             raise self._closed_error()
-        payload = os.urandom(4) if payload is None else bytes(payload)
         if payload in self._pings:
-            raise ValueError("A ping with this payload is already waiting for its pong.")
+            raise InvalidArgument("A ping with this payload is already waiting for its pong.")
         event = anyio.Event()
         started = now()
         self._pings[payload] = (started, event)
@@ -718,6 +749,29 @@ async def socket(
         ping_timeout=ping_timeout,
         close_timeout=close_timeout,
     )
+
+
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(
+            f"{what} has no UTF-8 form: a lone surrogate at index {exc.start}."
+        ) from None
+
+
+def _check_close_arguments(code: object, reason: object) -> None:
+    """Raise InvalidArgument unless we may close with ``code`` and ``reason``."""
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise InvalidArgument(f"A close code is an int from 1000 to 4999, not {code!r}.")
+    try:
+        check_close_code(code)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+    if not isinstance(reason, str):
+        raise InvalidArgument(f"A close reason is a str, not {type(reason).__name__}.")
+    if len(_utf8(reason, "The close reason")) > 123:
+        raise InvalidArgument("A close reason is at most 123 bytes of UTF-8.")
 
 
 def engine_after_upgrade(

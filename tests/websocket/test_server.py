@@ -234,6 +234,63 @@ async def test_close_code_rules() -> None:
         assert (ws.close_code, ws.close_reason) == (4321, "custom")
 
 
+@pytest.mark.parametrize(
+    ("misuse", "message"),
+    [
+        (lambda ws: ws.close(1000, None), "reason is a str, not NoneType"),
+        (lambda ws: ws.close(1000, b"bye"), "reason is a str, not bytes"),
+        (lambda ws: ws.close(1000, "\ud800"), "no UTF-8 form"),
+        (lambda ws: ws.close("1000"), "close code is an int"),
+        (lambda ws: ws.close_quietly(1000, None), "reason is a str"),
+        (lambda ws: ws.ping(b"x" * 126), "at most 125 bytes"),
+        (lambda ws: ws.ping("é" * 63), "at most 125 bytes"),  # 126 bytes of UTF-8
+        (lambda ws: ws.ping(42), "ping\\(\\) takes bytes, a str or None, not int"),
+        (lambda ws: ws.ping("\ud800"), "no UTF-8 form"),
+        (lambda ws: ws.send("\ud800"), "no UTF-8 form"),
+        (lambda ws: ws.send("\ud800", binary=True), "no UTF-8 form"),
+    ],
+    ids=[
+        "close-reason-None",
+        "close-reason-bytes",
+        "close-reason-surrogate",
+        "close-code-str",
+        "close_quietly-reason-None",
+        "ping-126-bytes",
+        "ping-126-bytes-of-utf8",
+        "ping-int",
+        "ping-surrogate",
+        "send-surrogate",
+        "send-surrogate-binary",
+    ],
+)
+async def test_misuse_raises_invalid_argument_and_the_socket_stays_usable(
+    misuse: Any, message: str
+) -> None:
+    """Issue: these raised AttributeError, UnicodeEncodeError or TypeError (a str ping
+    payload, which websockets accepts), and close_quietly() with a bad reason waited
+    its whole close_timeout without closing."""
+    async with serve(ServeConfig(handle_web_socket=echo)) as client:
+        ws = await client.socket("/")
+        with anyio.fail_after(5), pytest.raises(sansnet.InvalidArgument, match=message):
+            await misuse(ws)
+        await ws.send("still open")
+        assert await ws.next() == "still open"
+        await ws.close()
+
+
+async def test_ping_takes_a_str_payload_and_checks_it_before_sending() -> None:
+    """A str payload goes out as UTF-8 (as websockets does); a payload too long is
+    refused before the ping is registered, so a second try says the same."""
+    async with serve(ServeConfig(handle_web_socket=echo)) as client:
+        ws = await client.socket("/")
+        assert await ws.ping("héllo") >= 0
+        for _ in range(2):
+            with pytest.raises(sansnet.InvalidArgument, match="at most 125 bytes"):
+                await ws.ping(b"y" * 200)
+        assert await ws.ping(b"y" * 125) >= 0
+        await ws.close()
+
+
 async def test_close_quietly_closes_once_and_never_raises_after() -> None:
     async with sansnet.serve(0, ServeConfig(handle_web_socket=echo)) as handle:
         ws = await sansnet.socket(ws_url(handle))
