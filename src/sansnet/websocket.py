@@ -484,13 +484,14 @@ class WebSocket:
         writing our close frame included (a peer that does not read); when it runs out,
         the connection is aborted, not closed gracefully.
 
-        ``code``: an int from 1000 to 4999 but 1004, 1005, 1006 and 1015; ``reason``: a
-        str of at most 123 bytes of UTF-8; else :class:`~sansnet.InvalidArgument` (a
-        ``ValueError`` and a ``TypeError``), and the socket stays open. A message
-        already taken in (one at most: see the module docstring) stays readable with
-        :meth:`next`; the data messages read while waiting for the peer's close frame
-        are discarded, so that a peer that floods us meanwhile cannot make us hold
-        them. A second call raises :class:`~sansnet.ConnectionClosed`."""
+        ``code``: an int from 1000 to 4999 but 1004, 1005, 1006, 1015 and 1016-2999
+        (reserved for future versions of the protocol); ``reason``: a str of at most
+        123 bytes of UTF-8; else :class:`~sansnet.InvalidArgument` (a ``ValueError``
+        and a ``TypeError``), and the socket stays open. A message already taken in
+        (one at most: see the module docstring) stays readable with :meth:`next`; the
+        data messages read while waiting for the peer's close frame are discarded, so
+        that a peer that floods us meanwhile cannot make us hold them. A second call
+        raises :class:`~sansnet.ConnectionClosed`."""
         _check_close_arguments(code, reason)
         if self._closed_by_user:
             raise ConnectionClosed(
