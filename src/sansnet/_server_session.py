@@ -478,6 +478,21 @@ class ServerSession:
             )
             await self._send_queued()
             return
+        except Exception:
+            # The application's subprotocols chooser raised, or chose a subprotocol the
+            # client did not offer: this connection gets a 500, the server goes on.
+            logger.exception(
+                "Accepting the WebSocket upgrade failed on %s from %s:%s "
+                "(ServeConfig.subprotocols raised, or chose a subprotocol not offered)",
+                request.target,
+                self._ip,
+                self._port,
+            )
+            status, headers, payload = problem(500, "Internal Server Error")
+            conn.disable_keep_alive()
+            conn.send_response(status, headers, payload)
+            await self._send_queued()
+            return
         conn.send_response(101, agreed.headers)
         await stream.write(conn.data_to_send(), config.body_timeout)
         if config.access_log:

@@ -110,7 +110,9 @@ class ServeConfig:
                                            networks, ``"*"``, ``"unix"``); from anyone
                                            else they are ignored (spoofing)
     ``subprotocols``            None       WebSocket subprotocols we speak, by preference,
-                                           or a function (request, offered) -> choice
+                                           or a function (request, offered) -> choice (or
+                                           None); if it raises or returns a name not
+                                           offered, that upgrade gets 500 and is logged
     ``compression``             True       permessage-deflate for WebSockets
     ``max_message_size``        16 MiB     WebSocket message limit (1009)
     ``max_frame_size``          16 MiB     WebSocket frame limit (1009)

@@ -7,11 +7,23 @@ One :class:`WebSocket` class drives a sans-IO
 
 How it reads: there is no background task. Whichever task needs input (``next()``,
 ``close()`` waiting for the peer's close, ``ping()`` waiting for its pong) reads for
-everyone, one at a time, and parses one message ahead at most. So memory stays bounded
+everyone, one at a time, and parses one message ahead at most; a ``close()`` or
+``ping()`` waiting while another task reads takes over the reading as soon as that task
+stops (it got its message, gave up, or was cancelled). So memory stays bounded
 when a peer floods us (unread bytes wait in the socket, and TCP pushes back on the
 peer), and pings from the peer are answered while someone is reading. Keepalive pings
 are sent from the reading task too: a connection nobody reads from is not pinged.
 Writes are serialized whole-message; a reader never waits for a slow writer.
+
+The invariant, at all times: **at most one message waits for** ``next()``; no reader
+queues a second one. ``next()`` and ``send()`` read only when none is queued; ``ping()``
+stops reading as soon as one is, and waits for ``next()`` to take it (or for its pong,
+read by someone else); once our close frame is out (``close()``, a keepalive timeout),
+the peer's data messages are read and discarded, not queued, while we wait for its
+close frame (the closing handshake needs only that frame; RFC 6455 does not ask for the
+data sent after our close to be delivered). The one exception is a connection that
+dies: the complete messages among the bytes already read (one read, 256 KiB at most,
+past the message being received) stay readable, and nothing more is read.
 """
 
 from __future__ import annotations
@@ -78,6 +90,8 @@ _SCHEMES = {"ws": ("ws", 80), "http": ("ws", 80), "wss": ("wss", 443), "https": 
 
 _READ_SIZE = 256 * 1024  # bytes asked of the stream per read (of frames; see _receive)
 _BODY_SAMPLE = 64 * 1024  # bytes of a refused handshake's body kept for HandshakeError
+_LINGER_LIMIT = 64 * MiB
+"""The most we read and drop from a peer after failing its connection (see _finish)."""
 
 
 class WebSocket:
@@ -121,6 +135,10 @@ class WebSocket:
         self._read_lock = anyio.Lock(fast_acquire=True)
         self._write_lock = anyio.Lock(fast_acquire=True)
         self._finished = anyio.Event()  # the closing handshake is over (or the link died)
+        # Set (and dropped) when the reading state changes: a message taken by next(),
+        # the read lock let go, a pong, the end; close() and ping() wait on it (see
+        # _wait_for_change).
+        self._change: anyio.Event | None = None
         self._closed_by_user = False
         self._transport_closed = False
         self._pings: dict[bytes, tuple[float, anyio.Event]] = {}
@@ -168,8 +186,30 @@ class WebSocket:
     ) -> None:
         """Send one message: a str as text, bytes as binary (``binary=False``: as text,
         which must then be UTF-8). Raises :class:`~sansnet.ConnectionClosed` if the
-        socket is closed, ``TypeError``/``ValueError`` for a bad message."""
+        socket is closed, :class:`~sansnet.InvalidArgument` (a ``TypeError`` and a
+        ``ValueError``) for a message that is neither str nor bytes, or has no UTF-8
+        form (a str with a lone surrogate; bytes with ``binary=False`` that are not
+        UTF-8); the socket stays usable."""
         conn = self._conn
+        text: str | None = None
+        data: bytes | bytearray | memoryview = b""
+        if isinstance(message, str):
+            if binary:
+                data = _utf8(message, "A message sent with binary=True")
+            else:
+                text = message
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            if binary is False:
+                try:
+                    text = bytes(message).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InvalidArgument(
+                        f"binary=False needs UTF-8 bytes; byte {exc.start} is not."
+                    ) from None
+            else:
+                data = message
+        else:
+            raise InvalidArgument(f"send() takes str or bytes, not {type(message).__name__}.")
         if (
             conn.state is OPEN
             and not self._messages
@@ -180,28 +220,20 @@ class WebSocket:
             # (one message ahead at most), so that a close frame waiting there closes
             # this socket and completes the handshake instead of the message going
             # nowhere.
-            async with self._read_lock:
-                await self._pump(wait=False)
+            try:
+                async with self._read_lock:
+                    await self._pump(wait=False)
+            finally:
+                self._notify()  # a close() or ping() may wait for the read lock
         if conn.state is not OPEN:
             raise self._closed_error()
-        if isinstance(message, str):
-            if binary:
-                conn.send_binary(message.encode("utf-8"))
-            else:
-                conn.send_text(message)
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            if binary is False:
-                try:
-                    text = bytes(message).decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InvalidArgument(
-                        f"binary=False needs UTF-8 bytes; byte {exc.start} is not."
-                    ) from None
-                conn.send_text(text)
-            else:
-                conn.send_binary(message)
+        if text is None:
+            conn.send_binary(data)
         else:
-            raise InvalidArgument(f"send() takes str or bytes, not {type(message).__name__}.")
+            try:
+                conn.send_text(text)  # checks the text has a UTF-8 form, changes nothing if not
+            except LocalProtocolError as exc:  # a lone surrogate
+                raise InvalidArgument(str(exc)) from None
         await self._flush()
 
     def _closed_error(self) -> ConnectionClosed:
@@ -214,12 +246,20 @@ class WebSocket:
 
     async def _flush(self) -> None:
         """Write everything the engine has queued. Writers take turns; every queued
-        byte is written by the current writer before it lets go."""
+        byte is written by the current writer before it lets go.
+
+        A cancelled write may have sent part of a frame on a stream that does not
+        write whole (``NetworkStream.writes_whole`` is False: trio's sockets, anyio's
+        TLS): nothing can follow a frame cut short, so the connection is then dropped
+        (close code 1006, the transport aborted and closed) and the cancellation goes
+        on; later sends raise :class:`~sansnet.ConnectionClosed` and ``next()``
+        returns None. asyncio and uvloop streams write whole: there a cancelled send
+        still delivers its whole message, and the socket stays open."""
         async with self._write_lock:
             while True:
                 # One write for everything queued (a large message's frames together): a
                 # send cancelled while its write waits then loses all of the message or
-                # none of it, never the frames after the first (see the stream's write).
+                # none of it on a stream that writes whole (see the stream's write).
                 data = self._conn.data_to_send()
                 if not data:
                     return
@@ -228,6 +268,18 @@ class WebSocket:
                 except TransportError:
                     self._conn_lost()
                     raise self._closed_error() from None
+                except BaseException:
+                    if not self._stream.writes_whole:
+                        await self._drop_connection()
+                    raise
+
+    async def _drop_connection(self) -> None:
+        """Give up on the connection at once (a frame may be cut short on the wire):
+        1006 unless we had sent our close, the transport aborted and closed."""
+        self._conn_lost()
+        self._stream.abort()
+        with anyio.move_on_after(self.close_timeout, shield=True):
+            await self._finish()
 
     async def _flush_soon(self) -> None:
         """Flush from the reading side, unless a writer holds the lock (it will write
@@ -245,13 +297,20 @@ class WebSocket:
         messages = self._messages
         while True:
             if messages:
-                return messages.popleft()
+                message = messages.popleft()
+                if self._change is not None:
+                    self._notify()  # a ping() may be waiting to read on
+                return message
             if self._finished.is_set():
                 return None
-            async with self._read_lock:
-                if messages or self._finished.is_set():
-                    continue
-                await self._pump()
+            try:
+                async with self._read_lock:
+                    if messages or self._finished.is_set():
+                        continue
+                    await self._pump()
+            finally:
+                if self._change is not None:
+                    self._notify()  # we let go of the read lock (maybe cancelled)
 
     def __aiter__(self) -> WebSocket:
         # The socket is its own iterator, not an async generator: leaving an `async for`
@@ -270,7 +329,9 @@ class WebSocket:
         is finished; with ``wait=False`` (before a send), also stop when a read would
         have to wait, and leave a protocol violation of the peer for the next reader, so
         that the message being sent goes out before the close that answers it. The
-        caller holds the read lock and loops as it needs."""
+        caller holds the read lock, makes sure no message is queued (one message ahead
+        at most), and loops as it needs. Once our close frame is out, the peer's data
+        messages are discarded: only its close frame matters then."""
         conn = self._conn
         while True:
             event = conn.next_event(defer_failure=not wait)
@@ -286,8 +347,10 @@ class WebSocket:
                     return
                 continue
             if isinstance(event, (TextMessage, BinaryMessage)):
-                self._messages.append(event.data)
-                return
+                if conn.state is OPEN:
+                    self._messages.append(event.data)
+                    return
+                continue  # we are closing: discarded, read on for the peer's close
             if isinstance(event, Pong):
                 self._on_pong(event.payload)
                 return  # a ping() may be waiting for this; callers loop as needed
@@ -307,9 +370,11 @@ class WebSocket:
         except TransportError:
             data = b""
         conn = self._conn
+        if conn.eof_received:
+            return True  # the connection was dropped while we read (see _flush)
         if data:
             conn.receive_data(data)
-        elif not conn.eof_received:
+        else:
             conn.receive_eof()
         return True
 
@@ -353,38 +418,81 @@ class WebSocket:
             self._latency = now() - waiter[0]
             self._ping_results[payload] = self._latency
             waiter[1].set()
+            self._notify()
+
+    def _notify(self) -> None:
+        """Wake the tasks in :meth:`_wait_for_change`."""
+        change = self._change
+        if change is not None:
+            self._change = None
+            change.set()
+
+    async def _wait_for_change(self) -> None:
+        """Wait until next() takes a message, a reader lets go of the read lock
+        (whether it got what it wanted, gave up or was cancelled), a pong arrives or
+        the connection is finished: then the caller looks again at whether it may
+        read. So close() and ping() never wait on a reader that has stopped reading."""
+        change = self._change
+        if change is None:
+            change = self._change = anyio.Event()
+        await change.wait()
 
     def _conn_lost(self) -> None:
         """The transport is gone: let the engine report 1006 (or keep our own code).
-        Messages that had fully arrived stay readable."""
+        Messages that had fully arrived (in bytes already read) stay readable, unless
+        we were closing."""
         conn = self._conn
         if not conn.eof_received:
             conn.receive_eof()
         while (event := conn.next_event()) is not None:
-            if isinstance(event, (TextMessage, BinaryMessage)):
+            if isinstance(event, (TextMessage, BinaryMessage)) and conn.state is OPEN:
                 self._messages.append(event.data)
         self._finished.set()
+        self._notify()
 
     async def _finish(self) -> None:
-        """The closing handshake is over: close the transport and wake everyone."""
+        """The closing handshake is over: close the transport and wake everyone.
+
+        When we failed the connection (the peer broke the protocol or sent a message
+        too big) the peer may still be sending: closing with its bytes unread would
+        reset the connection, and a reset can destroy our close frame before the peer
+        reads it (it would see 1006, not our 1009). So first our close frame goes out,
+        then our end of the stream (TCP half-close; not under TLS), and what the peer
+        still sends is read and dropped until it ends its side, within
+        ``close_timeout`` and :data:`_LINGER_LIMIT` bytes, as websockets does."""
         self._finished.set()
         for _, event in self._pings.values():
             event.set()
+        self._notify()
         if not self._transport_closed:
             self._transport_closed = True
+            conn = self._conn
+            if conn.error is not None and not conn.eof_received:
+                with anyio.move_on_after(self.close_timeout):
+                    try:
+                        await self._flush()  # our close frame, if a writer had the lock
+                    except ConnectionClosed:
+                        pass
+                    await self._stream.linger(self.close_timeout, _LINGER_LIMIT)
             await self._stream.aclose()
 
     # ------------------------------------------------------------------ closing
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the WebSocket: send a close frame, wait up to ``close_timeout`` for the
-        peer's, then close the connection. ``code``: 1000-4999 but 1004, 1005, 1006 and
-        1015 (``ValueError``). Messages that arrived before the peer's close frame stay
-        readable with :meth:`next`. A second call raises
-        :class:`~sansnet.ConnectionClosed`."""
-        check_close_code(code)
-        if len(reason.encode("utf-8")) > 123:
-            raise InvalidArgument("A close reason is at most 123 bytes of UTF-8.")
+        peer's, then close the connection. ``close_timeout`` bounds the whole of it,
+        writing our close frame included (a peer that does not read); when it runs out,
+        the connection is aborted, not closed gracefully.
+
+        ``code``: an int from 1000 to 4999 but 1004, 1005, 1006, 1015 and 1016-2999
+        (reserved for future versions of the protocol); ``reason``: a str of at most
+        123 bytes of UTF-8; else :class:`~sansnet.InvalidArgument` (a ``ValueError``
+        and a ``TypeError``), and the socket stays open. A message already taken in
+        (one at most: see the module docstring) stays readable with :meth:`next`; the
+        data messages read while waiting for the peer's close frame are discarded, so
+        that a peer that floods us meanwhile cannot make us hold them. A second call
+        raises :class:`~sansnet.ConnectionClosed`."""
+        _check_close_arguments(code, reason)
         if self._closed_by_user:
             raise ConnectionClosed(
                 f"close() was already called on this WebSocket (code {self.close_code}).",
@@ -395,36 +503,53 @@ class WebSocket:
         await self._close(code, reason)
 
     async def _close(self, code: int, reason: str) -> None:
+        """Send our close frame and wait for the peer's, both within ``close_timeout``
+        (a peer that does not read can hold up the write as well as the answer); on
+        timeout, abort the connection rather than close it gracefully."""
         conn = self._conn
-        if conn.state is OPEN:
-            conn.close(code, reason)
-            try:
-                await self._flush()
-            except ConnectionClosed:
-                pass
         with anyio.move_on_after(self.close_timeout) as scope:
-            while not self._finished.is_set():
-                if self._read_lock.locked():
-                    await self._finished.wait()  # the reading task will see the reply
-                    continue
-                async with self._read_lock:
-                    if not self._finished.is_set():
-                        await self._pump_until_closed()
+            if conn.state is OPEN:
+                conn.close(code, reason)
+                try:
+                    await self._flush()
+                except ConnectionClosed:
+                    pass
+            await self._wait_closed()
         if scope.cancelled_caught:
-            self._conn_lost()  # the peer never answered our close frame
+            self._give_up()  # the peer never took our close frame, or never answered it
         await self._finish()
 
-    async def _pump_until_closed(self) -> None:
-        """Read until the peer's close frame, queueing messages for next()."""
-        while not self._finished.is_set():
-            await self._pump()
+    def _give_up(self) -> None:
+        """The closing handshake did not finish in time: 1006 unless our close was out,
+        and abort the transport, so that closing it does not wait for the peer again."""
+        self._conn_lost()
+        self._stream.abort()
+
+    async def _wait_closed(self) -> None:
+        """Until the closing handshake is over: read for everyone (until the peer's
+        close frame; its data messages are discarded, our close frame is out) when
+        nobody else reads, else wait for whichever comes first, the end or the reader
+        letting go of the read lock (then read ourselves)."""
+        finished = self._finished
+        while not finished.is_set():
+            if self._read_lock.locked():
+                await self._wait_for_change()
+                continue
+            try:
+                async with self._read_lock:
+                    while not finished.is_set():
+                        await self._pump()
+            finally:
+                self._notify()
 
     async def close_quietly(self, code: int = 1000, reason: str = "") -> None:
-        """Close if still open, and wait (up to ``close_timeout``) until the closing
-        handshake is over and the connection closed; never raises for a socket already
-        closed or a broken connection. What ``async with`` does at the end of its block,
-        and the server when a WebSocket handler returns (1000) or raises (1011)."""
-        check_close_code(code)
+        """Close if still open, and wait (up to ``close_timeout``, writing our close
+        frame included; then the connection is aborted) until the closing handshake is
+        over and the connection closed; never raises for a socket already closed or a
+        broken connection. What ``async with`` does at the end of its block, and the
+        server when a WebSocket handler returns (1000) or raises (1011). A bad ``code``
+        or ``reason`` raises :class:`~sansnet.InvalidArgument`, as for :meth:`close`."""
+        _check_close_arguments(code, reason)
         if self._conn.state is OPEN:
             self._closed_by_user = True
             try:
@@ -432,41 +557,66 @@ class WebSocket:
             except (TransportError, LocalProtocolError, ConnectionClosed):
                 pass
         if not self._finished.is_set():
-            with anyio.move_on_after(self.close_timeout):
-                await self._close_wait()
+            with anyio.move_on_after(self.close_timeout) as scope:
+                await self._wait_closed()
+            if scope.cancelled_caught:
+                self._give_up()
         if not self._transport_closed:
             self._conn_lost()
             await self._finish()
 
-    async def _close_wait(self) -> None:
-        while not self._finished.is_set():
-            async with self._read_lock:
-                if not self._finished.is_set():
-                    await self._pump_until_closed()
-
-    async def ping(self, payload: bytes | None = None) -> float:
+    async def ping(self, payload: bytes | str | None = None) -> float:
         """Send a ping and wait for its pong; returns the round trip in seconds.
-        Waits at most ``ping_timeout`` (then :class:`~sansnet.TimeoutError`)."""
+        Waits at most ``ping_timeout`` (then :class:`~sansnet.TimeoutError`).
+
+        ``payload``: bytes, or a str (sent as UTF-8, as websockets does), at most 125
+        bytes; None (the default) sends 4 random bytes. A bad payload, or one that
+        a ping still waiting for its pong carries, raises
+        :class:`~sansnet.InvalidArgument` before anything is sent.
+
+        While it waits it reads for everyone, but never past a message that ``next()``
+        has not taken (one message ahead at most): a pong that the peer sent after a
+        message is seen once ``next()`` takes that message, so call ``ping()`` from a
+        task other than the one that reads, or keep reading while it waits."""
+        if payload is None:
+            payload = os.urandom(4)
+        elif isinstance(payload, str):
+            payload = _utf8(payload, "A ping payload")
+        elif isinstance(payload, (bytes, bytearray, memoryview)):
+            payload = bytes(payload)
+        else:
+            raise InvalidArgument(
+                f"ping() takes bytes, a str or None, not {type(payload).__name__}."
+            )
+        if len(payload) > 125:
+            raise InvalidArgument(
+                f"A ping payload is at most 125 bytes; this one is {len(payload)}."
+            )
         if self._conn.state is not OPEN:
             raise self._closed_error()
-        payload = os.urandom(4) if payload is None else bytes(payload)
         if payload in self._pings:
-            raise ValueError("A ping with this payload is already waiting for its pong.")
+            raise InvalidArgument("A ping with this payload is already waiting for its pong.")
         event = anyio.Event()
         started = now()
         self._pings[payload] = (started, event)
         self._conn.send_ping(payload)
         await self._flush()
+        finished = self._finished
+        messages = self._messages
         with anyio.move_on_after(self.ping_timeout) as scope:
-            while not event.is_set():
-                if self._read_lock.locked():
-                    await event.wait()
+            while not event.is_set() and not finished.is_set():
+                if messages or self._read_lock.locked():
+                    # Reading on would queue a second message, or another task reads:
+                    # wait for next() to take the message, the reader to let go of the
+                    # read lock, the pong, or the end.
+                    await self._wait_for_change()
                     continue
-                async with self._read_lock:
-                    if not event.is_set() and not self._finished.is_set():
-                        await self._pump()
-                if self._finished.is_set():
-                    break
+                try:
+                    async with self._read_lock:
+                        if not event.is_set() and not finished.is_set() and not messages:
+                            await self._pump()
+                finally:
+                    self._notify()
         if scope.cancelled_caught:
             self._pings.pop(payload, None)
             raise TimeoutError(f"No pong within {self.ping_timeout} s.")
@@ -600,6 +750,29 @@ async def socket(
         ping_timeout=ping_timeout,
         close_timeout=close_timeout,
     )
+
+
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(
+            f"{what} has no UTF-8 form: a lone surrogate at index {exc.start}."
+        ) from None
+
+
+def _check_close_arguments(code: object, reason: object) -> None:
+    """Raise InvalidArgument unless we may close with ``code`` and ``reason``."""
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise InvalidArgument(f"A close code is an int from 1000 to 4999, not {code!r}.")
+    try:
+        check_close_code(code)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+    if not isinstance(reason, str):
+        raise InvalidArgument(f"A close reason is a str, not {type(reason).__name__}.")
+    if len(_utf8(reason, "The close reason")) > 123:
+        raise InvalidArgument("A close reason is at most 123 bytes of UTF-8.")
 
 
 def engine_after_upgrade(

@@ -614,7 +614,9 @@ def test_connection_lost_after_our_close_keeps_our_code() -> None:
     assert client.close_code == 4000
 
 
-@pytest.mark.parametrize("code", [999, 1004, 1005, 1006, 1015, 5000, 0, True, "1000"])
+@pytest.mark.parametrize(
+    "code", [999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 0, True, "1000"]
+)
 def test_invalid_close_codes_to_send(code: object) -> None:
     client = WebSocketConnection("client")
     with pytest.raises(ValueError, match="Close code"):
@@ -624,13 +626,25 @@ def test_invalid_close_codes_to_send(code: object) -> None:
         check_close_code(code)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("code", [1000, 1003, 1016, 2999, 3000, 4999])
+@pytest.mark.parametrize("code", [1000, 1003, 1007, 1012, 1013, 1014, 3000, 4999])
 def test_valid_close_codes_to_send(code: int) -> None:
     server = WebSocketConnection("server")
     server.close(code)
     assert server.data_to_send() == b"\x88\x02" + code.to_bytes(2, "big")
-    # 1016-2999 are reserved for future RFCs: we may send them when asked to, but a
-    # peer may refuse them (as we do, with 1002; Autobahn 7.9.*).
+    # 1014 (IANA) may be sent, though wsproto's table, and so our receiving side,
+    # refuses it (test_valid_received_close_codes_agree_with_wsproto).
+
+
+@pytest.mark.parametrize("code", [1016, 2000, 2999])
+def test_close_codes_reserved_for_future_versions_are_not_sent(code: int) -> None:
+    """Issue: we sent 1016-2999 (RFC 6455 section 7.4.2 keeps them for future versions)
+    though peers, our own receiving side included, refuse them with 1002."""
+    client = WebSocketConnection("client")
+    with pytest.raises(ValueError, match="reserved for future versions"):
+        client.close(code)
+    assert client.state is OPEN
+    assert client.data_to_send() == b""
+    assert not is_valid_received_close_code(code)
 
 
 def test_close_reason_length() -> None:

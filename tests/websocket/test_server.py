@@ -4,6 +4,7 @@ backpressure, graceful stop."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 from typing import Any
@@ -16,7 +17,7 @@ from websockets.exceptions import ConnectionClosed as WebsocketsClosed
 
 import sansnet
 from sansnet import ServeConfig, WebSocket
-from sansnet.testing import serve
+from sansnet.testing import Faults, serve
 from tests.virtual_time import on_virtual_time
 
 from .peers import run_websockets_client
@@ -93,6 +94,40 @@ async def test_handler_sees_the_upgrade_request_and_chooses_a_subprotocol() -> N
     assert seen == {"path": "/room", "query": {"last": "1"}, "token": "t", "sub": "b"}
 
 
+def _chooser_that_raises(request: sansnet.ServeRequest, offered: list[str]) -> str | None:
+    raise RuntimeError("bug in the subprotocol chooser")
+
+
+def _chooser_of_a_name_not_offered(request: sansnet.ServeRequest, offered: list[str]) -> str:
+    return "not-offered"
+
+
+@pytest.mark.parametrize(
+    ("chooser", "logged"),
+    [
+        (_chooser_that_raises, "bug in the subprotocol chooser"),
+        (_chooser_of_a_name_not_offered, "which the client did not offer"),
+    ],
+)
+async def test_a_failing_subprotocol_chooser_gets_that_upgrade_a_500_and_the_server_goes_on(
+    chooser: Any, logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue: an exception from ServeConfig.subprotocols (or a choice the client did not
+    offer, which the handshake refuses with ValueError) ended the whole server."""
+    config = ServeConfig(
+        handle_web_socket=echo, subprotocols=chooser, handle_request=lambda request: "plain"
+    )
+    async with sansnet.serve(0, config) as handle:
+        with pytest.raises(sansnet.HandshakeError) as info:
+            await sansnet.socket(ws_url(handle, "/room"), subprotocols=["chat"])
+        assert info.value.status == 500
+        assert info.value.body == b"Internal Server Error\n"
+        assert (await sansnet.request(handle.url)).text == "plain"  # still serving
+    [record] = [r for r in caplog.records if r.exc_info]
+    assert logged in str(record.exc_info[1])
+    assert "/room" in record.getMessage()
+
+
 async def test_both_handlers_on_one_server() -> None:
     config = ServeConfig(handle_request=lambda request: "plain", handle_web_socket=echo)
     async with sansnet.serve(0, config) as handle:
@@ -128,8 +163,11 @@ async def test_wss(server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.S
 
 
 async def test_lune_close_then_drain() -> None:
-    """After close(), next() yields what arrived before the peer's close, then None;
-    close_code is 1000; send raises an error that says "closed"."""
+    """After close(), next() yields None; close_code is 1000; send raises an error
+    that says "closed". The three messages arrived before the peer's close frame, but
+    nobody had taken them in: close() read them and dropped them on its way to that
+    frame (one message ahead at most; a message taken in before close() would stay
+    readable: see test_reading)."""
 
     async def chatty(ws: WebSocket) -> None:
         for index in range(3):
@@ -141,8 +179,8 @@ async def test_lune_close_then_drain() -> None:
         await anyio.sleep(0.1)  # let the three messages arrive
         await ws.close()
         assert ws.close_code == 1000
-        drained = [await ws.next() for _ in range(4)]
-        assert drained == ["queued 0", "queued 1", "queued 2", None]
+        drained = [await ws.next() for _ in range(2)]
+        assert drained == [None, None]
         with pytest.raises(sansnet.ConnectionClosed, match="closed"):
             await ws.send("after close")
         with pytest.raises(sansnet.ConnectionClosed, match="already called"):
@@ -187,13 +225,74 @@ async def test_sends_from_many_tasks_are_whole_messages() -> None:
 async def test_close_code_rules() -> None:
     async with sansnet.serve(0, ServeConfig(handle_web_socket=echo)) as handle:
         ws = await sansnet.socket(ws_url(handle))
-        for code in (999, 1004, 1005, 1006, 1015, 5000):
-            with pytest.raises(ValueError):
+        for code in (999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000):
+            with pytest.raises(sansnet.InvalidArgument):
                 await ws.close(code)
+        # 1016-2999 are kept for future versions of the protocol (RFC 6455 7.4.2):
+        # sansnet's own receiving side refuses them (with 1002), so we never send them.
+        with pytest.raises(sansnet.InvalidArgument, match="reserved for future versions"):
+            await ws.close(2000)
         with pytest.raises(ValueError, match="123 bytes"):
             await ws.close(1000, "x" * 124)
         await ws.close(4321, "custom")
         assert (ws.close_code, ws.close_reason) == (4321, "custom")
+
+
+@pytest.mark.parametrize(
+    ("misuse", "message"),
+    [
+        (lambda ws: ws.close(1000, None), "reason is a str, not NoneType"),
+        (lambda ws: ws.close(1000, b"bye"), "reason is a str, not bytes"),
+        (lambda ws: ws.close(1000, "\ud800"), "no UTF-8 form"),
+        (lambda ws: ws.close("1000"), "close code is an int"),
+        (lambda ws: ws.close_quietly(1000, None), "reason is a str"),
+        (lambda ws: ws.ping(b"x" * 126), "at most 125 bytes"),
+        (lambda ws: ws.ping("é" * 63), "at most 125 bytes"),  # 126 bytes of UTF-8
+        (lambda ws: ws.ping(42), "ping\\(\\) takes bytes, a str or None, not int"),
+        (lambda ws: ws.ping("\ud800"), "no UTF-8 form"),
+        (lambda ws: ws.send("\ud800"), "no UTF-8 form"),
+        (lambda ws: ws.send("\ud800", binary=True), "no UTF-8 form"),
+    ],
+    ids=[
+        "close-reason-None",
+        "close-reason-bytes",
+        "close-reason-surrogate",
+        "close-code-str",
+        "close_quietly-reason-None",
+        "ping-126-bytes",
+        "ping-126-bytes-of-utf8",
+        "ping-int",
+        "ping-surrogate",
+        "send-surrogate",
+        "send-surrogate-binary",
+    ],
+)
+async def test_misuse_raises_invalid_argument_and_the_socket_stays_usable(
+    misuse: Any, message: str
+) -> None:
+    """Issue: these raised AttributeError, UnicodeEncodeError or TypeError (a str ping
+    payload, which websockets accepts), and close_quietly() with a bad reason waited
+    its whole close_timeout without closing."""
+    async with serve(ServeConfig(handle_web_socket=echo)) as client:
+        ws = await client.socket("/")
+        with anyio.fail_after(5), pytest.raises(sansnet.InvalidArgument, match=message):
+            await misuse(ws)
+        await ws.send("still open")
+        assert await ws.next() == "still open"
+        await ws.close()
+
+
+async def test_ping_takes_a_str_payload_and_checks_it_before_sending() -> None:
+    """A str payload goes out as UTF-8 (as websockets does); a payload too long is
+    refused before the ping is registered, so a second try says the same."""
+    async with serve(ServeConfig(handle_web_socket=echo)) as client:
+        ws = await client.socket("/")
+        assert await ws.ping("héllo") >= 0
+        for _ in range(2):
+            with pytest.raises(sansnet.InvalidArgument, match="at most 125 bytes"):
+                await ws.ping(b"y" * 200)
+        assert await ws.ping(b"y" * 125) >= 0
+        await ws.close()
 
 
 async def test_close_quietly_closes_once_and_never_raises_after() -> None:
@@ -350,7 +449,7 @@ async def test_a_send_cancelled_while_the_peer_is_slow_leaves_the_wire_whole(
     """A large message goes out in several frames (FRAGMENT_SIZE), written together: on
     asyncio the transport takes all of them at once, so a send() cancelled while it waits
     for the peer still delivers the whole message, and the next one follows it intact.
-    (trio's socket streams leave a cancelled write half-done: not this test's case.)"""
+    (trio's socket streams leave a cancelled write half-done: the next test.)"""
     if anyio_backend_name != "asyncio":
         pytest.skip("asyncio's transports take a write whole; trio's sockets do not")
     big = os.urandom(24 * 1024 * 1024)  # more than loopback's socket buffers hold
@@ -374,3 +473,138 @@ async def test_a_send_cancelled_while_the_peer_is_slow_leaves_the_wire_whole(
         assert [await ws.next(), await ws.next()] == ["1", "2"]
         assert sizes == [len(big), 5]
         await ws.close()
+
+
+async def test_a_send_cancelled_half_written_drops_the_connection_on_trio(
+    anyio_backend_name: str,
+) -> None:
+    """Issue: on trio a cancelled send() left part of a frame on the wire and the socket
+    carried on, so the next message went out glued into that frame. trio's sockets write
+    a part and stop when cancelled: the connection is now dropped (1006), the app's next
+    send() raises ConnectionClosed, and the peer sees the connection end, never a
+    message. (asyncio's transports take a write whole: the test above.)"""
+    if anyio_backend_name != "trio":
+        pytest.skip("asyncio's transports take a write whole (the test above)")
+    big = os.urandom(24 * 1024 * 1024)  # more than loopback's socket buffers hold
+    may_read = anyio.Event()
+    done = anyio.Event()
+    seen: list[Any] = []
+
+    async def slow_reader(ws: WebSocket) -> None:
+        await may_read.wait()
+        seen.extend([len(message) async for message in ws])
+        seen.append(ws.close_code)
+        done.set()
+
+    config = ServeConfig(handle_web_socket=slow_reader, max_message_size=32 * 1024 * 1024)
+    async with sansnet.serve(0, config) as handle:
+        ws = await sansnet.socket(ws_url(handle), compression=False, ping_interval=None)
+        with anyio.move_on_after(0.3) as scope:
+            await ws.send(big)
+        assert scope.cancelled_caught  # the send waited for the peer, and was cancelled
+        assert ws.closed
+        assert ws.close_code == 1006
+        with pytest.raises(sansnet.ConnectionClosed) as info:
+            await ws.send(b"after")
+        assert info.value.code == 1006
+        assert await ws.next() is None
+        may_read.set()
+        with anyio.fail_after(5):
+            await done.wait()
+    assert seen == [1006]  # a frame cut short, then the end: no message
+
+
+@on_virtual_time
+async def test_a_send_cancelled_mid_write_drops_a_connection_that_writes_in_pieces() -> None:
+    """The same on any backend, in memory: Faults(chunk_size) makes the client's stream
+    write in pieces (writes_whole is False), so a send cancelled while it waits for the
+    peer leaves a part of its frame sent."""
+    may_read = anyio.Event()
+    done = anyio.Event()
+    seen: list[Any] = []
+
+    async def slow_reader(ws: WebSocket) -> None:
+        await may_read.wait()
+        seen.extend([len(message) async for message in ws])
+        seen.append(ws.close_code)
+        done.set()
+
+    config = ServeConfig(handle_web_socket=slow_reader)
+    async with serve(config, faults=Faults(chunk_size=4096)) as client:
+        ws = await client.socket("/", compression=False, ping_interval=None)
+        with anyio.move_on_after(1) as scope:
+            await ws.send(bytes(1024 * 1024))  # the link holds 256 KiB
+        assert scope.cancelled_caught
+        assert (ws.closed, ws.close_code) == (True, 1006)
+        with pytest.raises(sansnet.ConnectionClosed) as info:
+            await ws.send("after")
+        assert info.value.code == 1006
+        assert await ws.next() is None
+        may_read.set()
+        with anyio.fail_after(60):
+            await done.wait()
+    assert seen == [1006]
+
+
+UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("method", ["close", "close_quietly"])
+async def test_close_is_bounded_by_close_timeout_when_the_peer_does_not_read(
+    method: str,
+) -> None:
+    """Issue: close() and close_quietly() wrote their close frame before close_timeout
+    started, so with a peer that reads nothing (its buffers full) they never returned,
+    and the server held the connection forever after the handler. Now close_timeout
+    bounds the write too, and the connection is aborted when it runs out."""
+    result: dict[str, Any] = {}
+    done = anyio.Event()
+
+    async def flood_then_close(ws: WebSocket) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def flood() -> None:
+                with contextlib.suppress(sansnet.ConnectionClosed):
+                    while True:
+                        await ws.send(bytes(65536))
+
+            group.start_soon(flood)
+            await anyio.sleep(0.5)  # the peer reads nothing: flood() now waits to write
+            started = anyio.current_time()
+            await getattr(ws, method)()
+            result.update(elapsed=anyio.current_time() - started, closed=ws.closed)
+        done.set()
+
+    config = ServeConfig(
+        handle_web_socket=flood_then_close, close_timeout=1, compression=False, ping_interval=None
+    )
+    async with (
+        sansnet.serve(0, config) as handle,
+        await anyio.connect_tcp("127.0.0.1", handle.port) as peer,
+    ):
+        await peer.send(UPGRADE)  # and never reads
+        with anyio.fail_after(10):
+            await done.wait()
+    assert result["closed"]
+    assert result["elapsed"] < 4  # close_timeout is 1 s; it used to never return
+
+
+async def test_a_peer_that_sends_too_much_reads_our_1009_not_a_reset() -> None:
+    """Issue: after failing a connection with 1009 the server closed it with the rest of
+    the peer's message unread, so the peer got a reset and often lost our close frame
+    (it saw 1006). Now the server half-closes after its close frame and reads and drops
+    what still comes until the peer ends its side (within close_timeout)."""
+    limit = 64 * 1024
+    config = ServeConfig(handle_web_socket=echo, max_message_size=limit, max_frame_size=limit)
+    async with sansnet.serve(0, config) as handle:
+        for _ in range(3):
+            ws = await sansnet.socket(ws_url(handle), compression=False, ping_interval=None)
+            with contextlib.suppress(sansnet.ConnectionClosed):
+                await ws.send(os.urandom(8 * 1024 * 1024))  # in 256 KiB frames
+            with anyio.fail_after(5):
+                assert await ws.next() is None
+            assert ws.close_code == 1009
+            assert "65536-byte limit" in ws.close_reason

@@ -227,6 +227,11 @@ class _LinkStream(NetworkStream):
     async def aclose(self) -> None:
         await self._inner.aclose()
 
+    @property
+    def writes_whole(self) -> bool:
+        # With faults a write goes out in pieces: a cancelled one may leave a part sent.
+        return self._faults is None
+
     async def send_eof(self) -> None:
         await self._inner.send_eof()
 

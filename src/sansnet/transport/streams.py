@@ -122,6 +122,14 @@ class NetworkStream:
         when the peer has stopped reading. Call it for a connection left broken or
         mid-message; then call :meth:`aclose`."""
 
+    @property
+    def writes_whole(self) -> bool:
+        """True when a :meth:`write` that is cancelled (or fails) has sent all of its
+        data or none of it, never a part: then a message cut off by a cancelled send
+        cannot corrupt the bytes that follow. False (the default, the safe answer) where
+        a cancelled write may have sent a part: a WebSocket then drops the connection."""
+        return False
+
     async def linger(self, timeout: float = 2.0, limit: int = 1024 * 1024) -> None:
         """After a final answer: stop sending, then read and drop what the peer still
         sends (up to ``limit`` bytes or ``timeout`` seconds), so the peer reads our
@@ -194,10 +202,11 @@ def _write_timeout(stream: NetworkStream, timeout: float | None) -> WriteTimeout
 class AnyioStream(NetworkStream):
     """A :class:`NetworkStream` over an anyio byte stream (TCP or TLS; asyncio or trio)."""
 
-    __slots__ = ("_peer", "_socket", "_ssl_object", "_stream", "description")
+    __slots__ = ("_aborted", "_peer", "_socket", "_ssl_object", "_stream", "description")
 
     def __init__(self, stream: anyio.abc.ByteStream, description: str | None = None) -> None:
         self._stream = stream
+        self._aborted = False
         # extra() builds every attribute each call: look them up once.
         self._peer = _address(stream.extra(anyio.abc.SocketAttribute.remote_address, ("?", 0)))
         self._socket: socket.socket | None = stream.extra(
@@ -238,10 +247,18 @@ class AnyioStream(NetworkStream):
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
             try:
+                if self._aborted:
+                    await anyio.aclose_forcefully(self._stream)
+                    return
                 with anyio.move_on_after(5):
                     await self._stream.aclose()
             except (OSError, ssl.SSLError, anyio.BrokenResourceError):
                 pass
+
+    def abort(self) -> None:
+        # anyio has no synchronous abort: the next aclose() closes at once instead,
+        # without a TLS close_notify and without waiting for the peer.
+        self._aborted = True
 
     async def send_eof(self) -> None:
         if self._ssl_object is not None:
@@ -531,6 +548,12 @@ class AsyncioStream(NetworkStream):
                 return
             transport.abort()  # pragma: no cover - a peer that stopped reading
 
+    @property
+    def writes_whole(self) -> bool:
+        # write() hands all of its data to the transport before it first waits (for
+        # the transport to drain): a cancelled write has still sent everything.
+        return True
+
     async def aclose_soon(self) -> None:
         transport = self._transport
         if (
@@ -669,6 +692,11 @@ class MemoryStream(NetworkStream):
             pipe.size += len(data)
             pipe.notify()
         await anyio.lowlevel.checkpoint()
+
+    @property
+    def writes_whole(self) -> bool:
+        # write() waits for room, then delivers everything at once.
+        return True
 
     async def aclose(self) -> None:
         for pipe in (self._outgoing, self._incoming):

@@ -5,7 +5,11 @@ The code table is wsproto's :class:`~wsproto.frame_protocol.CloseReason`: wsprot
 the peer's close frames and refuses the codes it does not know, so the rule of what a peer
 may send (:func:`is_valid_received_close_code`) is derived from that table and cannot
 disagree with it. What we may send (:func:`check_close_code`) is our own, stricter rule:
-wsproto would silently turn 1005, 1006 and 1015 into 1000 and cut a long reason short.
+wsproto would silently turn 1005, 1006 and 1015 into 1000 and cut a long reason short,
+and would send 1016-2999, which RFC 6455 section 7.4.2 reserves for future versions of
+the protocol and which peers (websockets, and our own receiving side) refuse with 1002.
+1014 (registered by IANA after wsproto's table) may be sent, but our receiving side
+refuses it (see below).
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ INTERNAL_ERROR: Final = int(CloseReason.INTERNAL_ERROR)
 _VALID_RECEIVED: Final = frozenset(
     int(code) for code in CloseReason if code not in LOCAL_ONLY_CLOSE_REASONS
 )
-# Codes we must never send: 1004 (reserved) and the local-only ones.
+# Codes we must never send: 1004 (reserved) and the local-only ones; and past the last
+# code RFC 6455 and IANA define (1015) up to 2999, those kept for future versions.
 _RESERVED: Final = frozenset([1004, *(int(code) for code in LOCAL_ONLY_CLOSE_REASONS)])
+_LAST_DEFINED: Final = 1015
 
 
 def is_valid_received_close_code(code: int) -> bool:
@@ -41,12 +47,18 @@ def is_valid_received_close_code(code: int) -> bool:
 
 def check_close_code(code: int) -> None:
     """Raise ``ValueError`` unless we may send ``code``: 1000-4999 but 1004, 1005, 1006
-    and 1015, which are reserved and never sent."""
+    and 1015, which are reserved and never sent, and 1016-2999, which are reserved for
+    future versions of the protocol (RFC 6455 section 7.4.2)."""
     if not isinstance(code, int) or isinstance(code, bool) or not 1000 <= code <= 4999:
         raise ValueError(f"Close code {code!r} is out of range: use 1000 to 4999.")
     if code in _RESERVED:
         raise ValueError(
             f"Close code {code} is reserved and must not be sent (1004, 1005, 1006, 1015)."
+        )
+    if _LAST_DEFINED < code < 3000:
+        raise ValueError(
+            f"Close code {code} is reserved for future versions of the protocol "
+            f"({_LAST_DEFINED + 1} to 2999): use a defined code, or one from 3000 to 4999."
         )
 
 

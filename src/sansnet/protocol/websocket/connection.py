@@ -535,7 +535,8 @@ class WebSocketConnection:
     def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake: send a close frame with ``code`` and ``reason``.
 
-        ``code`` is 1000-4999 but 1004, 1005, 1006 and 1015 (else ``ValueError``);
+        ``code`` is 1000-4999 but 1004, 1005, 1006, 1015 and 1016-2999 (else
+        ``ValueError``);
         ``reason`` at most 123 bytes of UTF-8. :attr:`close_code` is ``code`` from now
         on. Keep calling :meth:`next_event` until :class:`Closed` (the peer's answer),
         then close the transport. Raises :class:`~sansnet.LocalProtocolError` if the

@@ -1,0 +1,210 @@
+"""The WebSocket object's reading model, against a raw peer in memory: one message ahead
+at most while ``next()``, ``close()`` and ``ping()`` read (memory stays bounded however
+much the peer sends), and who reads when several tasks wait."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import anyio
+import pytest
+
+import sansnet
+from sansnet import WebSocket
+from sansnet.protocol.websocket import Closed, WebSocketConnection
+from sansnet.transport.streams import MemoryStream, memory_stream_pair
+from tests.protocol.ws_frames import encode_frame
+from tests.virtual_time import on_virtual_time
+
+pytestmark = pytest.mark.anyio
+
+TEXT, BINARY, CLOSE, PONG = 0x1, 0x2, 0x8, 0xA
+CLOSE_1000 = encode_frame(CLOSE, b"\x03\xe8")
+
+
+class Peer:
+    """The server end of the link, written to frame by frame (unmasked, as a server
+    sends) and read through a server engine."""
+
+    def __init__(self, stream: MemoryStream) -> None:
+        self.stream = stream
+        self.engine = WebSocketConnection("server")
+
+    async def send(self, *frames: bytes) -> None:
+        await self.stream.write(b"".join(frames))
+
+    async def wait_for_close(self) -> None:
+        """Read what our WebSocket sends until its close frame (pings are answered by
+        the engine but the answer is not sent)."""
+        while True:
+            event = self.engine.next_event()
+            if isinstance(event, Closed):
+                return
+            if event is None:
+                self.engine.receive_data(await self.stream.read())
+
+
+def socket_pair(
+    max_message_size: int | None = 16 * 1024 * 1024, **options: Any
+) -> tuple[WebSocket, Peer]:
+    """A client WebSocket joined in memory (256 KiB in flight each way) to a raw peer."""
+    ours, theirs = memory_stream_pair()
+    options.setdefault("ping_interval", None)
+    engine = WebSocketConnection("client", max_message_size=max_message_size)
+    return WebSocket(ours, engine, **options), Peer(theirs)
+
+
+@on_virtual_time
+@pytest.mark.parametrize("method", ["close", "close_quietly"])
+async def test_messages_the_peer_sends_while_we_close_are_discarded(method: str) -> None:
+    """Issue: close() and close_quietly() queued every message that came before the
+    peer's close frame, so a peer flooding us while we waited for it made us hold
+    gigabytes. Once our close frame is out, its data messages are read and dropped; the
+    one message taken in before close() (by a send, one ahead at most) stays readable."""
+    ws, peer = socket_pair(close_timeout=30)
+    await peer.send(encode_frame(TEXT, b"taken in before close"), encode_frame(TEXT, b"not yet"))
+    await ws.send("hello")  # nobody reads: takes in one message, no more
+    assert list(ws._messages) == ["taken in before close"]
+    payload = bytes(4096)
+    async with anyio.create_task_group() as group:
+
+        async def flood_then_close() -> None:
+            await peer.wait_for_close()
+            for _ in range(1000):  # 4 MB: the link holds 256 KiB
+                await peer.send(encode_frame(BINARY, payload))
+                assert len(ws._messages) <= 1
+            await peer.send(CLOSE_1000)
+
+        group.start_soon(flood_then_close)
+        with anyio.fail_after(20):
+            await getattr(ws, method)()
+    assert len(ws._messages) == 1
+    assert ws.close_code == 1000
+    assert await ws.next() == "taken in before close"
+    assert await ws.next() is None
+
+
+@on_virtual_time
+async def test_ping_never_reads_past_a_message_next_has_not_taken() -> None:
+    """Issue: ping() read on until its pong, queueing every message before it. Now it
+    stops at the first message nobody took (TCP pushes back on the peer), and reads on
+    when next() takes it."""
+    ws, peer = socket_pair(ping_timeout=60)
+    sent = 0
+    async with anyio.create_task_group() as group:
+
+        async def flood_then_pong() -> None:
+            nonlocal sent
+            for index in range(200):  # 800 KB: the link holds 256 KiB
+                await peer.send(encode_frame(BINARY, index.to_bytes(2, "big") * 2048))
+                sent += 1
+            await peer.send(encode_frame(PONG, b"ping"))
+
+        latency: list[float] = []
+
+        async def ping() -> None:
+            latency.append(await ws.ping(b"ping"))
+
+        group.start_soon(flood_then_pong)
+        group.start_soon(ping)
+        await anyio.sleep(5)  # everyone waits: ping() on next(), the peer on the link
+        assert len(ws._messages) == 1
+        assert sent < 100
+        assert not latency
+        with anyio.fail_after(20):
+            received = [await ws.next() for _ in range(200)]
+    assert received == [index.to_bytes(2, "big") * 2048 for index in range(200)]
+    assert len(latency) == 1
+    await ws.close_quietly()
+
+
+async def _reader_that_gives_up(ws: WebSocket) -> None:
+    with anyio.move_on_after(1):
+        await ws.next()  # holds the read lock, then lets go of it at t = 1 s
+
+
+@on_virtual_time
+async def test_close_reads_when_the_task_that_was_reading_stops() -> None:
+    """Issue: close() waited for the end, not for the read lock, while another task
+    read: if that task stopped reading (it got its message, or here gave up), nobody
+    read the peer's close frame and close() took the whole close_timeout."""
+    ws, peer = socket_pair(close_timeout=10)
+    async with anyio.create_task_group() as group:
+        group.start_soon(_reader_that_gives_up, ws)
+        await anyio.sleep(0.5)
+
+        async def answer_late() -> None:
+            await peer.wait_for_close()
+            await anyio.sleep(2)  # after the reader gave up
+            await peer.send(CLOSE_1000)
+
+        group.start_soon(answer_late)
+        started = anyio.current_time()
+        await ws.close()
+        elapsed = anyio.current_time() - started
+    assert ws.close_code == 1000
+    assert elapsed < 5  # the peer's close frame came 2 s after ours; close_timeout is 10 s
+
+
+@on_virtual_time
+async def test_ping_reads_when_the_task_that_was_reading_stops() -> None:
+    """Issue: the same for ping(): it waited for its pong's event while another task
+    held the read lock, so a pong arriving after that task stopped reading was never
+    read and ping() raised TimeoutError."""
+    ws, peer = socket_pair(ping_timeout=10)
+    async with anyio.create_task_group() as group:
+        group.start_soon(_reader_that_gives_up, ws)
+
+        async def pong_late() -> None:
+            await anyio.sleep(3)  # the ping went out at 0.5 s; the reader gave up at 1 s
+            await peer.send(encode_frame(PONG, b"late"))
+
+        group.start_soon(pong_late)
+        await anyio.sleep(0.5)
+        latency = await ws.ping(b"late")
+    assert 2 <= latency < 5
+    await ws.close_quietly()
+
+
+@on_virtual_time
+@pytest.mark.parametrize("peer_ends", [True, False])
+async def test_after_failing_with_1009_we_half_close_and_drain_within_close_timeout(
+    peer_ends: bool,
+) -> None:
+    """After our 1009 the peer reads our close frame and then the end of our side, while
+    we still read (and drop) what it sends: it is not reset. We close once it ends its
+    side, or after close_timeout if it never does."""
+    ws, peer = socket_pair(max_message_size=1024, close_timeout=5)
+    frame = encode_frame(BINARY, bytes(4096))
+    events: list[Any] = []
+    async with anyio.create_task_group() as group:
+
+        async def peer_side() -> None:
+            await peer.send(frame)  # too big: we fail the connection with 1009
+            while (event := peer.engine.next_event()) is None:
+                peer.engine.receive_data(await peer.stream.read())
+            events.append(event)  # our close frame
+            events.append(await peer.stream.read())  # then the end of our side
+            await peer.send(frame)  # we still read: this is no reset
+            if peer_ends:
+                await peer.stream.send_eof()
+                return
+            with contextlib.suppress(sansnet.WriteError):
+                while True:  # a peer that never stops (nor sends 64 MiB)
+                    await anyio.sleep(0.1)
+                    await peer.send(frame)
+
+        group.start_soon(peer_side)
+        started = anyio.current_time()
+        with anyio.fail_after(60):
+            assert await ws.next() is None
+        elapsed = anyio.current_time() - started
+    assert ws.close_code == 1009
+    assert isinstance(events[0], Closed)
+    assert events[0].code == 1009
+    assert events[1] == b""
+    if peer_ends:
+        assert elapsed < 1  # at once: no timeout ran out
+    else:
+        assert 5 <= elapsed < 6  # close_timeout
