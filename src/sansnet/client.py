@@ -766,8 +766,8 @@ class Client:
             _check_tls_options(verify, cert)
             if len(self._transports) >= _MAX_TRANSPORTS:
                 # Settings that come and go (a new SSLContext per request): forget the
-                # oldest, but never the default. Its connections stay in the shared
-                # pool, counted, until they expire or make room for others.
+                # oldest, but never the default. Its idle connections stay in the shared
+                # pool until others need their room (the oldest idle go first).
                 for old in self._transports:
                     if self._transports[old] is not self._default_transport:
                         del self._transports[old]
@@ -1016,9 +1016,12 @@ def _redirect(request: Request, response: StreamingResponse, allow_insecure: boo
             if name in headers:
                 del headers[name]
     credentials = request._credentials if "authorization" in headers else None
-    if parsed.authorization is not None and "authorization" not in headers:
-        credentials = parsed.authorization  # the Location's own user:password@
-        headers.add("Authorization", credentials)
+    if parsed.authorization is not None:  # the Location's own user:password@
+        if credentials is not None:
+            del headers["authorization"]  # the previous URL's: the Location's replace them
+        if "authorization" not in headers:  # a field the caller set still wins
+            credentials = parsed.authorization
+            headers.add("Authorization", credentials)
     new = Request(method, parsed.url, headers, body)
     new._split = parsed
     new._credentials = credentials

@@ -7,7 +7,8 @@ One :class:`WebSocket` class drives a sans-IO
 
 How it reads: there is no background task. Whichever task needs input (``next()``,
 ``close()`` waiting for the peer's close, ``ping()`` waiting for its pong) reads for
-everyone, one at a time, and parses one message ahead at most; a ``close()`` or
+everyone, one at a time, and parses one message ahead at most (a few while ``ping()``
+waits, see below); a ``close()`` or
 ``ping()`` waiting while another task reads takes over the reading as soon as that task
 stops (it got its message, gave up, or was cancelled). So memory stays bounded
 when a peer floods us (unread bytes wait in the socket, and TCP pushes back on the
@@ -15,10 +16,11 @@ peer), and pings from the peer are answered while someone is reading. Keepalive 
 are sent from the reading task too: a connection nobody reads from is not pinged.
 Writes are serialized whole-message; a reader never waits for a slow writer.
 
-The invariant, at all times: **at most one message waits for** ``next()``; no reader
-queues a second one. ``next()`` and ``send()`` read only when none is queued; ``ping()``
-stops reading as soon as one is, and waits for ``next()`` to take it (or for its pong,
-read by someone else); once our close frame is out (``close()``, a keepalive timeout),
+The invariant, at all times: **what waits for** ``next()`` **is bounded**. ``next()``
+and ``send()`` read only when no message is queued (one message ahead); ``ping()``
+queues at most 16 messages or 1 MiB (the first whatever its size, plus what the read
+that reaches the bound brought) before its pong, then stops reading until ``next()``
+takes some (or its pong is read by someone else); once our close frame is out (``close()``, a keepalive timeout),
 the peer's data messages are read and discarded, not queued, while we wait for its
 close frame (the closing handshake needs only that frame; RFC 6455 does not ask for the
 data sent after our close to be delivered). The one exception is a connection that
@@ -91,6 +93,10 @@ _SCHEMES = {"ws": ("ws", 80), "http": ("ws", 80), "wss": ("wss", 443), "https": 
 _READ_SIZE = 256 * 1024  # bytes asked of the stream per read (of frames; see _receive)
 _BODY_SAMPLE = 64 * 1024  # bytes of a refused handshake's body kept for HandshakeError
 _LINGER_LIMIT = 64 * MiB
+# What ping() may queue for next() while it waits for its pong (websockets queues up to
+# 16 messages): the first message always, more while both bounds hold.
+_PING_QUEUE_MESSAGES = 16
+_PING_QUEUE_BYTES = MiB
 """The most we read and drop from a peer after failing its connection (see _finish)."""
 
 
@@ -254,7 +260,9 @@ class WebSocket:
         (close code 1006, the transport aborted and closed) and the cancellation goes
         on; later sends raise :class:`~sansnet.ConnectionClosed` and ``next()``
         returns None. asyncio and uvloop streams write whole: there a cancelled send
-        still delivers its whole message, and the socket stays open."""
+        still delivers its whole message, and the socket stays open. On every backend,
+        a send cancelled while it waits for the write lock has its message framed
+        already: the next writer sends it whole (a cancelled send may be delivered)."""
         async with self._write_lock:
             while True:
                 # One write for everything queued (a large message's frames together): a
@@ -276,8 +284,7 @@ class WebSocket:
     async def _drop_connection(self) -> None:
         """Give up on the connection at once (a frame may be cut short on the wire):
         1006 unless we had sent our close, the transport aborted and closed."""
-        self._conn_lost()
-        self._stream.abort()
+        self._give_up()
         with anyio.move_on_after(self.close_timeout, shield=True):
             await self._finish()
 
@@ -574,10 +581,12 @@ class WebSocket:
         a ping still waiting for its pong carries, raises
         :class:`~sansnet.InvalidArgument` before anything is sent.
 
-        While it waits it reads for everyone, but never past a message that ``next()``
-        has not taken (one message ahead at most): a pong that the peer sent after a
-        message is seen once ``next()`` takes that message, so call ``ping()`` from a
-        task other than the one that reads, or keep reading while it waits."""
+        While it waits it reads for everyone, queueing the messages that come before the
+        pong for ``next()``: up to 16 of them or 1 MiB (the first whatever its size),
+        after which it reads on only as ``next()`` takes them (TCP holds the peer back).
+        So ``ping()`` works from the task that reads, after a ``send()`` whose answer
+        is on its way; a peer that sends more than that before its pong needs a task
+        in ``next()``."""
         if payload is None:
             payload = os.urandom(4)
         elif isinstance(payload, str):
@@ -605,15 +614,19 @@ class WebSocket:
         messages = self._messages
         with anyio.move_on_after(self.ping_timeout) as scope:
             while not event.is_set() and not finished.is_set():
-                if messages or self._read_lock.locked():
-                    # Reading on would queue a second message, or another task reads:
-                    # wait for next() to take the message, the reader to let go of the
-                    # read lock, the pong, or the end.
+                if not _room_for_more(messages) or self._read_lock.locked():
+                    # The queue for next() is full, or another task reads: wait for
+                    # next() to take a message, the reader to let go of the read lock,
+                    # the pong, or the end.
                     await self._wait_for_change()
                     continue
                 try:
                     async with self._read_lock:
-                        if not event.is_set() and not finished.is_set() and not messages:
+                        if (
+                            not event.is_set()
+                            and not finished.is_set()
+                            and _room_for_more(messages)
+                        ):
                             await self._pump()
                 finally:
                     self._notify()
@@ -635,6 +648,15 @@ class WebSocket:
     def __repr__(self) -> str:
         state = "open" if self._conn.state is OPEN else f"closed ({self.close_code})"
         return f"<WebSocket {self._stream.description} {state}>"
+
+
+def _room_for_more(messages: deque[str | bytes]) -> bool:
+    """Whether ``ping()`` may read on with ``messages`` waiting for ``next()``."""
+    if not messages:
+        return True
+    return len(messages) < _PING_QUEUE_MESSAGES and (
+        sum(len(message) for message in messages) < _PING_QUEUE_BYTES
+    )
 
 
 async def socket(

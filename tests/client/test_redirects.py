@@ -147,6 +147,15 @@ async def test_url_credentials_on_redirects(servers: Servers) -> None:
     own = await sansnet.request(f"{base}{to(target, 302)}")
     assert headers_of(own.json())["authorization"] == basic(b"bob:pw"), "The Location's own."
     assert own.url == servers.hypercorn + "/echo", "And they are not in the URL."
+    here = servers.uvicorn.replace("http://", "http://bob:pw@", 1) + "/echo"
+    replaced = await sansnet.request(f"{base}{to(here, 302)}")
+    assert headers_of(replaced.json())["authorization"] == basic(b"bob:pw"), (
+        "The Location's own replace the previous URL's, on the same origin too."
+    )
+    given = await sansnet.request(
+        f"{base}{to(here, 302)}", headers={"Authorization": "Bearer mine"}
+    )
+    assert headers_of(given.json())["authorization"] == "Bearer mine", "A field set wins."
     with pytest.raises(sansnet.UnsafeRedirect) as info:
         await sansnet.request(f"{servers.https}{to(base + '/echo', 302)}", verify=False)
     assert f" to {servers.uvicorn}/echo: " in str(info.value), "Nor in error messages."

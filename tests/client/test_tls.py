@@ -153,6 +153,21 @@ async def test_the_pool_limits_hold_across_tls_settings(servers: Servers) -> Non
         assert client.pool.idle == 2
 
 
+async def test_settings_used_once_leave_keep_alive_to_the_others(servers: Servers) -> None:
+    async with sansnet.Client() as client:  # max_keepalive 20
+        for _ in range(25):
+            context = ssl.create_default_context(cafile=servers.certs.ca_file)
+            assert (await client.request(f"{servers.https}/status/200", verify=context)).ok
+        for _ in range(3):
+            response = await client.request(
+                f"{servers.https}/status/200", verify=servers.certs.ca_file
+            )
+            assert response.ok
+        assert client.pool.idle <= 20
+        reused = [conn for idle in client.pool._idle.values() for conn in idle if conn.reused]
+        assert len(reused) == 1, "The settings in use keep their connection."
+
+
 async def test_tls_settings_do_not_split_plain_http_connections(servers: Servers) -> None:
     async with sansnet.Client() as client:
         for _ in range(3):

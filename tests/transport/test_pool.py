@@ -94,6 +94,29 @@ async def test_invariant_2_a_connection_serves_only_its_connector() -> None:
     assert pool.total == 0
 
 
+async def test_the_keepalive_budget_goes_to_the_connections_in_use() -> None:
+    """Connections given back beyond max_keepalive take the place of the one idle the
+    longest: connectors (or origins) used once do not keep the rest from reuse, and
+    their idle lists do not pile up."""
+    pool = ConnectionPool(None, PoolLimits(max_keepalive=3))
+    for _ in range(10):  # one-off connectors, as a new SSLContext per request makes
+        once = Connector()
+        await pool.release(await pool.acquire(A, connector=once), reusable=True)  # type: ignore[arg-type]
+    assert (pool.total, pool.idle, len(pool._idle)) == (3, 3, 3)
+    mine = Connector()
+    conn = await pool.acquire(A, connector=mine)  # type: ignore[arg-type]
+    await pool.release(conn, reusable=True)
+    assert (pool.total, pool.idle) == (3, 3), "The oldest idle connection made room."
+    for _ in range(3):
+        again = await pool.acquire(A, connector=mine)  # type: ignore[arg-type]
+        assert again is conn, "The connection in use stays pooled."
+        await pool.release(again, reusable=True)
+    assert mine.opened == 1
+    await pool.aclose()
+    assert pool.total == 0
+    assert not pool._idle
+
+
 async def test_invariant_1_total_counts_connecting() -> None:
     pool, connector = make(max_connections=2)
     connector.gate = anyio.Event()

@@ -56,7 +56,8 @@ class PoolLimits:
     """How many connections a client keeps.
 
     ``max_connections``: open at once, across all origins (requests beyond wait up to
-    the pool timeout). ``max_keepalive``: idle connections kept for reuse.
+    the pool timeout). ``max_keepalive``: idle connections kept for reuse (a connection
+    given back beyond it takes the place of the one idle the longest).
     ``keepalive_expiry``: seconds an idle connection is kept.
     """
 
@@ -155,6 +156,8 @@ class ConnectionPool:
             idle = self._idle.get(key)
             if idle:
                 conn = idle.pop()  # the most recently used first: the likeliest alive
+                if not idle:
+                    del self._idle[key]  # no empty lists: keys never pile up
                 self._idle_count -= 1
                 conn.idle = False
                 if self._alive(conn):
@@ -203,7 +206,10 @@ class ConnectionPool:
                 oldest = connections[0]
         if oldest is None:
             return None
-        self._idle[oldest.key].remove(oldest)
+        connections = self._idle[oldest.key]
+        connections.remove(oldest)
+        if not connections:
+            del self._idle[oldest.key]
         self._idle_count -= 1
         oldest.idle = False
         self._forget(oldest)
@@ -256,18 +262,25 @@ class ConnectionPool:
         anything not yet sent. Never raises."""
         if conn.closed or conn.idle:
             return  # released already
-        limits = self.limits
         if (
             reusable
             and not self.closed
             and conn.protocol.reusable
-            and self._idle_count < limits.max_keepalive
+            and self.limits.max_keepalive > 0
         ):
+            victim = None
+            if self._idle_count >= self.limits.max_keepalive:
+                # Keep the connection just used; close the one idle the longest (an
+                # origin or a TLS setting not asked for lately must not hold the
+                # keep-alive budget of those that are).
+                victim = self._evict_one()
             conn.idle_since = now()
             conn.idle = True
             self._idle.setdefault(conn.key, []).append(conn)
             self._idle_count += 1
             self._wake_one()
+            if victim is not None:
+                await victim.stream.aclose()
             return
         self._forget(conn)
         if not reusable:
