@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -475,6 +476,21 @@ async def test_a_send_cancelled_while_the_peer_is_slow_leaves_the_wire_whole(
         await ws.close()
 
 
+def _slow_reader(
+    may_read: anyio.Event, done: anyio.Event, seen: list[Any]
+) -> Callable[[WebSocket], Awaitable[None]]:
+    """A WebSocket handler that reads only once ``may_read`` is set, noting the length
+    of every message and then the close code in ``seen``, and sets ``done`` at the end."""
+
+    async def slow_reader(ws: WebSocket) -> None:
+        await may_read.wait()
+        seen.extend([len(message) async for message in ws])
+        seen.append(ws.close_code)
+        done.set()
+
+    return slow_reader
+
+
 async def test_a_send_cancelled_half_written_drops_the_connection_on_trio(
     anyio_backend_name: str,
 ) -> None:
@@ -486,15 +502,8 @@ async def test_a_send_cancelled_half_written_drops_the_connection_on_trio(
     if anyio_backend_name != "trio":
         pytest.skip("asyncio's transports take a write whole (the test above)")
     big = os.urandom(24 * 1024 * 1024)  # more than loopback's socket buffers hold
-    may_read = anyio.Event()
-    done = anyio.Event()
-    seen: list[Any] = []
-
-    async def slow_reader(ws: WebSocket) -> None:
-        await may_read.wait()
-        seen.extend([len(message) async for message in ws])
-        seen.append(ws.close_code)
-        done.set()
+    may_read, done, seen = anyio.Event(), anyio.Event(), []
+    slow_reader = _slow_reader(may_read, done, seen)
 
     config = ServeConfig(handle_web_socket=slow_reader, max_message_size=32 * 1024 * 1024)
     async with sansnet.serve(0, config) as handle:
@@ -519,15 +528,8 @@ async def test_a_send_cancelled_mid_write_drops_a_connection_that_writes_in_piec
     """The same on any backend, in memory: Faults(chunk_size) makes the client's stream
     write in pieces (writes_whole is False), so a send cancelled while it waits for the
     peer leaves a part of its frame sent."""
-    may_read = anyio.Event()
-    done = anyio.Event()
-    seen: list[Any] = []
-
-    async def slow_reader(ws: WebSocket) -> None:
-        await may_read.wait()
-        seen.extend([len(message) async for message in ws])
-        seen.append(ws.close_code)
-        done.set()
+    may_read, done, seen = anyio.Event(), anyio.Event(), []
+    slow_reader = _slow_reader(may_read, done, seen)
 
     config = ServeConfig(handle_web_socket=slow_reader)
     async with serve(config, faults=Faults(chunk_size=4096)) as client:
