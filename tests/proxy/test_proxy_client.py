@@ -591,3 +591,16 @@ async def test_socks_without_socksio_says_which_extra(
     monkeypatch.setitem(sys.modules, "socksio", None)  # as if it were not installed
     with pytest.raises(ProxyError, match=r"sansnet\[socks\]"):
         await net.request("http://127.0.0.1:9/", proxy=socks5_proxy.url)
+
+
+async def test_socks5_credentials_longer_than_255_bytes_are_a_proxy_error(
+    socks5_proxy_auth: ProxyServer,
+) -> None:
+    """RFC 1929 gives the username and the password one length byte each: longer ones
+    (UTF-8 bytes, so 128 "é" are 256) are a ProxyError, not an OverflowError."""
+    for username, password in ("u", "p" * 256), ("é" * 128, "p"):
+        proxy = f"socks5h://{username}:{password}@127.0.0.1:{socks5_proxy_auth.port}"
+        with pytest.raises(ProxyError, match="at most 255 bytes") as failed:
+            await net.request("http://127.0.0.1:9/", proxy=proxy)
+        assert failed.value.status == 0
+        assert "p" * 256 not in str(failed.value)

@@ -306,11 +306,15 @@ async def _socks5(
             )
         if method == socks5.SOCKS5AuthMethod.USERNAME_PASSWORD:
             assert proxy.username is not None  # offered only with a username
-            conn.send(
-                socks5.SOCKS5UsernamePasswordRequest(
-                    proxy.username.encode(), (proxy.password or "").encode()
+            username, password = proxy.username.encode(), (proxy.password or "").encode()
+            if len(username) > 255 or len(password) > 255:
+                raise ProxyError(
+                    f"The SOCKS5 proxy {proxy.description} wants a username and password, "
+                    "and SOCKS5 carries at most 255 bytes (UTF-8) of each; the proxy URL's "
+                    "are longer.",
+                    proxy=proxy.description,
                 )
-            )
+            conn.send(socks5.SOCKS5UsernamePasswordRequest(username, password))
             await stream.write(conn.data_to_send(), _left(deadline))
             verdict = cast(
                 "socks5.SOCKS5UsernamePasswordReply",
