@@ -604,3 +604,15 @@ async def test_socks5_credentials_longer_than_255_bytes_are_a_proxy_error(
             await net.request("http://127.0.0.1:9/", proxy=proxy)
         assert failed.value.status == 0
         assert "p" * 256 not in str(failed.value)
+
+
+async def test_socks4a_refuses_a_username_with_nul(
+    socks4a_proxy: ProxyServer, ca: trustme.CA
+) -> None:
+    """SOCKS4 ends the user id at the first NUL: "a%00evil.example" would send the
+    proxy user id "a", and SOCKS4a's host name field would be read from the rest."""
+    async with origins(ca) as origin:
+        proxy = f"socks4a://a%00evil.example@127.0.0.1:{socks4a_proxy.port}"
+        with pytest.raises(ProxyError, match="NUL") as refused:
+            await net.request(f"{origin.http}/", proxy=proxy)
+        assert refused.value.status == 0

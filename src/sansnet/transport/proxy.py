@@ -378,6 +378,13 @@ async def _socks4a(
             f"{authority} (SOCKS4 has no IPv6); use a socks5h:// proxy.",
             proxy=proxy.description,
         )
+    if proxy.username is not None and "\0" in proxy.username:
+        # The user id ends at the first NUL: the rest would be read as the host name.
+        raise ProxyError(
+            f"The SOCKS4a proxy {proxy.description} cannot take a username containing "
+            "NUL (%00): SOCKS4 ends the user id at the first NUL byte.",
+            proxy=proxy.description,
+        )
     # SOCKS4's user id: the URL's username, else "sansnet" (socksio wants one).
     conn = socks4.SOCKS4Connection(user_id=(proxy.username or "sansnet").encode())
     # An IPv4 address goes as SOCKS4 has it; a name as SOCKS4a's extension (socksio's
