@@ -369,14 +369,21 @@ class Supervisor:
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)
-            self._stop_all()
-            if self._socket is not None:
-                self._socket.close()
-            uds = self.spec.uds
-            if uds is not None and self._uds_inode is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    if os.stat(uds).st_ino == self._uds_inode:
-                        os.unlink(uds)
+            try:
+                self._stop_all()
+            finally:  # a second Ctrl-C while the workers drain still frees the socket
+                self._release_socket()
+
+    def _release_socket(self) -> None:
+        """Close the socket bound in :meth:`_bind`; remove the Unix socket file, if it
+        is still ours."""
+        if self._socket is not None:
+            self._socket.close()
+        uds = self.spec.uds
+        if uds is not None and self._uds_inode is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(uds).st_ino == self._uds_inode:
+                    os.unlink(uds)
 
     def _supervise(self) -> int:
         announced = False

@@ -183,6 +183,32 @@ def test_workers_over_a_unix_socket(app_dir: Path, served: list[Served]) -> None
         assert not os.path.exists(path)
 
 
+def test_a_second_ctrl_c_while_draining_still_removes_the_unix_socket(
+    app_dir: Path, served: list[Served]
+) -> None:
+    """The first Ctrl-C starts the graceful stop; a second one, while a request is still
+    in flight, interrupts the supervisor's wait (KeyboardInterrupt, status 130), and the
+    socket file must go all the same (it was left behind)."""
+    with tempfile.TemporaryDirectory(prefix="sn-") as folder:
+        path = os.path.join(folder, "app.sock")
+        server = serve_workers(app_dir, "deployapp:app", "--workers", "2", "--uds", path)
+        served.append(server)
+
+        def slow() -> None:
+            with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as client:
+                client.get("http://app.local/slow", timeout=10)
+
+        request = threading.Thread(target=slow)
+        request.start()
+        time.sleep(0.4)  # in the handler (it sleeps 1 s)
+        server.process.send_signal(signal.SIGINT)
+        time.sleep(0.2)  # "Stopping the workers...": waiting for the slow request
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(20) != 0
+        request.join(10)
+        assert not os.path.exists(path)
+
+
 def test_bad_arguments_are_usage_errors(app_dir: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -591,3 +591,28 @@ async def test_socks_without_socksio_says_which_extra(
     monkeypatch.setitem(sys.modules, "socksio", None)  # as if it were not installed
     with pytest.raises(ProxyError, match=r"sansnet\[socks\]"):
         await net.request("http://127.0.0.1:9/", proxy=socks5_proxy.url)
+
+
+async def test_socks5_credentials_longer_than_255_bytes_are_a_proxy_error(
+    socks5_proxy_auth: ProxyServer,
+) -> None:
+    """RFC 1929 gives the username and the password one length byte each: longer ones
+    (UTF-8 bytes, so 128 "é" are 256) are a ProxyError, not an OverflowError."""
+    for username, password in ("u", "p" * 256), ("é" * 128, "p"):
+        proxy = f"socks5h://{username}:{password}@127.0.0.1:{socks5_proxy_auth.port}"
+        with pytest.raises(ProxyError, match="at most 255 bytes") as failed:
+            await net.request("http://127.0.0.1:9/", proxy=proxy)
+        assert failed.value.status == 0
+        assert "p" * 256 not in str(failed.value)
+
+
+async def test_socks4a_refuses_a_username_with_nul(
+    socks4a_proxy: ProxyServer, ca: trustme.CA
+) -> None:
+    """SOCKS4 ends the user id at the first NUL: "a%00evil.example" would send the
+    proxy user id "a", and SOCKS4a's host name field would be read from the rest."""
+    async with origins(ca) as origin:
+        proxy = f"socks4a://a%00evil.example@127.0.0.1:{socks4a_proxy.port}"
+        with pytest.raises(ProxyError, match="NUL") as refused:
+            await net.request(f"{origin.http}/", proxy=proxy)
+        assert refused.value.status == 0

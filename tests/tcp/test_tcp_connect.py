@@ -126,6 +126,54 @@ async def test_tls_certificate_is_verified_by_default(pem_files: tuple[str, str]
             assert await stream.read() == b"unverified but encrypted"
 
 
+@contextmanager
+def closing_during_handshake(reset: bool) -> Iterator[int]:
+    """A port whose server reads the ClientHello, then closes (or resets) the connection."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def serve() -> None:
+            while True:
+                try:
+                    peer, _ = server.accept()
+                except OSError:
+                    return
+                with peer:
+                    peer.recv(100)
+                    if reset:
+                        peer.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
+
+        threading.Thread(target=serve, daemon=True).start()
+        yield server.getsockname()[1]
+        server.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+async def test_a_server_closing_during_the_tls_handshake_is_a_connect_error(reset: bool) -> None:
+    """On trio (anyio's TLS stream) the handshake's EndOfStream / BrokenResourceError
+    became ConnectError, as asyncio's ConnectionResetError does; TLS over a tunnel
+    (start_tls) raises the ConnectionResetError its callers map."""
+    from sansnet.transport.connect import open_tcp_stream
+    from sansnet.transport.tls import client_context
+
+    with closing_during_handshake(reset) as port:
+        with pytest.raises(ConnectError, match=f"127.0.0.1:{port}"):
+            await net.tcp.connect("127.0.0.1", port, tls=True)
+        with pytest.raises(ConnectError, match=f"127.0.0.1:{port}"):
+            await net.request(f"https://127.0.0.1:{port}/", timeout=5)
+        with pytest.raises(ConnectError, match="during the TLS handshake"):
+            await open_tcp_stream(
+                "127.0.0.1", port, ssl_context=client_context(), timeout=5, backend="anyio"
+            )
+        tunnel = await open_tcp_stream("127.0.0.1", port, timeout=5, backend="anyio")
+        try:
+            with pytest.raises(ConnectionResetError, match="during the TLS handshake"):
+                await tunnel.start_tls(client_context(), "localhost", 5)
+        finally:
+            await tunnel.aclose()
+
+
 async def test_exchange_with_an_asyncio_start_server_echo() -> None:
     with asyncio_echo() as port:
         async with await net.tcp.connect("127.0.0.1", port) as stream:

@@ -19,7 +19,13 @@ import anyio.abc
 
 from sansnet.errors import ConnectError, ConnectTimeout, TLSError
 
-from .streams import AnyioStream, AsyncioStream, NetworkStream, _StreamProtocol
+from .streams import (
+    AnyioStream,
+    AsyncioStream,
+    NetworkStream,
+    _closed_during_handshake,
+    _StreamProtocol,
+)
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import ExceptionGroup
@@ -123,6 +129,8 @@ async def open_tcp_stream(
         ) from None
     except (OSError, ssl.SSLError) as exc:
         raise _connect_error(exc, host, port) from exc
+    except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:  # anyio's TLS handshake
+        raise _connect_error(_closed_during_handshake(), host, port) from exc
     except ExceptionGroup as group:  # pragma: no cover - anyio reports happy eyeballs this way
         raise _connect_error(group.exceptions[0], host, port) from group
 
@@ -205,6 +213,8 @@ async def open_unix_stream(
         ) from None
     except ssl.SSLError as exc:
         raise _connect_error(exc, path, 0, where=description) from exc
+    except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:  # anyio's TLS handshake
+        raise _connect_error(_closed_during_handshake(), path, 0, where=description) from exc
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise ConnectError(

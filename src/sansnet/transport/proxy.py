@@ -306,11 +306,15 @@ async def _socks5(
             )
         if method == socks5.SOCKS5AuthMethod.USERNAME_PASSWORD:
             assert proxy.username is not None  # offered only with a username
-            conn.send(
-                socks5.SOCKS5UsernamePasswordRequest(
-                    proxy.username.encode(), (proxy.password or "").encode()
+            username, password = proxy.username.encode(), (proxy.password or "").encode()
+            if len(username) > 255 or len(password) > 255:
+                raise ProxyError(
+                    f"The SOCKS5 proxy {proxy.description} wants a username and password, "
+                    "and SOCKS5 carries at most 255 bytes (UTF-8) of each; the proxy URL's "
+                    "are longer.",
+                    proxy=proxy.description,
                 )
-            )
+            conn.send(socks5.SOCKS5UsernamePasswordRequest(username, password))
             await stream.write(conn.data_to_send(), _left(deadline))
             verdict = cast(
                 "socks5.SOCKS5UsernamePasswordReply",
@@ -372,6 +376,13 @@ async def _socks4a(
         raise ProxyError(
             f"The SOCKS4a proxy {proxy.description} cannot reach the IPv6 address "
             f"{authority} (SOCKS4 has no IPv6); use a socks5h:// proxy.",
+            proxy=proxy.description,
+        )
+    if proxy.username is not None and "\0" in proxy.username:
+        # The user id ends at the first NUL: the rest would be read as the host name.
+        raise ProxyError(
+            f"The SOCKS4a proxy {proxy.description} cannot take a username containing "
+            "NUL (%00): SOCKS4 ends the user id at the first NUL byte.",
             proxy=proxy.description,
         )
     # SOCKS4's user id: the URL's username, else "sansnet" (socksio wants one).

@@ -279,13 +279,16 @@ class AnyioStream(NetworkStream):
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str, timeout: float | None
     ) -> NetworkStream:
-        with anyio.fail_after(timeout):
-            wrapped = await TLSStream.wrap(
-                self._stream,
-                hostname=server_hostname,
-                ssl_context=ssl_context,
-                standard_compatible=False,
-            )
+        try:
+            with anyio.fail_after(timeout):
+                wrapped = await TLSStream.wrap(
+                    self._stream,
+                    hostname=server_hostname,
+                    ssl_context=ssl_context,
+                    standard_compatible=False,
+                )
+        except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+            raise _closed_during_handshake() from exc
         return AnyioStream(wrapped, self.description)
 
     @property
@@ -303,6 +306,12 @@ class AnyioStream(NetworkStream):
         if self._ssl_object is not None and self._ssl_object.pending():
             return True
         return _socket_readable(sock)
+
+
+def _closed_during_handshake() -> ConnectionResetError:
+    """What anyio's TLS handshake raises as EndOfStream or BrokenResourceError (the
+    peer closed or reset the connection), as asyncio's own handshake reports it."""
+    return ConnectionResetError("the server closed the connection during the TLS handshake")
 
 
 def _socket_readable(sock: socket.socket) -> bool:
