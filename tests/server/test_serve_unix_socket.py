@@ -4,10 +4,12 @@ one refused. Every test runs on asyncio, uvloop and trio."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 
 import anyio
@@ -15,6 +17,7 @@ import httpx
 import pytest
 
 import sansnet as net
+from sansnet.transport.listen import _claim_unix_path
 
 pytestmark = pytest.mark.anyio
 
@@ -56,6 +59,43 @@ async def test_a_stale_socket_file_is_replaced_and_a_live_one_refused(socket_pat
             async with net.serve(0, who, uds=socket_path):
                 pass  # pragma: no cover
         assert await anyio.Path(socket_path).exists()  # the refused server left ours alone
+
+
+def test_a_live_server_too_busy_to_answer_keeps_its_socket_file(socket_path: str) -> None:
+    """The stale-file probe used to block on a live server whose queue was full (and
+    would have removed its file on any error but a refusal); now a busy server is
+    live: BindError, the file stays."""
+    live = socket.socket(socket.AF_UNIX)
+    live.bind(socket_path)
+    live.listen(0)
+    waiting = []
+    with contextlib.suppress(BlockingIOError):
+        for _ in range(64):  # fill its queue: it never accepts
+            client = socket.socket(socket.AF_UNIX)
+            waiting.append(client)
+            client.setblocking(False)
+            client.connect(socket_path)
+    outcome: list[BaseException | None] = []
+
+    def claim() -> None:
+        try:
+            _claim_unix_path(socket_path)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=claim, daemon=True)
+    thread.start()
+    thread.join(10)
+    try:
+        assert outcome, "The probe returned within its timeout."
+        assert isinstance(outcome[0], net.BindError), outcome
+        assert "another server is listening" in str(outcome[0])
+        assert os.path.exists(socket_path), "The live server's file stays."
+    finally:
+        for client in waiting:
+            client.close()
+        live.close()
 
 
 async def test_a_regular_file_in_the_way_is_a_bind_error(socket_path: str) -> None:

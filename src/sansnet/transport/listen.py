@@ -16,6 +16,7 @@ Failures to bind raise :class:`~sansnet.BindError` naming the address.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -311,9 +312,14 @@ async def listen_tcp(
 UNIX_SOCKET_MODE = 0o666  # as uvicorn: any local user may connect (a proxy as www-data)
 
 
+_PROBE_TIMEOUT = 1.0  # seconds to wait for a server on a Unix socket path to answer
+
+
 def _claim_unix_path(path: str) -> None:
-    """Make room for a Unix socket at ``path``: a stale socket file (nobody listening)
-    is removed; a live one, or any other file, is a :class:`~sansnet.BindError`."""
+    """Make room for a Unix socket at ``path``: a stale socket file (connecting to it
+    is refused: nobody listens) is removed; a live one (it answers, or is too busy to
+    within :data:`_PROBE_TIMEOUT`), one that cannot be checked, or any other file is a
+    :class:`~sansnet.BindError` and stays."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -321,11 +327,22 @@ def _claim_unix_path(path: str) -> None:
     if not stat.S_ISSOCK(mode):
         raise BindError(f"Can't listen on {path}: a file that is not a socket is in the way.")
     with socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(_PROBE_TIMEOUT)  # a live server with a full queue makes us wait
         try:
             probe.connect(path)
-        except OSError:
-            os.unlink(path)  # left by a server that died: nobody answers
+        except ConnectionRefusedError:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # left by a server that died: nobody answers
             return
+        except FileNotFoundError:
+            return  # removed meanwhile
+        except (TimeoutError, BlockingIOError):
+            pass  # someone listens, its queue full (EAGAIN), too busy to take us: live
+        except OSError as exc:  # permission denied...: not known to be stale, keep it
+            raise BindError(
+                f"Can't listen on {path}: a socket file is there and could not be checked "
+                f"({exc.strerror or exc}); remove it if no server uses it."
+            ) from None
     raise BindError(
         f"Can't listen on {path}: another server is listening there. Stop it or pick another path."
     )
