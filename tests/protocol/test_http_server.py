@@ -1044,6 +1044,31 @@ def test_informational_responses() -> None:
         conn.send_informational(103)
 
 
+def test_a_body_that_is_not_bytes_is_refused_before_anything_is_sent() -> None:
+    # h11 failed half-way through writing it: a bare TypeError, the head queued and the
+    # connection broken (ERROR, or SEND_BODY with half a message).
+    conn = ServerConnection()
+    feed(conn, GET)
+    for send in (
+        lambda: conn.send_response(200, [], "text"),  # type: ignore[arg-type]
+        lambda: conn.send_error_response(500, [], "text"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(LocalProtocolError, match="A body is bytes, not str"):
+            send()
+        assert conn.our_state is SEND_RESPONSE
+        assert conn.data_to_send() == b""
+    conn.start_response(200)
+    for piece in ("text", 7, None):
+        with pytest.raises(LocalProtocolError, match="A body is bytes, not"):
+            conn.send_data(piece)  # type: ignore[arg-type]
+    assert conn.our_state is SEND_BODY
+    conn.send_data(bytearray(b"ab"))  # bytes-like pieces are fine
+    conn.send_data(memoryview(b"c"))
+    conn.send_end()
+    assert conn.data_to_send().endswith(b"\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n")
+    assert conn.our_state is IDLE
+
+
 def test_one_response_per_request() -> None:
     conn = ServerConnection()
     with pytest.raises(LocalProtocolError, match="one response per request"):

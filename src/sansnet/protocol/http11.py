@@ -235,6 +235,16 @@ def _as_items(headers: HeadersLike | None) -> list[tuple[str, str]]:
         raise LocalProtocolError(str(error)) from None
 
 
+def _check_body(data: object) -> None:
+    """A body (or a piece of one) we are asked to send: bytes-like. h11 would fail on
+    anything else half-way through writing it, leaving the head queued and the
+    connection broken."""
+    if type(data) is not bytes and not isinstance(data, (bytearray, memoryview)):
+        raise LocalProtocolError(
+            f"A body is bytes, not {type(data).__name__}: encode text before sending it."
+        )
+
+
 def _h11_error(error: Exception) -> LocalProtocolError:
     """h11 refused fields we were asked to send."""
     return LocalProtocolError(
@@ -757,6 +767,7 @@ class HTTPConnection:
             raise LocalProtocolError(
                 f"Can't send body data now: our side is {self.our_state.name}."
             )
+        _check_body(data)
         if not data or self._no_body:
             return
         remaining = self._out_remaining
@@ -994,6 +1005,7 @@ class ServerConnection(HTTPConnection):
             raise LocalProtocolError(
                 f"Can't send an error response now (our side is {self.our_state.name})."
             )
+        _check_body(body)
         self._force_close = True
         items = [
             *self.default_headers,
@@ -1081,6 +1093,8 @@ class ServerConnection(HTTPConnection):
     ) -> None:
         if type(status) is not int or not 100 <= status <= 999:
             raise LocalProtocolError(f"Invalid status code {status!r}: use 100 to 999.")
+        if body is not None:
+            _check_body(body)
         if 100 <= status < 200 and status != 101:
             raise LocalProtocolError("Use send_informational() for 1xx responses.")
         conn = self._conn
@@ -1295,6 +1309,8 @@ class ClientConnection(HTTPConnection):
         self, method: str, target: str, headers: HeadersLike | None, body: bytes | None
     ) -> None:
         conn = self._conn
+        if body is not None:
+            _check_body(body)
         if conn.our_state is not h11.IDLE or not self._head_wait or self._pending:
             raise LocalProtocolError(
                 f"Can't send a request now (our side is {self.our_state.name}, the "
