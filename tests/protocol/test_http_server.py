@@ -1176,6 +1176,28 @@ def test_send_error_response_before_any_request() -> None:
         conn.send_error_response(500)
 
 
+def test_send_error_response_refuses_misuse_and_changes_nothing() -> None:
+    # A status h11 refuses (1xx, 101, not an int) and a field name that is not a token
+    # raised h11's own LocalProtocolError; a 204 or 304 with a body queued a head with
+    # a Content-Length, then left the connection in ERROR.
+    conn = ServerConnection()
+    feed(conn, GET)
+    for status in (100, 101, 99, 1000, "500", True):
+        with pytest.raises(LocalProtocolError, match="for an error response: use 200 to 999"):
+            conn.send_error_response(status)  # type: ignore[arg-type]
+    for status in (204, 304):
+        with pytest.raises(LocalProtocolError, match=f"A {status} response cannot have a body"):
+            conn.send_error_response(status, [], b"x")
+    with pytest.raises(LocalProtocolError, match="refused by h11"):
+        conn.send_error_response(500, [("bad name", "x")])
+    assert conn.our_state is SEND_RESPONSE
+    assert not conn.must_close
+    assert conn.data_to_send() == b""
+    conn.send_error_response(204)  # no body, so no Content-Length either
+    assert conn.data_to_send() == b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n"
+    assert conn.must_close
+
+
 def test_disable_keep_alive_closes_after_the_response() -> None:
     conn = ServerConnection()
     feed(conn, GET)

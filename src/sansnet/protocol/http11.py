@@ -1006,20 +1006,26 @@ class ServerConnection(HTTPConnection):
                 f"Can't send an error response now (our side is {self.our_state.name})."
             )
         _check_body(body)
-        self._force_close = True
-        items = [
-            *self.default_headers,
-            *_as_items(headers),
-            ("content-length", str(len(body))),
-            ("connection", "close"),
-        ]
-        self._send(
-            h11.Response(
+        if type(status) is not int or not 200 <= status <= 999:
+            raise LocalProtocolError(
+                f"Invalid status code {status!r} for an error response: use 200 to 999."
+            )
+        if status in (204, 304) and body:
+            raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
+        items = [*self.default_headers, *_as_items(headers)]
+        if status not in (204, 304):
+            items.append(("content-length", str(len(body))))
+        items.append(("connection", "close"))
+        try:
+            response = h11.Response(
                 status_code=status,
                 headers=_fields_for_h11(items),
                 reason=_REASON_BYTES.get(status, b""),
             )
-        )
+        except h11.LocalProtocolError as error:
+            raise _h11_error(error) from None
+        self._force_close = True
+        self._send(response)
         if body and not (our_state is h11.SEND_RESPONSE and self._request_method == "HEAD"):
             self._send(h11.Data(data=body))  # a response to HEAD has no content
         self._send(h11.EndOfMessage())
