@@ -790,6 +790,21 @@ def test_request_line_too_long_complete_and_incomplete() -> None:
     )
 
 
+def test_a_request_line_at_the_limit_passes_however_its_bytes_arrive() -> None:
+    # Cut between its CR and LF, a line of exactly max_request_line bytes was refused
+    # with 414 (the CR counted as part of the line); whole, it passed.
+    limits = Limits(max_request_line=20)
+    line = b"GET /aaaaaa HTTP/1.1"
+    assert len(line) == 20
+    data = line + b"\r\nHost: a\r\n\r\n"
+    for cut in range(1, len(data)):
+        conn = ServerConnection(limits)
+        assert feed(conn, data[:cut]) == []
+        assert [type(e) for e in feed(conn, data[cut:])] == [RequestHead, EndOfMessage]
+    assert_rejected(b"GET /aaaaaaa HTTP/1.1\r", 414, "request line", limits=limits)
+    assert_rejected(b"GET /aaaaaa HTTP/1.1\r\r", 414, "request line", limits=limits)
+
+
 def test_header_section_too_large_complete_and_incomplete() -> None:
     limits = Limits(max_header_bytes=1000)
     big = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X-Padding: " + b"y" * 2000 + b"\r\n"

@@ -612,7 +612,8 @@ class HTTPConnection:
             self._check_start(pending[0])
             line_end = pending.find(b"\r\n", 0, limits.max_request_line + 2)
             if line_end < 0:
-                if len(pending) > limits.max_request_line:
+                # A CR last may be the start of the line's CRLF, not part of the line.
+                if len(pending) - (pending[-1] == 13) > limits.max_request_line:
                     self._line_too_long()
             else:
                 self._line_checked = True
