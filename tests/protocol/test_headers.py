@@ -59,6 +59,28 @@ def test_missing_names() -> None:
         del headers["nope"]
 
 
+def test_names_are_looked_up_as_they_can_be_given() -> None:
+    # A name given as bytes was stored but never found again (get() gave None, ``in``
+    # False); a lookup by a name of another type raised AttributeError, not KeyError.
+    headers = Headers([(b"X-Raw", b"1"), ("Set-Cookie", "a"), ("set-cookie", "b")])
+    headers[b"X-Other"] = "2"
+    assert b"x-raw" in headers
+    assert headers[b"X-RAW"] == "1"
+    assert headers.get(bytearray(b"x-other")) == "2"
+    assert headers.get_all(b"Set-Cookie") == ["a", "b"]
+    del headers[b"x-raw"]
+    assert "x-raw" not in headers
+    for wrong in (5, None, 1.5):
+        with pytest.raises(KeyError):
+            headers[wrong]  # type: ignore[index]
+        with pytest.raises(KeyError):
+            del headers[wrong]  # type: ignore[arg-type]
+        assert headers.get(wrong, "d") == "d"  # type: ignore[call-overload]
+        assert headers.get_all(wrong) == []  # type: ignore[arg-type]
+        assert wrong not in headers
+    assert headers.pop(5, "d") == "d"  # type: ignore[call-overload]
+
+
 def test_setitem_replaces_every_field_in_place_of_the_first() -> None:
     headers = Headers([("A", "1"), ("B", "2"), ("a", "3"), ("C", "4")])
     headers["A"] = "x"
