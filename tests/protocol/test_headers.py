@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sansnet.protocol import Headers
+from sansnet.errors import LocalProtocolError
+from sansnet.protocol import ClientConnection, Headers
 
 
 def test_lookup_is_case_insensitive_and_keys_are_lowercase() -> None:
@@ -44,6 +45,20 @@ def test_other_value_types_are_refused() -> None:
         Headers({"x": 1.5})  # type: ignore[dict-item]
     with pytest.raises(TypeError):
         Headers({"x": True})  # type: ignore[dict-item]
+
+
+def test_fields_must_be_pairs() -> None:
+    # A str unpacked into its characters (["ab"] was the field a: b, [b"ab"] the field
+    # 97: 98) and a "Name: value" line or a triple raised a bare ValueError, which the
+    # connections passed on instead of their LocalProtocolError.
+    for wrong in (["ab"], [b"ab"], ["X-Foo: bar"], [("a", "b", "c")], [("a",)], [5]):
+        with pytest.raises(TypeError, match="Header fields are \\(name, value\\) pairs"):
+            Headers(wrong)  # type: ignore[arg-type]
+        conn = ClientConnection("a")
+        with pytest.raises(LocalProtocolError, match="pairs"):
+            conn.send_request("GET", "/", wrong)  # type: ignore[arg-type]
+        assert conn.data_to_send() == b""
+    assert Headers([["a", "1"], ("b", "2")]).multi_items() == [("a", "1"), ("b", "2")]
 
 
 def test_missing_names() -> None:

@@ -97,7 +97,14 @@ class Headers(MutableMapping[str, str]):
             return
         pairs: Iterable[tuple[Any, Any]]
         pairs = headers.items() if isinstance(headers, Mapping) else headers
-        for name, value in pairs:
+        for pair in pairs:
+            if isinstance(pair, (str, bytes, bytearray)):
+                # A string unpacks into its characters: "ab" would be the field a: b.
+                raise TypeError(f"Header fields are (name, value) pairs, not {pair!r}.")
+            try:
+                name, value = pair
+            except (TypeError, ValueError):
+                raise TypeError(f"Header fields are (name, value) pairs, not {pair!r}.") from None
             raw = _text(name)
             lower = raw.lower()
             if isinstance(value, (list, tuple)):
