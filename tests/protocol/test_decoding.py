@@ -103,6 +103,18 @@ def test_decompression_bomb_is_refused(name: str) -> None:
     assert caught.value.status_hint == 413
 
 
+def test_piece_size_is_checked() -> None:
+    # piece_size=0 reached zlib as max_length=0, "no limit": a 50 MB bomb was inflated
+    # in one piece before max_size refused it (and identity failed in range()).
+    header, bomb = encode("gzip", b"\0" * 50_000_000)
+    for piece_size in (0, -1, 1.5, None):
+        with pytest.raises(ValueError, match="piece_size must be a positive int"):
+            ContentDecoder(header, max_size=1000, piece_size=piece_size)  # type: ignore[arg-type]
+    decoder = ContentDecoder(header, max_size=0, piece_size=1)
+    with pytest.raises(DecodingError, match="larger than 0 bytes"):
+        next(iter(decoder.decode(bomb)))
+
+
 def test_identity_counts_against_the_cap_too() -> None:
     with pytest.raises(DecodingError, match="larger than 2 bytes"):
         ContentDecoder("identity", max_size=2).decode_all(b"abc")

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sansnet.protocol import Headers
+from sansnet.errors import LocalProtocolError
+from sansnet.protocol import ClientConnection, Headers
 
 
 def test_lookup_is_case_insensitive_and_keys_are_lowercase() -> None:
@@ -46,6 +47,20 @@ def test_other_value_types_are_refused() -> None:
         Headers({"x": True})  # type: ignore[dict-item]
 
 
+def test_fields_must_be_pairs() -> None:
+    # A str unpacked into its characters (["ab"] was the field a: b, [b"ab"] the field
+    # 97: 98) and a "Name: value" line or a triple raised a bare ValueError, which the
+    # connections passed on instead of their LocalProtocolError.
+    for wrong in (["ab"], [b"ab"], ["X-Foo: bar"], [("a", "b", "c")], [("a",)], [5]):
+        with pytest.raises(TypeError, match="Header fields are \\(name, value\\) pairs"):
+            Headers(wrong)  # type: ignore[arg-type]
+        conn = ClientConnection("a")
+        with pytest.raises(LocalProtocolError, match="pairs"):
+            conn.send_request("GET", "/", wrong)  # type: ignore[arg-type]
+        assert conn.data_to_send() == b""
+    assert Headers([["a", "1"], ("b", "2")]).multi_items() == [("a", "1"), ("b", "2")]
+
+
 def test_missing_names() -> None:
     headers = Headers()
     with pytest.raises(KeyError):
@@ -57,6 +72,28 @@ def test_missing_names() -> None:
     assert 5 not in headers  # type: ignore[operator]
     with pytest.raises(KeyError):
         del headers["nope"]
+
+
+def test_names_are_looked_up_as_they_can_be_given() -> None:
+    # A name given as bytes was stored but never found again (get() gave None, ``in``
+    # False); a lookup by a name of another type raised AttributeError, not KeyError.
+    headers = Headers([(b"X-Raw", b"1"), ("Set-Cookie", "a"), ("set-cookie", "b")])
+    headers[b"X-Other"] = "2"
+    assert b"x-raw" in headers
+    assert headers[b"X-RAW"] == "1"
+    assert headers.get(bytearray(b"x-other")) == "2"
+    assert headers.get_all(b"Set-Cookie") == ["a", "b"]
+    del headers[b"x-raw"]
+    assert "x-raw" not in headers
+    for wrong in (5, None, 1.5):
+        with pytest.raises(KeyError):
+            headers[wrong]  # type: ignore[index]
+        with pytest.raises(KeyError):
+            del headers[wrong]  # type: ignore[arg-type]
+        assert headers.get(wrong, "d") == "d"  # type: ignore[call-overload]
+        assert headers.get_all(wrong) == []  # type: ignore[arg-type]
+        assert wrong not in headers
+    assert headers.pop(5, "d") == "d"  # type: ignore[call-overload]
 
 
 def test_setitem_replaces_every_field_in_place_of_the_first() -> None:

@@ -471,3 +471,19 @@ def test_eof_after_a_complete_closing_response() -> None:
     )
     assert events[-1] == PeerClosed()
     assert feed(conn, b"") == [PeerClosed()]
+
+
+def test_a_request_body_that_is_not_bytes_is_refused_before_anything_is_sent() -> None:
+    # h11 failed half-way through writing it: a bare TypeError with the head queued.
+    conn = ClientConnection("a")
+    with pytest.raises(LocalProtocolError, match="A body is bytes, not str"):
+        conn.send_request("POST", "/", body="text")  # type: ignore[arg-type]
+    assert conn.our_state is IDLE
+    assert conn.data_to_send() == b""
+    conn.start_request("POST", "/")
+    with pytest.raises(LocalProtocolError, match="A body is bytes, not str"):
+        conn.send_data("text")  # type: ignore[arg-type]
+    assert conn.our_state is SEND_BODY
+    conn.send_data(b"ok")
+    conn.send_end()
+    assert conn.data_to_send().endswith(b"\r\n\r\n2\r\nok\r\n0\r\n\r\n")

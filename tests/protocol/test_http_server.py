@@ -790,6 +790,21 @@ def test_request_line_too_long_complete_and_incomplete() -> None:
     )
 
 
+def test_a_request_line_at_the_limit_passes_however_its_bytes_arrive() -> None:
+    # Cut between its CR and LF, a line of exactly max_request_line bytes was refused
+    # with 414 (the CR counted as part of the line); whole, it passed.
+    limits = Limits(max_request_line=20)
+    line = b"GET /aaaaaa HTTP/1.1"
+    assert len(line) == 20
+    data = line + b"\r\nHost: a\r\n\r\n"
+    for cut in range(1, len(data)):
+        conn = ServerConnection(limits)
+        assert feed(conn, data[:cut]) == []
+        assert [type(e) for e in feed(conn, data[cut:])] == [RequestHead, EndOfMessage]
+    assert_rejected(b"GET /aaaaaaa HTTP/1.1\r", 414, "request line", limits=limits)
+    assert_rejected(b"GET /aaaaaa HTTP/1.1\r\r", 414, "request line", limits=limits)
+
+
 def test_header_section_too_large_complete_and_incomplete() -> None:
     limits = Limits(max_header_bytes=1000)
     big = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X-Padding: " + b"y" * 2000 + b"\r\n"
@@ -1044,6 +1059,31 @@ def test_informational_responses() -> None:
         conn.send_informational(103)
 
 
+def test_a_body_that_is_not_bytes_is_refused_before_anything_is_sent() -> None:
+    # h11 failed half-way through writing it: a bare TypeError, the head queued and the
+    # connection broken (ERROR, or SEND_BODY with half a message).
+    conn = ServerConnection()
+    feed(conn, GET)
+    for send in (
+        lambda: conn.send_response(200, [], "text"),  # type: ignore[arg-type]
+        lambda: conn.send_error_response(500, [], "text"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(LocalProtocolError, match="A body is bytes, not str"):
+            send()
+        assert conn.our_state is SEND_RESPONSE
+        assert conn.data_to_send() == b""
+    conn.start_response(200)
+    for piece in ("text", 7, None):
+        with pytest.raises(LocalProtocolError, match="A body is bytes, not"):
+            conn.send_data(piece)  # type: ignore[arg-type]
+    assert conn.our_state is SEND_BODY
+    conn.send_data(bytearray(b"ab"))  # bytes-like pieces are fine
+    conn.send_data(memoryview(b"c"))
+    conn.send_end()
+    assert conn.data_to_send().endswith(b"\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n")
+    assert conn.our_state is IDLE
+
+
 def test_one_response_per_request() -> None:
     conn = ServerConnection()
     with pytest.raises(LocalProtocolError, match="one response per request"):
@@ -1149,6 +1189,28 @@ def test_send_error_response_before_any_request() -> None:
     assert conn.must_close
     with pytest.raises(LocalProtocolError, match="Can't send an error response now"):
         conn.send_error_response(500)
+
+
+def test_send_error_response_refuses_misuse_and_changes_nothing() -> None:
+    # A status h11 refuses (1xx, 101, not an int) and a field name that is not a token
+    # raised h11's own LocalProtocolError; a 204 or 304 with a body queued a head with
+    # a Content-Length, then left the connection in ERROR.
+    conn = ServerConnection()
+    feed(conn, GET)
+    for status in (100, 101, 99, 1000, "500", True):
+        with pytest.raises(LocalProtocolError, match="for an error response: use 200 to 999"):
+            conn.send_error_response(status)  # type: ignore[arg-type]
+    for status in (204, 304):
+        with pytest.raises(LocalProtocolError, match=f"A {status} response cannot have a body"):
+            conn.send_error_response(status, [], b"x")
+    with pytest.raises(LocalProtocolError, match="refused by h11"):
+        conn.send_error_response(500, [("bad name", "x")])
+    assert conn.our_state is SEND_RESPONSE
+    assert not conn.must_close
+    assert conn.data_to_send() == b""
+    conn.send_error_response(204)  # no body, so no Content-Length either
+    assert conn.data_to_send() == b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n"
+    assert conn.must_close
 
 
 def test_disable_keep_alive_closes_after_the_response() -> None:

@@ -571,6 +571,21 @@ def test_connection_lost_without_close_frame() -> None:
         assert server.events_received() == [Closed(1006, "")]
 
 
+def test_receive_data_takes_bytes_only() -> None:
+    # wsproto's receive_data(None) means the end of the stream: passed through, it
+    # made the next next_event() raise wsproto's own LocalProtocolError, and a str
+    # raised a bare TypeError.
+    server = WebSocketConnection("server")
+    for wrong in (None, "text", 7):
+        with pytest.raises(LocalProtocolError, match="receive_data\\(\\) takes bytes"):
+            server.receive_data(wrong)  # type: ignore[arg-type]
+    assert server.next_event() is None
+    assert server.state is OPEN
+    server.receive_data(bytearray(frame(0x1, b"hel", fin=False)))
+    server.receive_data(memoryview(frame(0x0, b"lo")))
+    assert server.events_received() == [TextMessage("hello")]
+
+
 def test_headers_arriving_in_pieces() -> None:
     data = frame(0x2, b"x" * 300) + frame(0x2, b"y" * 70000)
     server = WebSocketConnection("server")

@@ -361,6 +361,21 @@ def test_client_accept_with_our_own_limits() -> None:
     assert params == DeflateParameters(11, True, 9, True)
 
 
+def test_our_hint_of_an_8_bit_window_compresses_with_9() -> None:
+    # Offered as a hint and not bound by the answer, 8 became our window, and every
+    # compressed send raised zlib's bare ValueError ("Invalid initialization option").
+    offer = client_offer(client_max_window_bits=8)
+    answer, server_params = server_accept([offer])  # type: ignore[misc]
+    params = client_accept([answer], client_max_window_bits=8)
+    assert params == DeflateParameters(our_window_bits=9)
+    client = WebSocketConnection("client", deflate=params)
+    server = WebSocketConnection("server", deflate=server_params)
+    data = bytes(range(256)) * 50
+    client.send_binary(data)
+    server.receive_data(client.data_to_send())
+    assert server.events_received() == [BinaryMessage(data)]
+
+
 def test_deflate_round_trip_with_small_window() -> None:
     sender = WebSocketConnection("client", deflate=DeflateParameters(our_window_bits=9))
     receiver = WebSocketConnection("server", deflate=DeflateParameters(their_window_bits=9))

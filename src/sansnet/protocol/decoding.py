@@ -256,7 +256,7 @@ class ContentDecoder:
     first: an unknown coding raises :class:`~sansnet.DecodingError`.
 
     ``max_size`` caps the total decoded size (None: no cap); ``piece_size`` bounds each
-    yielded piece.
+    yielded piece and is at least 1 (else ``ValueError``).
     """
 
     __slots__ = ("_decoders", "_remaining", "max_size", "piece_size")
@@ -268,6 +268,9 @@ class ContentDecoder:
         max_size: int | None = None,
         piece_size: int = PIECE_SIZE,
     ) -> None:
+        if type(piece_size) is not int or piece_size < 1:
+            # zlib takes a max_length of 0 for "no limit": the bound would be gone.
+            raise ValueError(f"piece_size must be a positive int, not {piece_size!r}.")
         names = _codings(content_encoding)
         unknown = [name for name in names if not is_supported(name)]
         if unknown:

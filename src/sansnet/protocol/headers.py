@@ -44,6 +44,16 @@ def _text(value: object) -> str:
     raise TypeError(f"Header names and values must be str or bytes, not {type(value).__name__}.")
 
 
+def _key(name: object) -> str | None:
+    """The lowercase form of a name looked up: given as str or, like the names stored,
+    as bytes; None for anything else, which names no field."""
+    if isinstance(name, str):
+        return name.lower()
+    if isinstance(name, (bytes, bytearray)):
+        return bytes(name).decode("latin-1").lower()
+    return None
+
+
 class Headers(MutableMapping[str, str]):
     """Case-insensitive ordered multi-dict of HTTP fields.
 
@@ -52,6 +62,7 @@ class Headers(MutableMapping[str, str]):
 
     * ``h["set-cookie"]`` joins repeated fields with ``", "``; :meth:`get_all` returns
       them one by one. A missing name raises ``KeyError``; :meth:`get` returns a default.
+      Names are looked up as they may be given, ``str`` or ``bytes``.
     * Iteration, ``keys()``, ``items()`` give each distinct name once, lowercase, in
       order of first appearance; :meth:`multi_items` gives every field.
     * ``h[name] = value`` replaces every field of that name (a list value gives
@@ -86,7 +97,14 @@ class Headers(MutableMapping[str, str]):
             return
         pairs: Iterable[tuple[Any, Any]]
         pairs = headers.items() if isinstance(headers, Mapping) else headers
-        for name, value in pairs:
+        for pair in pairs:
+            if isinstance(pair, (str, bytes, bytearray)):
+                # A string unpacks into its characters: "ab" would be the field a: b.
+                raise TypeError(f"Header fields are (name, value) pairs, not {pair!r}.")
+            try:
+                name, value = pair
+            except (TypeError, ValueError):
+                raise TypeError(f"Header fields are (name, value) pairs, not {pair!r}.") from None
             raw = _text(name)
             lower = raw.lower()
             if isinstance(value, (list, tuple)):
@@ -97,7 +115,7 @@ class Headers(MutableMapping[str, str]):
     # ------------------------------------------------------------------ reading
 
     def __getitem__(self, name: str) -> str:
-        key = name.lower()
+        key = name.lower() if type(name) is str else _key(name)
         values = [value for lower, _, value in self._fields if lower == key]
         if not values:
             raise KeyError(name)
@@ -111,7 +129,7 @@ class Headers(MutableMapping[str, str]):
     def get(self, name: str, default: Any) -> Any: ...
     def get(self, name: str, default: Any = None) -> Any:
         """The value of ``name`` (repeats joined with ", "), or ``default``."""
-        key = name.lower()
+        key = name.lower() if type(name) is str else _key(name)
         found: str | None = None
         for lower, _, value in self._fields:
             if lower == key:
@@ -120,13 +138,11 @@ class Headers(MutableMapping[str, str]):
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, one per field, in order (empty list if absent)."""
-        key = name.lower()
+        key = name.lower() if type(name) is str else _key(name)
         return [value for lower, _, value in self._fields if lower == key]
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        key = name.lower()
+        key = _key(name)
         return any(lower == key for lower, _, _ in self._fields)
 
     def __iter__(self) -> Iterator[str]:
@@ -157,7 +173,7 @@ class Headers(MutableMapping[str, str]):
         self._fields = kept
 
     def __delitem__(self, name: str) -> None:
-        key = name.lower()
+        key = name.lower() if type(name) is str else _key(name)
         kept = [field for field in self._fields if field[0] != key]
         if len(kept) == len(self._fields):
             raise KeyError(name)

@@ -235,6 +235,16 @@ def _as_items(headers: HeadersLike | None) -> list[tuple[str, str]]:
         raise LocalProtocolError(str(error)) from None
 
 
+def _check_body(data: object) -> None:
+    """A body (or a piece of one) we are asked to send: bytes-like. h11 would fail on
+    anything else half-way through writing it, leaving the head queued and the
+    connection broken."""
+    if type(data) is not bytes and not isinstance(data, (bytearray, memoryview)):
+        raise LocalProtocolError(
+            f"A body is bytes, not {type(data).__name__}: encode text before sending it."
+        )
+
+
 def _h11_error(error: Exception) -> LocalProtocolError:
     """h11 refused fields we were asked to send."""
     return LocalProtocolError(
@@ -602,7 +612,8 @@ class HTTPConnection:
             self._check_start(pending[0])
             line_end = pending.find(b"\r\n", 0, limits.max_request_line + 2)
             if line_end < 0:
-                if len(pending) > limits.max_request_line:
+                # A CR last may be the start of the line's CRLF, not part of the line.
+                if len(pending) - (pending[-1] == 13) > limits.max_request_line:
                     self._line_too_long()
             else:
                 self._line_checked = True
@@ -757,6 +768,7 @@ class HTTPConnection:
             raise LocalProtocolError(
                 f"Can't send body data now: our side is {self.our_state.name}."
             )
+        _check_body(data)
         if not data or self._no_body:
             return
         remaining = self._out_remaining
@@ -994,20 +1006,27 @@ class ServerConnection(HTTPConnection):
             raise LocalProtocolError(
                 f"Can't send an error response now (our side is {self.our_state.name})."
             )
-        self._force_close = True
-        items = [
-            *self.default_headers,
-            *_as_items(headers),
-            ("content-length", str(len(body))),
-            ("connection", "close"),
-        ]
-        self._send(
-            h11.Response(
+        _check_body(body)
+        if type(status) is not int or not 200 <= status <= 999:
+            raise LocalProtocolError(
+                f"Invalid status code {status!r} for an error response: use 200 to 999."
+            )
+        if status in (204, 304) and body:
+            raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
+        items = [*self.default_headers, *_as_items(headers)]
+        if status not in (204, 304):
+            items.append(("content-length", str(len(body))))
+        items.append(("connection", "close"))
+        try:
+            response = h11.Response(
                 status_code=status,
                 headers=_fields_for_h11(items),
                 reason=_REASON_BYTES.get(status, b""),
             )
-        )
+        except h11.LocalProtocolError as error:
+            raise _h11_error(error) from None
+        self._force_close = True
+        self._send(response)
         if body and not (our_state is h11.SEND_RESPONSE and self._request_method == "HEAD"):
             self._send(h11.Data(data=body))  # a response to HEAD has no content
         self._send(h11.EndOfMessage())
@@ -1081,6 +1100,8 @@ class ServerConnection(HTTPConnection):
     ) -> None:
         if type(status) is not int or not 100 <= status <= 999:
             raise LocalProtocolError(f"Invalid status code {status!r}: use 100 to 999.")
+        if body is not None:
+            _check_body(body)
         if 100 <= status < 200 and status != 101:
             raise LocalProtocolError("Use send_informational() for 1xx responses.")
         conn = self._conn
@@ -1295,6 +1316,8 @@ class ClientConnection(HTTPConnection):
         self, method: str, target: str, headers: HeadersLike | None, body: bytes | None
     ) -> None:
         conn = self._conn
+        if body is not None:
+            _check_body(body)
         if conn.our_state is not h11.IDLE or not self._head_wait or self._pending:
             raise LocalProtocolError(
                 f"Can't send a request now (our side is {self.our_state.name}, the "

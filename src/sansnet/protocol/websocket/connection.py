@@ -303,6 +303,14 @@ class WebSocketConnection:
 
     def receive_data(self, data: bytes) -> None:
         """Add bytes received from the peer; then call :meth:`next_event`."""
+        received: object = data
+        if type(received) is not bytes and not isinstance(received, (bytearray, memoryview)):
+            # wsproto takes None for the end of the stream, and would then fail inside
+            # next_event(): the end of the stream is receive_eof().
+            raise LocalProtocolError(
+                f"receive_data() takes bytes, not {type(received).__name__}; call "
+                "receive_eof() when the stream ends."
+            )
         if self._eof:
             raise LocalProtocolError("receive_data() called after receive_eof().")
         if self._state is not CLOSED:

@@ -9,7 +9,8 @@ one, or a value out of range makes the offer unusable (server) or the handshake 
 
 zlib cannot compress with a 256-byte window (it silently uses 512), so a window of 8
 bits is never agreed for our own direction: a server skips such an offer, a client
-refuses such a response.
+refuses such a response (and compresses with 9 bits when it hinted 8 and the answer
+left its window free).
 """
 
 from __future__ import annotations
@@ -187,7 +188,9 @@ def client_accept(
             raise HandshakeError(
                 "The server asked for client_max_window_bits=8, which zlib cannot produce."
             )
-    our_window = client_window or client_max_window_bits or 15
+    # Unbound by the answer, our window is our own hint; zlib compresses with 9 bits at
+    # least, which a server that did not limit our window accepts (it takes up to 15).
+    our_window = client_window or max(client_max_window_bits or 15, 9)
     return DeflateParameters(
         our_window_bits=our_window,
         our_no_context_takeover=client_no_context_takeover
