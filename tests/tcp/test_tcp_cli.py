@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import anyio
@@ -52,6 +55,35 @@ async def test_the_pipe_over_tls_waits_for_answers_then_closes(tmp_path: Path) -
     assert b"could not be verified" in refused.stderr
     assert trusted.returncode == 0, trusted.stderr
     assert trusted.stdout == b"secret\n"
+
+
+async def test_the_pipe_ends_when_the_peer_does_while_stdin_is_open() -> None:
+    """As netcat: the peer finishes, the pipe exits, though stdin has not ended (the read
+    of stdin was left in a thread of anyio's, which the interpreter waited for at exit)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_then_close() -> None:
+        connection, _ = listener.accept()
+        assert connection.recv(100) == b"hi\n"
+        connection.sendall(b"hello\n")
+        time.sleep(0.5)  # the pipe is back to reading stdin
+        connection.close()
+
+    thread = threading.Thread(target=answer_then_close)
+    thread.start()
+    try:
+        async with await anyio.open_process([*SANSNET, "tcp", "127.0.0.1", str(port)]) as process:
+            assert process.stdin is not None
+            assert process.stdout is not None
+            with anyio.fail_after(20):
+                await process.stdin.send(b"hi\n")
+                assert await process.stdout.receive() == b"hello\n"
+                code = await process.wait()  # stdin stays open
+    finally:
+        thread.join(10)
+        listener.close()
+    assert code == 0
 
 
 async def test_usage_errors() -> None:
