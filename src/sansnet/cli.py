@@ -36,6 +36,9 @@ from typing import Any
 import anyio
 from anyio.from_thread import BlockingPortal
 
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
 from . import __version__, tcp
 from ._lifecycle import ListeningServer
 from .client import Client, Timeout
@@ -669,15 +672,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(function: Callable[..., Any], *args: Any) -> int:
-    result: int = anyio.run(function, *args)
-    return result
+    return _run_on("asyncio", function, *args)
 
 
 def _run_on(backend: str, function: Callable[..., Any], *args: Any) -> int:
+    """Run ``function`` on ``backend``; an error raised in a task group (``socket`` and
+    ``tcp`` read and write in two tasks) comes out bare, so main() reports it in one line."""
     options = {"use_uvloop": True} if backend == "uvloop" else {}
     name = "trio" if backend == "trio" else "asyncio"
-    result: int = anyio.run(function, *args, backend=name, backend_options=options)
+    try:
+        result: int = anyio.run(function, *args, backend=name, backend_options=options)
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from group
     return result
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error inside (nested) exception groups."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def _workers(text: str) -> int:

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -113,3 +114,39 @@ async def test_listen_echoes_until_sigterm() -> None:
         process.send_signal(signal.SIGTERM)
         with anyio.fail_after(10):
             assert await process.wait() == 0
+
+
+async def test_a_connection_reset_is_one_line_and_exit_3() -> None:
+    """The peer resets while the pipe still reads stdin: the error comes from the task
+    that reads the stream, and is reported as any network error (it escaped as an
+    exception group's traceback, exit 1)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    greeted = threading.Event()
+
+    def greet_then_reset() -> None:
+        connection, _ = listener.accept()
+        connection.sendall(b"hello\n")
+        greeted.wait(20)  # the pipe has printed it: it is connected and reading
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+
+    thread = threading.Thread(target=greet_then_reset)
+    thread.start()
+    try:
+        async with await anyio.open_process([*SANSNET, "tcp", "127.0.0.1", str(port)]) as process:
+            assert process.stdout is not None
+            assert process.stderr is not None
+            with anyio.fail_after(20):
+                assert await process.stdout.receive() == b"hello\n"
+                greeted.set()
+                code = await process.wait()  # stdin stays open: only the reset ends it
+                stderr = b"".join([chunk async for chunk in process.stderr])
+    finally:
+        greeted.set()
+        thread.join(10)
+        listener.close()
+    assert code == 3, stderr
+    assert b"Traceback" not in stderr
+    assert stderr.startswith(b"sansnet: The connection to 127.0.0.1:"), stderr
+    assert stderr.count(b"\n") == 1, stderr
