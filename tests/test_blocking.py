@@ -94,6 +94,19 @@ def test_shutdown_and_restart() -> None:
         assert blocking.request(handle.url).ok
 
 
+def test_stop_after_shutdown_raises_server_stopped_error() -> None:
+    """shutdown() stopped the server: stop() says so as a second stop() does (it raised
+    RuntimeError, 'This portal is not running')."""
+    handle = blocking.serve(0, hello)
+    blocking.shutdown()
+    assert handle.stopped
+    with pytest.raises(sansnet.ServerStoppedError, match="already stopped"):
+        handle.stop()
+    handle.__exit__(None, None, None)  # `with` leaves it alone
+    with blocking.serve(0, hello) as handle:  # a new loop serves on
+        assert blocking.request(handle.url).ok
+
+
 def test_interpreter_exit_stops_servers_and_closes_connections() -> None:
     script = textwrap.dedent(
         """

@@ -45,6 +45,10 @@ def app(request: sansnet.ServeRequest) -> sansnet.ServeResponse:
 
 
 async def echo(ws: sansnet.WebSocket) -> None:
+    if ws.request is not None and ws.request.path == "/bye":
+        await ws.send("bye")
+        await ws.close()
+        return
     async for message in ws:
         await ws.send(message)
 
@@ -210,6 +214,24 @@ def test_socket_reads_stdin_when_not_a_terminal(server: str) -> None:
     result = run("socket", url, "--wait", "1", stdin="first\nsecond\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"first\nsecond\n"
+
+
+def test_socket_ends_when_the_server_closes_while_stdin_is_open(server: str) -> None:
+    """The server closes; stdin has not ended (a user who has typed nothing): the command
+    ends at once. The read of stdin was left in a thread of anyio's, which the
+    interpreter waited for at exit, until stdin had a line."""
+    process = subprocess.Popen(
+        [*SANSNET, "socket", server.replace("http", "ws", 1) + "/bye"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.wait(timeout=20) == 0  # stdin stays open
+    finally:
+        process.kill()
+        stdout, stderr = process.communicate()
+    assert stdout == b"bye\n", stderr
 
 
 def test_socket_refused_handshake_exits_4(server: str) -> None:

@@ -45,7 +45,7 @@ from . import websocket as _websocket
 from ._lifecycle import ListeningServer, is_async_callable
 from .client import FetchParams, FetchResponse, StreamingResponse
 from .codecs import json_decode, json_encode, url_decode, url_encode
-from .errors import InvalidArgument
+from .errors import InvalidArgument, ServerStoppedError
 from .models import ServeRequest, ServeResponse
 from .server import ServeConfig
 from .transport.streams import READ_SIZE
@@ -245,7 +245,9 @@ class BlockingServeHandle:
 
     def stop(self) -> None:
         """Stop gracefully (see :meth:`sansnet.ServeHandle.stop`); a second call raises
-        :class:`~sansnet.ServerStoppedError`."""
+        :class:`~sansnet.ServerStoppedError`, also after :func:`shutdown` stopped it."""
+        if self.stopped:  # without the portal: shutdown() may have stopped it for good
+            raise ServerStoppedError(f"The server at {self.url} is already stopped.")
         self._stop_on(self._portal)
 
     def _stop_on(self, portal: BlockingPortal) -> None:

@@ -25,13 +25,19 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.from_thread import BlockingPortal
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 from . import __version__, tcp
 from ._lifecycle import ListeningServer
@@ -275,6 +281,43 @@ async def _serve_until_signal(server: ListeningServer, banner: str, output: Outp
     return EXIT_OK
 
 
+# ================================================================================= stdin
+
+
+@asynccontextmanager
+async def _stdin_chunks() -> AsyncIterator[Callable[[], Awaitable[bytes]]]:
+    """An async function that returns the next bytes on stdin (b"" at its end).
+
+    Each read blocks in a daemon thread of its own: ``socket`` and ``tcp`` end when the
+    peer does, with a read still waiting for the user, and a thread of anyio's (not a
+    daemon) would keep the process alive at exit until stdin had a line or ended. The
+    read is ``os.read`` of the descriptor: no buffered-file lock is left held."""
+    async with BlockingPortal() as portal:
+
+        async def read() -> bytes:
+            done = anyio.Event()
+            outcome: list[Any] = []
+
+            def run() -> None:
+                try:
+                    outcome.append(os.read(sys.stdin.fileno(), 65536))
+                except BaseException as error:  # raised in the caller
+                    outcome.append(error)
+                try:
+                    portal.call(done.set)
+                except RuntimeError:  # the command is over: nobody waits for this read
+                    pass
+
+            threading.Thread(target=run, name="sansnet-stdin", daemon=True).start()
+            await done.wait()
+            if isinstance(outcome[0], BaseException):
+                raise outcome[0]
+            chunk: bytes = outcome[0]
+            return chunk
+
+        yield read
+
+
 # ================================================================================ socket
 
 
@@ -312,7 +355,7 @@ async def _socket(args: argparse.Namespace, output: Output) -> int:
     interactive = sys.stdin.isatty()
     if interactive:
         output.info(f"Connected to {args.url}; type lines to send them, Ctrl-D to close.", "bold")
-    async with anyio.create_task_group() as group:
+    async with _stdin_chunks() as read_stdin, anyio.create_task_group() as group:
 
         async def receive() -> None:
             while (message := await ws.next()) is not None:
@@ -320,11 +363,13 @@ async def _socket(args: argparse.Namespace, output: Output) -> int:
             group.cancel_scope.cancel()
 
         group.start_soon(receive)
-        while True:
-            line = await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
-            if not line:
-                break
-            await ws.send(line.rstrip("\n"))
+        pending = b""
+        while chunk := await read_stdin():
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                await ws.send(line.decode("utf-8", "replace"))
+        if pending:
+            await ws.send(pending.decode("utf-8", "replace"))
         if not interactive:
             with anyio.move_on_after(args.wait):
                 await anyio.sleep_forever()  # answers to what we sent may still arrive
@@ -353,7 +398,7 @@ async def _tcp(args: argparse.Namespace, output: Output) -> int:
     )
     if sys.stdin.isatty():
         output.info(f"Connected to {host}:{port}; Ctrl-D ends what you send.", "bold")
-    async with stream, anyio.create_task_group() as group:
+    async with stream, _stdin_chunks() as read_stdin, anyio.create_task_group() as group:
 
         async def receive() -> None:
             async for chunk in stream:
@@ -361,12 +406,7 @@ async def _tcp(args: argparse.Namespace, output: Output) -> int:
             group.cancel_scope.cancel()  # the peer is done: so are we, as netcat
 
         group.start_soon(receive)
-        while True:
-            chunk = await anyio.to_thread.run_sync(
-                os.read, sys.stdin.fileno(), 65536, abandon_on_cancel=True
-            )
-            if not chunk:
-                break
+        while chunk := await read_stdin():
             await stream.write(chunk)
         if stream.tls is None:
             await stream.send_eof()  # the peer reads the end; its answers still arrive
@@ -632,15 +672,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(function: Callable[..., Any], *args: Any) -> int:
-    result: int = anyio.run(function, *args)
-    return result
+    return _run_on("asyncio", function, *args)
 
 
 def _run_on(backend: str, function: Callable[..., Any], *args: Any) -> int:
+    """Run ``function`` on ``backend``; an error raised in a task group (``socket`` and
+    ``tcp`` read and write in two tasks) comes out bare, so main() reports it in one line."""
     options = {"use_uvloop": True} if backend == "uvloop" else {}
     name = "trio" if backend == "trio" else "asyncio"
-    result: int = anyio.run(function, *args, backend=name, backend_options=options)
+    try:
+        result: int = anyio.run(function, *args, backend=name, backend_options=options)
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from group
     return result
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error inside (nested) exception groups."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def _workers(text: str) -> int:
