@@ -40,6 +40,19 @@ def test_bytes_and_int_values_are_accepted() -> None:
     assert headers["content-length"] == "5"
 
 
+def test_an_int_name_is_found_as_it_was_stored() -> None:
+    # An int name is stored as its digits; looking it up by the same int found nothing,
+    # so setdefault() added a second field and del raised KeyError.
+    headers = Headers()
+    headers[5] = "x"  # type: ignore[index]
+    assert 5 in headers
+    assert headers.get(5) == "x"  # type: ignore[call-overload]
+    assert headers.setdefault(5, "y") == "x"  # type: ignore[arg-type]
+    assert headers.raw_items() == [("5", "x")]
+    del headers[5]  # type: ignore[arg-type]
+    assert headers.raw_items() == []
+
+
 def test_other_value_types_are_refused() -> None:
     with pytest.raises(TypeError, match="str or bytes"):
         Headers({"x": 1.5})  # type: ignore[dict-item]

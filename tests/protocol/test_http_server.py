@@ -1079,9 +1079,17 @@ def test_a_body_that_is_not_bytes_is_refused_before_anything_is_sent() -> None:
     assert conn.our_state is SEND_BODY
     conn.send_data(bytearray(b"ab"))  # bytes-like pieces are fine
     conn.send_data(memoryview(b"c"))
+    conn.send_data(_Bytes(b"d"))  # a subclass of bytes is bytes
     conn.send_end()
-    assert conn.data_to_send().endswith(b"\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n")
+    assert conn.data_to_send().endswith(b"\r\n\r\n2\r\nab\r\n1\r\nc\r\n1\r\nd\r\n0\r\n\r\n")
     assert conn.our_state is IDLE
+    feed(conn, GET)
+    conn.send_response(200, [], _Bytes(b"ok"))
+    assert conn.data_to_send().endswith(b"\r\n\r\nok")
+
+
+class _Bytes(bytes):
+    """A subclass of bytes, as some libraries return (refused as "not bytes" once)."""
 
 
 def test_one_response_per_request() -> None:

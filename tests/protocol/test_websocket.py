@@ -585,6 +585,12 @@ def test_receive_data_takes_bytes_only() -> None:
     server.receive_data(memoryview(frame(0x0, b"lo")))
     assert server.events_received() == [TextMessage("hello")]
 
+    class Subclass(bytes):
+        pass
+
+    server.receive_data(Subclass(frame(0x1, b"hi")))  # a subclass of bytes is bytes
+    assert server.events_received() == [TextMessage("hi")]
+
 
 def test_headers_arriving_in_pieces() -> None:
     data = frame(0x2, b"x" * 300) + frame(0x2, b"y" * 70000)

@@ -46,11 +46,14 @@ def _text(value: object) -> str:
 
 def _key(name: object) -> str | None:
     """The lowercase form of a name looked up: given as str or, like the names stored,
-    as bytes; None for anything else, which names no field."""
+    as bytes or an int (stored as its digits, see :func:`_text`); None for anything
+    else, which names no field."""
     if isinstance(name, str):
         return name.lower()
     if isinstance(name, (bytes, bytearray)):
         return bytes(name).decode("latin-1").lower()
+    if isinstance(name, int) and not isinstance(name, bool):
+        return str(name)
     return None
 
 

@@ -239,7 +239,7 @@ def _check_body(data: object) -> None:
     """A body (or a piece of one) we are asked to send: bytes-like. h11 would fail on
     anything else half-way through writing it, leaving the head queued and the
     connection broken."""
-    if type(data) is not bytes and not isinstance(data, (bytearray, memoryview)):
+    if type(data) is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
         raise LocalProtocolError(
             f"A body is bytes, not {type(data).__name__}: encode text before sending it."
         )
@@ -998,7 +998,8 @@ class ServerConnection(HTTPConnection):
     ) -> None:
         """Send a final response that ends the connection, even before a request head
         has arrived (a 408 for a head that never completed, a 503 for a connection
-        refused under load). Adds Content-Length and ``Connection: close``; afterwards
+        refused under load). Adds ``Connection: close``, and Content-Length unless the status
+        is 204 or 304 (which carry no body); afterwards
         write :meth:`data_to_send` and close the transport."""
         conn = self._conn
         our_state = conn.our_state

@@ -304,7 +304,7 @@ class WebSocketConnection:
     def receive_data(self, data: bytes) -> None:
         """Add bytes received from the peer; then call :meth:`next_event`."""
         received: object = data
-        if type(received) is not bytes and not isinstance(received, (bytearray, memoryview)):
+        if type(received) is not bytes and not isinstance(received, (bytes, bytearray, memoryview)):
             # wsproto takes None for the end of the stream, and would then fail inside
             # next_event(): the end of the stream is receive_eof().
             raise LocalProtocolError(
