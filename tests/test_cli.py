@@ -216,6 +216,16 @@ def test_socket_reads_stdin_when_not_a_terminal(server: str) -> None:
     assert result.stdout == b"first\nsecond\n"
 
 
+def test_socket_sends_a_line_longer_than_a_read_whole(server: str) -> None:
+    """stdin is read 64 KiB at a time: a line spread over several reads is one message,
+    and a last line without a newline is sent too."""
+    url = server.replace("http", "ws", 1)
+    long_line = "é" * 100_000  # 200,000 bytes of UTF-8, split mid-character by the reads
+    result = run("socket", url, "--wait", "2", stdin=f"first\n{long_line}\nlast")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == f"first\n{long_line}\nlast\n"
+
+
 def test_socket_ends_when_the_server_closes_while_stdin_is_open(server: str) -> None:
     """The server closes; stdin has not ended (a user who has typed nothing): the command
     ends at once. The read of stdin was left in a thread of anyio's, which the

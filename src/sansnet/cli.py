@@ -363,13 +363,20 @@ async def _socket(args: argparse.Namespace, output: Output) -> int:
             group.cancel_scope.cancel()
 
         group.start_soon(receive)
-        pending = b""
+        # The line read so far, in pieces: a line longer than a chunk is joined once,
+        # when its newline comes (rescanning it per chunk would be quadratic).
+        pieces: list[bytes] = []
         while chunk := await read_stdin():
-            *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
-                await ws.send(line.decode("utf-8", "replace"))
-        if pending:
-            await ws.send(pending.decode("utf-8", "replace"))
+            start = 0
+            while (end := chunk.find(b"\n", start)) >= 0:
+                pieces.append(chunk[start:end])
+                await ws.send(b"".join(pieces).decode("utf-8", "replace"))
+                pieces.clear()
+                start = end + 1
+            if start < len(chunk):
+                pieces.append(chunk[start:])
+        if pieces:
+            await ws.send(b"".join(pieces).decode("utf-8", "replace"))
         if not interactive:
             with anyio.move_on_after(args.wait):
                 await anyio.sleep_forever()  # answers to what we sent may still arrive
