@@ -5,12 +5,15 @@ trio."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import socket
 import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import anyio
 import pytest
@@ -128,7 +131,8 @@ async def test_tls_certificate_is_verified_by_default(pem_files: tuple[str, str]
 
 @contextmanager
 def closing_during_handshake(reset: bool) -> Iterator[int]:
-    """A port whose server reads the ClientHello, then closes (or resets) the connection."""
+    """A port whose server reads the ClientHello, then closes (or resets) the connection.
+    It reads all of it before a close: unread bytes would turn the close into a reset."""
     with socket.create_server(("127.0.0.1", 0)) as server:
 
         def serve() -> None:
@@ -138,11 +142,16 @@ def closing_during_handshake(reset: bool) -> Iterator[int]:
                 except OSError:
                     return
                 with peer:
-                    peer.recv(100)
                     if reset:
+                        peer.recv(100)
                         peer.setsockopt(
                             socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
                         )
+                        continue
+                    peer.settimeout(0.3)  # the client sends its hello, then waits
+                    with contextlib.suppress(OSError):
+                        while peer.recv(65536):
+                            pass
 
         threading.Thread(target=serve, daemon=True).start()
         yield server.getsockname()[1]
@@ -162,16 +171,63 @@ async def test_a_server_closing_during_the_tls_handshake_is_a_connect_error(rese
             await net.tcp.connect("127.0.0.1", port, tls=True)
         with pytest.raises(ConnectError, match=f"127.0.0.1:{port}"):
             await net.request(f"https://127.0.0.1:{port}/", timeout=5)
-        with pytest.raises(ConnectError, match="during the TLS handshake"):
+        with pytest.raises(ConnectError, match="during the TLS handshake") as caught:
             await open_tcp_stream(
                 "127.0.0.1", port, ssl_context=client_context(), timeout=5, backend="anyio"
             )
+        # A close is anyio's EndOfStream, a reset its BrokenResourceError: both mapped.
+        causes = []
+        cause: BaseException | None = caught.value
+        while cause is not None:
+            causes.append(type(cause))
+            cause = cause.__cause__ or cause.__context__
+        assert (anyio.EndOfStream in causes) is not reset, causes
         tunnel = await open_tcp_stream("127.0.0.1", port, timeout=5, backend="anyio")
         try:
             with pytest.raises(ConnectionResetError, match="during the TLS handshake"):
                 await tunnel.start_tls(client_context(), "localhost", 5)
         finally:
             await tunnel.aclose()
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+async def test_a_unix_server_closing_during_the_tls_handshake_is_a_connect_error(
+    reset: bool, tmp_path: Path
+) -> None:
+    """As over TCP; on asyncio the reset was "Could not connect to the Unix socket ...:
+    ConnectionResetError. Check that the server listens there", which it did."""
+    from sansnet.transport.connect import open_unix_stream
+    from sansnet.transport.tls import client_context
+
+    path = str(tmp_path / "tls.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen()
+
+    def serve() -> None:
+        peer, _ = server.accept()
+        with peer:
+            if reset:
+                peer.recv(100)  # the rest of the hello unread: the close is a reset
+                return
+            peer.settimeout(0.3)
+            with contextlib.suppress(OSError):
+                while peer.recv(65536):
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ConnectError, match="during the TLS handshake") as caught:
+            await open_unix_stream(
+                path, ssl_context=client_context(), server_hostname="localhost", timeout=5
+            )
+    finally:
+        thread.join(5)
+        server.close()
+    assert f"unix:{path}" in str(caught.value)
+    del caught
+    gc.collect()  # a socket left open is a ResourceWarning now, an error in this test
 
 
 async def test_exchange_with_an_asyncio_start_server_echo() -> None:

@@ -200,12 +200,16 @@ async def open_unix_stream(
             if ssl_context is not None:
                 from anyio.streams.tls import TLSStream
 
-                stream = await TLSStream.wrap(
-                    stream,
-                    hostname=server_hostname,
-                    ssl_context=ssl_context,
-                    standard_compatible=False,
-                )
+                try:
+                    stream = await TLSStream.wrap(
+                        stream,
+                        hostname=server_hostname,
+                        ssl_context=ssl_context,
+                        standard_compatible=False,
+                    )
+                except BaseException:
+                    await anyio.aclose_forcefully(stream)  # the socket, left open before
+                    raise
             return AnyioStream(stream, description)
     except TimeoutError:
         raise ConnectTimeout(
@@ -216,6 +220,9 @@ async def open_unix_stream(
     except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:  # anyio's TLS handshake
         raise _connect_error(_closed_during_handshake(), path, 0, where=description) from exc
     except OSError as exc:
+        if ssl_context is not None and isinstance(exc, ConnectionResetError):
+            # asyncio's handshake: a server that closed or reset the connection
+            raise _connect_error(_closed_during_handshake(), path, 0, where=description) from exc
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise ConnectError(
             f"Could not connect to the Unix socket {path}: {reason}. Check that the server "
