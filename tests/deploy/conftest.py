@@ -33,10 +33,11 @@ APP = textwrap.dedent(
 
 
     async def handle(request: sansnet.ServeRequest) -> str:
-        if request.path == "/slow":
+        if request.path == "/slow":  # ?seconds=N: how long (1 s by default)
             import anyio
 
-            await anyio.sleep(1.0)
+            print(f"in the slow handler of {os.getpid()}", file=sys.stderr, flush=True)
+            await anyio.sleep(float(request.query.get("seconds", "1")))
         return sansnet.json_encode(
             {
                 "pid": os.getpid(),
@@ -105,6 +106,15 @@ class Served:
 
     def output(self) -> str:
         return "\n".join(self.lines)
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 20) -> None:
+        """Wait until ``count`` lines it printed contain ``text`` (what a test waits
+        for before acting, rather than sleep a guessed time)."""
+        deadline = time.monotonic() + timeout
+        while sum(text in line for line in list(self.lines)) < count:
+            assert time.monotonic() < deadline, f"{text!r} x{count} not seen:\n{self.output()}"
+            assert self.process.poll() is None, f"it exited:\n{self.output()}"
+            time.sleep(0.02)
 
     def worker_pids(self) -> list[int]:
         """The supervisor's live children."""

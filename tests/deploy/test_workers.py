@@ -145,7 +145,7 @@ def test_sigterm_lets_in_flight_requests_finish(app_dir: Path, served: list[Serv
     threads = [threading.Thread(target=slow) for _ in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(0.4)  # the requests are in the handlers (they sleep 1 s)
+    server.wait_for("in the slow handler", count=4)  # each sleeps 1 s from there
     assert server.stop() == 0
     for thread in threads:
         thread.join(10)
@@ -194,15 +194,20 @@ def test_a_second_ctrl_c_while_draining_still_removes_the_unix_socket(
         server = serve_workers(app_dir, "deployapp:app", "--workers", "2", "--uds", path)
         served.append(server)
 
+        failures: list[BaseException] = []
+
         def slow() -> None:
-            with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as client:
-                client.get("http://app.local/slow", timeout=10)
+            try:
+                with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as client:
+                    client.get("http://app.local/slow?seconds=5", timeout=10)
+            except httpx.HTTPError as exc:  # the workers may be gone before it ends
+                failures.append(exc)
 
         request = threading.Thread(target=slow)
         request.start()
-        time.sleep(0.4)  # in the handler (it sleeps 1 s)
+        server.wait_for("in the slow handler")  # it sleeps 5 s from there
         server.process.send_signal(signal.SIGINT)
-        time.sleep(0.2)  # "Stopping the workers...": waiting for the slow request
+        server.wait_for("Stopping the workers...")  # waiting for the slow request
         server.process.send_signal(signal.SIGINT)
         assert server.process.wait(20) != 0
         request.join(10)
