@@ -79,7 +79,10 @@ class StaticFiles:
         relative = unquote(url_path).lstrip("/")
         if "\x00" in relative:
             return None
-        candidate = (self.root / relative).resolve()
+        try:
+            candidate = (self.root / relative).resolve()
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
+            return None
         if candidate != self.root and self.root not in candidate.parents:
             return None  # "..", or a link that leads out of the directory
         return candidate

@@ -175,6 +175,15 @@ async def test_if_range(site: Path) -> None:
         assert (stale.status_code, stale.body) == (200, b"0123456789")
 
 
+async def test_a_symlink_loop_is_not_found(site: Path) -> None:
+    # Path.resolve raised RuntimeError("Symlink loop") on Python < 3.13: a 500.
+    (site / "loop1").symlink_to("loop2")
+    (site / "loop2").symlink_to("loop1")
+    async with serve(StaticFiles(site)) as client:
+        assert (await client.request("/loop1")).status_code == 404
+        assert (await client.request("/loop1/x")).status_code == 404
+
+
 def test_parse_range_edge_cases() -> None:
     assert _parse_range("bytes=0-0", 1) == (0, 0)
     assert _parse_range("bytes=-5", 3) == (0, 2)
