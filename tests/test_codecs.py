@@ -98,6 +98,20 @@ def test_json_encode_reports_reference_cycles() -> None:
         net.json_encode(cycle)
 
 
+@pytest.mark.parametrize("depth", [255, 100_000])
+def test_json_encode_reports_nesting_too_deep(depth: int) -> None:
+    # Past orjson's 254 levels the error walker recursed as deep: RecursionError.
+    value: list[object] = []
+    for level in range(2, depth + 1):
+        if level == 255:
+            assert net.json_encode(value) == "[" * 254 + "]" * 254  # 254 levels encode
+        value = [value]
+    with pytest.raises(net.JSONEncodeError, match="more than 254 deep"):
+        net.json_encode(value)
+    with pytest.raises(net.JSONEncodeError, match="more than 254 deep"):
+        net.json_encode({"a": value})
+
+
 def test_json_encode_error_path_skips_valid_values_and_shared_references() -> None:
     shared = [1, 2]
     value = {

@@ -34,6 +34,7 @@ __all__ = ["json_decode", "json_encode", "url_decode", "url_encode"]
 
 _COMPACT = orjson.OPT_SORT_KEYS
 _PRETTY = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+_MAX_DEPTH = 254  # orjson refuses a 255th nested list, dict or dataclass
 
 
 def json_encode(
@@ -95,6 +96,8 @@ def _find_unencodable(value: Any, where: str, ancestors: set[int]) -> tuple[str,
         return None
     if id(value) in ancestors:
         return where, f"{type(value).__name__} contains itself (a reference cycle)"
+    if len(ancestors) >= _MAX_DEPTH:  # ancestors is the path of containers down to here
+        return "value", f"it nests containers more than {_MAX_DEPTH} deep, orjson's limit"
     ancestors.add(id(value))
     try:
         for child_where, child in children:
