@@ -67,7 +67,8 @@ def _describe_encode_failure(value: Any, exc: Exception) -> str:
 
 def _find_unencodable(value: Any, where: str, ancestors: set[int]) -> tuple[str, str] | None:
     """Walk ``value`` like orjson does; return (where, what) for the first refused item."""
-    if value is None or isinstance(value, (str, bool, float)):
+    # orjson takes subclasses of str, int, dict and list, but not of float or tuple.
+    if value is None or isinstance(value, (str, bool)) or type(value) is float:
         return None
     if isinstance(value, int):
         if -(2**63) <= value < 2**64:
@@ -78,11 +79,11 @@ def _find_unencodable(value: Any, where: str, ancestors: set[int]) -> tuple[str,
     children: list[tuple[str, Any]]
     if isinstance(value, dict):
         for key in value:
-            if not isinstance(key, str):
+            if type(key) is not str:  # orjson refuses str subclasses (a StrEnum) as keys
                 kind = type(key).__name__
                 return where, f"dict key {key!r} is of type {kind}, only str keys are allowed"
         children = [(f"{where}[{key!r}]", item) for key, item in value.items()]
-    elif isinstance(value, (list, tuple)):
+    elif isinstance(value, list) or type(value) is tuple:
         children = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = dataclasses.fields(value)
