@@ -63,8 +63,10 @@ class StaticFiles:
                 if request.raw_query:
                     location += "?" + request.raw_query
                 return ServeResponse(301, {"Location": location}, "")
-            index = path / "index.html"
+            index = self._confine(path / "index.html")
             try:
+                if index is None:  # a link that leads out of the directory: no index
+                    raise FileNotFoundError
                 info = await anyio.to_thread.run_sync(index.stat)
                 path = index
             except OSError:
@@ -80,8 +82,12 @@ class StaticFiles:
         relative = unquote(url_path, errors="surrogateescape").lstrip("/")
         if "\x00" in relative:
             return None
+        return self._confine(self.root / relative)
+
+    def _confine(self, path: Path) -> Path | None:
+        """``path`` resolved, or None when it is not inside the directory."""
         try:
-            candidate = (self.root / relative).resolve()
+            candidate = path.resolve()
         except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
             return None
         if candidate != self.root and self.root not in candidate.parents:

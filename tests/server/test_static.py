@@ -175,6 +175,17 @@ async def test_if_range(site: Path) -> None:
         assert (stale.status_code, stale.body) == (200, b"0123456789")
 
 
+async def test_an_index_html_linking_outside_is_not_served(site: Path) -> None:
+    # The index was stat'ed and served without the check the request path gets.
+    (site / "sub" / "index.html").symlink_to(site / "escape.txt")  # itself a link out
+    async with serve(StaticFiles(site)) as client:
+        assert (await client.request("/sub/index.html")).status_code == 404
+        listing = await client.request("/sub/")
+        assert (listing.status_code, "secret" in listing.text) == (200, False)
+    async with serve(StaticFiles(site, listing=False)) as client:
+        assert (await client.request("/sub/")).status_code == 404
+
+
 async def test_a_symlink_loop_is_not_found(site: Path) -> None:
     # Path.resolve raised RuntimeError("Symlink loop") on Python < 3.13: a 500.
     (site / "loop1").symlink_to("loop2")
