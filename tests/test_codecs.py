@@ -8,6 +8,7 @@ import enum
 import json
 import math
 import uuid
+from typing import NamedTuple
 
 import pytest
 from hypothesis import given
@@ -91,11 +92,51 @@ def test_json_encode_errors_name_the_offending_type(value: object, fragment: str
     assert isinstance(info.value, net.NetError)
 
 
+class _Key(str, enum.Enum):
+    A = "a"
+
+
+class _Point(NamedTuple):
+    x: int
+
+
+class _Float(float):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern"),
+    [
+        ({"k": {_Key.A: 1}}, r"value\['k'\] as JSON: dict key <_Key.A: 'a'> is of type _Key,"),
+        ({"p": [_Point(1)]}, r"value\['p'\]\[0\] as JSON: type [\w.]*_Point is not supported"),
+        ({"f": _Float(1.5)}, r"value\['f'\] as JSON: type [\w.]*_Float is not supported"),
+    ],
+)
+def test_json_encode_errors_locate_subclasses_orjson_refuses(value: object, pattern: str) -> None:
+    # orjson refuses these; the walker took them for valid and the message named no place.
+    with pytest.raises(net.JSONEncodeError, match=pattern):
+        net.json_encode(value)
+
+
 def test_json_encode_reports_reference_cycles() -> None:
     cycle: list[object] = []
     cycle.append(cycle)
     with pytest.raises(net.JSONEncodeError, match="contains itself"):
         net.json_encode(cycle)
+
+
+@pytest.mark.parametrize("depth", [255, 100_000])
+def test_json_encode_reports_nesting_too_deep(depth: int) -> None:
+    # Past orjson's 254 levels the error walker recursed as deep: RecursionError.
+    value: list[object] = []
+    for level in range(2, depth + 1):
+        if level == 255:
+            assert net.json_encode(value) == "[" * 254 + "]" * 254  # 254 levels encode
+        value = [value]
+    with pytest.raises(net.JSONEncodeError, match="more than 254 deep"):
+        net.json_encode(value)
+    with pytest.raises(net.JSONEncodeError, match="more than 254 deep"):
+        net.json_encode({"a": value})
 
 
 def test_json_encode_error_path_skips_valid_values_and_shared_references() -> None:

@@ -34,6 +34,7 @@ __all__ = ["json_decode", "json_encode", "url_decode", "url_encode"]
 
 _COMPACT = orjson.OPT_SORT_KEYS
 _PRETTY = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+_MAX_DEPTH = 254  # orjson refuses a 255th nested list, dict or dataclass
 
 
 def json_encode(
@@ -66,7 +67,8 @@ def _describe_encode_failure(value: Any, exc: Exception) -> str:
 
 def _find_unencodable(value: Any, where: str, ancestors: set[int]) -> tuple[str, str] | None:
     """Walk ``value`` like orjson does; return (where, what) for the first refused item."""
-    if value is None or isinstance(value, (str, bool, float)):
+    # orjson takes subclasses of str, int, dict and list, but not of float or tuple.
+    if value is None or isinstance(value, (str, bool)) or type(value) is float:
         return None
     if isinstance(value, int):
         if -(2**63) <= value < 2**64:
@@ -77,11 +79,11 @@ def _find_unencodable(value: Any, where: str, ancestors: set[int]) -> tuple[str,
     children: list[tuple[str, Any]]
     if isinstance(value, dict):
         for key in value:
-            if not isinstance(key, str):
+            if type(key) is not str:  # orjson refuses str subclasses (a StrEnum) as keys
                 kind = type(key).__name__
                 return where, f"dict key {key!r} is of type {kind}, only str keys are allowed"
         children = [(f"{where}[{key!r}]", item) for key, item in value.items()]
-    elif isinstance(value, (list, tuple)):
+    elif isinstance(value, list) or type(value) is tuple:
         children = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = dataclasses.fields(value)
@@ -95,6 +97,8 @@ def _find_unencodable(value: Any, where: str, ancestors: set[int]) -> tuple[str,
         return None
     if id(value) in ancestors:
         return where, f"{type(value).__name__} contains itself (a reference cycle)"
+    if len(ancestors) >= _MAX_DEPTH:  # ancestors is the path of containers down to here
+        return "value", f"it nests containers more than {_MAX_DEPTH} deep, orjson's limit"
     ancestors.add(id(value))
     try:
         for child_where, child in children:

@@ -114,7 +114,7 @@ class ServeRequest:
         if query is None:
             query = QueryParams()
             for key, value in parse_qsl(self._head.query_string, keep_blank_values=True):
-                existing = query.get(key)
+                existing = dict.get(query, key)  # not QueryParams.get: the first value only
                 if existing is None:
                     query[key] = value
                 elif isinstance(existing, list):

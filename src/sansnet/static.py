@@ -59,12 +59,14 @@ class StaticFiles:
                 # (or "/%2Fevil.example%2F..") would make a scheme-relative Location,
                 # an open redirect (CVE-2021-28861 in http.server).
                 relative = path.relative_to(self.root).as_posix()
-                location = "/" if relative == "." else "/" + quote(relative) + "/"
+                location = "/" if relative == "." else "/" + _quote(relative) + "/"
                 if request.raw_query:
                     location += "?" + request.raw_query
                 return ServeResponse(301, {"Location": location}, "")
-            index = path / "index.html"
+            index = self._confine(path / "index.html")
             try:
+                if index is None:  # a link that leads out of the directory: no index
+                    raise FileNotFoundError
                 info = await anyio.to_thread.run_sync(index.stat)
                 path = index
             except OSError:
@@ -76,10 +78,18 @@ class StaticFiles:
         return await self._file(request, path, info)
 
     def _resolve(self, url_path: str) -> Path | None:
-        relative = unquote(url_path).lstrip("/")
+        # surrogateescape: %FF finds the file whose name has the byte 0xFF (not UTF-8).
+        relative = unquote(url_path, errors="surrogateescape").lstrip("/")
         if "\x00" in relative:
             return None
-        candidate = (self.root / relative).resolve()
+        return self._confine(self.root / relative)
+
+    def _confine(self, path: Path) -> Path | None:
+        """``path`` resolved, or None when it is not inside the directory."""
+        try:
+            candidate = path.resolve()
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
+            return None
         if candidate != self.root and self.root not in candidate.parents:
             return None  # "..", or a link that leads out of the directory
         return candidate
@@ -121,12 +131,18 @@ class StaticFiles:
         rows = ['<li><a href="../">../</a></li>'] if url_path != "/" else []
         for entry in entries:
             name = entry.name + ("/" if entry.is_dir() else "")
-            rows.append(f'<li><a href="{quote(name)}">{html.escape(name)}</a></li>')
+            shown = html.escape(name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+            rows.append(f'<li><a href="{_quote(name)}">{shown}</a></li>')
         page = (
             f"<!doctype html><html><head><meta charset=utf-8><title>Index of {title}</title></head>"
             f"<body><h1>Index of {title}</h1><ul>{''.join(rows)}</ul></body></html>\n"
         )
         return ServeResponse(200, {"Content-Type": "text/html; charset=utf-8"}, page)
+
+
+def _quote(name: str) -> str:
+    """Percent-encode a file name; a name that is not UTF-8 keeps its raw bytes."""
+    return quote(name, errors="surrogateescape")
 
 
 def _not_found() -> ServeResponse:

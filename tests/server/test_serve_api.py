@@ -19,6 +19,7 @@ from backports import zstd
 
 import sansnet
 from sansnet import ServeConfig, ServeRequest, ServeResponse
+from sansnet.protocol import RequestHead
 from sansnet.testing import serve as serve_in_memory
 
 pytestmark = pytest.mark.anyio
@@ -635,3 +636,11 @@ def test_query_params_get_is_one_str_and_get_all_a_list() -> None:
     )
     assert (query.get_all("a"), query.get_all("q"), query.get_all("z")) == (["1", "2"], ["x"], [])
     assert query["a"] == ["1", "2"]  # Lune's shape is unchanged
+
+
+def test_query_keeps_every_value_of_a_key_given_three_times() -> None:
+    # The third value used to replace the second: ["1", "3"].
+    head = RequestHead("GET", "/p?a=1&a=2&a=3&b=x&a=4")
+    query = ServeRequest(head, b"", "127.0.0.1", 1).query
+    assert query == {"a": ["1", "2", "3", "4"], "b": "x"}
+    assert query.get_all("a") == ["1", "2", "3", "4"]

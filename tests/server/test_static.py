@@ -175,6 +175,41 @@ async def test_if_range(site: Path) -> None:
         assert (stale.status_code, stale.body) == (200, b"0123456789")
 
 
+async def test_an_index_html_linking_outside_is_not_served(site: Path) -> None:
+    # The index was stat'ed and served without the check the request path gets.
+    (site / "sub" / "index.html").symlink_to(site / "escape.txt")  # itself a link out
+    async with serve(StaticFiles(site)) as client:
+        assert (await client.request("/sub/index.html")).status_code == 404
+        listing = await client.request("/sub/")
+        assert (listing.status_code, "secret" in listing.text) == (200, False)
+    async with serve(StaticFiles(site, listing=False)) as client:
+        assert (await client.request("/sub/")).status_code == 404
+
+
+async def test_a_symlink_loop_is_not_found(site: Path) -> None:
+    # Path.resolve raised RuntimeError("Symlink loop") on Python < 3.13: a 500.
+    (site / "loop1").symlink_to("loop2")
+    (site / "loop2").symlink_to("loop1")
+    async with serve(StaticFiles(site)) as client:
+        assert (await client.request("/loop1")).status_code == 404
+        assert (await client.request("/loop1/x")).status_code == 404
+
+
+async def test_a_file_name_that_is_not_utf8_is_listed_and_served(site: Path) -> None:
+    # The listing raised UnicodeEncodeError on the name's surrogate escape: a 500.
+    try:
+        fd = os.open(os.fsencode(site / "sub") + b"/\xff.txt", os.O_WRONLY | os.O_CREAT)
+        os.write(fd, b"raw")
+        os.close(fd)
+    except OSError:
+        pytest.skip("this file system wants UTF-8 names")
+    async with serve(StaticFiles(site)) as client:
+        listing = await client.request("/sub/")
+        assert listing.status_code == 200
+        assert '<a href="%FF.txt">\ufffd.txt</a>' in listing.text
+        assert (await client.request("/sub/%FF.txt")).body == b"raw"
+
+
 def test_parse_range_edge_cases() -> None:
     assert _parse_range("bytes=0-0", 1) == (0, 0)
     assert _parse_range("bytes=-5", 3) == (0, 2)
