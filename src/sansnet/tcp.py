@@ -206,7 +206,21 @@ class TcpStream:
                     f"({why}); nothing of these {len(payload)} bytes was sent."
                 )
             if payload:
-                await self._stream.write(payload, timeout)
+                try:
+                    await self._stream.write(payload, timeout)
+                except WriteError:
+                    if self._closed:  # close() ran while this write waited
+                        raise self._closed_while_writing(len(payload)) from None
+                    raise
+                if self._closed:  # the same, where the backend just dropped the rest
+                    raise self._closed_while_writing(len(payload))
+
+    def _closed_while_writing(self, size: int) -> WriteError:
+        return WriteError(
+            f"The TCP stream to {self._stream.description} was closed (close() was "
+            f"called) while a write of {size} bytes waited; part of them may not have "
+            "been sent."
+        )
 
     async def send_eof(self) -> None:
         """Finish sending but keep reading (a TCP half-close, Lune's ``close``): the peer

@@ -338,6 +338,35 @@ async def test_a_read_waiting_when_another_task_closes_the_stream_raises_read_er
         assert "close() was called" in str(outcome[0])
 
 
+async def test_a_write_waiting_when_another_task_closes_the_stream_raises_write_error() -> None:
+    # A peer that never reads: the write waits with most of its bytes unsent. asyncio's
+    # stream used to return from that write as if it had succeeded once close() gave
+    # up on the peer (5 s) and dropped the rest; trio's raised WriteError.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        stream = await net.tcp.connect("127.0.0.1", listener.getsockname()[1])
+        peer, _ = listener.accept()  # connected already: does not block
+        with peer:
+            outcome: list[object] = []
+
+            async def writer() -> None:
+                try:
+                    await stream.write(b"x" * 32_000_000)  # far beyond the socket buffers
+                    outcome.append("returned")
+                except WriteError as exc:
+                    outcome.append(exc)
+
+            with anyio.fail_after(15):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(writer)
+                    await anyio.wait_all_tasks_blocked()  # the write waits for the peer
+                    await stream.close()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], WriteError), outcome
+    assert "close() was called" in str(outcome[0])
+
+
 async def test_writes_after_the_end_fail_clearly_and_lose_nothing() -> None:
     with raw_server("bye") as port:
         stream = await net.tcp.connect("127.0.0.1", port)
