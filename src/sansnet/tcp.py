@@ -137,12 +137,15 @@ class TcpStream:
     @property
     def ttl(self) -> int | None:
         """The IP time-to-live (IPv6: unicast hop limit) of outgoing packets, or None
-        where the stream has no socket."""
+        where the stream has no socket (in memory; closed, or broken and released)."""
         sock = self._stream.raw_socket
-        if sock is None:
+        if sock is None or self._closed:
             return None
         level, option = _ttl_option(sock)
-        value: int = sock.getsockopt(level, option)
+        try:
+            value: int = sock.getsockopt(level, option)
+        except OSError:  # the socket is gone: the connection broke and was released
+            return None
         return value
 
     async def read(self, max_bytes: int = READ_SIZE, *, timeout: float | None = None) -> bytes:

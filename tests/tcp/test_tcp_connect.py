@@ -304,6 +304,9 @@ async def test_a_reset_is_a_read_error_after_the_data_that_came_first() -> None:
                         pass
             with pytest.raises(WriteError):
                 await stream.write(b"after the reset")
+            ttl = stream.ttl  # the socket may be released already: None, not an OSError
+            assert ttl is None or ttl > 0
+        assert stream.ttl is None  # closed (it raised OSError)
 
 
 async def test_read_timeout_leaves_the_stream_usable() -> None:
