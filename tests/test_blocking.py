@@ -46,8 +46,10 @@ def test_serve_request_stream_socket_without_await() -> None:
             assert ws.next(timeout=5) == b"bytes"
             assert ws.ping() >= 0
             assert ws.subprotocol is None
-            with pytest.raises(TimeoutError):
+            with pytest.raises(sansnet.ReadTimeout):  # typed: it was anyio's bare TimeoutError
                 ws.next(timeout=0.05)
+            ws.send("still open")
+            assert ws.next(timeout=5) == "still open"
             ws.close()
             assert (ws.close_code, ws.close_reason) == (1000, "")
             assert list(ws) == []

@@ -51,6 +51,7 @@ from .errors import (
     ConnectionClosed,
     InvalidArgument,
     ReadError,
+    ReadTimeout,
     ServerStoppedError,
     WriteError,
 )
@@ -410,17 +411,19 @@ class BlockingWebSocket:
 
     def next(self, timeout: float | None = None) -> str | bytes | None:
         """The next message, or None once closed. With ``timeout``, raise
-        ``TimeoutError`` if nothing arrives in time (the socket stays open)."""
+        :class:`~sansnet.ReadTimeout` (a ``TimeoutError``) if nothing arrives in time
+        (the socket stays open)."""
         if self._gone:
             return None  # closed by shutdown()
         if timeout is None:
             return self._call_next(self._socket.next)
 
         async def bounded() -> str | bytes | None:
-            import anyio
-
-            with anyio.fail_after(timeout):
-                return await self._socket.next()
+            try:
+                with anyio.fail_after(timeout):
+                    return await self._socket.next()
+            except TimeoutError:  # anyio's, the built-in one
+                raise ReadTimeout(f"No message within {timeout} s.") from None
 
         return self._call_next(bounded)
 
