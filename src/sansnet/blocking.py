@@ -495,6 +495,11 @@ class BlockingTcpStream:
     def tls(self) -> Any:
         return self._stream.tls
 
+    @property
+    def ttl(self) -> int | None:
+        """See :attr:`sansnet.tcp.TcpStream.ttl`."""
+        return self._stream.ttl
+
     def _run(self, function: Callable[[], Coroutine[Any, Any, T]], error: type[Exception]) -> T:
         """``function()`` on the loop; ``error`` once shutdown() closed this stream."""
         if not self._gone:
