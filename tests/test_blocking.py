@@ -48,6 +48,8 @@ def test_serve_request_stream_socket_without_await() -> None:
             assert ws.subprotocol is None
             with pytest.raises(sansnet.ReadTimeout):  # typed: it was anyio's bare TimeoutError
                 ws.next(timeout=0.05)
+            with pytest.raises(sansnet.InvalidArgument, match="timeout"):
+                ws.next(timeout="5")  # type: ignore[arg-type]  # was a bare TypeError
             ws.send("still open")
             assert ws.next(timeout=5) == "still open"
             ws.close()

@@ -413,6 +413,7 @@ class BlockingWebSocket:
         """The next message, or None once closed. With ``timeout``, raise
         :class:`~sansnet.ReadTimeout` (a ``TimeoutError``) if nothing arrives in time
         (the socket stays open)."""
+        _tcp._check_timeout(timeout)
         if self._gone:
             return None  # closed by shutdown()
         if timeout is None:

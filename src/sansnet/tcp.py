@@ -160,6 +160,7 @@ class TcpStream:
         """
         if type(max_bytes) is not int or max_bytes < 1:
             raise InvalidArgument(f"max_bytes must be a positive int, not {max_bytes!r}.")
+        _check_timeout(timeout)
         async with self._reading:
             if self._closed:
                 raise self._closed_error()
@@ -201,6 +202,7 @@ class TcpStream:
             raise InvalidArgument(
                 f"write() takes bytes or str, not {type(data).__name__}; encode it first."
             )
+        _check_timeout(timeout)
         async with self._writing:
             if self._closed or self._eof_sent:
                 why = "close() was called" if self._closed else "send_eof() was called"
@@ -289,6 +291,16 @@ def _host(text: object, name: str) -> str:
     return host
 
 
+def _check_timeout(timeout: object) -> None:
+    """InvalidArgument unless ``timeout`` is None or a positive number (not NaN)."""
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+    ):
+        raise InvalidArgument(
+            f"timeout must be a positive number of seconds or None, not {timeout!r}."
+        )
+
+
 def _check_port(port: object, low: int) -> int:
     if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= 65535:
         raise InvalidArgument(f"port must be an int from {low} to 65535, not {port!r}.")
@@ -327,10 +339,7 @@ async def connect(
         isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= 255
     ):
         raise InvalidArgument(f"ttl must be an int from 1 to 255 or None, not {ttl!r}.")
-    if timeout is not None and not timeout > 0:
-        raise InvalidArgument(
-            f"timeout must be a positive number of seconds or None, not {timeout!r}."
-        )
+    _check_timeout(timeout)
     context: ssl.SSLContext | None
     if isinstance(tls, ssl.SSLContext):
         context = tls

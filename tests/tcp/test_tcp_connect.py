@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import socket
 import struct
@@ -409,6 +410,8 @@ async def test_connect_errors_are_typed() -> None:
         ({"host": "127.0.0.1", "port": 80, "ttl": 0}, "ttl"),
         ({"host": "127.0.0.1", "port": 80, "ttl": 256}, "ttl"),
         ({"host": "127.0.0.1", "port": 80, "timeout": 0}, "timeout"),
+        ({"host": "127.0.0.1", "port": 80, "timeout": "5"}, "timeout"),
+        ({"host": "127.0.0.1", "port": 80, "timeout": math.nan}, "timeout"),
         ({"host": "127.0.0.1", "port": 80, "tls": "yes"}, "tls"),
     ],
 )
@@ -425,6 +428,13 @@ async def test_ttl_ipv6_and_bad_writes() -> None:
                 await stream.write(12)  # type: ignore[arg-type]
             with pytest.raises(InvalidArgument, match="max_bytes"):
                 await stream.read(0)
+            # NaN made asyncio's read wait forever; a str was a bare TypeError
+            for timeout in (math.nan, "5", 0, -1, True):
+                with pytest.raises(InvalidArgument, match="timeout"):
+                    with anyio.fail_after(5):
+                        await stream.read(timeout=timeout)  # type: ignore[arg-type]
+                with pytest.raises(InvalidArgument, match="timeout"):
+                    await stream.write(b"x", timeout=timeout)  # type: ignore[arg-type]
             await stream.write(b"")  # nothing to send is fine
             await stream.write(memoryview(b"view"))
             assert await stream.read(timeout=5) == b"view"
