@@ -46,8 +46,12 @@ def test_serve_request_stream_socket_without_await() -> None:
             assert ws.next(timeout=5) == b"bytes"
             assert ws.ping() >= 0
             assert ws.subprotocol is None
-            with pytest.raises(TimeoutError):
+            with pytest.raises(sansnet.ReadTimeout):  # typed: it was anyio's bare TimeoutError
                 ws.next(timeout=0.05)
+            with pytest.raises(sansnet.InvalidArgument, match="timeout"):
+                ws.next(timeout="5")  # type: ignore[arg-type]  # was a bare TypeError
+            ws.send("still open")
+            assert ws.next(timeout=5) == "still open"
             ws.close()
             assert (ws.close_code, ws.close_reason) == (1000, "")
             assert list(ws) == []
@@ -107,6 +111,51 @@ def test_stop_after_shutdown_raises_server_stopped_error() -> None:
         assert blocking.request(handle.url).ok
 
 
+def shout(stream: blocking.BlockingTcpStream) -> None:
+    for chunk in stream:
+        stream.write(chunk.upper())
+
+
+def test_streams_and_sockets_after_shutdown_act_closed() -> None:
+    """shutdown() closes the TCP streams and WebSockets still open; using them afterwards
+    raises the errors of a closed one, and closing them again is harmless (every call
+    raised RuntimeError, 'This portal is not running', and their sockets stayed open)."""
+    config = blocking.ServeConfig(handle_request=hello, handle_web_socket=echo)
+    handle = blocking.serve(0, config)
+    tcp_handle = blocking.tcp.serve(0, shout)
+    ws = blocking.socket(f"ws://127.0.0.1:{handle.port}/")
+    stream = blocking.tcp.connect("127.0.0.1", tcp_handle.port)
+    ws.send("hi")
+    assert ws.next(timeout=5) == "hi"
+    stream.write("hi")
+    assert stream.read(timeout=5) == b"HI"
+    blocking.shutdown()
+
+    assert stream.closed
+    with pytest.raises(sansnet.ReadError, match="shutdown"):
+        stream.read()
+    with pytest.raises(sansnet.WriteError, match="shutdown"):
+        stream.write(b"more")
+    with pytest.raises(sansnet.ReadError, match="shutdown"):
+        list(stream)  # as iterating a closed TcpStream does
+    stream.send_eof()
+    stream.close()
+    stream.__exit__(None, None, None)
+
+    assert ws.close_code == 1001  # going away
+    with pytest.raises(sansnet.ConnectionClosed, match="shutdown"):
+        ws.send("more")
+    with pytest.raises(sansnet.ConnectionClosed):
+        ws.ping()
+    assert ws.next() is None
+    assert ws.next(timeout=1) is None
+    assert list(ws) == []
+    ws.close()
+    ws.__exit__(None, None, None)
+    with blocking.serve(0, hello) as handle:  # a new loop serves on
+        assert blocking.request(handle.url).ok
+
+
 def test_interpreter_exit_stops_servers_and_closes_connections() -> None:
     script = textwrap.dedent(
         """
@@ -127,6 +176,43 @@ def test_interpreter_exit_stops_servers_and_closes_connections() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "bye\n"
+    assert "ResourceWarning" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_interpreter_exit_closes_the_streams_and_sockets_left_open() -> None:
+    script = textwrap.dedent(
+        """
+        import warnings
+        warnings.simplefilter("error", ResourceWarning)
+        from sansnet import blocking
+        async def echo(ws):
+            async for message in ws:
+                await ws.send(message)
+        def shout(stream):
+            for chunk in stream:
+                stream.write(chunk.upper())
+        config = blocking.ServeConfig(handle_request=lambda request: "", handle_web_socket=echo)
+        handle = blocking.serve(0, config)
+        tcp_handle = blocking.tcp.serve(0, shout)
+        ws = blocking.socket(f"ws://127.0.0.1:{handle.port}/")
+        stream = blocking.tcp.connect("127.0.0.1", tcp_handle.port)
+        ws.send("a")
+        stream.write("b")
+        print(ws.next(timeout=5), stream.read(timeout=5), flush=True)
+        # no close(): exit closes them (it left their sockets open, and each server
+        # waited drain_timeout for the handler its own client kept busy)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "a b'B'\n"
     assert "ResourceWarning" not in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -15,8 +15,9 @@ Lune 0.10's groupings are here too: ``net.http.request``, ``net.http.serve``,
 
 One event loop runs in a background thread (anyio's blocking portal on asyncio), started
 on the first call and reused by every later call from any thread, so connection pools
-survive between calls. It is shut down when the interpreter exits, closing pooled
-connections and stopping servers still running. Calling these functions from inside a
+survive between calls. It is shut down when the interpreter exits, closing the TCP
+streams, WebSockets and pooled connections still open and stopping servers still
+running. Calling these functions from inside a
 running event loop raises ``RuntimeError``: there, await the functions of
 :mod:`sansnet` instead.
 """
@@ -29,6 +30,7 @@ import functools
 import inspect
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
@@ -45,7 +47,14 @@ from . import websocket as _websocket
 from ._lifecycle import ListeningServer, is_async_callable
 from .client import FetchParams, FetchResponse, StreamingResponse
 from .codecs import json_decode, json_encode, url_decode, url_encode
-from .errors import InvalidArgument, ServerStoppedError
+from .errors import (
+    ConnectionClosed,
+    InvalidArgument,
+    ReadError,
+    ReadTimeout,
+    ServerStoppedError,
+    WriteError,
+)
 from .models import ServeRequest, ServeResponse
 from .server import ServeConfig
 from .transport.streams import READ_SIZE
@@ -79,6 +88,8 @@ _lock = threading.Lock()
 _portal: BlockingPortal | None = None
 _thread: threading.Thread | None = None
 _servers: set[BlockingServeHandle] = set()
+# The streams and sockets open on the current loop, which shutdown() closes.
+_open: weakref.WeakSet[BlockingTcpStream | BlockingWebSocket] = weakref.WeakSet()
 
 
 def _check_not_in_event_loop() -> None:
@@ -150,15 +161,25 @@ def _call(function: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs:
 
 
 def shutdown() -> None:
-    """Stop servers still running (gracefully), close pooled connections and stop the
+    """Close the TCP streams and WebSockets still open (a WebSocket with code 1001), stop
+    servers still running (gracefully), close pooled connections and stop the
     background event loop. Called at interpreter exit; a later call to any function
-    starts a new loop."""
+    starts a new loop. A stream or socket it closed acts as one closed by its
+    ``close()``."""
     global _portal, _thread
     with _lock:
         current, thread = _portal, _thread
         _portal = _thread = None
+        still_open = list(_open)
+        _open.clear()
     if current is None:
         return
+    for item in still_open:
+        item._gone = True  # from now on without the loop: it is closed
+    try:
+        current.call(_close_all, still_open)
+    except Exception:  # pragma: no cover - closing at exit is best effort
+        pass
     for handle in list(_servers):
         if not handle.stopped:
             try:
@@ -172,6 +193,12 @@ def shutdown() -> None:
 
 
 atexit.register(shutdown)
+
+
+async def _close_all(items: list[BlockingTcpStream | BlockingWebSocket]) -> None:
+    async with anyio.create_task_group() as group:
+        for item in items:
+            group.start_soon(item._close_at_shutdown)
 
 
 # ============================================================================ requests
@@ -340,6 +367,9 @@ class BlockingWebSocket:
     def __init__(self, socket: _websocket.WebSocket, portal: BlockingPortal) -> None:
         self._socket = socket
         self._portal = portal
+        self._gone = False  # shutdown() closed it and stopped its loop
+        with _lock:
+            _open.add(self)
 
     @property
     def close_code(self) -> int | None:
@@ -353,28 +383,66 @@ class BlockingWebSocket:
     def subprotocol(self) -> str | None:
         return self._socket.subprotocol
 
+    def _run(self, function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """``function(*args)`` on the loop; ConnectionClosed once shutdown() closed this
+        socket."""
+        if not self._gone:
+            try:
+                result: T = self._portal.call(function, *args)
+                return result
+            except RuntimeError:
+                if not self._gone:  # not "this portal is not running" after shutdown()
+                    raise
+        raise ConnectionClosed(
+            "The WebSocket is closed: blocking.shutdown() closed it and stopped its event "
+            "loop; open a new one.",
+            code=self.close_code,
+            reason=self.close_reason,
+        )
+
+    async def _close_at_shutdown(self) -> None:
+        try:
+            await self._socket.close_quietly(1001, "going away")
+        except Exception:  # pragma: no cover - closing at exit is best effort
+            pass
+
     def send(self, message: str | bytes, binary: bool | None = None) -> None:
-        self._portal.call(self._socket.send, message, binary)
+        self._run(self._socket.send, message, binary)
 
     def next(self, timeout: float | None = None) -> str | bytes | None:
         """The next message, or None once closed. With ``timeout``, raise
-        ``TimeoutError`` if nothing arrives in time (the socket stays open)."""
+        :class:`~sansnet.ReadTimeout` (a ``TimeoutError``) if nothing arrives in time
+        (the socket stays open)."""
+        _tcp._check_timeout(timeout)
+        if self._gone:
+            return None  # closed by shutdown()
         if timeout is None:
-            return self._portal.call(self._socket.next)
+            return self._call_next(self._socket.next)
 
         async def bounded() -> str | bytes | None:
-            import anyio
+            try:
+                with anyio.fail_after(timeout):
+                    return await self._socket.next()
+            except TimeoutError:  # anyio's, the built-in one
+                raise ReadTimeout(f"No message within {timeout} s.") from None
 
-            with anyio.fail_after(timeout):
-                return await self._socket.next()
+        return self._call_next(bounded)
 
-        return self._portal.call(bounded)
+    def _call_next(
+        self, function: Callable[[], Coroutine[Any, Any, str | bytes | None]]
+    ) -> str | bytes | None:
+        try:
+            return self._run(function)
+        except ConnectionClosed:  # shutdown() closed it: the end, as for any close
+            return None
 
     def close(self, code: int = 1000, reason: str = "") -> None:
-        self._portal.call(self._socket.close, code, reason)
+        if self._gone:
+            return  # shutdown() closed it, as a peer's close would have
+        self._run(self._socket.close, code, reason)
 
     def ping(self) -> float:
-        return self._portal.call(self._socket.ping)
+        return self._run(self._socket.ping)
 
     def __iter__(self) -> Iterator[str | bytes]:
         while (message := self.next()) is not None:
@@ -384,7 +452,11 @@ class BlockingWebSocket:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        self._portal.call(self._socket.close_quietly)
+        if not self._gone:
+            try:
+                self._run(self._socket.close_quietly)
+            except ConnectionClosed:  # shutdown() closed it meanwhile
+                pass
 
 
 def socket(url: str, **options: Any) -> BlockingWebSocket:
@@ -408,6 +480,9 @@ class BlockingTcpStream:
     def __init__(self, stream: _tcp.TcpStream, portal: BlockingPortal) -> None:
         self._stream = stream
         self._portal = portal
+        self._gone = False  # shutdown() closed it and stopped its loop
+        with _lock:
+            _open.add(self)
         self.local_ip = stream.local_ip
         self.local_port = stream.local_port
         self.remote_ip = stream.remote_ip
@@ -421,19 +496,45 @@ class BlockingTcpStream:
     def tls(self) -> Any:
         return self._stream.tls
 
+    @property
+    def ttl(self) -> int | None:
+        """See :attr:`sansnet.tcp.TcpStream.ttl`."""
+        return self._stream.ttl
+
+    def _run(self, function: Callable[[], Coroutine[Any, Any, T]], error: type[Exception]) -> T:
+        """``function()`` on the loop; ``error`` once shutdown() closed this stream."""
+        if not self._gone:
+            try:
+                result: T = self._portal.call(function)
+                return result
+            except RuntimeError:
+                if not self._gone:  # not "this portal is not running" after shutdown()
+                    raise
+        raise error(
+            f"The TCP stream to {self.remote_ip}:{self.remote_port} is closed: "
+            "blocking.shutdown() closed it and stopped its event loop; connect again."
+        )
+
+    async def _close_at_shutdown(self) -> None:
+        await self._stream.close()
+
     def read(self, max_bytes: int = READ_SIZE, *, timeout: float | None = None) -> bytes:
-        return self._portal.call(functools.partial(self._stream.read, max_bytes, timeout=timeout))
+        return self._run(
+            functools.partial(self._stream.read, max_bytes, timeout=timeout), ReadError
+        )
 
     def write(
         self, data: bytes | bytearray | memoryview | str, *, timeout: float | None = None
     ) -> None:
-        self._portal.call(functools.partial(self._stream.write, data, timeout=timeout))
+        self._run(functools.partial(self._stream.write, data, timeout=timeout), WriteError)
 
     def send_eof(self) -> None:
-        self._portal.call(self._stream.send_eof)
+        if not self._gone:  # else closed by shutdown(): nothing to finish
+            self._run(self._stream.send_eof, WriteError)
 
     def close(self) -> None:
-        self._portal.call(self._stream.close)
+        if not self._gone:  # else closed by shutdown() already
+            self._run(self._stream.close, WriteError)
 
     def __iter__(self) -> Iterator[bytes]:
         while chunk := self.read():

@@ -137,12 +137,15 @@ class TcpStream:
     @property
     def ttl(self) -> int | None:
         """The IP time-to-live (IPv6: unicast hop limit) of outgoing packets, or None
-        where the stream has no socket."""
+        where the stream has no socket (in memory; closed, or broken and released)."""
         sock = self._stream.raw_socket
-        if sock is None:
+        if sock is None or self._closed:
             return None
         level, option = _ttl_option(sock)
-        value: int = sock.getsockopt(level, option)
+        try:
+            value: int = sock.getsockopt(level, option)
+        except OSError:  # the socket is gone: the connection broke and was released
+            return None
         return value
 
     async def read(self, max_bytes: int = READ_SIZE, *, timeout: float | None = None) -> bytes:
@@ -157,6 +160,7 @@ class TcpStream:
         """
         if type(max_bytes) is not int or max_bytes < 1:
             raise InvalidArgument(f"max_bytes must be a positive int, not {max_bytes!r}.")
+        _check_timeout(timeout)
         async with self._reading:
             if self._closed:
                 raise self._closed_error()
@@ -198,6 +202,7 @@ class TcpStream:
             raise InvalidArgument(
                 f"write() takes bytes or str, not {type(data).__name__}; encode it first."
             )
+        _check_timeout(timeout)
         async with self._writing:
             if self._closed or self._eof_sent:
                 why = "close() was called" if self._closed else "send_eof() was called"
@@ -206,7 +211,21 @@ class TcpStream:
                     f"({why}); nothing of these {len(payload)} bytes was sent."
                 )
             if payload:
-                await self._stream.write(payload, timeout)
+                try:
+                    await self._stream.write(payload, timeout)
+                except WriteError:
+                    if self._closed:  # close() ran while this write waited
+                        raise self._closed_while_writing(len(payload)) from None
+                    raise
+                if self._closed:  # the same, where the backend just dropped the rest
+                    raise self._closed_while_writing(len(payload))
+
+    def _closed_while_writing(self, size: int) -> WriteError:
+        return WriteError(
+            f"The TCP stream to {self._stream.description} was closed (close() was "
+            f"called) while a write of {size} bytes waited; part of them may not have "
+            "been sent."
+        )
 
     async def send_eof(self) -> None:
         """Finish sending but keep reading (a TCP half-close, Lune's ``close``): the peer
@@ -272,6 +291,16 @@ def _host(text: object, name: str) -> str:
     return host
 
 
+def _check_timeout(timeout: object) -> None:
+    """InvalidArgument unless ``timeout`` is None or a positive number (not NaN)."""
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+    ):
+        raise InvalidArgument(
+            f"timeout must be a positive number of seconds or None, not {timeout!r}."
+        )
+
+
 def _check_port(port: object, low: int) -> int:
     if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= 65535:
         raise InvalidArgument(f"port must be an int from {low} to 65535, not {port!r}.")
@@ -310,10 +339,7 @@ async def connect(
         isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= 255
     ):
         raise InvalidArgument(f"ttl must be an int from 1 to 255 or None, not {ttl!r}.")
-    if timeout is not None and not timeout > 0:
-        raise InvalidArgument(
-            f"timeout must be a positive number of seconds or None, not {timeout!r}."
-        )
+    _check_timeout(timeout)
     context: ssl.SSLContext | None
     if isinstance(tls, ssl.SSLContext):
         context = tls

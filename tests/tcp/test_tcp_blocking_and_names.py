@@ -32,9 +32,10 @@ def test_the_submodules_are_the_top_level_names() -> None:
 
 
 def test_blocking_tcp_connect_to_socat() -> None:
-    with socat_echo() as port, blocking.tcp.connect("127.0.0.1", port) as stream:
+    with socat_echo() as port, blocking.tcp.connect("127.0.0.1", port, ttl=9) as stream:
         assert (stream.remote_ip, stream.remote_port) == ("127.0.0.1", port)
         assert stream.tls is None
+        assert stream.ttl == 9  # it had no ttl: AttributeError
         stream.write("hello ")
         stream.write(b"blocking")
         received = b""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import socket
 import struct
@@ -304,6 +305,9 @@ async def test_a_reset_is_a_read_error_after_the_data_that_came_first() -> None:
                         pass
             with pytest.raises(WriteError):
                 await stream.write(b"after the reset")
+            ttl = stream.ttl  # the socket may be released already: None, not an OSError
+            assert ttl is None or ttl > 0
+        assert stream.ttl is None  # closed (it raised OSError)
 
 
 async def test_read_timeout_leaves_the_stream_usable() -> None:
@@ -336,6 +340,35 @@ async def test_a_read_waiting_when_another_task_closes_the_stream_raises_read_er
         assert len(outcome) == 1
         assert isinstance(outcome[0], ReadError), outcome
         assert "close() was called" in str(outcome[0])
+
+
+async def test_a_write_waiting_when_another_task_closes_the_stream_raises_write_error() -> None:
+    # A peer that never reads: the write waits with most of its bytes unsent. asyncio's
+    # stream used to return from that write as if it had succeeded once close() gave
+    # up on the peer (5 s) and dropped the rest; trio's raised WriteError.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        stream = await net.tcp.connect("127.0.0.1", listener.getsockname()[1])
+        peer, _ = listener.accept()  # connected already: does not block
+        with peer:
+            outcome: list[object] = []
+
+            async def writer() -> None:
+                try:
+                    await stream.write(b"x" * 32_000_000)  # far beyond the socket buffers
+                    outcome.append("returned")
+                except WriteError as exc:
+                    outcome.append(exc)
+
+            with anyio.fail_after(15):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(writer)
+                    await anyio.wait_all_tasks_blocked()  # the write waits for the peer
+                    await stream.close()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], WriteError), outcome
+    assert "close() was called" in str(outcome[0])
 
 
 async def test_writes_after_the_end_fail_clearly_and_lose_nothing() -> None:
@@ -377,6 +410,8 @@ async def test_connect_errors_are_typed() -> None:
         ({"host": "127.0.0.1", "port": 80, "ttl": 0}, "ttl"),
         ({"host": "127.0.0.1", "port": 80, "ttl": 256}, "ttl"),
         ({"host": "127.0.0.1", "port": 80, "timeout": 0}, "timeout"),
+        ({"host": "127.0.0.1", "port": 80, "timeout": "5"}, "timeout"),
+        ({"host": "127.0.0.1", "port": 80, "timeout": math.nan}, "timeout"),
         ({"host": "127.0.0.1", "port": 80, "tls": "yes"}, "tls"),
     ],
 )
@@ -393,6 +428,13 @@ async def test_ttl_ipv6_and_bad_writes() -> None:
                 await stream.write(12)  # type: ignore[arg-type]
             with pytest.raises(InvalidArgument, match="max_bytes"):
                 await stream.read(0)
+            # NaN made asyncio's read wait forever; a str was a bare TypeError
+            for timeout in (math.nan, "5", 0, -1, True):
+                with pytest.raises(InvalidArgument, match="timeout"):
+                    with anyio.fail_after(5):
+                        await stream.read(timeout=timeout)  # type: ignore[arg-type]
+                with pytest.raises(InvalidArgument, match="timeout"):
+                    await stream.write(b"x", timeout=timeout)  # type: ignore[arg-type]
             await stream.write(b"")  # nothing to send is fine
             await stream.write(memoryview(b"view"))
             assert await stream.read(timeout=5) == b"view"
