@@ -983,6 +983,13 @@ def _redirect(request: Request, response: StreamingResponse, allow_insecure: boo
     """The request that follows a redirect (RFC 9110 section 15.4, as browsers do it)."""
     location = response.raw_headers["location"]
     status = response.status_code
+    if not location.isascii():
+        # Received bytes, read as Latin-1; servers send UTF-8 there (browsers and
+        # requests read it so): percent-encode the characters, not their Latin-1 mojibake.
+        try:
+            location = location.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass
     try:
         parsed = parse_url(urljoin(request.url, location.strip()))
     except ValueError as exc:  # urljoin's, or InvalidURL
