@@ -109,6 +109,8 @@ def parse_url(url: str) -> ParsedURL:
 def with_query(url: str, query: Mapping[str, Any] | None) -> str:
     if not query:
         return url
+    if not isinstance(url, str):
+        raise InvalidArgument(f"The URL must be a str, not {type(url).__name__}.")
     if not isinstance(query, Mapping):
         raise InvalidArgument(f"query must be a mapping, not {type(query).__name__}.")
     pairs: list[tuple[str, str]] = []

@@ -53,6 +53,8 @@ def no_answer(conn: socket.socket, server: RawServer) -> None:
         ({"url": 42}, TypeError, "URL string or a FetchParams"),
         ({"url": {"method": "GET"}}, ValueError, "needs a 'url'"),
         ({"url": {"url": 42}}, TypeError, "must be a str"),
+        ({"url": {"url": 42, "query": {"a": 1}}}, TypeError, "URL must be a str, not int"),
+        ({"url": {"url": b"http://x/", "query": {"a": 1}}}, TypeError, "URL must be a str"),
         ({"headers": {"X-Evil": "a\r\nInjected: yes"}}, ValueError, "X-Evil"),
         ({"headers": {"X-Evil": "a\nb"}}, ValueError, "X-Evil"),
         ({"headers": {"Bad Name": "x"}}, ValueError, "Bad Name"),
