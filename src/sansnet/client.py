@@ -810,7 +810,7 @@ class Client:
         unix_socket = opts.get("unix_socket")
         given = opts.get("proxy", FROM_ENVIRONMENT)
         if given is not FROM_ENVIRONMENT:
-            proxy = given_proxy(given, unix_socket)
+            proxy = given_proxy(given, unix_socket or self._unix_socket)
         elif unix_socket is not None:
             proxy = None
         elif self._proxy_env is not None:
