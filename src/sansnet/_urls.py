@@ -75,7 +75,7 @@ class ParsedURL:
         path = quote(split.path, safe="/%:@!$&'()*+,;=-._~") or "/"
         query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
         self.target = f"{path}?{query}" if query else path
-        self.url = _unsplit(split, scheme, path, query)
+        self.url = _unsplit(split, scheme, host, path, query)
         self.authorization = _basic(split.username, split.password)
 
 
@@ -87,8 +87,10 @@ def _basic(username: str | None, password: str | None) -> str | None:
     return "Basic " + base64.b64encode(credentials).decode("ascii")
 
 
-def _unsplit(split: SplitResult, scheme: str, path: str, query: str) -> str:
+def _unsplit(split: SplitResult, scheme: str, host: str, path: str, query: str) -> str:
     netloc = split.netloc.rpartition("@")[2]  # credentials never go in the request URL
+    if not netloc.isascii():  # an internationalized name: its IDNA (ASCII) form
+        netloc = host if split.port is None else f"{host}:{split.port}"
     return f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")
 
 
@@ -107,6 +109,8 @@ def parse_url(url: str) -> ParsedURL:
 def with_query(url: str, query: Mapping[str, Any] | None) -> str:
     if not query:
         return url
+    if not isinstance(url, str):
+        raise InvalidArgument(f"The URL must be a str, not {type(url).__name__}.")
     if not isinstance(query, Mapping):
         raise InvalidArgument(f"query must be a mapping, not {type(query).__name__}.")
     pairs: list[tuple[str, str]] = []

@@ -632,6 +632,15 @@ def _check_max_redirects(value: object) -> int:
     return value
 
 
+def _check_max_decoded_size(value: object) -> int | None:
+    """``max_decoded_size``, checked: None or an int >= 0 (a bool is refused)."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise InvalidArgument(
+            f"max_decoded_size must be None (no cap) or an int >= 0, not {value!r}."
+        )
+    return value
+
+
 def _body(params: Mapping[str, Any]) -> tuple[bytes | AsyncIterable[bytes], str | None]:
     """The body to send and the Content-Type it implies (None: none)."""
     body = params.get("body")
@@ -722,7 +731,7 @@ class Client:
             "max_redirects": _check_max_redirects(max_redirects),
             "allow_insecure_redirects": allow_insecure_redirects,
             "decompress": decompress,
-            "max_decoded_size": max_decoded_size,
+            "max_decoded_size": _check_max_decoded_size(max_decoded_size),
         }
         self._verify = verify
         self._cert = cert
@@ -801,7 +810,7 @@ class Client:
         unix_socket = opts.get("unix_socket")
         given = opts.get("proxy", FROM_ENVIRONMENT)
         if given is not FROM_ENVIRONMENT:
-            proxy = given_proxy(given, unix_socket)
+            proxy = given_proxy(given, unix_socket or self._unix_socket)
         elif unix_socket is not None:
             proxy = None
         elif self._proxy_env is not None:
@@ -870,6 +879,8 @@ class Client:
             transport = None
             if "max_redirects" in opts:
                 _check_max_redirects(opts["max_redirects"])
+            if "max_decoded_size" in opts:
+                _check_max_decoded_size(opts["max_decoded_size"])
         timeout = Deadlines(Timeout.of(settings["timeout"]), cover_body=cover_body)
         method = _method(params.get("method") or "GET")
         parsed = parse_url(with_query(params["url"], params.get("query")))
@@ -983,6 +994,13 @@ def _redirect(request: Request, response: StreamingResponse, allow_insecure: boo
     """The request that follows a redirect (RFC 9110 section 15.4, as browsers do it)."""
     location = response.raw_headers["location"]
     status = response.status_code
+    if not location.isascii():
+        # Received bytes, read as Latin-1; servers send UTF-8 there (browsers and
+        # requests read it so): percent-encode the characters, not their Latin-1 mojibake.
+        try:
+            location = location.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass
     try:
         parsed = parse_url(urljoin(request.url, location.strip()))
     except ValueError as exc:  # urljoin's, or InvalidURL

@@ -250,6 +250,7 @@ class NoProxy:
     * A name, ``example.com``, ``.example.com`` or ``*.example.com``, matches
       example.com and its subdomains (www.example.com), on label boundaries:
       notexample.com does not match. A trailing dot on the host or the entry is ignored.
+      An internationalized name (``bücher.example``) matches in its IDNA form too.
     * An IP address (``10.0.0.1``, ``::1``, ``[::1]``) matches that address, compared
       as an address (``::1`` is ``0:0::1``); a network (``10.0.0.0/8``, ``fd00::/8``)
       matches the addresses in it.
@@ -282,7 +283,7 @@ class NoProxy:
         or without brackets) on ``port`` bypasses the proxy."""
         if self._everything:
             return True
-        host = host.lower().rstrip(".")
+        host = _ascii_name(host.lower().rstrip("."))
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
         address: _Address | None
@@ -346,9 +347,21 @@ def _no_proxy_entry(text: str) -> _Entry | None:
         text = text[2:]
     elif text.startswith("."):
         text = text[1:]
+    text = _ascii_name(text)
     if _NAME.fullmatch(text) is None:
         return None
     return text, port
+
+
+def _ascii_name(name: str) -> str:
+    """An internationalized host name in its IDNA form, as request URLs have it ("" if
+    it has none); an ASCII name as it is."""
+    if name.isascii():
+        return name
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
 
 
 _NO_EXCEPTIONS: Final = NoProxy()  # immutable, so one instance is every default

@@ -154,6 +154,20 @@ async def test_idna_hosts(raw_server: Callable[..., RawServer]) -> None:
         await sansnet.request("http://" + "ü" * 70 + ".example/")
 
 
+async def test_idna_hosts_through_a_forward_proxy(raw_server: Callable[..., RawServer]) -> None:
+    def proxy(conn: socket.socket, server: RawServer) -> None:
+        while server.read_request(conn) is not None:
+            conn.sendall(response(b"proxied"))
+
+    server = raw_server(proxy)
+    async with sansnet.Client(proxy=server.url) as client:
+        result = await client.request("http://Bücher.example:8080/a?b=1")
+    assert result.body == b"proxied"
+    assert result.url == "http://xn--bcher-kva.example:8080/a?b=1"
+    assert server.requests[0].startswith(b"GET http://xn--bcher-kva.example:8080/a?b=1 HTTP/1.1")
+    assert b"\r\nHost: xn--bcher-kva.example:8080\r\n" in server.requests[0]
+
+
 def test_url_cache_is_bounded() -> None:
     for i in range(600):
         parse_url(f"http://example.org/{i}")

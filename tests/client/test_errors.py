@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import math
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,7 @@ from sansnet.transport.streams import MemoryStream, memory_stream_pair
 from tests.virtual_time import on_virtual_time
 
 from .conftest import Servers
-from .rawserver import RawServer
+from .rawserver import RawServer, response
 
 pytestmark = pytest.mark.anyio
 
@@ -52,6 +53,8 @@ def no_answer(conn: socket.socket, server: RawServer) -> None:
         ({"url": 42}, TypeError, "URL string or a FetchParams"),
         ({"url": {"method": "GET"}}, ValueError, "needs a 'url'"),
         ({"url": {"url": 42}}, TypeError, "must be a str"),
+        ({"url": {"url": 42, "query": {"a": 1}}}, TypeError, "URL must be a str, not int"),
+        ({"url": {"url": b"http://x/", "query": {"a": 1}}}, TypeError, "URL must be a str"),
         ({"headers": {"X-Evil": "a\r\nInjected: yes"}}, ValueError, "X-Evil"),
         ({"headers": {"X-Evil": "a\nb"}}, ValueError, "X-Evil"),
         ({"headers": {"Bad Name": "x"}}, ValueError, "Bad Name"),
@@ -83,6 +86,22 @@ async def test_bad_input_fails_before_any_io(
     with pytest.raises(error, match=match):
         await sansnet.request(url, **kwargs)  # type: ignore[arg-type]
     assert server.accepted == 0, "Nothing was sent: the error came before any I/O."
+
+
+@pytest.mark.parametrize("value", ["1000", -1, 1.5, math.nan, True])
+async def test_a_bad_max_decoded_size_fails_before_any_io(raw_server: Start, value: object) -> None:
+    def gzipped(conn: socket.socket, server: RawServer) -> None:
+        body = gzip.compress(b"x" * 100)
+        while server.read_request(conn) is not None:
+            conn.sendall(response(body, extra=b"Content-Encoding: gzip\r\n"))
+
+    server = raw_server(gzipped)
+    with pytest.raises(sansnet.InvalidArgument, match="max_decoded_size must be None"):
+        await sansnet.request(server.url, max_decoded_size=value)
+    with pytest.raises(sansnet.InvalidArgument, match="max_decoded_size must be None"):
+        sansnet.Client(max_decoded_size=value)  # type: ignore[arg-type]
+    assert server.accepted == 0, "Nothing was sent: the error came before any I/O."
+    assert (await sansnet.request(server.url, max_decoded_size=None)).body == b"x" * 100
 
 
 def test_bad_client_arguments() -> None:

@@ -117,6 +117,24 @@ async def test_invalid_location_is_a_protocol_error(raw_server: object, location
     assert (result.status_code, result.headers["location"]) == (302, location)
 
 
+async def test_a_location_in_utf_8_is_followed_as_its_characters(raw_server: object) -> None:
+    from .rawserver import RawServer, response
+
+    def handler(conn, server: RawServer) -> None:  # type: ignore[no-untyped-def]
+        while (head := server.read_request(conn)) is not None:
+            if head.startswith(b"GET / "):
+                extra = "Location: /caf\u00e9?q=\u00fc\r\n".encode()  # raw UTF-8 bytes
+                conn.sendall(response(b"", status="302 Found", extra=extra))
+            else:
+                conn.sendall(response(b"here"))
+
+    server = raw_server(handler)  # type: ignore[operator]
+    result = await sansnet.request(server.url + "/")
+    assert result.body == b"here"
+    assert result.url == server.url + "/caf%C3%A9?q=%C3%BC", "Not the Latin-1 mojibake."
+    assert server.requests[1].startswith(b"GET /caf%C3%A9?q=%C3%BC HTTP/1.1")
+
+
 async def test_credentials_dropped_on_origin_change(servers: Servers) -> None:
     secret = {"Authorization": "Bearer secret", "Cookie": "session=1", "X-Keep": "yes"}
     same = await sansnet.request(f"{servers.uvicorn}{to('/echo', 302)}", headers=secret)

@@ -411,6 +411,12 @@ async def test_proxy_and_unix_socket_are_exclusive(tmp_path: Any) -> None:
         await net.request("http://x/", proxy="http://127.0.0.1:3128", unix_socket="/s")
     with pytest.raises(InvalidArgument, match="proxy= or unix_socket="):
         await net.socket("ws://x/", proxy="http://127.0.0.1:3128", unix_socket="/s")
+    async with net.Client(unix_socket=str(tmp_path / "s")) as client:
+        # The client's Unix socket and the request's proxy: both too (the proxy was
+        # ignored, the request sent in proxy form to the Unix socket's server).
+        with pytest.raises(InvalidArgument, match="proxy= or unix_socket="):
+            await client.request("http://x/", proxy="http://127.0.0.1:3128")
+        assert client.pool.total == 0
 
 
 async def test_a_bad_proxy_variable_is_named_when_the_client_is_made(

@@ -292,6 +292,13 @@ def test_remote_dns(scheme: str, remote: bool) -> None:
         (".", "example.com", 80, False),
         ("**", "example.com", 80, False),
         ("a/b", "a", 80, False),
+        # an internationalized name matches in either form (requests use the IDNA one)
+        ("bücher.example", "xn--bcher-kva.example", 80, True),
+        (".MÜLLER.de", "www.xn--mller-kva.de", 80, True),
+        ("*.müller.de:8080", "www.Müller.de", 8080, True),
+        ("xn--bcher-kva.example", "bücher.example", 80, True),
+        ("bücher.example", "xn--bchr-kva.example", 80, False),
+        ("ü" * 70 + ".example", "example", 80, False),
         # an empty host matches nothing but *
         ("example.com", "", 80, False),
     ],
