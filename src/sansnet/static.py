@@ -178,27 +178,39 @@ def _if_range_matches(request: ServeRequest, etag: str) -> bool:
 
 
 def _parse_range(value: str, size: int) -> tuple[int, int] | None:
-    """One ``bytes=`` range (RFC 9110 section 14.1.2); None when unsatisfiable. Several
-    ranges are answered with the whole file (a multipart answer is optional)."""
+    """One ``bytes=`` range (RFC 9110 section 14.1.2); None when unsatisfiable. A field
+    that does not parse (positions are 1*DIGIT: no sign, no ``_``, no inner spaces) or
+    names another unit is ignored, as are several ranges (a multipart answer is
+    optional): both get the whole file."""
     unit, _, spec = value.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+    if unit.strip(" \t").lower() != "bytes" or "," in spec:
         return (0, size - 1)
-    first, dash, last = spec.strip().partition("-")
-    if not dash:
-        return (0, size - 1)
-    try:
-        if first == "":
-            suffix = int(last)
-            if suffix <= 0:
-                return None
-            return (max(0, size - suffix), size - 1)
-        start = int(first)
-        end = int(last) if last else size - 1
-    except ValueError:
-        return (0, size - 1)
-    if start >= size or start < 0 or end < start:
+    first, dash, last = spec.strip(" \t").partition("-")
+    if not dash or not _is_position(last, empty_ok=bool(first)) or not _is_position(first):
+        return (0, size - 1)  # "bytes=0_1-0_3", "bytes=+2-", "bytes=--5", "bytes=-": ignored
+    if first == "":
+        suffix = _position(last)
+        if suffix <= 0:
+            return None
+        return (max(0, size - suffix), size - 1)
+    start = _position(first)
+    end = _position(last) if last else size - 1
+    if start >= size or end < start:
         return None
     return (start, min(end, size - 1))
+
+
+def _is_position(text: str, *, empty_ok: bool = True) -> bool:
+    """``text`` is 1*DIGIT (ASCII digits only: int() also takes "+1", "1_0", " 1" and
+    other scripts' digits), or empty where ``empty_ok``."""
+    return text.isascii() and text.isdigit() if text else empty_ok
+
+
+def _position(digits: str) -> int:
+    """The value of 1*DIGIT; one past any file size when it has over 19 digits (int()
+    refuses over 4300)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 19 else 1 << 64
 
 
 async def _read(path: Path, start: int, length: int) -> AsyncIterator[bytes]:

@@ -152,6 +152,17 @@ async def test_conditional_requests(site: Path) -> None:
         ("lines=1-2", 200, b"0123456789"),
         ("bytes=x-y", 200, b"0123456789"),
         ("bytes", 200, b"0123456789"),
+        ("bytes=-", 200, b"0123456789"),
+        ("bytes= 2-4", 206, b"234"),  # OWS around the range-set
+        ("bytes=5-" + "9" * 5000, 206, b"56789"),  # over int()'s 4300 digits: no 500
+        ("bytes=" + "9" * 5000 + "-", 416, b""),
+        # Not 1*DIGIT: int() took them (206 for 1..3), RFC 9110 says ignore the field.
+        ("bytes=0_1-0_3", 200, b"0123456789"),
+        ("bytes=+2-", 200, b"0123456789"),
+        ("bytes=2-+4", 200, b"0123456789"),
+        ("bytes=-+3", 200, b"0123456789"),
+        ("bytes=2 - 4", 200, b"0123456789"),
+        ("bytes=--5", 200, b"0123456789"),  # was 416
     ],
 )
 async def test_ranges(site: Path, value: str, status: int, body: bytes) -> None:
@@ -213,6 +224,11 @@ async def test_a_file_name_that_is_not_utf8_is_listed_and_served(site: Path) -> 
 def test_parse_range_edge_cases() -> None:
     assert _parse_range("bytes=0-0", 1) == (0, 0)
     assert _parse_range("bytes=-5", 3) == (0, 2)
+    assert _parse_range("bytes=0_1-0_3", 10) == (0, 9)  # ignored: the whole file
+    assert _parse_range("bytes=--5", 10) == (0, 9)
+    assert _parse_range("bytes=\u0662-4", 10) == (0, 9)  # int() takes other scripts' digits
+    assert _parse_range("bytes=-0", 10) is None  # valid, unsatisfiable
+    assert _parse_range("bytes=0001-0003", 10) == (1, 3)  # leading zeros are digits
 
 
 def test_root_must_be_a_directory(tmp_path: Path) -> None:
