@@ -5,7 +5,8 @@ of files (MIME type from the name, ``ETag`` and ``Last-Modified`` with
 ``If-None-Match``/``If-Modified-Since`` answered 304, single ``Range`` requests answered
 206 or 416), ``index.html`` for directories, and an HTML listing when a directory has no
 index. Paths are confined to the directory: ``..``, absolute paths and symbolic links
-that lead outside it get 404. A directory asked for without its final slash is
+that lead outside it get 404, and so does a file asked for as a directory (with a final
+slash, ``/file.txt/``). A directory asked for without its final slash is
 redirected (301) to its canonical path under the root, with a single leading slash
 (never to a ``//host`` the request slipped in). Large files are streamed in 64 KiB
 pieces.
@@ -73,6 +74,10 @@ class StaticFiles:
                 if not self.listing:
                     return _not_found()
                 return await self._listing(path, request.path)
+        elif _names_a_directory(request.path):
+            # "/data.txt/" or "/data.txt/.": the path resolves to the file, but the open()
+            # behind it fails (ENOTDIR); nginx and Apache answer 404.
+            return _not_found()
         if not stat.S_ISREG(info.st_mode):
             return _not_found()
         return await self._file(request, path, info)
@@ -143,6 +148,12 @@ class StaticFiles:
 def _quote(name: str) -> str:
     """Percent-encode a file name; a name that is not UTF-8 keeps its raw bytes."""
     return quote(name, errors="surrogateescape")
+
+
+def _names_a_directory(url_path: str) -> bool:
+    """The path ends with a slash, or with "/." (also percent-encoded)."""
+    last = unquote(url_path, errors="surrogateescape").rpartition("/")[2]
+    return last in ("", ".")
 
 
 def _not_found() -> ServeResponse:

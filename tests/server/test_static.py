@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from sansnet import ServeRequest, ServeResponse
+from sansnet.protocol import RequestHead
 from sansnet.static import StaticFiles, _parse_range
 from sansnet.testing import serve
 
@@ -105,6 +107,28 @@ async def test_a_directory_redirect_stays_on_this_site(
 async def test_nothing_outside_the_directory(site: Path, path: str) -> None:
     async with serve(StaticFiles(site)) as client:
         assert (await client.request(path)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path", ["/data.txt/", "/data.txt/.", "/data.txt%2F", "/sub/a%20b.json/", "/data.txt//"]
+)
+async def test_a_file_asked_for_as_a_directory_is_not_found(site: Path, path: str) -> None:
+    # The trailing slash (or "/.") was normalised away and the file served; nginx and
+    # Apache answer 404, as open("data.txt/") fails with ENOTDIR. The handler is called
+    # directly: the client removes dot segments before sending.
+    files = StaticFiles(site)
+
+    async def get(target: str) -> ServeResponse:
+        return await files(ServeRequest(RequestHead("GET", target), b"", "127.0.0.1", 1))
+
+    assert (await get(path)).status == 404
+    assert (await get("/data.txt")).status == 200
+    assert (await get("/data.txt/../index.html")).status == 200
+    for directory in ("/sub", "/sub/."):  # a directory without its slash: still 301
+        redirect = await get(directory)
+        assert (redirect.status, redirect.headers["Location"]) == (301, "/sub/")
+    async with serve(files) as client:  # over the wire too
+        assert (await client.request("/data.txt/")).status_code == 404
 
 
 async def test_conditional_requests(site: Path) -> None:
