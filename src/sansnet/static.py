@@ -2,8 +2,9 @@
 
 ``StaticFiles(directory)`` is a request handler for :func:`sansnet.serve`: GET and HEAD
 of files (MIME type from the name, ``ETag`` and ``Last-Modified`` with
-``If-None-Match``/``If-Modified-Since`` answered 304, single ``Range`` requests answered
-206 or 416), ``index.html`` for directories, and an HTML listing when a directory has no
+``If-None-Match``/``If-Modified-Since`` answered 304, an ``If-Modified-Since`` that is
+not an HTTP-date in GMT ignored, single ``Range`` requests answered 206 or 416, with an
+``If-Range`` that is not the current ETag the whole file), ``index.html`` for directories, and an HTML listing when a directory has no
 index. Paths are confined to the directory: ``..``, absolute paths and symbolic links
 that lead outside it get 404, and so does a file asked for as a directory (with a final
 slash, ``/file.txt/``). A directory asked for without its final slash is
@@ -17,9 +18,11 @@ from __future__ import annotations
 import html
 import mimetypes
 import os
+import re
 import stat
 from collections.abc import AsyncIterator
-from email.utils import formatdate, parsedate_to_datetime
+from datetime import datetime, timezone
+from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -176,11 +179,61 @@ def _not_modified(request: ServeRequest, etag: str, mtime: float) -> bool:
         return "*" in tags or etag in tags
     since = request.headers.get("if-modified-since")
     if since:
-        try:
-            return int(mtime) <= int(parsedate_to_datetime(since).timestamp())
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return False
+        when = _http_date(since)
+        # Not an HTTP-date: ignored (RFC 9110 section 13.1.3), the full response.
+        return when is not None and int(mtime) <= when
     return False
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_DAY = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_MONTH = f"(?P<month>{'|'.join(_MONTHS)})"
+_TIME = "(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
+_HTTP_DATES = [  # RFC 9110 section 5.6.7; the names are case-sensitive
+    # IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+    re.compile(f"{_DAY}, (?P<day>[0-9]{{2}}) {_MONTH} (?P<year>[0-9]{{4}}) {_TIME} GMT"),
+    # rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT
+    re.compile(
+        "(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, "
+        f"(?P<day>[0-9]{{2}})-{_MONTH}-(?P<year>[0-9]{{2}}) {_TIME} GMT"
+    ),
+    # asctime-date: Sun Nov  6 08:49:37 1994 (GMT too, though it does not say so)
+    re.compile(f"{_DAY} {_MONTH} (?P<day>[ 0-9][0-9]) {_TIME} (?P<year>[0-9]{{4}})"),
+]
+
+
+def _http_date(value: str) -> int | None:
+    """The POSIX time of an HTTP-date (RFC 9110 section 5.6.7), always GMT; None when
+    ``value`` is not one. (email.utils read a date without a zone, asctime's included,
+    as local time, and took forms HTTP does not have.)"""
+    value = value.strip(" \t")
+    for pattern in _HTTP_DATES:
+        match = pattern.fullmatch(value)
+        if match is not None:
+            break
+    else:
+        return None
+    year = int(match["year"])
+    if len(match["year"]) == 2:  # rfc850-date: the year within 50 of this one
+        this_year = datetime.now(timezone.utc).year
+        year += this_year - this_year % 100
+        if year > this_year + 50:
+            year -= 100
+        elif year < this_year - 50:
+            year += 100
+    try:
+        when = datetime(
+            year,
+            _MONTHS.index(match["month"]) + 1,
+            int(match["day"]),
+            int(match["hour"]),
+            int(match["minute"]),
+            min(int(match["second"]), 59),  # 60, a leap second
+            tzinfo=timezone.utc,
+        )
+    except ValueError:  # 31 Feb, hour 24, ...
+        return None
+    return int(when.timestamp())
 
 
 def _if_range_matches(request: ServeRequest, etag: str) -> bool:

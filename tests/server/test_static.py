@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 
 from sansnet import ServeRequest, ServeResponse
 from sansnet.protocol import RequestHead
-from sansnet.static import StaticFiles, _parse_range
+from sansnet.static import StaticFiles, _http_date, _parse_range
 from sansnet.testing import serve
 
 pytestmark = pytest.mark.anyio
@@ -159,6 +161,57 @@ async def test_conditional_requests(site: Path) -> None:
                 "/data.txt", headers={"If-Modified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"}
             )
         ).status_code == 200
+
+
+@pytest.fixture
+def tokyo_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time 9 hours ahead of GMT (a POSIX TZ rule: no tz database needed)."""
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def test_if_modified_since_takes_http_dates_only_and_in_gmt(
+    site: Path, tokyo_time: None
+) -> None:
+    # email.utils read a date without a zone as local time, asctime-date's too (valid,
+    # and GMT): 9 h off here. A value that is no HTTP-date is ignored (RFC 9110 section
+    # 13.1.3): "... 00:00:00" without GMT was taken, a 304.
+    hour_later = (site / "data.txt").stat().st_mtime + 3600
+    asctime = time.strftime("%a %b %e %H:%M:%S %Y", time.gmtime(hour_later))
+    rfc850 = time.strftime("%A, %d-%b-%y %H:%M:%S GMT", time.gmtime(hour_later))
+    async with serve(StaticFiles(site)) as client:
+
+        async def status(since: str) -> int:
+            response = await client.request("/data.txt", headers={"If-Modified-Since": since})
+            return response.status_code
+
+        assert await status(asctime) == 304  # was 200: read as 9 h earlier
+        assert await status(rfc850) == 304
+        assert await status(formatdate(hour_later, usegmt=True)) == 304
+        for not_a_date in (
+            "Mon, 01 Jan 3000 00:00:00",  # no GMT: was 304
+            "Mon, 01 Jan 3000 00:00:00 +0000",
+            "Mon, 01 Jan 3000 00:00:00 -0000",  # "no zone" to email.utils: local time
+            "1 Jan 3000 00:00:00 GMT",
+            "mon, 01 jan 3000 00:00:00 gmt",  # the names are case-sensitive
+            "Mon, 01 Jan 3000 00:00:00 GMT, Tue, 02 Jan 3000 00:00:00 GMT",
+            "Mon, 31 Feb 3000 00:00:00 GMT",
+            "Mon, 01 Jan 3000 24:00:00 GMT",
+        ):
+            assert await status(not_a_date) == 200, not_a_date
+
+
+def test_http_date_forms() -> None:
+    gmt = 784111777  # Sun, 06 Nov 1994 08:49:37 GMT
+    assert _http_date("Sun, 06 Nov 1994 08:49:37 GMT") == gmt
+    assert _http_date("Sunday, 06-Nov-94 08:49:37 GMT") == gmt
+    assert _http_date("Sun Nov  6 08:49:37 1994") == gmt
+    assert _http_date("Sun, 06 Nov 1994 08:49:60 GMT") == gmt + 22  # a leap second: :59
+    assert _http_date("Sun, 06 Nov 1994 08:49:37") is None
+    assert _http_date("Sun, \u0660\u0666 Nov 1994 08:49:37 GMT") is None  # not ASCII digits
 
 
 @pytest.mark.parametrize(
