@@ -3,6 +3,7 @@ interpreter exit."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -154,6 +155,51 @@ def test_streams_and_sockets_after_shutdown_act_closed() -> None:
     ws.__exit__(None, None, None)
     with blocking.serve(0, hello) as handle:  # a new loop serves on
         assert blocking.request(handle.url).ok
+
+
+def test_a_streamed_response_after_shutdown_raises_read_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """shutdown() inside `with blocking.stream(...)`: reading raises ReadError, as for a
+    TCP stream it closed, and the block ends quietly. Reading and leaving the block
+    raised RuntimeError ('This portal is not running'), and a block never left raised it
+    again when garbage collected ('Exception ignored in: <generator object stream>')."""
+    unraisable: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: unraisable.append(repr(info)))
+    big = "x" * 1_000_000
+
+    handle = blocking.serve(0, hello)
+    with blocking.stream(handle.url + "/unread") as response:
+        blocking.shutdown()
+        with pytest.raises(sansnet.ReadError, match="shutdown"):
+            response.read()
+        with pytest.raises(sansnet.ReadError, match="shutdown"):
+            list(response.iter_bytes())  # it said "read it inside the async with block"
+
+    handle = blocking.serve(0, lambda request: big)
+    with blocking.stream(handle.url) as response:
+        chunks = response.iter_bytes()
+        assert next(chunks)
+        blocking.shutdown()  # closes the response before it waits for the server
+        with pytest.raises(sansnet.ReadError, match="shutdown"):
+            next(chunks)
+    assert handle.stopped
+
+    handle = blocking.serve(0, hello)
+    with pytest.raises(KeyError), blocking.stream(handle.url) as response:
+        blocking.shutdown()
+        raise KeyError("the block's own error comes out")
+
+    handle = blocking.serve(0, hello)
+    manager = blocking.stream(handle.url)
+    manager.__enter__()  # a block never left
+    blocking.shutdown()
+    del manager
+    gc.collect()
+    assert unraisable == []
+
+    with blocking.serve(0, hello) as handle, blocking.stream(handle.url) as response:
+        assert response.read() == b"hello /"  # a new loop serves on
 
 
 def test_interpreter_exit_stops_servers_and_closes_connections() -> None:

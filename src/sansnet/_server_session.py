@@ -11,6 +11,7 @@ here too.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import AsyncIterable, Iterable, Mapping
@@ -105,6 +106,7 @@ class ServerSession:
         "_conn",
         "_date",
         "_ip",
+        "_local",
         "_make_request",
         "_port",
         "_record",
@@ -131,6 +133,8 @@ class ServerSession:
         self._conn = conn
         self._record = record
         self._ip, self._port = stream.peer
+        # The server's own address, read only by a request URL without Host.
+        self._local = functools.partial(getattr, stream, "local")
 
     async def serve(self) -> None:
         """Serve requests until the connection ends: it must close, the peer left, it
@@ -152,7 +156,7 @@ class ServerSession:
             body = await self._read_body(head)
             if body is None:
                 return
-            request = self._make_request(head, body, self._ip, self._port)
+            request = self._make_request(head, body, self._ip, self._port, self._local)
             status, headers, payload = await self._respond(request, head)
             if self._server.stopping:
                 conn.disable_keep_alive()  # the response says Connection: close
@@ -461,7 +465,7 @@ class ServerSession:
         body = await self._read_body(head)
         if body is None:
             return
-        request = self._make_request(head, body, self._ip, self._port)
+        request = self._make_request(head, body, self._ip, self._port, self._local)
         chooser = config.subprotocols
         subprotocols: Any = chooser
         if callable(chooser):

@@ -16,10 +16,9 @@ Lune 0.10's groupings are here too: ``net.http.request``, ``net.http.serve``,
 One event loop runs in a background thread (anyio's blocking portal on asyncio), started
 on the first call and reused by every later call from any thread, so connection pools
 survive between calls. It is shut down when the interpreter exits, closing the TCP
-streams, WebSockets and pooled connections still open and stopping servers still
-running. Calling these functions from inside a
-running event loop raises ``RuntimeError``: there, await the functions of
-:mod:`sansnet` instead.
+streams, WebSockets, streamed responses and pooled connections still open and stopping
+servers still running. Calling these functions from inside a running event loop raises
+``RuntimeError``: there, await the functions of :mod:`sansnet` instead.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import inspect
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -88,8 +87,9 @@ _lock = threading.Lock()
 _portal: BlockingPortal | None = None
 _thread: threading.Thread | None = None
 _servers: set[BlockingServeHandle] = set()
-# The streams and sockets open on the current loop, which shutdown() closes.
-_open: weakref.WeakSet[BlockingTcpStream | BlockingWebSocket] = weakref.WeakSet()
+# The streams, sockets and streamed responses open on the current loop, which
+# shutdown() closes.
+_open: weakref.WeakSet[_Closable] = weakref.WeakSet()
 
 
 def _check_not_in_event_loop() -> None:
@@ -161,11 +161,12 @@ def _call(function: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs:
 
 
 def shutdown() -> None:
-    """Close the TCP streams and WebSockets still open (a WebSocket with code 1001), stop
-    servers still running (gracefully), close pooled connections and stop the
-    background event loop. Called at interpreter exit; a later call to any function
+    """Close the TCP streams, WebSockets (with code 1001) and streamed responses still
+    open, stop servers still running (gracefully), close pooled connections and stop
+    the background event loop. Called at interpreter exit; a later call to any function
     starts a new loop. A stream or socket it closed acts as one closed by its
-    ``close()``."""
+    ``close()``; reading a streamed response it closed raises
+    :class:`~sansnet.ReadError`, and its ``with`` block ends quietly."""
     global _portal, _thread
     with _lock:
         current, thread = _portal, _thread
@@ -195,7 +196,7 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
-async def _close_all(items: list[BlockingTcpStream | BlockingWebSocket]) -> None:
+async def _close_all(items: list[_Closable]) -> None:
     async with anyio.create_task_group() as group:
         for item in items:
             group.start_soon(item._close_at_shutdown)
@@ -211,29 +212,69 @@ def request(url_or_params: str | FetchParams, **options: Any) -> FetchResponse:
 
 
 class BlockingStreamingResponse:
-    """A response whose body is read piece by piece (see :func:`stream`)."""
+    """A response whose body is read piece by piece (see :func:`stream`). Once
+    :func:`shutdown` closed it, reading it raises :class:`~sansnet.ReadError`."""
 
     def __init__(self, response: StreamingResponse, portal: BlockingPortal) -> None:
         self._response = response
         self._portal = portal
+        self._gone = False  # shutdown() closed it and stopped its loop
+        with _lock:
+            _open.add(self)
         self.status_code = response.status_code
         self.status_message = response.status_message
         self.headers = response.headers
         self.url = response.url
         self.ok = response.ok
 
+    def _run(self, function: Callable[[], Awaitable[T]]) -> T:
+        """``function()`` on the loop; ReadError once shutdown() closed this response."""
+        if not self._gone:
+            try:
+                result: T = self._portal.call(function)
+                return result
+            except RuntimeError:
+                if not self._gone:  # not "this portal is not running" after shutdown()
+                    raise
+        raise self._gone_error()
+
+    def _gone_error(self) -> ReadError:
+        return ReadError(
+            f"The response from {self.url} is closed: blocking.shutdown() closed its "
+            "connection and stopped its event loop; request it again."
+        )
+
+    async def _close_at_shutdown(self) -> None:
+        try:
+            await self._response.aclose(complete=False)
+        except Exception:  # pragma: no cover - closing at exit is best effort
+            pass
+
     def iter_bytes(self) -> Iterator[bytes]:
         """The body, decoded per Content-Encoding, in pieces of at most 64 KiB."""
+        if self._gone:  # before aiter_bytes(), which says "read it inside the block"
+            raise self._gone_error()
         iterator = self._response.aiter_bytes()
         while True:
             try:
-                yield self._portal.call(iterator.__anext__)
+                yield self._run(iterator.__anext__)
             except StopAsyncIteration:
                 return
 
     def read(self) -> bytes:
         """The whole (decoded) body."""
-        return self._portal.call(self._response.aread)
+        return self._run(self._response.aread)
+
+    def _exit(self, manager: AbstractContextManager[Any], *exc_info: Any) -> bool | None:
+        """Leave ``stream()``'s block: release the connection, unless shutdown() closed
+        it already (the loop is gone: nothing left to release)."""
+        if not self._gone:
+            try:
+                return manager.__exit__(*exc_info)
+            except RuntimeError:
+                if not self._gone:  # not "this portal is not running" after shutdown()
+                    raise
+        return False
 
 
 @contextmanager
@@ -248,8 +289,14 @@ def stream(url_or_params: str | FetchParams, **options: Any) -> Iterator[Blockin
     manager: AbstractContextManager[StreamingResponse] = current.wrap_async_context_manager(
         _client.stream(url_or_params, **options)
     )
-    with manager as response:
-        yield BlockingStreamingResponse(response, current)
+    response = BlockingStreamingResponse(manager.__enter__(), current)
+    try:
+        yield response
+    except BaseException:
+        if not response._exit(manager, *sys.exc_info()):
+            raise
+    else:
+        response._exit(manager, None, None, None)
 
 
 # ============================================================================== server
@@ -578,6 +625,9 @@ def tcp_serve(
             handler, max_threads, lambda stream: BlockingTcpStream(stream, current)
         )
     return _start_server(_tcp.TcpServer(port, handler, **options))
+
+
+_Closable = BlockingTcpStream | BlockingWebSocket | BlockingStreamingResponse
 
 
 class http:

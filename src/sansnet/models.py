@@ -3,7 +3,7 @@ WebSocket driver (a WebSocket handler sees its upgrade request as a ServeRequest
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -49,7 +49,8 @@ class ServeRequest:
     ``headers`` (:class:`~sansnet.Headers`); ``body`` (bytes, decoded when the request
     had Content-Encoding gzip, deflate, br or zstd); ``ip`` and ``port`` of the client.
     Also ``target`` (the raw request-target), ``raw_query``, ``http_version``, and
-    ``scheme``, ``host`` and ``url`` (the URL the client asked for).
+    ``scheme``, ``host`` and ``url`` (the URL the client asked for; without a Host
+    field, its host is the server's own address, see :attr:`url`).
 
     ``ip``, ``port``, ``scheme`` and ``host`` are the connection's own (the peer's
     address, ``https`` on TLS, the Host field) unless the peer is one of the server's
@@ -57,7 +58,18 @@ class ServeRequest:
     fields say (``port`` 0 when the proxy did not say; ``ip`` "" on a Unix socket).
     """
 
-    __slots__ = ("_head", "_host", "_query", "body", "headers", "ip", "method", "port", "scheme")
+    __slots__ = (
+        "_head",
+        "_host",
+        "_query",
+        "_server",
+        "body",
+        "headers",
+        "ip",
+        "method",
+        "port",
+        "scheme",
+    )
 
     def __init__(
         self,
@@ -68,6 +80,7 @@ class ServeRequest:
         headers: Headers | None = None,
         scheme: str = "http",
         host: str | None = None,
+        server: tuple[str, int] | Callable[[], tuple[str, int]] | None = None,
     ) -> None:
         self._head = head
         self.method = head.method
@@ -77,6 +90,9 @@ class ServeRequest:
         self.port = port
         self.scheme = scheme
         self._host = host
+        # The server's own (host, port) the request came in on, or a function that reads
+        # it (only a URL without Host needs it); a Unix socket's has port 0.
+        self._server = server
         self._query: QueryParams | None = None
 
     @property
@@ -88,9 +104,38 @@ class ServeRequest:
 
     @property
     def url(self) -> str:
-        """The full URL the client asked for: ``scheme://host/path?query``."""
+        """The full URL the client asked for: ``scheme://host/path?query``.
+
+        Without a Host field (HTTP/1.0 may leave it out) or with an empty one, the host
+        is the server's own address the request came in on (the connection's local
+        address; the port left out when it is the scheme's default), as Starlette makes
+        it from the ASGI scope's ``server``: ``http://127.0.0.1:8080/path``. Where there
+        is no such address (a Unix socket), the URL is ``/path?query`` alone.
+        :attr:`host` stays "" in both cases.
+        """
         query = self._head.query_string
-        return f"{self.scheme}://{self.host}{self._head.path}" + (f"?{query}" if query else "")
+        path = self._head.path + (f"?{query}" if query else "")
+        host = self.host or self._server_authority()
+        return f"{self.scheme}://{host}{path}" if host else path
+
+    def _server_authority(self) -> str:
+        """``ip[:port]`` of the server's own address, "" when there is none."""
+        server = self._server
+        if callable(server):
+            try:
+                server = server()
+            except OSError:  # pragma: no cover - the socket is gone already
+                server = None
+        if server is None:
+            return ""
+        ip, port = server
+        if not ip or ip == "?" or not port:  # a Unix socket's (path, 0), or unknown
+            return ""
+        if ":" in ip:  # IPv6 (a zone's "%" is "%25" in a URL, RFC 6874)
+            ip = "[" + ip.replace("%", "%25") + "]"
+        if port == {"http": 80, "https": 443}.get(self.scheme):
+            return ip
+        return f"{ip}:{port}"
 
     @property
     def path(self) -> str:

@@ -261,20 +261,28 @@ class Server(ListeningServer):
         await super()._drain()
 
     def _make_request(
-        self, head: RequestHead, body: bytes, peer_ip: str, peer_port: int
+        self,
+        head: RequestHead,
+        body: bytes,
+        peer_ip: str,
+        peer_port: int,
+        local: Callable[[], tuple[str, int]],
     ) -> ServeRequest:
         """The handler's view of a request: the peer's address, or the client's as
-        ``trusted_proxies`` report it (see :mod:`sansnet.protocol.forwarded`)."""
+        ``trusted_proxies`` report it (see :mod:`sansnet.protocol.forwarded`); ``local``
+        reads the server's own address (for a URL without Host)."""
         if self._trusted is None:
-            return ServeRequest(head, body, peer_ip, peer_port, scheme=self._scheme)
+            return ServeRequest(head, body, peer_ip, peer_port, scheme=self._scheme, server=local)
         client = resolve_client(head.headers, peer_ip, self._trusted)
         if client is None:
-            return ServeRequest(head, body, peer_ip, peer_port, scheme=self._scheme)
+            return ServeRequest(head, body, peer_ip, peer_port, scheme=self._scheme, server=local)
         ip, port = peer_ip, peer_port
         if client.ip is not None:
             ip, port = client.ip, client.port or 0
         scheme = {"ws": "http", "wss": "https"}.get(client.scheme or "", client.scheme)
-        return ServeRequest(head, body, ip, port, scheme=scheme or self._scheme, host=client.host)
+        return ServeRequest(
+            head, body, ip, port, scheme=scheme or self._scheme, host=client.host, server=local
+        )
 
     # ---------------------------------------------------------------- one connection
 

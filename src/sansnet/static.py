@@ -2,10 +2,12 @@
 
 ``StaticFiles(directory)`` is a request handler for :func:`sansnet.serve`: GET and HEAD
 of files (MIME type from the name, ``ETag`` and ``Last-Modified`` with
-``If-None-Match``/``If-Modified-Since`` answered 304, single ``Range`` requests answered
-206 or 416), ``index.html`` for directories, and an HTML listing when a directory has no
+``If-None-Match``/``If-Modified-Since`` answered 304, an ``If-Modified-Since`` that is
+not an HTTP-date in GMT ignored, single ``Range`` requests answered 206 or 416, with an
+``If-Range`` that is not the current ETag the whole file), ``index.html`` for directories, and an HTML listing when a directory has no
 index. Paths are confined to the directory: ``..``, absolute paths and symbolic links
-that lead outside it get 404. A directory asked for without its final slash is
+that lead outside it get 404, and so does a file asked for as a directory (with a final
+slash, ``/file.txt/``). A directory asked for without its final slash is
 redirected (301) to its canonical path under the root, with a single leading slash
 (never to a ``//host`` the request slipped in). Large files are streamed in 64 KiB
 pieces.
@@ -16,9 +18,11 @@ from __future__ import annotations
 import html
 import mimetypes
 import os
+import re
 import stat
 from collections.abc import AsyncIterator
-from email.utils import formatdate, parsedate_to_datetime
+from datetime import datetime, timezone
+from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -73,6 +77,10 @@ class StaticFiles:
                 if not self.listing:
                     return _not_found()
                 return await self._listing(path, request.path)
+        elif _names_a_directory(request.path):
+            # "/data.txt/" or "/data.txt/.": the path resolves to the file, but the open()
+            # behind it fails (ENOTDIR); nginx and Apache answer 404.
+            return _not_found()
         if not stat.S_ISREG(info.st_mode):
             return _not_found()
         return await self._file(request, path, info)
@@ -145,6 +153,12 @@ def _quote(name: str) -> str:
     return quote(name, errors="surrogateescape")
 
 
+def _names_a_directory(url_path: str) -> bool:
+    """The path ends with a slash, or with "/." (also percent-encoded)."""
+    last = unquote(url_path, errors="surrogateescape").rpartition("/")[2]
+    return last in ("", ".")
+
+
 def _not_found() -> ServeResponse:
     return ServeResponse(404, {"Content-Type": "text/plain; charset=utf-8"}, "Not found.\n")
 
@@ -165,11 +179,61 @@ def _not_modified(request: ServeRequest, etag: str, mtime: float) -> bool:
         return "*" in tags or etag in tags
     since = request.headers.get("if-modified-since")
     if since:
-        try:
-            return int(mtime) <= int(parsedate_to_datetime(since).timestamp())
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return False
+        when = _http_date(since)
+        # Not an HTTP-date: ignored (RFC 9110 section 13.1.3), the full response.
+        return when is not None and int(mtime) <= when
     return False
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_DAY = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_MONTH = f"(?P<month>{'|'.join(_MONTHS)})"
+_TIME = "(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
+_HTTP_DATES = [  # RFC 9110 section 5.6.7; the names are case-sensitive
+    # IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+    re.compile(f"{_DAY}, (?P<day>[0-9]{{2}}) {_MONTH} (?P<year>[0-9]{{4}}) {_TIME} GMT"),
+    # rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT
+    re.compile(
+        "(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, "
+        f"(?P<day>[0-9]{{2}})-{_MONTH}-(?P<year>[0-9]{{2}}) {_TIME} GMT"
+    ),
+    # asctime-date: Sun Nov  6 08:49:37 1994 (GMT too, though it does not say so)
+    re.compile(f"{_DAY} {_MONTH} (?P<day>[ 0-9][0-9]) {_TIME} (?P<year>[0-9]{{4}})"),
+]
+
+
+def _http_date(value: str) -> int | None:
+    """The POSIX time of an HTTP-date (RFC 9110 section 5.6.7), always GMT; None when
+    ``value`` is not one. (email.utils read a date without a zone, asctime's included,
+    as local time, and took forms HTTP does not have.)"""
+    value = value.strip(" \t")
+    for pattern in _HTTP_DATES:
+        match = pattern.fullmatch(value)
+        if match is not None:
+            break
+    else:
+        return None
+    year = int(match["year"])
+    if len(match["year"]) == 2:  # rfc850-date: the year within 50 of this one
+        this_year = datetime.now(timezone.utc).year
+        year += this_year - this_year % 100
+        if year > this_year + 50:
+            year -= 100
+        elif year < this_year - 50:
+            year += 100
+    try:
+        when = datetime(
+            year,
+            _MONTHS.index(match["month"]) + 1,
+            int(match["day"]),
+            int(match["hour"]),
+            int(match["minute"]),
+            min(int(match["second"]), 59),  # 60, a leap second
+            tzinfo=timezone.utc,
+        )
+    except ValueError:  # 31 Feb, hour 24, ...
+        return None
+    return int(when.timestamp())
 
 
 def _if_range_matches(request: ServeRequest, etag: str) -> bool:
@@ -178,27 +242,39 @@ def _if_range_matches(request: ServeRequest, etag: str) -> bool:
 
 
 def _parse_range(value: str, size: int) -> tuple[int, int] | None:
-    """One ``bytes=`` range (RFC 9110 section 14.1.2); None when unsatisfiable. Several
-    ranges are answered with the whole file (a multipart answer is optional)."""
+    """One ``bytes=`` range (RFC 9110 section 14.1.2); None when unsatisfiable. A field
+    that does not parse (positions are 1*DIGIT: no sign, no ``_``, no inner spaces) or
+    names another unit is ignored, as are several ranges (a multipart answer is
+    optional): both get the whole file."""
     unit, _, spec = value.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+    if unit.strip(" \t").lower() != "bytes" or "," in spec:
         return (0, size - 1)
-    first, dash, last = spec.strip().partition("-")
-    if not dash:
-        return (0, size - 1)
-    try:
-        if first == "":
-            suffix = int(last)
-            if suffix <= 0:
-                return None
-            return (max(0, size - suffix), size - 1)
-        start = int(first)
-        end = int(last) if last else size - 1
-    except ValueError:
-        return (0, size - 1)
-    if start >= size or start < 0 or end < start:
+    first, dash, last = spec.strip(" \t").partition("-")
+    if not dash or not _is_position(last, empty_ok=bool(first)) or not _is_position(first):
+        return (0, size - 1)  # "bytes=0_1-0_3", "bytes=+2-", "bytes=--5", "bytes=-": ignored
+    if first == "":
+        suffix = _position(last)
+        if suffix <= 0:
+            return None
+        return (max(0, size - suffix), size - 1)
+    start = _position(first)
+    end = _position(last) if last else size - 1
+    if start >= size or end < start:
         return None
     return (start, min(end, size - 1))
+
+
+def _is_position(text: str, *, empty_ok: bool = True) -> bool:
+    """``text`` is 1*DIGIT (ASCII digits only: int() also takes "+1", "1_0", " 1" and
+    other scripts' digits), or empty where ``empty_ok``."""
+    return text.isascii() and text.isdigit() if text else empty_ok
+
+
+def _position(digits: str) -> int:
+    """The value of 1*DIGIT; one past any file size when it has over 19 digits (int()
+    refuses over 4300)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 19 else 1 << 64
 
 
 async def _read(path: Path, start: int, length: int) -> AsyncIterator[bytes]:

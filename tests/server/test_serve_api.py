@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 import socket
 import threading
 import zlib
@@ -199,6 +200,64 @@ async def test_ipv6_loopback() -> None:
         assert handle.url == f"http://[::1]:{handle.port}"
         response = await sansnet.request(handle.url + "/v6")
         assert response.json()["ip"] == "::1"
+
+
+async def _url_seen_without_host(address: str, request_head: bytes) -> str:
+    """What request.url says to ``request_head``, sent as raw bytes (the request closes
+    the connection: HTTP/1.0, or Connection: close)."""
+    config = ServeConfig(handle_request=lambda request: request.url, address=address)
+    answer = b""
+    async with (
+        sansnet.serve(0, config) as handle,
+        await anyio.connect_tcp(address, handle.port) as client,
+    ):
+        await client.send(request_head)
+        with anyio.fail_after(5):
+            try:
+                while True:
+                    answer += await client.receive()
+            except anyio.EndOfStream:
+                pass
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    return answer.partition(b"\r\n\r\n")[2].decode()
+
+
+async def test_url_without_host_is_the_servers_own_address() -> None:
+    # HTTP/1.0 may leave Host out: the URL was "http:///p?q=1".
+    seen = await _url_seen_without_host("127.0.0.1", b"GET /p?q=1 HTTP/1.0\r\n\r\n")
+    assert re.fullmatch(r"http://127\.0\.0\.1:[0-9]+/p\?q=1", seen), seen
+    empty_host = b"GET /p HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n"
+    seen = await _url_seen_without_host("127.0.0.1", empty_host)
+    assert re.fullmatch(r"http://127\.0\.0\.1:[0-9]+/p", seen), seen
+    if _has_ipv6():
+        seen = await _url_seen_without_host("::1", b"GET / HTTP/1.0\r\n\r\n")
+        assert re.fullmatch(r"http://\[::1\]:[0-9]+/", seen), seen
+    in_memory = serve_in_memory(lambda request: request.url)  # the server: testserver:80
+    async with in_memory as client, await client.connect() as conn:
+        await conn.send(b"GET /p HTTP/1.0\r\n\r\n")
+        answer = await conn.receive_until_closed(timeout=5)
+    assert answer.endswith(b"\r\n\r\nhttp://testserver/p"), answer
+
+
+def test_url_without_host_from_the_server_address_given() -> None:
+    head = RequestHead("GET", "/p?q=1", http_version="1.0")
+
+    def url(server: Any, scheme: str = "http") -> str:
+        return ServeRequest(head, b"", "192.0.2.1", 4711, scheme=scheme, server=server).url
+
+    assert url(("203.0.113.5", 8080)) == "http://203.0.113.5:8080/p?q=1"
+    assert url(lambda: ("203.0.113.5", 80)) == "http://203.0.113.5/p?q=1"  # default port
+    assert url(("203.0.113.5", 443), "https") == "https://203.0.113.5/p?q=1"
+    assert url(("203.0.113.5", 80), "https") == "https://203.0.113.5:80/p?q=1"
+    assert url(("fe80::1%eth0", 8080)) == "http://[fe80::1%25eth0]:8080/p?q=1"
+    assert url(("/run/app.sock", 0)) == "/p?q=1"  # a Unix socket: no address to give
+    assert url(None) == "/p?q=1"
+    request = ServeRequest(head, b"", "192.0.2.1", 4711, server=("203.0.113.5", 8080))
+    assert request.host == ""  # the Host field, as before
+    with_host = RequestHead("GET", "/p", sansnet.Headers([("Host", "example.org")]))
+    assert ServeRequest(with_host, b"", "192.0.2.1", 1, server=("203.0.113.5", 8080)).url == (
+        "http://example.org/p"
+    )
 
 
 def test_config_needs_a_callable_handler() -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 
 import pytest
 
-from sansnet.static import StaticFiles, _parse_range
+from sansnet import ServeRequest, ServeResponse
+from sansnet.protocol import RequestHead
+from sansnet.static import StaticFiles, _http_date, _parse_range
 from sansnet.testing import serve
 
 pytestmark = pytest.mark.anyio
@@ -107,6 +111,28 @@ async def test_nothing_outside_the_directory(site: Path, path: str) -> None:
         assert (await client.request(path)).status_code == 404
 
 
+@pytest.mark.parametrize(
+    "path", ["/data.txt/", "/data.txt/.", "/data.txt%2F", "/sub/a%20b.json/", "/data.txt//"]
+)
+async def test_a_file_asked_for_as_a_directory_is_not_found(site: Path, path: str) -> None:
+    # The trailing slash (or "/.") was normalised away and the file served; nginx and
+    # Apache answer 404, as open("data.txt/") fails with ENOTDIR. The handler is called
+    # directly: the client removes dot segments before sending.
+    files = StaticFiles(site)
+
+    async def get(target: str) -> ServeResponse:
+        return await files(ServeRequest(RequestHead("GET", target), b"", "127.0.0.1", 1))
+
+    assert (await get(path)).status == 404
+    assert (await get("/data.txt")).status == 200
+    assert (await get("/data.txt/../index.html")).status == 200
+    for directory in ("/sub", "/sub/."):  # a directory without its slash: still 301
+        redirect = await get(directory)
+        assert (redirect.status, redirect.headers["Location"]) == (301, "/sub/")
+    async with serve(files) as client:  # over the wire too
+        assert (await client.request("/data.txt/")).status_code == 404
+
+
 async def test_conditional_requests(site: Path) -> None:
     async with serve(StaticFiles(site)) as client:
         first = await client.request("/data.txt")
@@ -137,6 +163,57 @@ async def test_conditional_requests(site: Path) -> None:
         ).status_code == 200
 
 
+@pytest.fixture
+def tokyo_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time 9 hours ahead of GMT (a POSIX TZ rule: no tz database needed)."""
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def test_if_modified_since_takes_http_dates_only_and_in_gmt(
+    site: Path, tokyo_time: None
+) -> None:
+    # email.utils read a date without a zone as local time, asctime-date's too (valid,
+    # and GMT): 9 h off here. A value that is no HTTP-date is ignored (RFC 9110 section
+    # 13.1.3): "... 00:00:00" without GMT was taken, a 304.
+    hour_later = (site / "data.txt").stat().st_mtime + 3600
+    asctime = time.strftime("%a %b %e %H:%M:%S %Y", time.gmtime(hour_later))
+    rfc850 = time.strftime("%A, %d-%b-%y %H:%M:%S GMT", time.gmtime(hour_later))
+    async with serve(StaticFiles(site)) as client:
+
+        async def status(since: str) -> int:
+            response = await client.request("/data.txt", headers={"If-Modified-Since": since})
+            return response.status_code
+
+        assert await status(asctime) == 304  # was 200: read as 9 h earlier
+        assert await status(rfc850) == 304
+        assert await status(formatdate(hour_later, usegmt=True)) == 304
+        for not_a_date in (
+            "Mon, 01 Jan 3000 00:00:00",  # no GMT: was 304
+            "Mon, 01 Jan 3000 00:00:00 +0000",
+            "Mon, 01 Jan 3000 00:00:00 -0000",  # "no zone" to email.utils: local time
+            "1 Jan 3000 00:00:00 GMT",
+            "mon, 01 jan 3000 00:00:00 gmt",  # the names are case-sensitive
+            "Mon, 01 Jan 3000 00:00:00 GMT, Tue, 02 Jan 3000 00:00:00 GMT",
+            "Mon, 31 Feb 3000 00:00:00 GMT",
+            "Mon, 01 Jan 3000 24:00:00 GMT",
+        ):
+            assert await status(not_a_date) == 200, not_a_date
+
+
+def test_http_date_forms() -> None:
+    gmt = 784111777  # Sun, 06 Nov 1994 08:49:37 GMT
+    assert _http_date("Sun, 06 Nov 1994 08:49:37 GMT") == gmt
+    assert _http_date("Sunday, 06-Nov-94 08:49:37 GMT") == gmt
+    assert _http_date("Sun Nov  6 08:49:37 1994") == gmt
+    assert _http_date("Sun, 06 Nov 1994 08:49:60 GMT") == gmt + 22  # a leap second: :59
+    assert _http_date("Sun, 06 Nov 1994 08:49:37") is None
+    assert _http_date("Sun, \u0660\u0666 Nov 1994 08:49:37 GMT") is None  # not ASCII digits
+
+
 @pytest.mark.parametrize(
     ("value", "status", "body"),
     [
@@ -152,6 +229,17 @@ async def test_conditional_requests(site: Path) -> None:
         ("lines=1-2", 200, b"0123456789"),
         ("bytes=x-y", 200, b"0123456789"),
         ("bytes", 200, b"0123456789"),
+        ("bytes=-", 200, b"0123456789"),
+        ("bytes= 2-4", 206, b"234"),  # OWS around the range-set
+        ("bytes=5-" + "9" * 5000, 206, b"56789"),  # over int()'s 4300 digits: no 500
+        ("bytes=" + "9" * 5000 + "-", 416, b""),
+        # Not 1*DIGIT: int() took them (206 for 1..3), RFC 9110 says ignore the field.
+        ("bytes=0_1-0_3", 200, b"0123456789"),
+        ("bytes=+2-", 200, b"0123456789"),
+        ("bytes=2-+4", 200, b"0123456789"),
+        ("bytes=-+3", 200, b"0123456789"),
+        ("bytes=2 - 4", 200, b"0123456789"),
+        ("bytes=--5", 200, b"0123456789"),  # was 416
     ],
 )
 async def test_ranges(site: Path, value: str, status: int, body: bytes) -> None:
@@ -213,6 +301,11 @@ async def test_a_file_name_that_is_not_utf8_is_listed_and_served(site: Path) -> 
 def test_parse_range_edge_cases() -> None:
     assert _parse_range("bytes=0-0", 1) == (0, 0)
     assert _parse_range("bytes=-5", 3) == (0, 2)
+    assert _parse_range("bytes=0_1-0_3", 10) == (0, 9)  # ignored: the whole file
+    assert _parse_range("bytes=--5", 10) == (0, 9)
+    assert _parse_range("bytes=\u0662-4", 10) == (0, 9)  # int() takes other scripts' digits
+    assert _parse_range("bytes=-0", 10) is None  # valid, unsatisfiable
+    assert _parse_range("bytes=0001-0003", 10) == (1, 3)  # leading zeros are digits
 
 
 def test_root_must_be_a_directory(tmp_path: Path) -> None:
