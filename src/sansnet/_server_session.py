@@ -150,7 +150,7 @@ class ServerSession:
             if head is None:
                 return
             record.in_request = True
-            if is_upgrade_request(head) and config.handle_web_socket is not None:
+            if config.handle_web_socket is not None and is_upgrade_request(head):
                 await self._upgrade(head)
                 return
             body = await self._read_body(head)

@@ -25,10 +25,10 @@ from __future__ import annotations
 import logging
 import ssl
 import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from email.utils import formatdate
+from time import time as _wall_clock
 from typing import Any
 
 from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
@@ -210,15 +210,21 @@ class _ConnectionRecord:
 class _DateHeader:
     """The Date field, formatted once per second and shared by every connection."""
 
+    __slots__ = ("expires", "fields")
+
     def __init__(self) -> None:
-        self.second = -1
+        self.expires = 0.0  # when the field next needs formatting: the next whole second
         self.fields: list[tuple[str, str]] = [("date", ""), ("server", SERVER_HEADER)]
         self.refresh()  # never empty: even the first answer, an error, carries a date
 
     def refresh(self) -> None:
-        second = int(time.time())
-        if second != self.second:
-            self.second = second
+        """Bring the field up to date; called per request, so one chained comparison
+        unless the second changed (a wall clock set back counts too)."""
+        now = _wall_clock()
+        expires = self.expires
+        if not expires - 1.0 <= now < expires:
+            second = int(now)
+            self.expires = second + 1.0
             self.fields[0] = ("date", formatdate(second, usegmt=True))
 
 

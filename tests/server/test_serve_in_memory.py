@@ -254,7 +254,7 @@ async def test_an_error_after_a_long_idle_keep_alive_carries_the_current_date(
     import sansnet.server
 
     clock = [1_800_000_000.0]
-    monkeypatch.setattr(sansnet.server.time, "time", lambda: clock[0])
+    monkeypatch.setattr(sansnet.server, "_wall_clock", lambda: clock[0])
     config = ServeConfig(handle_request=hello)
     async with serve(config) as client, await client.connect() as conn:
         await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -265,6 +265,24 @@ async def test_an_error_after_a_long_idle_keep_alive_carries_the_current_date(
         error = await conn.receive_until_closed(timeout=10)
     assert error.startswith(b"HTTP/1.1 400 ")
     assert b"\r\ndate: " + email.utils.formatdate(clock[0], usegmt=True).encode() in error
+
+
+async def test_the_date_follows_a_wall_clock_set_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Date field is formatted once a second: a clock stepped back (NTP) must not
+    leave it at the later time until the clock catches up."""
+    import sansnet.server
+
+    clock = [1_800_000_000.0]
+    monkeypatch.setattr(sansnet.server, "_wall_clock", lambda: clock[0])
+    config = ServeConfig(handle_request=hello)
+    async with serve(config) as client:
+        for _ in range(2):
+            async with await client.connect() as conn:
+                await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answer = await conn.receive_until_closed(timeout=10)
+            expected = email.utils.formatdate(clock[0], usegmt=True).encode()
+            assert b"\r\ndate: " + expected + b"\r\n" in answer
+            clock[0] -= 3600  # set back an hour
 
 
 @on_virtual_time

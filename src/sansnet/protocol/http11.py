@@ -214,11 +214,7 @@ def _control_character(text: str, what: str) -> None:
 
 def _as_items(headers: HeadersLike | None) -> list[tuple[str, str]]:
     """Header input of any accepted shape -> (name, value) pairs, names as given."""
-    if headers is None:
-        return []
-    if isinstance(headers, Headers):
-        return headers.raw_items()
-    if type(headers) is list:
+    if type(headers) is list:  # first: isinstance() with Headers, an ABC, costs more
         for item in headers:
             if not (
                 type(item) is tuple
@@ -229,6 +225,10 @@ def _as_items(headers: HeadersLike | None) -> list[tuple[str, str]]:
                 break
         else:
             return headers  # already (str, str) pairs: the common, fast case
+    elif headers is None:
+        return []
+    elif isinstance(headers, Headers):
+        return headers.raw_items()
     try:
         return Headers(headers).raw_items()
     except TypeError as error:
@@ -634,7 +634,11 @@ class HTTPConnection:
             self._line_too_long()
         if len(head) > limits.max_header_bytes:
             self._head_too_large()
-        if not self._line_checked and line_end >= 0:
+        if (
+            not self._line_checked
+            and line_end >= 0
+            and not head.endswith(self._usual_line_end, 0, line_end)
+        ):
             self._check_first_line(head[:line_end])
         rest = head.translate(None, _ALLOWED_IN_HEAD)  # the line ends and bad bytes
         line_ends = rest.count(b"\r\n")
@@ -675,6 +679,8 @@ class HTTPConnection:
     _peer = "peer"
     _head = "message"
     _first_line = "first line"
+    # A first line ending so needs no _check_first_line (b"": no check at all).
+    _usual_line_end = b""
 
     def _check_start(self, first: int) -> None:
         """The first byte of a head that is not complete yet."""
@@ -861,6 +867,7 @@ class ServerConnection(HTTPConnection):
     _peer = "client"
     _head = "request"
     _first_line = "request line"
+    _usual_line_end = b" HTTP/1.1"
     _body_status = 413
 
     def __init__(
