@@ -239,6 +239,9 @@ class Server(ListeningServer):
             ssl_context=config.ssl_context(),
             backend=config.backend,
             drain_timeout=config.drain_timeout,
+            # A client may half-close after its request and still read the answer (as
+            # on trio); asyncio cannot half-close TLS.
+            half_close=config.tls is None,
             uds=config.uds,
         )
         self.config = config

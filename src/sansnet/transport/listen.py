@@ -380,16 +380,17 @@ async def listen_unix(
     backlog: int = 2048,
     backend: Backend = "auto",
     mode: int = UNIX_SOCKET_MODE,
+    half_close: bool = False,
 ) -> Listener:
     """Listen on the Unix domain socket ``path`` as :func:`listen_tcp` listens on TCP.
     The socket file gets permissions ``mode`` (0o666 by default, as uvicorn: any local
     user may connect) and is removed when the listener closes; a stale one left by a
-    server that died is replaced."""
+    server that died is replaced. ``half_close`` as for :func:`listen_tcp`."""
     path = os.fspath(path)
     _claim_unix_path(path)
     try:
         if current_backend(backend) == "asyncio":
-            factory, scope, hand_off = _asyncio_hand_off(handler, task_group, False)
+            factory, scope, hand_off = _asyncio_hand_off(handler, task_group, half_close)
             server = await asyncio.get_running_loop().create_unix_server(
                 factory,
                 path,
