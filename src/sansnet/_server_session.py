@@ -182,6 +182,7 @@ class ServerSession:
         record = self._record
         config = self._config
         started: float | None = None
+        waited = False  # the keep-alive wait is over: bytes came
         while True:
             try:
                 event = conn.next_event()
@@ -193,7 +194,7 @@ class ServerSession:
             if event is NEED_DATA:
                 if self._server.stopping:
                     return None  # idle, or partway through a head: no request to finish
-                if conn.idle:
+                if conn.idle and not waited:
                     record.awaiting_head = True
                     try:
                         await receive(stream, conn, config.keepalive_timeout)
@@ -201,6 +202,9 @@ class ServerSession:
                         return None  # idle too long, or closed by stop(): end quietly
                     finally:
                         record.awaiting_head = False
+                    # Bytes came: still idle means empty lines before a head, which run
+                    # on the head's clock (else a CRLF now and then holds it forever).
+                    waited = True
                 else:
                     # The head's clock starts at its first bytes: set when the head turns
                     # out incomplete, microseconds later, not on every request.

@@ -78,6 +78,28 @@ async def test_idle_keep_alive_connections_are_closed_after_keepalive_timeout() 
 
 
 @on_virtual_time
+async def test_empty_lines_before_a_head_run_on_the_header_timeout() -> None:
+    """RFC 9112 section 2.2 lets empty lines come before a request line, and the
+    server skips them; they count as the head's first bytes. Each CRLF used to restart
+    the keep-alive wait, so a client sending one every few seconds held its connection
+    forever, never under header_timeout."""
+    config = ServeConfig(handle_request=hello, keepalive_timeout=5, header_timeout=10)
+    async with serve(config) as client, await client.connect() as conn:
+        started = anyio.current_time()
+        answer = b""
+        with anyio.fail_after(60):
+            while not answer:
+                try:
+                    await conn.send(b"\r\n")
+                except sansnet.WriteError:
+                    break
+                with anyio.move_on_after(4):
+                    answer = await conn.receive()
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert anyio.current_time() - started == pytest.approx(10, abs=1)
+
+
+@on_virtual_time
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
