@@ -373,3 +373,32 @@ async def test_a_client_that_half_closes_after_its_request_still_gets_the_answer
                         break
     assert received.startswith(b"HTTP/1.1 200 OK\r\n")
     assert received.endswith(b"\r\n\r\nhello")
+
+
+async def test_stop_does_not_wait_for_a_client_that_never_reads() -> None:
+    """A response cut off by drain_timeout is dropped with its connection. On asyncio
+    the cancelled connection was closed gracefully, waiting 5 s more for a client that
+    never reads to take the rest: stop() took drain_timeout + 5 s (trio: drain_timeout)."""
+    yielded = anyio.Event()
+
+    async def endless() -> Any:
+        while True:
+            yield b"x" * 65536
+            yielded.set()
+
+    config = ServeConfig(
+        handle_request=lambda request: ServeResponse(body=endless()), drain_timeout=1
+    )
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with sock:
+        async with sansnet.serve(0, config) as handle:
+            sock.connect(("127.0.0.1", handle.port))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
+            with anyio.fail_after(5):
+                await yielded.wait()
+            begun = anyio.current_time()
+            with anyio.fail_after(10):
+                await handle.stop()
+            took = anyio.current_time() - begun
+    assert took < 3  # drain_timeout's 1 s, not 6
