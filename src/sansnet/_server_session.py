@@ -256,7 +256,11 @@ class ServerSession:
         stream = self._stream
         conn = self._conn
         conn.send_continue()
-        parts: list[bytes] = []
+        # The first piece as it is (usually the whole body), then one growing buffer:
+        # a list of pieces costs ~50 bytes of memory per piece, so a chunked body of
+        # tiny chunks under max_body_bytes would take many times that limit.
+        first = b""
+        rest: bytearray | None = None
         body_timeout = self._config.body_timeout
         while True:
             try:
@@ -265,7 +269,13 @@ class ServerSession:
                 await self._send_queued()
                 return None
             if type(event) is Data:
-                parts.append(event.data)
+                if rest is not None:
+                    rest += event.data
+                elif first:
+                    rest = bytearray(first)
+                    rest += event.data
+                else:
+                    first = event.data
                 continue
             if type(event) is EndOfMessage:
                 break
@@ -286,7 +296,7 @@ class ServerSession:
                 self._date.refresh()  # the engine may answer an error from what came
                 continue
             raise AssertionError(f"unexpected {event!r} in a request body")  # pragma: no cover
-        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        body = first if rest is None else bytes(rest)
         encoding = head.headers.get("content-encoding")
         if encoding:
             return await self._decode_body(head, encoding, body)

@@ -8,7 +8,9 @@ test_serve_robustness.py."""
 from __future__ import annotations
 
 import email.utils
+import gc
 import logging
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -357,3 +359,33 @@ async def test_disconnects_mid_head_body_and_response_are_quiet(
             await anyio.sleep(0.2)
             assert (await client.request("/")).ok
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@on_virtual_time
+async def test_a_body_of_tiny_chunks_takes_memory_near_its_size() -> None:
+    """max_body_bytes bounds the memory a body takes: a chunked body of 2-byte chunks
+    (7 bytes each on the wire) was kept as one bytes object per chunk, about 50 bytes
+    each: 60 times the body's size (16 MiB allowed, about 1 GB taken; here 2.5 MB
+    for 40 KB)."""
+    chunks = 20_000
+    wire = b"2\r\nxx\r\n" * chunks + b"0\r\n\r\n"
+
+    async def size(request: ServeRequest) -> str:
+        return str(len(request.body))
+
+    async with serve(size) as client, await client.connect() as conn:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            await conn.send(
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                b"Connection: close\r\n\r\n"
+            )
+            for start in range(0, len(wire), 65536):
+                await conn.send(wire[start : start + 65536])
+            received = await conn.receive_until_closed(timeout=60)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert received.endswith(b"\r\n\r\n%d" % (2 * chunks))
+    assert peak < 1024 * 1024, f"a {2 * chunks}-byte body took {peak} bytes"
