@@ -135,16 +135,26 @@ def _asyncio_hand_off(
     scope = anyio.CancelScope()
 
     def on_connected(protocol: _StreamProtocol) -> None:
+        if scope.cancel_called:
+            # The listener is closed (a TLS handshake that ended after it): nobody
+            # will serve this connection.
+            assert protocol.transport is not None
+            protocol.transport.abort()
+            return
         arrived.append(AsyncioStream(protocol))
         wake.set()
 
     async def hand_off() -> None:
-        with scope:
-            while True:
-                await wake.wait()
-                wake.clear()
-                while arrived:
-                    task_group.start_soon(handler, arrived.popleft())
+        try:
+            with scope:
+                while True:
+                    await wake.wait()
+                    wake.clear()
+                    while arrived:
+                        task_group.start_soon(handler, arrived.popleft())
+        finally:
+            while arrived:  # accepted, never handed on: close them with the listener
+                arrived.popleft().abort()
 
     def factory() -> _StreamProtocol:
         return _StreamProtocol(on_connected, half_close)
@@ -198,10 +208,13 @@ def _serve_anyio(
                     stream = await TLSStream.wrap(
                         stream, ssl_context=ssl_context, standard_compatible=False
                     )
-            except Exception as exc:  # cancellation is a BaseException: it goes on
+            except Exception as exc:
                 await anyio.aclose_forcefully(stream)
                 logger.debug("TLS handshake failed: %r", exc)
                 return
+            except BaseException:  # cancelled (the server stops): close it, go on
+                await anyio.aclose_forcefully(stream)
+                raise
         await handler(AnyioStream(stream))
 
     async def accept_loop(one: anyio.abc.SocketListener) -> None:
