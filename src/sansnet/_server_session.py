@@ -413,13 +413,18 @@ class ServerSession:
                 await close_body(body)
                 return status
             await stream.write(conn.data_to_send(), timeout)
+            # A TransportError while we write means the client went away; one from the
+            # body (a proxied upstream that broke) is the body's failure, to be logged.
+            writing = False
             try:
                 if isinstance(body, AsyncIterable):
                     async for chunk in body:
                         conn.send_data(_as_bytes(chunk))
                         data = conn.data_to_send()
                         if data:
+                            writing = True
                             await stream.write(data, timeout)
+                            writing = False
                 else:
                     # A write returns at once while the transport takes data (asyncio):
                     # without a checkpoint, an endless iterator and a fast reader would
@@ -430,14 +435,18 @@ class ServerSession:
                         conn.send_data(_as_bytes(chunk))
                         data = conn.data_to_send()
                         if data:
+                            writing = True
                             await stream.write(data, timeout)
+                            writing = False
                         unchecked += len(data) + _CHUNK_COST
                         if unchecked >= _CHECKPOINT_EVERY:
                             unchecked = 0
                             await anyio.lowlevel.checkpoint()
                 conn.send_end()
             except TransportError:
-                raise
+                if writing:
+                    raise
+                raise self._body_failed(request) from None
             except LocalProtocolError:
                 logger.exception(
                     "The streamed response to %s %s from %s:%s broke its framing after the "
@@ -450,21 +459,26 @@ class ServerSession:
                 conn.disable_keep_alive()
                 raise WriteError("The streamed response broke its framing.") from None
             except Exception:
-                logger.exception(
-                    "The response body iterator failed on %s %s from %s:%s after the head "
-                    "was sent; closing the connection.",
-                    request.method,
-                    request.target,
-                    request.ip,
-                    request.port,
-                )
-                conn.disable_keep_alive()
-                raise WriteError("The response body iterator failed.") from None
+                raise self._body_failed(request) from None
         except BaseException:  # the peer left, the task was cancelled, or the body failed
             await close_body(body)
             raise
         await stream.write(conn.data_to_send(), timeout)
         return status
+
+    def _body_failed(self, request: ServeRequest) -> WriteError:
+        """Log that a streamed body raised (after its head was sent)
+        and return the error that closes the connection."""
+        logger.exception(
+            "The response body iterator failed on %s %s from %s:%s after the head "
+            "was sent; closing the connection.",
+            request.method,
+            request.target,
+            request.ip,
+            request.port,
+        )
+        self._conn.disable_keep_alive()
+        return WriteError("The response body iterator failed.")
 
     # ---------------------------------------------------------------- websocket
 
