@@ -195,6 +195,7 @@ class ListeningServer:
                         group,
                         ssl_context=self._ssl,
                         backend=self._backend,
+                        half_close=self._half_close,
                     )
                 else:
                     self._listener = await listen_tcp(

@@ -182,6 +182,7 @@ class ServerSession:
         record = self._record
         config = self._config
         started: float | None = None
+        waited = False  # the keep-alive wait is over: bytes came
         while True:
             try:
                 event = conn.next_event()
@@ -193,7 +194,7 @@ class ServerSession:
             if event is NEED_DATA:
                 if self._server.stopping:
                     return None  # idle, or partway through a head: no request to finish
-                if conn.idle:
+                if conn.idle and not waited:
                     record.awaiting_head = True
                     try:
                         await receive(stream, conn, config.keepalive_timeout)
@@ -201,6 +202,9 @@ class ServerSession:
                         return None  # idle too long, or closed by stop(): end quietly
                     finally:
                         record.awaiting_head = False
+                    # Bytes came: still idle means empty lines before a head, which run
+                    # on the head's clock (else a CRLF now and then holds it forever).
+                    waited = True
                 else:
                     # The head's clock starts at its first bytes: set when the head turns
                     # out incomplete, microseconds later, not on every request.
@@ -252,7 +256,11 @@ class ServerSession:
         stream = self._stream
         conn = self._conn
         conn.send_continue()
-        parts: list[bytes] = []
+        # The first piece as it is (usually the whole body), then one growing buffer:
+        # a list of pieces costs ~50 bytes of memory per piece, so a chunked body of
+        # tiny chunks under max_body_bytes would take many times that limit.
+        first = b""
+        rest: bytearray | None = None
         body_timeout = self._config.body_timeout
         while True:
             try:
@@ -261,7 +269,13 @@ class ServerSession:
                 await self._send_queued()
                 return None
             if type(event) is Data:
-                parts.append(event.data)
+                if rest is not None:
+                    rest += event.data
+                elif first:
+                    rest = bytearray(first)
+                    rest += event.data
+                else:
+                    first = event.data
                 continue
             if type(event) is EndOfMessage:
                 break
@@ -282,7 +296,7 @@ class ServerSession:
                 self._date.refresh()  # the engine may answer an error from what came
                 continue
             raise AssertionError(f"unexpected {event!r} in a request body")  # pragma: no cover
-        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        body = first if rest is None else bytes(rest)
         encoding = head.headers.get("content-encoding")
         if encoding:
             return await self._decode_body(head, encoding, body)
@@ -399,13 +413,18 @@ class ServerSession:
                 await close_body(body)
                 return status
             await stream.write(conn.data_to_send(), timeout)
+            # A TransportError while we write means the client went away; one from the
+            # body (a proxied upstream that broke) is the body's failure, to be logged.
+            writing = False
             try:
                 if isinstance(body, AsyncIterable):
                     async for chunk in body:
                         conn.send_data(_as_bytes(chunk))
                         data = conn.data_to_send()
                         if data:
+                            writing = True
                             await stream.write(data, timeout)
+                            writing = False
                 else:
                     # A write returns at once while the transport takes data (asyncio):
                     # without a checkpoint, an endless iterator and a fast reader would
@@ -416,14 +435,18 @@ class ServerSession:
                         conn.send_data(_as_bytes(chunk))
                         data = conn.data_to_send()
                         if data:
+                            writing = True
                             await stream.write(data, timeout)
+                            writing = False
                         unchecked += len(data) + _CHUNK_COST
                         if unchecked >= _CHECKPOINT_EVERY:
                             unchecked = 0
                             await anyio.lowlevel.checkpoint()
                 conn.send_end()
             except TransportError:
-                raise
+                if writing:
+                    raise
+                raise self._body_failed(request) from None
             except LocalProtocolError:
                 logger.exception(
                     "The streamed response to %s %s from %s:%s broke its framing after the "
@@ -436,21 +459,26 @@ class ServerSession:
                 conn.disable_keep_alive()
                 raise WriteError("The streamed response broke its framing.") from None
             except Exception:
-                logger.exception(
-                    "The response body iterator failed on %s %s from %s:%s after the head "
-                    "was sent; closing the connection.",
-                    request.method,
-                    request.target,
-                    request.ip,
-                    request.port,
-                )
-                conn.disable_keep_alive()
-                raise WriteError("The response body iterator failed.") from None
+                raise self._body_failed(request) from None
         except BaseException:  # the peer left, the task was cancelled, or the body failed
             await close_body(body)
             raise
         await stream.write(conn.data_to_send(), timeout)
         return status
+
+    def _body_failed(self, request: ServeRequest) -> WriteError:
+        """Log that a streamed body raised (after its head was sent)
+        and return the error that closes the connection."""
+        logger.exception(
+            "The response body iterator failed on %s %s from %s:%s after the head "
+            "was sent; closing the connection.",
+            request.method,
+            request.target,
+            request.ip,
+            request.port,
+        )
+        self._conn.disable_keep_alive()
+        return WriteError("The response body iterator failed.")
 
     # ---------------------------------------------------------------- websocket
 

@@ -31,6 +31,8 @@ from email.utils import formatdate
 from time import time as _wall_clock
 from typing import Any
 
+import anyio
+
 from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
 from ._server_session import SHUTTING_DOWN, ServerSession, problem
 from ._version import __version__
@@ -239,6 +241,9 @@ class Server(ListeningServer):
             ssl_context=config.ssl_context(),
             backend=config.backend,
             drain_timeout=config.drain_timeout,
+            # A client may half-close after its request and still read the answer (as
+            # on trio); asyncio cannot half-close TLS.
+            half_close=config.tls is None,
             uds=config.uds,
         )
         self.config = config
@@ -314,6 +319,11 @@ class Server(ListeningServer):
                 "server goes on.",
                 stream.description,
             )
+        except anyio.get_cancelled_exc_class():
+            # Cut off mid-exchange (stop()'s drain_timeout ran out): what the peer has
+            # not taken is dropped, or closing would wait for a peer that never reads.
+            stream.abort()
+            raise
         finally:
             self._records.discard(record)
             self._connection_ended()

@@ -508,16 +508,37 @@ async def test_a_stream_that_breaks_its_content_length_is_logged_and_closes(
     assert fragment in str(record.exc_info[1])
 
 
-async def test_a_failing_stream_closes_the_connection(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("stream broke"), sansnet.ReadError("the upstream broke")],
+    ids=["RuntimeError", "ReadError"],
+)
+@pytest.mark.parametrize("kind", ["generator", "async generator"])
+async def test_a_failing_stream_closes_the_connection(
+    error: Exception, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Logged whatever the body raises: a TransportError from a body that proxies
+    another connection (its upstream broke) was taken for our client leaving, and the
+    cut-off response was never logged."""
+
     def broken() -> Any:
         yield b"start"
-        raise RuntimeError("stream broke")
+        raise error
+
+    async def broken_async() -> Any:
+        yield b"start"
+        raise error
+
+    def handler(request: ServeRequest) -> ServeResponse:
+        return ServeResponse(body=broken() if kind == "generator" else broken_async())
 
     with caplog.at_level(logging.ERROR, logger="sansnet.server"):
-        async with serve_in_memory(lambda request: ServeResponse(body=broken())) as handle:
+        async with serve_in_memory(handler) as handle:
             with pytest.raises(sansnet.RemoteProtocolError):
                 await handle.request("/")
-    assert any("iterator failed" in r.getMessage() for r in caplog.records)
+    [record] = [r for r in caplog.records if "iterator failed" in r.getMessage()]
+    assert record.exc_info is not None
+    assert record.exc_info[1] is error
 
 
 async def test_sync_and_async_callable_objects() -> None:

@@ -8,7 +8,9 @@ test_serve_robustness.py."""
 from __future__ import annotations
 
 import email.utils
+import gc
 import logging
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -75,6 +77,28 @@ async def test_idle_keep_alive_connections_are_closed_after_keepalive_timeout() 
         started = anyio.current_time()
         assert await conn.receive(timeout=60) == b""  # closed by the server
         assert anyio.current_time() - started == pytest.approx(5, abs=0.5)
+
+
+@on_virtual_time
+async def test_empty_lines_before_a_head_run_on_the_header_timeout() -> None:
+    """RFC 9112 section 2.2 lets empty lines come before a request line, and the
+    server skips them; they count as the head's first bytes. Each CRLF used to restart
+    the keep-alive wait, so a client sending one every few seconds held its connection
+    forever, never under header_timeout."""
+    config = ServeConfig(handle_request=hello, keepalive_timeout=5, header_timeout=10)
+    async with serve(config) as client, await client.connect() as conn:
+        started = anyio.current_time()
+        answer = b""
+        with anyio.fail_after(60):
+            while not answer:
+                try:
+                    await conn.send(b"\r\n")
+                except sansnet.WriteError:
+                    break
+                with anyio.move_on_after(4):
+                    answer = await conn.receive()
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert anyio.current_time() - started == pytest.approx(10, abs=1)
 
 
 @on_virtual_time
@@ -335,3 +359,33 @@ async def test_disconnects_mid_head_body_and_response_are_quiet(
             await anyio.sleep(0.2)
             assert (await client.request("/")).ok
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@on_virtual_time
+async def test_a_body_of_tiny_chunks_takes_memory_near_its_size() -> None:
+    """max_body_bytes bounds the memory a body takes: a chunked body of 2-byte chunks
+    (7 bytes each on the wire) was kept as one bytes object per chunk, about 50 bytes
+    each: 60 times the body's size (16 MiB allowed, about 1 GB taken; here 2.5 MB
+    for 40 KB)."""
+    chunks = 20_000
+    wire = b"2\r\nxx\r\n" * chunks + b"0\r\n\r\n"
+
+    async def size(request: ServeRequest) -> str:
+        return str(len(request.body))
+
+    async with serve(size) as client, await client.connect() as conn:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            await conn.send(
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                b"Connection: close\r\n\r\n"
+            )
+            for start in range(0, len(wire), 65536):
+                await conn.send(wire[start : start + 65536])
+            received = await conn.receive_until_closed(timeout=60)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert received.endswith(b"\r\n\r\n%d" % (2 * chunks))
+    assert peak < 1024 * 1024, f"a {2 * chunks}-byte body took {peak} bytes"

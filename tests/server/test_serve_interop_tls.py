@@ -5,6 +5,7 @@ network namespace so nothing listens on a real interface."""
 from __future__ import annotations
 
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -113,6 +114,44 @@ async def test_tls_handshake_failures_do_not_stop_the_server(
                     pass
         response = await sansnet.request(handle.url, verify=False)
         assert response.text == "secure /"
+
+
+async def test_stop_closes_a_connection_partway_through_its_tls_handshake(
+    ca: trustme.CA, server_context: ssl.SSLContext
+) -> None:
+    """After stop() returns every connection is closed, one still in its TLS handshake
+    too. On trio it stayed open (the cancelled handshake left the socket unclosed: a
+    client finishing it hung); on asyncio the handshake went on after stop() and the
+    connection it made was never served nor closed."""
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    config = ServeConfig(handle_request=hello, tls=server_context)
+    server = sansnet.serve(0, config)
+    async with anyio.create_task_group() as group:
+        handle = await group.start(server.run)
+        pending = socket.create_connection(("127.0.0.1", handle.port))  # no ClientHello yet
+        with pending:
+            # Accepted in order: once a later connection is answered, this one is taken.
+            answered = await sansnet.request(handle.url, verify=client_context, timeout=5)
+            assert answered.text == "secure /"
+            with anyio.fail_after(10):
+                await handle.stop()
+
+            def finish_the_handshake() -> bytes | str:
+                pending.settimeout(5)
+                try:
+                    with client_context.wrap_socket(
+                        pending, server_hostname="127.0.0.1", do_handshake_on_connect=True
+                    ) as tls:
+                        tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                        return tls.recv(100)
+                except TimeoutError:
+                    return "the connection is still open"
+                except OSError:
+                    return "closed"
+
+            result = await anyio.to_thread.run_sync(finish_the_handshake)
+    assert result in (b"", "closed")
 
 
 LUNE_ANY_ADDRESS = textwrap.dedent(

@@ -20,6 +20,7 @@ import pytest
 import sansnet
 from sansnet import ServeConfig, ServeRequest, ServeResponse
 from sansnet.server import Server
+from sansnet.transport.streams import _StreamProtocol
 
 pytestmark = pytest.mark.anyio
 
@@ -329,3 +330,75 @@ async def _response(stream: anyio.abc.SocketStream) -> bytes:
         chunk = await stream.receive()
         received += chunk
     return received
+
+
+@pytest.mark.parametrize("where", ["tcp", "uds"])
+async def test_a_client_that_half_closes_after_its_request_still_gets_the_answer(
+    where: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, anyio_backend_name: str
+) -> None:
+    """`printf 'GET ...' | nc -N`: the client ends its sending side after the request
+    and reads the answer. On asyncio the server closed the connection on the client's
+    EOF, so an answer not written by then (a handler still running) was lost (b"");
+    trio kept it open."""
+    eof_seen = anyio.Event()
+    eof_received = _StreamProtocol.eof_received
+
+    def noting_eof(self: _StreamProtocol) -> bool:
+        eof_seen.set()
+        return eof_received(self)
+
+    monkeypatch.setattr(_StreamProtocol, "eof_received", noting_eof)
+
+    async def after_the_eof(request: ServeRequest) -> str:
+        if anyio_backend_name == "asyncio":  # (trio has no protocol callback to wait for)
+            with anyio.fail_after(5):
+                await eof_seen.wait()  # the server has seen the client's EOF
+        return "hello"
+
+    uds = str(tmp_path / "s.sock") if where == "uds" else None
+    async with sansnet.serve(0, after_the_eof, uds=uds) as handle:
+        if uds is None:
+            stream: Any = await anyio.connect_tcp("127.0.0.1", handle.port)
+        else:
+            stream = await anyio.connect_unix(uds)
+        async with stream:
+            await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            await stream.send_eof()
+            received = b""
+            with anyio.fail_after(5):
+                while True:
+                    try:
+                        received += await stream.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        break
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert received.endswith(b"\r\n\r\nhello")
+
+
+async def test_stop_does_not_wait_for_a_client_that_never_reads() -> None:
+    """A response cut off by drain_timeout is dropped with its connection. On asyncio
+    the cancelled connection was closed gracefully, waiting 5 s more for a client that
+    never reads to take the rest: stop() took drain_timeout + 5 s (trio: drain_timeout)."""
+    yielded = anyio.Event()
+
+    async def endless() -> Any:
+        while True:
+            yield b"x" * 65536
+            yielded.set()
+
+    config = ServeConfig(
+        handle_request=lambda request: ServeResponse(body=endless()), drain_timeout=1
+    )
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with sock:
+        async with sansnet.serve(0, config) as handle:
+            sock.connect(("127.0.0.1", handle.port))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
+            with anyio.fail_after(5):
+                await yielded.wait()
+            begun = anyio.current_time()
+            with anyio.fail_after(10):
+                await handle.stop()
+            took = anyio.current_time() - begun
+    assert took < 3  # drain_timeout's 1 s, not 6

@@ -135,16 +135,26 @@ def _asyncio_hand_off(
     scope = anyio.CancelScope()
 
     def on_connected(protocol: _StreamProtocol) -> None:
+        if scope.cancel_called:
+            # The listener is closed (a TLS handshake that ended after it): nobody
+            # will serve this connection.
+            assert protocol.transport is not None
+            protocol.transport.abort()
+            return
         arrived.append(AsyncioStream(protocol))
         wake.set()
 
     async def hand_off() -> None:
-        with scope:
-            while True:
-                await wake.wait()
-                wake.clear()
-                while arrived:
-                    task_group.start_soon(handler, arrived.popleft())
+        try:
+            with scope:
+                while True:
+                    await wake.wait()
+                    wake.clear()
+                    while arrived:
+                        task_group.start_soon(handler, arrived.popleft())
+        finally:
+            while arrived:  # accepted, never handed on: close them with the listener
+                arrived.popleft().abort()
 
     def factory() -> _StreamProtocol:
         return _StreamProtocol(on_connected, half_close)
@@ -198,10 +208,13 @@ def _serve_anyio(
                     stream = await TLSStream.wrap(
                         stream, ssl_context=ssl_context, standard_compatible=False
                     )
-            except Exception as exc:  # cancellation is a BaseException: it goes on
+            except Exception as exc:
                 await anyio.aclose_forcefully(stream)
                 logger.debug("TLS handshake failed: %r", exc)
                 return
+            except BaseException:  # cancelled (the server stops): close it, go on
+                await anyio.aclose_forcefully(stream)
+                raise
         await handler(AnyioStream(stream))
 
     async def accept_loop(one: anyio.abc.SocketListener) -> None:
@@ -380,16 +393,17 @@ async def listen_unix(
     backlog: int = 2048,
     backend: Backend = "auto",
     mode: int = UNIX_SOCKET_MODE,
+    half_close: bool = False,
 ) -> Listener:
     """Listen on the Unix domain socket ``path`` as :func:`listen_tcp` listens on TCP.
     The socket file gets permissions ``mode`` (0o666 by default, as uvicorn: any local
     user may connect) and is removed when the listener closes; a stale one left by a
-    server that died is replaced."""
+    server that died is replaced. ``half_close`` as for :func:`listen_tcp`."""
     path = os.fspath(path)
     _claim_unix_path(path)
     try:
         if current_backend(backend) == "asyncio":
-            factory, scope, hand_off = _asyncio_hand_off(handler, task_group, False)
+            factory, scope, hand_off = _asyncio_hand_off(handler, task_group, half_close)
             server = await asyncio.get_running_loop().create_unix_server(
                 factory,
                 path,
