@@ -55,6 +55,7 @@ from .models import ServeRequest
 from .protocol import (
     ClientConnection,
     Data,
+    Event,
     InformationalResponse,
     ResponseHead,
     ServerConnection,
@@ -216,21 +217,20 @@ class WebSocket:
                 data = message
         else:
             raise InvalidArgument(f"send() takes str or bytes, not {type(message).__name__}.")
-        if (
-            conn.state is OPEN
-            and not self._messages
-            and not self._read_lock.locked()
-            and self._stream.is_readable()
-        ):
+        if conn.state is OPEN and not self._messages and not self._read_lock.locked():
             # Nobody is reading, and the peer has sent something: take it in first
             # (one message ahead at most), so that a close frame waiting there closes
             # this socket and completes the handshake instead of the message going
-            # nowhere.
-            try:
-                async with self._read_lock:
-                    await self._pump(wait=False)
-            finally:
-                self._notify()  # a close() or ping() may wait for the read lock
+            # nowhere. What was read already (with the last message, or with the
+            # handshake's answer) is parsed here, without the lock: nobody else can
+            # read before this returns, nor before the lock is taken (fast_acquire).
+            first = conn.next_event(defer_failure=True) if conn.input_pending else None
+            if first is not None or self._stream.is_readable():
+                try:
+                    async with self._read_lock:
+                        await self._pump(wait=False, first=first)
+                finally:
+                    self._notify()  # a close() or ping() may wait for the read lock
         if conn.state is not OPEN:
             raise self._closed_error()
         if text is None:
@@ -331,17 +331,21 @@ class WebSocket:
             raise StopAsyncIteration
         return message
 
-    async def _pump(self, *, wait: bool = True) -> None:
+    async def _pump(self, *, wait: bool = True, first: Event | None = None) -> None:
         """Read and parse until a message is queued, a pong arrives, or the connection
         is finished; with ``wait=False`` (before a send), also stop when a read would
         have to wait, and leave a protocol violation of the peer for the next reader, so
         that the message being sent goes out before the close that answers it. The
         caller holds the read lock, makes sure no message is queued (one message ahead
         at most), and loops as it needs. Once our close frame is out, the peer's data
-        messages are discarded: only its close frame matters then."""
+        messages are discarded: only its close frame matters then. ``first``: an event
+        the caller took from the engine already, handled before any other."""
         conn = self._conn
         while True:
-            event = conn.next_event(defer_failure=not wait)
+            if first is None:
+                event = conn.next_event(defer_failure=not wait)
+            else:
+                event, first = first, None
             if conn.wants_write:
                 await self._flush_soon()
             if event is None:
