@@ -35,7 +35,7 @@ import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import anyio
 
@@ -718,7 +718,15 @@ async def socket(
     host = split.hostname
     if not host:
         raise InvalidURL(f"Invalid URL {url!r}: no host.")
-    target = (split.path or "/") + (f"?{split.query}" if split.query else "")
+    if not host.isascii():  # an internationalized name: its IDNA (ASCII) form, as request()
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise InvalidURL(f"Invalid host name in {url!r}: {exc}.") from None
+    # Percent-encoded as request() does (UTF-8): a request target is ASCII.
+    path = quote(split.path, safe="/%:@!$&'()*+,;=-._~") or "/"
+    query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
+    target = path + (f"?{query}" if query else "")
     handshake = ClientHandshake(
         subprotocols=subprotocols,
         compression=compression,
