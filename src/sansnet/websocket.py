@@ -405,8 +405,9 @@ class WebSocket:
             self._conn_lost()
             await self._finish()
             return False
-        if self._keepalive_payload is not None:
+        if self._keepalive_payload is not None and self.ping_timeout is not None:
             # The last keepalive ping went unanswered for ping_timeout: the link is dead.
+            # (With ping_timeout=None a ping is never late: the next one replaces it.)
             conn.close(1011, "keepalive ping timeout")
             await self._flush_soon()
             self._conn_lost()
