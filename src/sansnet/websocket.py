@@ -613,28 +613,37 @@ class WebSocket:
         event = anyio.Event()
         started = now()
         self._pings[payload] = (started, event)
-        self._conn.send_ping(payload)
-        await self._flush()
-        finished = self._finished
-        messages = self._messages
-        with anyio.move_on_after(self.ping_timeout) as scope:
-            while not event.is_set() and not finished.is_set():
-                if not _room_for_more(messages) or self._read_lock.locked():
-                    # The queue for next() is full, or another task reads: wait for
-                    # next() to take a message, the reader to let go of the read lock,
-                    # the pong, or the end.
-                    await self._wait_for_change()
-                    continue
-                try:
-                    async with self._read_lock:
-                        if (
-                            not event.is_set()
-                            and not finished.is_set()
-                            and _room_for_more(messages)
-                        ):
-                            await self._pump()
-                finally:
-                    self._notify()
+        try:
+            self._conn.send_ping(payload)
+            await self._flush()
+            finished = self._finished
+            messages = self._messages
+            with anyio.move_on_after(self.ping_timeout) as scope:
+                while not event.is_set() and not finished.is_set():
+                    if not _room_for_more(messages) or self._read_lock.locked():
+                        # The queue for next() is full, or another task reads: wait for
+                        # next() to take a message, the reader to let go of the read
+                        # lock, the pong, or the end.
+                        await self._wait_for_change()
+                        continue
+                    try:
+                        async with self._read_lock:
+                            if (
+                                not event.is_set()
+                                and not finished.is_set()
+                                and _room_for_more(messages)
+                            ):
+                                await self._pump()
+                    finally:
+                        self._notify()
+        except BaseException:
+            # Cancelled (or the link failed): nobody waits for this pong any more. Its
+            # payload is free again, and a pong that came is not kept.
+            if self._pings.get(payload, (0.0, None))[1] is event:
+                del self._pings[payload]
+            elif event.is_set():
+                self._ping_results.pop(payload, None)
+            raise
         if scope.cancelled_caught:
             self._pings.pop(payload, None)
             raise TimeoutError(f"No pong within {self.ping_timeout} s.")

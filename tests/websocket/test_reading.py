@@ -162,6 +162,33 @@ async def test_send_sees_a_close_frame_already_read(how: str) -> None:
     assert await ws.next() is None
 
 
+@on_virtual_time
+async def test_a_cancelled_ping_frees_its_payload_and_keeps_no_late_pong() -> None:
+    """Issue: a ping() cancelled while it waited (move_on_after around it) left its
+    payload registered: the next ping() with that payload raised InvalidArgument
+    ('already waiting for its pong') with nobody waiting, until a pong came; and a
+    pong that came after the cancel was kept for good (one entry per cancelled ping,
+    for the life of the connection)."""
+    ws, peer = socket_pair(ping_timeout=60)
+    with anyio.move_on_after(1):
+        await ws.ping(b"late")
+    await peer.send(encode_frame(PONG, b"late"))  # after the cancel
+    with anyio.move_on_after(1):
+        await ws.next()  # reads the pong
+    assert not ws._pings
+    assert not ws._ping_results
+    async with anyio.create_task_group() as group:
+
+        async def answer() -> None:
+            await anyio.sleep(1)
+            await peer.send(encode_frame(PONG, b"late"))
+
+        group.start_soon(answer)
+        with anyio.fail_after(10):
+            assert await ws.ping(b"late") >= 0  # the payload is free again
+    await ws.close_quietly()
+
+
 async def _reader_that_gives_up(ws: WebSocket) -> None:
     with anyio.move_on_after(1):
         await ws.next()  # holds the read lock, then lets go of it at t = 1 s
