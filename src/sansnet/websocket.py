@@ -35,7 +35,7 @@ import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import anyio
 
@@ -55,6 +55,7 @@ from .models import ServeRequest
 from .protocol import (
     ClientConnection,
     Data,
+    Event,
     InformationalResponse,
     ResponseHead,
     ServerConnection,
@@ -216,21 +217,20 @@ class WebSocket:
                 data = message
         else:
             raise InvalidArgument(f"send() takes str or bytes, not {type(message).__name__}.")
-        if (
-            conn.state is OPEN
-            and not self._messages
-            and not self._read_lock.locked()
-            and self._stream.is_readable()
-        ):
+        if conn.state is OPEN and not self._messages and not self._read_lock.locked():
             # Nobody is reading, and the peer has sent something: take it in first
             # (one message ahead at most), so that a close frame waiting there closes
             # this socket and completes the handshake instead of the message going
-            # nowhere.
-            try:
-                async with self._read_lock:
-                    await self._pump(wait=False)
-            finally:
-                self._notify()  # a close() or ping() may wait for the read lock
+            # nowhere. What was read already (with the last message, or with the
+            # handshake's answer) is parsed here, without the lock: nobody else can
+            # read before this returns, nor before the lock is taken (fast_acquire).
+            first = conn.next_event(defer_failure=True) if conn.input_pending else None
+            if first is not None or self._stream.is_readable():
+                try:
+                    async with self._read_lock:
+                        await self._pump(wait=False, first=first)
+                finally:
+                    self._notify()  # a close() or ping() may wait for the read lock
         if conn.state is not OPEN:
             raise self._closed_error()
         if text is None:
@@ -331,17 +331,21 @@ class WebSocket:
             raise StopAsyncIteration
         return message
 
-    async def _pump(self, *, wait: bool = True) -> None:
+    async def _pump(self, *, wait: bool = True, first: Event | None = None) -> None:
         """Read and parse until a message is queued, a pong arrives, or the connection
         is finished; with ``wait=False`` (before a send), also stop when a read would
         have to wait, and leave a protocol violation of the peer for the next reader, so
         that the message being sent goes out before the close that answers it. The
         caller holds the read lock, makes sure no message is queued (one message ahead
         at most), and loops as it needs. Once our close frame is out, the peer's data
-        messages are discarded: only its close frame matters then."""
+        messages are discarded: only its close frame matters then. ``first``: an event
+        the caller took from the engine already, handled before any other."""
         conn = self._conn
         while True:
-            event = conn.next_event(defer_failure=not wait)
+            if first is None:
+                event = conn.next_event(defer_failure=not wait)
+            else:
+                event, first = first, None
             if conn.wants_write:
                 await self._flush_soon()
             if event is None:
@@ -401,8 +405,9 @@ class WebSocket:
             self._conn_lost()
             await self._finish()
             return False
-        if self._keepalive_payload is not None:
+        if self._keepalive_payload is not None and self.ping_timeout is not None:
             # The last keepalive ping went unanswered for ping_timeout: the link is dead.
+            # (With ping_timeout=None a ping is never late: the next one replaces it.)
             conn.close(1011, "keepalive ping timeout")
             await self._flush_soon()
             self._conn_lost()
@@ -608,28 +613,37 @@ class WebSocket:
         event = anyio.Event()
         started = now()
         self._pings[payload] = (started, event)
-        self._conn.send_ping(payload)
-        await self._flush()
-        finished = self._finished
-        messages = self._messages
-        with anyio.move_on_after(self.ping_timeout) as scope:
-            while not event.is_set() and not finished.is_set():
-                if not _room_for_more(messages) or self._read_lock.locked():
-                    # The queue for next() is full, or another task reads: wait for
-                    # next() to take a message, the reader to let go of the read lock,
-                    # the pong, or the end.
-                    await self._wait_for_change()
-                    continue
-                try:
-                    async with self._read_lock:
-                        if (
-                            not event.is_set()
-                            and not finished.is_set()
-                            and _room_for_more(messages)
-                        ):
-                            await self._pump()
-                finally:
-                    self._notify()
+        try:
+            self._conn.send_ping(payload)
+            await self._flush()
+            finished = self._finished
+            messages = self._messages
+            with anyio.move_on_after(self.ping_timeout) as scope:
+                while not event.is_set() and not finished.is_set():
+                    if not _room_for_more(messages) or self._read_lock.locked():
+                        # The queue for next() is full, or another task reads: wait for
+                        # next() to take a message, the reader to let go of the read
+                        # lock, the pong, or the end.
+                        await self._wait_for_change()
+                        continue
+                    try:
+                        async with self._read_lock:
+                            if (
+                                not event.is_set()
+                                and not finished.is_set()
+                                and _room_for_more(messages)
+                            ):
+                                await self._pump()
+                    finally:
+                        self._notify()
+        except BaseException:
+            # Cancelled (or the link failed): nobody waits for this pong any more. Its
+            # payload is free again, and a pong that came is not kept.
+            if self._pings.get(payload, (0.0, None))[1] is event:
+                del self._pings[payload]
+            elif event.is_set():
+                self._ping_results.pop(payload, None)
+            raise
         if scope.cancelled_caught:
             self._pings.pop(payload, None)
             raise TimeoutError(f"No pong within {self.ping_timeout} s.")
@@ -714,7 +728,15 @@ async def socket(
     host = split.hostname
     if not host:
         raise InvalidURL(f"Invalid URL {url!r}: no host.")
-    target = (split.path or "/") + (f"?{split.query}" if split.query else "")
+    if not host.isascii():  # an internationalized name: its IDNA (ASCII) form, as request()
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise InvalidURL(f"Invalid host name in {url!r}: {exc}.") from None
+    # Percent-encoded as request() does (UTF-8): a request target is ASCII.
+    path = quote(split.path, safe="/%:@!$&'()*+,;=-._~") or "/"
+    query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
+    target = path + (f"?{query}" if query else "")
     handshake = ClientHandshake(
         subprotocols=subprotocols,
         compression=compression,

@@ -485,6 +485,28 @@ def test_a_deferred_read_still_takes_in_a_close_frame() -> None:
     assert client.data_to_send()[:1] == b"\x88"  # our answer, masked
 
 
+def test_input_pending_says_whether_what_was_received_is_parsed_to_its_end() -> None:
+    """A close frame that came in the same read as a message is still in the engine once
+    the message is handed over, with nothing left in the socket: input_pending tells the
+    WebSocket to parse it before a send (it used to look at the socket only)."""
+    server = WebSocketConnection("server")
+    assert not server.input_pending
+    assert server.next_event() is None  # nothing received: nothing parsed
+    server.receive_data(frame(0x1, b"hello") + frame(0x8, struct.pack("!H", 1001)))
+    assert server.input_pending
+    assert server.next_event() == TextMessage("hello")
+    assert server.input_pending  # the close frame is waiting
+    assert server.next_event() == Closed(1001)
+    assert not server.input_pending  # nothing is parsed after the close
+    client = WebSocketConnection("client")
+    client.receive_data(encode_frame(0x1, b"half")[:3])
+    assert client.next_event() is None
+    assert not client.input_pending  # what is left needs more bytes
+    client.receive_eof()
+    assert client.input_pending
+    assert client.next_event() == Closed(1006)
+
+
 def test_messages_before_a_violation_are_delivered_first() -> None:
     """Lazy parsing: Autobahn 4.1.3 and friends expect the echo before the failure."""
     server = WebSocketConnection("server")

@@ -12,6 +12,7 @@ import anyio.lowlevel
 import pytest
 
 import sansnet
+from sansnet.testing import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -115,6 +116,25 @@ async def test_refused_handshake_carries_status_and_headers() -> None:
     assert info.value.status == 403
     assert dict(info.value.headers)["x-why"] == "no"  # type: ignore[arg-type]
     assert info.value.body == b"forbidden"
+
+
+async def test_an_internationalized_url_goes_out_in_ascii() -> None:
+    """Issue: socket() sent the URL's host and path as given, so a host such as
+    bücher.example or a path such as /café failed with LocalProtocolError (a Host field
+    or request target that is not ASCII) after connecting. The host now goes in its IDNA
+    form and the path and query percent-encoded as UTF-8, as request() and websockets
+    send them; a name with no IDNA form is an InvalidURL before any I/O."""
+
+    async def tell(ws: sansnet.WebSocket) -> None:
+        assert ws.request is not None
+        await ws.send(f"{ws.request.headers['host']} {ws.request.target}")
+
+    async with serve(sansnet.ServeConfig(handle_web_socket=tell)) as client:
+        ws = await client.socket("ws://bücher.example/café?q=é&r=a b")
+        assert await ws.next() == "xn--bcher-kva.example /caf%C3%A9?q=%C3%A9&r=a%20b"
+        await ws.close_quietly()
+    with pytest.raises(sansnet.InvalidURL, match="host name"):
+        await sansnet.socket("ws://" + "é" * 64 + ".example/")
 
 
 async def test_connect_errors() -> None:

@@ -138,6 +138,57 @@ async def test_ping_from_the_reading_task_sees_its_pong_behind_a_message() -> No
     await ws.close_quietly()
 
 
+@on_virtual_time
+@pytest.mark.parametrize("how", ["with the last message", "with the handshake's answer"])
+async def test_send_sees_a_close_frame_already_read(how: str) -> None:
+    """Issue: send() took in what the peer had sent only when the socket was readable,
+    so a close frame read already, in the same read as the message next() returned or
+    with the 101 answer (the engine is seeded with what came after it), was not seen:
+    the message went out to a peer that had closed, and the closing handshake waited.
+    Now send() raises ConnectionClosed with the peer's code, as documented."""
+    ws, peer = socket_pair(close_timeout=5)
+    close_1001 = encode_frame(CLOSE, b"\x03\xe9going away")
+    if how == "with the last message":
+        await peer.send(encode_frame(TEXT, b"hello"), close_1001)
+        assert await ws.next() == "hello"
+    else:
+        ws._conn.receive_data(close_1001)  # what engine_after_upgrade() does
+    with pytest.raises(sansnet.ConnectionClosed) as info:
+        await ws.send("too late")
+    assert (info.value.code, info.value.reason) == (1001, "going away")
+    assert ws.close_code == 1001
+    with anyio.fail_after(1):
+        await peer.wait_for_close()  # our answer, and never the message
+    assert await ws.next() is None
+
+
+@on_virtual_time
+async def test_a_cancelled_ping_frees_its_payload_and_keeps_no_late_pong() -> None:
+    """Issue: a ping() cancelled while it waited (move_on_after around it) left its
+    payload registered: the next ping() with that payload raised InvalidArgument
+    ('already waiting for its pong') with nobody waiting, until a pong came; and a
+    pong that came after the cancel was kept for good (one entry per cancelled ping,
+    for the life of the connection)."""
+    ws, peer = socket_pair(ping_timeout=60)
+    with anyio.move_on_after(1):
+        await ws.ping(b"late")
+    await peer.send(encode_frame(PONG, b"late"))  # after the cancel
+    with anyio.move_on_after(1):
+        await ws.next()  # reads the pong
+    assert not ws._pings
+    assert not ws._ping_results
+    async with anyio.create_task_group() as group:
+
+        async def answer() -> None:
+            await anyio.sleep(1)
+            await peer.send(encode_frame(PONG, b"late"))
+
+        group.start_soon(answer)
+        with anyio.fail_after(10):
+            assert await ws.ping(b"late") >= 0  # the payload is free again
+    await ws.close_quietly()
+
+
 async def _reader_that_gives_up(ws: WebSocket) -> None:
     with anyio.move_on_after(1):
         await ws.next()  # holds the read lock, then lets go of it at t = 1 s

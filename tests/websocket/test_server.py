@@ -347,6 +347,27 @@ async def test_keepalive_closes_a_dead_peer_with_1011() -> None:
 
 
 @on_virtual_time
+async def test_keepalive_with_ping_timeout_none_never_closes_for_a_missing_pong() -> None:
+    """Issue: ping_timeout=None was documented to turn the pong deadline off, but a
+    keepalive ping still unanswered when the next one was due closed the connection
+    with 1011 ('keepalive ping timeout') after ping_interval. Now a new ping goes out
+    every ping_interval and the connection stays open."""
+    never_reads = anyio.Event()
+
+    async def deaf(ws: WebSocket) -> None:
+        await never_reads.wait()  # never reads, so never answers pings
+
+    async with serve(ServeConfig(handle_web_socket=deaf, close_timeout=10)) as client:
+        ws = await client.socket("/", ping_interval=20, ping_timeout=None, close_timeout=10)
+        with anyio.move_on_after(600):
+            await ws.next()
+        assert ws.close_code is None
+        assert ws.latency is None  # no pong ever came
+        never_reads.set()
+        await ws.close()
+
+
+@on_virtual_time
 async def test_keepalive_pings_keep_a_quiet_connection_open() -> None:
     async with serve(ServeConfig(handle_web_socket=echo)) as client:
         ws = await client.socket("/", ping_interval=20, ping_timeout=20)

@@ -180,6 +180,7 @@ class WebSocketConnection:
         "_out",
         "_parts",
         "_state",
+        "_unparsed",
         "_ws",
         "error",
         "subprotocol",
@@ -226,6 +227,7 @@ class WebSocketConnection:
         """The peer's violation that failed the connection, if any."""
         self._out: list[bytes] = []
         self._eof = False
+        self._unparsed = False  # input received that next_event() has not looked at yet
         self._state: Sentinel = OPEN
         self._close_code: int | None = None
         self._close_reason = ""
@@ -259,6 +261,14 @@ class WebSocketConnection:
     def wants_write(self) -> bool:
         """True when :meth:`data_to_send` has bytes waiting."""
         return bool(self._out)
+
+    @property
+    def input_pending(self) -> bool:
+        """True when bytes (or the end of the stream) were received that
+        :meth:`next_event` has not parsed to their end: it may return an event with no
+        more input (a close frame that came in the same read as a message, or with the
+        handshake's answer)."""
+        return self._unparsed
 
     @property
     def eof_received(self) -> bool:
@@ -315,10 +325,12 @@ class WebSocketConnection:
             raise LocalProtocolError("receive_data() called after receive_eof().")
         if self._state is not CLOSED:
             self._ws.receive_data(data)  # data after the close is discarded
+            self._unparsed = True
 
     def receive_eof(self) -> None:
         """The peer's stream ended; then call :meth:`next_event`."""
         self._eof = True
+        self._unparsed = True
 
     def events_received(self) -> list[Event]:
         """Every event available now (stops when more bytes are needed)."""
@@ -372,10 +384,13 @@ class WebSocketConnection:
         while True:
             events = self._events
             if events is None:
+                if not self._unparsed:  # all parsed: wsproto needs more bytes
+                    return None
                 events = self._events = self._ws.events()
             event = next(events, None)
             if event is None:  # wsproto needs more bytes
                 self._events = None
+                self._unparsed = False
                 return self._lost() if self._eof else None
             if isinstance(event, ws.Message):
                 message = self._data(event)
@@ -448,6 +463,7 @@ class WebSocketConnection:
     def _finish(self, code: int, reason: str) -> Closed:
         self._closed_sent = True
         self._events = None
+        self._unparsed = False  # what follows is never parsed
         return Closed(code, reason)
 
     # ------------------------------------------------------------------ output
