@@ -202,6 +202,20 @@ def test_a_streamed_response_after_shutdown_raises_read_error(
         assert response.read() == b"hello /"  # a new loop serves on
 
 
+def run_at_exit_script(script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a new interpreter in development mode (ResourceWarnings shown);
+    it must exit with 0."""
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def test_interpreter_exit_stops_servers_and_closes_connections() -> None:
     script = textwrap.dedent(
         """
@@ -213,14 +227,7 @@ def test_interpreter_exit_stops_servers_and_closes_connections() -> None:
         # no stop(): exit must shut the loop, the server and the pooled connection down
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-X", "dev", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_at_exit_script(script)
     assert result.stdout == "bye\n"
     assert "ResourceWarning" not in result.stderr
     assert "Traceback" not in result.stderr
@@ -250,14 +257,7 @@ def test_interpreter_exit_closes_the_streams_and_sockets_left_open() -> None:
         # waited drain_timeout for the handler its own client kept busy)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-X", "dev", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_at_exit_script(script)
     assert result.stdout == "a b'B'\n"
     assert "ResourceWarning" not in result.stderr
     assert "Traceback" not in result.stderr

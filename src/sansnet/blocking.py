@@ -202,6 +202,34 @@ async def _close_all(items: list[_Closable]) -> None:
             group.start_soon(item._close_at_shutdown)
 
 
+class _OnTheLoop:
+    """What runs its calls on the background loop until :func:`shutdown` closes it: it
+    then sets ``_gone``, and every call raises what ``error`` makes (the object acts
+    closed, rather than raise "this portal is not running")."""
+
+    _portal: BlockingPortal
+    _gone: bool
+
+    def _attach(self, portal: BlockingPortal) -> None:
+        self._portal = portal
+        self._gone = False  # shutdown() closed it and stopped its loop
+        with _lock:
+            _open.add(self)  # type: ignore[arg-type]  # each subclass is a _Closable
+
+    def _on_loop(
+        self, error: Callable[[], Exception], function: Callable[..., Awaitable[T]], *args: Any
+    ) -> T:
+        """``function(*args)`` on the loop; ``error()`` raised once shutdown() ran."""
+        if not self._gone:
+            try:
+                result: T = self._portal.call(function, *args)
+                return result
+            except RuntimeError:
+                if not self._gone:  # not "this portal is not running" after shutdown()
+                    raise
+        raise error()
+
+
 # ============================================================================ requests
 
 
@@ -211,16 +239,13 @@ def request(url_or_params: str | FetchParams, **options: Any) -> FetchResponse:
     return _call(_client.request, url_or_params, **options)
 
 
-class BlockingStreamingResponse:
+class BlockingStreamingResponse(_OnTheLoop):
     """A response whose body is read piece by piece (see :func:`stream`). Once
     :func:`shutdown` closed it, reading it raises :class:`~sansnet.ReadError`."""
 
     def __init__(self, response: StreamingResponse, portal: BlockingPortal) -> None:
         self._response = response
-        self._portal = portal
-        self._gone = False  # shutdown() closed it and stopped its loop
-        with _lock:
-            _open.add(self)
+        self._attach(portal)
         self.status_code = response.status_code
         self.status_message = response.status_message
         self.headers = response.headers
@@ -229,14 +254,7 @@ class BlockingStreamingResponse:
 
     def _run(self, function: Callable[[], Awaitable[T]]) -> T:
         """``function()`` on the loop; ReadError once shutdown() closed this response."""
-        if not self._gone:
-            try:
-                result: T = self._portal.call(function)
-                return result
-            except RuntimeError:
-                if not self._gone:  # not "this portal is not running" after shutdown()
-                    raise
-        raise self._gone_error()
+        return self._on_loop(self._gone_error, function)
 
     def _gone_error(self) -> ReadError:
         return ReadError(
@@ -407,16 +425,13 @@ def _in_worker_threads(
 # =========================================================================== websocket
 
 
-class BlockingWebSocket:
+class BlockingWebSocket(_OnTheLoop):
     """A WebSocket with blocking ``send``, ``next`` and ``close`` (see
     :class:`sansnet.WebSocket` for the rules); iterate over it for each message."""
 
     def __init__(self, socket: _websocket.WebSocket, portal: BlockingPortal) -> None:
         self._socket = socket
-        self._portal = portal
-        self._gone = False  # shutdown() closed it and stopped its loop
-        with _lock:
-            _open.add(self)
+        self._attach(portal)
 
     @property
     def close_code(self) -> int | None:
@@ -433,14 +448,10 @@ class BlockingWebSocket:
     def _run(self, function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """``function(*args)`` on the loop; ConnectionClosed once shutdown() closed this
         socket."""
-        if not self._gone:
-            try:
-                result: T = self._portal.call(function, *args)
-                return result
-            except RuntimeError:
-                if not self._gone:  # not "this portal is not running" after shutdown()
-                    raise
-        raise ConnectionClosed(
+        return self._on_loop(self._gone_error, function, *args)
+
+    def _gone_error(self) -> ConnectionClosed:
+        return ConnectionClosed(
             "The WebSocket is closed: blocking.shutdown() closed it and stopped its event "
             "loop; open a new one.",
             code=self.close_code,
@@ -519,17 +530,14 @@ def socket(url: str, **options: Any) -> BlockingWebSocket:
 # ================================================================================= tcp
 
 
-class BlockingTcpStream:
+class BlockingTcpStream(_OnTheLoop):
     """A :class:`sansnet.tcp.TcpStream` with blocking methods (see it for the rules):
     ``read``, ``write``, ``send_eof``, ``close``; ``with`` closes it; iterating yields
     the chunks the peer sends until it finishes."""
 
     def __init__(self, stream: _tcp.TcpStream, portal: BlockingPortal) -> None:
         self._stream = stream
-        self._portal = portal
-        self._gone = False  # shutdown() closed it and stopped its loop
-        with _lock:
-            _open.add(self)
+        self._attach(portal)
         self.local_ip = stream.local_ip
         self.local_port = stream.local_port
         self.remote_ip = stream.remote_ip
@@ -550,16 +558,12 @@ class BlockingTcpStream:
 
     def _run(self, function: Callable[[], Coroutine[Any, Any, T]], error: type[Exception]) -> T:
         """``function()`` on the loop; ``error`` once shutdown() closed this stream."""
-        if not self._gone:
-            try:
-                result: T = self._portal.call(function)
-                return result
-            except RuntimeError:
-                if not self._gone:  # not "this portal is not running" after shutdown()
-                    raise
-        raise error(
-            f"The TCP stream to {self.remote_ip}:{self.remote_port} is closed: "
-            "blocking.shutdown() closed it and stopped its event loop; connect again."
+        return self._on_loop(
+            lambda: error(
+                f"The TCP stream to {self.remote_ip}:{self.remote_port} is closed: "
+                "blocking.shutdown() closed it and stopped its event loop; connect again."
+            ),
+            function,
         )
 
     async def _close_at_shutdown(self) -> None:
