@@ -84,10 +84,12 @@ def assert_fails(data: bytes, code: int, fragment: str = "", **kwargs: object) -
     assert events, "no event"
     assert isinstance(events[-1], Closed), events
     assert events[-1].code == code, events[-1]
+    assert type(events[-1].code) is int  # not wsproto's CloseReason, which only equals it
     assert fragment.lower() in events[-1].reason.lower()
     assert sent_close_code(server) == code
     assert server.state is CLOSED
     assert server.close_code == code
+    assert type(server.close_code) is int
     assert isinstance(server.error, RemoteProtocolError)
     assert server.next_event() is None
     server.receive_data(b"more")  # discarded

@@ -431,10 +431,11 @@ class WebSocketConnection:
     def _close_received(self, event: ws.CloseConnection) -> Closed:
         if self._ws.state in _STILL_OPEN:
             # Not a close frame: wsproto refused the peer's bytes (its ParseFailed).
+            # int(): wsproto's code is its CloseReason enum, which only equals the int.
             deflate = self._deflate
             if deflate is not None and deflate.failure is not None:
-                raise _Failure(event.code, deflate.failure)
-            raise _Failure(event.code, explain(event.reason or ""))
+                raise _Failure(int(event.code), deflate.failure)
+            raise _Failure(int(event.code), explain(event.reason or ""))
         code, reason = int(event.code), event.reason or ""
         if self._state is OPEN:
             # The peer starts the closing handshake: answer with its code (an empty close
