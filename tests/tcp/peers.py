@@ -11,7 +11,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -120,3 +120,26 @@ def asyncio_echo() -> Iterator[int]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@contextmanager
+def one_connection(serve: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A listener on a free port of 127.0.0.1 whose first connection ``serve`` handles
+    in a thread (then it is closed; accept and each socket call give up after 10 s);
+    yields the port, and joins the thread at the end."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def accept() -> None:
+        connection, _ = listener.accept()
+        connection.settimeout(10)
+        with connection:
+            serve(connection)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        thread.join(10)
+        listener.close()

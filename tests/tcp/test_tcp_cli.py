@@ -20,7 +20,7 @@ import trustme
 
 import sansnet as net
 
-from .peers import free_port, socat_echo
+from .peers import free_port, one_connection, socat_echo
 
 pytestmark = pytest.mark.anyio
 
@@ -61,19 +61,13 @@ async def test_the_pipe_over_tls_waits_for_answers_then_closes(tmp_path: Path) -
 async def test_the_pipe_ends_when_the_peer_does_while_stdin_is_open() -> None:
     """As netcat: the peer finishes, the pipe exits, though stdin has not ended (the read
     of stdin was left in a thread of anyio's, which the interpreter waited for at exit)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
 
-    def answer_then_close() -> None:
-        connection, _ = listener.accept()
+    def answer_then_close(connection: socket.socket) -> None:
         assert connection.recv(100) == b"hi\n"
         connection.sendall(b"hello\n")
         time.sleep(0.5)  # the pipe is back to reading stdin
-        connection.close()
 
-    thread = threading.Thread(target=answer_then_close)
-    thread.start()
-    try:
+    with one_connection(answer_then_close) as port:
         async with await anyio.open_process([*SANSNET, "tcp", "127.0.0.1", str(port)]) as process:
             assert process.stdin is not None
             assert process.stdout is not None
@@ -81,9 +75,6 @@ async def test_the_pipe_ends_when_the_peer_does_while_stdin_is_open() -> None:
                 await process.stdin.send(b"hi\n")
                 assert await process.stdout.receive() == b"hello\n"
                 code = await process.wait()  # stdin stays open
-    finally:
-        thread.join(10)
-        listener.close()
     assert code == 0
 
 
@@ -120,32 +111,27 @@ async def test_a_connection_reset_is_one_line_and_exit_3() -> None:
     """The peer resets while the pipe still reads stdin: the error comes from the task
     that reads the stream, and is reported as any network error (it escaped as an
     exception group's traceback, exit 1)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
     greeted = threading.Event()
 
-    def greet_then_reset() -> None:
-        connection, _ = listener.accept()
+    def greet_then_reset(connection: socket.socket) -> None:
         connection.sendall(b"hello\n")
         greeted.wait(20)  # the pipe has printed it: it is connected and reading
         connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        connection.close()
 
-    thread = threading.Thread(target=greet_then_reset)
-    thread.start()
-    try:
-        async with await anyio.open_process([*SANSNET, "tcp", "127.0.0.1", str(port)]) as process:
-            assert process.stdout is not None
-            assert process.stderr is not None
-            with anyio.fail_after(20):
-                assert await process.stdout.receive() == b"hello\n"
-                greeted.set()
-                code = await process.wait()  # stdin stays open: only the reset ends it
-                stderr = b"".join([chunk async for chunk in process.stderr])
-    finally:
-        greeted.set()
-        thread.join(10)
-        listener.close()
+    with one_connection(greet_then_reset) as port:
+        try:
+            async with await anyio.open_process(
+                [*SANSNET, "tcp", "127.0.0.1", str(port)]
+            ) as process:
+                assert process.stdout is not None
+                assert process.stderr is not None
+                with anyio.fail_after(20):
+                    assert await process.stdout.receive() == b"hello\n"
+                    greeted.set()
+                    code = await process.wait()  # stdin stays open: only the reset ends it
+                    stderr = b"".join([chunk async for chunk in process.stderr])
+        finally:
+            greeted.set()  # (before the thread is joined, whatever happened)
     assert code == 3, stderr
     assert b"Traceback" not in stderr
     assert stderr.startswith(b"sansnet: The connection to 127.0.0.1:"), stderr

@@ -31,7 +31,7 @@ from sansnet import (
     WriteError,
 )
 
-from .peers import asyncio_echo, free_port, require, running, socat_echo
+from .peers import asyncio_echo, free_port, one_connection, require, running, socat_echo
 
 pytestmark = pytest.mark.anyio
 
@@ -246,38 +246,26 @@ def raw_server(behaviour: str) -> Iterator[int]:
     * ``late``: sends b"late" 0.5 s after the connection opens, then waits for EOF;
     * ``half``: reads until our EOF, then answers b"got N bytes" and closes.
     """
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    listener.settimeout(10)
 
-    def serve() -> None:
-        conn, _ = listener.accept()
-        conn.settimeout(10)
-        with conn:
-            if behaviour == "reset":
-                conn.sendall(b"partial")
-                conn.recv(3)
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            elif behaviour == "bye":
-                conn.sendall(b"bye")
-            elif behaviour == "late":
-                threading.Event().wait(0.5)
-                conn.sendall(b"late")
-                conn.recv(10)
-            else:
-                total = 0
-                while data := conn.recv(65536):
-                    total += len(data)
-                conn.sendall(f"got {total} bytes".encode())
+    def serve(conn: socket.socket) -> None:
+        if behaviour == "reset":
+            conn.sendall(b"partial")
+            conn.recv(3)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif behaviour == "bye":
+            conn.sendall(b"bye")
+        elif behaviour == "late":
+            threading.Event().wait(0.5)
+            conn.sendall(b"late")
+            conn.recv(10)
+        else:
+            total = 0
+            while data := conn.recv(65536):
+                total += len(data)
+            conn.sendall(f"got {total} bytes".encode())
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        thread.join(10)
-        listener.close()
+    with one_connection(serve) as port:
+        yield port
 
 
 async def test_half_close_keeps_the_reading_side_open() -> None:
