@@ -36,7 +36,8 @@ APP = textwrap.dedent(
         if request.path == "/slow":  # ?seconds=N: how long (1 s by default)
             import anyio
 
-            print(f"in the slow handler of {os.getpid()}", file=sys.stderr, flush=True)
+            sys.stderr.write(f"in the slow handler of {os.getpid()}\\n")  # one write
+            sys.stderr.flush()
             await anyio.sleep(float(request.query.get("seconds", "1")))
         return sansnet.json_encode(
             {
@@ -108,10 +109,11 @@ class Served:
         return "\n".join(self.lines)
 
     def wait_for(self, text: str, count: int = 1, timeout: float = 20) -> None:
-        """Wait until ``count`` lines it printed contain ``text`` (what a test waits
+        """Wait until what it printed contains ``text`` ``count`` times (what a test waits
         for before acting, rather than sleep a guessed time)."""
         deadline = time.monotonic() + timeout
-        while sum(text in line for line in list(self.lines)) < count:
+        # Counted in the whole output: two workers writing at once can share a line.
+        while "\n".join(list(self.lines)).count(text) < count:
             assert time.monotonic() < deadline, f"{text!r} x{count} not seen:\n{self.output()}"
             assert self.process.poll() is None, f"it exited:\n{self.output()}"
             time.sleep(0.02)
