@@ -234,6 +234,40 @@ async def test_mock_results_errors_redirects_and_decoding() -> None:
         assert response.text == "POST streamed upload"
 
 
+async def test_mock_sends_no_body_to_head_nor_with_204_or_304() -> None:
+    """Issue: MockTransport gave the handler's body to a HEAD request and with a 204 or
+    304, which a real server never sends (h11 carries none). The body is now dropped,
+    the head kept; a streamed body is closed unread, as the server does."""
+    started: list[str] = []
+    produced: list[Any] = []
+
+    def chunks(name: str) -> Any:
+        started.append(name)
+        yield b"streamed"
+
+    def handler(request: sansnet.Request) -> Any:
+        status = int(request.url.rpartition("/")[2] or 200)
+        if "stream" in request.url:
+            produced.append(chunks(request.method))
+            return ServeResponse(status, {"X-Kept": "1"}, produced[-1])
+        return ServeResponse(status, {"X-Kept": "1"}, "the body")
+
+    async with sansnet.Client(transport=MockTransport(handler)) as client:
+        for url, method in [
+            ("https://api.example.com/", "HEAD"),
+            ("https://api.example.com/204", "GET"),
+            ("https://api.example.com/304", "GET"),
+            ("https://api.example.com/stream/", "HEAD"),
+            ("https://api.example.com/stream/204", "GET"),
+        ]:
+            response = await client.request(url, method=method)
+            assert (response.body, response.headers["x-kept"]) == (b"", "1"), url
+        assert started == []  # never iterated...
+        assert [generator.gi_frame for generator in produced] == [None, None]  # ...but closed
+        assert (await client.request("https://api.example.com/")).body == b"the body"
+        assert (await client.request("https://api.example.com/stream/")).body == b"streamed"
+
+
 async def test_mock_router_routes() -> None:
     router = MockRouter()
     router.add("GET", "https://api.example.com/items", json=[1, 2])
