@@ -282,6 +282,32 @@ async def test_mock_router_routes() -> None:
             await sansnet.request("https://nope.example/")
 
 
+async def test_mock_router_answers_every_request_with_the_same_body() -> None:
+    """Issue: a route whose body was a generator answered the first request only; the
+    next got an empty body. A route answers every request alike: a list of chunks does,
+    and a one-shot iterator (a generator, sync or async) is refused when added, with a
+    typed error that says to return a fresh one from a handler."""
+
+    async def async_chunks() -> Any:
+        yield b"a"
+
+    router = MockRouter()
+    router.add("GET", "https://api.example.com/list", body=[b"one ", b"two"])
+    router.add(
+        "GET", "https://api.example.com/fresh", lambda request: ServeResponse(body=iter([b"new"]))
+    )
+    with pytest.raises(sansnet.InvalidArgument, match=r"one-shot.*handler"):
+        router.add("GET", "https://api.example.com/gen", body=(c for c in [b"x"]))
+    with pytest.raises(sansnet.InvalidArgument, match=r"one-shot.*handler"):
+        router.add("GET", "https://api.example.com/agen", body=async_chunks())
+    with pytest.raises(sansnet.InvalidArgument, match=r"one-shot.*handler"):
+        router.add("GET", "https://api.example.com/iter", body=iter([b"x"]))
+    async with mock(router):
+        for _ in range(2):
+            assert (await sansnet.request("https://api.example.com/list")).body == b"one two"
+            assert (await sansnet.request("https://api.example.com/fresh")).body == b"new"
+
+
 async def test_the_net_mock_fixture(net_mock: MockRouter) -> None:
     net_mock.add("GET", "https://api.example.com/health", json={"ok": True})
     assert (await sansnet.request("https://api.example.com/health")).json() == {"ok": True}

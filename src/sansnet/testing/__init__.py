@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +44,7 @@ from sansnet.client import (
     Transport,
     use_client,
 )
-from sansnet.errors import WriteError
+from sansnet.errors import InvalidArgument, WriteError
 from sansnet.models import ServeResponse
 from sansnet.protocol import Headers, ResponseHead
 from sansnet.server import RequestHandler, ServeConfig, Server
@@ -503,9 +503,23 @@ class MockRouter(MockTransport):
         json: Any = None,
     ) -> None:
         """Answer ``method url`` with ``handler(request)``, or with the given status,
-        headers and body (``json``: a value sent as JSON)."""
+        headers and body (``json``: a value sent as JSON).
+
+        A route answers every request it matches alike, so ``body`` is str, bytes or a
+        re-iterable of chunks (a list): a one-shot iterator (a generator, sync or async,
+        or ``iter(...)``) would answer the first request only and the next with an empty
+        body, so it raises :class:`~sansnet.InvalidArgument`; return a fresh one from a
+        ``handler`` instead (``lambda request: ServeResponse(body=chunks())``)."""
         if handler is None:
             from sansnet.codecs import json_encode
+
+            if isinstance(body, (Iterator, AsyncIterator)):
+                raise InvalidArgument(
+                    f"The body of the route {method.upper()} {url} is a one-shot "
+                    f"{type(body).__name__}: it would answer the first request only. Pass "
+                    "bytes or a list of chunks, or a handler that returns a fresh one "
+                    "(lambda request: ServeResponse(body=chunks()))."
+                )
 
             fields = Headers(headers) if headers is not None else Headers()
             content: Any = body
