@@ -623,13 +623,33 @@ def response_parts(result: Any) -> tuple[int, Any, bytes | AsyncIterable[bytes] 
     )
 
 
+def _escape_for_log(text: str) -> str:
+    """``text`` safe inside a double-quoted access-log field: ``"`` and ``\\`` get a
+    backslash, anything not printable ASCII becomes ``\\xNN`` (``\\uNNNN`` past
+    latin-1), so a client cannot end the field early or break the line."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text  # the usual target: nothing to escape
+    return "".join(_escape_character(character) for character in text)
+
+
+def _escape_character(character: str) -> str:
+    if character in '"\\':
+        return "\\" + character
+    if character.isascii() and character.isprintable():
+        return character
+    code = ord(character)  # a target is decoded as latin-1: one character per byte
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def _log_access(request: ServeRequest, status: int) -> None:
     access_logger.info(
         '%s:%s - "%s %s HTTP/%s" %s',
         request.ip,
         request.port,
         request.method,
-        request.target,
+        _escape_for_log(request.target),
         request.http_version,
         status,
     )

@@ -56,10 +56,10 @@ class Timeout:
     def __post_init__(self) -> None:
         for name in ("connect", "read", "write", "pool", "total"):
             value = getattr(self, name)
-            if value is not None and not _positive(value):
+            if value is not None and not valid_seconds(value):
                 raise InvalidArgument(
-                    f"Timeout({name}=...) must be a positive number of seconds or None "
-                    f"(no limit), not {value!r}."
+                    f"Timeout({name}=...) must be a positive number of seconds, finite, "
+                    f"or None (no limit), not {value!r}."
                 )
 
     @classmethod
@@ -68,15 +68,19 @@ class Timeout:
             return value
         if value is None:
             return cls(None, None, None, None, None)
-        if not _positive(value):
+        if not valid_seconds(value):
             raise InvalidArgument(
-                f"timeout must be a positive number, a Timeout or None, not {value!r}."
+                f"timeout must be a positive number of seconds, finite, a Timeout or None "
+                f"(no limit), not {value!r}."
             )
         return cls(value, value, value, value, None)
 
 
-def _positive(value: object) -> bool:
-    """Whether ``value`` is a positive, finite int or float (not a bool)."""
+def valid_seconds(value: object) -> bool:
+    """Whether ``value`` is a timeout sansnet takes: a positive, finite int or float (not
+    a bool; not NaN, not inf: None is how to say "no limit", and the caller allows it).
+    The one rule for every timeout argument: :class:`Timeout`, and ``sansnet.tcp`` (and
+    :mod:`sansnet.blocking` through it)."""
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)

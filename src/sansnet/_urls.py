@@ -17,7 +17,14 @@ from .errors import InvalidArgument, InvalidURL, UnsupportedProtocol
 from .proxies import _masked
 from .transport.pool import Origin
 
-__all__ = ["DEFAULT_PORTS", "URL_CACHE", "ParsedURL", "parse_url", "with_query"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "URL_CACHE",
+    "ParsedURL",
+    "basic_authorization",
+    "parse_url",
+    "with_query",
+]
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -76,11 +83,12 @@ class ParsedURL:
         query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
         self.target = f"{path}?{query}" if query else path
         self.url = _unsplit(split, scheme, host, path, query)
-        self.authorization = _basic(split.username, split.password)
+        self.authorization = basic_authorization(split.username, split.password)
 
 
-def _basic(username: str | None, password: str | None) -> str | None:
-    """The Basic ``Authorization`` value of a URL's percent-encoded credentials."""
+def basic_authorization(username: str | None, password: str | None) -> str | None:
+    """The Basic ``Authorization`` value of a URL's percent-encoded credentials (those
+    of ``urlsplit()``), or None when it has none; request() and socket() both send it."""
     if not username and not password:
         return None
     credentials = unquote_to_bytes(username or "") + b":" + unquote_to_bytes(password or "")

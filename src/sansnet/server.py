@@ -106,7 +106,8 @@ class ServeConfig:
                                            (slow uploads holding a handler)
     ``drain_timeout``           10 s       how long stop() lets in-flight requests finish
     ``access_log``              False      one line per request to the ``sansnet.access``
-                                           logger
+                                           logger (``"`` and ``\\`` in the target
+                                           backslash-escaped: log forging)
     ``trusted_proxies``         ()         proxies whose ``Forwarded`` / ``X-Forwarded-*``
                                            fields set ``ip``, ``scheme``, ``host`` (IPs,
                                            networks, ``"*"``, ``"unix"``); from anyone

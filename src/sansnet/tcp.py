@@ -39,6 +39,7 @@ from typing import Any
 import anyio
 
 from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
+from ._transport_api import valid_seconds
 from .errors import InvalidArgument, LocalProtocolError, ReadError, TransportError, WriteError
 from .transport.connect import Backend, open_tcp_stream
 from .transport.streams import READ_SIZE, NetworkStream, TLSInfo
@@ -292,12 +293,12 @@ def _host(text: object, name: str) -> str:
 
 
 def _check_timeout(timeout: object) -> None:
-    """InvalidArgument unless ``timeout`` is None or a positive number (not NaN)."""
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
-    ):
+    """InvalidArgument unless ``timeout`` is None or a timeout the HTTP client's
+    :class:`~sansnet.Timeout` takes too (:func:`valid_seconds`: positive and finite)."""
+    if timeout is not None and not valid_seconds(timeout):
         raise InvalidArgument(
-            f"timeout must be a positive number of seconds or None, not {timeout!r}."
+            f"timeout must be a positive number of seconds, finite, or None (no limit), "
+            f"not {timeout!r}."
         )
 
 

@@ -39,6 +39,7 @@ from urllib.parse import quote, urlsplit
 
 import anyio
 
+from ._urls import basic_authorization
 from .errors import (
     ConnectionClosed,
     HandshakeError,
@@ -75,6 +76,7 @@ from .proxies import (
     FROM_ENVIRONMENT,
     FromEnvironment,
     Proxy,
+    _masked,
     environment_proxies,
     given_proxy,
 )
@@ -701,6 +703,9 @@ async def socket(
     :class:`~sansnet.HandshakeError` with the server's status and headers; network and
     TLS failures raise :class:`~sansnet.ConnectError`, :class:`~sansnet.TLSError` or
     :class:`~sansnet.ConnectTimeout`. Close the socket when done (or use ``async with``).
+    Credentials in the URL (``ws://user:password@host/``) are sent, percent-decoded, as
+    ``Authorization: Basic ...`` (as websockets and :func:`~sansnet.request` do) unless
+    ``headers`` has an ``Authorization`` field; error messages show no password.
     ``open_stream(origin, timeout)`` replaces the network (as for
     :class:`~sansnet.Client`; sansnet.testing uses it to reach a server in memory).
     ``unix_socket``: connect to this Unix domain socket path instead of the URL's host
@@ -715,32 +720,41 @@ async def socket(
     if not isinstance(url, str):
         raise InvalidArgument(f"socket() takes a URL string, not {type(url).__name__}.")
     split = urlsplit(url.strip())
+    shown = _masked(url)  # for messages: the URL without its password
     scheme_port = _SCHEMES.get(split.scheme.lower())
     if scheme_port is None:
         raise UnsupportedProtocol(
-            f"Unsupported WebSocket URL scheme in {url!r}: use ws:// or wss://."
+            f"Unsupported WebSocket URL scheme in {shown!r}: use ws:// or wss://."
         )
     scheme, default_port = scheme_port
     try:
         port = split.port or default_port
     except ValueError as exc:
-        raise InvalidURL(f"Invalid URL {url!r}: {exc}.") from None
+        raise InvalidURL(f"Invalid URL {shown!r}: {exc}.") from None
     host = split.hostname
     if not host:
-        raise InvalidURL(f"Invalid URL {url!r}: no host.")
+        raise InvalidURL(f"Invalid URL {shown!r}: no host.")
     if not host.isascii():  # an internationalized name: its IDNA (ASCII) form, as request()
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError as exc:
-            raise InvalidURL(f"Invalid host name in {url!r}: {exc}.") from None
+            raise InvalidURL(f"Invalid host name in {shown!r}: {exc}.") from None
     # Percent-encoded as request() does (UTF-8): a request target is ASCII.
     path = quote(split.path, safe="/%:@!$&'()*+,;=-._~") or "/"
     query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
     target = path + (f"?{query}" if query else "")
+    extra_headers = _header_items(headers)
+    # user:password@ goes as Basic credentials (as request() and websockets send them),
+    # never in the Host field or the target; an Authorization field given wins.
+    credentials = basic_authorization(split.username, split.password)
+    if credentials is not None and all(
+        name.lower() != "authorization" for name, _ in extra_headers
+    ):
+        extra_headers.append(("Authorization", credentials))
     handshake = ClientHandshake(
         subprotocols=subprotocols,
         compression=compression,
-        extra_headers=_header_items(headers),
+        extra_headers=extra_headers,
     )
     deadline = None if timeout is None else now() + timeout
     context: ssl.SSLContext | None = client_context(verify, cert) if scheme == "wss" else None
@@ -776,7 +790,7 @@ async def socket(
         protocol = ClientConnection(host, port, scheme=scheme)
         protocol.send_request("GET", target, handshake.request_headers())
         await stream.write(protocol.data_to_send(), _left(deadline))
-        response = await _read_response(stream, protocol, deadline, url)
+        response = await _read_response(stream, protocol, deadline, shown)
         if response.status_code != 101:
             body = await _read_some_body(stream, protocol, deadline)
             handshake.check(response, body)

@@ -234,6 +234,40 @@ async def test_mock_results_errors_redirects_and_decoding() -> None:
         assert response.text == "POST streamed upload"
 
 
+async def test_mock_sends_no_body_to_head_nor_with_204_or_304() -> None:
+    """Issue: MockTransport gave the handler's body to a HEAD request and with a 204 or
+    304, which a real server never sends (h11 carries none). The body is now dropped,
+    the head kept; a streamed body is closed unread, as the server does."""
+    started: list[str] = []
+    produced: list[Any] = []
+
+    def chunks(name: str) -> Any:
+        started.append(name)
+        yield b"streamed"
+
+    def handler(request: sansnet.Request) -> Any:
+        status = int(request.url.rpartition("/")[2] or 200)
+        if "stream" in request.url:
+            produced.append(chunks(request.method))
+            return ServeResponse(status, {"X-Kept": "1"}, produced[-1])
+        return ServeResponse(status, {"X-Kept": "1"}, "the body")
+
+    async with sansnet.Client(transport=MockTransport(handler)) as client:
+        for url, method in [
+            ("https://api.example.com/", "HEAD"),
+            ("https://api.example.com/204", "GET"),
+            ("https://api.example.com/304", "GET"),
+            ("https://api.example.com/stream/", "HEAD"),
+            ("https://api.example.com/stream/204", "GET"),
+        ]:
+            response = await client.request(url, method=method)
+            assert (response.body, response.headers["x-kept"]) == (b"", "1"), url
+        assert started == []  # never iterated...
+        assert [generator.gi_frame for generator in produced] == [None, None]  # ...but closed
+        assert (await client.request("https://api.example.com/")).body == b"the body"
+        assert (await client.request("https://api.example.com/stream/")).body == b"streamed"
+
+
 async def test_mock_router_routes() -> None:
     router = MockRouter()
     router.add("GET", "https://api.example.com/items", json=[1, 2])
@@ -246,6 +280,32 @@ async def test_mock_router_routes() -> None:
         assert (await sansnet.request("https://api.example.com/custom")).text == "custom"
         with pytest.raises(AssertionError, match=r"No mock route for GET https://nope\.example/"):
             await sansnet.request("https://nope.example/")
+
+
+async def test_mock_router_answers_every_request_with_the_same_body() -> None:
+    """Issue: a route whose body was a generator answered the first request only; the
+    next got an empty body. A route answers every request alike: a list of chunks does,
+    and a one-shot iterator (a generator, sync or async) is refused when added, with a
+    typed error that says to return a fresh one from a handler."""
+
+    async def async_chunks() -> Any:
+        yield b"a"
+
+    router = MockRouter()
+    router.add("GET", "https://api.example.com/list", body=[b"one ", b"two"])
+    router.add(
+        "GET", "https://api.example.com/fresh", lambda request: ServeResponse(body=iter([b"new"]))
+    )
+    with pytest.raises(sansnet.InvalidArgument, match=r"one-shot.*handler"):
+        router.add("GET", "https://api.example.com/gen", body=(c for c in [b"x"]))
+    with pytest.raises(sansnet.InvalidArgument, match=r"one-shot.*handler"):
+        router.add("GET", "https://api.example.com/agen", body=async_chunks())
+    with pytest.raises(sansnet.InvalidArgument, match=r"one-shot.*handler"):
+        router.add("GET", "https://api.example.com/iter", body=iter([b"x"]))
+    async with mock(router):
+        for _ in range(2):
+            assert (await sansnet.request("https://api.example.com/list")).body == b"one two"
+            assert (await sansnet.request("https://api.example.com/fresh")).body == b"new"
 
 
 async def test_the_net_mock_fixture(net_mock: MockRouter) -> None:

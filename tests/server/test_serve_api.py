@@ -633,6 +633,32 @@ async def test_access_log(caplog: pytest.LogCaptureFixture) -> None:
     assert '"GET /logged?x=1 HTTP/1.1" 200' in record.getMessage()
 
 
+async def test_access_log_escapes_quotes_and_backslashes_in_the_target(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A '"' in the target must not end the quoted request line early: the line stays
+    # one record that a log parser splits on its quotes.
+    config = ServeConfig(handle_request=echo, access_log=True)
+    with caplog.at_level(logging.INFO, logger="sansnet.access"):
+        async with serve_in_memory(config) as handle, await handle.connect() as conn:
+            await conn.send(b'GET /a"b\\c?x=" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+            assert (await conn.receive_until_closed(timeout=5)).startswith(b"HTTP/1.1 200")
+    [record] = [r for r in caplog.records if r.name == "sansnet.access"]
+    assert record.getMessage().endswith(' - "GET /a\\"b\\\\c?x=\\" HTTP/1.1" 200')
+    assert record.getMessage().count('"') - record.getMessage().count('\\"') == 2
+
+
+def test_access_log_escaping_of_what_the_parser_already_refuses() -> None:
+    # The server's parser refuses control characters and non-ASCII in a target, but
+    # the escaping must not rely on it.
+    from sansnet._server_session import _escape_for_log
+
+    assert _escape_for_log("/plain?q=1") == "/plain?q=1"
+    assert _escape_for_log('/"\\') == '/\\"\\\\'
+    assert _escape_for_log("/a\nb\r\x00\x7f\x1b") == "/a\\x0ab\\x0d\\x00\\x7f\\x1b"
+    assert _escape_for_log("/\xe9\u20ac") == "/\\xe9\\u20ac"
+
+
 async def test_only_a_websocket_handler_answers_plain_http_with_426() -> None:
     async def ws_only(ws: sansnet.WebSocket) -> None:
         pass  # pragma: no cover

@@ -27,6 +27,7 @@ from sansnet import (
     LocalProtocolError,
     ReadError,
     ReadTimeout,
+    Timeout,
     TLSError,
     WriteError,
 )
@@ -406,6 +407,36 @@ async def test_connect_errors_are_typed() -> None:
 async def test_bad_arguments_are_invalid_argument(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         await net.tcp.connect(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [math.inf, math.nan, 0, 0.0, -1, -math.inf],
+    ids=["inf", "nan", "0", "0.0", "-1", "-inf"],
+)
+async def test_tcp_and_the_http_client_take_the_same_timeouts(timeout: float) -> None:
+    """Issue: tcp (and blocking, through it) took timeout=inf where the HTTP client's
+    Timeout refused it (its documented rule: a positive, finite number or None). One
+    rule now checks every timeout: inf, NaN, 0 and negatives are InvalidArgument on
+    both paths, before any I/O; None is the way to say "no limit"."""
+    with pytest.raises(InvalidArgument, match=r"Timeout\(read=\.\.\.\)"):
+        Timeout(read=timeout)
+    with pytest.raises(InvalidArgument, match="timeout must be a positive"):
+        Timeout.of(timeout)
+    with pytest.raises(InvalidArgument, match="timeout must be a positive"):
+        await net.tcp.connect("127.0.0.1", 1, timeout=timeout)
+    async with (
+        net.tcp.serve(0, _echo) as handle,
+        await net.tcp.connect("127.0.0.1", handle.port, timeout=5) as stream,
+    ):
+        with pytest.raises(InvalidArgument, match="timeout must be a positive"):
+            with anyio.fail_after(5):
+                await stream.read(timeout=timeout)
+        with pytest.raises(InvalidArgument, match="timeout must be a positive"):
+            await stream.write(b"x", timeout=timeout)
+        await stream.write(b"ok", timeout=5)  # a finite positive timeout (and None) pass
+        assert await stream.read(timeout=5) == b"ok"
+    assert Timeout.of(0.5) == Timeout(0.5, 0.5, 0.5, 0.5, None)
 
 
 async def test_ttl_ipv6_and_bad_writes() -> None:

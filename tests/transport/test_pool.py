@@ -6,7 +6,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from sansnet import PoolLimits, PoolTimeout
+from sansnet import InvalidArgument, PoolLimits, PoolTimeout
 from sansnet.protocol import ClientConnection
 from sansnet.transport.pool import ConnectionPool, Origin, PooledConnection
 from sansnet.transport.streams import MemoryStream, memory_stream_pair
@@ -363,3 +363,18 @@ async def test_eviction_skips_origins_without_idle_connections() -> None:
     await pool.release(a, reusable=False)
     await pool.release(c, reusable=False)
     assert pool.total == 0
+
+
+def test_a_pooled_connection_keeps_its_origin_in_one_place() -> None:
+    """PooledConnection held its origin twice (``origin`` and ``key[1]``), free to
+    disagree; ``origin`` is now read from ``key``, and a key for another origin is
+    refused."""
+    client, _ = memory_stream_pair()
+    protocol = ClientConnection("a.example", 80)
+    conn = PooledConnection(A, client, protocol)
+    assert (conn.key, conn.origin) == ((None, A), A)
+    connector = Connector()
+    conn = PooledConnection(A, client, protocol, (connector, A))  # type: ignore[arg-type]
+    assert (conn.key, conn.origin) == ((connector, A), A)
+    with pytest.raises(InvalidArgument, match="another origin"):
+        PooledConnection(A, client, protocol, (connector, B))  # type: ignore[arg-type]

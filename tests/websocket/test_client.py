@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import ssl
+from base64 import b64encode
 
 import anyio
 import anyio.lowlevel
@@ -135,6 +136,34 @@ async def test_an_internationalized_url_goes_out_in_ascii() -> None:
         await ws.close_quietly()
     with pytest.raises(sansnet.InvalidURL, match="host name"):
         await sansnet.socket("ws://" + "é" * 64 + ".example/")
+
+
+async def test_credentials_in_the_url_go_as_basic_authorization() -> None:
+    """Issue: socket() ignored user:password@ in the URL. As websockets does (and as
+    request() does), they now go, percent-decoded, as Authorization: Basic, never in
+    the Host field or the request target; an Authorization field the caller gives wins,
+    and error messages show no password."""
+
+    async def tell(ws: sansnet.WebSocket) -> None:
+        assert ws.request is not None
+        headers = ws.request.headers
+        await ws.send(f"{headers.get('authorization')} {headers['host']} {ws.request.target}")
+
+    async with serve(sansnet.ServeConfig(handle_web_socket=tell)) as client:
+        ws = await client.socket("ws://us%40er:p%3Ass@example.com/path?q=1")
+        assert await ws.next() == f"Basic {b64encode(b'us@er:p:ss').decode()} example.com /path?q=1"
+        await ws.close_quietly()
+        ws = await client.socket("ws://user@example.com:8080/")
+        assert await ws.next() == f"Basic {b64encode(b'user:').decode()} example.com:8080 /"
+        await ws.close_quietly()
+        ws = await client.socket(
+            "ws://user:pass@example.com/", headers={"authorization": "Bearer mine"}
+        )
+        assert await ws.next() == "Bearer mine example.com /"
+        await ws.close_quietly()
+    with pytest.raises(sansnet.InvalidURL) as info:
+        await sansnet.socket("ws://user:secret@127.0.0.1:99999/")
+    assert "secret" not in str(info.value)
 
 
 async def test_connect_errors() -> None:

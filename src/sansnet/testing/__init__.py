@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from sansnet._lifecycle import unwrap_group
-from sansnet._server_session import response_parts
+from sansnet._server_session import close_body, response_parts
 from sansnet.client import (
     Client,
     Deadlines,
@@ -44,7 +44,7 @@ from sansnet.client import (
     Transport,
     use_client,
 )
-from sansnet.errors import WriteError
+from sansnet.errors import InvalidArgument, WriteError
 from sansnet.models import ServeResponse
 from sansnet.protocol import Headers, ResponseHead
 from sansnet.server import RequestHandler, ServeConfig, Server
@@ -421,7 +421,9 @@ class MockTransport(Transport):
     bytes, None, a :class:`~sansnet.ServeResponse` or a dict with status, headers and
     body. It may raise a :class:`~sansnet.NetError` (say, :class:`~sansnet.ConnectError`)
     to play a network failure. Redirects, decompression and timeouts of the client still
-    apply. ``requests`` lists every request seen, for assertions.
+    apply. As from a real server, the answer to ``HEAD`` and a 204 or 304 has no body:
+    the handler's is dropped (a streamed one closed unread), its head kept.
+    ``requests`` lists every request seen, for assertions.
     """
 
     def __init__(self, handler: Handler) -> None:
@@ -443,10 +445,15 @@ class MockTransport(Transport):
             status, headers, content = response_parts(result)
             if isinstance(content, bytes):
                 body = content
+            elif request.method == "HEAD" or status in (204, 304):
+                await close_body(content)  # as the server does: closed, never iterated
+                body = b""
             elif isinstance(content, AsyncIterable):
                 body = b"".join([bytes(chunk) async for chunk in content])
             else:
                 body = b"".join(bytes(chunk) for chunk in content)
+        if request.method == "HEAD" or status in (204, 304):
+            body = b""  # a server sends none here (h11 carries none), whatever was given
         head = ResponseHead(
             status, Headers(headers) if not isinstance(headers, Headers) else headers, ""
         )
@@ -496,9 +503,23 @@ class MockRouter(MockTransport):
         json: Any = None,
     ) -> None:
         """Answer ``method url`` with ``handler(request)``, or with the given status,
-        headers and body (``json``: a value sent as JSON)."""
+        headers and body (``json``: a value sent as JSON).
+
+        A route answers every request it matches alike, so ``body`` is str, bytes or a
+        re-iterable of chunks (a list): a one-shot iterator (a generator, sync or async,
+        or ``iter(...)``) would answer the first request only and the next with an empty
+        body, so it raises :class:`~sansnet.InvalidArgument`; return a fresh one from a
+        ``handler`` instead (``lambda request: ServeResponse(body=chunks())``)."""
         if handler is None:
             from sansnet.codecs import json_encode
+
+            if isinstance(body, (Iterator, AsyncIterator)):
+                raise InvalidArgument(
+                    f"The body of the route {method.upper()} {url} is a one-shot "
+                    f"{type(body).__name__}: it would answer the first request only. Pass "
+                    "bytes or a list of chunks, or a handler that returns a fresh one "
+                    "(lambda request: ServeResponse(body=chunks()))."
+                )
 
             fields = Headers(headers) if headers is not None else Headers()
             content: Any = body

@@ -35,7 +35,7 @@ from typing import Any
 
 import anyio
 
-from sansnet.errors import PoolTimeout
+from sansnet.errors import InvalidArgument, PoolTimeout
 from sansnet.protocol.http11 import ClientConnection
 
 from .clock import now
@@ -73,9 +73,12 @@ class PoolLimits:
 
 
 class PooledConnection:
-    """A connection lent by the pool: the stream and its HTTP/1.1 protocol object."""
+    """A connection lent by the pool: the stream and its HTTP/1.1 protocol object.
 
-    __slots__ = ("closed", "idle", "idle_since", "key", "origin", "protocol", "reused", "stream")
+    ``key`` is where it idles in its pool: (connector, origin); None for (None, origin).
+    """
+
+    __slots__ = ("closed", "idle", "idle_since", "key", "protocol", "reused", "stream")
 
     def __init__(
         self,
@@ -84,14 +87,23 @@ class PooledConnection:
         protocol: ClientConnection,
         key: tuple[Connector | None, Origin] | None = None,
     ) -> None:
-        self.origin = origin
-        self.key = key if key is not None else (None, origin)  # where it idles in its pool
+        if key is not None and key[1] != origin:
+            raise InvalidArgument(
+                f"The pool key {key!r} is for another origin than {origin!r}; pass "
+                "key=(connector, origin) with the same origin, or no key."
+            )
+        self.key = key if key is not None else (None, origin)
         self.stream = stream
         self.protocol = protocol
         self.idle_since = 0.0
         self.reused = False
         self.closed = False
         self.idle = False
+
+    @property
+    def origin(self) -> Origin:
+        """(scheme, host, port): the second half of ``key``, kept in one place."""
+        return self.key[1]
 
 
 Connector = Callable[[Origin, Any], Awaitable[tuple[NetworkStream, ClientConnection]]]
