@@ -73,6 +73,16 @@ def test_check_fields_says_what_h11_would_refuse() -> None:
         check_fields([("X", " padded ")])
 
 
+def test_check_fields_takes_a_host_field_of_our_own() -> None:
+    # A request may name its own Host (virtual hosting to an address, as curl -H):
+    # send_request sends it instead of the connection's. check_fields built its probe
+    # request with a Host of its own beside it and refused: "multiple Host: headers".
+    check_fields([("Host", "example.com")])
+    check_fields([("host", "")])
+    with pytest.raises(LocalProtocolError, match="multiple Host"):
+        check_fields([("Host", "a.example"), ("HOST", "b.example")])
+
+
 def test_values_that_are_not_text_are_a_typed_error() -> None:
     conn = ServerConnection(default_headers=[("X-Number", 5)])  # type: ignore[list-item]
     feed(conn, GET)

@@ -257,10 +257,13 @@ def check_fields(items: Sequence[tuple[str, str]]) -> None:
     """Raise :class:`~sansnet.LocalProtocolError` unless every (name, value) could be
     sent: names are tokens, values ASCII text or bytes without CR, LF, NUL or other
     control characters (what would inject a field or a message), with no whitespace
-    around them. h11 decides. Changes nothing."""
+    around them. h11 decides. Changes nothing. A Host field among them is checked as
+    the request's own (h11 wants one: a stand-in is added only when there is none)."""
     fields = _fields_for_h11(items)
+    if not any(name.lower() == b"host" for name, _ in fields):
+        fields.insert(0, (b"host", b"x"))
     try:
-        h11.Request(method="GET", target="/", headers=[(b"host", b"x"), *fields])
+        h11.Request(method="GET", target="/", headers=fields)
     except h11.LocalProtocolError as error:
         raise _h11_error(error) from None
 
