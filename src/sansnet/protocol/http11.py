@@ -482,9 +482,17 @@ class HTTPConnection:
 
     # ---------------------------------------------------------------- input
 
-    def receive_data(self, data: bytes) -> None:
-        """Add bytes received from the peer. Then call :meth:`next_event` until it
-        returns NEED_DATA or PAUSED."""
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Add bytes received from the peer (bytes, bytearray or memoryview; b"" is no
+        data, the end of the stream is :meth:`receive_eof`). Then call
+        :meth:`next_event` until it returns NEED_DATA or PAUSED."""
+        if type(data) is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
+            # h11 and wsproto take b"" or None for the end of the stream: here it is
+            # receive_eof() (b"" is no data), and None must not pass for no data.
+            raise LocalProtocolError(
+                f"receive_data() takes bytes, not {type(data).__name__}; call "
+                "receive_eof() when the stream ends."
+            )
         if self._eof:
             raise LocalProtocolError("receive_data() called after receive_eof().")
         if not data:
@@ -492,7 +500,8 @@ class HTTPConnection:
         if self._head_wait:
             self._pending += data
         else:
-            self._conn.receive_data(data)
+            # h11_mypyc takes bytes only (a bytearray raised its bare TypeError).
+            self._conn.receive_data(data if type(data) is bytes else bytes(data))
 
     def receive_eof(self) -> None:
         """The peer closed its sending side. Then call :meth:`next_event`."""
