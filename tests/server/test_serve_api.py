@@ -273,6 +273,8 @@ def test_config_needs_a_callable_handler() -> None:
         ServeConfig(handle_request=echo, address="")
     with pytest.raises(ValueError, match="max_connections"):
         ServeConfig(handle_request=echo, max_connections=0)
+    with pytest.raises(ValueError, match=r"a list of names \(\['chat'\]\)"):
+        ServeConfig(handle_request=echo, subprotocols="chat")  # not "c", "h", "a", "t"
 
 
 def test_serve_accepts_options_for_both_forms() -> None:
