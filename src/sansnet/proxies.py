@@ -56,18 +56,18 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _masked(url: str) -> str:
-    """``url`` with the password of its userinfo replaced by ``***``, for messages."""
+    """``url`` with the password of its userinfo replaced by ``***``, for messages.
+
+    The userinfo runs to the last ``@``, even past a ``/``, ``?`` or ``#``: a password
+    with one of them left unencoded is still masked (a proxy URL has no path, so an
+    ``@`` after one is the password's end, never the path's).
+    """
     scheme, sep, rest = url.partition("://") if "://" in url else ("", "", url)
-    netloc_end = len(rest)
-    for stop in "/?#":
-        index = rest.find(stop)
-        if index != -1:
-            netloc_end = min(netloc_end, index)
-    userinfo, at, hostport = rest[:netloc_end].rpartition("@")
+    userinfo, at, hostport = rest.rpartition("@")
     user, colon, _ = userinfo.partition(":")
     if not colon:
         return url
-    return f"{scheme}{sep}{user}:***{at}{hostport}{rest[netloc_end:]}"
+    return f"{scheme}{sep}{user}:***{at}{hostport}"
 
 
 def _port(text: str, url: str) -> int | None:
@@ -190,6 +190,11 @@ class Proxy:
         scheme, default_port = _SCHEMES[scheme_text]
         netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
         tail = rest[len(netloc) :]
+        if "@" in tail:
+            raise InvalidURL(
+                f"Invalid proxy URL {_masked(url)!r}: the credentials contain '/', '?' "
+                "or '#'; percent-encode them (%2F, %3F, %23)."
+            )
         if tail not in ("", "/"):
             raise InvalidURL(
                 f"Invalid proxy URL {_masked(url)!r}: a proxy URL has no path, query or "

@@ -164,6 +164,11 @@ class ServeConfig:
             )
         if self.max_connections < 1:
             raise InvalidArgument("ServeConfig.max_connections must be at least 1.")
+        if isinstance(self.subprotocols, str):  # "chat" would be "c", "h", "a", "t"
+            raise InvalidArgument(
+                f"ServeConfig.subprotocols is a list of names ([{self.subprotocols!r}]), "
+                "not a str: a str would accept each of its letters as a subprotocol."
+            )
         try:
             TrustedProxies(self.trusted_proxies)
         except ValueError as exc:

@@ -168,6 +168,21 @@ async def test_idna_hosts_through_a_forward_proxy(raw_server: Callable[..., RawS
     assert b"\r\nHost: xn--bcher-kva.example:8080\r\n" in server.requests[0]
 
 
+async def test_a_host_field_of_our_own_is_sent(raw_server: Callable[..., RawServer]) -> None:
+    """headers={"Host": ...} (curl -H 'Host: ...'): virtual hosting to an address."""
+
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        while server.read_request(conn) is not None:
+            conn.sendall(response(b"ok"))
+
+    server = raw_server(handler)
+    result = await sansnet.request(f"{server.url}/", headers={"Host": "shop.example"})
+    assert result.body == b"ok"
+    head = server.requests[0].lower()
+    assert head.count(b"\r\nhost:") == 1
+    assert b"\r\nhost: shop.example\r\n" in head
+
+
 def test_url_cache_is_bounded() -> None:
     for i in range(600):
         parse_url(f"http://example.org/{i}")

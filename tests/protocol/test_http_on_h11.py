@@ -16,10 +16,12 @@ from sansnet.protocol import (
     MIGHT_SWITCH_PROTOCOL,
     SEND_BODY,
     ClientConnection,
+    Data,
     EndOfMessage,
     Headers,
     Limits,
     RequestHead,
+    ResponseHead,
     ServerConnection,
     _h11,
     check_fields,
@@ -71,6 +73,42 @@ def test_check_fields_says_what_h11_would_refuse() -> None:
         check_fields([("X Y", "1")])
     with pytest.raises(LocalProtocolError, match="whitespace at either end"):
         check_fields([("X", " padded ")])
+
+
+def test_check_fields_takes_a_host_field_of_our_own() -> None:
+    # A request may name its own Host (virtual hosting to an address, as curl -H):
+    # send_request sends it instead of the connection's. check_fields built its probe
+    # request with a Host of its own beside it and refused: "multiple Host: headers".
+    check_fields([("Host", "example.com")])
+    check_fields([("host", "")])
+    with pytest.raises(LocalProtocolError, match="multiple Host"):
+        check_fields([("Host", "a.example"), ("HOST", "b.example")])
+
+
+def test_receive_data_takes_bytes_only() -> None:
+    # A str raised a bare TypeError ("can't concat str to bytearray"), and None (the
+    # end of the stream for wsproto) was taken as no data at all: a driver waiting
+    # for the end of a close-delimited body waited forever. The WebSocket engine
+    # already refused both so.
+    for conn in (ServerConnection(), ClientConnection("a", 80)):
+        for wrong in (None, "text", 7):
+            with pytest.raises(LocalProtocolError, match="receive_data\\(\\) takes bytes"):
+                conn.receive_data(wrong)  # type: ignore[arg-type]
+    server = ServerConnection()
+    server.receive_data(bytearray(GET[:5]))
+    server.receive_data(memoryview(GET[5:]))
+    assert type(server.next_event()) is RequestHead
+    client = ClientConnection("a", 80)
+    client.send_request("GET", "/")
+    client.receive_data(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert type(client.next_event()) is ResponseHead
+    with pytest.raises(LocalProtocolError, match="receive_data\\(\\) takes bytes"):
+        client.receive_data("body")  # type: ignore[arg-type]
+    # h11_mypyc (the speedups build) takes bytes only: a bytearray or memoryview in
+    # the body raised its bare TypeError ("bytes object expected").
+    client.receive_data(memoryview(b"bo"))
+    client.receive_data(bytearray(b"dy"))
+    assert b"".join(e.data for e in client.events_received() if type(e) is Data) == b"body"
 
 
 def test_values_that_are_not_text_are_a_typed_error() -> None:

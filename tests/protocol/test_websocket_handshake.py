@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sansnet.errors import HandshakeError
+from sansnet.errors import HandshakeError, InvalidArgument
 from sansnet.protocol import (
     SWITCHED_PROTOCOL,
     ClientConnection,
@@ -164,6 +164,18 @@ def test_subprotocol_choice() -> None:
     with pytest.raises(ValueError, match="did not offer"):
         accept(request, subprotocols=lambda offered: "z")
     assert accept(upgrade_request(), subprotocols=["a"]).subprotocol is None
+
+
+def test_subprotocols_given_as_one_str_are_refused() -> None:
+    # A str is a sequence of one-letter names: subprotocols="chat" offered "c, h, a, t"
+    # (client), and a server speaking "chat" agreed to "c" with a client offering it.
+    request = upgrade_request(Sec_WebSocket_Protocol="c")
+    with pytest.raises(InvalidArgument, match=r"a list of names \(\['chat'\]\)"):
+        accept(request, subprotocols="chat")
+    with pytest.raises(InvalidArgument, match=r"a list of names \(\['chat'\]\)"):
+        ClientHandshake(subprotocols="chat")
+    assert accept(request, subprotocols=("c",)).subprotocol == "c"
+    assert ClientHandshake(subprotocols=("chat",)).subprotocols == ["chat"]
 
 
 def test_compression_can_be_declined_and_extra_headers_added() -> None:

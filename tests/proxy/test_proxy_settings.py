@@ -139,6 +139,30 @@ def test_errors_never_show_the_password(url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:xyzzy/plugh@proxy.example:3128",
+        "http://user:xyzzy?plugh@proxy.example:3128",
+        "http://user:xyzzy#plugh@proxy.example:3128",
+        "user:xyzzy/plugh@proxy.example:3128",
+        "ftp://user:xyzzy/plugh@proxy.example",
+        "http://user:xyzzy/plugh@proxy example",
+    ],
+)
+def test_a_password_with_an_unencoded_delimiter_is_not_shown(url: str) -> None:
+    # '/', '?' and '#' end the netloc, so the password ran into the "path" and was
+    # shown unmasked: in the URL and in the path the message quoted.
+    with pytest.raises(InvalidURL) as caught:
+        Proxy.parse(url)
+    message = str(caught.value)
+    assert "xyzzy" not in message
+    assert "plugh" not in message
+    assert "user:***@" in message
+    if "://" not in url or url.startswith("http"):
+        assert "percent-encode" in message
+
+
+@pytest.mark.parametrize(
     ("proxy", "shown"),
     [
         (Proxy("http", "proxy.example", 3128), "Proxy('http://proxy.example:3128')"),

@@ -273,6 +273,8 @@ def test_config_needs_a_callable_handler() -> None:
         ServeConfig(handle_request=echo, address="")
     with pytest.raises(ValueError, match="max_connections"):
         ServeConfig(handle_request=echo, max_connections=0)
+    with pytest.raises(ValueError, match=r"a list of names \(\['chat'\]\)"):
+        ServeConfig(handle_request=echo, subprotocols="chat")  # not "c", "h", "a", "t"
 
 
 def test_serve_accepts_options_for_both_forms() -> None:
@@ -750,3 +752,30 @@ def test_query_keeps_every_value_of_a_key_given_three_times() -> None:
     query = ServeRequest(head, b"", "127.0.0.1", 1).query
     assert query == {"a": ["1", "2", "3", "4"], "b": "x"}
     assert query.get_all("a") == ["1", "2", "3", "4"]
+
+
+async def test_a_certificate_that_cannot_be_loaded_is_named(tmp_path: Any) -> None:
+    """serve(tls=...) and tcp.serve(tls=...) raised the bare FileNotFoundError ('[Errno
+    2] No such file or directory', no file named) or ssl.SSLError ('[SSL] PEM lib'), as
+    `sansnet tcp --listen 0 --tls-cert PATH` printed them."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    missing = str(tmp_path / "missing.pem")
+
+    async def streams(stream: Any) -> None:
+        pass
+
+    for tls, named in (
+        (missing, repr(missing)),
+        (str(garbage), repr(str(garbage))),
+        ((str(garbage), missing), f"with key {missing!r}"),
+    ):
+        for opener in (
+            lambda tls=tls: sansnet.serve(0, echo, tls=tls),
+            lambda tls=tls: sansnet.tcp.serve(0, streams, tls=tls),
+        ):
+            with pytest.raises(sansnet.TLSError, match="Could not load the certificate") as error:
+                async with opener():
+                    pass
+            assert named in str(error.value)
+            assert "a PEM file with the certificate and its key" in str(error.value)

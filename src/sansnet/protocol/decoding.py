@@ -132,7 +132,8 @@ class _ZlibDecoder(_Decoder):
 
 
 class _BrotliDecoder(_Decoder):
-    """br. brotli's output limit is soft (it may return a little more) and its
+    """br. brotli's output limit is soft (it may return more: ContentDecoder cuts the
+    pieces to size) and its
     ``can_accept_more_data()`` does not report pending output, so a call that filled
     the limit is taken to mean more output may be waiting."""
 
@@ -315,8 +316,13 @@ class ContentDecoder:
             data = b""
             if out:
                 if last:
-                    self._count(len(out))
-                    yield out
+                    # brotli's limit is soft (up to 32752 bytes for a smaller one, 98272
+                    # for 64 KiB): cut its output to size. Slicing all of a bytes object
+                    # returns it, so output within the limit is not copied.
+                    for start in range(0, len(out), limit):
+                        piece = out[start : start + limit]
+                        self._count(len(piece))
+                        yield piece
                 else:
                     yield from self._run(index + 1, out)
             if not decoder.has_pending:

@@ -257,10 +257,13 @@ def check_fields(items: Sequence[tuple[str, str]]) -> None:
     """Raise :class:`~sansnet.LocalProtocolError` unless every (name, value) could be
     sent: names are tokens, values ASCII text or bytes without CR, LF, NUL or other
     control characters (what would inject a field or a message), with no whitespace
-    around them. h11 decides. Changes nothing."""
+    around them. h11 decides. Changes nothing. A Host field among them is checked as
+    the request's own (h11 wants one: a stand-in is added only when there is none)."""
     fields = _fields_for_h11(items)
+    if not any(name.lower() == b"host" for name, _ in fields):
+        fields.insert(0, (b"host", b"x"))
     try:
-        h11.Request(method="GET", target="/", headers=[(b"host", b"x"), *fields])
+        h11.Request(method="GET", target="/", headers=fields)
     except h11.LocalProtocolError as error:
         raise _h11_error(error) from None
 
@@ -479,9 +482,17 @@ class HTTPConnection:
 
     # ---------------------------------------------------------------- input
 
-    def receive_data(self, data: bytes) -> None:
-        """Add bytes received from the peer. Then call :meth:`next_event` until it
-        returns NEED_DATA or PAUSED."""
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Add bytes received from the peer (bytes, bytearray or memoryview; b"" is no
+        data, the end of the stream is :meth:`receive_eof`). Then call
+        :meth:`next_event` until it returns NEED_DATA or PAUSED."""
+        if type(data) is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
+            # h11 and wsproto take b"" or None for the end of the stream: here it is
+            # receive_eof() (b"" is no data), and None must not pass for no data.
+            raise LocalProtocolError(
+                f"receive_data() takes bytes, not {type(data).__name__}; call "
+                "receive_eof() when the stream ends."
+            )
         if self._eof:
             raise LocalProtocolError("receive_data() called after receive_eof().")
         if not data:
@@ -489,7 +500,8 @@ class HTTPConnection:
         if self._head_wait:
             self._pending += data
         else:
-            self._conn.receive_data(data)
+            # h11_mypyc takes bytes only (a bytearray raised its bare TypeError).
+            self._conn.receive_data(data if type(data) is bytes else bytes(data))
 
     def receive_eof(self) -> None:
         """The peer closed its sending side. Then call :meth:`next_event`."""

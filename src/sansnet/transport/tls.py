@@ -107,7 +107,16 @@ def server_context(
     """An ``ssl.SSLContext`` for a server from a certificate chain and its key;
     ``alpn`` as for :func:`client_context`."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(os.fspath(certfile), os.fspath(keyfile) if keyfile else None)
+    chain, key = os.fspath(certfile), os.fspath(keyfile) if keyfile else None
+    try:
+        context.load_cert_chain(chain, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise TLSError(
+            f"Could not load the certificate {chain!r}"
+            + (f" with key {key!r}" if key else "")
+            + f": {exc}. Pass a PEM file with the certificate and its key, or a "
+            "(certificate, key) pair of files."
+        ) from exc
     if alpn:
         context.set_alpn_protocols(list(alpn))
     return context

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sansnet.errors import HandshakeError
+from sansnet.errors import HandshakeError, InvalidArgument
 from sansnet.protocol.events import RequestHead, ResponseHead
 from sansnet.protocol.headers import Headers
 
@@ -59,6 +59,16 @@ class Handshake:
     headers: list[tuple[str, str]]
 
 
+def _check_subprotocols(subprotocols: object) -> None:
+    """Refuse one str where a list of subprotocol names goes: as a sequence, "chat"
+    would be the names "c", "h", "a" and "t"."""
+    if isinstance(subprotocols, str):
+        raise InvalidArgument(
+            f"subprotocols is a list of names ([{subprotocols!r}]), not a str: a str would "
+            "offer or accept each of its letters as a subprotocol."
+        )
+
+
 def is_upgrade_request(request: RequestHead) -> bool:
     """Whether a request asks for a WebSocket (``Upgrade: websocket``), valid or not."""
     headers = request.headers
@@ -80,6 +90,7 @@ def accept(
     that picks one of the client's (or None). Raises :class:`~sansnet.HandshakeError`
     with the ``status`` and ``headers`` to answer instead.
     """
+    _check_subprotocols(subprotocols)
     headers = request.headers
 
     def refuse(
@@ -169,6 +180,7 @@ class ClientHandshake:
         key: str | None = None,
         random: Callable[[int], bytes] = os.urandom,
     ) -> None:
+        _check_subprotocols(subprotocols)
         self.subprotocols = list(subprotocols)
         self.compression = compression
         self.extra_headers = list(extra_headers)
