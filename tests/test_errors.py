@@ -32,6 +32,7 @@ def test_every_public_error_is_a_net_error() -> None:
         (net.ReadTimeout, builtins.TimeoutError),
         (net.BindError, OSError),
         (net.ServerStoppedError, RuntimeError),
+        (net.UsageError, RuntimeError),
         (net.InvalidURL, ValueError),
         (net.UnsupportedProtocol, ValueError),
         (net.InvalidArgument, ValueError),
@@ -123,3 +124,80 @@ def test_server_setting_mistakes_are_invalid_arguments() -> None:
         net.serve(70000, lambda request: "x")
     with pytest.raises(net.InvalidArgument, match="max_connections"):
         net.ServeConfig(handle_request=lambda request: "x", max_connections=0)
+
+
+# Where sansnet itself raises a bare built-in exception, on purpose: the file, the function
+# and the exception, with why. Everything else it raises is a NetError (the hierarchy above).
+# NotImplementedError (abstract methods) and StopAsyncIteration (the iterator protocol) are
+# protocols of Python's own and not counted.
+_BARE_RAISES_ALLOWED = {
+    # Mapping protocol: a missing header is a KeyError, as in every Mapping.
+    ("protocol/headers.py", "__getitem__", "KeyError"),
+    ("protocol/headers.py", "__delitem__", "KeyError"),
+    # Module __getattr__ protocol: an unknown attribute is an AttributeError.
+    ("protocol/events.py", "_renamed", "AttributeError"),
+    # Raised and caught within the same function or its caller (control flow, never seen
+    # by a user): argparse turns -H's ValueError into a usage line and exit status 2; the
+    # negotiation's ValueErrors become a declined offer (server) or a HandshakeError
+    # (client); a missing index.html is a 404 or a listing; the timeouts of a stream's
+    # read/write become ReadTimeout/WriteTimeout; a peer gone during the TLS handshake
+    # is an OSError the connect functions map to ConnectError.
+    ("cli.py", "_headers", "ValueError"),
+    ("protocol/websocket/deflate.py", "parse_extension_header", "ValueError"),
+    ("protocol/websocket/deflate.py", "_window", "ValueError"),
+    ("protocol/websocket/deflate.py", "client_accept", "ValueError"),
+    ("protocol/websocket/deflate.py", "server_accept", "ValueError"),
+    ("static.py", "__call__", "FileNotFoundError"),
+    ("transport/streams.py", "read", "TimeoutError"),
+    ("transport/streams.py", "write", "TimeoutError"),
+    ("transport/streams.py", "start_tls", "ConnectionResetError"),
+    # The blocking API's event loop thread failed to start: not a misuse, and never seen
+    # in tests (pragma: no cover); it chains the real cause.
+    ("blocking.py", "_start", "RuntimeError"),
+}
+_PYTHON_PROTOCOLS = {"NotImplementedError", "StopAsyncIteration", "StopIteration"}
+_BUILTIN_ERRORS = {
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type)
+    and issubclass(value, Exception)
+    and name not in _PYTHON_PROTOCOLS | {"AssertionError"}
+}
+
+
+def _bare_raises() -> set[tuple[str, str, str]]:
+    """(file, function, exception) of every ``raise`` of a built-in exception in the
+    package; a name imported from sansnet.errors (its TimeoutError) is ours."""
+    import ast
+    from pathlib import Path
+
+    root = Path(net.__file__).parent
+    found = set()
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        ours = {
+            alias.asname or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("errors")
+            for alias in node.names
+        }
+        for function in ast.walk(tree):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if not isinstance(node, ast.Raise) or node.exc is None:
+                    continue
+                exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                if isinstance(exc, ast.Name) and exc.id in _BUILTIN_ERRORS - ours:
+                    found.add((path.relative_to(root).as_posix(), function.name, exc.id))
+    return found
+
+
+def test_sansnet_raises_only_net_errors_but_where_a_builtin_is_the_protocol() -> None:
+    """A misuse anywhere in the package raises a typed error of the hierarchy (an
+    InvalidArgument for a wrong argument, a UsageError for a call at the wrong time), not
+    a bare ValueError, TypeError or RuntimeError."""
+    unexpected = _bare_raises() - _BARE_RAISES_ALLOWED
+    assert not unexpected, sorted(unexpected)
+    stale = _BARE_RAISES_ALLOWED - _bare_raises()
+    assert not stale, f"allowed but no longer raised (remove them): {sorted(stale)}"

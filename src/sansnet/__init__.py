@@ -58,6 +58,7 @@ from .errors import (
     UnsupportedProtocol,
     URLDecodeError,
     URLEncodeError,
+    UsageError,
     WriteError,
     WriteTimeout,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "URLEncodeError",
     "UnsafeRedirect",
     "UnsupportedProtocol",
+    "UsageError",
     "WebSocket",
     "WriteError",
     "WriteTimeout",

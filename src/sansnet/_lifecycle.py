@@ -29,7 +29,7 @@ from urllib.parse import quote
 import anyio
 import anyio.abc
 
-from .errors import InvalidArgument, ServerStoppedError
+from .errors import InvalidArgument, ServerStoppedError, UsageError
 from .transport.connect import Backend
 from .transport.listen import Listener, listen_tcp, listen_unix
 from .transport.streams import NetworkStream
@@ -174,7 +174,7 @@ class ListeningServer:
         handle's ``stop()``. Raises :class:`~sansnet.BindError` if the address cannot be
         bound."""
         if self._handle is not None:
-            raise RuntimeError("This server is already running; call serve() again for another.")
+            raise UsageError("This server is already running; call serve() again for another.")
         self._stop_requested = anyio.Event()
         self._finished = anyio.Event()
         try:

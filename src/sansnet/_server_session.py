@@ -22,6 +22,7 @@ import anyio
 from .errors import (
     DecodingError,
     HandshakeError,
+    InvalidArgument,
     LocalProtocolError,
     ReadError,
     ReadTimeout,
@@ -572,12 +573,12 @@ def _as_bytes(chunk: Any) -> bytes:
         return bytes(chunk)
     if isinstance(chunk, str):
         return chunk.encode("utf-8")
-    raise TypeError(f"A streamed response body must yield bytes, not {type(chunk).__name__}.")
+    raise InvalidArgument(f"A streamed response body must yield bytes, not {type(chunk).__name__}.")
 
 
 def response_parts(result: Any) -> tuple[int, Any, bytes | AsyncIterable[bytes] | Iterable[bytes]]:
     """A request handler's return value (str, bytes, None, a ServeResponse or a dict)
-    as (status, headers, body); ``TypeError`` for anything else. Also how
+    as (status, headers, body); :class:`~sansnet.InvalidArgument` (a ``TypeError``) for anything else. Also how
     :class:`sansnet.testing.MockTransport` reads its handler's answers."""
     if isinstance(result, str):
         return 200, [("content-type", TEXT_PLAIN)], result.encode("utf-8")
@@ -590,7 +591,7 @@ def response_parts(result: Any) -> tuple[int, Any, bytes | AsyncIterable[bytes] 
     elif isinstance(result, Mapping):
         unknown = set(result) - {"status", "headers", "body"}
         if unknown:
-            raise TypeError(
+            raise InvalidArgument(
                 f"The handler returned a dict with unknown keys {sorted(unknown)}; use status, headers and body."
             )
         status, headers, body = (
@@ -599,12 +600,12 @@ def response_parts(result: Any) -> tuple[int, Any, bytes | AsyncIterable[bytes] 
             result.get("body", b""),
         )
     else:
-        raise TypeError(
+        raise InvalidArgument(
             f"The handler returned {type(result).__name__}; return str, bytes, None, a "
             "ServeResponse or a dict with status, headers and body."
         )
     if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 999:
-        raise TypeError(
+        raise InvalidArgument(
             f"The handler returned the invalid status {status!r}; use an int from 200 to 999."
         )
     fields = Headers(headers) if headers is not None else Headers()
@@ -618,7 +619,7 @@ def response_parts(result: Any) -> tuple[int, Any, bytes | AsyncIterable[bytes] 
         return status, fields, bytes(body)
     if isinstance(body, (AsyncIterable, Iterable)) and not isinstance(body, Mapping):
         return status, fields, cast("AsyncIterable[bytes] | Iterable[bytes]", body)
-    raise TypeError(
+    raise InvalidArgument(
         f"The handler returned a body of type {type(body).__name__}; use str, bytes or an iterable of bytes."
     )
 

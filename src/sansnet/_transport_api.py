@@ -22,6 +22,7 @@ from .errors import (
     PoolTimeout,
     ReadTimeout,
     TimeoutError,
+    UsageError,
     WriteTimeout,
 )
 from .protocol import Headers
@@ -118,9 +119,10 @@ class Request:
 
     @property
     def content(self) -> bytes:
-        """The body, when it is bytes (a streamed body raises ``TypeError``)."""
+        """The body, when it is bytes (a streamed body raises :class:`~sansnet.UsageError`:
+        iterate over :attr:`body` instead)."""
         if not isinstance(self.body, bytes):
-            raise TypeError("This request's body is streamed; iterate over request.body.")
+            raise UsageError("This request's body is streamed; iterate over request.body.")
         return self.body
 
     def __repr__(self) -> str:

@@ -18,7 +18,7 @@ on the first call and reused by every later call from any thread, so connection 
 survive between calls. It is shut down when the interpreter exits, closing the TCP
 streams, WebSockets, streamed responses and pooled connections still open and stopping
 servers still running. Calling these functions from inside a running event loop raises
-``RuntimeError``: there, await the functions of :mod:`sansnet` instead.
+:class:`~sansnet.UsageError` (a ``RuntimeError``): there, await the functions of :mod:`sansnet` instead.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from .errors import (
     ReadError,
     ReadTimeout,
     ServerStoppedError,
+    UsageError,
     WriteError,
 )
 from .models import ServeRequest, ServeResponse
@@ -98,7 +99,7 @@ def _check_not_in_event_loop() -> None:
     except RuntimeError:
         pass
     else:
-        raise RuntimeError(
+        raise UsageError(
             "sansnet.blocking was called from inside a running event loop, which it would "
             "block; await the functions of sansnet (sansnet.request, ...) instead."
         )
@@ -108,7 +109,7 @@ def _check_not_in_event_loop() -> None:
             trio.lowlevel.current_trio_token()
         except RuntimeError:
             return
-        raise RuntimeError(
+        raise UsageError(
             "sansnet.blocking was called from inside a running trio event loop, which it "
             "would block; await the functions of sansnet instead."
         )

@@ -44,6 +44,7 @@ from .errors import (
     RemoteProtocolError,
     TooManyRedirects,
     UnsafeRedirect,
+    UsageError,
 )
 from .protocol import (
     ClientConnection,
@@ -403,7 +404,7 @@ class StreamingResponse(_Head):
     :meth:`aiter_raw` (as sent), or all at once with :meth:`aread`; the body can be
     read once. The connection is released when the ``async with`` block ends: back to
     the pool if the body was read to the end, else closed. Reading the body after that
-    (or after :meth:`aclose`) raises ``RuntimeError``.
+    (or after :meth:`aclose`) raises :class:`~sansnet.UsageError` (a ``RuntimeError``).
     """
 
     __slots__ = (
@@ -460,9 +461,9 @@ class StreamingResponse(_Head):
 
     def _take(self) -> ResponseBody:
         if self._consumed:
-            raise RuntimeError("The response body was already read; it can be read once.")
+            raise UsageError("The response body was already read; it can be read once.")
         if self._closed:
-            raise RuntimeError(_CLOSED)
+            raise UsageError(_CLOSED)
         self._consumed = True
         return self._body
 
@@ -537,7 +538,7 @@ class _BodyIterator:
         decoder = self._decoder
         while not self._done:
             if self._response._closed:
-                raise RuntimeError(_CLOSED)
+                raise UsageError(_CLOSED)
             chunk = await self._body.read()
             if not chunk:
                 self._done = True
@@ -771,7 +772,7 @@ class Client:
         transport = self._transports.get(key)
         if transport is None:
             if self.closed:
-                raise RuntimeError("The client is closed; make a new one.")
+                raise UsageError("The client is closed; make a new one.")
             _check_tls_options(verify, cert)
             if len(self._transports) >= _MAX_TRANSPORTS:
                 # Settings that come and go (a new SSLContext per request): forget the
@@ -1114,8 +1115,8 @@ async def request(url_or_params: str | FetchParams, **options: Any) -> FetchResp
     ``max_redirects``, ``allow_insecure_redirects``, ``verify``, ``cert``,
     ``max_decoded_size``.
 
-    Never raises for an HTTP status: check ``response.ok``. Raises ``ValueError`` or
-    ``TypeError`` for bad arguments (before any I/O), and :class:`~sansnet.NetError`
+    Never raises for an HTTP status: check ``response.ok``. Raises
+    :class:`~sansnet.InvalidArgument` (a ``ValueError`` and ``TypeError``) for bad arguments (before any I/O), and :class:`~sansnet.NetError`
     subclasses for network, TLS, protocol and decoding failures.
     """
     client = await default_client()

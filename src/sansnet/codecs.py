@@ -28,7 +28,13 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 import orjson
 
-from .errors import JSONDecodeError, JSONEncodeError, URLDecodeError, URLEncodeError
+from .errors import (
+    InvalidArgument,
+    JSONDecodeError,
+    JSONEncodeError,
+    URLDecodeError,
+    URLEncodeError,
+)
 
 __all__ = ["json_decode", "json_encode", "url_decode", "url_encode"]
 
@@ -120,7 +126,7 @@ def json_decode(text: str | bytes | bytearray | memoryview, _loads: Any = orjson
         return _loads(text)
     except orjson.JSONDecodeError as exc:
         if not isinstance(text, (str, bytes, bytearray, memoryview)):
-            raise TypeError(
+            raise InvalidArgument(
                 "json_decode() takes str, bytes, bytearray or memoryview, "
                 f"not {type(text).__name__}"
             ) from None
@@ -169,7 +175,7 @@ def url_encode(s: str | bytes, binary: bool = False) -> str:
                     "pass binary=True to encode arbitrary bytes"
                 ) from None
     else:
-        raise TypeError(f"url_encode() takes str or bytes, not {type(s).__name__}")
+        raise InvalidArgument(f"url_encode() takes str or bytes, not {type(s).__name__}")
     return quote_from_bytes(data, safe="")
 
 
@@ -197,7 +203,7 @@ def url_decode(s: str | bytes, binary: bool = False) -> str | bytes:
     elif isinstance(s, (bytes, bytearray, memoryview)):
         raw = bytes(s)
     else:
-        raise TypeError(f"url_decode() takes str or bytes, not {type(s).__name__}")
+        raise InvalidArgument(f"url_decode() takes str or bytes, not {type(s).__name__}")
     data = unquote_to_bytes(raw)
     if binary:
         return data

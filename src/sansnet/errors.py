@@ -14,6 +14,7 @@ input, ``TimeoutError`` for timeouts, ...), so existing ``except`` clauses keep 
     ├── InvalidURL             (also ValueError)  a URL that cannot be requested
     │   └── UnsupportedProtocol                   its scheme is not http(s) / ws(s)
     ├── InvalidArgument        (also ValueError and TypeError)  a call's argument is wrong
+    ├── UsageError             (also RuntimeError) a call the object's state does not allow
     ├── ProtocolError                             HTTP/1.1 or WebSocket rules were broken
     │   ├── LocalProtocolError (also ValueError)  you asked a protocol object for something illegal
     │   └── RemoteProtocolError                   the peer sent something illegal
@@ -77,6 +78,7 @@ __all__ = [
     "URLEncodeError",
     "UnsafeRedirect",
     "UnsupportedProtocol",
+    "UsageError",
     "WriteError",
     "WriteTimeout",
 ]
@@ -301,6 +303,15 @@ class InvalidArgument(NetError, ValueError, TypeError):
     an unknown option, an invalid server setting. Raised before any I/O; the message
     says which argument and what it accepts. Also a ``ValueError`` and a ``TypeError``
     (what these mistakes raised before), so existing ``except`` clauses keep working.
+    """
+
+
+class UsageError(NetError, RuntimeError):
+    """A call the object's state does not allow now: a response body read twice, or
+    after its ``async with`` block; a request on a closed client; ``run()`` on a server
+    already running; :mod:`sansnet.blocking` inside a running event loop. The message
+    says what to do instead. Also a ``RuntimeError`` (what these mistakes raised before,
+    as in httpx), so existing ``except`` clauses keep working.
     """
 
 

@@ -28,6 +28,8 @@ from urllib.parse import quote, unquote
 
 import anyio
 
+from sansnet.errors import InvalidArgument
+
 from .models import ServeRequest, ServeResponse
 
 __all__ = ["StaticFiles"]
@@ -44,7 +46,7 @@ class StaticFiles:
     def __init__(self, directory: str | os.PathLike[str], *, listing: bool = True) -> None:
         self.root = Path(directory).resolve()
         if not self.root.is_dir():
-            raise ValueError(f"{directory!s} is not a directory.")
+            raise InvalidArgument(f"{directory!s} is not a directory.")
         self.listing = listing
 
     async def __call__(self, request: ServeRequest) -> ServeResponse:

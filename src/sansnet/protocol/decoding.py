@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, Final
 
-from sansnet.errors import DecodingError
+from sansnet.errors import DecodingError, InvalidArgument
 
 __all__ = [
     "ContentDecoder",
@@ -257,7 +257,7 @@ class ContentDecoder:
     first: an unknown coding raises :class:`~sansnet.DecodingError`.
 
     ``max_size`` caps the total decoded size (None: no cap); ``piece_size`` bounds each
-    yielded piece and is at least 1 (else ``ValueError``).
+    yielded piece and is at least 1 (else :class:`~sansnet.InvalidArgument`).
     """
 
     __slots__ = ("_decoders", "_remaining", "max_size", "piece_size")
@@ -271,7 +271,7 @@ class ContentDecoder:
     ) -> None:
         if type(piece_size) is not int or piece_size < 1:
             # zlib takes a max_length of 0 for "no limit": the bound would be gone.
-            raise ValueError(f"piece_size must be a positive int, not {piece_size!r}.")
+            raise InvalidArgument(f"piece_size must be a positive int, not {piece_size!r}.")
         names = _codings(content_encoding)
         unknown = [name for name in names if not is_supported(name)]
         if unknown:

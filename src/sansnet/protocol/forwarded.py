@@ -31,6 +31,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sansnet.errors import InvalidArgument
+
 from .headers import Headers
 
 __all__ = ["Client", "TrustedProxies", "forwarded_elements", "resolve_client"]
@@ -44,7 +46,7 @@ class TrustedProxies:
     """The peers whose forwarding headers are believed: IP addresses (``"10.0.0.7"``,
     ``"::1"``), networks (``"10.0.0.0/8"``), ``"*"`` (every peer: only when nothing
     but your proxy can reach the server) and ``"unix"`` (peers on a Unix domain
-    socket, whose address is empty). Raises ``ValueError`` naming a bad entry."""
+    socket, whose address is empty). Raises :class:`~sansnet.InvalidArgument` (a ``ValueError``) naming a bad entry."""
 
     def __init__(self, entries: Iterable[str] = ()) -> None:
         if isinstance(entries, str):
@@ -62,7 +64,7 @@ class TrustedProxies:
                 try:
                     self._networks.append(ipaddress.ip_network(text, strict=False))
                 except ValueError:
-                    raise ValueError(
+                    raise InvalidArgument(
                         f"trusted_proxies: {entry!r} is not an IP address, a network "
                         '(10.0.0.0/8), "*" or "unix".'
                     ) from None

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeAlias, overload
 
+from sansnet.errors import InvalidArgument
+
 __all__ = ["HeaderValue", "Headers", "HeadersLike", "Latin1Text"]
 
 HeaderValue: TypeAlias = "str | bytes | int | Iterable[str | bytes | int]"
@@ -41,7 +43,9 @@ def _text(value: object) -> str:
         return text if text.isascii() else Latin1Text(text)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise TypeError(f"Header names and values must be str or bytes, not {type(value).__name__}.")
+    raise InvalidArgument(
+        f"Header names and values must be str or bytes, not {type(value).__name__}."
+    )
 
 
 def _key(name: object) -> str | None:
@@ -103,11 +107,13 @@ class Headers(MutableMapping[str, str]):
         for pair in pairs:
             if isinstance(pair, (str, bytes, bytearray)):
                 # A string unpacks into its characters: "ab" would be the field a: b.
-                raise TypeError(f"Header fields are (name, value) pairs, not {pair!r}.")
+                raise InvalidArgument(f"Header fields are (name, value) pairs, not {pair!r}.")
             try:
                 name, value = pair
             except (TypeError, ValueError):
-                raise TypeError(f"Header fields are (name, value) pairs, not {pair!r}.") from None
+                raise InvalidArgument(
+                    f"Header fields are (name, value) pairs, not {pair!r}."
+                ) from None
             raw = _text(name)
             lower = raw.lower()
             if isinstance(value, (list, tuple)):

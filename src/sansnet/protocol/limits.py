@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sansnet.errors import InvalidArgument
+
 __all__ = ["Limits"]
 
 KiB = 1024
@@ -44,10 +46,12 @@ class Limits:
         for name in ("max_request_line", "max_header_bytes", "max_header_fields", "max_chunk_line"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"Limits.{name} must be a positive int, not {value!r}.")
+                raise InvalidArgument(f"Limits.{name} must be a positive int, not {value!r}.")
         body = self.max_body_bytes
         if body is not None and (not isinstance(body, int) or body < 0):
-            raise ValueError(f"Limits.max_body_bytes must be None or an int >= 0, not {body!r}.")
+            raise InvalidArgument(
+                f"Limits.max_body_bytes must be None or an int >= 0, not {body!r}."
+            )
 
     @classmethod
     def client(cls) -> Limits:

@@ -163,9 +163,9 @@ class Faults:
 
     def __post_init__(self) -> None:
         if self.chunk_size is not None and self.chunk_size < 1:
-            raise ValueError("Faults.chunk_size must be at least 1.")
+            raise InvalidArgument("Faults.chunk_size must be at least 1.")
         if self.delay < 0:
-            raise ValueError("Faults.delay must not be negative.")
+            raise InvalidArgument("Faults.delay must not be negative.")
 
 
 class _LinkStream(NetworkStream):

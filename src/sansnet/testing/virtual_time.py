@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import selectors
 
+from sansnet.errors import InvalidArgument
+
 __all__ = ["VirtualTimeEventLoop"]
 
 
@@ -64,7 +66,7 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         super().__init__(_JumpingSelector(self))
         if autojump_threshold < 0:
             self.close()
-            raise ValueError("autojump_threshold must not be negative.")
+            raise InvalidArgument("autojump_threshold must not be negative.")
 
     def time(self) -> float:
         """The virtual time, in seconds since the loop was made."""
@@ -73,7 +75,7 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
     def advance(self, seconds: float) -> None:
         """Move the clock ``seconds`` ahead (timers now due run on the next loop turn)."""
         if seconds < 0:
-            raise ValueError("The clock cannot go back: seconds must not be negative.")
+            raise InvalidArgument("The clock cannot go back: seconds must not be negative.")
         self._now += seconds
 
     def __repr__(self) -> str:

@@ -35,7 +35,7 @@ from typing import Any
 
 import anyio
 
-from sansnet.errors import InvalidArgument, PoolTimeout
+from sansnet.errors import InvalidArgument, PoolTimeout, UsageError
 from sansnet.protocol.http11 import ClientConnection
 
 from .clock import now
@@ -67,9 +67,9 @@ class PoolLimits:
 
     def __post_init__(self) -> None:
         if self.max_connections < 1:
-            raise ValueError("PoolLimits.max_connections must be at least 1.")
+            raise InvalidArgument("PoolLimits.max_connections must be at least 1.")
         if self.max_keepalive < 0:
-            raise ValueError("PoolLimits.max_keepalive must be at least 0.")
+            raise InvalidArgument("PoolLimits.max_keepalive must be at least 0.")
 
 
 class PooledConnection:
@@ -164,7 +164,7 @@ class ConnectionPool:
         key = (connector, origin)
         while True:
             if self.closed:
-                raise RuntimeError("The client is closed; make a new one.")
+                raise UsageError("The client is closed; make a new one.")
             idle = self._idle.get(key)
             if idle:
                 conn = idle.pop()  # the most recently used first: the likeliest alive
@@ -199,7 +199,7 @@ class ConnectionPool:
         connector, origin = key
         connect = connector if connector is not None else self._connector
         if connect is None:
-            raise TypeError("This pool has no connector of its own: pass one to acquire().")
+            raise InvalidArgument("This pool has no connector of its own: pass one to acquire().")
         self.total += 1  # reserve the slot before the first await
         try:
             stream, protocol = await connect(origin, context)

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import certifi
 
-from sansnet.errors import TLSError
+from sansnet.errors import InvalidArgument, TLSError
 
 __all__ = ["VerifyTypes", "client_context", "server_context"]
 
@@ -62,7 +62,9 @@ def client_context(
     """
     if isinstance(verify, ssl.SSLContext):
         if cert is not None:
-            raise ValueError("Pass the client certificate in your own SSLContext, not as cert=.")
+            raise InvalidArgument(
+                "Pass the client certificate in your own SSLContext, not as cert=."
+            )
         return verify
     cafile: str | None = None
     capath: str | None = None
@@ -78,7 +80,7 @@ def client_context(
         elif os.path.isfile(path):
             cafile = path
         else:
-            raise ValueError(f"verify={path!r} is neither a CA bundle file nor a directory.")
+            raise InvalidArgument(f"verify={path!r} is neither a CA bundle file nor a directory.")
     if cert is None:
         return _cached_build(cafile, capath, verify is not False, alpn)
     context = _build(cafile, capath, verify is not False, alpn)

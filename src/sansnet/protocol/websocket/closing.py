@@ -18,6 +18,8 @@ from typing import Final
 
 from wsproto.frame_protocol import LOCAL_ONLY_CLOSE_REASONS, CloseReason
 
+from sansnet.errors import InvalidArgument
+
 __all__ = ["check_close_code", "explain", "is_valid_received_close_code"]
 
 NORMAL_CLOSURE: Final = int(CloseReason.NORMAL_CLOSURE)
@@ -46,17 +48,17 @@ def is_valid_received_close_code(code: int) -> bool:
 
 
 def check_close_code(code: int) -> None:
-    """Raise ``ValueError`` unless we may send ``code``: 1000-4999 but 1004, 1005, 1006
+    """Raise :class:`~sansnet.InvalidArgument` (a ``ValueError``) unless we may send ``code``: 1000-4999 but 1004, 1005, 1006
     and 1015, which are reserved and never sent, and 1016-2999, which are reserved for
     future versions of the protocol (RFC 6455 section 7.4.2)."""
     if not isinstance(code, int) or isinstance(code, bool) or not 1000 <= code <= 4999:
-        raise ValueError(f"Close code {code!r} is out of range: use 1000 to 4999.")
+        raise InvalidArgument(f"Close code {code!r} is out of range: use 1000 to 4999.")
     if code in _RESERVED:
-        raise ValueError(
+        raise InvalidArgument(
             f"Close code {code} is reserved and must not be sent (1004, 1005, 1006, 1015)."
         )
     if _LAST_DEFINED < code < 3000:
-        raise ValueError(
+        raise InvalidArgument(
             f"Close code {code} is reserved for future versions of the protocol "
             f"({_LAST_DEFINED + 1} to 2999): use a defined code, or one from 3000 to 4999."
         )

@@ -18,7 +18,8 @@ Contract, for both roles:
    :class:`Closed`. After :class:`Closed`, write ``data_to_send()`` and close the
    transport (:attr:`~WebSocketConnection.state` is CLOSED).
 5. Our own misuse (sending after close, a str where bytes belong, a bad close code)
-   raises :class:`~sansnet.LocalProtocolError` or ``ValueError`` and changes nothing.
+   raises :class:`~sansnet.LocalProtocolError` or :class:`~sansnet.InvalidArgument`
+   (both ``ValueError``) and changes nothing.
 
 Sizes are limited per frame and per message, counted after decompression as the bytes
 arrive, so a message is refused with 1009 before it is ever buffered whole.
@@ -55,7 +56,7 @@ from typing import Any, Final, Literal
 from wsproto import events as ws
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 
-from sansnet.errors import LocalProtocolError, RemoteProtocolError
+from sansnet.errors import InvalidArgument, LocalProtocolError, RemoteProtocolError
 from sansnet.protocol.events import Event, Sentinel
 
 from .closing import (
@@ -199,13 +200,13 @@ class WebSocketConnection:
         fragment_size: int | None = FRAGMENT_SIZE,
     ) -> None:
         if role not in ("client", "server"):
-            raise ValueError(f"role must be 'client' or 'server', not {role!r}.")
+            raise InvalidArgument(f"role must be 'client' or 'server', not {role!r}.")
         if fragment_size is not None and (
             isinstance(fragment_size, bool)
             or not isinstance(fragment_size, int)
             or fragment_size < 1
         ):
-            raise ValueError(
+            raise InvalidArgument(
                 f"fragment_size must be a positive int or None, not {fragment_size!r}."
             )
         # The deflate extension compresses whole messages: compressed, they go as one frame.
@@ -561,7 +562,7 @@ class WebSocketConnection:
         """Start the closing handshake: send a close frame with ``code`` and ``reason``.
 
         ``code`` is 1000-4999 but 1004, 1005, 1006, 1015 and 1016-2999 (else
-        ``ValueError``);
+        :class:`~sansnet.InvalidArgument`, a ``ValueError``);
         ``reason`` at most 123 bytes of UTF-8. :attr:`close_code` is ``code`` from now
         on. Keep calling :meth:`next_event` until :class:`Closed` (the peer's answer),
         then close the transport. Raises :class:`~sansnet.LocalProtocolError` if the

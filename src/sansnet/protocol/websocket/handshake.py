@@ -145,7 +145,7 @@ def accept(
         if callable(subprotocols):
             chosen = subprotocols(offered)
             if chosen is not None and chosen not in offered:
-                raise ValueError(
+                raise InvalidArgument(
                     f"The subprotocol chooser returned {chosen!r}, which the client did not offer."
                 )
         else:
