@@ -97,10 +97,13 @@ class ServeRequest:
 
     @property
     def host(self) -> str:
-        """The host the client asked for: the Host field (or what a trusted proxy
-        forwarded), "" when there is none."""
+        """The host the client asked for: the Host field, or the authority of an
+        absolute-form target (``GET http://host/p``), which wins over Host as RFC 9112
+        section 3.2.2 requires; what a trusted proxy forwarded; "" when there is none."""
         host = self._host
-        return host if host is not None else self.headers.get("host", "")
+        if host is not None:
+            return host
+        return self._head.authority or ""
 
     @property
     def url(self) -> str:

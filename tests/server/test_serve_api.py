@@ -260,6 +260,21 @@ def test_url_without_host_from_the_server_address_given() -> None:
     )
 
 
+async def test_an_absolute_form_target_names_the_host_not_the_host_field() -> None:
+    # RFC 9112 section 3.2.2: the server MUST ignore Host and use the target's authority.
+    head = RequestHead(
+        "GET", "http://example.org:8080/p?q=1", sansnet.Headers([("Host", "other.test")])
+    )
+    request = ServeRequest(head, b"", "192.0.2.1", 1, server=("203.0.113.5", 8080))
+    assert request.host == "example.org:8080"
+    assert request.url == "http://example.org:8080/p?q=1"
+    in_memory = serve_in_memory(lambda request: f"{request.host} {request.url}")
+    async with in_memory as client, await client.connect() as conn:
+        await conn.send(b"GET http://example.org/p HTTP/1.1\r\nHost: other.test\r\n\r\n")
+        answer = await conn.receive(timeout=5)
+    assert answer.endswith(b"\r\n\r\nexample.org http://example.org/p"), answer
+
+
 def test_config_needs_a_callable_handler() -> None:
     with pytest.raises(ValueError, match="needs a handler"):
         ServeConfig()
