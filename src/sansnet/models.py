@@ -190,9 +190,10 @@ Body = str | bytes | bytearray | memoryview | Iterable[bytes] | AsyncIterable[by
 
 class ServeResponse:
     """A handler's answer: ``status`` (default 200), ``headers`` (a mapping whose list
-    values become repeated fields, so several Set-Cookie work), ``body`` (str, bytes, or
-    an iterable or async iterable of bytes to stream it). A streamed body is iterated as
-    it is sent; a response that carries none (to HEAD, a 204 or a 304) closes it unread."""
+    values become repeated fields, so several Set-Cookie work; a ``Date`` or ``Server``
+    given here replaces the server's own), ``body`` (str, bytes, or an iterable or async
+    iterable of bytes to stream it). A streamed body is iterated as it is sent; a
+    response that carries none (to HEAD, a 204 or a 304) closes it unread."""
 
     __slots__ = ("body", "headers", "status")
 

@@ -363,6 +363,14 @@ async def test_list_header_values_become_repeated_fields() -> None:
         assert "date" in response.headers
 
 
+async def test_a_date_or_server_field_of_the_handler_replaces_the_servers() -> None:
+    fields = {"Server": "app/1", "Date": "Tue, 01 Jan 2030 00:00:00 GMT"}
+    async with serve_in_memory(lambda request: ServeResponse(200, fields, "x")) as client:
+        response = await client.request("/")
+    assert response.headers.get_all("server") == ["app/1"]
+    assert response.headers.get_all("date") == ["Tue, 01 Jan 2030 00:00:00 GMT"]
+
+
 async def test_streamed_bodies_sync_and_async() -> None:
     async def chunks() -> Any:
         for index in range(3):
