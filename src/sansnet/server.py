@@ -22,6 +22,7 @@ stops are listed in :class:`ServeConfig`.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import ssl
 import sys
@@ -137,7 +138,16 @@ class ServeConfig:
     body_timeout: float | None = 30.0
     drain_timeout: float = 10.0
     access_log: bool = False
-    trusted_proxies: Sequence[str] | str = ()
+    trusted_proxies: (
+        Sequence[
+            str
+            | ipaddress.IPv4Address
+            | ipaddress.IPv6Address
+            | ipaddress.IPv4Network
+            | ipaddress.IPv6Network
+        ]
+        | str
+    ) = ()
     subprotocols: Sequence[str] | SubprotocolChooser | None = None
     compression: bool = True
     max_message_size: int | None = 16 * MiB
