@@ -290,6 +290,17 @@ def test_config_needs_a_callable_handler() -> None:
         ServeConfig(handle_request=echo, max_connections=0)
 
 
+def test_config_limits_are_checked_when_the_config_is_made() -> None:
+    # A wrong limits value used to pass, then end the whole server with an
+    # AttributeError at its first connection.
+    for wrong in (5, "16MiB", {"max_body_bytes": -1}, {"max_bodies": 10}):
+        with pytest.raises(sansnet.InvalidArgument, match=r"^ServeConfig\.limits"):
+            ServeConfig(handle_request=echo, limits=wrong)  # type: ignore[arg-type]
+    # As plain data (a worker's options are JSON): a mapping of Limits fields.
+    config = ServeConfig(handle_request=echo, limits={"max_body_bytes": 10})  # type: ignore[arg-type]
+    assert config.limits == sansnet.Limits(max_body_bytes=10)
+
+
 def test_serve_accepts_options_for_both_forms() -> None:
     server = sansnet.serve(0, echo, access_log=True)
     assert server.config.access_log
