@@ -415,3 +415,13 @@ def test_version_and_help_in_process(capsys: pytest.CaptureFixture[str]) -> None
     version = capsys.readouterr().out.strip()
     assert version.startswith(f"sansnet {sansnet.__version__} ({sansnet.protocol.H11_BUILD} ")
     assert ", wsproto " in version
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "1"]])
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_serve_a_port_out_of_range_is_a_one_line_usage_error(
+    workers: list[str], port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--port", port, *workers]) == 2
+    error = capsys.readouterr().err
+    assert error == f"sansnet: port must be an int from 0 to 65535, not {port}.\n"

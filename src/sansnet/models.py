@@ -97,10 +97,13 @@ class ServeRequest:
 
     @property
     def host(self) -> str:
-        """The host the client asked for: the Host field (or what a trusted proxy
-        forwarded), "" when there is none."""
+        """The host the client asked for: the Host field, or the authority of an
+        absolute-form target (``GET http://host/p``), which wins over Host as RFC 9112
+        section 3.2.2 requires; what a trusted proxy forwarded; "" when there is none."""
         host = self._host
-        return host if host is not None else self.headers.get("host", "")
+        if host is not None:
+            return host
+        return self._head.authority or ""
 
     @property
     def url(self) -> str:
@@ -187,9 +190,10 @@ Body = str | bytes | bytearray | memoryview | Iterable[bytes] | AsyncIterable[by
 
 class ServeResponse:
     """A handler's answer: ``status`` (default 200), ``headers`` (a mapping whose list
-    values become repeated fields, so several Set-Cookie work), ``body`` (str, bytes, or
-    an iterable or async iterable of bytes to stream it). A streamed body is iterated as
-    it is sent; a response that carries none (to HEAD, a 204 or a 304) closes it unread."""
+    values become repeated fields, so several Set-Cookie work; a ``Date`` or ``Server``
+    given here replaces the server's own), ``body`` (str, bytes, or an iterable or async
+    iterable of bytes to stream it). A streamed body is iterated as it is sent; a
+    response that carries none (to HEAD, a 204 or a 304) closes it unread."""
 
     __slots__ = ("body", "headers", "status")
 

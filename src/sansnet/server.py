@@ -22,11 +22,12 @@ stops are listed in :class:`ServeConfig`.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from email.utils import formatdate
 from time import time as _wall_clock
 from typing import Any
@@ -95,7 +96,8 @@ class ServeConfig:
                                            address are then ignored)
     ``tls``                     None       an ``ssl.SSLContext``, a PEM file with certificate
                                            and key, or a (certificate, key) pair
-    ``limits``                  Limits()   head and body sizes (414, 431, 413)
+    ``limits``                  Limits()   head and body sizes (414, 431, 413); a dict
+                                           of Limits fields is taken too
     ``max_connections``         10000      open connections; more get 503 and are closed
                                            (file-descriptor exhaustion)
     ``header_timeout``          10 s       a whole request head must arrive within this
@@ -137,7 +139,16 @@ class ServeConfig:
     body_timeout: float | None = 30.0
     drain_timeout: float = 10.0
     access_log: bool = False
-    trusted_proxies: Sequence[str] | str = ()
+    trusted_proxies: (
+        Sequence[
+            str
+            | ipaddress.IPv4Address
+            | ipaddress.IPv6Address
+            | ipaddress.IPv4Network
+            | ipaddress.IPv6Network
+        ]
+        | str
+    ) = ()
     subprotocols: Sequence[str] | SubprotocolChooser | None = None
     compression: bool = True
     max_message_size: int | None = 16 * MiB
@@ -161,6 +172,23 @@ class ServeConfig:
         if not isinstance(self.address, str) or not self.address:
             raise InvalidArgument(
                 f"ServeConfig.address must be a non-empty str, not {self.address!r}."
+            )
+        limits: Any = self.limits
+        if isinstance(limits, Mapping):  # plain data (a worker's JSON options)
+            known = [item.name for item in fields(Limits)]
+            unknown = sorted(str(name) for name in limits if name not in known)
+            if unknown:
+                raise InvalidArgument(
+                    f"ServeConfig.limits: unknown {unknown}; Limits has {', '.join(known)}."
+                )
+            try:
+                self.limits = Limits(**limits)
+            except ValueError as exc:
+                raise InvalidArgument(f"ServeConfig.limits: {exc}") from None
+        elif not isinstance(limits, Limits):
+            raise InvalidArgument(
+                "ServeConfig.limits must be a sansnet.Limits (or a dict of its fields), "
+                f"not {type(limits).__name__}."
             )
         if self.max_connections < 1:
             raise InvalidArgument("ServeConfig.max_connections must be at least 1.")

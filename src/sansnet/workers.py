@@ -245,6 +245,10 @@ class Supervisor:
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise InvalidArgument(f"workers must be an int >= 0 (0: one per CPU), not {workers!r}.")
+        port = spec.port
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            # (as serve() says it; bind() would raise OverflowError, not a usage error)
+            raise InvalidArgument(f"port must be an int from 0 to 65535, not {port!r}.")
         self.spec = spec
         self.count = workers or cpu_count()
         self.reuse_port = _reuse_port_supported() if reuse_port is None else reuse_port

@@ -57,6 +57,7 @@ http {{
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header Forwarded "";
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
             proxy_request_buffering off;
@@ -128,6 +129,11 @@ def check_through_nginx(port: int, server: Served) -> None:
         assert answer["scheme"] == "http"
         assert answer["host"] == "127.0.0.1"
         seen.add(answer["pid"])
+    # A client's own Forwarded field, which would win over X-Forwarded-*, never
+    # reaches the server: nginx clears it.
+    spoof = "Forwarded: for=203.0.113.66;proto=https;host=evil.example"
+    answer = json.loads(curl("-H", spoof, f"http://127.0.0.1:{port}/hello"))
+    assert (answer["ip"], answer["scheme"], answer["host"]) == (CLIENT_IP, "http", "127.0.0.1")
     assert seen <= workers
     upload = os.urandom(5 * 1024 * 1024)
     answer = json.loads(

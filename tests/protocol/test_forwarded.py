@@ -6,6 +6,8 @@ nothing."""
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from sansnet.protocol import Headers
@@ -136,6 +138,19 @@ def test_trusted_proxy_entries(
 def test_a_bad_entry_is_named() -> None:
     with pytest.raises(ValueError, match=r"'10\.0\.0\.300' is not an IP address"):
         TrustedProxies(["10.0.0.300"])
+
+
+def test_entries_may_be_ipaddress_objects() -> None:
+    proxies = TrustedProxies([ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_address("::1")])
+    assert "10.1.2.3" in proxies
+    assert "::1" in proxies
+    assert "11.0.0.1" not in proxies
+
+
+@pytest.mark.parametrize("entries", [None, 5, [None], [b"10.0.0.1"], [10]])
+def test_entries_of_another_type_are_a_value_error_naming_them(entries: object) -> None:
+    with pytest.raises(ValueError, match=r"^trusted_proxies: .* is not an IP address"):
+        TrustedProxies(entries)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

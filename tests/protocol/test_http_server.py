@@ -904,6 +904,32 @@ def test_response_framing_content_length_added() -> None:
     )
 
 
+def test_a_response_field_replaces_the_default_of_the_same_name() -> None:
+    # Date and Server are singletons (RFC 9110 section 5.3): the response's own wins.
+    conn = ServerConnection(default_headers=[("date", "D"), ("server", "S")])
+    feed(conn, GET + GET + GET)
+    conn.send_response(200, [("Server", "app"), ("DATE", "mine")], b"")
+    assert conn.data_to_send() == (
+        b"HTTP/1.1 200 OK\r\nServer: app\r\nDATE: mine\r\ncontent-length: 0\r\n\r\n"
+    )
+    assert conn.default_headers == [("date", "D"), ("server", "S")]  # unchanged
+    conn.next_event(), conn.next_event()
+    conn.start_response(200, {"server": "app"})
+    assert conn.data_to_send() == (
+        b"HTTP/1.1 200 OK\r\ndate: D\r\nserver: app\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    conn.send_end()
+    conn.data_to_send()
+    conn.next_event(), conn.next_event()
+    conn.send_informational(103, [("Server", "app"), ("Link", "</a>")])
+    conn.send_error_response(503, [("Date", "mine")])
+    assert conn.data_to_send() == (
+        b"HTTP/1.1 103 Early Hints\r\ndate: D\r\nServer: app\r\nLink: </a>\r\n\r\n"
+        b"HTTP/1.1 503 Service Unavailable\r\nserver: S\r\nDate: mine\r\n"
+        b"content-length: 0\r\nconnection: close\r\n\r\n"
+    )
+
+
 def test_response_with_matching_and_mismatching_content_length() -> None:
     conn = ServerConnection()
     feed(conn, GET)

@@ -260,6 +260,21 @@ def test_url_without_host_from_the_server_address_given() -> None:
     )
 
 
+async def test_an_absolute_form_target_names_the_host_not_the_host_field() -> None:
+    # RFC 9112 section 3.2.2: the server MUST ignore Host and use the target's authority.
+    head = RequestHead(
+        "GET", "http://example.org:8080/p?q=1", sansnet.Headers([("Host", "other.test")])
+    )
+    request = ServeRequest(head, b"", "192.0.2.1", 1, server=("203.0.113.5", 8080))
+    assert request.host == "example.org:8080"
+    assert request.url == "http://example.org:8080/p?q=1"
+    in_memory = serve_in_memory(lambda request: f"{request.host} {request.url}")
+    async with in_memory as client, await client.connect() as conn:
+        await conn.send(b"GET http://example.org/p HTTP/1.1\r\nHost: other.test\r\n\r\n")
+        answer = await conn.receive(timeout=5)
+    assert answer.endswith(b"\r\n\r\nexample.org http://example.org/p"), answer
+
+
 def test_config_needs_a_callable_handler() -> None:
     with pytest.raises(ValueError, match="needs a handler"):
         ServeConfig()
@@ -275,6 +290,17 @@ def test_config_needs_a_callable_handler() -> None:
         ServeConfig(handle_request=echo, max_connections=0)
     with pytest.raises(ValueError, match=r"a list of names \(\['chat'\]\)"):
         ServeConfig(handle_request=echo, subprotocols="chat")  # not "c", "h", "a", "t"
+
+
+def test_config_limits_are_checked_when_the_config_is_made() -> None:
+    # A wrong limits value used to pass, then end the whole server with an
+    # AttributeError at its first connection.
+    for wrong in (5, "16MiB", {"max_body_bytes": -1}, {"max_bodies": 10}):
+        with pytest.raises(sansnet.InvalidArgument, match=r"^ServeConfig\.limits"):
+            ServeConfig(handle_request=echo, limits=wrong)  # type: ignore[arg-type]
+    # As plain data (a worker's options are JSON): a mapping of Limits fields.
+    config = ServeConfig(handle_request=echo, limits={"max_body_bytes": 10})  # type: ignore[arg-type]
+    assert config.limits == sansnet.Limits(max_body_bytes=10)
 
 
 def test_serve_accepts_options_for_both_forms() -> None:
@@ -348,6 +374,14 @@ async def test_list_header_values_become_repeated_fields() -> None:
         assert response.headers["x"] == "y"
         assert response.headers["server"].startswith("sansnet/")
         assert "date" in response.headers
+
+
+async def test_a_date_or_server_field_of_the_handler_replaces_the_servers() -> None:
+    fields = {"Server": "app/1", "Date": "Tue, 01 Jan 2030 00:00:00 GMT"}
+    async with serve_in_memory(lambda request: ServeResponse(200, fields, "x")) as client:
+        response = await client.request("/")
+    assert response.headers.get_all("server") == ["app/1"]
+    assert response.headers.get_all("date") == ["Tue, 01 Jan 2030 00:00:00 GMT"]
 
 
 async def test_streamed_bodies_sync_and_async() -> None:

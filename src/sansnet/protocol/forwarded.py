@@ -40,34 +40,54 @@ __all__ = ["Client", "TrustedProxies", "forwarded_elements", "resolve_client"]
 UNIX = "unix"  # the entry that trusts peers on a Unix domain socket
 _SCHEMES = frozenset(("http", "https", "ws", "wss"))
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_IP_OBJECTS = (
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Network,
+    ipaddress.IPv6Network,
+)
 
 
 class TrustedProxies:
     """The peers whose forwarding headers are believed: IP addresses (``"10.0.0.7"``,
     ``"::1"``), networks (``"10.0.0.0/8"``), ``"*"`` (every peer: only when nothing
     but your proxy can reach the server) and ``"unix"`` (peers on a Unix domain
-    socket, whose address is empty). Raises :class:`~sansnet.InvalidArgument` (a ``ValueError``) naming a bad entry."""
+    socket, whose address is empty); an address or network may also be an
+    :mod:`ipaddress` object. Raises :class:`~sansnet.InvalidArgument` (a ``ValueError``)
+    naming a bad entry."""
 
-    def __init__(self, entries: Iterable[str] = ()) -> None:
-        if isinstance(entries, str):
-            entries = entries.split(",")
+    def __init__(self, entries: Iterable[str | _Address | _Network] | str = ()) -> None:
+        given: object = entries
+        if isinstance(given, str):
+            entries = given.split(",")
+        elif not isinstance(given, Iterable):  # (None, a number: named as a bad entry)
+            entries = [given]  # type: ignore[list-item]
         self.everyone = False
         self.unix = False
         self._networks: list[_Network] = []
         for entry in entries:
-            text = entry.strip()
+            if isinstance(entry, _IP_OBJECTS):
+                self._networks.append(ipaddress.ip_network(entry))
+                continue
+            text = entry.strip() if isinstance(entry, str) else None
             if text == "*":
                 self.everyone = True
             elif text == UNIX:
                 self.unix = True
             else:
-                try:
-                    self._networks.append(ipaddress.ip_network(text, strict=False))
-                except ValueError:
+                network: _Network | None = None
+                if text is not None:
+                    try:
+                        network = ipaddress.ip_network(text, strict=False)
+                    except ValueError:
+                        pass
+                if network is None:
                     raise InvalidArgument(
                         f"trusted_proxies: {entry!r} is not an IP address, a network "
                         '(10.0.0.0/8), "*" or "unix".'
-                    ) from None
+                    )
+                self._networks.append(network)
 
     def __bool__(self) -> bool:
         return self.everyone or self.unix or bool(self._networks)

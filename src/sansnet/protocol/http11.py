@@ -303,6 +303,16 @@ _SENT_SIZE: Final = 1024
 _SENT_VALUE: Final = 256
 
 
+def _merged(defaults: list[tuple[str, str]], given: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``defaults`` then ``given`` (a new list), without the defaults that ``given``
+    sets itself: a response's own Date or Server replaces the driver's (both are
+    singletons, RFC 9110 section 5.3; two would make the message invalid)."""
+    if defaults and given:
+        names = {name.lower() for name, _ in given}
+        defaults = [field for field in defaults if field[0].lower() not in names]
+    return [*defaults, *given]
+
+
 def _one_length(previous: str | None, value: str) -> str:
     """A Content-Length we are asked to send: one per message (two could disagree)."""
     if previous is not None:
@@ -868,7 +878,8 @@ class ServerConnection(HTTPConnection):
     to one raises :class:`~sansnet.LocalProtocolError` (answer 405 or 501).
 
     ``default_headers`` is a list of (name, value) fields added to every response we
-    send (a driver keeps ``date`` and ``server`` there; it may change the list in place).
+    send, but for a name the response sets itself (a driver keeps ``date`` and
+    ``server`` there; it may change the list in place).
     """
 
     __slots__ = ("_expect_continue", "_request_method", "_upgrade", "default_headers")
@@ -1033,7 +1044,7 @@ class ServerConnection(HTTPConnection):
             )
         if status in (204, 304) and body:
             raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
-        items = [*self.default_headers, *_as_items(headers)]
+        items = _merged(self.default_headers, _as_items(headers))
         if status not in (204, 304):
             items.append(("content-length", str(len(body))))
         items.append(("connection", "close"))
@@ -1071,7 +1082,7 @@ class ServerConnection(HTTPConnection):
             )
         if status == 100:
             self._expect_continue = False
-        items = [*self.default_headers, *_as_items(headers)]
+        items = _merged(self.default_headers, _as_items(headers))
         self._send(
             h11.InformationalResponse(
                 status_code=status,
@@ -1139,7 +1150,9 @@ class ServerConnection(HTTPConnection):
                 "section 9.3.6), which this connection does not do; answer with another "
                 "status (405, 501)."
             )
-        items = [*self.default_headers, *_as_items(headers)] if headers else self.default_headers
+        items = (
+            _merged(self.default_headers, _as_items(headers)) if headers else self.default_headers
+        )
         length: str | None = None
         chunked = said_close = False
         for name, value in items:
