@@ -70,6 +70,12 @@ logger = logging.getLogger("sansnet.server")
 
 SERVER_HEADER = f"sansnet/{__version__}"
 MiB = 1024 * 1024
+# A refused connection (503: full or stopping) reads and drops what the client sends,
+# so that closing does not reset the connection under the 503: at most this long, this
+# many bytes, and this many refusals at once (past it they close at once, as before).
+_REFUSAL_LINGER = 1.0
+_REFUSAL_LINGER_LIMIT = MiB
+_REFUSALS_LINGERING = 100
 
 
 # ============================================================================= models
@@ -99,7 +105,8 @@ class ServeConfig:
     ``limits``                  Limits()   head and body sizes (414, 431, 413); a dict
                                            of Limits fields is taken too
     ``max_connections``         10000      open connections; more get 503 and are closed
-                                           (file-descriptor exhaustion)
+                                           (file-descriptor exhaustion), after what the
+                                           client sent is read and dropped (1 s, 1 MiB)
     ``header_timeout``          10 s       a whole request head must arrive within this
                                            (slowloris); 408, then close
     ``keepalive_timeout``       5 s        an idle keep-alive connection is closed
@@ -287,6 +294,7 @@ class Server(ListeningServer):
         self._trusted = TrustedProxies(config.trusted_proxies) or None
         self._scheme = self.scheme
         self._request_is_async = is_async_callable(config.handle_request)
+        self._refusals_lingering = 0
 
     @property
     def scheme(self) -> str:
@@ -368,6 +376,13 @@ class Server(ListeningServer):
                 await stream.aclose_soon()  # the loop goes on and closes it next
 
     async def _refuse(self, stream: NetworkStream) -> None:
+        """Answer 503 and close, the request unread. Closing a socket with the client's
+        bytes unread sends a reset, which can destroy the 503 before the client reads
+        it: so the refusal half-closes, then reads and drops what the client still
+        sends until it closes, for :data:`_REFUSAL_LINGER` seconds and
+        :data:`_REFUSAL_LINGER_LIMIT` bytes at most, and only
+        :data:`_REFUSALS_LINGERING` refusals at once: past that, an overloaded server
+        closes at once rather than hold more descriptors."""
         status, headers, body = problem(503, "The server is busy or stopping; try again later.")
         self._date.refresh()
         conn = ServerConnection(default_headers=self._date.fields)
@@ -375,6 +390,12 @@ class Server(ListeningServer):
         try:
             conn.send_error_response(status, headers, body)
             await stream.write(conn.data_to_send(), 5)
+            if self._refusals_lingering < _REFUSALS_LINGERING:
+                self._refusals_lingering += 1
+                try:
+                    await stream.linger(_REFUSAL_LINGER, _REFUSAL_LINGER_LIMIT)
+                finally:
+                    self._refusals_lingering -= 1
         except TransportError:
             pass
         finally:

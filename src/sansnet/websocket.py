@@ -292,12 +292,43 @@ class WebSocket:
 
     async def _flush_soon(self) -> None:
         """Flush from the reading side, unless a writer holds the lock (it will write
-        our bytes after its own, so the reader never waits behind a slow send)."""
-        if not self._write_lock.locked():
+        our bytes after its own, so the reader never waits behind a slow send).
+
+        Bounded (see :meth:`_write_timeout`), so that a peer that stops reading (its
+        window full, and our buffers) cannot hold the reader, and keepalive with it,
+        forever: while open, a write not done when a keepalive pong would be late fails
+        the connection as a keepalive timeout does (1011); once closing, one not done
+        within ``close_timeout`` aborts it. (Where a cut write leaves part of a frame
+        on the wire, :meth:`_flush` has dropped the connection already: 1006.)"""
+        if self._write_lock.locked():
+            return
+        with anyio.move_on_after(self._write_timeout()) as scope:
             try:
                 await self._flush()
             except ConnectionClosed:
                 pass
+        if not scope.cancelled_caught or self._finished.is_set():
+            return
+        if self._conn.state is OPEN:
+            await self._keepalive_timeout()
+        else:
+            self._give_up()
+
+    def _write_timeout(self) -> float | None:
+        """How long the reader may wait to write (a pong, a keepalive ping, the answer
+        to the peer's close frame). While open: until a keepalive pong would be late
+        (the one we wait for, else the next ping's), None when keepalive is off or
+        ``ping_timeout`` is None (a ping is never late then); once closing:
+        ``close_timeout``."""
+        if self._conn.state is not OPEN:
+            return self.close_timeout
+        interval, timeout = self.ping_interval, self.ping_timeout
+        if interval is None or timeout is None:
+            return None
+        late = self._last_ping + timeout
+        if self._keepalive_payload is None:
+            late += interval  # the next ping goes out then, and is late timeout after
+        return max(0.0, late - now())
 
     # ------------------------------------------------------------------ receiving
 
@@ -410,17 +441,29 @@ class WebSocket:
         if self._keepalive_payload is not None and self.ping_timeout is not None:
             # The last keepalive ping went unanswered for ping_timeout: the link is dead.
             # (With ping_timeout=None a ping is never late: the next one replaces it.)
-            conn.close(1011, "keepalive ping timeout")
-            await self._flush_soon()
-            self._conn_lost()
-            await self._finish()
+            await self._keepalive_timeout()
             return False
         payload = os.urandom(4)
         self._keepalive_payload = payload
         self._last_ping = now()
         conn.send_ping(payload)
-        await self._flush_soon()
-        return True
+        await self._flush_soon()  # bounded: by the time the pong would be late
+        return not self._finished.is_set()
+
+    async def _keepalive_timeout(self) -> None:
+        """Fail the connection whose keepalive pong is late (or whose ping could not
+        even be written: the peer does not read): our close frame (1011) goes out if
+        it can within ``close_timeout`` (waiting for a writer that holds the lock, as
+        ``close()`` does), then the connection is aborted, not closed gracefully: a
+        graceful close would wait for a peer taken for dead to take our last bytes."""
+        self._conn.close(1011, "keepalive ping timeout")
+        with anyio.move_on_after(self.close_timeout):
+            try:
+                await self._flush()
+            except ConnectionClosed:
+                pass
+        self._give_up()
+        await self._finish()
 
     def _on_pong(self, payload: bytes) -> None:
         if payload == self._keepalive_payload:

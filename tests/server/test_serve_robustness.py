@@ -6,6 +6,7 @@ exchange) run in memory on virtual time in test_serve_in_memory.py."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -79,6 +80,47 @@ async def test_pipelining_without_reading_keeps_memory_bounded() -> None:
         finally:
             tracemalloc.stop()
         assert (await sansnet.request(handle.url)).ok
+
+
+async def test_a_refused_connection_reads_the_503_not_a_reset() -> None:
+    """Issue: past max_connections the server wrote its 503 and closed at once, the
+    client's request unread: closing a socket with unread bytes sends a reset, which
+    ends the client's sending and reading with a ConnectionResetError (and over a real
+    network can destroy the 503 before the client reads it). Now the refusal
+    half-closes after its answer and reads and drops what the client sends (bounded in
+    bytes and time) until the client closes. The body is larger than what asyncio's
+    transports read ahead on their own (a read or two of 256 KiB), so that some of it
+    is always unread when the refusal ends, on every backend."""
+    config = ServeConfig(handle_request=hello, max_connections=1)
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 786432\r\n\r\n" + bytes(786432)
+    async with (
+        sansnet.serve(0, config) as handle,
+        await anyio.connect_tcp("127.0.0.1", handle.port) as held,
+    ):
+        await held.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        answered = b""
+        with anyio.fail_after(5):
+            while not answered.endswith(b"hello"):  # the server holds it: the one slot
+                answered += await held.receive()
+        received = b""
+        with anyio.fail_after(5):
+            async with (
+                await anyio.connect_tcp("127.0.0.1", handle.port) as refused,
+                anyio.create_task_group() as group,
+            ):
+                # A reset fails the send (BrokenResourceError) or the reading.
+                group.start_soon(refused.send, request)
+                with contextlib.suppress(anyio.EndOfStream):
+                    while True:
+                        received += await refused.receive()
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    assert len(body) == length > 0
 
 
 def _open_fds() -> int:

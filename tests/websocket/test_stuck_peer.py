@@ -1,0 +1,187 @@
+"""Keepalive against a real TCP peer that completes the handshake and then never reads
+again (its receive window full, our send buffer full): the side that reads must drop
+it after about ping_interval + ping_timeout, plus close_timeout for a close frame that
+cannot be written, whatever our sending task is doing, on asyncio, uvloop and trio."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import socket
+from typing import Any
+
+import anyio
+import pytest
+
+import sansnet
+from sansnet import ServeConfig, WebSocket
+
+pytestmark = pytest.mark.anyio
+
+PING_INTERVAL = 0.1
+PING_TIMEOUT = 0.1
+CLOSE_TIMEOUT = 0.2
+# Generous: the sansnet side is done after about 0.4 s (0.1 + 0.1 + 0.2).
+BOUND = 3.0
+SMALL_BUFFER = 4096
+
+UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def _small_buffers(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+
+
+async def _flood(ws: WebSocket, user_timeout: bool) -> None:
+    """Send 64 KiB messages until the socket closes (the last send waits for the stuck
+    peer, holding the write lock); with ``user_timeout``, until a send runs out of the
+    application's own time (as websockets advises bounding a send), then send no more:
+    the write lock is free, and the transport still full."""
+    message = bytes(65536)
+    with contextlib.suppress(sansnet.ConnectionClosed):
+        while not ws.closed:
+            if user_timeout:
+                with anyio.move_on_after(PING_INTERVAL / 2) as scope:
+                    await ws.send(message)
+                if scope.cancelled_caught:
+                    return
+            else:
+                await ws.send(message)
+
+
+async def _read_and_flood(ws: WebSocket, user_timeout: bool, result: dict[str, Any]) -> None:
+    """One task reads (so keepalive runs) while another floods the stuck peer."""
+    async with anyio.create_task_group() as group:
+        group.start_soon(_flood, ws, user_timeout)
+        result["messages"] = [message async for message in ws]
+        result["code"] = ws.close_code
+
+
+@pytest.mark.parametrize("user_timeout", [False, True], ids=["send-blocked", "send-timed-out"])
+async def test_the_server_drops_a_client_that_stops_reading(user_timeout: bool) -> None:
+    result: dict[str, Any] = {}
+    done = anyio.Event()
+
+    async def handler(ws: WebSocket) -> None:
+        try:
+            await _read_and_flood(ws, user_timeout, result)
+        finally:
+            done.set()
+
+    config = ServeConfig(
+        handle_web_socket=handler,
+        compression=False,
+        ping_interval=PING_INTERVAL,
+        ping_timeout=PING_TIMEOUT,
+        close_timeout=CLOSE_TIMEOUT,
+    )
+    async with sansnet.serve(0, config) as handle:
+        with socket.socket() as raw:
+            _small_buffers(raw)
+            raw.connect(("127.0.0.1", handle.port))
+            raw.sendall(UPGRADE)  # and never reads: not even the 101
+            with anyio.fail_after(BOUND):
+                await done.wait()
+    assert result == {"messages": [], "code": result["code"]}
+    assert result["code"] in (1011, 1006)
+
+
+def _accept_key(request: bytes) -> bytes:
+    for line in request.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-key":
+            digest = hashlib.sha1(value.strip() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+            return base64.b64encode(digest.digest())
+    raise AssertionError("no Sec-WebSocket-Key")  # pragma: no cover
+
+
+@pytest.mark.parametrize("user_timeout", [False, True], ids=["send-blocked", "send-timed-out"])
+async def test_the_client_drops_a_server_that_stops_reading(user_timeout: bool) -> None:
+    result: dict[str, Any] = {}
+    with socket.socket() as listener:
+        _small_buffers(listener)  # accepted sockets inherit them
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+
+        async def stuck_server() -> socket.socket:
+            await anyio.wait_readable(listener)
+            peer, _ = listener.accept()
+            peer.setblocking(False)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                await anyio.wait_readable(peer)
+                request += peer.recv(65536)
+            peer.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                + _accept_key(request)
+                + b"\r\n\r\n"
+            )
+            return peer  # and never reads again
+
+        async with anyio.create_task_group() as group:
+            peers: list[socket.socket] = []
+
+            async def serve_one() -> None:
+                peers.append(await stuck_server())
+
+            group.start_soon(serve_one)
+            ws = await sansnet.socket(
+                f"ws://127.0.0.1:{port}/",
+                compression=False,
+                ping_interval=PING_INTERVAL,
+                ping_timeout=PING_TIMEOUT,
+                close_timeout=CLOSE_TIMEOUT,
+            )
+            try:
+                with anyio.fail_after(BOUND):
+                    await _read_and_flood(ws, user_timeout, result)
+                    await ws.close_quietly()  # closed already: nothing to wait for
+            finally:
+                for peer in peers:
+                    peer.close()
+    assert result == {"messages": [], "code": result["code"]}
+    assert result["code"] in (1011, 1006)
+
+
+async def test_the_answer_to_a_close_frame_is_bounded_when_the_peer_stops_reading() -> None:
+    """The peer sends its close frame but reads nothing: our answer cannot be written
+    (the transport is full after a send the application gave up on). The reader gives
+    up on it after close_timeout, with keepalive off, and the connection is aborted.
+    (On trio the send given up on cut a frame short: the connection was dropped then.)"""
+    result: dict[str, Any] = {}
+    flooded, done = anyio.Event(), anyio.Event()
+
+    async def handler(ws: WebSocket) -> None:
+        try:
+            await _flood(ws, user_timeout=True)
+            flooded.set()
+            result["messages"] = [message async for message in ws]
+            result["code"] = ws.close_code
+        finally:
+            done.set()
+
+    config = ServeConfig(
+        handle_web_socket=handler,
+        compression=False,
+        ping_interval=None,
+        close_timeout=CLOSE_TIMEOUT,
+    )
+    async with sansnet.serve(0, config) as handle:
+        with socket.socket() as raw:
+            _small_buffers(raw)
+            raw.connect(("127.0.0.1", handle.port))
+            raw.sendall(UPGRADE)  # and never reads
+            with anyio.fail_after(BOUND):
+                await flooded.wait()
+                raw.sendall(b"\x88\x82\x00\x00\x00\x00\x03\xe8")  # close 1000, masked
+                await done.wait()
+    assert result == {"messages": [], "code": result["code"]}
+    assert result["code"] in (1000, 1006)
