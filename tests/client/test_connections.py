@@ -137,6 +137,21 @@ async def test_no_retry_for_a_streamed_body(raw_server: Start) -> None:
     assert server.accepted == 1, "A streamed body is never retried."
 
 
+async def test_the_retry_goes_on_a_fresh_connection(raw_server: Start) -> None:
+    """Idle connections that went idle together are closed together by the server's
+    idle timeout: the retry must not take a sibling of the stale one, which may be
+    stale too, but open a new connection, as the docs promise."""
+    server = raw_server(_closes_on_second_request)
+    async with sansnet.Client() as client:
+        async with client.stream(server.url) as first, client.stream(server.url) as second:
+            assert await first.aread() == await second.aread() == b"first"
+        assert client.pool.idle == 2
+        assert (await client.request(server.url)).body == b"first"
+        assert client.pool.idle == 2, "The fresh connection joined the one left idle."
+    assert server.accepted == 3, "Two connections at first, then one for the retry."
+    assert len(server.requests) == 4
+
+
 async def test_no_second_retry(raw_server: Start) -> None:
     def handler(conn: socket.socket, server: RawServer) -> None:
         if server.read_request(conn) is not None and server.accepted == 1:
