@@ -4,12 +4,15 @@ stale reused connection, and cancellation at every await point of a request."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import socket
 import threading
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import sansnet
@@ -297,3 +300,30 @@ async def test_cancellation_at_every_await_point(servers: Servers, raw_server: S
         assert pool.total == pool.idle <= n
     silent.event("stop").set()
     never_answers.event("stop").set()
+
+
+async def test_a_connect_cancelled_as_it_completes_leaves_no_socket(raw_server: Start) -> None:
+    """Cancel the request a few event loop steps into its connect, step by step: one of
+    those lands just after the socket connected, before the connect returned. That
+    socket must be closed then, not left open until the garbage collector finds it
+    (asyncio's own happy eyeballs, loop.create_connection(happy_eyeballs_delay=...),
+    drops it: CPython 3.11 to 3.13)."""
+    server = raw_server(lambda conn, server: server.event("stop").wait(10))
+    async with sansnet.Client() as client:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            for steps in range(16):
+                async with anyio.create_task_group() as group:
+
+                    async def cancel_after(steps: int = steps) -> None:
+                        for _ in range(steps):
+                            await anyio.lowlevel.checkpoint()
+                        group.cancel_scope.cancel()
+
+                    group.start_soon(cancel_after)
+                    await client.request(server.url)
+                assert client.pool.total == 0
+            gc.collect()
+        leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+        assert leaked == [], "A cancelled connect left its socket to the garbage collector."
+    server.event("stop").set()
