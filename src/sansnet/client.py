@@ -370,6 +370,7 @@ class _PoolTransport(Transport):
                     timeout=timeout.bound(times.pool),
                     context=timeout,
                     connector=self._connector,
+                    fresh=attempt == 2,  # the stale one's idle siblings may be stale too
                 )
             try:
                 head = await HTTP11Exchange(conn, self._trace).send(request, target, timeout)

@@ -4,12 +4,15 @@ stale reused connection, and cancellation at every await point of a request."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import socket
 import threading
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import sansnet
@@ -135,6 +138,21 @@ async def test_no_retry_for_a_streamed_body(raw_server: Start) -> None:
             await client.request(server.url, method="POST", body=body())
         assert client.pool.total == 0
     assert server.accepted == 1, "A streamed body is never retried."
+
+
+async def test_the_retry_goes_on_a_fresh_connection(raw_server: Start) -> None:
+    """Idle connections that went idle together are closed together by the server's
+    idle timeout: the retry must not take a sibling of the stale one, which may be
+    stale too, but open a new connection, as the docs promise."""
+    server = raw_server(_closes_on_second_request)
+    async with sansnet.Client() as client:
+        async with client.stream(server.url) as first, client.stream(server.url) as second:
+            assert await first.aread() == await second.aread() == b"first"
+        assert client.pool.idle == 2
+        assert (await client.request(server.url)).body == b"first"
+        assert client.pool.idle == 2, "The fresh connection joined the one left idle."
+    assert server.accepted == 3, "Two connections at first, then one for the retry."
+    assert len(server.requests) == 4
 
 
 async def test_no_second_retry(raw_server: Start) -> None:
@@ -282,3 +300,30 @@ async def test_cancellation_at_every_await_point(servers: Servers, raw_server: S
         assert pool.total == pool.idle <= n
     silent.event("stop").set()
     never_answers.event("stop").set()
+
+
+async def test_a_connect_cancelled_as_it_completes_leaves_no_socket(raw_server: Start) -> None:
+    """Cancel the request a few event loop steps into its connect, step by step: one of
+    those lands just after the socket connected, before the connect returned. That
+    socket must be closed then, not left open until the garbage collector finds it
+    (asyncio's own happy eyeballs, loop.create_connection(happy_eyeballs_delay=...),
+    drops it: CPython 3.11 to 3.13)."""
+    server = raw_server(lambda conn, server: server.event("stop").wait(10))
+    async with sansnet.Client() as client:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            for steps in range(16):
+                async with anyio.create_task_group() as group:
+
+                    async def cancel_after(steps: int = steps) -> None:
+                        for _ in range(steps):
+                            await anyio.lowlevel.checkpoint()
+                        group.cancel_scope.cancel()
+
+                    group.start_soon(cancel_after)
+                    await client.request(server.url)
+                assert client.pool.total == 0
+            gc.collect()
+        leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+        assert leaked == [], "A cancelled connect left its socket to the garbage collector."
+    server.event("stop").set()

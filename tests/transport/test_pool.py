@@ -378,3 +378,21 @@ def test_a_pooled_connection_keeps_its_origin_in_one_place() -> None:
     assert (conn.key, conn.origin) == ((connector, A), A)
     with pytest.raises(InvalidArgument, match="another origin"):
         PooledConnection(A, client, protocol, (connector, B))  # type: ignore[arg-type]
+
+
+async def test_fresh_skips_idle_connections_and_evicts_for_room() -> None:
+    """acquire(fresh=True), the retry after a stale connection, never reuses one of
+    its idle siblings; at max_connections it closes the oldest idle one for room."""
+    pool, connector = make(max_connections=2)
+    first, second = await pool.acquire(A), await pool.acquire(A)
+    await pool.release(first, reusable=True)
+    await pool.release(second, reusable=True)
+    new = await pool.acquire(A, fresh=True)
+    assert new not in (first, second)
+    assert not new.reused
+    assert connector.opened == 3
+    assert first.closed, "The oldest idle one made room."
+    assert not second.closed
+    assert (pool.total, pool.idle) == (2, 1)
+    await pool.release(new, reusable=True)
+    await pool.aclose()

@@ -9,10 +9,12 @@ with ``backend="anyio"``). Failures are :class:`~sansnet.ConnectError`,
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import ssl
 import sys
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -153,13 +155,13 @@ async def _open_asyncio(
     try:
         with anyio.fail_after(timeout):
             if isinstance(loop, asyncio.BaseEventLoop):
+                # Our own happy eyeballs, not create_connection(happy_eyeballs_delay=...):
+                # that one loses the connected socket to the garbage collector when it
+                # is cancelled just as it wins (CPython 3.11 to 3.13). The socket then
+                # belongs to create_connection, which closes it if it fails.
+                sock = await _connect_socket(loop, host, port)
                 transport, protocol = await loop.create_connection(
-                    factory,
-                    host,
-                    port,
-                    ssl=ssl_context,
-                    server_hostname=hostname,
-                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
+                    factory, sock=sock, ssl=ssl_context, server_hostname=hostname
                 )
             else:  # uvloop: no happy eyeballs; it tries the addresses in turn
                 transport, protocol = await loop.create_connection(
@@ -170,6 +172,75 @@ async def _open_asyncio(
             transport.abort()
         raise
     return AsyncioStream(protocol, description)
+
+
+async def _connect_socket(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
+    """A connected, non-blocking TCP socket to ``host``:``port``: happy eyeballs (RFC
+    8305) over its addresses, families interleaved, a new attempt every
+    :data:`HAPPY_EYEBALLS_DELAY` seconds or as soon as the previous one failed. Every
+    socket but the one returned is closed, whenever the caller is cancelled; failing,
+    the first attempt's ``OSError`` is raised."""
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    addresses = _interleave(infos)
+    if len(addresses) == 1:
+        return await _attempt(loop, addresses[0])
+    winner: socket.socket | None = None
+    errors: list[OSError] = []
+
+    async def attempt(info: _AddressInfo, failed: anyio.Event, group: anyio.abc.TaskGroup) -> None:
+        nonlocal winner
+        try:
+            sock = await _attempt(loop, info)
+        except OSError as exc:
+            errors.append(exc)
+            failed.set()
+            return
+        if winner is None:
+            winner = sock
+            group.cancel_scope.cancel()
+        else:  # pragma: no cover - two attempts connected in the same loop iteration
+            sock.close()
+
+    try:
+        async with anyio.create_task_group() as group:
+            for info in addresses:
+                failed = anyio.Event()
+                group.start_soon(attempt, info, failed, group)
+                with anyio.move_on_after(HAPPY_EYEBALLS_DELAY):
+                    await failed.wait()
+    except BaseException:
+        if winner is not None:  # connected, but the caller was cancelled meanwhile
+            winner.close()
+        raise
+    if winner is None:
+        raise errors[0]
+    return winner
+
+
+_AddressInfo = tuple[int, int, int, str, tuple[Any, ...]]
+
+
+def _interleave(infos: Sequence[_AddressInfo]) -> list[_AddressInfo]:
+    """The addresses with their families alternating, the first family first (RFC 8305
+    section 4, as asyncio orders them)."""
+    by_family: dict[int, list[_AddressInfo]] = {}
+    for info in infos:
+        by_family.setdefault(info[0], []).append(info)
+    rounds = itertools.zip_longest(*by_family.values())
+    return [info for infos_of_round in rounds for info in infos_of_round if info is not None]
+
+
+async def _attempt(loop: asyncio.AbstractEventLoop, info: _AddressInfo) -> socket.socket:
+    """One connection attempt; its socket is closed unless it is returned connected."""
+    family, kind, proto, _, address = info
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 async def open_unix_stream(

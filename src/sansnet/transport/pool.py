@@ -150,11 +150,14 @@ class ConnectionPool:
         timeout: float | None = None,
         context: Any = None,
         connector: Connector | None = None,
+        fresh: bool = False,
     ) -> PooledConnection:
         """A connection to ``origin``: a live idle one, or a new one if a slot is free
         (opened by ``connector``, or the pool's own, which gets ``context``), else wait
         up to ``timeout`` seconds for one (then :class:`~sansnet.PoolTimeout`). An idle
-        connection is only reused by the connector that opened it.
+        connection is only reused by the connector that opened it. ``fresh``: always a
+        new connection, never an idle one (the retry after a stale connection: its idle
+        siblings may have been closed by the server at the same time).
 
         The caller must pass the result to :meth:`release` exactly once, in a
         ``finally`` block or equivalent.
@@ -165,7 +168,7 @@ class ConnectionPool:
         while True:
             if self.closed:
                 raise UsageError("The client is closed; make a new one.")
-            idle = self._idle.get(key)
+            idle = None if fresh else self._idle.get(key)
             if idle:
                 conn = idle.pop()  # the most recently used first: the likeliest alive
                 if not idle:
