@@ -128,3 +128,9 @@ def test_address_families_alternate() -> None:
     v4 = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (f"10.0.0.{i}", 80)) for i in (1, 2, 3)]
     ordered = connect._interleave([*v6, *v4])
     assert ordered == [v6[0], v4[0], v6[1], v4[1], v4[2]]
+
+
+async def test_a_name_with_no_address_is_a_connect_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    resolve_to(monkeypatch)  # getaddrinfo answers an empty list
+    with pytest.raises(ConnectError, match="no address"):
+        await open_tcp_stream("none.example", 80, timeout=5)

@@ -182,6 +182,8 @@ async def _connect_socket(loop: asyncio.AbstractEventLoop, host: str, port: int)
     the first attempt's ``OSError`` is raised."""
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     addresses = _interleave(infos)
+    if not addresses:  # as getaddrinfo itself fails for a name without one
+        raise socket.gaierror(socket.EAI_NONAME, "the name has no address")
     if len(addresses) == 1:
         return await _attempt(loop, addresses[0])
     winner: socket.socket | None = None
