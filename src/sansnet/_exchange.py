@@ -17,7 +17,7 @@ from collections.abc import Callable
 import anyio
 
 from ._transport_api import Deadlines, Request, ResponseBody, StreamedBody
-from .errors import ReadError, ReadTimeout, RemoteProtocolError, WriteError
+from .errors import NetError, ReadError, ReadTimeout, RemoteProtocolError, UsageError, WriteError
 from .protocol import (
     NEED_DATA,
     ClientConnection,
@@ -38,6 +38,14 @@ Trace = Callable[[str, bytes], None]
 """A function told of every head on the wire: ("request", the bytes we sent, with the
 Authorization value built from the URL's credentials shown as ``Basic ***``) and
 ("response", the head we received, as bytes)."""
+
+
+def closed_mid_request() -> UsageError:
+    """What a request gets when :meth:`sansnet.Client.aclose` closed its connection."""
+    return UsageError(
+        "The client was closed while this request was in flight; close the client only "
+        "once its requests are done, or make a new one."
+    )
 
 
 class Unanswered(Exception):
@@ -257,7 +265,12 @@ class PooledBody(ResponseBody):
         if event is NEED_DATA:
             deadlines = self._timeout
             with deadlines:
-                event = await receive_event(self._conn.stream, protocol, deadlines.body_read)
+                try:
+                    event = await receive_event(self._conn.stream, protocol, deadlines.body_read)
+                except NetError as exc:
+                    if self._conn.dropped:
+                        raise closed_mid_request() from exc
+                    raise
         if type(event) is Data:
             return event.data
         if isinstance(event, EndOfMessage):

@@ -34,13 +34,14 @@ from urllib.parse import urljoin
 import anyio
 import anyio.lowlevel
 
-from ._exchange import HTTP11Exchange, PooledBody, Trace, Unanswered
+from ._exchange import HTTP11Exchange, PooledBody, Trace, Unanswered, closed_mid_request
 from ._transport_api import Deadlines, Request, ResponseBody, StreamedBody, Timeout
 from ._urls import ParsedURL, parse_url, with_query
 from ._version import __version__
 from .codecs import json_decode, json_encode
 from .errors import (
     InvalidArgument,
+    NetError,
     RemoteProtocolError,
     TooManyRedirects,
     UnsafeRedirect,
@@ -376,6 +377,8 @@ class _PoolTransport(Transport):
                 head = await HTTP11Exchange(conn, self._trace).send(request, target, timeout)
             except Unanswered as unanswered:
                 await self.pool.release(conn, reusable=False)
+                if conn.dropped:
+                    raise closed_mid_request() from unanswered.error
                 if (
                     attempt == 1
                     and conn.reused
@@ -384,8 +387,10 @@ class _PoolTransport(Transport):
                 ):
                     continue  # the server had closed the idle connection: retry once
                 error = unanswered.error
-            except BaseException:
+            except BaseException as exc:
                 await self.pool.release(conn, reusable=False)
+                if conn.dropped and isinstance(exc, NetError):
+                    raise closed_mid_request() from exc
                 raise
             else:
                 return StreamingResponse(
@@ -959,7 +964,9 @@ class Client:
         return _add_defaults(headers, decompress), False
 
     async def aclose(self) -> None:
-        """Close every pooled connection. The client cannot be used afterwards."""
+        """Close every connection, idle or in use (as httpx does): a request still in
+        flight on another task fails with :class:`~sansnet.UsageError` instead of
+        waiting on a socket nobody will close. The client cannot be used afterwards."""
         self.closed = True
         transports = list(self._transports.values())
         self._transports.clear()

@@ -327,3 +327,51 @@ async def test_a_connect_cancelled_as_it_completes_leaves_no_socket(raw_server: 
         leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
         assert leaked == [], "A cancelled connect left its socket to the garbage collector."
     server.event("stop").set()
+
+
+@pytest.mark.parametrize("stage", ["head", "body"])
+async def test_closing_the_client_ends_its_requests_in_flight(
+    raw_server: Start, stage: str
+) -> None:
+    """As httpx does: aclose() closes the connections in use too, and a request on one
+    (waiting for the head, or reading the body, with no timeout) raises a UsageError
+    saying the client was closed, instead of waiting forever on an open socket."""
+
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        if server.read_request(conn) is not None:
+            if stage == "body":  # the head and part of the body, then silence
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
+            server.event("release").wait(10)
+
+    server = raw_server(handler)
+    client = sansnet.Client(timeout=None)
+    outcome: list[BaseException] = []
+
+    async def request() -> None:
+        try:
+            async with client.stream(server.url) as response:
+                await response.aread()
+        except Exception as exc:
+            outcome.append(exc)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(request)
+            await wait_for(lambda: server.requests != [], "the request arrived")
+            if stage == "body":
+                await wait_for(lambda: client.pool.in_use == 1, "the head arrived")
+                await anyio.sleep(0.05)  # the body read is waiting (nothing more comes)
+            await client.aclose()
+    assert len(outcome) == 1, outcome
+    assert isinstance(outcome[0], sansnet.UsageError), outcome
+    assert "client was closed" in str(outcome[0])
+    assert client.pool.total == 0
+    assert client.pool.in_use == 0
+
+    def closed_at_the_server() -> bool:  # an end of stream, or the reset of an abort
+        try:
+            return server.connections[0].recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    assert closed_at_the_server(), "The client's socket is still open."

@@ -78,7 +78,16 @@ class PooledConnection:
     ``key`` is where it idles in its pool: (connector, origin); None for (None, origin).
     """
 
-    __slots__ = ("closed", "idle", "idle_since", "key", "protocol", "reused", "stream")
+    __slots__ = (
+        "closed",
+        "dropped",
+        "idle",
+        "idle_since",
+        "key",
+        "protocol",
+        "reused",
+        "stream",
+    )
 
     def __init__(
         self,
@@ -99,6 +108,9 @@ class PooledConnection:
         self.reused = False
         self.closed = False
         self.idle = False
+        self.dropped = False
+        """Closed by :meth:`ConnectionPool.aclose` while lent: its request failed with the
+        client's closing, not because of the server."""
 
     @property
     def origin(self) -> Origin:
@@ -125,6 +137,7 @@ class ConnectionPool:
         self._idle: dict[tuple[Connector | None, Origin], list[PooledConnection]] = {}
         self._idle_count = 0
         self._waiters: deque[anyio.Event] = deque()
+        self._lent: set[PooledConnection] = set()  # in the hands of a request
         self.total = 0
         self.closed = False
 
@@ -177,6 +190,7 @@ class ConnectionPool:
                 conn.idle = False
                 if self._alive(conn):
                     conn.reused = True
+                    self._lent.add(conn)
                     return conn
                 self._forget(conn)  # expired, or its peer closed it
                 await conn.stream.aclose()  # held by no one: cancelling here leaks nothing
@@ -210,7 +224,13 @@ class ConnectionPool:
             self.total -= 1
             self._wake_one()
             raise
-        return PooledConnection(origin, stream, protocol, key)
+        conn = PooledConnection(origin, stream, protocol, key)
+        if self.closed:  # the client was closed while this connection was being opened
+            self._forget(conn)
+            await stream.aclose()
+            raise UsageError("The client was closed while connecting; make a new one.")
+        self._lent.add(conn)
+        return conn
 
     def _evict_one(self) -> PooledConnection | None:
         """Free a slot held by an idle connection to another origin or connector (the
@@ -275,8 +295,9 @@ class ConnectionPool:
         to the end) and the protocol allows it, else closed; with ``reusable`` False
         (an error, a cancellation, a body not read to the end) it is aborted, dropping
         anything not yet sent. Never raises."""
+        self._lent.discard(conn)
         if conn.closed or conn.idle:
-            return  # released already
+            return  # released already, or dropped by aclose()
         if (
             reusable
             and not self.closed
@@ -309,7 +330,9 @@ class ConnectionPool:
             await conn.stream.aclose()
 
     async def aclose(self) -> None:
-        """Close every idle connection; connections in use close when released."""
+        """Close every connection: the idle ones, and those in use (as httpx does), whose
+        requests then fail with :class:`~sansnet.UsageError` rather than wait on a
+        socket nobody will close; requests waiting for a slot or connecting fail alike."""
         self.closed = True
         idle = [conn for connections in self._idle.values() for conn in connections]
         self._idle.clear()
@@ -317,6 +340,12 @@ class ConnectionPool:
         for conn in idle:
             conn.idle = False
             self._forget(conn)
+        lent = list(self._lent)
+        self._lent.clear()
+        for conn in lent:
+            conn.dropped = True
+            self._forget(conn)
+            conn.stream.abort()  # the request waiting on it wakes up now
         for event in self._waiters:
             event.set()
-        await self._close_all(idle)
+        await self._close_all(idle + lent)
