@@ -92,7 +92,7 @@ class ProxyServer:
             return 0
         return sum(self.marker in line for line in text.splitlines())
 
-    def quiet_connections(self, quiet: float = 0.2, limit: float = 5.0) -> int:
+    def quiet_connections(self, quiet: float = 0.5, limit: float = 5.0) -> int:
         """``connections()`` once it has not changed for ``quiet`` seconds (at most
         ``limit``): what a test reads before its own requests, since a proxy logs some
         connections only when they end (squid logs a tunnel when it closes), a little
