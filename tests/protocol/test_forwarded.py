@@ -167,3 +167,62 @@ def test_entries_of_another_type_are_a_value_error_naming_them(entries: object) 
 )
 def test_forwarded_value_splitting(values: list[str], elements: list[dict[str, str]]) -> None:
     assert forwarded_elements(values) == elements
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "shop.example",
+        "shop.example:8443",
+        "SHOP.Example.",
+        "10.0.0.1:80",
+        "[2001:db8::1]",
+        "[2001:db8::1]:443",
+        "xn--bcher-kva.example",
+        "a_b~c-d.example",
+        "%41.example",
+        "sub!$&'()*+;=.example",
+    ],
+)
+def test_a_forwarded_host_that_is_a_uri_host_and_port_is_believed(host: str) -> None:
+    assert resolve([("X-Forwarded-Host", host)]) == Client(None, None, None, host)
+    quoted = '"' + host + '"'
+    assert resolve([("Forwarded", f"host={quoted}")]) == Client(None, None, None, host)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example/path",
+        "user@shop.example",
+        "shop.example?q",
+        "shop.example#f",
+        "shop example",
+        "shop.example\x00",
+        "shop.example\x7f",
+        "shöp.example",
+        "shop.example:",
+        "shop.example:http",
+        "shop.example:99999",
+        "shop.example:1:2",
+        "2001:db8::1",
+        "[2001:db8::1",
+        "[not-v6]",
+        "[fe80::1%eth0]",
+        "[2001:db8::1]x",
+        "%zz.example",
+        "%4",
+        "",
+        '"quoted"',
+        "\\",
+    ],
+)
+def test_a_forwarded_host_that_is_not_a_uri_host_is_ignored(host: str) -> None:
+    """A trusted proxy passing on a client's garbage must not make it the request's
+    host (and its URL): the value is dropped, the Host field stands."""
+    assert resolve([("X-Forwarded-Host", host)]) is None
+    with_for = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Host", host)]
+    assert resolve(with_for) == Client("203.0.113.9", None, None, None)
+    escaped = host.replace("\\", "\\\\").replace('"', '\\"')
+    forwarded = [("Forwarded", f'for=203.0.113.9;host="{escaped}"')]
+    assert resolve(forwarded) == Client("203.0.113.9", None, None, None)
