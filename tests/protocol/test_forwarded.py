@@ -226,3 +226,19 @@ def test_a_forwarded_host_that_is_not_a_uri_host_is_ignored(host: str) -> None:
     escaped = host.replace("\\", "\\\\").replace('"', '\\"')
     forwarded = [("Forwarded", f'for=203.0.113.9;host="{escaped}"')]
     assert resolve(forwarded) == Client("203.0.113.9", None, None, None)
+
+
+def test_an_ipv4_mapped_peer_matches_by_its_ipv4_address() -> None:
+    """Issue: a dual-stack listener ("::") reports an IPv4 client as ::ffff:10.0.0.7,
+    which did not match a trusted 10.0.0.0/8. It matches now (and its IPv6 form still
+    matches an IPv6 entry), in the peer check and in the hops alike."""
+    proxies = TrustedProxies(["10.0.0.0/8"])
+    assert "::ffff:10.0.0.7" in proxies
+    assert "::FFFF:10.0.0.7" in proxies
+    assert "::ffff:11.0.0.7" not in proxies
+    assert "::ffff:10.0.0.7" in TrustedProxies(["::ffff:0:0/96"])
+    assert "::ffff:10.0.0.7" not in TrustedProxies(["::1"])
+    fields = [("X-Forwarded-For", "203.0.113.9, ::ffff:10.1.1.1")]
+    assert resolve(fields, peer="::ffff:10.0.0.7", trusted=proxies) == Client(
+        "203.0.113.9", None, None, None
+    )

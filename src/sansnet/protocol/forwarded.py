@@ -61,7 +61,9 @@ class TrustedProxies:
     ``"::1"``), networks (``"10.0.0.0/8"``), ``"*"`` (every peer: only when nothing
     but your proxy can reach the server) and ``"unix"`` (peers on a Unix domain
     socket, whose address is empty); an address or network may also be an
-    :mod:`ipaddress` object. Raises :class:`~sansnet.InvalidArgument` (a ``ValueError``)
+    :mod:`ipaddress` object. An IPv4-mapped peer (``::ffff:10.0.0.7``, how a
+    dual-stack ``"::"`` listener reports IPv4 clients) matches by its IPv4 address too.
+    Raises :class:`~sansnet.InvalidArgument` (a ``ValueError``)
     naming a bad entry."""
 
     def __init__(self, entries: Iterable[str | _Address | _Network] | str = ()) -> None:
@@ -111,6 +113,11 @@ class TrustedProxies:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
+        # A dual-stack ("::") listener reports an IPv4 peer as ::ffff:a.b.c.d: it is
+        # trusted by its IPv4 address too.
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        if mapped is not None and any(mapped in network for network in self._networks):
+            return True
         return any(ip in network for network in self._networks)
 
 
