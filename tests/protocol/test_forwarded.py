@@ -242,3 +242,29 @@ def test_an_ipv4_mapped_peer_matches_by_its_ipv4_address() -> None:
     assert resolve(fields, peer="::ffff:10.0.0.7", trusted=proxies) == Client(
         "203.0.113.9", None, None, None
     )
+
+
+@pytest.mark.parametrize(
+    ("entries", "trusted"),
+    [
+        ("", []),
+        (" , ", []),
+        ("10.0.0.1,", ["10.0.0.1"]),
+        (",10.0.0.1,, ::1 ,", ["10.0.0.1", "::1"]),
+    ],
+)
+def test_empty_entries_of_a_comma_separated_str_are_skipped(
+    entries: str, trusted: list[str]
+) -> None:
+    """Issue: "" and "10.0.0.1," raised, while the CLI skips an empty --trusted-proxies.
+    A comma-separated str now skips its empty entries, so "" trusts nobody."""
+    proxies = TrustedProxies(entries)
+    assert bool(proxies) == bool(trusted)
+    for address in trusted:
+        assert address in proxies
+    assert "10.0.0.2" not in proxies
+
+
+def test_an_empty_entry_in_a_list_is_still_named() -> None:
+    with pytest.raises(ValueError, match=r"^trusted_proxies: '' is not an IP address"):
+        TrustedProxies(["10.0.0.1", ""])

@@ -61,15 +61,16 @@ class TrustedProxies:
     ``"::1"``), networks (``"10.0.0.0/8"``), ``"*"`` (every peer: only when nothing
     but your proxy can reach the server) and ``"unix"`` (peers on a Unix domain
     socket, whose address is empty); an address or network may also be an
-    :mod:`ipaddress` object. An IPv4-mapped peer (``::ffff:10.0.0.7``, how a
+    :mod:`ipaddress` object. A str is a comma-separated list whose empty entries are
+    skipped (``"10.0.0.1,"``; ``""`` trusts nobody). An IPv4-mapped peer (``::ffff:10.0.0.7``, how a
     dual-stack ``"::"`` listener reports IPv4 clients) matches by its IPv4 address too.
     Raises :class:`~sansnet.InvalidArgument` (a ``ValueError``)
     naming a bad entry."""
 
     def __init__(self, entries: Iterable[str | _Address | _Network] | str = ()) -> None:
         given: object = entries
-        if isinstance(given, str):
-            entries = given.split(",")
+        if isinstance(given, str):  # empty entries skipped: "" trusts nobody, as in the CLI
+            entries = [entry for entry in given.split(",") if entry.strip()]
         elif not isinstance(given, Iterable):  # (None, a number: named as a bad entry)
             entries = [given]  # type: ignore[list-item]
         self.everyone = False
