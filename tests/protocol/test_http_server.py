@@ -157,6 +157,9 @@ def test_options_asterisk_and_connect_authority_forms() -> None:
     [request, _] = feed(conn, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n")
     assert isinstance(request, RequestHead)
     assert request.method == "CONNECT"
+    # RFC 9112 section 3.3: the target URI's authority is CONNECT's target, not Host
+    assert request.authority == "example.com:443"
+    assert RequestHead("CONNECT", "/", Headers({"host": "h"})).authority == "h"
 
 
 def test_unknown_token_methods_are_accepted() -> None:
