@@ -307,6 +307,31 @@ async def test_asterisk_and_authority_form_urls_are_well_formed() -> None:
         assert answer.endswith(b"\r\n\r\nh:443 http://h:443"), answer
 
 
+_OPTIONAL_TIMEOUTS = ["header_timeout", "keepalive_timeout", "body_timeout"]
+_OPTIONAL_TIMEOUTS += ["ping_interval", "ping_timeout"]  # None: no limit (pings off)
+_TIMEOUTS = [*_OPTIONAL_TIMEOUTS, "drain_timeout", "close_timeout"]
+
+
+@pytest.mark.parametrize("name", _TIMEOUTS)
+@pytest.mark.parametrize("value", ["x", -1, 0, float("nan"), float("inf"), True, [5]])
+def test_a_bad_timeout_is_refused_when_the_config_is_made(name: str, value: object) -> None:
+    """Issue: ServeConfig(header_timeout="x") (or -1, nan...) was taken, and every
+    connection then failed and was logged. Timeouts are checked as Timeout's are."""
+    with pytest.raises(sansnet.InvalidArgument, match=rf"^ServeConfig\.{name} must be a positive"):
+        ServeConfig(handle_request=echo, **{name: value})
+
+
+def test_timeouts_take_what_they_document() -> None:
+    for name in _TIMEOUTS:
+        assert getattr(ServeConfig(handle_request=echo, **{name: 0.5}), name) == 0.5
+        assert getattr(ServeConfig(handle_request=echo, **{name: 3}), name) == 3
+    for name in _OPTIONAL_TIMEOUTS:
+        assert getattr(ServeConfig(handle_request=echo, **{name: None}), name) is None
+    for name in ("drain_timeout", "close_timeout"):  # a number only (float, not None)
+        with pytest.raises(sansnet.InvalidArgument, match="not None"):
+            ServeConfig(handle_request=echo, **{name: None})
+
+
 def test_config_needs_a_callable_handler() -> None:
     with pytest.raises(ValueError, match="needs a handler"):
         ServeConfig()
