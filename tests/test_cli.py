@@ -20,6 +20,7 @@ import pytest
 import sansnet
 from sansnet import blocking
 from sansnet.cli import _serve_spec, build_parser, main
+from sansnet.protocol.forwarded import TrustedProxies
 from sansnet.workers import _config as worker_config
 
 SANSNET = [sys.executable, "-m", "sansnet"]
@@ -346,6 +347,19 @@ def test_the_access_log_option_and_a_serve_config_of_its_own(
     spec = _serve_spec(build_parser().parse_args(argv))
     assert "cli_apps" not in sys.modules  # the app is imported where it is served
     assert worker_config(spec).access_log is effective
+
+
+@pytest.mark.parametrize(
+    ("value", "trusted"),
+    [("127.0.0.1,", True), ("10.0.0.0/8, unix,", True), (",", False), ("", False)],
+)
+def test_trusted_proxies_on_the_command_line_skip_empty_entries(value: str, trusted: bool) -> None:
+    """Issue: --trusted-proxies "127.0.0.1," failed (an empty entry), while an empty
+    --trusted-proxies was skipped. Empty entries are skipped, as in a ServeConfig str."""
+    spec = _serve_spec(build_parser().parse_args(["serve", "--trusted-proxies", value]))
+    proxies = TrustedProxies(worker_config(spec).trusted_proxies)
+    assert bool(proxies) is trusted
+    assert ("127.0.0.1" in proxies) is (value == "127.0.0.1,")
 
 
 def test_an_app_that_configures_logging_as_it_is_imported_keeps_the_access_log(

@@ -243,7 +243,8 @@ def _serve_spec(args: argparse.Namespace) -> WorkerSpec:
     if args.access_log is not None:
         options["access_log"] = args.access_log
     if args.trusted_proxies:
-        options["trusted_proxies"] = [entry.strip() for entry in args.trusted_proxies.split(",")]
+        # as a str: ServeConfig splits it at commas, skipping empty entries ("a,")
+        options["trusted_proxies"] = args.trusted_proxies
     return WorkerSpec(
         app, args.port, args.address, args.uds, args.backend, options, handler_defaults
     )

@@ -99,7 +99,8 @@ class ServeRequest:
     def host(self) -> str:
         """The host the client asked for: the Host field, or the authority of an
         absolute-form target (``GET http://host/p``), which wins over Host as RFC 9112
-        section 3.2.2 requires; what a trusted proxy forwarded; "" when there is none."""
+        section 3.2.2 requires, or CONNECT's target (``host:port``, RFC 9112 section
+        3.3); what a trusted proxy forwarded; "" when there is none."""
         host = self._host
         if host is not None:
             return host
@@ -115,11 +116,22 @@ class ServeRequest:
         it from the ASGI scope's ``server``: ``http://127.0.0.1:8080/path``. Where there
         is no such address (a Unix socket), the URL is ``/path?query`` alone.
         :attr:`host` stays "" in both cases.
+
+        ``OPTIONS *`` and ``CONNECT host:port`` have no path: their URL is the origin
+        alone (``http://host``, ``http://host:port``), as RFC 9112 section 3.3 rebuilds
+        the target URI; :attr:`path` is still the target (``*``, ``host:port``). Where
+        there is no host either, the URL is ``*``. (Starlette, on uvicorn's scope, makes
+        ``http://host*`` and ``http://host:porthost:port`` of them.)
         """
-        query = self._head.query_string
-        path = self._head.path + (f"?{query}" if query else "")
+        head = self._head
+        target = head.target
+        if target == "*" or (head.method == "CONNECT" and target[:1] != "/"):
+            path = ""  # asterisk-form or authority-form: no path, no query
+        else:
+            query = head.query_string
+            path = head.path + (f"?{query}" if query else "")
         host = self.host or self._server_authority()
-        return f"{self.scheme}://{host}{path}" if host else path
+        return f"{self.scheme}://{host}{path}" if host else (path or target)
 
     def _server_authority(self) -> str:
         """``ip[:port]`` of the server's own address, "" when there is none."""

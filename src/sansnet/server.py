@@ -36,6 +36,7 @@ import anyio
 
 from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
 from ._server_session import SHUTTING_DOWN, ServerSession, problem
+from ._transport_api import valid_seconds
 from ._version import __version__
 from .errors import (
     InvalidArgument,
@@ -87,6 +88,20 @@ WebSocketHandler = Callable[[WebSocket], Awaitable[None] | None]
 SubprotocolChooser = Callable[[ServeRequest, list[str]], str | None]
 
 
+# Every timeout of ServeConfig: None is "no limit" (ping_interval: no pings) except for
+# the two that must be a number.
+_TIMEOUT_FIELDS = (
+    "header_timeout",
+    "keepalive_timeout",
+    "body_timeout",
+    "drain_timeout",
+    "ping_interval",
+    "ping_timeout",
+    "close_timeout",
+)
+_NUMBER_ONLY_TIMEOUTS = frozenset(("drain_timeout", "close_timeout"))
+
+
 @dataclass
 class ServeConfig:
     """Everything :func:`serve` can be told. At least one handler is required.
@@ -132,6 +147,11 @@ class ServeConfig:
     ``ping_timeout``            20 s       close with 1011 when the pong is that late
     ``close_timeout``           10 s       wait for the peer's close frame
     ==========================  =========  ==================================================
+
+    Timeouts are positive, finite numbers of seconds; ``header_timeout``,
+    ``keepalive_timeout``, ``body_timeout``, ``ping_interval`` and ``ping_timeout`` may
+    also be None (no limit; no pings). Anything else raises
+    :class:`~sansnet.InvalidArgument` here, not when a connection comes.
     """
 
     handle_request: RequestHandler | None = None
@@ -199,6 +219,16 @@ class ServeConfig:
             )
         if self.max_connections < 1:
             raise InvalidArgument("ServeConfig.max_connections must be at least 1.")
+        for name in _TIMEOUT_FIELDS:
+            value = getattr(self, name)
+            if value is None and name not in _NUMBER_ONLY_TIMEOUTS:
+                continue
+            if not valid_seconds(value):
+                none = "not None" if name in _NUMBER_ONLY_TIMEOUTS else "or None (no limit)"
+                raise InvalidArgument(
+                    f"ServeConfig.{name} must be a positive number of seconds, finite, "
+                    f"{none}; not {value!r}."
+                )
         if isinstance(self.subprotocols, str):  # "chat" would be "c", "h", "a", "t"
             raise InvalidArgument(
                 f"ServeConfig.subprotocols is a list of names ([{self.subprotocols!r}]), "

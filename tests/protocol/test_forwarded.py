@@ -167,3 +167,104 @@ def test_entries_of_another_type_are_a_value_error_naming_them(entries: object) 
 )
 def test_forwarded_value_splitting(values: list[str], elements: list[dict[str, str]]) -> None:
     assert forwarded_elements(values) == elements
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "shop.example",
+        "shop.example:8443",
+        "SHOP.Example.",
+        "10.0.0.1:80",
+        "[2001:db8::1]",
+        "[2001:db8::1]:443",
+        "xn--bcher-kva.example",
+        "a_b~c-d.example",
+        "%41.example",
+        "sub!$&'()*+;=.example",
+    ],
+)
+def test_a_forwarded_host_that_is_a_uri_host_and_port_is_believed(host: str) -> None:
+    assert resolve([("X-Forwarded-Host", host)]) == Client(None, None, None, host)
+    quoted = '"' + host + '"'
+    assert resolve([("Forwarded", f"host={quoted}")]) == Client(None, None, None, host)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example/path",
+        "user@shop.example",
+        "shop.example?q",
+        "shop.example#f",
+        "shop example",
+        "shop.example\x00",
+        "shop.example\x7f",
+        "shöp.example",
+        "shop.example:",
+        "shop.example:http",
+        "shop.example:99999",
+        "shop.example:1:2",
+        "2001:db8::1",
+        "[2001:db8::1",
+        "[not-v6]",
+        "[fe80::1%eth0]",
+        "[2001:db8::1]x",
+        "%zz.example",
+        "%4",
+        "",
+        '"quoted"',
+        "\\",
+    ],
+)
+def test_a_forwarded_host_that_is_not_a_uri_host_is_ignored(host: str) -> None:
+    """A trusted proxy passing on a client's garbage must not make it the request's
+    host (and its URL): the value is dropped, the Host field stands."""
+    assert resolve([("X-Forwarded-Host", host)]) is None
+    with_for = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Host", host)]
+    assert resolve(with_for) == Client("203.0.113.9", None, None, None)
+    escaped = host.replace("\\", "\\\\").replace('"', '\\"')
+    forwarded = [("Forwarded", f'for=203.0.113.9;host="{escaped}"')]
+    assert resolve(forwarded) == Client("203.0.113.9", None, None, None)
+
+
+def test_an_ipv4_mapped_peer_matches_by_its_ipv4_address() -> None:
+    """Issue: a dual-stack listener ("::") reports an IPv4 client as ::ffff:10.0.0.7,
+    which did not match a trusted 10.0.0.0/8. It matches now (and its IPv6 form still
+    matches an IPv6 entry), in the peer check and in the hops alike."""
+    proxies = TrustedProxies(["10.0.0.0/8"])
+    assert "::ffff:10.0.0.7" in proxies
+    assert "::FFFF:10.0.0.7" in proxies
+    assert "::ffff:11.0.0.7" not in proxies
+    assert "::ffff:10.0.0.7" in TrustedProxies(["::ffff:0:0/96"])
+    assert "::ffff:10.0.0.7" not in TrustedProxies(["::1"])
+    fields = [("X-Forwarded-For", "203.0.113.9, ::ffff:10.1.1.1")]
+    assert resolve(fields, peer="::ffff:10.0.0.7", trusted=proxies) == Client(
+        "203.0.113.9", None, None, None
+    )
+
+
+@pytest.mark.parametrize(
+    ("entries", "trusted"),
+    [
+        ("", []),
+        (" , ", []),
+        ("10.0.0.1,", ["10.0.0.1"]),
+        (",10.0.0.1,, ::1 ,", ["10.0.0.1", "::1"]),
+    ],
+)
+def test_empty_entries_of_a_comma_separated_str_are_skipped(
+    entries: str, trusted: list[str]
+) -> None:
+    """Issue: "" and "10.0.0.1," raised, while the CLI skips an empty --trusted-proxies.
+    A comma-separated str now skips its empty entries, so "" trusts nobody."""
+    proxies = TrustedProxies(entries)
+    assert bool(proxies) == bool(trusted)
+    for address in trusted:
+        assert address in proxies
+    assert "10.0.0.2" not in proxies
+
+
+def test_an_empty_entry_in_a_list_is_still_named() -> None:
+    with pytest.raises(ValueError, match=r"^trusted_proxies: '' is not an IP address"):
+        TrustedProxies(["10.0.0.1", ""])

@@ -137,6 +137,8 @@ def test_absolute_form_target_maps_to_path_and_query() -> None:
         ("https://e.com?q=1", "/", "q=1", "e.com"),
         ("*", "*", "", "h"),
         ("e.com:443", "e.com:443", "", "h"),
+        ("http://e.com/a@b?c@d", "/a@b", "c@d", "e.com"),  # an "@" past the authority
+        ("http://e.com?c@d", "/", "c@d", "e.com"),
     ],
 )
 def test_request_head_path_query_authority(
@@ -155,6 +157,9 @@ def test_options_asterisk_and_connect_authority_forms() -> None:
     [request, _] = feed(conn, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n")
     assert isinstance(request, RequestHead)
     assert request.method == "CONNECT"
+    # RFC 9112 section 3.3: the target URI's authority is CONNECT's target, not Host
+    assert request.authority == "example.com:443"
+    assert RequestHead("CONNECT", "/", Headers({"host": "h"})).authority == "h"
 
 
 def test_unknown_token_methods_are_accepted() -> None:
@@ -729,6 +734,26 @@ REQUEST_LINE = [
         400,
         "invalid request target",
         id="connect-no-port",
+    ),
+    # RFC 9110 section 4.2.4: userinfo in a target is an error (it named the host
+    # "user@host"); the message does not repeat the credentials.
+    pytest.param(
+        b"GET http://user@host/ HTTP/1.1\r\nHost: host\r\n\r\n",
+        400,
+        "userinfo",
+        id="absolute-userinfo",
+    ),
+    pytest.param(
+        b"GET http://user:secret@host?q HTTP/1.0\r\n\r\n",
+        400,
+        "userinfo",
+        id="absolute-userinfo-http10",
+    ),
+    pytest.param(
+        b"CONNECT user@host:443 HTTP/1.1\r\nHost: host:443\r\n\r\n",
+        400,
+        "userinfo",
+        id="connect-userinfo",
     ),
     pytest.param(b"GET /\xe9 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "ascii", id="non-ascii-target"),
     pytest.param(

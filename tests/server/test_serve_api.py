@@ -275,6 +275,63 @@ async def test_an_absolute_form_target_names_the_host_not_the_host_field() -> No
     assert answer.endswith(b"\r\n\r\nexample.org http://example.org/p"), answer
 
 
+async def test_asterisk_and_authority_form_urls_are_well_formed() -> None:
+    """Issue: OPTIONS * gave the url "http://x*" and CONNECT h:443 "http://h:443h:443"
+    (as Starlette builds them from uvicorn's scope). RFC 9112 section 3.3: their target
+    URI has an empty path and query, and CONNECT's authority is its target."""
+
+    def url(method: str, target: str, host: str | None, server: Any = None) -> str:
+        headers = sansnet.Headers([("Host", host)] if host is not None else [])
+        head = RequestHead(method, target, headers)
+        return ServeRequest(head, b"", "192.0.2.1", 1, server=server).url
+
+    assert url("OPTIONS", "*", "x") == "http://x"
+    assert url("OPTIONS", "*", None, ("203.0.113.5", 8080)) == "http://203.0.113.5:8080"
+    assert url("OPTIONS", "*", None, ("/run/app.sock", 0)) == "*"  # no address: the target
+    assert url("CONNECT", "h:443", "h:443") == "http://h:443"
+    assert url("CONNECT", "h:443", "other.test") == "http://h:443"  # the target, not Host
+    assert url("CONNECT", "[2001:db8::1]:443", None) == "http://[2001:db8::1]:443"
+    head = RequestHead("CONNECT", "h:443", sansnet.Headers([("Host", "other.test")]))
+    assert ServeRequest(head, b"", "192.0.2.1", 1).host == "h:443"
+
+    def describe(request: ServeRequest) -> ServeResponse:  # CONNECT: no 2xx (a tunnel)
+        status = 405 if request.method == "CONNECT" else 200
+        return ServeResponse(status, body=f"{request.path} {request.url}")
+
+    async with serve_in_memory(describe) as client, await client.connect() as conn:
+        await conn.send(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await conn.receive(timeout=5)
+        assert answer.endswith(b"\r\n\r\n* http://x"), answer
+        await conn.send(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n")
+        answer = await conn.receive(timeout=5)
+        assert answer.endswith(b"\r\n\r\nh:443 http://h:443"), answer
+
+
+_OPTIONAL_TIMEOUTS = ["header_timeout", "keepalive_timeout", "body_timeout"]
+_OPTIONAL_TIMEOUTS += ["ping_interval", "ping_timeout"]  # None: no limit (pings off)
+_TIMEOUTS = [*_OPTIONAL_TIMEOUTS, "drain_timeout", "close_timeout"]
+
+
+@pytest.mark.parametrize("name", _TIMEOUTS)
+@pytest.mark.parametrize("value", ["x", -1, 0, float("nan"), float("inf"), True, [5]])
+def test_a_bad_timeout_is_refused_when_the_config_is_made(name: str, value: object) -> None:
+    """Issue: ServeConfig(header_timeout="x") (or -1, nan...) was taken, and every
+    connection then failed and was logged. Timeouts are checked as Timeout's are."""
+    with pytest.raises(sansnet.InvalidArgument, match=rf"^ServeConfig\.{name} must be a positive"):
+        ServeConfig(handle_request=echo, **{name: value})
+
+
+def test_timeouts_take_what_they_document() -> None:
+    for name in _TIMEOUTS:
+        assert getattr(ServeConfig(handle_request=echo, **{name: 0.5}), name) == 0.5
+        assert getattr(ServeConfig(handle_request=echo, **{name: 3}), name) == 3
+    for name in _OPTIONAL_TIMEOUTS:
+        assert getattr(ServeConfig(handle_request=echo, **{name: None}), name) is None
+    for name in ("drain_timeout", "close_timeout"):  # a number only (float, not None)
+        with pytest.raises(sansnet.InvalidArgument, match="not None"):
+            ServeConfig(handle_request=echo, **{name: None})
+
+
 def test_config_needs_a_callable_handler() -> None:
     with pytest.raises(ValueError, match="needs a handler"):
         ServeConfig()

@@ -61,6 +61,25 @@ async def test_a_trusted_proxy_reports_the_client() -> None:
     assert plain.json()["ip"] == "127.0.0.1"  # nothing forwarded: the peer itself
 
 
+async def test_a_forwarded_host_that_is_not_a_host_leaves_the_host_field() -> None:
+    """Issue: a trusted proxy passing on X-Forwarded-Host "evil.example/x?" made it the
+    request's host, and its url "http://evil.example/x?/p". Now it is ignored."""
+    async with net.serve(0, describe, trusted_proxies=["127.0.0.1"]) as handle:
+        response = await net.request(
+            handle.url + "/p", headers={"X-Forwarded-Host": "evil.example/x?"}
+        )
+    assert response.json()["host"] == f"127.0.0.1:{handle.port}"
+    assert response.json()["url"] == f"http://127.0.0.1:{handle.port}/p"
+
+
+async def test_an_empty_trusted_proxies_str_trusts_nobody() -> None:
+    """Issue: trusted_proxies="" (and "127.0.0.1,") raised; empty entries are skipped."""
+    assert net.ServeConfig(handle_request=describe, trusted_proxies="").trusted_proxies == ""
+    async with net.serve(0, describe, trusted_proxies="127.0.0.1,") as handle:
+        response = await net.request(handle.url + "/p", headers=SPOOFED)
+    assert response.json()["ip"] == "203.0.113.9"
+
+
 async def test_a_bad_trusted_proxies_entry_is_invalid_argument() -> None:
     with pytest.raises(net.InvalidArgument, match="not an IP address"):
         net.ServeConfig(handle_request=describe, trusted_proxies=["localhost"])

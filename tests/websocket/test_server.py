@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -587,15 +588,26 @@ async def test_close_is_bounded_by_close_timeout_when_the_peer_does_not_read(
     done = anyio.Event()
 
     async def flood_then_close(ws: WebSocket) -> None:
+        sending = False
+        sock = ws._stream.raw_socket  # (private: only to watch the socket's buffer)
+        assert sock is not None
+
         async with anyio.create_task_group() as group:
 
             async def flood() -> None:
+                nonlocal sending
                 with contextlib.suppress(sansnet.ConnectionClosed):
                     while True:
+                        sending = True
                         await ws.send(bytes(65536))
+                        sending = False
 
             group.start_soon(flood)
-            await anyio.sleep(0.5)  # the peer reads nothing: flood() now waits to write
+            # The peer reads nothing: wait until flood() is inside send() while the
+            # socket's send buffer is full (not writable), so its write cannot finish.
+            with anyio.fail_after(5):
+                while not (sending and not select.select([], [sock], [], 0)[1]):  # noqa: ASYNC110 - a kernel buffer
+                    await anyio.sleep(0.01)
             started = anyio.current_time()
             await getattr(ws, method)()
             result.update(elapsed=anyio.current_time() - started, closed=ws.closed)

@@ -123,11 +123,15 @@ class RequestHead(Event):
 
     @property
     def authority(self) -> str | None:
-        """The host (and port) the request is for: from an absolute-form target, else
-        from the Host field; None when neither says."""
+        """The host (and port) the request is for: from an absolute-form target, or
+        CONNECT's authority-form target (RFC 9112 section 3.3: the target URI's authority
+        is then the target itself), else from the Host field; None when neither says."""
         target = self.target
-        if target[:1] != "/" and _after_authority(target) is not None:
-            return target.partition("://")[2].split("/", 1)[0].split("?", 1)[0]
+        if target[:1] != "/":
+            if _after_authority(target) is not None:
+                return target.partition("://")[2].split("/", 1)[0].split("?", 1)[0]
+            if self.method == "CONNECT":
+                return target
         return self.headers.get("host")
 
 

@@ -15,6 +15,10 @@ default.
   obfuscated ``_port``, garbage) is dropped; the address stands.
 * Otherwise ``X-Forwarded-For`` gives the address, and the nearest (rightmost) value of
   ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` the scheme and host.
+* A host that is not a URI ``host[:port]`` (a reg-name or IPv4 address, or an
+  ``[IPv6]`` literal, with maybe a port of 1 to 5 digits up to 65535) is dropped: a
+  ``/``, ``@``, space, ``?``, ``#``, control or non-ASCII character would make a
+  misleading URL. The Host field then stands.
 * A value that is not an IP address (``unknown``, an obfuscated ``_hidden``
   identifier) stops the walk: that hop is the client, its address unknown, and the
   peer's address stays.
@@ -28,6 +32,7 @@ for byte in tests/protocol/test_forwarded.py. Pure: no I/O.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -39,6 +44,8 @@ __all__ = ["Client", "TrustedProxies", "forwarded_elements", "resolve_client"]
 
 UNIX = "unix"  # the entry that trusts peers on a Unix domain socket
 _SCHEMES = frozenset(("http", "https", "ws", "wss"))
+# RFC 3986 reg-name (IPv4 text is one too): unreserved, pct-encoded and sub-delims.
+_REG_NAME = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _IP_OBJECTS = (
@@ -54,13 +61,16 @@ class TrustedProxies:
     ``"::1"``), networks (``"10.0.0.0/8"``), ``"*"`` (every peer: only when nothing
     but your proxy can reach the server) and ``"unix"`` (peers on a Unix domain
     socket, whose address is empty); an address or network may also be an
-    :mod:`ipaddress` object. Raises :class:`~sansnet.InvalidArgument` (a ``ValueError``)
+    :mod:`ipaddress` object. A str is a comma-separated list whose empty entries are
+    skipped (``"10.0.0.1,"``; ``""`` trusts nobody). An IPv4-mapped peer (``::ffff:10.0.0.7``, how a
+    dual-stack ``"::"`` listener reports IPv4 clients) matches by its IPv4 address too.
+    Raises :class:`~sansnet.InvalidArgument` (a ``ValueError``)
     naming a bad entry."""
 
     def __init__(self, entries: Iterable[str | _Address | _Network] | str = ()) -> None:
         given: object = entries
-        if isinstance(given, str):
-            entries = given.split(",")
+        if isinstance(given, str):  # empty entries skipped: "" trusts nobody, as in the CLI
+            entries = [entry for entry in given.split(",") if entry.strip()]
         elif not isinstance(given, Iterable):  # (None, a number: named as a bad entry)
             entries = [given]  # type: ignore[list-item]
         self.everyone = False
@@ -104,6 +114,11 @@ class TrustedProxies:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
+        # A dual-stack ("::") listener reports an IPv4 peer as ::ffff:a.b.c.d: it is
+        # trusted by its IPv4 address too.
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        if mapped is not None and any(mapped in network for network in self._networks):
+            return True
         return any(ip in network for network in self._networks)
 
 
@@ -200,6 +215,37 @@ def _node(value: str) -> tuple[str | None, int | None]:
         return None, None
 
 
+def _host(value: str | None) -> str | None:
+    """A forwarded ``host`` if it is a URI ``host[:port]`` (RFC 3986 section 3.2.2: a
+    reg-name or IPv4 address, or an ``[IPv6]`` literal; a port of 1 to 5 digits up to
+    65535), else None: a value with ``/``, ``@``, spaces, ``?``, ``#``, control or
+    non-ASCII characters would make a misleading URL, so it is ignored and the Host
+    field stands."""
+    if value is None:
+        return None
+    host, colon, port = value, "", ""
+    if value.startswith("["):
+        literal, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and rest[0] != ":"):
+            return None
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            return None
+        if "%" in literal:  # a zone: "%25" in a URI (RFC 6874), never a bare "%"
+            return None
+        colon, port = rest[:1], rest[1:]
+    else:
+        host, colon, port = value.rpartition(":")
+        if not colon:
+            host = port
+        if _REG_NAME.fullmatch(host) is None:
+            return None
+    if colon and _port(port) is None:
+        return None
+    return value
+
+
 def _rightmost(values: list[str]) -> str | None:
     for value in reversed(",".join(values).split(",")):
         if value.strip():
@@ -223,11 +269,12 @@ def resolve_client(headers: Headers, peer_ip: str, trusted: TrustedProxies) -> C
                 break
         ip, port = _node(chosen.get("for", ""))
         proto = chosen.get("proto", "").lower()
-        return Client(ip, port, proto if proto in _SCHEMES else None, chosen.get("host"))
+        host = _host(chosen.get("host"))
+        return Client(ip, port, proto if proto in _SCHEMES else None, host)
     hops = [hop.strip() for hop in ",".join(headers.get_all("x-forwarded-for")).split(",")]
     hops = [hop for hop in hops if hop]
     proto = (_rightmost(headers.get_all("x-forwarded-proto")) or "").lower()
-    host = _rightmost(headers.get_all("x-forwarded-host"))
+    host = _host(_rightmost(headers.get_all("x-forwarded-host")))
     if not hops and not proto and host is None:
         return None
     client_ip: str | None = None

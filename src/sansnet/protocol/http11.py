@@ -13,7 +13,8 @@ adds what h11 leaves out, on its public API only:
   Content-Length with Transfer-Encoding (a smuggling vector h11 resolves silently),
   Transfer-Encoding on HTTP/1.0, a second Host, HTTP versions other than 1.0 and 1.1
   (505, also for HTTP/2 prefaces and HTTP/0.9 lines), and request targets that are not
-  origin-, absolute-, authority- (CONNECT) or asterisk-form (OPTIONS).
+  origin-, absolute-, authority- (CONNECT) or asterisk-form (OPTIONS), or that carry
+  userinfo (``http://user@host/``, RFC 9110 section 4.2.4).
 * **Limits before buffering** (:class:`~sansnet.protocol.Limits`): a head is held by us,
   not h11, until it is complete, so its request line (414), size and field count (431)
   are checked as bytes arrive; a declared body over the limit is refused before it is
@@ -360,6 +361,24 @@ def _valid_other_target(method: str, target: str) -> bool:
     return bool(sep) and scheme.lower() in ("http", "https") and bool(rest) and rest[0] not in "/?"
 
 
+def _check_other_target(method: str, target: str) -> None:
+    """A received target other than origin-form: one of the forms :func:`_valid_other_target`
+    takes, without userinfo (RFC 9110 section 4.2.4: a recipient SHOULD treat userinfo in
+    a target as an error; it would also pass for part of the host)."""
+    if not _valid_other_target(method, target):
+        raise RemoteProtocolError(f"Invalid request target {target[:80]!r}.")
+    if method == "CONNECT":
+        authority = target
+    else:  # absolute-form ("*" has none)
+        authority = target.partition("://")[2].split("/", 1)[0].split("?", 1)[0]
+    if "@" in authority:  # (the message leaves the credentials out: it may be logged)
+        raise RemoteProtocolError(
+            "The request target has userinfo ('user@' before the host), which HTTP "
+            "forbids (RFC 9110 section 4.2.4): send credentials in an Authorization "
+            "field and the host alone in the target."
+        )
+
+
 # ------------------------------------------------------------------ fields we receive
 
 
@@ -411,8 +430,8 @@ def _check_request_line(line: bytes) -> None:
         raise RemoteProtocolError(f"Invalid method {method[:20]!r}: a method is a token.")
     if not target.isascii() or "\t" in target or not target.isprintable():
         raise RemoteProtocolError("The request target must be ASCII without tabs or spaces.")
-    if target[:1] != "/" and not _valid_other_target(method, target):
-        raise RemoteProtocolError(f"Invalid request target {target[:80]!r}.")
+    if target[:1] != "/":
+        _check_other_target(method, target)
 
 
 class HTTPConnection:
@@ -975,8 +994,8 @@ class ServerConnection(HTTPConnection):
         # body for HEAD), so the method is recorded before any check can refuse it.
         self._request_method = method
         target = event.target.decode("ascii")
-        if target[:1] != "/" and not _valid_other_target(method, target):
-            raise RemoteProtocolError(f"Invalid request target {target[:80]!r}.")
+        if target[:1] != "/":
+            _check_other_target(method, target)
         fields = _received_fields(event.headers)
         length: str | None = None
         chunked = upgrade = False
