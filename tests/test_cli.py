@@ -158,6 +158,32 @@ def test_exit_codes(server: str) -> None:
     assert run().returncode == 2
 
 
+@pytest.mark.parametrize(
+    ("header", "said"),
+    [
+        ("X Y: a", b"sansnet: -H 'X Y: a': Illegal header name b'X Y'"),
+        ("X: a\x01b", b"sansnet: -H 'X: a\\x01b': The value of header 'X'"),
+    ],
+)
+def test_a_header_that_cannot_be_sent_is_a_usage_error(header: str, said: bytes) -> None:
+    # A name with a space or a value with a control character exited 5 (a protocol
+    # error) though the mistake is the command line's: it is exit 2, one line, and
+    # nothing reaches the server.
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    try:
+        result = run("request", f"http://127.0.0.1:{port}/", "-H", header)
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        listener.close()
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(said), result.stderr
+    assert result.stderr.count(b"\n") == 1
+    assert result.stdout == b""
+
+
 def test_a_timeout_names_the_option_to_change() -> None:
     listener = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
     port = listener.getsockname()[1]

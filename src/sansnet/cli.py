@@ -47,13 +47,14 @@ from .errors import (
     HandshakeError,
     InvalidArgument,
     InvalidURL,
+    LocalProtocolError,
     NetError,
     ServerError,
     TimeoutError,
     TransportError,
 )
 from .models import ServeRequest, ServeResponse
-from .protocol import Headers
+from .protocol import Headers, check_fields
 from .proxies import FROM_ENVIRONMENT, FromEnvironment
 from .server import ServeConfig, serve
 from .websocket import socket
@@ -104,12 +105,19 @@ class Output:
 
 
 def _headers(values: Sequence[str]) -> Headers:
+    """The -H fields, each checked as the client will check it: a name that is not a
+    token or a value with a control character is a usage error, before any I/O."""
     headers = Headers()
     for value in values:
         name, colon, rest = value.partition(":")
         if not colon or not name.strip():
             raise ValueError(f"-H takes 'Name: value', not {value!r}.")
-        headers.add(name.strip(), rest.strip())
+        field = (name.strip(), rest.strip())
+        try:
+            check_fields([field])
+        except LocalProtocolError as error:
+            raise InvalidArgument(f"-H {value!r}: {error}") from None
+        headers.add(*field)
     return headers
 
 

@@ -507,8 +507,11 @@ class WebSocket:
         self._finished.set()
         self._notify()
 
-    async def _finish(self) -> None:
-        """The closing handshake is over: close the transport and wake everyone.
+    async def _finish(self, timeout: float | None = None) -> None:
+        """The closing handshake is over: close the transport and wake everyone, within
+        ``timeout`` seconds (default ``close_timeout``; ``close()`` passes what is left of
+        its own): a peer that has not taken our last bytes by then is aborted, so that
+        closing never waits past the user's bound for a peer that does not read.
 
         When we failed the connection (the peer broke the protocol or sent a message
         too big) the peer may still be sending: closing with its bytes unread would
@@ -523,15 +526,16 @@ class WebSocket:
         self._notify()
         if not self._transport_closed:
             self._transport_closed = True
+            deadline = now() + (self.close_timeout if timeout is None else timeout)
             conn = self._conn
             if conn.error is not None and not conn.eof_received:
-                with anyio.move_on_after(self.close_timeout):
+                with anyio.move_on_after(deadline - now()):
                     try:
                         await self._flush()  # our close frame, if a writer had the lock
                     except ConnectionClosed:
                         pass
-                    await self._stream.linger(self.close_timeout, _LINGER_LIMIT)
-            await self._stream.aclose()
+                    await self._stream.linger(deadline - now(), _LINGER_LIMIT)
+            await self._stream.aclose_within(deadline - now())
 
     # ------------------------------------------------------------------ closing
 
@@ -574,7 +578,7 @@ class WebSocket:
             await self._wait_closed()
         if scope.cancelled_caught:
             self._give_up()  # the peer never took our close frame, or never answered it
-        await self._finish()
+        await self._finish(scope.deadline - now())
 
     def _give_up(self) -> None:
         """The closing handshake did not finish in time: 1006 unless our close was out,

@@ -11,7 +11,7 @@ from backports import zstd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sansnet.errors import DecodingError
+from sansnet.errors import DecodingError, InvalidArgument
 from sansnet.protocol import ContentDecoder, accept_encoding, is_supported, supported_encodings
 
 RAW = b"sansnet " * 20000
@@ -129,6 +129,26 @@ def test_piece_size_is_checked() -> None:
     decoder = ContentDecoder(header, max_size=0, piece_size=1)
     with pytest.raises(DecodingError, match="larger than 0 bytes"):
         next(iter(decoder.decode(bomb)))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ((None,), "content_encoding"),
+        ((b"gzip",), "content_encoding"),
+        (("gzip", "x"), "max_size"),
+        (("gzip", 1.5), "max_size"),
+        (("gzip", True), "max_size"),
+        (("gzip", -1), "max_size"),
+    ],
+)
+def test_wrong_arguments_are_refused_by_name(arguments: tuple[object, ...], named: str) -> None:
+    # ContentDecoder(None) raised AttributeError ('NoneType' has no 'split') and
+    # max_size="x" a TypeError from inside decode(), at the first byte of the body.
+    encoding, *rest = arguments
+    options = {"max_size": rest[0]} if rest else {}
+    with pytest.raises(InvalidArgument, match=f"^{named} must be"):
+        ContentDecoder(encoding, **options)  # type: ignore[arg-type]
 
 
 def test_identity_counts_against_the_cap_too() -> None:

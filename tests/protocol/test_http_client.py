@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sansnet.errors import LocalProtocolError, RemoteProtocolError
+from sansnet.errors import InvalidArgument, LocalProtocolError, RemoteProtocolError
 from sansnet.protocol import (
     CLOSED,
     IDLE,
@@ -66,6 +66,28 @@ def test_host_header_has_the_port_only_when_not_default(
     conn = ClientConnection(host, port, scheme=scheme)  # type: ignore[arg-type]
     conn.send_request("GET", "/")
     assert f"\r\nHost: {expected}\r\n".encode() in sent(conn)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "options", "named"),
+    [
+        ((None, 80), {}, "host"),
+        ((b"example.com", 80), {}, "host"),
+        (("example.com", "80"), {}, "port"),
+        (("example.com", True), {}, "port"),
+        (("example.com", 65536), {}, "port"),
+        (("example.com", -1), {}, "port"),
+        (("example.com", 80), {"limits": 123}, "limits"),
+        (("example.com", 80), {"limits": {"max_header_bytes": 10}}, "limits"),
+    ],
+)
+def test_wrong_arguments_are_refused_by_name(
+    arguments: tuple[object, object], options: dict[str, object], named: str
+) -> None:
+    # ClientConnection(None, 80) raised TypeError ("argument of type 'NoneType' is not
+    # iterable"); ("h", "80") was taken and sent "Host: h:80" whatever the scheme.
+    with pytest.raises(InvalidArgument, match=f"^{named} must be"):
+        ClientConnection(*arguments, **options)  # type: ignore[arg-type]
 
 
 def test_user_headers_override_defaults_and_lists_repeat() -> None:

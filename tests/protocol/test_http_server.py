@@ -10,7 +10,7 @@ from __future__ import annotations
 import h11
 import pytest
 
-from sansnet.errors import LocalProtocolError, RemoteProtocolError
+from sansnet.errors import InvalidArgument, LocalProtocolError, RemoteProtocolError
 from sansnet.protocol import (
     CLOSED,
     DONE,
@@ -77,6 +77,14 @@ def assert_rejected(data: bytes, status: int, fragment: str = "", **kwargs: obje
 
 
 # ------------------------------------------------------------------------ accepted inputs
+
+
+@pytest.mark.parametrize("limits", [123, "x", {"max_body_bytes": 10}])
+def test_limits_of_the_wrong_type_are_refused_by_name(limits: object) -> None:
+    # ServerConnection(limits=123) raised AttributeError ('int' object has no attribute
+    # 'max_header_bytes') from inside h11's set-up.
+    with pytest.raises(InvalidArgument, match=r"^limits must be a sansnet\.Limits or None"):
+        ServerConnection(limits=limits)  # type: ignore[arg-type]
 
 
 def test_simple_get() -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sansnet.errors import LocalProtocolError, RemoteProtocolError
+from sansnet.errors import InvalidArgument, LocalProtocolError, RemoteProtocolError
 from sansnet.protocol.websocket import (
     CLOSED,
     CLOSING,
@@ -235,6 +235,33 @@ def test_a_message_that_fails_halfway_queues_none_of_its_frames(
 def test_fragment_size_must_be_a_positive_int_or_none(size: object) -> None:
     with pytest.raises(ValueError, match="fragment_size"):
         WebSocketConnection("client", fragment_size=size)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"deflate": "x"}, "deflate"),
+        ({"deflate": True}, "deflate"),
+        ({"compress_threshold": "x"}, "compress_threshold"),
+        ({"deflate": DeflateParameters(), "compress_threshold": "x"}, "compress_threshold"),
+        ({"compress_threshold": -1}, "compress_threshold"),
+        ({"compress_threshold": None}, "compress_threshold"),
+        ({"max_message_size": "1000"}, "max_message_size"),
+        ({"max_message_size": -1}, "max_message_size"),
+        ({"max_frame_size": 1.5}, "max_frame_size"),
+    ],
+)
+def test_wrong_arguments_are_refused_by_name(options: dict[str, object], named: str) -> None:
+    # deflate="x" was taken and failed in wsproto at the first message; a str
+    # compress_threshold raised TypeError ('<' between int and str) from send_text().
+    with pytest.raises(InvalidArgument, match=f"^{named} must be"):
+        WebSocketConnection("client", **options)  # type: ignore[arg-type]
+    connection = WebSocketConnection("client", deflate=DeflateParameters())
+    for name in ("compress_threshold", "max_message_size", "max_frame_size"):
+        before = getattr(connection, name)
+        with pytest.raises(InvalidArgument, match=f"^{name} must be"):
+            setattr(connection, name, "x")
+        assert getattr(connection, name) == before
 
 
 def test_empty_fragments() -> None:

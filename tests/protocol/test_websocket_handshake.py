@@ -166,6 +166,13 @@ def test_subprotocol_choice() -> None:
     assert accept(upgrade_request(), subprotocols=["a"]).subprotocol is None
 
 
+@pytest.mark.parametrize("request_", [None, {"method": "GET"}, "GET / HTTP/1.1"])
+def test_accept_refuses_what_is_not_a_request_head(request_: object) -> None:
+    # It raised AttributeError ('NoneType' object has no attribute 'headers').
+    with pytest.raises(InvalidArgument, match=r"^accept\(\) takes the RequestHead"):
+        accept(request_)  # type: ignore[arg-type]
+
+
 def test_subprotocols_given_as_one_str_are_refused() -> None:
     # A str is a sequence of one-letter names: subprotocols="chat" offered "c, h, a, t"
     # (client), and a server speaking "chat" agreed to "c" with a client offering it.

@@ -25,6 +25,7 @@ import trustme
 
 import sansnet as net
 from sansnet import InvalidArgument, ProxyError, ReadError, RemoteProtocolError, TLSError
+from tests.client.rawserver import RawServer
 from tests.tcp.peers import running, socat_echo
 
 from .peers import HTTP_AUTH, SOCKS_AUTH, ProxyServer, free_port, require, tinyproxy
@@ -283,6 +284,47 @@ async def test_a_socks_proxy_that_cannot_reach_the_origin(socks5_proxy: ProxySer
             f"http://127.0.0.1:{closed}/", proxy=f"socks5://127.0.0.1:{socks5_proxy.port}"
         )
     assert refused.value.status == 0
+
+
+def _recv_exactly(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("then", ["closes", "waits"])
+async def test_a_socks5_failure_cut_short_after_its_reply_code_says_why(then: str) -> None:
+    """A SOCKS5 proxy that sends only VER and REP of a failure reply (5, 5: connection
+    refused), then closes or says nothing more: the user got "the connection broke" (or
+    a connect timeout) instead of the reason the proxy gave."""
+
+    def proxy(conn: socket.socket, server: RawServer) -> None:
+        assert _recv_exactly(conn, 3) == b"\x05\x01\x00"  # greeting: no auth
+        conn.sendall(b"\x05\x00")
+        _recv_exactly(conn, 10)  # CONNECT 127.0.0.1:9 (IPv4: 10 bytes)
+        conn.sendall(b"\x05\x05")  # version 5, "connection refused", and no more
+        if then == "waits":
+            server.event("done").wait(5)
+
+    server = RawServer(proxy)
+    try:
+        with anyio.fail_after(2):
+            with pytest.raises(
+                ProxyError, match=r"could not connect to 127\.0\.0\.1:9: connection refused\."
+            ) as refused:
+                await net.request(
+                    "http://127.0.0.1:9/",
+                    proxy=f"socks5://127.0.0.1:{server.port}",
+                    timeout=net.Timeout(connect=1),
+                )
+    finally:
+        server.stop()
+    assert refused.value.status == 0
+    assert refused.value.proxy == f"socks5://127.0.0.1:{server.port}"
 
 
 # ---------------------------------------------------------------- failures, recovery

@@ -185,3 +185,73 @@ async def test_the_answer_to_a_close_frame_is_bounded_when_the_peer_stops_readin
                 await done.wait()
     assert result == {"messages": [], "code": result["code"]}
     assert result["code"] in (1000, 1006)
+
+
+async def _fill_until_bytes_wait(ws: WebSocket) -> None:
+    """Send small messages until some of ours wait in the transport, below its
+    high-water mark (so a send returns, yet closing must wait for the peer to read).
+    On trio a socket write waits for the kernel instead: nothing ever waits in user
+    space, so a little is sent, as the others send."""
+    transport = getattr(ws._stream, "_transport", None)
+    if transport is None:
+        await ws.send(bytes(1024))
+        return
+    while True:
+        while transport.get_write_buffer_size() == 0:
+            await ws.send(bytes(1024))
+        await anyio.sleep(0.05)  # the kernel may still have taken them meanwhile
+        if transport.get_write_buffer_size():
+            return
+
+
+async def test_close_is_bounded_by_close_timeout_when_our_last_bytes_wait() -> None:
+    """The closing handshake completes at once (the peer's close frame is there), but
+    the peer reads nothing and some of our bytes still wait to be sent: closing the
+    transport gracefully waited up to 5 s for them, close_timeout notwithstanding
+    (close() took 5 s with close_timeout=0.2 on asyncio and uvloop). The transport is
+    now aborted once what is left of close_timeout runs out."""
+    with socket.socket() as listener:
+        _small_buffers(listener)  # accepted sockets inherit them
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        peers: list[socket.socket] = []
+
+        async def stuck_server() -> None:
+            await anyio.wait_readable(listener)
+            peer, _ = listener.accept()
+            peers.append(peer)
+            peer.setblocking(False)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                await anyio.wait_readable(peer)
+                request += peer.recv(65536)
+            peer.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                + _accept_key(request)
+                + b"\r\n\r\n"
+            )
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(stuck_server)
+                ws = await sansnet.socket(
+                    f"ws://127.0.0.1:{port}/",
+                    compression=False,
+                    ping_interval=None,
+                    close_timeout=CLOSE_TIMEOUT,
+                )
+            with anyio.fail_after(BOUND):
+                _small_buffers(ws._stream.raw_socket)  # type: ignore[arg-type]
+                await _fill_until_bytes_wait(ws)
+                peers[0].sendall(b"\x88\x02\x03\xe8")  # close 1000, and reads nothing
+                started = anyio.current_time()
+                await ws.close()
+                took = anyio.current_time() - started
+        finally:
+            for peer in peers:
+                peer.close()
+    assert took < CLOSE_TIMEOUT + 0.3, took
+    assert ws.closed

@@ -256,8 +256,9 @@ class ContentDecoder:
     yields; call :meth:`finish` at the end of the body. Check :func:`is_supported`
     first: an unknown coding raises :class:`~sansnet.DecodingError`.
 
-    ``max_size`` caps the total decoded size (None: no cap); ``piece_size`` bounds each
-    yielded piece and is at least 1 (else :class:`~sansnet.InvalidArgument`).
+    ``max_size`` caps the total decoded size (None: no cap, else an int >= 0);
+    ``piece_size`` bounds each yielded piece and is at least 1. Arguments of the wrong
+    type or value raise :class:`~sansnet.InvalidArgument` naming them.
     """
 
     __slots__ = ("_decoders", "_remaining", "max_size", "piece_size")
@@ -272,6 +273,15 @@ class ContentDecoder:
         if type(piece_size) is not int or piece_size < 1:
             # zlib takes a max_length of 0 for "no limit": the bound would be gone.
             raise InvalidArgument(f"piece_size must be a positive int, not {piece_size!r}.")
+        if not isinstance(content_encoding, str):
+            raise InvalidArgument(
+                "content_encoding must be a str (a Content-Encoding value such as 'gzip'), "
+                f"not {type(content_encoding).__name__}."
+            )
+        if max_size is not None and (type(max_size) is not int or max_size < 0):
+            raise InvalidArgument(
+                f"max_size must be None (no cap) or an int >= 0, not {max_size!r}."
+            )
         names = _codings(content_encoding)
         unknown = [name for name in names if not is_supported(name)]
         if unknown:

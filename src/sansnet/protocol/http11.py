@@ -59,7 +59,7 @@ from http import HTTPStatus
 from typing import Any, Final
 
 from sansnet._version import __version__
-from sansnet.errors import LocalProtocolError, RemoteProtocolError
+from sansnet.errors import InvalidArgument, LocalProtocolError, RemoteProtocolError
 
 from ._h11 import h11
 from .events import (
@@ -461,6 +461,11 @@ class HTTPConnection:
     _h11_role: Any
 
     def __init__(self, limits: Limits) -> None:
+        if not isinstance(limits, Limits):
+            raise InvalidArgument(
+                f"limits must be a sansnet.Limits or None, not {type(limits).__name__}: "
+                "build one with sansnet.Limits(max_header_bytes=..., ...)."
+            )
         self.limits = limits
         self._conn = self._new_h11()
         self._pending = bytearray()
@@ -1295,6 +1300,10 @@ class ClientConnection(HTTPConnection):
     the connection may carry another request. h11 refuses a response framed by a
     transfer coding other than chunked; one with both Content-Length and chunked is
     read as chunked and the connection is not reused.
+
+    ``host`` must be a str, ``port`` None or an int from 0 to 65535, and ``limits`` a
+    :class:`~sansnet.protocol.Limits` or None: anything else raises
+    :class:`~sansnet.InvalidArgument` naming the argument.
     """
 
     __slots__ = ("_host_header", "_method", "default_headers")
@@ -1315,6 +1324,10 @@ class ClientConnection(HTTPConnection):
         limits: Limits | None = None,
         default_headers: Sequence[tuple[str, str]] | None = None,
     ) -> None:
+        if not isinstance(host, str):
+            raise InvalidArgument(f"host must be a str, not {type(host).__name__}.")
+        if port is not None and (type(port) is not int or not 0 <= port <= 65535):
+            raise InvalidArgument(f"port must be None or an int from 0 to 65535, not {port!r}.")
         super().__init__(limits if limits is not None else Limits.client())
         default_port = 443 if scheme in ("https", "wss") else 80
         if ":" in host and not host.startswith("["):

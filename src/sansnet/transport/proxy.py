@@ -24,7 +24,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NoReturn, cast
 
 import anyio
 
@@ -341,7 +341,12 @@ async def _socks5(
             socks5.SOCKS5CommandRequest.from_address(socks5.SOCKS5Command.CONNECT, (address, port))
         )
         await stream.write(conn.data_to_send(), _left(deadline))
-        head = await _read_exactly(stream, 5, deadline)
+        head = await _read_exactly(stream, 2, deadline)
+        if head[0] == 5 and head[1] != 0:
+            # A failure: its reason is REP. What follows (the bound address) tells
+            # nothing more, and proxies cut it short and close (or wait): don't read it.
+            _socks5_failure(proxy, authority, head[1])
+        head += await _read_exactly(stream, 3, deadline)
         # VER REP RSV ATYP, then the bound address: 4 or 16 bytes, or a length-prefixed
         # name; then 2 bytes of port.
         size = {1: 4 - 1, 4: 16 - 1, 3: head[4]}.get(head[3], 0) + 2
@@ -356,11 +361,15 @@ async def _socks5(
         ) from exc
     code = reply.reply_code[0]
     if code != 0:
-        raise ProxyError(
-            f"The SOCKS5 proxy {proxy.description} could not connect to {authority}: "
-            f"{_SOCKS5_ERRORS.get(code, f'error {code}')}.",
-            proxy=proxy.description,
-        )
+        _socks5_failure(proxy, authority, code)
+
+
+def _socks5_failure(proxy: Proxy, authority: str, code: int) -> NoReturn:
+    raise ProxyError(
+        f"The SOCKS5 proxy {proxy.description} could not connect to {authority}: "
+        f"{_SOCKS5_ERRORS.get(code, f'error {code}')}.",
+        proxy=proxy.description,
+    )
 
 
 async def _socks4a(

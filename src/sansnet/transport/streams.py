@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 READ_SIZE = 64 * 1024
+# How long aclose() lets the peer take our last bytes before it aborts the connection.
+CLOSE_WAIT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,17 @@ class NetworkStream:
 
     async def aclose(self) -> None:
         raise NotImplementedError
+
+    async def aclose_within(self, timeout: float) -> None:
+        """Close like :meth:`aclose`, but give the peer only ``timeout`` seconds to take
+        our last bytes (aclose waits up to :data:`CLOSE_WAIT`), then abort: for a caller
+        whose own bound (a WebSocket's ``close_timeout``) must hold. Never raises.
+
+        This default aborts when ``timeout`` is not positive, then calls :meth:`aclose`;
+        the streams here bound the wait itself."""
+        if timeout <= 0:
+            self.abort()
+        await self.aclose()
 
     async def aclose_soon(self) -> None:
         """Close like :meth:`aclose`, but a stream may return before its socket is gone
@@ -251,12 +264,16 @@ class AnyioStream(NetworkStream):
             ) from exc
 
     async def aclose(self) -> None:
+        await self.aclose_within(CLOSE_WAIT)
+
+    async def aclose_within(self, timeout: float) -> None:
         with anyio.CancelScope(shield=True):
             try:
-                if self._aborted:
+                if self._aborted or timeout <= 0:
                     await anyio.aclose_forcefully(self._stream)
                     return
-                with anyio.move_on_after(5):
+                # Cancelled, anyio's TLS stream closes its transport forcefully.
+                with anyio.move_on_after(timeout):
                     await self._stream.aclose()
             except (OSError, ssl.SSLError, anyio.BrokenResourceError):
                 pass
@@ -572,6 +589,9 @@ class AsyncioStream(NetworkStream):
                     timer.cancel()
 
     async def aclose(self) -> None:
+        await self.aclose_within(CLOSE_WAIT)
+
+    async def aclose_within(self, timeout: float) -> None:
         transport = self._transport
         closed = self._protocol.closed
         if not transport.is_closing():
@@ -581,10 +601,10 @@ class AsyncioStream(NetworkStream):
         # Wait (shielded, bounded) until the socket is really gone, so descriptors are
         # back when aclose returns; abort if the peer does not take our last bytes.
         with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(5):
+            with anyio.move_on_after(timeout):
                 await asyncio.shield(closed)
                 return
-            transport.abort()  # pragma: no cover - a peer that stopped reading
+            transport.abort()  # a peer that stopped reading
 
     @property
     def writes_whole(self) -> bool:

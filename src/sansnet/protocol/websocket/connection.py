@@ -146,6 +146,14 @@ class _Failure(Exception):
         self.reason = reason
 
 
+def _checked_size(name: str, value: object, *, none: bool) -> Any:
+    """``value`` if it is an int >= 0 (or None when ``none``), else InvalidArgument."""
+    if (value is None and none) or (type(value) is int and value >= 0):
+        return value
+    what = "None (no limit) or an int >= 0" if none else "an int >= 0"
+    raise InvalidArgument(f"{name} must be {what}, not {value!r}.")
+
+
 def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
@@ -163,6 +171,8 @@ class WebSocketConnection:
     ``deflate`` is agreed (compressed messages are sent whole).
     ``random`` is accepted for compatibility and unused: wsproto draws every masking key
     from ``os.urandom`` (RFC 6455 section 5.3 wants them unpredictable).
+    An argument of the wrong type or value (here or set later on the properties) raises
+    :class:`~sansnet.InvalidArgument` naming it.
     """
 
     __slots__ = (
@@ -209,6 +219,14 @@ class WebSocketConnection:
             raise InvalidArgument(
                 f"fragment_size must be a positive int or None, not {fragment_size!r}."
             )
+        if deflate is not None and not isinstance(deflate, DeflateParameters):
+            raise InvalidArgument(
+                "deflate must be the DeflateParameters a handshake agreed (Handshake.deflate) "
+                f"or None, not {deflate!r}."
+            )
+        _checked_size("compress_threshold", compress_threshold, none=False)
+        _checked_size("max_message_size", max_message_size, none=True)
+        _checked_size("max_frame_size", max_frame_size, none=True)
         # The deflate extension compresses whole messages: compressed, they go as one frame.
         self._fragment_size = fragment_size if deflate is None else None
         self._limits = SizeLimits(max_message_size, max_frame_size)
@@ -288,7 +306,7 @@ class WebSocketConnection:
 
     @max_message_size.setter
     def max_message_size(self, value: int | None) -> None:
-        self._limits.max_message_size = value
+        self._limits.max_message_size = _checked_size("max_message_size", value, none=True)
 
     @property
     def max_frame_size(self) -> int | None:
@@ -297,7 +315,7 @@ class WebSocketConnection:
 
     @max_frame_size.setter
     def max_frame_size(self, value: int | None) -> None:
-        self._limits.max_frame_size = value
+        self._limits.max_frame_size = _checked_size("max_frame_size", value, none=True)
 
     @property
     def compress_threshold(self) -> int:
@@ -306,7 +324,7 @@ class WebSocketConnection:
 
     @compress_threshold.setter
     def compress_threshold(self, value: int) -> None:
-        self._compress_threshold = value
+        self._compress_threshold = _checked_size("compress_threshold", value, none=False)
         if self._deflate is not None:
             self._deflate.compress_threshold = value
 

@@ -90,6 +90,11 @@ def accept(
     that picks one of the client's (or None). Raises :class:`~sansnet.HandshakeError`
     with the ``status`` and ``headers`` to answer instead.
     """
+    if not isinstance(request, RequestHead):
+        raise InvalidArgument(
+            "accept() takes the RequestHead of the upgrade request (the event "
+            f"ServerConnection.next_event() returned), not {type(request).__name__}."
+        )
     _check_subprotocols(subprotocols)
     headers = request.headers
 
