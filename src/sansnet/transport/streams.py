@@ -540,45 +540,18 @@ class AsyncioStream(NetworkStream):
                 f"The connection to {self.description} is closed; could not write"
                 + (f": {exc!r}." if exc else ".")
             )
-        protocol = self._protocol
-        deadline = None
-        if protocol.paused_writing:
-            # Room first: a write given up (timed out, cancelled) while the peer does not
-            # read then leaves nothing in the transport's buffer, which would otherwise
-            # grow by a whole write per attempt. (Always full when it returns: after.)
-            deadline = None if timeout is None else self._loop.time() + timeout
-            await self._wait_for_room(deadline, timeout)
-            if transport.is_closing():
-                exc = protocol.exception
-                raise WriteError(
-                    f"The connection to {self.description} closed while the write waited "
-                    "for the peer to read" + (f": {exc!r}." if exc else ".")
-                )
         try:
             transport.write(data)
         except (OSError, RuntimeError) as exc:  # pragma: no cover - transports buffer errors
             raise WriteError(
                 f"The connection to {self.description} broke while writing: {exc!r}."
             ) from exc
-        if protocol.paused_writing:
-            if deadline is None and timeout is not None:
-                deadline = self._loop.time() + timeout
-            await self._wait_for_room(deadline, timeout)
-        if protocol.exception is not None and transport.is_closing():
-            raise WriteError(
-                f"The connection to {self.description} broke while writing: {protocol.exception!r}."
-            )
-
-    async def _wait_for_room(self, deadline: float | None, timeout: float | None) -> None:
-        """Wait until the transport takes more (its buffer below the high-water mark) or
-        closes; :class:`~sansnet.WriteTimeout` at ``deadline`` (the loop's clock)."""
         protocol = self._protocol
-        transport = self._transport
         while protocol.paused_writing and not transport.is_closing():
             waiter = protocol.write_waiter = self._loop.create_future()
             timer = None
-            if deadline is not None:
-                timer = self._loop.call_at(deadline, _wake, waiter)
+            if timeout is not None:
+                timer = self._loop.call_later(timeout, _wake, waiter)
             try:
                 await waiter
             except TimeoutError:
@@ -587,6 +560,10 @@ class AsyncioStream(NetworkStream):
                 protocol.write_waiter = None
                 if timer is not None:
                     timer.cancel()
+        if protocol.exception is not None and transport.is_closing():
+            raise WriteError(
+                f"The connection to {self.description} broke while writing: {protocol.exception!r}."
+            )
 
     async def aclose(self) -> None:
         await self.aclose_within(CLOSE_WAIT)
