@@ -317,9 +317,11 @@ class WebSocket:
     def _write_timeout(self) -> float | None:
         """How long the reader may wait to write (a pong, a keepalive ping, the answer
         to the peer's close frame). While open: until a keepalive pong would be late
-        (the one we wait for, else the next ping's), None when keepalive is off or
-        ``ping_timeout`` is None (a ping is never late then); once closing:
-        ``close_timeout``."""
+        (the one we wait for, else the next ping's), and at least ``ping_timeout`` from
+        now (a peer that takes a write within it is alive; ``_last_ping`` is old when
+        nobody has been reading, so a bound from it alone would be 0 and fail a healthy
+        connection); None when keepalive is off or ``ping_timeout`` is None (a ping is
+        never late then). Once closing: ``close_timeout``."""
         if self._conn.state is not OPEN:
             return self.close_timeout
         interval, timeout = self.ping_interval, self.ping_timeout
@@ -328,7 +330,7 @@ class WebSocket:
         late = self._last_ping + timeout
         if self._keepalive_payload is None:
             late += interval  # the next ping goes out then, and is late timeout after
-        return max(0.0, late - now())
+        return max(late - now(), timeout)
 
     # ------------------------------------------------------------------ receiving
 

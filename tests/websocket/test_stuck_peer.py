@@ -255,3 +255,36 @@ async def test_close_is_bounded_by_close_timeout_when_our_last_bytes_wait() -> N
                 peer.close()
     assert took < CLOSE_TIMEOUT + 0.3, took
     assert ws.closed
+
+
+async def test_a_handler_that_only_sends_stays_open_past_the_keepalive_timing() -> None:
+    """The other side of the bound: a healthy peer that reads and pings, and a handler
+    that only sends (nobody reads on our side, so our keepalive timing goes stale). Its
+    sends answer the peer's pings as they read ahead; those answers must not be bounded
+    by the stale timing (a bound of 0 failed the connection with 1011 on asyncio)."""
+    ticks = 40
+    sent = anyio.Event()
+
+    async def handler(ws: WebSocket) -> None:
+        for number in range(ticks):
+            await ws.send(str(number))
+            await anyio.sleep(0.02)  # 0.8 s in all: past ping_interval + ping_timeout
+        sent.set()
+        await ws.close()
+
+    config = ServeConfig(
+        handle_web_socket=handler,
+        compression=False,
+        ping_interval=PING_INTERVAL,
+        ping_timeout=PING_TIMEOUT,
+        close_timeout=CLOSE_TIMEOUT,
+    )
+    async with sansnet.serve(0, config) as handle:
+        ws = await sansnet.socket(
+            f"ws://127.0.0.1:{handle.port}/", ping_interval=PING_INTERVAL / 2, ping_timeout=5
+        )
+        with anyio.fail_after(BOUND + 5):
+            received = [message async for message in ws]
+        assert received == [str(number) for number in range(ticks)]
+        assert ws.close_code == 1000
+        assert sent.is_set()
