@@ -271,6 +271,8 @@ class PooledBody(ResponseBody):
                     if self._conn.dropped:
                         raise closed_mid_request() from exc
                     raise
+                if self._conn.dropped:  # an abort reads as the end of the stream, which
+                    raise closed_mid_request()  # would end a close-delimited body early
         if type(event) is Data:
             return event.data
         if isinstance(event, EndOfMessage):
