@@ -55,19 +55,26 @@ _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _masked(url: str) -> str:
+def _masked(url: str, *, proxy: bool = False) -> str:
     """``url`` with the password of its userinfo replaced by ``***``, for messages.
 
-    The userinfo runs to the last ``@``, even past a ``/``, ``?`` or ``#``: a password
-    with one of them left unencoded is still masked (a proxy URL has no path, so an
-    ``@`` after one is the password's end, never the path's).
+    The userinfo ends the authority, which ends at the first ``/``, ``?`` or ``#``
+    (``ws://host/p?u=a@b`` has none). For a proxy URL (``proxy=True``), which has no
+    path, it runs to the last ``@`` even past one of them: a password with a ``/``,
+    ``?`` or ``#`` left unencoded is still masked.
     """
     scheme, sep, rest = url.partition("://") if "://" in url else ("", "", url)
-    userinfo, at, hostport = rest.rpartition("@")
+    start = rest.rindex("@") + 1 if proxy and "@" in rest else 0
+    end = len(rest)
+    for stop in "/?#":
+        index = rest.find(stop, start)
+        if index != -1:
+            end = min(end, index)
+    userinfo, at, hostport = rest[:end].rpartition("@")
     user, colon, _ = userinfo.partition(":")
     if not colon:
         return url
-    return f"{scheme}{sep}{user}:***{at}{hostport}"
+    return f"{scheme}{sep}{user}:***{at}{hostport}{rest[end:]}"
 
 
 def _port(text: str, url: str) -> int | None:
@@ -76,7 +83,7 @@ def _port(text: str, url: str) -> int | None:
         return None
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise InvalidURL(
-            f"Invalid proxy URL {_masked(url)!r}: port {text!r} is not a number from 1 to "
+            f"Invalid proxy URL {_masked(url, proxy=True)!r}: port {text!r} is not a number from 1 to "
             "65535; write the proxy's port, or leave it out for the scheme's default."
         )
     return int(text)
@@ -88,33 +95,35 @@ def _host(hostport: str, url: str) -> tuple[str, int | None]:
         inner, bracket, port = hostport[1:].partition("]")
         if not bracket or (port and not port.startswith(":")):
             raise InvalidURL(
-                f"Invalid proxy URL {_masked(url)!r}: write an IPv6 address as [address]:port."
+                f"Invalid proxy URL {_masked(url, proxy=True)!r}: write an IPv6 address as [address]:port."
             )
         try:
             host = str(ipaddress.IPv6Address(inner))
         except ValueError:
             raise InvalidURL(
-                f"Invalid proxy URL {_masked(url)!r}: {inner!r} in brackets is not an IPv6 "
+                f"Invalid proxy URL {_masked(url, proxy=True)!r}: {inner!r} in brackets is not an IPv6 "
                 "address; only IPv6 addresses go in brackets."
             ) from None
         return host, _port(port[1:], url)
     if hostport.count(":") > 1:
         raise InvalidURL(
-            f"Invalid proxy URL {_masked(url)!r}: put an IPv6 address in brackets, "
+            f"Invalid proxy URL {_masked(url, proxy=True)!r}: put an IPv6 address in brackets, "
             "as http://[::1]:3128."
         )
     host, _, port = hostport.partition(":")
     if not host:
-        raise InvalidURL(f"Invalid proxy URL {_masked(url)!r}: no host; {_FORM}.")
+        raise InvalidURL(f"Invalid proxy URL {_masked(url, proxy=True)!r}: no host; {_FORM}.")
     if not host.isascii():
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError as exc:
-            raise InvalidURL(f"Invalid host name in proxy URL {_masked(url)!r}: {exc}.") from None
+            raise InvalidURL(
+                f"Invalid host name in proxy URL {_masked(url, proxy=True)!r}: {exc}."
+            ) from None
     host = host.lower()
     if _NAME.fullmatch(host) is None:
         raise InvalidURL(
-            f"Invalid proxy URL {_masked(url)!r}: host {host!r} is not a name (letters, "
+            f"Invalid proxy URL {_masked(url, proxy=True)!r}: host {host!r} is not a name (letters, "
             "digits, '-', '.') or an IPv4 address; percent-encode credentials, and put an "
             "IPv6 address in brackets."
         )
@@ -126,7 +135,7 @@ def _decoded(text: str, url: str) -> str:
         return unquote(text, errors="strict")
     except UnicodeDecodeError:
         raise InvalidURL(
-            f"Invalid proxy URL {_masked(url)!r}: the credentials percent-decode to bytes "
+            f"Invalid proxy URL {_masked(url, proxy=True)!r}: the credentials percent-decode to bytes "
             "that are not UTF-8; percent-encode their UTF-8 form."
         ) from None
 
@@ -170,7 +179,7 @@ class Proxy:
         text = url.strip()
         if _CONTROL.search(text):
             raise InvalidURL(
-                f"Invalid proxy URL {_masked(url)!r}: it contains whitespace or control "
+                f"Invalid proxy URL {_masked(url, proxy=True)!r}: it contains whitespace or control "
                 "characters; percent-encode them in the credentials."
             )
         if "://" not in text:
@@ -180,11 +189,11 @@ class Proxy:
         if scheme_text not in _SCHEMES:
             if scheme_text == "socks4":
                 raise UnsupportedProtocol(
-                    f"Unsupported proxy scheme 'socks4' in {_masked(url)!r}: SOCKS4 cannot "
+                    f"Unsupported proxy scheme 'socks4' in {_masked(url, proxy=True)!r}: SOCKS4 cannot "
                     "send a host name; use socks4a:// (the proxy resolves the name)."
                 )
             raise UnsupportedProtocol(
-                f"Unsupported proxy scheme {scheme_text!r} in {_masked(url)!r}: use one of "
+                f"Unsupported proxy scheme {scheme_text!r} in {_masked(url, proxy=True)!r}: use one of "
                 f"{_SUPPORTED}."
             )
         scheme, default_port = _SCHEMES[scheme_text]
@@ -192,12 +201,12 @@ class Proxy:
         tail = rest[len(netloc) :]
         if "@" in tail:
             raise InvalidURL(
-                f"Invalid proxy URL {_masked(url)!r}: the credentials contain '/', '?' "
+                f"Invalid proxy URL {_masked(url, proxy=True)!r}: the credentials contain '/', '?' "
                 "or '#'; percent-encode them (%2F, %3F, %23)."
             )
         if tail not in ("", "/"):
             raise InvalidURL(
-                f"Invalid proxy URL {_masked(url)!r}: a proxy URL has no path, query or "
+                f"Invalid proxy URL {_masked(url, proxy=True)!r}: a proxy URL has no path, query or "
                 f"fragment ({tail!r}); {_FORM}."
             )
         userinfo, _, hostport = netloc.rpartition("@")
@@ -436,7 +445,7 @@ class ProxyEnvironment:
                 proxies[name] = Proxy.parse(value) if value else None
             except InvalidURL as exc:
                 raise type(exc)(
-                    f"{variable}={_masked(value)!r} is not a proxy URL: {exc} Correct or "
+                    f"{variable}={_masked(value, proxy=True)!r} is not a proxy URL: {exc} Correct or "
                     f"unset {variable}."
                 ) from exc
         _, no_proxy = _variable(environ, "no_proxy")

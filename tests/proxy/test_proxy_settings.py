@@ -9,6 +9,7 @@ import pickle
 
 import pytest
 
+import sansnet
 from sansnet.errors import InvalidArgument, InvalidURL, UnsupportedProtocol
 from sansnet.proxies import (
     FROM_ENVIRONMENT,
@@ -160,6 +161,18 @@ def test_a_password_with_an_unencoded_delimiter_is_not_shown(url: str) -> None:
     assert "user:***@" in message
     if "://" not in url or url.startswith("http"):
         assert "percent-encode" in message
+
+
+@pytest.mark.anyio
+async def test_an_at_sign_after_the_authority_of_a_url_is_not_taken_for_credentials() -> None:
+    """Only a proxy URL's credentials run past a '/', '?' or '#' (the test above): in a
+    URL with a path, an '@' in its query is no password (it read 'ws://host:***@b')."""
+    with pytest.raises(InvalidURL) as caught:
+        await sansnet.request("http://host:0/p?u=a@b")
+    assert "'http://host:0/p?u=a@b'" in str(caught.value)
+    with pytest.raises(InvalidURL) as caught:
+        await sansnet.request("http://user:secret@host:0/p?u=a@b")
+    assert "'http://user:***@host:0/p?u=a@b'" in str(caught.value)
 
 
 @pytest.mark.parametrize(
