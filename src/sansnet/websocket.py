@@ -149,6 +149,7 @@ class WebSocket:
         # _wait_for_change).
         self._change: anyio.Event | None = None
         self._closed_by_user = False
+        self._close_deadline: float | None = None  # close()'s, while it runs (clock time)
         self._transport_closed = False
         self._pings: dict[bytes, tuple[float, anyio.Event]] = {}
         self._ping_results: dict[bytes, float] = {}
@@ -529,6 +530,8 @@ class WebSocket:
         if not self._transport_closed:
             self._transport_closed = True
             deadline = now() + (self.close_timeout if timeout is None else timeout)
+            if self._close_deadline is not None:  # within close()'s bound, whoever finishes
+                deadline = min(deadline, self._close_deadline)
             conn = self._conn
             if conn.error is not None and not conn.eof_received:
                 with anyio.move_on_after(deadline - now()):
@@ -570,6 +573,7 @@ class WebSocket:
         (a peer that does not read can hold up the write as well as the answer); on
         timeout, abort the connection rather than close it gracefully."""
         conn = self._conn
+        self._close_deadline = now() + self.close_timeout
         with anyio.move_on_after(self.close_timeout) as scope:
             if conn.state is OPEN:
                 conn.close(code, reason)
