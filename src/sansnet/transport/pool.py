@@ -332,7 +332,8 @@ class ConnectionPool:
     async def aclose(self) -> None:
         """Close every connection: the idle ones, and those in use (as httpx does), whose
         requests then fail with :class:`~sansnet.UsageError` rather than wait on a
-        socket nobody will close; requests waiting for a slot or connecting fail alike."""
+        socket nobody will close; requests waiting for a slot fail alike at once, and a
+        connect in progress when it completes (within the connect timeout)."""
         self.closed = True
         idle = [conn for connections in self._idle.values() for conn in connections]
         self._idle.clear()
