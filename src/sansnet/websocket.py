@@ -234,6 +234,10 @@ class WebSocket:
                         await self._pump(wait=False, first=first)
                 finally:
                     self._notify()  # a close() or ping() may wait for the read lock
+        # Room first (asyncio's transport takes a write whole, then waits for the peer):
+        # a send given up while it waits here has framed nothing, so it leaves nothing
+        # behind; one given up later has its message framed, and delivered whole.
+        await self._stream.wait_writable()
         if conn.state is not OPEN:
             raise self._closed_error()
         if text is None:

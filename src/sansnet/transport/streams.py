@@ -135,6 +135,13 @@ class NetworkStream:
         when the peer has stopped reading. Call it for a connection left broken or
         mid-message; then call :meth:`aclose`."""
 
+    async def wait_writable(self) -> None:
+        """Wait until a :meth:`write` would not wait for the peer to read: for a writer
+        that gives up (a timeout, a cancellation) and must not leave data behind when
+        it does; a WebSocket's send waits here before it frames its message. Returns at
+        once where a write buffers nothing of its own (this default), and when the
+        connection is closing (the write then reports it)."""
+
     @property
     def writes_whole(self) -> bool:
         """True when a :meth:`write` that is cancelled (or fails) has sent all of its
@@ -371,6 +378,8 @@ class _StreamProtocol(asyncio.Protocol):
         self.exception: BaseException | None = None
         self.read_waiter: asyncio.Future[None] | None = None
         self.write_waiter: asyncio.Future[None] | None = None
+        # wait_writable() callers: several tasks may wait for room at once
+        self.room_waiters: list[asyncio.Future[None]] = []
         self.closed: asyncio.Future[None] | None = None
         self.paused_reading = False
         self.paused_writing = False
@@ -412,9 +421,7 @@ class _StreamProtocol(asyncio.Protocol):
         if exc is not None:
             self.exception = exc
         self._wake_reader()
-        waiter = self.write_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake_writers()
         if self.closed is not None and not self.closed.done():
             self.closed.set_result(None)
 
@@ -456,9 +463,15 @@ class _StreamProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused_writing = False
+        self._wake_writers()
+
+    def _wake_writers(self) -> None:
         waiter = self.write_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        for waiter in self.room_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 def _wake(future: asyncio.Future[None]) -> None:
@@ -564,6 +577,17 @@ class AsyncioStream(NetworkStream):
             raise WriteError(
                 f"The connection to {self.description} broke while writing: {protocol.exception!r}."
             )
+
+    async def wait_writable(self) -> None:
+        protocol = self._protocol
+        transport = self._transport
+        while protocol.paused_writing and not transport.is_closing():
+            waiter = self._loop.create_future()
+            protocol.room_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                protocol.room_waiters.remove(waiter)
 
     async def aclose(self) -> None:
         await self.aclose_within(CLOSE_WAIT)
