@@ -433,7 +433,8 @@ class Server(ListeningServer):
 
 
 async def _close_going_away(socket: WebSocket) -> None:
-    await socket.close_quietly(1001, SHUTTING_DOWN)
+    # Not the handler's close(): one it makes afterwards returns quietly.
+    await socket._close_quietly(1001, SHUTTING_DOWN, by_user=False)
 
 
 def serve(port: int, handler_or_config: RequestHandler | ServeConfig, **options: Any) -> Server:
