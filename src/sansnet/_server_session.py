@@ -547,7 +547,7 @@ class ServerSession:
         )
         record.websocket = socket
         if self._server.stopping:
-            await socket.close_quietly(1001, SHUTTING_DOWN)
+            await socket._close_quietly(1001, SHUTTING_DOWN, by_user=False)
         handler = config.handle_web_socket
         assert handler is not None
         try:

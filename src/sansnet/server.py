@@ -138,8 +138,9 @@ class ServeConfig:
                                            else they are ignored (spoofing)
     ``subprotocols``            None       WebSocket subprotocols we speak, by preference,
                                            or a function (request, offered) -> choice (or
-                                           None); if it raises or returns a name not
-                                           offered, that upgrade gets 500 and is logged
+                                           None; a plain function, not async); if it
+                                           raises or returns a name not offered, that
+                                           upgrade gets 500 and is logged
     ``compression``             True       permessage-deflate for WebSockets
     ``max_message_size``        16 MiB     WebSocket message limit (1009)
     ``max_frame_size``          16 MiB     WebSocket frame limit (1009)
@@ -233,6 +234,12 @@ class ServeConfig:
             raise InvalidArgument(
                 f"ServeConfig.subprotocols is a list of names ([{self.subprotocols!r}]), "
                 "not a str: a str would accept each of its letters as a subprotocol."
+            )
+        if callable(self.subprotocols) and is_async_callable(self.subprotocols):
+            raise InvalidArgument(
+                "ServeConfig.subprotocols is an async function, but the chooser runs inside "
+                "the opening handshake, which cannot await it: make it a plain function "
+                "(request, offered) -> name or None, and do async work in handle_web_socket."
             )
         try:
             TrustedProxies(self.trusted_proxies)
@@ -433,7 +440,8 @@ class Server(ListeningServer):
 
 
 async def _close_going_away(socket: WebSocket) -> None:
-    await socket.close_quietly(1001, SHUTTING_DOWN)
+    # Not the handler's close(): one it makes afterwards returns quietly.
+    await socket._close_quietly(1001, SHUTTING_DOWN, by_user=False)
 
 
 def serve(port: int, handler_or_config: RequestHandler | ServeConfig, **options: Any) -> Server:

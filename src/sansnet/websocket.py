@@ -621,8 +621,15 @@ class WebSocket:
         server when a WebSocket handler returns (1000) or raises (1011). A bad ``code``
         or ``reason`` raises :class:`~sansnet.InvalidArgument`, as for :meth:`close`."""
         _check_close_arguments(code, reason)
+        await self._close_quietly(code, reason, by_user=True)
+
+    async def _close_quietly(self, code: int, reason: str, *, by_user: bool) -> None:
+        """:meth:`close_quietly` for arguments already checked. ``by_user=False`` (the
+        server closing the socket: a graceful stop) does not count as the user's
+        close(): a close() after it returns quietly, as after the peer's close."""
         if self._conn.state is OPEN:
-            self._closed_by_user = True
+            if by_user:
+                self._closed_by_user = True
             try:
                 await self._close(code, reason)
             except (TransportError, LocalProtocolError, ConnectionClosed):

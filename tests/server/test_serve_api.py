@@ -349,6 +349,26 @@ def test_config_needs_a_callable_handler() -> None:
         ServeConfig(handle_request=echo, subprotocols="chat")  # not "c", "h", "a", "t"
 
 
+def test_an_async_subprotocol_chooser_is_refused_when_the_config_is_made() -> None:
+    """The chooser runs inside the handshake, unawaited: an async one returned a
+    coroutine, so every client offering a subprotocol got a 500 logged as "returned
+    <coroutine ...>, which the client did not offer" (and a never-awaited warning),
+    while clients offering none were served."""
+
+    async def choose(request: sansnet.ServeRequest, offered: list[str]) -> str | None:
+        return offered[0]  # pragma: no cover - never called
+
+    class Chooser:
+        async def __call__(self, request: sansnet.ServeRequest, offered: list[str]) -> None:
+            return None  # pragma: no cover - never called
+
+    for chooser in (choose, Chooser()):
+        with pytest.raises(
+            sansnet.InvalidArgument, match=r"^ServeConfig\.subprotocols .*plain function"
+        ):
+            ServeConfig(handle_request=echo, subprotocols=chooser)  # type: ignore[arg-type]
+
+
 def test_config_limits_are_checked_when_the_config_is_made() -> None:
     # A wrong limits value used to pass, then end the whole server with an
     # AttributeError at its first connection.

@@ -416,6 +416,40 @@ async def test_graceful_stop_closes_websockets_with_1001() -> None:
         assert ws.close_reason == "The server is shutting down."
 
 
+async def test_a_handler_that_closes_after_a_graceful_stop_does_not_fail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """stop() closed the socket with 1001 through close_quietly(), which counted as the
+    handler's own close(): the handler's first close() then raised "close() was already
+    called" and was logged as a failed handler at every graceful stop. The server's
+    close is like the peer's: a close() after it returns quietly."""
+    ended: list[str] = []
+    done = anyio.Event()
+
+    async def handler(ws: WebSocket) -> None:
+        try:
+            async for message in ws:
+                await ws.send(message)
+            await ws.close()
+            ended.append("closed")
+        finally:
+            done.set()
+
+    server = sansnet.serve(0, ServeConfig(handle_web_socket=handler, drain_timeout=5))
+    async with anyio.create_task_group() as group:
+        handle = await group.start(server.run)
+        ws = await sansnet.socket(ws_url(handle))
+        await ws.send("before stop")
+        assert await ws.next() == "before stop"
+        with anyio.fail_after(5):
+            group.start_soon(handle.stop)
+            assert await ws.next() is None
+            await done.wait()
+    assert ws.close_code == 1001
+    assert ended == ["closed"]
+    assert not [record for record in caplog.records if record.exc_info]
+
+
 async def test_websockets_client_sees_our_close_codes() -> None:
     async def closer(ws: WebSocket) -> None:
         await ws.close(4000, "go away")
