@@ -340,7 +340,7 @@ class Server(ListeningServer):
             elif record.awaiting_head and not record.in_request:
                 # Closing the stream ends the read at once (cheaper than a cancel scope
                 # around every keep-alive wait).
-                self._task_group.start_soon(record.stream.aclose)  # type: ignore[union-attr]
+                self._task_group.start_soon(self._close_stream, record.stream)  # type: ignore[union-attr]
         await super()._drain()
 
     def _make_request(
@@ -401,7 +401,7 @@ class Server(ListeningServer):
             self._connection_ended()
             conn.send_eof()
             if self.stopping:  # (stop() may have begun since the check above)
-                await stream.aclose()  # stop() returns once every connection is closed
+                await self._close_stream(stream)  # within what is left of drain_timeout
             else:
                 await stream.aclose_soon()  # the loop goes on and closes it next
 
@@ -429,7 +429,10 @@ class Server(ListeningServer):
         except TransportError:
             pass
         finally:
-            await stream.aclose()
+            if self.stopping:  # stop() returns once every connection is closed
+                await self._close_stream(stream)
+            else:
+                await stream.aclose()
 
 
 async def _close_going_away(socket: WebSocket) -> None:
