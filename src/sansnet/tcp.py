@@ -419,6 +419,11 @@ class TcpServer(ListeningServer):
             raise InvalidArgument(f"max_connections must be an int, not {max_connections!r}.")
         if max_connections < 1:
             raise InvalidArgument("max_connections must be at least 1.")
+        if not valid_seconds(drain_timeout):
+            raise InvalidArgument(
+                "drain_timeout must be a positive number of seconds, finite, not None; "
+                f"not {drain_timeout!r}."
+            )
         host = _host(address, "address")
         if isinstance(tls, tuple):
             context: ssl.SSLContext | None = server_context(tls[0], tls[1], alpn=())

@@ -269,6 +269,10 @@ async def test_bind_errors_and_bad_arguments() -> None:
         net.tcp.serve(0, echo, address="")
     with pytest.raises(InvalidArgument, match="port"):
         net.tcp.serve(-1, echo)
+    # Issue: a bad drain_timeout was taken, and failed (or waited forever) at stop().
+    for drain_timeout in ("x", -1, 0, float("nan"), float("inf"), True, None):
+        with pytest.raises(InvalidArgument, match=r"^drain_timeout must be a positive number"):
+            net.tcp.serve(0, echo, drain_timeout=drain_timeout)
 
 
 def _open_descriptors() -> int:
