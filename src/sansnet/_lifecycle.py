@@ -10,7 +10,9 @@ Invariants (tests/server/test_serve_api.py and tests/tcp/test_tcp_serve.py check
 * ``run`` reports the handle only once the socket is bound, so a client may connect as
   soon as ``async with serve(...)`` or ``task_group.start(server.run)`` returns;
 * after ``stop()`` returns, nothing listens on the port and every connection is closed
-  (those still busy after ``drain_timeout`` are cancelled);
+  (those still busy after ``drain_timeout`` are cancelled); it returns within about
+  ``drain_timeout``: a connection closed during the stop gives its peer only what is left
+  of it to take our last bytes (:meth:`ListeningServer._close_stream`);
 * ``stop()`` called from one of this server's own connection tasks starts the stop and
   returns at once: waiting would wait for that very task.
 """
@@ -74,8 +76,10 @@ class ServeHandle:
         """Stop gracefully: stop accepting at once, let in-flight requests finish
         (within ``drain_timeout``), close connections with no request in progress (idle
         keep-alive ones, and those partway through a request head) at once, close
-        WebSockets with 1001. Returns when every connection is closed and the port is free.
-        A second call raises :class:`~sansnet.ServerStoppedError`.
+        WebSockets with 1001. Returns when every connection is closed and the port is free,
+        within ``drain_timeout`` (plus a moment): a connection closed during the stop gives
+        a peer that does not read only what is left of it to take our last bytes. A
+        second call raises :class:`~sansnet.ServerStoppedError`.
 
         Called from one of this server's own handlers (a script stopping its server
         from a request, as Lune scripts do), it starts the same stop and returns at
@@ -150,6 +154,7 @@ class ListeningServer:
         self._connections = 0
         self._all_closed: anyio.Event | None = None  # set when the last connection ends
         self._stopping = False
+        self._drain_deadline: float | None = None  # set by stop(): drain_timeout from then
         self._stop_requested: anyio.Event | None = None
         self._finished: anyio.Event | None = None
         self._listener: Listener | None = None
@@ -245,6 +250,7 @@ class ListeningServer:
         if self._stopping:
             where = self._handle.url if self._handle else f"port {self.port}"
             raise ServerStoppedError(f"The server at {where} is already stopped.")
+        self._drain_deadline = anyio.current_time() + self._drain_timeout
         self._stopping = True
         if self._listener is not None:
             await self._listener.close()
@@ -262,8 +268,28 @@ class ListeningServer:
         connections along (close idle ones) do so first, then call this."""
         if self._connections:
             self._all_closed = anyio.Event()
-            with anyio.move_on_after(self._drain_timeout):
+            with anyio.CancelScope(deadline=self._deadline()):
                 await self._all_closed.wait()
+
+    def _deadline(self) -> float:
+        """When the drain ends: ``drain_timeout`` after stop() was called (or after the
+        server began to stop otherwise: its run was cancelled)."""
+        if self._drain_deadline is None:
+            self._drain_deadline = anyio.current_time() + self._drain_timeout
+        return self._drain_deadline
+
+    def _time_left(self) -> float:
+        """Once the server is stopping, what is left of ``drain_timeout`` (maybe less
+        than nothing): a connection closed now gives its peer that long to take our last
+        bytes, then is aborted, not the seconds
+        :meth:`~sansnet.transport.streams.NetworkStream.aclose` would wait, for stop()
+        returns only when every connection is closed."""
+        return self._deadline() - anyio.current_time()
+
+    async def _close_stream(self, stream: NetworkStream) -> None:
+        """Close a connection's stream once the server is stopping, within
+        :meth:`_time_left`."""
+        await stream.aclose_within(self._time_left())
 
     def _connection_started(self) -> None:
         self._connections += 1

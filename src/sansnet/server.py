@@ -50,6 +50,7 @@ from .protocol import (
     ServerConnection,
 )
 from .protocol.forwarded import TrustedProxies, resolve_client
+from .protocol.websocket.connection import checked_size
 from .transport.connect import Backend
 from .transport.streams import NetworkStream
 from .transport.tls import server_context
@@ -142,8 +143,8 @@ class ServeConfig:
                                            raises or returns a name not offered, that
                                            upgrade gets 500 and is logged
     ``compression``             True       permessage-deflate for WebSockets
-    ``max_message_size``        16 MiB     WebSocket message limit (1009)
-    ``max_frame_size``          16 MiB     WebSocket frame limit (1009)
+    ``max_message_size``        16 MiB     WebSocket message limit (1009; None: none)
+    ``max_frame_size``          16 MiB     WebSocket frame limit (1009; None: none)
     ``ping_interval``           20 s       WebSocket keepalive ping (None: off)
     ``ping_timeout``            20 s       close with 1011 when the pong is that late
     ``close_timeout``           10 s       wait for the peer's close frame
@@ -151,8 +152,9 @@ class ServeConfig:
 
     Timeouts are positive, finite numbers of seconds; ``header_timeout``,
     ``keepalive_timeout``, ``body_timeout``, ``ping_interval`` and ``ping_timeout`` may
-    also be None (no limit; no pings). Anything else raises
-    :class:`~sansnet.InvalidArgument` here, not when a connection comes.
+    also be None (no limit; no pings). ``max_connections`` is an int >= 1,
+    ``max_message_size`` and ``max_frame_size`` an int >= 0 or None. Anything else
+    raises :class:`~sansnet.InvalidArgument` here, not when a connection comes.
     """
 
     handle_request: RequestHandler | None = None
@@ -218,8 +220,15 @@ class ServeConfig:
                 "ServeConfig.limits must be a sansnet.Limits (or a dict of its fields), "
                 f"not {type(limits).__name__}."
             )
-        if self.max_connections < 1:
-            raise InvalidArgument("ServeConfig.max_connections must be at least 1.")
+        max_connections: object = self.max_connections
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise InvalidArgument(
+                f"ServeConfig.max_connections must be an int >= 1, not {max_connections!r}."
+            )
         for name in _TIMEOUT_FIELDS:
             value = getattr(self, name)
             if value is None and name not in _NUMBER_ONLY_TIMEOUTS:
@@ -230,6 +239,8 @@ class ServeConfig:
                     f"ServeConfig.{name} must be a positive number of seconds, finite, "
                     f"{none}; not {value!r}."
                 )
+        for name in ("max_message_size", "max_frame_size"):  # the engine's rule, checked now
+            checked_size(f"ServeConfig.{name}", getattr(self, name), none=True)
         if isinstance(self.subprotocols, str):  # "chat" would be "c", "h", "a", "t"
             raise InvalidArgument(
                 f"ServeConfig.subprotocols is a list of names ([{self.subprotocols!r}]), "
@@ -347,7 +358,7 @@ class Server(ListeningServer):
             elif record.awaiting_head and not record.in_request:
                 # Closing the stream ends the read at once (cheaper than a cancel scope
                 # around every keep-alive wait).
-                self._task_group.start_soon(record.stream.aclose)  # type: ignore[union-attr]
+                self._task_group.start_soon(self._close_stream, record.stream)  # type: ignore[union-attr]
         await super()._drain()
 
     def _make_request(
@@ -408,7 +419,7 @@ class Server(ListeningServer):
             self._connection_ended()
             conn.send_eof()
             if self.stopping:  # (stop() may have begun since the check above)
-                await stream.aclose()  # stop() returns once every connection is closed
+                await self._close_stream(stream)  # within what is left of drain_timeout
             else:
                 await stream.aclose_soon()  # the loop goes on and closes it next
 
@@ -436,7 +447,10 @@ class Server(ListeningServer):
         except TransportError:
             pass
         finally:
-            await stream.aclose()
+            if self.stopping:  # stop() returns once every connection is closed
+                await self._close_stream(stream)
+            else:
+                await stream.aclose()
 
 
 async def _close_going_away(socket: WebSocket) -> None:

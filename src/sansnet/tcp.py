@@ -256,6 +256,14 @@ class TcpStream:
 
     aclose = close  # the name anyio and contextlib.aclosing look for
 
+    async def _close_within(self, timeout: float) -> None:
+        """:meth:`close`, giving the peer at most ``timeout`` seconds to take our last
+        bytes (then the connection is aborted): the listener's close during a stop."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._stream.aclose_within(timeout)
+
     async def __aenter__(self) -> TcpStream:
         return self
 
@@ -377,7 +385,9 @@ class TcpHandle(ServeHandle):
     async def stop(self) -> None:
         """Stop gracefully: stop accepting at once, give the handlers still running
         ``drain_timeout`` seconds to finish, then cancel them and close their streams.
-        Returns when every connection is closed and the port is free. A second call
+        Returns when every connection is closed and the port is free, within
+        ``drain_timeout`` (plus a moment): a peer that does not read gets only what is
+        left of it to take a closing stream's last bytes. A second call
         raises :class:`~sansnet.ServerStoppedError`. Called from a handler, it starts
         the stop and returns at once."""
         await self._server.stop()
@@ -409,6 +419,11 @@ class TcpServer(ListeningServer):
             raise InvalidArgument(f"max_connections must be an int, not {max_connections!r}.")
         if max_connections < 1:
             raise InvalidArgument("max_connections must be at least 1.")
+        if not valid_seconds(drain_timeout):
+            raise InvalidArgument(
+                "drain_timeout must be a positive number of seconds, finite, not None; "
+                f"not {drain_timeout!r}."
+            )
         host = _host(address, "address")
         if isinstance(tls, tuple):
             context: ssl.SSLContext | None = server_context(tls[0], tls[1], alpn=())
@@ -450,7 +465,10 @@ class TcpServer(ListeningServer):
             )
         finally:
             self._connection_ended()
-            await tcp.close()
+            if self.stopping:  # (stop() may have begun since the check above)
+                await tcp._close_within(self._time_left())
+            else:
+                await tcp.close()
 
 
 def serve(port: int, handler: TcpHandler, **options: Any) -> TcpServer:

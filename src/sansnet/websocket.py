@@ -39,6 +39,7 @@ from urllib.parse import quote, urlsplit
 
 import anyio
 
+from ._transport_api import valid_seconds
 from ._urls import basic_authorization
 from .errors import (
     ConnectionClosed,
@@ -71,7 +72,7 @@ from .protocol.websocket import (
     WebSocketConnection,
     check_close_code,
 )
-from .protocol.websocket.connection import CLOSED, OPEN
+from .protocol.websocket.connection import CLOSED, OPEN, checked_size
 from .proxies import (
     FROM_ENVIRONMENT,
     FromEnvironment,
@@ -763,7 +764,10 @@ async def socket(
     """Open a WebSocket to ``url`` (``ws://``, ``wss://``; ``http://`` and ``https://``
     are accepted as aliases). Lune's ``net.socket``.
 
-    ``timeout`` bounds connecting and the opening handshake. A refused handshake raises
+    ``timeout`` bounds connecting and the opening handshake. Timeouts are positive,
+    finite seconds or None (``close_timeout``: a number only), ``max_message_size`` and
+    ``max_frame_size`` an int >= 0 or None; anything else raises
+    :class:`~sansnet.InvalidArgument` before connecting. A refused handshake raises
     :class:`~sansnet.HandshakeError` with the server's status and headers; network and
     TLS failures raise :class:`~sansnet.ConnectError`, :class:`~sansnet.TLSError` or
     :class:`~sansnet.ConnectTimeout`. Close the socket when done (or use ``async with``).
@@ -783,6 +787,14 @@ async def socket(
     """
     if not isinstance(url, str):
         raise InvalidArgument(f"socket() takes a URL string, not {type(url).__name__}.")
+    _check_socket_options(
+        timeout=timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        close_timeout=close_timeout,
+        max_message_size=max_message_size,
+        max_frame_size=max_frame_size,
+    )
     split = urlsplit(url.strip())
     shown = _masked(url)  # for messages: the URL without its password
     scheme_port = _SCHEMES.get(split.scheme.lower())
@@ -872,6 +884,37 @@ async def socket(
         ping_timeout=ping_timeout,
         close_timeout=close_timeout,
     )
+
+
+def _check_socket_options(
+    *,
+    timeout: object,
+    ping_interval: object,
+    ping_timeout: object,
+    close_timeout: object,
+    max_message_size: object,
+    max_frame_size: object,
+) -> None:
+    """Refuse socket()'s bad timeouts and sizes before any I/O, by ServeConfig's rules:
+    timeouts positive and finite (None: no limit, no pings; close_timeout a number
+    only), sizes the engine's (an int >= 0, or None)."""
+    timeouts = {
+        "timeout": timeout,
+        "ping_interval": ping_interval,
+        "ping_timeout": ping_timeout,
+        "close_timeout": close_timeout,
+    }
+    for name, value in timeouts.items():
+        if value is None and name != "close_timeout":
+            continue
+        if not valid_seconds(value):
+            none = "not None" if name == "close_timeout" else "or None (no limit)"
+            raise InvalidArgument(
+                f"socket(): {name} must be a positive number of seconds, finite, {none}; "
+                f"not {value!r}."
+            )
+    checked_size("socket(): max_message_size", max_message_size, none=True)
+    checked_size("socket(): max_frame_size", max_frame_size, none=True)
 
 
 def _utf8(text: str, what: str) -> bytes:

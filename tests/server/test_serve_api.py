@@ -332,6 +332,27 @@ def test_timeouts_take_what_they_document() -> None:
             ServeConfig(handle_request=echo, **{name: None})
 
 
+@pytest.mark.parametrize("name", ["max_message_size", "max_frame_size"])
+@pytest.mark.parametrize("value", ["x", -1, 1.5, True])
+def test_a_bad_websocket_size_is_refused_when_the_config_is_made(name: str, value: object) -> None:
+    """Issue: ServeConfig(max_message_size=-1) was taken, and every WebSocket upgrade
+    then failed when its engine refused the size. The rule is the engine's: None (no
+    limit) or an int >= 0."""
+    with pytest.raises(sansnet.InvalidArgument, match=rf"^ServeConfig\.{name} must be None"):
+        ServeConfig(handle_request=echo, **{name: value})
+    for good in (0, 1000, None):
+        assert getattr(ServeConfig(handle_request=echo, **{name: good}), name) == good
+
+
+@pytest.mark.parametrize("value", ["x", 0, -1, 1.5, True, None])
+def test_a_bad_max_connections_is_refused_when_the_config_is_made(value: object) -> None:
+    """Issue: ServeConfig(max_connections="x") raised a bare TypeError from a comparison,
+    and max_connections=True was taken as 1."""
+    with pytest.raises(sansnet.InvalidArgument, match=r"^ServeConfig\.max_connections must be"):
+        ServeConfig(handle_request=echo, max_connections=value)  # type: ignore[arg-type]
+    assert ServeConfig(handle_request=echo, max_connections=1).max_connections == 1
+
+
 def test_config_needs_a_callable_handler() -> None:
     with pytest.raises(ValueError, match="needs a handler"):
         ServeConfig()

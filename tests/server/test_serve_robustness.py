@@ -444,3 +444,56 @@ async def test_stop_does_not_wait_for_a_client_that_never_reads() -> None:
                 await handle.stop()
             took = anyio.current_time() - begun
     assert took < 3  # drain_timeout's 1 s, not 6
+
+
+async def test_stop_does_not_wait_for_the_last_bytes_of_a_connection_that_ended() -> None:
+    """A response that ends during the drain while its last bytes wait in the transport
+    (the client reads nothing; below the high-water mark, so the write returned): the
+    connection's close waited up to 5 s more for the client to take them, and stop()
+    with it (drain_timeout + 5 s on asyncio and uvloop). The close now gets what is left
+    of drain_timeout, then aborts. On trio a socket write waits for the kernel instead:
+    nothing ever waits in user space, so a little is sent and the bound holds anyway."""
+    drain_timeout = 0.5
+    started = anyio.Event()
+    go = anyio.Event()
+    filled: list[bool] = []
+
+    async def fill_until_bytes_wait() -> Any:
+        (record,) = server._records
+        transport = getattr(record.stream, "_transport", None)
+        if transport is None:
+            yield bytes(1024)
+        else:
+            while True:
+                while transport.get_write_buffer_size() == 0:
+                    yield bytes(1024)
+                await anyio.sleep(0.05)  # the kernel may still have taken them meanwhile
+                if transport.get_write_buffer_size():
+                    break
+        filled.append(True)
+
+    async def handler(request: ServeRequest) -> ServeResponse:
+        started.set()
+        await go.wait()  # answer once stop() has begun
+        return ServeResponse(body=fill_until_bytes_wait())
+
+    server = sansnet.serve(0, ServeConfig(handle_request=handler, drain_timeout=drain_timeout))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with sock:
+        async with anyio.create_task_group() as group:
+            handle = await group.start(server.run)
+            sock.connect(("127.0.0.1", handle.port))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
+            with anyio.fail_after(5):
+                await started.wait()
+            begun = anyio.current_time()
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as stopping:
+                    stopping.start_soon(handle.stop)
+                    await anyio.wait_all_tasks_blocked()  # stop() waits for the connection
+                    assert handle.stopped
+                    go.set()
+            took = anyio.current_time() - begun
+    assert filled  # the response ended within the drain: its connection closed normally
+    assert took < drain_timeout + 1, took  # the bug took drain_timeout + 5 s

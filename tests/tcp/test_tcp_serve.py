@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import socket
 import ssl
 import sys
 
@@ -183,6 +184,59 @@ async def test_stop_lets_a_busy_handler_finish_and_cancels_a_stuck_one() -> None
     assert finished == ["slow", "stuck cancelled"]
 
 
+@pytest.mark.parametrize("ending", ["returns", "cancelled"])
+async def test_stop_does_not_wait_for_a_client_that_never_reads(ending: str) -> None:
+    """A handler that writes to a client that reads nothing and then returns during the
+    drain (or is cancelled at its end), some of its bytes waiting in the transport below
+    the high-water mark: closing its stream waited up to 5 s more for the client to take
+    them, and stop() with it (drain_timeout + 5 s on asyncio and uvloop). On trio a
+    socket write waits for the kernel instead: nothing ever waits in user space, so a
+    little is written and the bound holds anyway."""
+    drain_timeout = 0.5
+    started = anyio.Event()
+    go = anyio.Event()
+    filled: list[bool] = []
+
+    async def handler(stream: net.tcp.TcpStream) -> None:
+        await stream.read(timeout=5)
+        started.set()
+        await go.wait()  # write once stop() has begun
+        transport = getattr(stream._stream, "_transport", None)
+        if transport is None:
+            await stream.write(bytes(1024))
+        else:
+            while True:
+                while transport.get_write_buffer_size() == 0:
+                    await stream.write(bytes(1024))
+                await anyio.sleep(0.05)  # the kernel may still have taken them meanwhile
+                if transport.get_write_buffer_size():
+                    break
+        filled.append(True)
+        if ending == "cancelled":
+            await anyio.sleep(30)
+
+    server = net.tcp.serve(0, handler, drain_timeout=drain_timeout)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with sock:
+        async with anyio.create_task_group() as group:
+            handle = await group.start(server.run)
+            sock.connect(("127.0.0.1", handle.port))
+            sock.sendall(b"go")  # and never read
+            with anyio.fail_after(5):
+                await started.wait()
+            begun = anyio.current_time()
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as stopping:
+                    stopping.start_soon(handle.stop)
+                    await anyio.wait_all_tasks_blocked()  # stop() waits for the connection
+                    assert handle.stopped
+                    go.set()
+            took = anyio.current_time() - begun
+    assert filled  # the bytes were written within the drain
+    assert took < drain_timeout + 1, took  # the bug took drain_timeout + 5 s
+
+
 async def test_stop_from_a_handler_returns_at_once() -> None:
     async def stopper(stream: net.tcp.TcpStream) -> None:
         await handle.stop()  # must not wait for this very connection
@@ -215,6 +269,10 @@ async def test_bind_errors_and_bad_arguments() -> None:
         net.tcp.serve(0, echo, address="")
     with pytest.raises(InvalidArgument, match="port"):
         net.tcp.serve(-1, echo)
+    # Issue: a bad drain_timeout was taken, and failed (or waited forever) at stop().
+    for drain_timeout in ("x", -1, 0, float("nan"), float("inf"), True, None):
+        with pytest.raises(InvalidArgument, match=r"^drain_timeout must be a positive number"):
+            net.tcp.serve(0, echo, drain_timeout=drain_timeout)
 
 
 def _open_descriptors() -> int:

@@ -14,6 +14,7 @@ import pytest
 
 import sansnet
 from sansnet.testing import serve
+from sansnet.transport.streams import NetworkStream
 
 pytestmark = pytest.mark.anyio
 
@@ -178,6 +179,40 @@ async def test_connect_errors() -> None:
         await sansnet.socket("ws:///path")
     with pytest.raises(TypeError):
         await sansnet.socket(42)  # type: ignore[arg-type]
+
+
+_BAD_SOCKET_OPTIONS = [
+    *(
+        ({name: value}, rf"^socket\(\): {name} must be a positive number of seconds")
+        for name in ("ping_interval", "ping_timeout", "close_timeout", "timeout")
+        for value in ("x", -1, 0, float("nan"), float("inf"), True)
+    ),
+    ({"close_timeout": None}, r"^socket\(\): close_timeout must be .* not None"),
+    *(
+        ({name: value}, rf"^socket\(\): {name} must be None \(no limit\) or an int >= 0")
+        for name in ("max_message_size", "max_frame_size")
+        for value in ("x", -1, 1.5, True)
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "message"), _BAD_SOCKET_OPTIONS)
+async def test_bad_options_are_refused_before_connecting(
+    options: dict[str, object], message: str
+) -> None:
+    """Issue: socket(ping_interval=-1) (or a bad close_timeout, ping_timeout) was taken
+    and failed later, mid-connection; a bad max_message_size was refused only after the
+    handshake, leaving the connection open. Each is refused before any I/O, as
+    ServeConfig refuses them."""
+    opened: list[object] = []
+
+    async def open_stream(origin: object, timeout: object) -> NetworkStream:
+        opened.append(origin)  # pragma: no cover - the options are refused first
+        raise AssertionError("connected")  # pragma: no cover
+
+    with pytest.raises(sansnet.InvalidArgument, match=message):
+        await sansnet.socket("ws://127.0.0.1/", open_stream=open_stream, **options)  # type: ignore[arg-type]
+    assert opened == []
 
 
 async def test_burst_then_close_is_drained_in_order(websockets_port: int) -> None:

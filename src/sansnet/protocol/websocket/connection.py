@@ -146,8 +146,10 @@ class _Failure(Exception):
         self.reason = reason
 
 
-def _checked_size(name: str, value: object, *, none: bool) -> Any:
-    """``value`` if it is an int >= 0 (or None when ``none``), else InvalidArgument."""
+def checked_size(name: str, value: object, *, none: bool) -> Any:
+    """``value`` if it is an int >= 0 (or None when ``none``), else InvalidArgument: the
+    rule for a size limit here, and for ``socket()``'s and ``ServeConfig``'s, which
+    check theirs with it before any connection."""
     if (value is None and none) or (type(value) is int and value >= 0):
         return value
     what = "None (no limit) or an int >= 0" if none else "an int >= 0"
@@ -224,9 +226,9 @@ class WebSocketConnection:
                 "deflate must be the DeflateParameters a handshake agreed (Handshake.deflate) "
                 f"or None, not {deflate!r}."
             )
-        _checked_size("compress_threshold", compress_threshold, none=False)
-        _checked_size("max_message_size", max_message_size, none=True)
-        _checked_size("max_frame_size", max_frame_size, none=True)
+        checked_size("compress_threshold", compress_threshold, none=False)
+        checked_size("max_message_size", max_message_size, none=True)
+        checked_size("max_frame_size", max_frame_size, none=True)
         # The deflate extension compresses whole messages: compressed, they go as one frame.
         self._fragment_size = fragment_size if deflate is None else None
         self._limits = SizeLimits(max_message_size, max_frame_size)
@@ -306,7 +308,7 @@ class WebSocketConnection:
 
     @max_message_size.setter
     def max_message_size(self, value: int | None) -> None:
-        self._limits.max_message_size = _checked_size("max_message_size", value, none=True)
+        self._limits.max_message_size = checked_size("max_message_size", value, none=True)
 
     @property
     def max_frame_size(self) -> int | None:
@@ -315,7 +317,7 @@ class WebSocketConnection:
 
     @max_frame_size.setter
     def max_frame_size(self, value: int | None) -> None:
-        self._limits.max_frame_size = _checked_size("max_frame_size", value, none=True)
+        self._limits.max_frame_size = checked_size("max_frame_size", value, none=True)
 
     @property
     def compress_threshold(self) -> int:
@@ -324,7 +326,7 @@ class WebSocketConnection:
 
     @compress_threshold.setter
     def compress_threshold(self, value: int) -> None:
-        self._compress_threshold = _checked_size("compress_threshold", value, none=False)
+        self._compress_threshold = checked_size("compress_threshold", value, none=False)
         if self._deflate is not None:
             self._deflate.compress_threshold = value
 
