@@ -5,6 +5,8 @@ and the same behaviour on every backend."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -155,3 +157,77 @@ async def test_aclose_soon_with_unsent_bytes_waits_for_them_as_aclose_does() -> 
             await ours.aclose_soon()
             assert socket.fileno() == -1  # it waited until every byte was sent
         assert bytes(received) == payload
+
+
+async def test_a_cancelled_memory_write_has_delivered_all_of_its_data() -> None:
+    """MemoryStream says it writes whole, as AsyncioStream: a write cancelled while it
+    waits for the peer has delivered all of its data (a WebSocket has framed it and taken
+    it from its engine by then). It waited for room first, so a cancelled one delivered
+    nothing. wait_writable() is where a writer waits for room with nothing at stake; any
+    number of tasks may wait there at once, and all wake up."""
+    from sansnet.transport.streams import memory_stream_pair
+
+    client, server = memory_stream_pair(capacity=10)
+    await client.write(b"0123456789")  # full
+    with anyio.move_on_after(0.05):
+        await client.write(b"abc")  # waits for the peer, all of it delivered
+    assert client.writes_whole
+    woken: list[int] = []
+
+    async def wait_for_room(number: int) -> None:
+        await client.wait_writable()
+        woken.append(number)
+
+    async with anyio.create_task_group() as group:
+        for number in range(3):
+            group.start_soon(wait_for_room, number)
+        await anyio.sleep(0.05)
+        assert woken == []
+        assert await server.read(100) == b"0123456789"
+        assert await server.read(100) == b"abc"
+    assert sorted(woken) == [0, 1, 2]
+
+
+async def test_waiting_for_room_ends_when_the_connection_does() -> None:
+    """Tasks in wait_writable() on a full asyncio transport wake up when the connection
+    is lost, whoever ends it (a peer's reset, our own abort), and nothing is left waiting:
+    a lost connection is not paused any more (Python 3.10's TLS transport does not report
+    is_closing() then, and a waiter that looked again would wait forever)."""
+    for ending in ("reset", "abort"):
+        async with connected() as (ours, theirs):
+            if not isinstance(ours, AsyncioStream):
+                pytest.skip("the transport's buffer is the asyncio stream's")
+            sock = ours.raw_socket
+            assert sock is not None
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            theirs.extra(anyio.abc.SocketAttribute.raw_socket).setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVBUF, 4096
+            )
+            with anyio.move_on_after(5):
+                while not ours._protocol.paused_writing:
+                    with anyio.move_on_after(0.05):
+                        await ours.write(bytes(256 * 1024))
+            assert ours._protocol.paused_writing, "the transport never filled"
+            woken: list[int] = []
+
+            async def wait(
+                number: int, stream: AsyncioStream = ours, woken: list[int] = woken
+            ) -> None:
+                await stream.wait_writable()
+                woken.append(number)
+
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as group:
+                    for number in range(2):
+                        group.start_soon(wait, number)
+                    await anyio.sleep(0.05)
+                    assert woken == []
+                    if ending == "abort":
+                        ours.abort()
+                    else:
+                        raw = theirs.extra(anyio.abc.SocketAttribute.raw_socket)
+                        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        await theirs.aclose()
+            assert sorted(woken) == [0, 1]
+            assert ours._protocol.room_waiters == []
+            assert not ours._protocol.paused_writing

@@ -227,6 +227,12 @@ class _LinkStream(NetworkStream):
     async def aclose(self) -> None:
         await self._inner.aclose()
 
+    async def aclose_within(self, timeout: float) -> None:
+        await self._inner.aclose_within(timeout)
+
+    async def wait_writable(self) -> None:
+        await self._inner.wait_writable()
+
     @property
     def writes_whole(self) -> bool:
         # With faults a write goes out in pieces: a cancelled one may leave a part sent.

@@ -421,6 +421,9 @@ class _StreamProtocol(asyncio.Protocol):
         if exc is not None:
             self.exception = exc
         self._wake_reader()
+        # Nothing waits for room on a connection that is gone (and Python 3.10's TLS
+        # transport may not report is_closing() then: a waiter would wait again forever).
+        self.paused_writing = False
         self._wake_writers()
         if self.closed is not None and not self.closed.done():
             self.closed.set_result(None)
@@ -728,7 +731,7 @@ class MemoryStream(NetworkStream):
             pipe.chunks.appendleft(data[max_bytes:])
             data = data[:max_bytes]
         pipe.size -= len(data)
-        if pipe.size < pipe.capacity:
+        if pipe.size <= pipe.capacity:
             pipe.writable.set()
         await anyio.lowlevel.checkpoint()
         return data
@@ -737,24 +740,36 @@ class MemoryStream(NetworkStream):
         pipe = self._outgoing
         if pipe.closed:
             raise WriteError(f"The in-memory connection to {self.description} is closed.")
-        deadline = math.inf if timeout is None else now() + timeout
-        while pipe.size >= pipe.capacity:
-            pipe.writable = anyio.Event()
-            with anyio.move_on_after(max(0.0, deadline - now())) as scope:
-                await pipe.writable.wait()
-            if scope.cancelled_caught:
-                raise _write_timeout(self, timeout)
-            if pipe.closed:
-                raise WriteError(f"The in-memory connection to {self.description} is closed.")
+        # All of it first, then wait while the peer has more than capacity unread (as
+        # an asyncio transport takes a write whole, then waits): a write cancelled while
+        # it waits has delivered everything, which writes_whole promises.
         if data:
             pipe.chunks.append(bytes(data))
             pipe.size += len(data)
             pipe.notify()
+        deadline = math.inf if timeout is None else now() + timeout
+        while pipe.size > pipe.capacity and not pipe.closed:
+            with anyio.move_on_after(max(0.0, deadline - now())) as scope:
+                await self._room(pipe)
+            if scope.cancelled_caught:
+                raise _write_timeout(self, timeout)
         await anyio.lowlevel.checkpoint()
+
+    async def wait_writable(self) -> None:
+        pipe = self._outgoing
+        while pipe.size >= pipe.capacity and not pipe.closed:
+            await self._room(pipe)
+
+    @staticmethod
+    async def _room(pipe: _Pipe) -> None:
+        """Until the reader takes some (or the pipe closes); one event for every waiter."""
+        if pipe.writable.is_set():
+            pipe.writable = anyio.Event()
+        await pipe.writable.wait()
 
     @property
     def writes_whole(self) -> bool:
-        # write() waits for room, then delivers everything at once.
+        # write() delivers everything at once, then waits for room.
         return True
 
     async def aclose(self) -> None:
