@@ -238,6 +238,8 @@ class WebSocket:
         # Room first (asyncio's transport takes a write whole, then waits for the peer):
         # a send given up while it waits here has framed nothing, so it leaves nothing
         # behind; one given up later has its message framed, and delivered whole.
+        if conn.state is not OPEN:  # closing: raise now, not once the transport drains
+            raise self._closed_error()
         await self._stream.wait_writable()
         if conn.state is not OPEN:
             raise self._closed_error()
@@ -579,17 +581,22 @@ class WebSocket:
         timeout, abort the connection rather than close it gracefully."""
         conn = self._conn
         self._close_deadline = now() + self.close_timeout
-        with anyio.move_on_after(self.close_timeout) as scope:
-            if conn.state is OPEN:
-                conn.close(code, reason)
-                try:
-                    await self._flush()
-                except ConnectionClosed:
-                    pass
-            await self._wait_closed()
-        if scope.cancelled_caught:
-            self._give_up()  # the peer never took our close frame, or never answered it
-        await self._finish(scope.deadline - now())
+        try:
+            with anyio.move_on_after(self.close_timeout) as scope:
+                if conn.state is OPEN:
+                    conn.close(code, reason)
+                    try:
+                        await self._flush()
+                    except ConnectionClosed:
+                        pass
+                await self._wait_closed()
+            if scope.cancelled_caught:
+                self._give_up()  # the peer never took our close frame, or never answered it
+            await self._finish(scope.deadline - now())
+        finally:
+            # Only while close() runs: one cut short by the caller's own cancel scope must
+            # not shorten the close that a later next() or close_quietly() finishes.
+            self._close_deadline = None
 
     def _give_up(self) -> None:
         """The closing handshake did not finish in time: 1006 unless our close was out,

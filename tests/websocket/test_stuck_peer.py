@@ -17,6 +17,7 @@ import pytest
 
 import sansnet
 from sansnet import ServeConfig, WebSocket
+from sansnet.protocol.websocket import OPEN as OPEN_STATE
 
 pytestmark = pytest.mark.anyio
 
@@ -350,5 +351,68 @@ async def test_sends_given_up_on_a_slow_reader_neither_pile_up_nor_corrupt(
     assert numbers == sorted(set(numbers)), numbers  # in order, none twice
     assert set(returned) <= set(numbers), (returned, numbers)  # a send that returned arrived
     assert ws.close_code == 1000
-    if buffered:  # asyncio: bounded by the transport's high-water mark and a message
+    if buffered:  # asyncio: bounded by a little over the transport's high-water mark
         assert max(buffered) <= 256 * 1024 + 2 * size, buffered
+
+
+async def test_a_send_while_closing_raises_at_once(anyio_backend: Any) -> None:
+    """close() is writing its close frame to a peer that does not read (the transport is
+    full): a send() meanwhile raises ConnectionClosed at once, as before sends waited for
+    room, rather than after the transport drains or close_timeout runs out."""
+    if anyio_backend[0] == "trio":
+        pytest.skip("the wait for room is the asyncio transport's")
+    result: dict[str, Any] = {}
+    done = anyio.Event()
+
+    async def handler(ws: WebSocket) -> None:
+        try:
+            transport = ws._stream._transport  # type: ignore[attr-defined]
+            ws._stream.raw_socket.setsockopt(  # type: ignore[union-attr]
+                socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER
+            )
+            while not ws._stream._protocol.paused_writing:  # type: ignore[attr-defined]
+                with anyio.move_on_after(0.05):
+                    await ws.send(bytes(65536))
+            async with anyio.create_task_group() as group:
+                group.start_soon(ws.close)
+                while ws._conn.state is OPEN_STATE:  # noqa: ASYNC110 - until close() began
+                    await anyio.sleep(0.01)
+                started = anyio.current_time()
+                try:
+                    await ws.send("too late")
+                except sansnet.ConnectionClosed:
+                    result["took"] = anyio.current_time() - started
+                result["buffered"] = transport.get_write_buffer_size()
+                group.cancel_scope.cancel()  # the close would wait close_timeout: enough
+        finally:
+            done.set()
+
+    config = ServeConfig(
+        handle_web_socket=handler, compression=False, ping_interval=None, close_timeout=5
+    )
+    async with sansnet.serve(0, config) as handle:
+        with socket.socket() as raw:
+            _small_buffers(raw)
+            raw.connect(("127.0.0.1", handle.port))
+            raw.sendall(UPGRADE)  # and never reads
+            with anyio.fail_after(BOUND + 5):
+                await done.wait()
+    assert result["buffered"] > 0  # the transport was still full: the wait was there
+    assert result["took"] < 1, result  # close_timeout is 5 s
+
+
+async def test_a_close_cut_short_by_the_caller_leaves_no_deadline_behind() -> None:
+    """close() records its deadline for _finish() while it runs; one cut short by the
+    caller's own cancel scope must not leave it for the close that a later next() or
+    close_quietly() finishes (it would abort at once, our last bytes dropped)."""
+
+    async def handler(ws: WebSocket) -> None:
+        await anyio.sleep(0.5)  # reads nothing: our close frame gets no answer meanwhile
+
+    async with sansnet.serve(0, ServeConfig(handle_web_socket=handler)) as handle:
+        ws = await sansnet.socket(f"ws://127.0.0.1:{handle.port}/", close_timeout=10)
+        with anyio.move_on_after(0.1) as scope:
+            await ws.close()
+        assert scope.cancelled_caught  # cut short: no answer to our close frame yet
+        assert ws._close_deadline is None
+        await ws.close_quietly()
