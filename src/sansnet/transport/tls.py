@@ -89,16 +89,24 @@ def client_context(
         if isinstance(cert, tuple)
         else (os.fspath(cert), None)
     )
+    _load_chain(context, certfile, keyfile, "client certificate", "Pass cert= a PEM file")
+    return context
+
+
+def _load_chain(
+    context: ssl.SSLContext, certfile: str, keyfile: str | None, what: str, advice: str
+) -> None:
+    """Load a certificate chain into ``context``; a file that cannot be read or is not
+    PEM raises :class:`~sansnet.TLSError` naming it (ssl's own errors name no file)."""
     try:
         context.load_cert_chain(certfile, keyfile)
     except (ssl.SSLError, OSError) as exc:
         raise TLSError(
-            f"Could not load the client certificate {certfile!r}"
+            f"Could not load the {what} {certfile!r}"
             + (f" with key {keyfile!r}" if keyfile else "")
-            + f": {exc}. Pass cert= a PEM file with the certificate and its key, or a "
+            + f": {exc}. {advice} with the certificate and its key, or a "
             "(certificate, key) pair of files."
         ) from exc
-    return context
 
 
 def server_context(
@@ -110,15 +118,7 @@ def server_context(
     ``alpn`` as for :func:`client_context`."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     chain, key = os.fspath(certfile), os.fspath(keyfile) if keyfile else None
-    try:
-        context.load_cert_chain(chain, key)
-    except (ssl.SSLError, OSError) as exc:
-        raise TLSError(
-            f"Could not load the certificate {chain!r}"
-            + (f" with key {key!r}" if key else "")
-            + f": {exc}. Pass a PEM file with the certificate and its key, or a "
-            "(certificate, key) pair of files."
-        ) from exc
+    _load_chain(context, chain, key, "certificate", "Pass a PEM file")
     if alpn:
         context.set_alpn_protocols(list(alpn))
     return context
