@@ -22,6 +22,7 @@ import sansnet
 from sansnet import ServeConfig, ServeRequest, ServeResponse
 from sansnet.server import Server
 from sansnet.transport.streams import _StreamProtocol
+from tests.stuck import until_bytes_wait
 
 pytestmark = pytest.mark.anyio
 
@@ -460,16 +461,8 @@ async def test_stop_does_not_wait_for_the_last_bytes_of_a_connection_that_ended(
 
     async def fill_until_bytes_wait() -> Any:
         (record,) = server._records
-        transport = getattr(record.stream, "_transport", None)
-        if transport is None:
-            yield bytes(1024)
-        else:
-            while True:
-                while transport.get_write_buffer_size() == 0:
-                    yield bytes(1024)
-                await anyio.sleep(0.05)  # the kernel may still have taken them meanwhile
-                if transport.get_write_buffer_size():
-                    break
+        async for piece in until_bytes_wait(record.stream):
+            yield piece
         filled.append(True)
 
     async def handler(request: ServeRequest) -> ServeResponse:

@@ -18,6 +18,7 @@ import trustme
 
 import sansnet as net
 from sansnet import BindError, InvalidArgument, ReadError, ServerStoppedError
+from tests.stuck import until_bytes_wait
 
 from .peers import require
 
@@ -201,16 +202,8 @@ async def test_stop_does_not_wait_for_a_client_that_never_reads(ending: str) -> 
         await stream.read(timeout=5)
         started.set()
         await go.wait()  # write once stop() has begun
-        transport = getattr(stream._stream, "_transport", None)
-        if transport is None:
-            await stream.write(bytes(1024))
-        else:
-            while True:
-                while transport.get_write_buffer_size() == 0:
-                    await stream.write(bytes(1024))
-                await anyio.sleep(0.05)  # the kernel may still have taken them meanwhile
-                if transport.get_write_buffer_size():
-                    break
+        async for piece in until_bytes_wait(stream._stream):
+            await stream.write(piece)
         filled.append(True)
         if ending == "cancelled":
             await anyio.sleep(30)

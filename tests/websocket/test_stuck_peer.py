@@ -18,6 +18,7 @@ import pytest
 import sansnet
 from sansnet import ServeConfig, WebSocket
 from sansnet.protocol.websocket import OPEN as OPEN_STATE
+from tests.stuck import until_bytes_wait
 
 pytestmark = pytest.mark.anyio
 
@@ -190,20 +191,10 @@ async def test_the_answer_to_a_close_frame_is_bounded_when_the_peer_stops_readin
 
 
 async def _fill_until_bytes_wait(ws: WebSocket) -> None:
-    """Send small messages until some of ours wait in the transport, below its
-    high-water mark (so a send returns, yet closing must wait for the peer to read).
-    On trio a socket write waits for the kernel instead: nothing ever waits in user
-    space, so a little is sent, as the others send."""
-    transport = getattr(ws._stream, "_transport", None)
-    if transport is None:
-        await ws.send(bytes(1024))
-        return
-    while True:
-        while transport.get_write_buffer_size() == 0:
-            await ws.send(bytes(1024))
-        await anyio.sleep(0.05)  # the kernel may still have taken them meanwhile
-        if transport.get_write_buffer_size():
-            return
+    """Send small messages until some of ours wait in the transport (see
+    :func:`tests.stuck.until_bytes_wait`)."""
+    async for piece in until_bytes_wait(ws._stream):
+        await ws.send(piece)
 
 
 @pytest.mark.parametrize("late", [False, True], ids=["close-frame-there", "close-frame-late"])
