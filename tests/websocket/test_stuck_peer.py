@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -38,6 +39,17 @@ UPGRADE = (
 def _small_buffers(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+
+
+@contextlib.contextmanager
+def _upgrade_then_stop_reading(port: int) -> Iterator[socket.socket]:
+    """A raw client with small buffers that asks for a WebSocket and never reads: not
+    even the 101."""
+    with socket.socket() as raw:
+        _small_buffers(raw)
+        raw.connect(("127.0.0.1", port))
+        raw.sendall(UPGRADE)
+        yield raw
 
 
 async def _flood(ws: WebSocket, user_timeout: bool) -> None:
@@ -84,10 +96,7 @@ async def test_the_server_drops_a_client_that_stops_reading(user_timeout: bool) 
         close_timeout=CLOSE_TIMEOUT,
     )
     async with sansnet.serve(0, config) as handle:
-        with socket.socket() as raw:
-            _small_buffers(raw)
-            raw.connect(("127.0.0.1", handle.port))
-            raw.sendall(UPGRADE)  # and never reads: not even the 101
+        with _upgrade_then_stop_reading(handle.port):
             with anyio.fail_after(BOUND):
                 await done.wait()
     assert result == {"messages": [], "code": result["code"]}
@@ -103,39 +112,42 @@ def _accept_key(request: bytes) -> bytes:
     raise AssertionError("no Sec-WebSocket-Key")  # pragma: no cover
 
 
-@pytest.mark.parametrize("user_timeout", [False, True], ids=["send-blocked", "send-timed-out"])
-async def test_the_client_drops_a_server_that_stops_reading(user_timeout: bool) -> None:
-    result: dict[str, Any] = {}
+@contextlib.contextmanager
+def _small_listener() -> Iterator[socket.socket]:
+    """A non-blocking listener on 127.0.0.1 whose accepted sockets have small buffers."""
     with socket.socket() as listener:
         _small_buffers(listener)  # accepted sockets inherit them
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         listener.setblocking(False)
+        yield listener
+
+
+async def _answer_then_stop_reading(listener: socket.socket, peers: list[socket.socket]) -> None:
+    """Accept one WebSocket client, answer its handshake with 101, then never read
+    again; the socket goes to ``peers`` for the test to close."""
+    await anyio.wait_readable(listener)
+    peer, _ = listener.accept()
+    peers.append(peer)
+    peer.setblocking(False)
+    request = b""
+    while b"\r\n\r\n" not in request:
+        await anyio.wait_readable(peer)
+        request += peer.recv(65536)
+    peer.sendall(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + _accept_key(request) + b"\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize("user_timeout", [False, True], ids=["send-blocked", "send-timed-out"])
+async def test_the_client_drops_a_server_that_stops_reading(user_timeout: bool) -> None:
+    result: dict[str, Any] = {}
+    with _small_listener() as listener:
         port = listener.getsockname()[1]
-
-        async def stuck_server() -> socket.socket:
-            await anyio.wait_readable(listener)
-            peer, _ = listener.accept()
-            peer.setblocking(False)
-            request = b""
-            while b"\r\n\r\n" not in request:
-                await anyio.wait_readable(peer)
-                request += peer.recv(65536)
-            peer.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                + _accept_key(request)
-                + b"\r\n\r\n"
-            )
-            return peer  # and never reads again
-
         async with anyio.create_task_group() as group:
             peers: list[socket.socket] = []
-
-            async def serve_one() -> None:
-                peers.append(await stuck_server())
-
-            group.start_soon(serve_one)
+            group.start_soon(_answer_then_stop_reading, listener, peers)
             ws = await sansnet.socket(
                 f"ws://127.0.0.1:{port}/",
                 compression=False,
@@ -178,10 +190,7 @@ async def test_the_answer_to_a_close_frame_is_bounded_when_the_peer_stops_readin
         close_timeout=CLOSE_TIMEOUT,
     )
     async with sansnet.serve(0, config) as handle:
-        with socket.socket() as raw:
-            _small_buffers(raw)
-            raw.connect(("127.0.0.1", handle.port))
-            raw.sendall(UPGRADE)  # and never reads
+        with _upgrade_then_stop_reading(handle.port) as raw:
             with anyio.fail_after(BOUND):
                 await flooded.wait()
                 raw.sendall(b"\x88\x82\x00\x00\x00\x00\x03\xe8")  # close 1000, masked
@@ -207,33 +216,12 @@ async def test_close_is_bounded_by_close_timeout_when_our_last_bytes_wait(late: 
     frame comes near the end of close_timeout; closing the transport then had a fresh
     close_timeout of its own (close() took about twice its bound)."""
     close_timeout = 1.0 if late else CLOSE_TIMEOUT
-    with socket.socket() as listener:
-        _small_buffers(listener)  # accepted sockets inherit them
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        listener.setblocking(False)
+    with _small_listener() as listener:
         port = listener.getsockname()[1]
         peers: list[socket.socket] = []
-
-        async def stuck_server() -> None:
-            await anyio.wait_readable(listener)
-            peer, _ = listener.accept()
-            peers.append(peer)
-            peer.setblocking(False)
-            request = b""
-            while b"\r\n\r\n" not in request:
-                await anyio.wait_readable(peer)
-                request += peer.recv(65536)
-            peer.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                + _accept_key(request)
-                + b"\r\n\r\n"
-            )
-
         try:
             async with anyio.create_task_group() as group:
-                group.start_soon(stuck_server)
+                group.start_soon(_answer_then_stop_reading, listener, peers)
                 ws = await sansnet.socket(
                     f"ws://127.0.0.1:{port}/",
                     compression=False,
@@ -382,10 +370,7 @@ async def test_a_send_while_closing_raises_at_once(anyio_backend: Any) -> None:
         handle_web_socket=handler, compression=False, ping_interval=None, close_timeout=5
     )
     async with sansnet.serve(0, config) as handle:
-        with socket.socket() as raw:
-            _small_buffers(raw)
-            raw.connect(("127.0.0.1", handle.port))
-            raw.sendall(UPGRADE)  # and never reads
+        with _upgrade_then_stop_reading(handle.port):
             with anyio.fail_after(BOUND + 5):
                 await done.wait()
     assert result["buffered"] > 0  # the transport was still full: the wait was there
