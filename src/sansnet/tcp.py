@@ -42,7 +42,7 @@ from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
 from ._transport_api import valid_seconds
 from .errors import InvalidArgument, LocalProtocolError, ReadError, TransportError, WriteError
 from .transport.connect import Backend, open_tcp_stream
-from .transport.streams import READ_SIZE, NetworkStream, TLSInfo
+from .transport.streams import CLOSE_WAIT, READ_SIZE, NetworkStream, TLSInfo
 from .transport.tls import CertTypes, VerifyTypes, client_context, server_context
 
 __all__ = ["TcpHandle", "TcpServer", "TcpStream", "connect", "serve"]
@@ -249,10 +249,7 @@ class TcpStream:
     async def close(self) -> None:
         """Close both directions and release the socket. Never raises; calling it
         again does nothing. Reads and writes after it raise."""
-        if self._closed:
-            return
-        self._closed = True
-        await self._stream.aclose()
+        await self._close_within(CLOSE_WAIT)
 
     aclose = close  # the name anyio and contextlib.aclosing look for
 
