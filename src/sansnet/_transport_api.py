@@ -89,6 +89,17 @@ def valid_seconds(value: object) -> bool:
     )
 
 
+def check_seconds(name: str, value: object, *, none: bool) -> None:
+    """Raise :class:`~sansnet.InvalidArgument` naming ``name`` unless ``value`` is a
+    timeout :func:`valid_seconds` takes, or None where ``none`` allows it (no limit)."""
+    if (value is None and none) or valid_seconds(value):
+        return
+    allowed = "or None (no limit)" if none else "not None"
+    raise InvalidArgument(
+        f"{name} must be a positive number of seconds, finite, {allowed}; not {value!r}."
+    )
+
+
 class Request:
     """A request as it goes on the wire (after query merging, before redirects).
 

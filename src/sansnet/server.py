@@ -36,7 +36,7 @@ import anyio
 
 from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
 from ._server_session import SHUTTING_DOWN, ServerSession, problem
-from ._transport_api import valid_seconds
+from ._transport_api import check_seconds
 from ._version import __version__
 from .errors import (
     InvalidArgument,
@@ -230,15 +230,9 @@ class ServeConfig:
                 f"ServeConfig.max_connections must be an int >= 1, not {max_connections!r}."
             )
         for name in _TIMEOUT_FIELDS:
-            value = getattr(self, name)
-            if value is None and name not in _NUMBER_ONLY_TIMEOUTS:
-                continue
-            if not valid_seconds(value):
-                none = "not None" if name in _NUMBER_ONLY_TIMEOUTS else "or None (no limit)"
-                raise InvalidArgument(
-                    f"ServeConfig.{name} must be a positive number of seconds, finite, "
-                    f"{none}; not {value!r}."
-                )
+            check_seconds(
+                f"ServeConfig.{name}", getattr(self, name), none=name not in _NUMBER_ONLY_TIMEOUTS
+            )
         for name in ("max_message_size", "max_frame_size"):  # the engine's rule, checked now
             checked_size(f"ServeConfig.{name}", getattr(self, name), none=True)
         if isinstance(self.subprotocols, str):  # "chat" would be "c", "h", "a", "t"

@@ -39,7 +39,7 @@ from typing import Any
 import anyio
 
 from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
-from ._transport_api import valid_seconds
+from ._transport_api import check_seconds, valid_seconds
 from .errors import InvalidArgument, LocalProtocolError, ReadError, TransportError, WriteError
 from .transport.connect import Backend, open_tcp_stream
 from .transport.streams import CLOSE_WAIT, READ_SIZE, NetworkStream, TLSInfo
@@ -416,11 +416,7 @@ class TcpServer(ListeningServer):
             raise InvalidArgument(f"max_connections must be an int, not {max_connections!r}.")
         if max_connections < 1:
             raise InvalidArgument("max_connections must be at least 1.")
-        if not valid_seconds(drain_timeout):
-            raise InvalidArgument(
-                "drain_timeout must be a positive number of seconds, finite, not None; "
-                f"not {drain_timeout!r}."
-            )
+        check_seconds("drain_timeout", drain_timeout, none=False)
         host = _host(address, "address")
         if isinstance(tls, tuple):
             context: ssl.SSLContext | None = server_context(tls[0], tls[1], alpn=())

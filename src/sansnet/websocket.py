@@ -39,7 +39,7 @@ from urllib.parse import quote, urlsplit
 
 import anyio
 
-from ._transport_api import valid_seconds
+from ._transport_api import check_seconds
 from ._urls import basic_authorization
 from .errors import (
     ConnectionClosed,
@@ -912,14 +912,7 @@ def _check_socket_options(
         "close_timeout": close_timeout,
     }
     for name, value in timeouts.items():
-        if value is None and name != "close_timeout":
-            continue
-        if not valid_seconds(value):
-            none = "not None" if name == "close_timeout" else "or None (no limit)"
-            raise InvalidArgument(
-                f"socket(): {name} must be a positive number of seconds, finite, {none}; "
-                f"not {value!r}."
-            )
+        check_seconds(f"socket(): {name}", value, none=name != "close_timeout")
     checked_size("socket(): max_message_size", max_message_size, none=True)
     checked_size("socket(): max_frame_size", max_frame_size, none=True)
 
