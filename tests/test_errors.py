@@ -143,10 +143,9 @@ _BARE_RAISES_ALLOWED = {
     # read/write become ReadTimeout/WriteTimeout; a peer gone during the TLS handshake
     # is an OSError the connect functions map to ConnectError.
     ("cli.py", "_headers", "ValueError"),
-    ("protocol/websocket/deflate.py", "parse_extension_header", "ValueError"),
+    ("protocol/websocket/deflate.py", "_parameters", "ValueError"),
     ("protocol/websocket/deflate.py", "_window", "ValueError"),
-    ("protocol/websocket/deflate.py", "client_accept", "ValueError"),
-    ("protocol/websocket/deflate.py", "server_accept", "ValueError"),
+    ("protocol/websocket/deflate.py", "_check_flags", "ValueError"),
     ("static.py", "__call__", "FileNotFoundError"),
     ("transport/streams.py", "read", "TimeoutError"),
     ("transport/streams.py", "write", "TimeoutError"),

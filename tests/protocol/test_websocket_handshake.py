@@ -24,9 +24,9 @@ from sansnet.protocol.websocket import (
     is_upgrade_request,
 )
 from sansnet.protocol.websocket.deflate import (
+    DeflateExtension,
     client_accept,
     client_offer,
-    parse_extension_header,
     server_accept,
 )
 
@@ -231,15 +231,83 @@ def test_client_check_success_and_failures() -> None:
 # ----------------------------------------------------------------- permessage-deflate
 
 
-def test_parse_extension_header() -> None:
-    assert parse_extension_header(['permessage-deflate; a=1; b="2"; c', "x, ,y;z"]) == [
-        ("permessage-deflate", {"a": "1", "b": "2", "c": None}),
-        ("x", {}),
-        ("y", {"z": None}),
-    ]
-    for bad in ["; a=1", "x; a; a", "x;;"]:
-        with pytest.raises(ValueError):
-            parse_extension_header([bad])
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        # Items split on commas across fields, empty ones dropped; parameters trimmed,
+        # lower-cased and unquoted.
+        (["x, ,", 'permessage-deflate ;  Server_Max_Window_Bits="10"'], 10),
+        # An offer with an empty or repeated parameter is unusable; the next one is taken.
+        (["permessage-deflate; ;", "permessage-deflate; server_max_window_bits=11"], 11),
+        (
+            [
+                "permessage-deflate; server_max_window_bits=9; server_max_window_bits=9, "
+                "permessage-deflate; server_max_window_bits=12"
+            ],
+            12,
+        ),
+        # The first offer we can honour wins (wsproto lets a later accept overwrite).
+        (
+            [
+                "permessage-deflate; server_max_window_bits=10",
+                "permessage-deflate; server_max_window_bits=12",
+            ],
+            10,
+        ),
+        # Names are matched as wsproto matches them: exactly.
+        (["PerMessage-Deflate"], None),
+    ],
+)
+def test_server_reads_offers_item_by_item(fields: list[str], expected: int | None) -> None:
+    agreed = server_accept(fields)
+    if expected is None:
+        assert agreed is None
+    else:
+        assert agreed == (
+            f"permessage-deflate; server_max_window_bits={expected}",
+            DeflateParameters(our_window_bits=expected),
+        )
+
+
+def test_server_limits_the_client_window_only_when_offered() -> None:
+    offered = server_accept(
+        ["permessage-deflate; client_max_window_bits"], client_max_window_bits=10
+    )
+    assert offered == (
+        "permessage-deflate; client_max_window_bits=10",
+        DeflateParameters(their_window_bits=10),
+    )
+    assert server_accept(
+        ["permessage-deflate; client_max_window_bits=9"], client_max_window_bits=12
+    ) == ("permessage-deflate; client_max_window_bits=9", DeflateParameters(their_window_bits=9))
+    # A client that did not offer the parameter cannot be limited: it may use 15 bits.
+    assert server_accept(["permessage-deflate"], client_max_window_bits=10) == (
+        "permessage-deflate",
+        DeflateParameters(),
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"client_max_window_bits": 16},
+        {"server_max_window_bits": 7},
+        {"server_max_window_bits": True},
+        {"client_max_window_bits": "10"},
+    ],
+)
+def test_window_wishes_are_checked(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InvalidArgument, match="8 to 15"):
+        DeflateExtension(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="8 to 15"):
+        client_offer(**kwargs)  # type: ignore[arg-type]
+
+
+def test_extension_params_must_be_agreed_parameters() -> None:
+    with pytest.raises(InvalidArgument, match="DeflateParameters"):
+        DeflateExtension({"our_window_bits": 10})  # type: ignore[arg-type]
+    assert DeflateExtension(DeflateParameters()).enabled()
+    assert not DeflateExtension().enabled()
 
 
 @pytest.mark.parametrize(
@@ -338,7 +406,11 @@ def test_client_accept(answer: str, params: DeflateParameters | None) -> None:
 @pytest.mark.parametrize(
     ("answer", "kwargs", "fragment"),
     [
-        ("permessage-deflate, x", {}, "did not offer"),
+        ("permessage-deflate, x", {}, "did not offer: x[.]"),
+        ("x, permessage-deflate, x, y", {}, "did not offer: x, y[.]"),
+        ("permessage-deflate, permessage-deflate", {}, "twice"),
+        ("permessage-deflate; ;", {}, "an empty parameter"),
+        ("permessage-deflate; a", {}, "unknown parameters"),
         ("permessage-deflate; a; a", {}, "repeated"),
         ("permessage-deflate; client_no_context_takeover=1", {}, "takes no value"),
         ("permessage-deflate; server_max_window_bits", {}, "needs a value"),

@@ -1,11 +1,18 @@
-"""permessage-deflate (RFC 7692): negotiation for both roles, and the wsproto extension
-that compresses and (boundedly) inflates.
+"""permessage-deflate (RFC 7692) as a wsproto extension: negotiated through wsproto's
+extension hooks, compressing, and inflating within the connection's size limits.
 
-Negotiation is expressed with :class:`DeflateParameters`, the agreed values of one
-connection, seen from one side ("ours" is the direction we send, "theirs" the direction
-we receive). Offers and responses are parsed strictly: an unknown parameter, a repeated
-one, or a value out of range makes the offer unusable (server) or the handshake fail
-(client).
+The negotiation is wsproto's: :func:`wsproto.handshake.server_extensions_handshake` hands
+each permessage-deflate offer to :meth:`DeflateExtension.accept`, and
+:func:`wsproto.handshake.client_extensions_handshake` hands the server's answer to
+:meth:`DeflateExtension.finalize`. wsproto leaves the parameters of an offer to the
+extension (its own ``PerMessageDeflate`` reads them too); this one reads them strictly: an
+unknown parameter, a repeated one, or a value out of range makes the offer unusable
+(server) or the handshake fail (client). :func:`server_accept`, :func:`client_offer` and
+:func:`client_accept` are the same negotiation for callers holding header values rather
+than a wsproto handshake (sansnet's own :mod:`~sansnet.protocol.websocket.handshake`).
+
+The agreed values of one connection are a :class:`DeflateParameters`, seen from one side
+("ours" is the direction we send, "theirs" the direction we receive).
 
 zlib cannot compress with a 256-byte window (it silently uses 512), so a window of 8
 bits is never agreed for our own direction: a server skips such an offer, a client
@@ -16,13 +23,16 @@ left its window free).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
+from wsproto.handshake import client_extensions_handshake, server_extensions_handshake
+from wsproto.utilities import RemoteProtocolError
 
-from sansnet.errors import HandshakeError
+from sansnet.errors import HandshakeError, InvalidArgument
 
 from .sizes import SizeLimits
 
@@ -31,11 +41,11 @@ __all__ = [
     "DeflateParameters",
     "client_accept",
     "client_offer",
-    "parse_extension_header",
     "server_accept",
 ]
 
 EXTENSION: Final = "permessage-deflate"
+DEFAULT_MAX_SIZE: Final = 16 * 1024 * 1024
 _TAIL: Final = b"\x00\x00\xff\xff"
 _WINDOWS: Final = range(8, 16)
 _NO_RSV: Final = RsvBits(False, False, False)
@@ -64,37 +74,24 @@ class DeflateParameters:
     their_no_context_takeover: bool = False
 
 
-ExtensionItem = tuple[str, dict[str, str | None]]
-
-
-def parse_extension_header(values: list[str]) -> list[ExtensionItem]:
-    """Sec-WebSocket-Extensions fields -> [(name, {param: value or None})], in order.
-
-    Raises ``ValueError`` for a repeated parameter or a malformed item.
-    """
-    extensions: list[ExtensionItem] = []
-    for value in values:
-        for item in value.split(","):
-            parts = [part.strip(" \t") for part in item.split(";")]
-            name = parts[0].lower()
-            if not name:
-                if len(parts) == 1:
-                    continue
-                raise ValueError("An extension item has parameters but no name.")
-            params: dict[str, str | None] = {}
-            for part in parts[1:]:
-                key, eq, raw = part.partition("=")
-                key = key.strip(" \t").lower()
-                if not key:
-                    raise ValueError(f"Empty parameter in the {name} extension.")
-                if key in params:
-                    raise ValueError(f"Parameter {key} is repeated in the {name} extension.")
-                raw = raw.strip(" \t")
-                if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-                    raw = raw[1:-1]
-                params[key] = raw if eq else None
-            extensions.append((name, params))
-    return extensions
+def _parameters(item: str) -> dict[str, str | None]:
+    """The parameters of one extension item, ``name; key=value; flag`` (RFC 6455 section
+    9.1), as wsproto hands it to an extension hook: {key: value or None}. Keys are
+    lower-cased, a quoted value is unquoted. Raises ``ValueError`` for an empty or a
+    repeated parameter."""
+    params: dict[str, str | None] = {}
+    for part in item.split(";")[1:]:
+        key, eq, raw = part.partition("=")
+        key = key.strip(" \t").lower()
+        if not key:
+            raise ValueError("an empty parameter")
+        if key in params:
+            raise ValueError(f"parameter {key} is repeated")
+        raw = raw.strip(" \t")
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            raw = raw[1:-1]
+        params[key] = raw if eq else None
+    return params
 
 
 def _window(value: str | None, *, optional: bool) -> int | None:
@@ -108,170 +105,50 @@ def _window(value: str | None, *, optional: bool) -> int | None:
     return int(value)
 
 
-def client_offer(
-    *,
-    client_max_window_bits: int | None = None,
-    server_max_window_bits: int | None = None,
-    client_no_context_takeover: bool = False,
-    server_no_context_takeover: bool = False,
-) -> str:
-    """The Sec-WebSocket-Extensions value a client sends. By default it lets the server
-    limit our window (``client_max_window_bits`` without a value) and asks nothing."""
-    parts = [EXTENSION]
-    if client_no_context_takeover:
-        parts.append("client_no_context_takeover")
-    if server_no_context_takeover:
-        parts.append("server_no_context_takeover")
-    if client_max_window_bits is None:
-        parts.append("client_max_window_bits")
-    else:
-        parts.append(f"client_max_window_bits={client_max_window_bits}")
-    if server_max_window_bits is not None:
-        parts.append(f"server_max_window_bits={server_max_window_bits}")
-    return "; ".join(parts)
+def _check_flags(params: dict[str, str | None]) -> None:
+    for flag in ("server_no_context_takeover", "client_no_context_takeover"):
+        if flag in params and params[flag] is not None:
+            raise ValueError(f"{flag} takes no value")
 
 
-def client_accept(
-    values: list[str],
-    *,
-    client_max_window_bits: int | None = None,
-    server_max_window_bits: int | None = None,
-    client_no_context_takeover: bool = False,
-    server_no_context_takeover: bool = False,
-) -> DeflateParameters | None:
-    """Check the server's Sec-WebSocket-Extensions answer to our :func:`client_offer`
-    (made with the same arguments). Returns the agreed parameters, or None when the
-    server declined compression. Raises :class:`~sansnet.HandshakeError` otherwise."""
-    try:
-        extensions = parse_extension_header(values)
-    except ValueError as error:
-        raise HandshakeError(f"Invalid Sec-WebSocket-Extensions answer: {error}") from None
-    if not extensions:
-        return None
-    if len(extensions) > 1 or extensions[0][0] != EXTENSION:
-        names = ", ".join(name for name, _ in extensions)
-        raise HandshakeError(f"The server accepted extensions we did not offer: {names}.")
-    params = extensions[0][1]
-    unknown = set(params) - _PARAMETERS
-    if unknown:
-        raise HandshakeError(
-            f"The server's permessage-deflate answer has unknown parameters: {sorted(unknown)}."
-        )
-    try:
-        for flag in ("server_no_context_takeover", "client_no_context_takeover"):
-            if flag in params and params[flag] is not None:
-                raise ValueError(f"{flag} takes no value")
-        server_window = (
-            _window(params.get("server_max_window_bits"), optional=True)
-            if ("server_max_window_bits" in params)
-            else None
-        )
-        if "server_max_window_bits" in params and server_window is None:
-            raise ValueError("server_max_window_bits needs a value")
-        client_window = None
-        if "client_max_window_bits" in params:
-            client_window = _window(params["client_max_window_bits"], optional=False)
-    except ValueError as error:
-        raise HandshakeError(f"Invalid permessage-deflate answer: {error}.") from None
-    if server_max_window_bits is not None and (
-        server_window is None or server_window > server_max_window_bits
+def _items(values: Iterable[str]) -> list[str]:
+    """The items of Sec-WebSocket-Extensions fields, empty ones dropped."""
+    return [item.strip(" \t") for value in values for item in value.split(",") if item.strip(" \t")]
+
+
+def _check_window_wish(name: str, value: object) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or value not in _WINDOWS
     ):
-        raise HandshakeError(
-            f"The server did not honour server_max_window_bits={server_max_window_bits}."
-        )
-    if server_no_context_takeover and "server_no_context_takeover" not in params:
-        raise HandshakeError("The server did not honour server_no_context_takeover.")
-    if client_window is not None:
-        if client_max_window_bits is not None and client_window > client_max_window_bits:
-            raise HandshakeError("The server asked for a larger client window than offered.")
-        if client_window == 8:
-            raise HandshakeError(
-                "The server asked for client_max_window_bits=8, which zlib cannot produce."
-            )
-    # Unbound by the answer, our window is our own hint; zlib compresses with 9 bits at
-    # least, which a server that did not limit our window accepts (it takes up to 15).
-    our_window = client_window or max(client_max_window_bits or 15, 9)
-    return DeflateParameters(
-        our_window_bits=our_window,
-        our_no_context_takeover=client_no_context_takeover
-        or "client_no_context_takeover" in params,
-        their_window_bits=server_window or 15,
-        their_no_context_takeover="server_no_context_takeover" in params,
-    )
-
-
-def server_accept(
-    values: list[str],
-    *,
-    server_max_window_bits: int | None = None,
-    server_no_context_takeover: bool = False,
-    client_no_context_takeover: bool = False,
-) -> tuple[str, DeflateParameters] | None:
-    """Pick the first permessage-deflate offer we can honour from a client's
-    Sec-WebSocket-Extensions fields. Returns (the response value, the parameters), or
-    None to decline compression. The keyword arguments are what this server wants in
-    any case (a smaller window saves memory per connection)."""
-    try:
-        extensions = parse_extension_header(values)
-    except ValueError:
-        return None
-    for name, params in extensions:
-        if name != EXTENSION or set(params) - _PARAMETERS:
-            continue
-        try:
-            for flag in ("server_no_context_takeover", "client_no_context_takeover"):
-                if flag in params and params[flag] is not None:
-                    raise ValueError(f"{flag} takes no value")
-            asked_server = (
-                _window(params["server_max_window_bits"], optional=False)
-                if "server_max_window_bits" in params
-                else None
-            )
-            client_limit_allowed = "client_max_window_bits" in params
-            asked_client = (
-                _window(params["client_max_window_bits"], optional=True)
-                if client_limit_allowed
-                else None
-            )
-        except ValueError:
-            continue
-        our_window = min(w for w in (asked_server, server_max_window_bits, 15) if w is not None)
-        if our_window == 8:
-            continue  # zlib cannot compress within a 256-byte window
-        response = [EXTENSION]
-        no_takeover = server_no_context_takeover or "server_no_context_takeover" in params
-        if no_takeover:
-            response.append("server_no_context_takeover")
-        if client_no_context_takeover:
-            response.append("client_no_context_takeover")
-        if asked_server is not None or our_window != 15:
-            response.append(f"server_max_window_bits={our_window}")
-        their_window = asked_client if asked_client is not None else 15
-        return "; ".join(response), DeflateParameters(
-            our_window_bits=our_window,
-            our_no_context_takeover=no_takeover,
-            their_window_bits=their_window,
-            # Only our response binds the client: a client_no_context_takeover in
-            # the offer says the client *accepts* being asked, not that it will
-            # reset (Autobahn 12.* / 13.* compress with context unless answered).
-            their_no_context_takeover=client_no_context_takeover,
-        )
-    return None
+        raise InvalidArgument(f"{name} must be 8 to 15 or None, not {value!r}.")
 
 
 class DeflateExtension(Extension):
     """permessage-deflate for one connection, as a wsproto extension, with a bounded
     inflate.
 
-    wsproto calls it for every frame in both directions once the connection is built
-    with it (``Connection(..., extensions=[DeflateExtension(...)])``); the negotiation
-    is done beforehand by :func:`client_accept` / :func:`server_accept`. Unlike wsproto's
+    **Negotiating.** Built without ``params``, it negotiates through wsproto's hooks:
+    as a client it makes the offer (:meth:`offer`) and checks the server's answer
+    (:meth:`finalize`); as a server it agrees on the first offer it can honour
+    (:meth:`accept`). It is :meth:`enabled` once agreed, so it fits wsproto's own
+    handshake (``WSConnection``, with ``extensions=[DeflateExtension(limits)]`` on the
+    ``Request`` or the ``AcceptConnection``). The keyword arguments are what this side
+    wants in any case: for a client, what it offers; for a server, limits it sets on any
+    offer it accepts (``client_max_window_bits`` only binds a client that offered it).
+    Built with the ``params`` a negotiation agreed, it is enabled at once (what
+    :class:`~sansnet.protocol.websocket.WebSocketConnection` does).
+
+    A new extension is needed for each connection: it keeps the connection's
+    compression state.
+
+    **Inflating.** wsproto calls it for every frame in both directions. Unlike wsproto's
     own ``PerMessageDeflate``:
 
     * Inflating never produces more than the frame and message may still hold
-      (:class:`~sansnet.protocol.websocket.sizes.SizeLimits`) plus one byte, so a small
-      compressed payload that inflates past the limit fails with 1009 without the rest
-      being inflated (wsproto's inflates all of it in one call).
+      (``limits``, a :class:`~sansnet.protocol.websocket.sizes.SizeLimits`; 16 MiB each
+      when not given) plus one byte, so a small compressed payload that inflates past the
+      limit fails with 1009 without the rest being inflated (wsproto's inflates all of it
+      in one call).
     * Control frames never touch the inflate state: a ping between the fragments of a
       compressed message is a ping, and the message goes on (wsproto 1.3.2 forgets the
       message is compressed after the control frame and hands over raw DEFLATE bytes or
@@ -290,35 +167,168 @@ class DeflateExtension(Extension):
 
     def __init__(
         self,
-        params: DeflateParameters,
-        limits: SizeLimits,
+        params: DeflateParameters | None = None,
+        limits: SizeLimits | None = None,
         *,
         compress_threshold: int = 0,
         level: int = 6,
+        client_max_window_bits: int | None = None,
+        server_max_window_bits: int | None = None,
+        client_no_context_takeover: bool = False,
+        server_no_context_takeover: bool = False,
     ) -> None:
+        if params is not None and not isinstance(params, DeflateParameters):
+            raise InvalidArgument(
+                f"params must be the DeflateParameters a negotiation agreed or None, not {params!r}."
+            )
+        _check_window_wish("client_max_window_bits", client_max_window_bits)
+        _check_window_wish("server_max_window_bits", server_max_window_bits)
         self.params = params
-        self.limits = limits
+        """The agreed parameters; None until a negotiation agrees."""
+        self.limits = (
+            limits if limits is not None else SizeLimits(DEFAULT_MAX_SIZE, DEFAULT_MAX_SIZE)
+        )
         self.compress_threshold = compress_threshold
         """Messages shorter than this many bytes are sent uncompressed."""
         self.level = level
         self.failure: str | None = None
         """Why a hook refused the peer's frame, if one did."""
+        self._client_max_window_bits = client_max_window_bits
+        self._server_max_window_bits = server_max_window_bits
+        self._client_no_context_takeover = client_no_context_takeover
+        self._server_no_context_takeover = server_no_context_takeover
         self._compressor: zlib._Compress | None = None
+        self._sending_compressed = False  # the message being sent is compressed
         self._decompressor: zlib._Decompress | None = None
         self._control = False  # the frame being received is a control frame
         self._compressed = False  # the message being received is compressed
         self._frame_size = 0  # inflated bytes of the frame and message being received
         self._message_size = 0
 
-    # wsproto's negotiation hooks: unused, handshake.py negotiates; a connection is only
-    # ever built with an agreed extension.
+    # ------------------------------------------------------------------ negotiating
 
     def enabled(self) -> bool:
-        return True
+        """Whether a negotiation agreed (wsproto only drives enabled extensions)."""
+        return self.params is not None
 
     def offer(self) -> str:
-        """The parameters we offer as a client (see :func:`client_offer`)."""
-        return client_offer().partition("; ")[2]
+        """The parameters a client offers (wsproto puts the name before them). By
+        default it lets the server limit our window (``client_max_window_bits`` without
+        a value) and asks nothing."""
+        parts = []
+        if self._client_no_context_takeover:
+            parts.append("client_no_context_takeover")
+        if self._server_no_context_takeover:
+            parts.append("server_no_context_takeover")
+        if self._client_max_window_bits is None:
+            parts.append("client_max_window_bits")
+        else:
+            parts.append(f"client_max_window_bits={self._client_max_window_bits}")
+        if self._server_max_window_bits is not None:
+            parts.append(f"server_max_window_bits={self._server_max_window_bits}")
+        return "; ".join(parts)
+
+    def accept(self, offer: str) -> str | None:
+        """The server's hook, called with each permessage-deflate offer in the client's
+        order: agree on the first one we can honour and return our answer's parameters
+        (``""`` for none); None declines this offer, and every offer after an agreement.
+        """
+        if self.params is not None:
+            return None
+        try:
+            params = _parameters(offer)
+            if set(params) - _PARAMETERS:
+                return None
+            _check_flags(params)
+            asked_server = (
+                _window(params["server_max_window_bits"], optional=False)
+                if "server_max_window_bits" in params
+                else None
+            )
+            client_limit_allowed = "client_max_window_bits" in params
+            asked_client = (
+                _window(params["client_max_window_bits"], optional=True)
+                if client_limit_allowed
+                else None
+            )
+        except ValueError:
+            return None
+        wanted = self._server_max_window_bits
+        our_window = min(w for w in (asked_server, wanted, 15) if w is not None)
+        if our_window == 8:
+            return None  # zlib cannot compress within a 256-byte window
+        response = []
+        no_takeover = self._server_no_context_takeover or "server_no_context_takeover" in params
+        if no_takeover:
+            response.append("server_no_context_takeover")
+        if self._client_no_context_takeover:
+            response.append("client_no_context_takeover")
+        if asked_server is not None or our_window != 15:
+            response.append(f"server_max_window_bits={our_window}")
+        their_window = asked_client if asked_client is not None else 15
+        if client_limit_allowed and self._client_max_window_bits is not None:
+            their_window = min(their_window, self._client_max_window_bits)
+            response.append(f"client_max_window_bits={their_window}")
+        self.params = DeflateParameters(
+            our_window_bits=our_window,
+            our_no_context_takeover=no_takeover,
+            their_window_bits=their_window,
+            # Only our response binds the client: a client_no_context_takeover in
+            # the offer says the client *accepts* being asked, not that it will
+            # reset (Autobahn 12.* / 13.* compress with context unless answered).
+            their_no_context_takeover=self._client_no_context_takeover,
+        )
+        return "; ".join(response)
+
+    def finalize(self, offer: str) -> None:
+        """The client's hook, called with the server's permessage-deflate answer: agree
+        on it, or raise :class:`~sansnet.HandshakeError` when it is not an answer our
+        :meth:`offer` allows."""
+        if self.params is not None:
+            raise HandshakeError("The server accepted permessage-deflate twice.")
+        try:
+            params = _parameters(offer)
+        except ValueError as error:
+            raise HandshakeError(f"Invalid permessage-deflate answer: {error}.") from None
+        unknown = set(params) - _PARAMETERS
+        if unknown:
+            raise HandshakeError(
+                f"The server's permessage-deflate answer has unknown parameters: {sorted(unknown)}."
+            )
+        try:
+            _check_flags(params)
+            server_window = None
+            if "server_max_window_bits" in params:
+                server_window = _window(params["server_max_window_bits"], optional=False)
+            client_window = None
+            if "client_max_window_bits" in params:
+                client_window = _window(params["client_max_window_bits"], optional=False)
+        except ValueError as error:
+            raise HandshakeError(f"Invalid permessage-deflate answer: {error}.") from None
+        wanted_server = self._server_max_window_bits
+        if wanted_server is not None and (server_window is None or server_window > wanted_server):
+            raise HandshakeError(
+                f"The server did not honour server_max_window_bits={wanted_server}."
+            )
+        if self._server_no_context_takeover and "server_no_context_takeover" not in params:
+            raise HandshakeError("The server did not honour server_no_context_takeover.")
+        wanted_client = self._client_max_window_bits
+        if client_window is not None:
+            if wanted_client is not None and client_window > wanted_client:
+                raise HandshakeError("The server asked for a larger client window than offered.")
+            if client_window == 8:
+                raise HandshakeError(
+                    "The server asked for client_max_window_bits=8, which zlib cannot produce."
+                )
+        # Unbound by the answer, our window is our own hint; zlib compresses with 9 bits at
+        # least, which a server that did not limit our window accepts (it takes up to 15).
+        self.params = DeflateParameters(
+            our_window_bits=client_window or max(wanted_client or 15, 9),
+            our_no_context_takeover=self._client_no_context_takeover
+            or "client_no_context_takeover" in params,
+            their_window_bits=server_window or 15,
+            their_no_context_takeover="server_no_context_takeover" in params,
+        )
 
     # ------------------------------------------------------------------ receiving
 
@@ -370,7 +380,7 @@ class DeflateExtension(Extension):
         assert decompressor is not None
         # A message that ended its DEFLATE stream with BFINAL (section 7.2.3.4) is followed
         # by a new stream; otherwise the window is kept unless the peer resets it.
-        if decompressor.eof or self.params.their_no_context_takeover:
+        if decompressor.eof or self._agreed.their_no_context_takeover:
             self._decompressor = None
         return out
 
@@ -378,7 +388,7 @@ class DeflateExtension(Extension):
         decompressor = self._decompressor
         if decompressor is None:
             decompressor = self._decompressor = zlib.decompressobj(
-                -max(self.params.their_window_bits, 9)
+                -max(self._agreed.their_window_bits, 9)
             )
         room = self.limits.room(self._frame_size, self._message_size)
         try:
@@ -417,14 +427,109 @@ class DeflateExtension(Extension):
         data: bytes,
         fin: bool,
     ) -> tuple[RsvBits, bytes]:
-        """Compress one whole message (the connection sends compressed messages whole)."""
-        if opcode.iscontrol() or len(data) < self.compress_threshold:
+        """Compress a message, whole or frame by frame: the first frame decides (a
+        message starting shorter than ``compress_threshold`` goes uncompressed) and alone
+        carries RSV1; the last one flushes."""
+        if opcode.iscontrol():
+            return rsv, data
+        if opcode is not Opcode.CONTINUATION:
+            self._sending_compressed = len(data) >= self.compress_threshold
+            if self._sending_compressed:
+                rsv = RsvBits(True, rsv.rsv2, rsv.rsv3)
+        if not self._sending_compressed:
             return rsv, data
         compressor = self._compressor
         if compressor is None:
-            compressor = zlib.compressobj(self.level, zlib.DEFLATED, -self.params.our_window_bits)
-            if not self.params.our_no_context_takeover:
-                self._compressor = compressor
-        # A sync flush always ends in 00 00 FF FF, which RFC 7692 section 7.2.1 drops.
-        out = (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
-        return RsvBits(True, rsv.rsv2, rsv.rsv3), out or b"\x00"  # an empty message: one block
+            params = self._agreed
+            compressor = self._compressor = zlib.compressobj(
+                self.level, zlib.DEFLATED, -params.our_window_bits
+            )
+        out = compressor.compress(data)
+        if fin:
+            # A sync flush always ends in 00 00 FF FF, which RFC 7692 section 7.2.1 drops;
+            # before it comes at least the byte holding an empty stored block's header, so
+            # even an empty message keeps one byte (section 7.2.3.6).
+            out = (out + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+            if self._agreed.our_no_context_takeover:
+                self._compressor = None
+        return rsv, out
+
+    @property
+    def _agreed(self) -> DeflateParameters:
+        params = self.params
+        assert params is not None, "wsproto drives an extension only once it is enabled"
+        return params
+
+
+def client_offer(
+    *,
+    client_max_window_bits: int | None = None,
+    server_max_window_bits: int | None = None,
+    client_no_context_takeover: bool = False,
+    server_no_context_takeover: bool = False,
+) -> str:
+    """The Sec-WebSocket-Extensions value a client sends (see
+    :meth:`DeflateExtension.offer`)."""
+    extension = DeflateExtension(
+        client_max_window_bits=client_max_window_bits,
+        server_max_window_bits=server_max_window_bits,
+        client_no_context_takeover=client_no_context_takeover,
+        server_no_context_takeover=server_no_context_takeover,
+    )
+    return f"{EXTENSION}; {extension.offer()}"
+
+
+def client_accept(
+    values: list[str],
+    *,
+    client_max_window_bits: int | None = None,
+    server_max_window_bits: int | None = None,
+    client_no_context_takeover: bool = False,
+    server_no_context_takeover: bool = False,
+) -> DeflateParameters | None:
+    """Check the server's Sec-WebSocket-Extensions answer to our :func:`client_offer`
+    (made with the same arguments), through wsproto's client extension handshake.
+    Returns the agreed parameters, or None when the server declined compression. Raises
+    :class:`~sansnet.HandshakeError` otherwise."""
+    extension = DeflateExtension(
+        client_max_window_bits=client_max_window_bits,
+        server_max_window_bits=server_max_window_bits,
+        client_no_context_takeover=client_no_context_takeover,
+        server_no_context_takeover=server_no_context_takeover,
+    )
+    answers = _items(values)
+    try:
+        client_extensions_handshake(answers, [extension])
+    except RemoteProtocolError:
+        names = ", ".join(
+            name
+            for name in dict.fromkeys(item.split(";", 1)[0].strip() for item in answers)
+            if name != EXTENSION
+        )
+        raise HandshakeError(f"The server accepted extensions we did not offer: {names}.") from None
+    return extension.params
+
+
+def server_accept(
+    values: list[str],
+    *,
+    server_max_window_bits: int | None = None,
+    server_no_context_takeover: bool = False,
+    client_no_context_takeover: bool = False,
+    client_max_window_bits: int | None = None,
+) -> tuple[str, DeflateParameters] | None:
+    """Pick the first permessage-deflate offer we can honour from a client's
+    Sec-WebSocket-Extensions fields, through wsproto's server extension handshake.
+    Returns (the response value, the parameters), or None to decline compression. The
+    keyword arguments are what this server wants in any case (a smaller window saves
+    memory per connection; see :meth:`DeflateExtension.accept`)."""
+    extension = DeflateExtension(
+        client_max_window_bits=client_max_window_bits,
+        server_max_window_bits=server_max_window_bits,
+        client_no_context_takeover=client_no_context_takeover,
+        server_no_context_takeover=server_no_context_takeover,
+    )
+    response = server_extensions_handshake(_items(values), [extension])
+    if response is None or extension.params is None:
+        return None
+    return response.decode("ascii"), extension.params
