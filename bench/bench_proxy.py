@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import shutil
@@ -47,7 +48,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import machine, table, versions, wait_listening
-from bench_client import BODY, NGINX_CONF, Nginx, free_port, interleaved_best
+from bench_client import BODY, NGINX_CONF, Nginx, free_port
 
 import sansnet
 from sansnet.protocol import H11_BUILD
@@ -256,7 +257,7 @@ class Tinyproxy:
 
 async def sansnet_run(
     url: str, proxy: str | None, context: ssl.SSLContext | None, headers: dict[str, str]
-) -> float:
+) -> tuple[float, float]:
     options: dict[str, Any] = {"headers": headers}
     if context is not None:
         options["verify"] = context
@@ -264,46 +265,46 @@ async def sansnet_run(
         options["proxy"] = proxy  # the proxy API this benchmark is for
     async with sansnet.Client(**options) as client:
         await client.request(url)  # connect outside the timed loop
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(REQUESTS):
             response = await client.request(url)
             assert response.body == BODY
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
 
 async def httpx_run(
     url: str, proxy: str | None, context: ssl.SSLContext | None, headers: dict[str, str]
-) -> float:
+) -> tuple[float, float]:
     import httpx
 
     async with httpx.AsyncClient(proxy=proxy, verify=context or True, headers=headers) as client:
         await client.get(url)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(REQUESTS):
             response = await client.get(url)
             assert response.content == BODY
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
 
 async def aiohttp_run(
     url: str, proxy: str | None, context: ssl.SSLContext | None, headers: dict[str, str]
-) -> float:
+) -> tuple[float, float]:
     import aiohttp
 
     ssl_option: ssl.SSLContext | bool = context or True
     async with aiohttp.ClientSession(headers=headers) as session:
         async with session.get(url, proxy=proxy, ssl=ssl_option) as response:
             await response.read()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(REQUESTS):
             async with session.get(url, proxy=proxy, ssl=ssl_option) as response:
                 assert await response.read() == BODY
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
 
 async def raw_run(
     url: str, proxy: str | None, context: ssl.SSLContext | None, headers: dict[str, str]
-) -> float:
+) -> tuple[float, float]:
     """The proxy's ceiling: request bytes built once, written on an asyncio stream, each
     response read by its Content-Length; no HTTP library on the client side. What the
     proxy and nginx cost, with as little of a client as can be."""
@@ -333,20 +334,37 @@ async def raw_run(
 
     reader, writer = await connect()
     await one(reader, writer)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(REQUESTS):
         if reconnect:
             writer.close()
             reader, writer = await connect()
         await one(reader, writer)
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - started, time.process_time() - cpu
     writer.close()
     return elapsed
 
 
 Run = Callable[
-    [str, "str | None", "ssl.SSLContext | None", dict[str, str]], Coroutine[Any, Any, float]
+    [str, "str | None", "ssl.SSLContext | None", dict[str, str]],
+    Coroutine[Any, Any, tuple[float, float]],
 ]
+
+
+def interleaved_best_pairs(
+    runs: dict[str, Callable[[], tuple[float, float]]], rounds: int
+) -> dict[str, tuple[float, float]]:
+    """bench_client's interleaved_best for runs that return (wall, CPU) seconds: the
+    best of each over ``rounds`` rounds, taken separately, the runs taking turns."""
+    for run in runs.values():
+        run()  # warm-up: imports, caches, first connections
+    best = dict.fromkeys(runs, (float("inf"), float("inf")))
+    for _ in range(rounds):
+        for name, run in runs.items():
+            gc.collect()
+            wall, cpu = run()
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+    return best
 
 
 # ------------------------------------------------------------------------- running
@@ -376,7 +394,7 @@ def main() -> None:
         else:
             url, context = server.url, None
 
-        def on_asyncio(run: Run, via: str | None) -> Callable[[], float]:
+        def on_asyncio(run: Run, via: str | None) -> Callable[[], tuple[float, float]]:
             # tinyproxy closes after each forwarded response without saying so: a client
             # reusing the connection races that close (httpx 0.29 lost it with "Server
             # disconnected without sending a response"), so through tinyproxy in plain
@@ -393,11 +411,21 @@ def main() -> None:
             "raw stream (the proxy's ceiling)": on_asyncio(raw_run, proxy.url),
             "sansnet, no proxy": on_asyncio(sansnet_run, None),
         }
-        times = interleaved_best(runs, rounds)
-    rates = {name: REQUESTS / elapsed for name, elapsed in times.items()}
+        times = interleaved_best_pairs(runs, rounds)
+    rates = {name: REQUESTS / wall for name, (wall, _) in times.items()}
+    cpu = {name: 1e6 * used / REQUESTS for name, (_, used) in times.items()}
 
-    ours = rates["sansnet"]
-    rows = [[name, f"{rate:,.0f}", f"{ours / rate:.2f}x"] for name, rate in rates.items()]
+    ours, our_cpu = rates["sansnet"], cpu["sansnet"]
+    rows = [
+        [
+            name,
+            f"{rate:,.0f}",
+            f"{ours / rate:.2f}x",
+            f"{cpu[name]:,.0f}",
+            f"{cpu[name] / our_cpu:.2f}x",
+        ]
+        for name, rate in rates.items()
+    ]
     if args.connect:
         mode = "https through CONNECT (one tunnel)"
     elif proxy.closes_after_forwarding:
@@ -412,9 +440,14 @@ def main() -> None:
     print(
         table(
             f"{REQUESTS} sequential GETs of a 13-byte body through {proxy.name}, {mode}",
-            ["client", "req/s", "sansnet/it"],
+            ["client", "req/s", "sansnet/it", "client CPU us/req", "CPU it/sansnet"],
             rows,
         )
+    )
+    print(
+        "req/s is bounded by the proxy (the raw stream row is its ceiling); the client's own "
+        "cost is its CPU per request, measured in the benchmark process (time.process_time): "
+        "'CPU it/sansnet' is how many times sansnet's CPU a request costs that client."
     )
 
 
