@@ -12,7 +12,9 @@ Invariants (tests/server/test_serve_api.py and tests/tcp/test_tcp_serve.py check
 * after ``stop()`` returns, nothing listens on the port and every connection is closed
   (those still busy after ``drain_timeout`` are cancelled); it returns within about
   ``drain_timeout``: a connection closed during the stop gives its peer only what is left
-  of it to take our last bytes (:meth:`ListeningServer._close_stream`);
+  of it to take our last bytes (:meth:`ListeningServer._close_stream`), and one whose
+  close began before the stop and still waits for its peer when the drain ends is
+  aborted (:meth:`ListeningServer._end_connection`);
 * ``stop()`` called from one of this server's own connection tasks starts the stop and
   returns at once: waiting would wait for that very task.
 """
@@ -24,7 +26,7 @@ import inspect
 import socket
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -120,9 +122,9 @@ class ListeningServer:
     """A server not yet running. Use ``async with server as handle`` or
     ``handle = await task_group.start(server.run)``.
 
-    Subclasses implement :meth:`_serve_one` and may override :meth:`_drain`; they call
-    :meth:`_connection_ended` when a connection they counted with
-    :meth:`_connection_started` ends.
+    Subclasses implement :meth:`_serve_one` and may override :meth:`_drain`; a
+    connection they counted with :meth:`_connection_started` ends with
+    :meth:`_end_connection`, which closes its stream and then counts it ended.
     """
 
     handle_class: type[ServeHandle] = ServeHandle
@@ -152,6 +154,7 @@ class ListeningServer:
         self.reuse_port = False
         self.inherited_socket: socket.socket | None = None
         self._connections = 0
+        self._closing: set[NetworkStream] = set()  # closes begun while serving, not done
         self._all_closed: anyio.Event | None = None  # set when the last connection ends
         self._stopping = False
         self._drain_deadline: float | None = None  # set by stop(): drain_timeout from then
@@ -218,6 +221,8 @@ class ListeningServer:
                 task_status.started(self._handle)
                 await self._stop_requested.wait()
                 await self._drain()
+                for stream in list(self._closing):
+                    stream.abort()  # begun before the stop, still waiting for its peer
                 group.cancel_scope.cancel()
         finally:
             self._stopping = True
@@ -290,6 +295,41 @@ class ListeningServer:
         """Close a connection's stream once the server is stopping, within
         :meth:`_time_left`."""
         await stream.aclose_within(self._time_left())
+
+    async def _close_ended(
+        self,
+        stream: NetworkStream,
+        close: Callable[[], Awaitable[None]],
+        close_within: Callable[[float], Awaitable[None]],
+    ) -> None:
+        """Close the stream of a connection that ended. While the server runs,
+        ``close()``, which may wait up to :data:`~sansnet.transport.streams.CLOSE_WAIT`
+        for the peer to take our last bytes; a close still waiting when a stop's drain
+        ends is aborted (:meth:`_run`), so stop() keeps to ``drain_timeout``. Once the
+        server is stopping, ``close_within(what is left of drain_timeout)``.
+        ``close`` and ``close_within`` close ``stream`` (or what wraps it)."""
+        if self._stopping:
+            await close_within(self._time_left())
+            return
+        self._closing.add(stream)
+        try:
+            await close()
+        finally:
+            self._closing.discard(stream)
+
+    async def _end_connection(
+        self,
+        stream: NetworkStream,
+        close: Callable[[], Awaitable[None]],
+        close_within: Callable[[float], Awaitable[None]],
+    ) -> None:
+        """The end of a connection counted with :meth:`_connection_started`: close its
+        stream (:meth:`_close_ended`), then count it ended. The drain waits for the
+        close too: a connection is open until its socket is."""
+        try:
+            await self._close_ended(stream, close, close_within)
+        finally:
+            self._connection_ended()
 
     def _connection_started(self) -> None:
         self._connections += 1

@@ -410,12 +410,11 @@ class Server(ListeningServer):
             raise
         finally:
             self._records.discard(record)
-            self._connection_ended()
             conn.send_eof()
-            if self.stopping:  # (stop() may have begun since the check above)
-                await self._close_stream(stream)  # within what is left of drain_timeout
-            else:
-                await stream.aclose_soon()  # the loop goes on and closes it next
+            # Soon while serving (the loop goes on and closes it next); within what is
+            # left of drain_timeout once stopping (stop() may have begun since the check
+            # above).
+            await self._end_connection(stream, stream.aclose_soon, stream.aclose_within)
 
     async def _refuse(self, stream: NetworkStream) -> None:
         """Answer 503 and close, the request unread. Closing a socket with the client's
@@ -441,10 +440,7 @@ class Server(ListeningServer):
         except TransportError:
             pass
         finally:
-            if self.stopping:  # stop() returns once every connection is closed
-                await self._close_stream(stream)
-            else:
-                await stream.aclose()
+            await self._close_ended(stream, stream.aclose, stream.aclose_within)
 
 
 async def _close_going_away(socket: WebSocket) -> None:

@@ -457,11 +457,7 @@ class TcpServer(ListeningServer):
                 stream.description,
             )
         finally:
-            self._connection_ended()
-            if self.stopping:  # (stop() may have begun since the check above)
-                await tcp._close_within(self._time_left())
-            else:
-                await tcp.close()
+            await self._end_connection(stream, tcp.close, tcp._close_within)
 
 
 def serve(port: int, handler: TcpHandler, **options: Any) -> TcpServer:

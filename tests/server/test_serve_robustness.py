@@ -490,3 +490,41 @@ async def test_stop_does_not_wait_for_the_last_bytes_of_a_connection_that_ended(
             took = anyio.current_time() - begun
     assert filled  # the response ended within the drain: its connection closed normally
     assert took < drain_timeout + 1, took  # the bug took drain_timeout + 5 s
+
+
+async def test_stop_aborts_the_close_of_a_connection_that_ended_before_it() -> None:
+    """A `Connection: close` response that ended *before* stop(), its last bytes waiting
+    in the transport (the client reads nothing): the connection's close waits up to 5 s
+    for the client to take them, and the server no longer counted the connection, so
+    stop() returned with that close still running in its task group, which then held
+    stop() for the rest of those 5 s (asyncio and uvloop). A close still waiting when the
+    drain ends is now aborted. On trio nothing waits in user space (see above)."""
+    drain_timeout = 0.5
+    filled = anyio.Event()
+
+    async def fill_until_bytes_wait() -> Any:
+        (record,) = server._records
+        async for piece in until_bytes_wait(record.stream):
+            yield piece
+        filled.set()
+
+    async def handler(request: ServeRequest) -> ServeResponse:
+        return ServeResponse(body=fill_until_bytes_wait())
+
+    server = sansnet.serve(0, ServeConfig(handle_request=handler, drain_timeout=drain_timeout))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with sock:
+        async with anyio.create_task_group() as group:
+            handle = await group.start(server.run)
+            sock.connect(("127.0.0.1", handle.port))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")  # unread
+            with anyio.fail_after(5):
+                await filled.wait()
+            await anyio.wait_all_tasks_blocked()
+            assert not server._records  # the response ended; its connection is closing
+            begun = anyio.current_time()
+            with anyio.fail_after(10):
+                await handle.stop()
+            took = anyio.current_time() - begun
+    assert took < drain_timeout + 1, took  # the bug took up to 5 s

@@ -230,6 +230,39 @@ async def test_stop_does_not_wait_for_a_client_that_never_reads(ending: str) -> 
     assert took < drain_timeout + 1, took  # the bug took drain_timeout + 5 s
 
 
+async def test_stop_aborts_the_close_of_a_connection_that_ended_before_it() -> None:
+    """A handler that wrote to a client that reads nothing and returned *before* stop(),
+    its last bytes waiting in the transport: the connection's close waits up to 5 s for
+    the client to take them, and it held stop() for the rest of those 5 s on asyncio and
+    uvloop. A close still waiting when the drain ends is now aborted; the drain counts
+    the connection until its socket is closed. On trio nothing waits in user space."""
+    drain_timeout = 0.5
+    returned = anyio.Event()
+
+    async def handler(stream: net.tcp.TcpStream) -> None:
+        await stream.read(timeout=5)
+        async for piece in until_bytes_wait(stream._stream):
+            await stream.write(piece)
+        returned.set()
+
+    server = net.tcp.serve(0, handler, drain_timeout=drain_timeout)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with sock:
+        async with anyio.create_task_group() as group:
+            handle = await group.start(server.run)
+            sock.connect(("127.0.0.1", handle.port))
+            sock.sendall(b"go")  # and never read
+            with anyio.fail_after(5):
+                await returned.wait()
+            await anyio.wait_all_tasks_blocked()  # the close waits for the client
+            begun = anyio.current_time()
+            with anyio.fail_after(10):
+                await handle.stop()
+            took = anyio.current_time() - begun
+    assert took < drain_timeout + 1, took  # the bug took up to 5 s
+
+
 async def test_stop_from_a_handler_returns_at_once() -> None:
     async def stopper(stream: net.tcp.TcpStream) -> None:
         await handle.stop()  # must not wait for this very connection

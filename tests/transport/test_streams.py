@@ -231,3 +231,41 @@ async def test_waiting_for_room_ends_when_the_connection_does() -> None:
             assert sorted(woken) == [0, 1]
             assert ours._protocol.room_waiters == []
             assert not ours._protocol.paused_writing
+
+
+class _SlowToClose(anyio.abc.ByteStream):
+    """An anyio stream whose graceful close waits for its peer until cancelled (as a TLS
+    close_notify to a peer that reads nothing would); closing it forcefully is at once."""
+
+    def __init__(self) -> None:
+        self.closed = ""
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        raise anyio.EndOfStream
+
+    async def send(self, item: bytes) -> None:
+        pass
+
+    async def send_eof(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self.closed = "cancelled"
+
+
+async def test_abort_ends_an_anyio_close_that_waits_for_the_peer() -> None:
+    # A server's stop aborts a close begun before it (sansnet._lifecycle): abort() must
+    # end the wait at once, not only make the next close forceful.
+    inner = _SlowToClose()
+    stream = AnyioStream(inner, "slow peer")
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(stream.aclose_within, 60)
+            await anyio.wait_all_tasks_blocked()
+            assert inner.closed == ""
+            stream.abort()
+    assert inner.closed == "cancelled"
+    await stream.aclose_within(60)  # once aborted, closing again is forceful and at once

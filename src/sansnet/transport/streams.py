@@ -222,11 +222,20 @@ def _write_timeout(stream: NetworkStream, timeout: float | None) -> WriteTimeout
 class AnyioStream(NetworkStream):
     """A :class:`NetworkStream` over an anyio byte stream (TCP or TLS; asyncio or trio)."""
 
-    __slots__ = ("_aborted", "_peer", "_socket", "_ssl_object", "_stream", "description")
+    __slots__ = (
+        "_aborted",
+        "_closing",
+        "_peer",
+        "_socket",
+        "_ssl_object",
+        "_stream",
+        "description",
+    )
 
     def __init__(self, stream: anyio.abc.ByteStream, description: str | None = None) -> None:
         self._stream = stream
         self._aborted = False
+        self._closing: anyio.CancelScope | None = None  # an aclose waiting for the peer
         # extra() builds every attribute each call: look them up once.
         self._peer = _address(stream.extra(anyio.abc.SocketAttribute.remote_address, ("?", 0)))
         self._socket: socket.socket | None = stream.extra(
@@ -280,15 +289,20 @@ class AnyioStream(NetworkStream):
                     await anyio.aclose_forcefully(self._stream)
                     return
                 # Cancelled, anyio's TLS stream closes its transport forcefully.
-                with anyio.move_on_after(timeout):
+                with anyio.move_on_after(timeout) as self._closing:
                     await self._stream.aclose()
             except (OSError, ssl.SSLError, anyio.BrokenResourceError):
                 pass
+            finally:
+                self._closing = None
 
     def abort(self) -> None:
         # anyio has no synchronous abort: the next aclose() closes at once instead,
-        # without a TLS close_notify and without waiting for the peer.
+        # without a TLS close_notify and without waiting for the peer, and one waiting
+        # for the peer now stops waiting.
         self._aborted = True
+        if self._closing is not None:
+            self._closing.cancel()
 
     async def send_eof(self) -> None:
         if self._ssl_object is not None:
