@@ -174,6 +174,29 @@ def test_faults_are_validated() -> None:
         Faults(delay=-1)
 
 
+@pytest.mark.net_virtual_time
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"], indirect=True)
+async def test_mock_handlers_are_bound_by_the_client_timeouts(anyio_backend: Any) -> None:
+    """Issue: MockTransport's docs say the client's timeouts still apply, but it awaited
+    a slow handler however long it took: a test of a code path's timeout handling
+    passed with a mock that a real server would have made time out."""
+
+    async def slow(request: sansnet.Request) -> str:
+        await anyio.sleep(600)
+        return "too late"  # pragma: no cover - cancelled by the timeout
+
+    async with mock(slow) as transport:
+        started = anyio.current_time()
+        with pytest.raises(sansnet.ReadTimeout, match="within 5"):
+            await sansnet.request("https://api.example.com/slow", timeout=sansnet.Timeout(read=5))
+        assert 5 <= anyio.current_time() - started < 6
+        with pytest.raises(sansnet.TimeoutError, match="total timeout"):
+            await sansnet.request("https://api.example.com/slow", timeout=sansnet.Timeout(total=2))
+        assert len(transport.requests) == 2
+    async with mock(lambda request: "quick") as transport:
+        assert (await sansnet.request("https://api.example.com/", timeout=1)).text == "quick"
+
+
 async def fetch_status(url: str) -> int:
     """Code under test that calls sansnet.request deep inside."""
     response = await sansnet.request(url)

@@ -44,7 +44,7 @@ from sansnet.client import (
     Transport,
     use_client,
 )
-from sansnet.errors import InvalidArgument, WriteError
+from sansnet.errors import InvalidArgument, ReadTimeout, WriteError
 from sansnet.models import ServeResponse
 from sansnet.protocol import Headers, ResponseHead
 from sansnet.server import RequestHandler, ServeConfig, Server
@@ -441,6 +441,18 @@ class MockTransport(Transport):
             chunks = [chunk async for chunk in request.body]
             request = Request(request.method, request.url, request.headers, b"".join(chunks))
         self.requests.append(request)
+        # The answer is awaited as a server's would be: within the read timeout (and
+        # the total deadline, which `with timeout` reports when it was the shorter).
+        limit = timeout.bound(timeout.timeout.read)
+        with timeout:
+            with anyio.move_on_after(limit):
+                return await self._answer(request)
+            raise ReadTimeout(
+                f"The mock handler did not answer {request.method} {request.url} "
+                f"within {limit} s (read timeout)."
+            )
+
+    async def _answer(self, request: Request) -> StreamingResponse:
         result = self.handler(request)
         if inspect.isawaitable(result):
             result = await result
