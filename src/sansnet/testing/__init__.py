@@ -27,6 +27,7 @@ import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from math import inf
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -162,10 +163,21 @@ class Faults:
     close_after: int | None = None
 
     def __post_init__(self) -> None:
-        if self.chunk_size is not None and self.chunk_size < 1:
-            raise InvalidArgument("Faults.chunk_size must be at least 1.")
-        if self.delay < 0:
-            raise InvalidArgument("Faults.delay must not be negative.")
+        for name, least in (("chunk_size", 1), ("truncate_after", 0), ("close_after", 0)):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < least):
+                raise InvalidArgument(
+                    f"Faults.{name} must be None or an int of at least {least}, not {value!r}."
+                )
+        delay = self.delay
+        if not isinstance(delay, (int, float)) or isinstance(delay, bool) or not 0 <= delay < inf:
+            raise InvalidArgument(
+                f"Faults.delay must be a finite number of seconds, not negative, not {delay!r}."
+            )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class _LinkStream(NetworkStream):
