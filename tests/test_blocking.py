@@ -4,6 +4,7 @@ interpreter exit."""
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import textwrap
@@ -353,3 +354,48 @@ def test_max_threads_bounds_the_plain_handlers_running_at_once() -> None:
     assert 1 <= peak <= 2
     with pytest.raises(sansnet.InvalidArgument, match="max_threads"):
         blocking.serve(0, handler, max_threads=0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_its_own_loop() -> None:
+    """Issue: a child forked after the first blocking call inherited the parent's portal
+    but not its thread: the child's first call (and its exit, whose atexit shutdown()
+    called that portal) waited forever for a loop that did not exist there. The child
+    now forgets the parent's loop: its calls start a loop of its own, and what it
+    inherited (a server handle, a WebSocket) acts stopped and closed there."""
+    script = textwrap.dedent(
+        """
+        import os, signal, sys, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads
+        from sansnet import blocking
+        async def echo(ws):
+            async for message in ws:
+                await ws.send(message)
+        config = blocking.ServeConfig(handle_request=lambda request: "parent", handle_web_socket=echo)
+        handle = blocking.serve(0, config)
+        ws = blocking.socket(f"ws://127.0.0.1:{handle.port}/")
+        print(blocking.request(handle.url).text, flush=True)
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(20)  # a hang fails the test, not the suite
+            print("child sees", blocking.request(handle.url).text, flush=True)
+            with blocking.serve(0, lambda request: "child") as own:
+                print("child serves", blocking.request(own.url).text, flush=True)
+            print("inherited", handle.stopped, ws.next(timeout=1), flush=True)
+            handle.stop() if not handle.stopped else None
+            sys.exit(0)  # atexit: shutdown() of the child's own loop
+        _, status = os.waitpid(pid, 0)
+        print("child status", status, flush=True)
+        ws.send("still open")
+        print("parent", blocking.request(handle.url).text, ws.next(timeout=5), flush=True)
+        """
+    )
+    result = run_at_exit_script(script)
+    assert result.stdout.splitlines() == [
+        "parent",
+        "child sees parent",
+        "child serves child",
+        "inherited True None",
+        "child status 0",
+        "parent parent still open",
+    ], result.stderr

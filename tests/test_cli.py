@@ -465,3 +465,15 @@ def test_serve_a_port_out_of_range_is_a_one_line_usage_error(
     assert main(["serve", "--port", port, *workers]) == 2
     error = capsys.readouterr().err
     assert error == f"sansnet: port must be an int from 0 to 65535, not {port}.\n"
+
+
+@pytest.mark.parametrize("value", ["", "/tmp/a\x00b"])
+def test_serve_a_bad_uds_is_a_one_line_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue: `sansnet serve --uds ''` ended in a traceback (an IndexError inside
+    asyncio's create_unix_server) with exit code 1."""
+    assert main(["serve", "--uds", value]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("sansnet: ServeConfig.uds must be")
+    assert error.count("\n") == 1

@@ -58,14 +58,15 @@ class ServeHandle:
     """A running server (Lune's ServeHandle): ``ip`` and ``port`` of the bound socket
     (port 0 asked -> the port the OS chose), ``url``, and :meth:`stop`. On a Unix
     socket, ``ip`` is its path, ``port`` 0 and ``url`` ``http+unix://`` and the
-    percent-encoded path (the form requests-unixsocket and HTTPie use)."""
+    percent-encoded path (the form requests-unixsocket and HTTPie use; a byte of the
+    path that is not UTF-8 is written ``%XX`` too)."""
 
     def __init__(self, server: ListeningServer, addresses: list[tuple[str, int]]) -> None:
         self._server = server
         self.addresses = addresses
         self.ip, self.port = addresses[0]
         if server.uds is not None:  # ip is the socket's path, port 0
-            self.url = f"{server.scheme}+unix://{quote(self.ip, safe='')}"
+            self.url = f"{server.scheme}+unix://{quote(self.ip, safe='', errors='surrogateescape')}"
         else:
             host = f"[{self.ip}]" if ":" in self.ip else self.ip
             self.url = f"{server.scheme}://{host}:{self.port}"

@@ -79,8 +79,14 @@ class ParsedURL:
         self.host = host
         self.port = port or DEFAULT_PORTS[scheme]
         self.origin: Origin = (scheme, host, self.port)
-        path = quote(split.path, safe="/%:@!$&'()*+,;=-._~") or "/"
-        query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
+        try:
+            path = quote(split.path, safe="/%:@!$&'()*+,;=-._~") or "/"
+            query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
+        except UnicodeEncodeError as exc:  # "\udcff", as sys.argv gives a byte not UTF-8
+            raise InvalidURL(
+                f"Invalid URL {_masked(url)!r}: a lone surrogate at index {exc.start} of "
+                "its path or query has no UTF-8 form; percent-encode the bytes meant."
+            ) from None
         self.target = f"{path}?{query}" if query else path
         self.url = _unsplit(split, scheme, host, path, query)
         self.authorization = basic_authorization(split.username, split.password)
@@ -125,7 +131,13 @@ def with_query(url: str, query: Mapping[str, Any] | None) -> str:
     for key, value in query.items():
         values = value if isinstance(value, (list, tuple)) else [value]
         pairs.extend((str(key), "" if item is None else str(item)) for item in values)
-    encoded = urlencode(pairs)  # form encoding: space -> "+"
+    try:
+        encoded = urlencode(pairs)  # form encoding: space -> "+"
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(
+            f"query has a str with a lone surrogate ({exc.object!r}), which has no UTF-8 "
+            "form; pass bytes decoded properly, or percent-encode them."
+        ) from None
     base = url.partition("#")[0]
     separator = "&" if "?" in base else "?"
     if base.endswith(("?", "&")):

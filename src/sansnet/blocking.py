@@ -27,6 +27,7 @@ import asyncio
 import atexit
 import functools
 import inspect
+import os
 import sys
 import threading
 import weakref
@@ -197,6 +198,27 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
+def _forget_the_parents_loop() -> None:
+    """In a child forked after a blocking call: the background loop's thread was not
+    copied, so a call on its portal (and shutdown() at the child's exit) would wait
+    forever. Forget that loop: the child's next call starts one of its own. What the
+    child inherited acts as shutdown() leaves it: servers stopped (they serve in the
+    parent), streams and sockets closed (their connections are the parent's)."""
+    global _lock, _portal, _thread
+    _lock = threading.Lock()  # another thread may have held it at fork time
+    _portal = _thread = None
+    for item in list(_open):
+        item._gone = True
+    _open.clear()
+    for handle in list(_servers):
+        handle._orphaned = True
+    _servers.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_the_parents_loop)
+
+
 async def _close_all(items: list[_Closable]) -> None:
     async with anyio.create_task_group() as group:
         for item in items:
@@ -328,13 +350,14 @@ class BlockingServeHandle:
         self._handle = handle
         self._done = done
         self._portal = portal
+        self._orphaned = False  # inherited by a forked child: the parent's server
         self.ip = handle.ip
         self.port = handle.port
         self.url = handle.url
 
     @property
     def stopped(self) -> bool:
-        return self._handle.stopped
+        return self._orphaned or self._handle.stopped
 
     def stop(self) -> None:
         """Stop gracefully (see :meth:`sansnet.ServeHandle.stop`); a second call raises

@@ -658,7 +658,13 @@ def _body(params: Mapping[str, Any]) -> tuple[bytes | AsyncIterable[bytes], str 
     if body is None:
         return b"", None
     if isinstance(body, str):
-        return body.encode("utf-8"), "text/plain; charset=utf-8"
+        try:
+            return body.encode("utf-8"), "text/plain; charset=utf-8"
+        except UnicodeEncodeError as exc:
+            raise InvalidArgument(
+                f"The str body has a lone surrogate at index {exc.start}, which has no "
+                "UTF-8 form: pass bytes to send other bytes."
+            ) from None
     if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body), None
     if isinstance(body, (Iterable, AsyncIterable)) and not isinstance(body, Mapping):

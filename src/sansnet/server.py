@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -203,6 +204,19 @@ class ServeConfig:
             raise InvalidArgument(
                 f"ServeConfig.address must be a non-empty str, not {self.address!r}."
             )
+        if "\x00" in self.address or not _encodes(self.address, str.encode):
+            raise InvalidArgument(
+                "ServeConfig.address must be an IP address or a host name, with no NUL "
+                f"and no lone surrogate, not {self.address!r}."
+            )
+        uds: object = self.uds
+        if uds is not None and (
+            not isinstance(uds, str) or not uds or "\x00" in uds or not _encodes(uds, os.fsencode)
+        ):
+            raise InvalidArgument(
+                "ServeConfig.uds must be None or the path of a Unix socket: a non-empty str "
+                f"with no NUL that the file system can hold, not {uds!r}."
+            )
         limits: Any = self.limits
         if isinstance(limits, Mapping):  # plain data (a worker's JSON options)
             known = [item.name for item in fields(Limits)]
@@ -270,6 +284,16 @@ class ServeConfig:
         if isinstance(tls, tuple):
             return server_context(tls[0], tls[1])
         return server_context(tls)
+
+
+def _encodes(text: str, encode: Callable[[str], bytes]) -> bool:
+    """``encode(text)`` works: ``str.encode`` (UTF-8: no lone surrogate) or ``os.fsencode``
+    (which takes a byte that is not UTF-8, as os.fsdecode and sys.argv give it)."""
+    try:
+        encode(text)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # ============================================================================= handle

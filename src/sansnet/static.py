@@ -44,8 +44,14 @@ class StaticFiles:
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, listing: bool = True) -> None:
-        self.root = Path(directory).resolve()
-        if not self.root.is_dir():
+        try:
+            self.root = Path(directory).resolve()
+            is_dir = self.root.is_dir()
+        except (TypeError, ValueError, OSError) as exc:  # not a path; a NUL; too long
+            raise InvalidArgument(
+                f"StaticFiles takes the path of a directory, not {directory!r} ({exc})."
+            ) from None
+        if not is_dir:
             raise InvalidArgument(f"{directory!s} is not a directory.")
         self.listing = listing
 

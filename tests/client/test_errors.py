@@ -88,6 +88,30 @@ async def test_bad_input_fails_before_any_io(
     assert server.accepted == 0, "Nothing was sent: the error came before any I/O."
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"path": "/caf\udcff"}, sansnet.InvalidURL, "lone surrogate"),
+        ({"path": "/?q=\ud800"}, sansnet.InvalidURL, "lone surrogate"),
+        ({"query": {"q": "\ud800"}}, sansnet.InvalidArgument, "query"),
+        ({"query": {"\udcff": "v"}}, sansnet.InvalidArgument, "query"),
+        ({"body": "\udcff", "method": "POST"}, sansnet.InvalidArgument, "body"),
+    ],
+)
+async def test_a_str_with_no_utf8_form_is_a_typed_error_before_any_io(
+    raw_server: Start, kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
+    """Issue: a lone surrogate (as sys.argv or os.fsdecode give a byte that is not
+    UTF-8) in the URL's path or query, a query= value or a str body raised a bare
+    UnicodeEncodeError from quote() or str.encode() inside request()."""
+    server = raw_server(silent)
+    kwargs = dict(kwargs)
+    url = server.url.rstrip("/") + str(kwargs.pop("path", "/"))
+    with pytest.raises(error, match=match):
+        await sansnet.request(url, **kwargs)  # type: ignore[arg-type]
+    assert server.accepted == 0, "Nothing was sent: the error came before any I/O."
+
+
 @pytest.mark.parametrize("value", ["1000", -1, 1.5, math.nan, True])
 async def test_a_bad_max_decoded_size_fails_before_any_io(raw_server: Start, value: object) -> None:
     def gzipped(conn: socket.socket, server: RawServer) -> None:

@@ -174,6 +174,58 @@ def test_faults_are_validated() -> None:
         Faults(delay=-1)
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("chunk_size", "x"),
+        ("chunk_size", 1.5),
+        ("chunk_size", True),
+        ("delay", None),
+        ("delay", "1"),
+        ("delay", float("nan")),
+        ("delay", float("inf")),
+        ("truncate_after", -1),
+        ("truncate_after", "3"),
+        ("close_after", -1),
+        ("close_after", 2.5),
+    ],
+)
+def test_every_fault_is_validated_with_invalid_argument(name: str, value: object) -> None:
+    """Issue: Faults(chunk_size="x") or Faults(delay=None) raised a bare TypeError from
+    a comparison; chunk_size=1.5, delay=nan and truncate_after=-1 were taken and failed
+    (or misbehaved) only once the link was used."""
+    with pytest.raises(sansnet.InvalidArgument, match=rf"^Faults\.{name} must be"):
+        Faults(**{name: value})
+
+
+def test_faults_take_what_they_document() -> None:
+    assert Faults(chunk_size=1, delay=0, truncate_after=0, close_after=5).delay == 0
+    assert Faults(delay=2.5).delay == 2.5
+
+
+@pytest.mark.net_virtual_time
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"], indirect=True)
+async def test_mock_handlers_are_bound_by_the_client_timeouts(anyio_backend: Any) -> None:
+    """Issue: MockTransport's docs say the client's timeouts still apply, but it awaited
+    a slow handler however long it took: a test of a code path's timeout handling
+    passed with a mock that a real server would have made time out."""
+
+    async def slow(request: sansnet.Request) -> str:
+        await anyio.sleep(600)
+        return "too late"  # pragma: no cover - cancelled by the timeout
+
+    async with mock(slow) as transport:
+        started = anyio.current_time()
+        with pytest.raises(sansnet.ReadTimeout, match="within 5"):
+            await sansnet.request("https://api.example.com/slow", timeout=sansnet.Timeout(read=5))
+        assert 5 <= anyio.current_time() - started < 6
+        with pytest.raises(sansnet.TimeoutError, match="total timeout"):
+            await sansnet.request("https://api.example.com/slow", timeout=sansnet.Timeout(total=2))
+        assert len(transport.requests) == 2
+    async with mock(lambda request: "quick") as transport:
+        assert (await sansnet.request("https://api.example.com/", timeout=1)).text == "quick"
+
+
 async def fetch_status(url: str) -> int:
     """Code under test that calls sansnet.request deep inside."""
     response = await sansnet.request(url)

@@ -911,3 +911,23 @@ async def test_a_certificate_that_cannot_be_loaded_is_named(tmp_path: Any) -> No
                     pass
             assert named in str(error.value)
             assert "a PEM file with the certificate and its key" in str(error.value)
+
+
+@pytest.mark.parametrize("value", ["", "/tmp/a\x00b", "/tmp/\ud800", 5, b"/tmp/s"])
+def test_a_bad_uds_is_refused_when_the_config_is_made(value: object) -> None:
+    """Issue: ServeConfig(uds="") was taken and serve() then failed with a bare
+    IndexError from inside asyncio (a traceback from `sansnet serve --uds ''`); a NUL
+    gave a bare ValueError. A socket path is a non-empty str the file system can hold."""
+    with pytest.raises(sansnet.InvalidArgument, match=r"^ServeConfig\.uds must be"):
+        ServeConfig(handle_request=echo, uds=value)  # type: ignore[arg-type]
+    assert ServeConfig(handle_request=echo, uds="/tmp/\udcff").uds == "/tmp/\udcff"  # byte 0xFF
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1\x00", "\udcff", "local\ud800host"])
+def test_an_address_that_cannot_be_listened_on_is_refused_when_the_config_is_made(
+    value: str,
+) -> None:
+    """Issue: a NUL or a lone surrogate in ServeConfig.address reached the resolver and
+    came out of serve() as a bare ValueError / UnicodeEncodeError."""
+    with pytest.raises(sansnet.InvalidArgument, match=r"^ServeConfig\.address must be"):
+        ServeConfig(handle_request=echo, address=value)

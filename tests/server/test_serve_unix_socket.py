@@ -153,3 +153,17 @@ async def test_sansnet_request_and_socket_over_a_unix_socket(socket_path: str) -
             assert await ws.next() == "over a file"
     with pytest.raises(net.ConnectError, match="Unix socket"):
         await net.request("http://app.local/", unix_socket=socket_path)
+
+
+async def test_a_socket_path_that_is_not_utf8(socket_path: str) -> None:
+    """Issue: a path with a byte that is not UTF-8 (str with surrogateescape, as
+    os.fsdecode and sys.argv give it) was bound, then the handle's url could not be
+    built: a bare UnicodeEncodeError from serve(). The url writes the byte as %FF."""
+    path = os.path.join(os.path.dirname(socket_path), "caf\udcff.sock")
+    async with net.serve(0, who, uds=path) as handle:
+        assert handle.ip == path
+        assert handle.url.endswith("caf%FF.sock")
+        assert await anyio.Path(path).exists()
+        response = await net.request("http://app.local/", unix_socket=path)
+        assert response.status_code == 200
+    assert not await anyio.Path(path).exists()

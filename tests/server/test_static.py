@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import sansnet
 from sansnet import ServeRequest, ServeResponse
 from sansnet.protocol import RequestHead
 from sansnet.static import StaticFiles, _http_date, _parse_range
@@ -311,3 +312,12 @@ def test_parse_range_edge_cases() -> None:
 def test_root_must_be_a_directory(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a directory"):
         StaticFiles(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("directory", ["site\x00", 123, None, b"/tmp", "x" * 5000])
+def test_a_directory_argument_that_is_no_path_is_invalid_argument(directory: object) -> None:
+    """Issue: StaticFiles("a\\x00b") raised a bare ValueError (embedded null byte) and
+    StaticFiles(123) a bare TypeError from pathlib, a name too long a bare OSError, where
+    a missing directory raised InvalidArgument."""
+    with pytest.raises(sansnet.InvalidArgument, match="StaticFiles"):
+        StaticFiles(directory)  # type: ignore[arg-type]

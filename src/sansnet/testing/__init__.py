@@ -27,6 +27,7 @@ import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from math import inf
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,7 +45,7 @@ from sansnet.client import (
     Transport,
     use_client,
 )
-from sansnet.errors import InvalidArgument, WriteError
+from sansnet.errors import InvalidArgument, ReadTimeout, WriteError
 from sansnet.models import ServeResponse
 from sansnet.protocol import Headers, ResponseHead
 from sansnet.server import RequestHandler, ServeConfig, Server
@@ -162,10 +163,21 @@ class Faults:
     close_after: int | None = None
 
     def __post_init__(self) -> None:
-        if self.chunk_size is not None and self.chunk_size < 1:
-            raise InvalidArgument("Faults.chunk_size must be at least 1.")
-        if self.delay < 0:
-            raise InvalidArgument("Faults.delay must not be negative.")
+        for name, least in (("chunk_size", 1), ("truncate_after", 0), ("close_after", 0)):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < least):
+                raise InvalidArgument(
+                    f"Faults.{name} must be None or an int of at least {least}, not {value!r}."
+                )
+        delay = self.delay
+        if not isinstance(delay, (int, float)) or isinstance(delay, bool) or not 0 <= delay < inf:
+            raise InvalidArgument(
+                f"Faults.delay must be a finite number of seconds, not negative, not {delay!r}."
+            )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class _LinkStream(NetworkStream):
@@ -441,6 +453,18 @@ class MockTransport(Transport):
             chunks = [chunk async for chunk in request.body]
             request = Request(request.method, request.url, request.headers, b"".join(chunks))
         self.requests.append(request)
+        # The answer is awaited as a server's would be: within the read timeout (and
+        # the total deadline, which `with timeout` reports when it was the shorter).
+        limit = timeout.bound(timeout.timeout.read)
+        with timeout:
+            with anyio.move_on_after(limit):
+                return await self._answer(request)
+            raise ReadTimeout(
+                f"The mock handler did not answer {request.method} {request.url} "
+                f"within {limit} s (read timeout)."
+            )
+
+    async def _answer(self, request: Request) -> StreamingResponse:
         result = self.handler(request)
         if inspect.isawaitable(result):
             result = await result
