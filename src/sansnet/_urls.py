@@ -22,7 +22,9 @@ __all__ = [
     "URL_CACHE",
     "ParsedURL",
     "basic_authorization",
+    "checked_host",
     "parse_url",
+    "target_parts",
     "with_query",
 ]
 
@@ -60,36 +62,52 @@ class ParsedURL:
             raise UnsupportedProtocol(
                 f"Unsupported URL scheme {scheme!r} in {_masked(url)!r}: use http or https."
             )
-        host = split.hostname
-        if not host:
-            raise InvalidURL(f"Invalid URL {_masked(url)!r}: no host.")
-        if not host.isascii():
-            try:
-                host = host.encode("idna").decode("ascii")
-            except UnicodeError as exc:
-                raise InvalidURL(f"Invalid host name in {_masked(url)!r}: {exc}.") from None
-        if _HOST.fullmatch(host) is None:
-            raise InvalidURL(
-                f"Invalid host {host!r} in {_masked(url)!r}: a host is a name (letters, digits, "
-                "'-', '.'), an IPv4 address or a bracketed IPv6 address."
-            )
+        host = checked_host(split, url)
         if port == 0:
             raise InvalidURL(f"Invalid URL {_masked(url)!r}: port 0 cannot be connected to.")
         self.scheme = scheme
         self.host = host
         self.port = port or DEFAULT_PORTS[scheme]
         self.origin: Origin = (scheme, host, self.port)
-        try:
-            path = quote(split.path, safe="/%:@!$&'()*+,;=-._~") or "/"
-            query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
-        except UnicodeEncodeError as exc:  # "\udcff", as sys.argv gives a byte not UTF-8
-            raise InvalidURL(
-                f"Invalid URL {_masked(url)!r}: a lone surrogate at index {exc.start} of "
-                "its path or query has no UTF-8 form; percent-encode the bytes meant."
-            ) from None
+        path, query = target_parts(split, url)
         self.target = f"{path}?{query}" if query else path
         self.url = _unsplit(split, scheme, host, path, query)
         self.authorization = basic_authorization(split.username, split.password)
+
+
+def checked_host(split: SplitResult, url: str) -> str:
+    """The host of a split URL, in its ASCII (IDNA) form; :class:`~sansnet.InvalidURL`
+    when there is none or it is no name or address (``url`` is for the message, shown
+    without its password)."""
+    host = split.hostname
+    if not host:
+        raise InvalidURL(f"Invalid URL {_masked(url)!r}: no host.")
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise InvalidURL(f"Invalid host name in {_masked(url)!r}: {exc}.") from None
+    if _HOST.fullmatch(host) is None:
+        raise InvalidURL(
+            f"Invalid host {host!r} in {_masked(url)!r}: a host is a name (letters, digits, "
+            "'-', '.'), an IPv4 address or a bracketed IPv6 address."
+        )
+    return host
+
+
+def target_parts(split: SplitResult, url: str) -> tuple[str, str]:
+    """The path (``/`` when empty) and query of a split URL, percent-encoded as UTF-8
+    where they are not ASCII (a request target is ASCII); :class:`~sansnet.InvalidURL`
+    for a str with no UTF-8 form."""
+    try:
+        path = quote(split.path, safe="/%:@!$&'()*+,;=-._~") or "/"
+        query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
+    except UnicodeEncodeError as exc:  # "\udcff", as sys.argv gives a byte not UTF-8
+        raise InvalidURL(
+            f"Invalid URL {_masked(url)!r}: a lone surrogate at index {exc.start} of "
+            "its path or query has no UTF-8 form; percent-encode the bytes meant."
+        ) from None
+    return path, query
 
 
 def basic_authorization(username: str | None, password: str | None) -> str | None:

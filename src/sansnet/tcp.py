@@ -294,6 +294,11 @@ def _host(text: object, name: str) -> str:
     host = text.strip()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    if not host.isascii():  # a name is looked up in its IDNA form: it must have one
+        try:
+            host.encode("idna")
+        except UnicodeError as exc:
+            raise InvalidArgument(f"{name} {text!r} is no host name: {exc}.") from None
     return host
 
 

@@ -35,12 +35,12 @@ import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import anyio
 
 from ._transport_api import check_seconds
-from ._urls import basic_authorization
+from ._urls import basic_authorization, checked_host, target_parts
 from .errors import (
     ConnectionClosed,
     HandshakeError,
@@ -814,17 +814,9 @@ async def socket(
         port = split.port or default_port
     except ValueError as exc:
         raise InvalidURL(f"Invalid URL {shown!r}: {exc}.") from None
-    host = split.hostname
-    if not host:
-        raise InvalidURL(f"Invalid URL {shown!r}: no host.")
-    if not host.isascii():  # an internationalized name: its IDNA (ASCII) form, as request()
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise InvalidURL(f"Invalid host name in {shown!r}: {exc}.") from None
-    # Percent-encoded as request() does (UTF-8): a request target is ASCII.
-    path = quote(split.path, safe="/%:@!$&'()*+,;=-._~") or "/"
-    query = quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
+    # The host's IDNA (ASCII) form, the target percent-encoded (UTF-8), as request().
+    host = checked_host(split, url)
+    path, query = target_parts(split, url)
     target = path + (f"?{query}" if query else "")
     extra_headers = _header_items(headers)
     # user:password@ goes as Basic credentials (as request() and websockets send them),

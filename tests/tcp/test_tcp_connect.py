@@ -402,6 +402,10 @@ async def test_connect_errors_are_typed() -> None:
         ({"host": "127.0.0.1", "port": 80, "timeout": "5"}, "timeout"),
         ({"host": "127.0.0.1", "port": 80, "timeout": math.nan}, "timeout"),
         ({"host": "127.0.0.1", "port": 80, "tls": "yes"}, "tls"),
+        # A lone surrogate (a byte of sys.argv that is not UTF-8) has no IDNA form: it
+        # was a bare UnicodeError from getaddrinfo.
+        ({"host": "\udcff", "port": 80}, "is no host name"),
+        ({"host": "é" * 64 + ".example", "port": 80}, "is no host name"),
     ],
 )
 async def test_bad_arguments_are_invalid_argument(kwargs: dict[str, object], message: str) -> None:

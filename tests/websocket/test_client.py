@@ -137,6 +137,12 @@ async def test_an_internationalized_url_goes_out_in_ascii() -> None:
         await ws.close_quietly()
     with pytest.raises(sansnet.InvalidURL, match="host name"):
         await sansnet.socket("ws://" + "é" * 64 + ".example/")
+    # A lone surrogate (a byte of sys.argv that is not UTF-8) was a bare
+    # UnicodeEncodeError; a host that is no name, an error only once connecting.
+    with pytest.raises(sansnet.InvalidURL, match="lone surrogate"):
+        await sansnet.socket("ws://127.0.0.1/\udcff")
+    with pytest.raises(sansnet.InvalidURL, match="a host is a name"):
+        await sansnet.socket("ws://a_b!c/")
 
 
 async def test_credentials_in_the_url_go_as_basic_authorization() -> None:
