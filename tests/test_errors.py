@@ -150,6 +150,8 @@ _BARE_RAISES_ALLOWED = {
     ("transport/streams.py", "read", "TimeoutError"),
     ("transport/streams.py", "write", "TimeoutError"),
     ("transport/streams.py", "start_tls", "ConnectionResetError"),
+    ("transport/trio_stream.py", "read", "TimeoutError"),
+    ("transport/trio_stream.py", "write", "TimeoutError"),
     # The blocking API's event loop thread failed to start: not a misuse, and never seen
     # in tests (pragma: no cover); it chains the real cause.
     ("blocking.py", "_start", "RuntimeError"),

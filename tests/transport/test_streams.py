@@ -14,7 +14,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from sansnet import ReadTimeout
+from sansnet import ReadError, ReadTimeout, WriteError, WriteTimeout
 from sansnet.transport.clock import now
 from sansnet.transport.connect import open_tcp_stream
 from sansnet.transport.streams import AnyioStream, AsyncioStream, NetworkStream
@@ -269,3 +269,26 @@ async def test_abort_ends_an_anyio_close_that_waits_for_the_peer() -> None:
             stream.abort()
     assert inner.closed == "cancelled"
     await stream.aclose_within(60)  # once aborted, closing again is forceful and at once
+
+
+async def test_a_blocked_write_times_out_and_a_reset_breaks_both_directions(
+    anyio_backend_name: str,
+) -> None:
+    """The same errors on every backend (trio's stream talks to its socket itself): a
+    write to a peer that does not read ends in WriteTimeout; once the peer resets the
+    connection, a read raises ReadError and so does a write WriteError."""
+    async with connected() as (ours, theirs):
+        if anyio_backend_name == "trio":  # anyio's asyncio peer reads all on its own
+            with pytest.raises(WriteTimeout):
+                for _ in range(256):  # the socket buffers fill first
+                    await ours.write(b"x" * (1024 * 1024), 0.2)
+        else:
+            await ours.write(b"x" * (1024 * 1024), 5)
+        sock = theirs.extra(anyio.abc.SocketAttribute.raw_socket)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await theirs.aclose()  # a reset: the peer had bytes unread
+        with pytest.raises(ReadError):
+            while await ours.read(1024 * 1024, 5):
+                pass
+        with pytest.raises(WriteError):
+            await ours.write(b"after the reset", 5)

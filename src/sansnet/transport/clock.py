@@ -14,15 +14,16 @@ import anyio
 
 __all__ = ["now"]
 
-_get_running_loop = asyncio.get_running_loop
+# asyncio's own lookup that returns None where get_running_loop() raises: on trio, a
+# raised and caught RuntimeError was most of the cost of every call.
+_get_running_loop = asyncio._get_running_loop
 
 
 def now() -> float:
     """The current time of the running event loop, in seconds."""
-    try:
-        return _get_running_loop().time()
-    except RuntimeError:
-        pass
+    loop = _get_running_loop()
+    if loop is not None:
+        return loop.time()
     trio = sys.modules.get("trio")
     if trio is not None:
         try:

@@ -22,11 +22,11 @@ import anyio.abc
 from sansnet.errors import ConnectError, ConnectTimeout, TLSError
 
 from .streams import (
-    AnyioStream,
     AsyncioStream,
     NetworkStream,
     _closed_during_handshake,
     _StreamProtocol,
+    anyio_stream,
 )
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -123,7 +123,7 @@ async def open_tcp_stream(
                     tls_standard_compatible=False,
                     happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
                 )
-        return AnyioStream(stream, description)
+        return anyio_stream(stream, description)
     except TimeoutError:
         raise ConnectTimeout(
             f"Could not connect to {description} within {timeout} s (connect timeout); "
@@ -283,7 +283,7 @@ async def open_unix_stream(
                 except BaseException:
                     await anyio.aclose_forcefully(stream)  # the socket, left open before
                     raise
-            return AnyioStream(stream, description)
+            return anyio_stream(stream, description)
     except TimeoutError:
         raise ConnectTimeout(
             f"Could not connect to {description} within {timeout} s (connect timeout)."

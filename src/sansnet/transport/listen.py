@@ -35,7 +35,7 @@ from anyio.streams.tls import TLSStream
 from sansnet.errors import BindError
 
 from .connect import Backend, current_backend
-from .streams import AnyioStream, AsyncioStream, NetworkStream, _StreamProtocol
+from .streams import AsyncioStream, NetworkStream, _StreamProtocol, anyio_stream
 
 __all__ = ["UNIX_SOCKET_MODE", "Listener", "listen_tcp", "listen_unix"]
 
@@ -215,7 +215,7 @@ def _serve_anyio(
             except BaseException:  # cancelled (the server stops): close it, go on
                 await anyio.aclose_forcefully(stream)
                 raise
-        await handler(AnyioStream(stream))
+        await handler(anyio_stream(stream))
 
     async def accept_loop(one: anyio.abc.SocketListener) -> None:
         while True:

@@ -19,6 +19,7 @@ import math
 import select
 import socket
 import ssl
+import sys
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -350,6 +351,22 @@ class AnyioStream(NetworkStream):
         if self._ssl_object is not None and self._ssl_object.pending():
             return True
         return _socket_readable(sock)
+
+
+def anyio_stream(stream: anyio.abc.ByteStream, description: str | None = None) -> AnyioStream:
+    """``stream`` for the drivers: a :class:`~sansnet.transport.trio_stream.TrioStream`
+    for a plain socket of anyio's trio backend (trio runs this thread), else an
+    :class:`AnyioStream`."""
+    trio = sys.modules.get("trio")
+    if (
+        trio is not None
+        and isinstance(stream, anyio.abc.SocketStream)
+        and trio.lowlevel.in_trio_run()
+    ):
+        from .trio_stream import TrioStream
+
+        return TrioStream(stream, description)
+    return AnyioStream(stream, description)
 
 
 def _closed_during_handshake() -> ConnectionResetError:
