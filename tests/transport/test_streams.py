@@ -292,3 +292,16 @@ async def test_a_blocked_write_times_out_and_a_reset_breaks_both_directions(
                 pass
         with pytest.raises(WriteError):
             await ours.write(b"after the reset", 5)
+
+
+async def test_a_write_of_nothing_is_still_a_checkpoint(anyio_backend_name: str) -> None:
+    # trio's rule (every async operation of the stream may be cancelled and yields);
+    # a loop writing whatever an engine had to send would otherwise never yield there.
+    if anyio_backend_name != "trio":
+        pytest.skip("a trio rule: asyncio's transports take writes without a checkpoint")
+    async with connected() as (ours, _):
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await ours.write(b"")
+            pytest.fail("the write of nothing was no checkpoint")  # pragma: no cover
+        assert scope.cancelled_caught

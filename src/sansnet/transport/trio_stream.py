@@ -87,6 +87,9 @@ class TrioStream(AnyioStream):
         sock = self._socket
         assert sock is not None
         view = memoryview(data)
+        if not view:  # still a checkpoint, as trio's send_all of nothing is
+            await trio.lowlevel.checkpoint()
+            return
         while view:
             await trio.lowlevel.checkpoint_if_cancelled()
             try:
