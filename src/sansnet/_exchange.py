@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import anyio
 
-from ._transport_api import Deadlines, Request, ResponseBody, StreamedBody
+from ._transport_api import PHASE_TIMEOUTS, Deadlines, Request, ResponseBody, StreamedBody
 from .errors import NetError, ReadError, ReadTimeout, RemoteProtocolError, UsageError, WriteError
 from .protocol import (
     NEED_DATA,
@@ -91,8 +91,11 @@ class HTTP11Exchange:
                 data = protocol.data_to_send()
                 if self._trace is not None:
                     self._trace("request", _masked(data[: data.index(b"\r\n\r\n") + 4], request))
-                with timeout:
+                try:
                     await stream.write(data, timeout.bound(times.write))
+                except PHASE_TIMEOUTS:
+                    timeout.cut_short()
+                    raise
             else:
                 await self._upload(request, body, target, timeout)
         except WriteError as exc:
@@ -109,10 +112,13 @@ class HTTP11Exchange:
                     continue  # 100, 103 ...: the final response follows
                 # NEED_DATA: read on. PeerClosed or PAUSED cannot come before a
                 # head: next_event raises RemoteProtocolError instead.
-                with timeout:
+                try:
                     received = (
                         await receive(stream, protocol, timeout.bound(times.read)) or received
                     )
+                except PHASE_TIMEOUTS:
+                    timeout.cut_short()
+                    raise
         except (ReadError, RemoteProtocolError) as exc:
             if write_error is not None:
                 write_error.__cause__ = exc  # as `raise write_error from exc` would

@@ -185,17 +185,27 @@ class Deadlines:
         self.capped = False
         return self.timeout.read
 
+    def cut_short(self) -> None:
+        """In ``except PHASE_TIMEOUTS:`` around an I/O step bounded by :meth:`bound`,
+        before re-raising: raise the total timeout instead when the deadline cut the
+        phase short. What ``with deadlines:`` does, without two method calls on every
+        step (the client's hot path has three such steps per request)."""
+        if self.capped:
+            raise self.total_error() from None
+
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, error: object, trace: object) -> None:
         """``with deadlines:`` around an I/O step bounded by :meth:`bound`: a phase
         timeout that fired because the deadline cut it short is the total timeout."""
-        if kind is not None and self.capped and issubclass(kind, _PHASE_TIMEOUTS):
+        if kind is not None and self.capped and issubclass(kind, PHASE_TIMEOUTS):
             raise self.total_error() from None
 
 
-_PHASE_TIMEOUTS = (ConnectTimeout, PoolTimeout, ReadTimeout, WriteTimeout)
+PHASE_TIMEOUTS = (ConnectTimeout, PoolTimeout, ReadTimeout, WriteTimeout)
+"""The timeouts of one phase, which :class:`Deadlines` turns into the total timeout
+when the deadline cut the phase short."""
 
 
 class ResponseBody:

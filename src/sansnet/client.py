@@ -35,7 +35,14 @@ import anyio
 import anyio.lowlevel
 
 from ._exchange import HTTP11Exchange, PooledBody, Trace, Unanswered, closed_mid_request
-from ._transport_api import Deadlines, Request, ResponseBody, StreamedBody, Timeout
+from ._transport_api import (
+    PHASE_TIMEOUTS,
+    Deadlines,
+    Request,
+    ResponseBody,
+    StreamedBody,
+    Timeout,
+)
 from ._urls import ParsedURL, parse_url, with_query
 from ._version import __version__
 from .codecs import json_decode, json_encode
@@ -365,7 +372,7 @@ class _PoolTransport(Transport):
         target = url.url if self._forward and url.scheme == "http" else url.target
         times = timeout.timeout
         for attempt in (1, 2):
-            with timeout:
+            try:
                 conn = await self.pool.acquire(
                     url.origin,
                     timeout=timeout.bound(times.pool),
@@ -373,6 +380,9 @@ class _PoolTransport(Transport):
                     connector=self._connector,
                     fresh=attempt == 2,  # the stale one's idle siblings may be stale too
                 )
+            except PHASE_TIMEOUTS:  # `with timeout:`, for less (see Deadlines.cut_short)
+                timeout.cut_short()
+                raise
             try:
                 head = await HTTP11Exchange(conn, self._trace).send(request, target, timeout)
             except Unanswered as unanswered:

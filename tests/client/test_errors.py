@@ -277,6 +277,30 @@ async def test_write_timeout_in_memory() -> None:
             )
 
 
+@on_virtual_time
+async def test_write_and_total_timeouts_of_a_bytes_body_in_memory() -> None:
+    """A bytes body goes out in one write: its write timeout, and the total timeout
+    when the deadline cuts that write short."""
+    unread: list[MemoryStream] = []
+
+    async def open_stream(origin: object, timeout: float | None) -> MemoryStream:
+        ours, theirs = memory_stream_pair()
+        unread.append(theirs)  # a peer that never reads: our write backs up
+        return ours
+
+    body = b"x" * (4 * 1024 * 1024)
+    async with sansnet.Client(open_stream=open_stream) as client:
+        with pytest.raises(sansnet.WriteTimeout, match="write timeout"):
+            await client.request(
+                "http://example.test/", method="POST", body=body, timeout=Timeout(write=0.2)
+            )
+        with pytest.raises(sansnet.TimeoutError, match="total timeout") as info:
+            await client.request(
+                "http://example.test/", method="POST", body=body, timeout=Timeout(total=0.3)
+            )
+        assert type(info.value) is sansnet.TimeoutError
+
+
 ONE_CONNECTION = PoolLimits(max_connections=1)
 
 

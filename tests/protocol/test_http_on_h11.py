@@ -141,6 +141,49 @@ def test_the_memo_of_sent_fields_is_bounded_and_keeps_every_rule() -> None:
     assert b"X-List: 1\r\n" in conn.data_to_send()
 
 
+def test_the_memo_of_request_fields_is_bounded_and_keeps_every_rule() -> None:
+    from sansnet.protocol import http11
+
+    conn = ClientConnection("a")
+    fields = [("X-A", "1"), ("X-B", "2")]
+    for _ in range(2):  # the second request takes the fields h11 made for the first
+        conn.send_request("GET", "/p", fields)
+        assert conn.data_to_send() == (
+            b"GET /p HTTP/1.1\r\nHost: a\r\nUser-Agent: "
+            + http11.USER_AGENT.encode()
+            + b"\r\nAccept: */*\r\nX-A: 1\r\nX-B: 2\r\n\r\n"
+        )
+        feed(conn, b"HTTP/1.1 204 No Content\r\n\r\n")
+    key = (("Host", "a"), ("User-Agent", http11.USER_AGENT), ("Accept", "*/*"), *fields)
+    assert key in http11._REQUEST_FIELDS
+    # The method and target are still checked when the fields are remembered.
+    with pytest.raises(LocalProtocolError, match="Invalid request target"):
+        conn.send_request("GET", "/\x7f", fields)
+    assert conn.data_to_send() == b""
+    # Not remembered: Latin-1 text, long values.
+    for given in (Headers({"X": b"h\xe9"}), [("X-Long", "v" * 300)]):
+        conn.send_request("GET", "/", given)
+        conn.data_to_send()
+        feed(conn, b"HTTP/1.1 204 No Content\r\n\r\n")
+        assert not any(k[3:] == tuple(http11._as_items(given)) for k in http11._REQUEST_FIELDS)
+    odd = ClientConnection("a", default_headers=[["X-List", "1"]])  # type: ignore[list-item]
+    for _ in range(2):
+        odd.send_request("GET", "/")
+        assert b"X-List: 1\r\n" in odd.data_to_send()
+        feed(odd, b"HTTP/1.1 204 No Content\r\n\r\n")
+    # A second Host is refused every time (ours), an illegal name too (h11's).
+    for _ in range(2):
+        with pytest.raises(LocalProtocolError, match="one Host"):
+            conn.send_request("GET", "/", [("Host", "a"), ("Host", "b")])
+        with pytest.raises(LocalProtocolError, match="Illegal header name"):
+            conn.send_request("GET", "/", [("X Y", "1")])
+    for n in range(http11._REQUEST_FIELDS_SIZE + 10):  # fills the memo, which starts over
+        conn.send_request("GET", "/", [("X-N", str(n))])
+        assert f"X-N: {n}\r\n".encode() in conn.data_to_send()
+        feed(conn, b"HTTP/1.1 204 No Content\r\n\r\n")
+        assert len(http11._REQUEST_FIELDS) <= http11._REQUEST_FIELDS_SIZE
+
+
 def test_bytes_values_with_control_characters_are_refused() -> None:
     conn = ClientConnection("a")
     with pytest.raises(LocalProtocolError, match="control character"):

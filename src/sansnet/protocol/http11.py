@@ -304,6 +304,41 @@ _SENT_SIZE: Final = 1024
 _SENT_VALUE: Final = 256
 
 
+def _request_event(method: str, target: str, items: list[tuple[str, str]]) -> Any:
+    """h11's Request for ``method``, ``target`` and the (name, value) ``items``.
+
+    A client sends the same fields request after request, and h11 checks and
+    normalizes every field of each one (a third of the cost of building the event). The
+    fields h11 made of a list of short plain-``str`` pairs are remembered in
+    :data:`_REQUEST_FIELDS`, by those pairs: a request with the same pairs passes h11
+    the same (immutable) fields again, which it takes as they are. They were built from
+    equal input by the same checks, so the outcome is the same; the method and target
+    are still checked by h11 on every request. The memo is emptied when full.
+    """
+    key = tuple(items)  # _start builds (name, value) tuples: hashable
+    fields = _REQUEST_FIELDS.get(key)
+    try:
+        if fields is not None:
+            return h11.Request(method=method, target=target, headers=fields)
+        event = h11.Request(method=method, target=target, headers=_fields_for_h11(items))
+    except h11.LocalProtocolError as error:
+        raise _h11_error(error) from None
+    # Plain str pairs only: a key of Latin1Text values, equal to one of str values, may
+    # encode differently (the str one is refused).
+    for name, value in items:
+        if type(name) is not str or type(value) is not str or len(value) > _SENT_VALUE:
+            return event
+    if len(_REQUEST_FIELDS) >= _REQUEST_FIELDS_SIZE:
+        _REQUEST_FIELDS.clear()
+    _REQUEST_FIELDS[key] = event.headers
+    return event
+
+
+# The (name, value) str pairs of a request -> h11's fields for them; see _request_event.
+_REQUEST_FIELDS: dict[tuple[tuple[str, str], ...], Any] = {}
+_REQUEST_FIELDS_SIZE: Final = 256
+
+
 def _merged(defaults: list[tuple[str, str]], given: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """``defaults`` then ``given`` (a new list), without the defaults that ``given``
     sets itself: a response's own Date or Server replaces the driver's (both are
@@ -1453,12 +1488,7 @@ class ClientConnection(HTTPConnection):
             chunked = True
         if self._force_close and "connection" not in seen:
             items.append(("Connection", "close"))
-        fields = _fields_for_h11(items)
-        try:
-            event = h11.Request(method=method, target=target, headers=fields)
-        except h11.LocalProtocolError as error:
-            raise _h11_error(error) from None
-        self._send(event)
+        self._send(_request_event(method, target, items))
         self._method = method
         self._out_chunked = chunked
         self._out_remaining = declared if length is not None and body is None else None
