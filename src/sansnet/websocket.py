@@ -148,7 +148,7 @@ class WebSocket:
         self._read_lock: anyio.Lock | TurnLock
         self._write_lock: anyio.Lock | TurnLock
         trio = sys.modules.get("trio")
-        if trio is not None and trio.lowlevel.in_trio_run():
+        if trio is not None and trio.lowlevel.in_trio_task():
             self._read_lock = TurnLock(trio.lowlevel.checkpoint_if_cancelled)
             self._write_lock = TurnLock(trio.lowlevel.checkpoint_if_cancelled)
         else:

@@ -355,13 +355,13 @@ class AnyioStream(NetworkStream):
 
 def anyio_stream(stream: anyio.abc.ByteStream, description: str | None = None) -> AnyioStream:
     """``stream`` for the drivers: a :class:`~sansnet.transport.trio_stream.TrioStream`
-    for a plain socket of anyio's trio backend (trio runs this thread), else an
+    for a plain socket of anyio's trio backend (the current task is trio's), else an
     :class:`AnyioStream`."""
     trio = sys.modules.get("trio")
     if (
         trio is not None
         and isinstance(stream, anyio.abc.SocketStream)
-        and trio.lowlevel.in_trio_run()
+        and trio.lowlevel.in_trio_task()
     ):
         from .trio_stream import TrioStream
 
