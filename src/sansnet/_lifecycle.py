@@ -155,7 +155,9 @@ class ListeningServer:
         self.reuse_port = False
         self.inherited_socket: socket.socket | None = None
         self._connections = 0
-        self._closing: set[NetworkStream] = set()  # closes begun while serving, not done
+        # The streams of counted connections, and of refusals being closed, until closed:
+        # those left when a stop's drain ends are aborted (see _run).
+        self._streams: set[NetworkStream] = set()
         self._all_closed: anyio.Event | None = None  # set when the last connection ends
         self._stopping = False
         self._drain_deadline: float | None = None  # set by stop(): drain_timeout from then
@@ -222,9 +224,13 @@ class ListeningServer:
                 task_status.started(self._handle)
                 await self._stop_requested.wait()
                 await self._drain()
-                for stream in list(self._closing):
-                    stream.abort()  # begun before the stop, still waiting for its peer
                 group.cancel_scope.cancel()
+                # What is still open outlived the drain: a handler about to be cancelled,
+                # or a close waiting for its peer, begun before the stop (by the server
+                # or by a TCP handler closing its own stream), which cancelling would not
+                # end (a close's wait is shielded). Aborting ends both at once.
+                for stream in list(self._streams):
+                    stream.abort()
         finally:
             self._stopping = True
             if self._listener is not None:
@@ -309,14 +315,14 @@ class ListeningServer:
         ends is aborted (:meth:`_run`), so stop() keeps to ``drain_timeout``. Once the
         server is stopping, ``close_within(what is left of drain_timeout)``.
         ``close`` and ``close_within`` close ``stream`` (or what wraps it)."""
-        if self._stopping:
-            await close_within(self._time_left())
-            return
-        self._closing.add(stream)
+        self._streams.add(stream)  # (already there for a counted connection)
         try:
-            await close()
+            if self._stopping:
+                await close_within(self._time_left())
+            else:
+                await close()
         finally:
-            self._closing.discard(stream)
+            self._streams.discard(stream)
 
     async def _end_connection(
         self,
@@ -332,8 +338,11 @@ class ListeningServer:
         finally:
             self._connection_ended()
 
-    def _connection_started(self) -> None:
+    def _connection_started(self, stream: NetworkStream) -> None:
+        """Count a connection open (stop() waits for it); end it with
+        :meth:`_end_connection`."""
         self._connections += 1
+        self._streams.add(stream)
 
     def _connection_ended(self) -> None:
         self._connections -= 1

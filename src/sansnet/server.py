@@ -412,7 +412,7 @@ class Server(ListeningServer):
             return
         record = _ConnectionRecord(stream)
         self._records.add(record)
-        self._connection_started()
+        self._connection_started(stream)
         date = self._date
         conn = ServerConnection(config.limits, default_headers=date.fields)
         try:

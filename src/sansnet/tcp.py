@@ -449,7 +449,7 @@ class TcpServer(ListeningServer):
             stream.abort()  # over the limit: close at once, the listener goes on
             await stream.aclose()
             return
-        self._connection_started()
+        self._connection_started(stream)
         tcp = TcpStream(stream)
         try:
             await self._handler(tcp)

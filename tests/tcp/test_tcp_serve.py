@@ -230,12 +230,15 @@ async def test_stop_does_not_wait_for_a_client_that_never_reads(ending: str) -> 
     assert took < drain_timeout + 1, took  # the bug took drain_timeout + 5 s
 
 
-async def test_stop_aborts_the_close_of_a_connection_that_ended_before_it() -> None:
+@pytest.mark.parametrize("closed_by", ["server", "handler"])
+async def test_stop_aborts_the_close_of_a_connection_that_ended_before_it(closed_by: str) -> None:
     """A handler that wrote to a client that reads nothing and returned *before* stop(),
     its last bytes waiting in the transport: the connection's close waits up to 5 s for
     the client to take them, and it held stop() for the rest of those 5 s on asyncio and
-    uvloop. A close still waiting when the drain ends is now aborted; the drain counts
-    the connection until its socket is closed. On trio nothing waits in user space."""
+    uvloop, whether the server closed the stream after the handler or the handler closed
+    it itself (`await stream.close()`). A close still waiting when the drain ends is now
+    aborted; the drain counts the connection until its socket is closed. On trio nothing
+    waits in user space."""
     drain_timeout = 0.5
     returned = anyio.Event()
 
@@ -243,6 +246,9 @@ async def test_stop_aborts_the_close_of_a_connection_that_ended_before_it() -> N
         await stream.read(timeout=5)
         async for piece in until_bytes_wait(stream._stream):
             await stream.write(piece)
+        if closed_by == "handler":
+            returned.set()
+            await stream.close()
         returned.set()
 
     server = net.tcp.serve(0, handler, drain_timeout=drain_timeout)
