@@ -11,10 +11,12 @@ from wsproto.events import (
     BytesMessage,
     CloseConnection,
     Event,
+    RejectConnection,
     Request,
     TextMessage,
 )
 from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.utilities import RemoteProtocolError
 
 from sansnet.protocol.websocket.deflate import DeflateExtension, DeflateParameters
 from sansnet.protocol.websocket.sizes import SizeLimits
@@ -148,3 +150,20 @@ def test_the_compressor_keeps_its_window_unless_no_context_takeover() -> None:
         second = client.send(BytesMessage(b"a repeated phrase " * 4))
         assert (len(second) < len(first)) is takeover
         assert _deliver(first + second, server) == [BytesMessage(b"a repeated phrase " * 4)] * 2
+
+
+def test_a_refused_answer_is_wsprotos_own_error_under_wsproto() -> None:
+    # Under WSConnection, a server's answer our offer does not allow raises what wsproto
+    # raises for any bad answer (RemoteProtocolError hinting RejectConnection), not a
+    # sansnet HandshakeError from inside wsproto's handshake.
+    client, server = WSConnection(ConnectionType.CLIENT), WSConnection(ConnectionType.SERVER)
+    offer = DeflateExtension(server_max_window_bits=10)
+    server.receive_data(client.send(Request(host="example", target="/", extensions=[offer])))
+    next(server.events())
+    answer = server.send(AcceptConnection(extensions=[PerMessageDeflate()]))
+    assert b"server_max_window_bits=10" in answer
+    answer = answer.replace(b"server_max_window_bits=10", b"server_max_window_bits=12")
+    with pytest.raises(RemoteProtocolError, match="did not honour") as info:
+        client.receive_data(answer)
+    assert isinstance(info.value.event_hint, RejectConnection)
+    assert not offer.enabled()

@@ -280,6 +280,14 @@ def test_server_limits_the_client_window_only_when_offered() -> None:
     assert server_accept(
         ["permessage-deflate; client_max_window_bits=9"], client_max_window_bits=12
     ) == ("permessage-deflate; client_max_window_bits=9", DeflateParameters(their_window_bits=9))
+    # zlib-based clients refuse to be asked for 8 bits: 9 is the least a server asks,
+    # and a client's own hint of 8 is left as it is (it binds the client already).
+    assert server_accept(
+        ["permessage-deflate; client_max_window_bits"], client_max_window_bits=8
+    ) == ("permessage-deflate; client_max_window_bits=9", DeflateParameters(their_window_bits=9))
+    assert server_accept(
+        ["permessage-deflate; client_max_window_bits=8"], client_max_window_bits=10
+    ) == ("permessage-deflate", DeflateParameters(their_window_bits=8))
     # A client that did not offer the parameter cannot be limited: it may use 15 bits.
     assert server_accept(["permessage-deflate"], client_max_window_bits=10) == (
         "permessage-deflate",

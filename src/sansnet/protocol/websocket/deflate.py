@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from wsproto.events import RejectConnection
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 from wsproto.handshake import client_extensions_handshake, server_extensions_handshake
@@ -116,6 +117,15 @@ def _items(values: Iterable[str]) -> list[str]:
     return [item.strip(" \t") for value in values for item in value.split(",") if item.strip(" \t")]
 
 
+class _AnswerRefused(RemoteProtocolError):
+    """A server's permessage-deflate answer our offer does not allow: wsproto's own error
+    for a bad handshake answer, so that ``WSConnection.receive_data`` raises what it
+    raises for any other (:func:`client_accept` makes it a HandshakeError)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, event_hint=RejectConnection())
+
+
 def _check_window_wish(name: str, value: object) -> None:
     if value is not None and (
         isinstance(value, bool) or not isinstance(value, int) or value not in _WINDOWS
@@ -131,7 +141,7 @@ class DeflateExtension(Extension):
     as a client it makes the offer (:meth:`offer`) and checks the server's answer
     (:meth:`finalize`); as a server it agrees on the first offer it can honour
     (:meth:`accept`). It is :meth:`enabled` once agreed, so it fits wsproto's own
-    handshake (``WSConnection``, with ``extensions=[DeflateExtension(limits)]`` on the
+    handshake (``WSConnection``, with ``extensions=[DeflateExtension(limits=limits)]`` on the
     ``Request`` or the ``AcceptConnection``). The keyword arguments are what this side
     wants in any case: for a client, what it offers; for a server, limits it sets on any
     offer it accepts (``client_max_window_bits`` only binds a client that offered it).
@@ -267,8 +277,12 @@ class DeflateExtension(Extension):
             response.append(f"server_max_window_bits={our_window}")
         their_window = asked_client if asked_client is not None else 15
         if client_limit_allowed and self._client_max_window_bits is not None:
-            their_window = min(their_window, self._client_max_window_bits)
-            response.append(f"client_max_window_bits={their_window}")
+            # zlib cannot compress within 8 bits, so zlib-based clients (sansnet's and
+            # wsproto's among them) refuse to be asked for 8: 9 is the least we ask.
+            limit = min(their_window, max(self._client_max_window_bits, 9))
+            if limit >= 9:  # (a client's own hint of 8 binds it already)
+                their_window = limit
+                response.append(f"client_max_window_bits={limit}")
         self.params = DeflateParameters(
             our_window_bits=our_window,
             our_no_context_takeover=no_takeover,
@@ -282,17 +296,18 @@ class DeflateExtension(Extension):
 
     def finalize(self, offer: str) -> None:
         """The client's hook, called with the server's permessage-deflate answer: agree
-        on it, or raise :class:`~sansnet.HandshakeError` when it is not an answer our
-        :meth:`offer` allows."""
+        on it, or raise wsproto's ``RemoteProtocolError`` (hinting ``RejectConnection``,
+        as wsproto does for any bad answer) when it is not one our :meth:`offer`
+        allows; :func:`client_accept` reports that as a :class:`~sansnet.HandshakeError`."""
         if self.params is not None:
-            raise HandshakeError("The server accepted permessage-deflate twice.")
+            raise _AnswerRefused("The server accepted permessage-deflate twice.")
         try:
             params = _parameters(offer)
         except ValueError as error:
-            raise HandshakeError(f"Invalid permessage-deflate answer: {error}.") from None
+            raise _AnswerRefused(f"Invalid permessage-deflate answer: {error}.") from None
         unknown = set(params) - _PARAMETERS
         if unknown:
-            raise HandshakeError(
+            raise _AnswerRefused(
                 f"The server's permessage-deflate answer has unknown parameters: {sorted(unknown)}."
             )
         try:
@@ -304,20 +319,20 @@ class DeflateExtension(Extension):
             if "client_max_window_bits" in params:
                 client_window = _window(params["client_max_window_bits"], optional=False)
         except ValueError as error:
-            raise HandshakeError(f"Invalid permessage-deflate answer: {error}.") from None
+            raise _AnswerRefused(f"Invalid permessage-deflate answer: {error}.") from None
         wanted_server = self._server_max_window_bits
         if wanted_server is not None and (server_window is None or server_window > wanted_server):
-            raise HandshakeError(
+            raise _AnswerRefused(
                 f"The server did not honour server_max_window_bits={wanted_server}."
             )
         if self._server_no_context_takeover and "server_no_context_takeover" not in params:
-            raise HandshakeError("The server did not honour server_no_context_takeover.")
+            raise _AnswerRefused("The server did not honour server_no_context_takeover.")
         wanted_client = self._client_max_window_bits
         if client_window is not None:
             if wanted_client is not None and client_window > wanted_client:
-                raise HandshakeError("The server asked for a larger client window than offered.")
+                raise _AnswerRefused("The server asked for a larger client window than offered.")
             if client_window == 8:
-                raise HandshakeError(
+                raise _AnswerRefused(
                     "The server asked for client_max_window_bits=8, which zlib cannot produce."
                 )
         # Unbound by the answer, our window is our own hint; zlib compresses with 9 bits at
@@ -500,6 +515,8 @@ def client_accept(
     answers = _items(values)
     try:
         client_extensions_handshake(answers, [extension])
+    except _AnswerRefused as refused:
+        raise HandshakeError(str(refused)) from None
     except RemoteProtocolError:
         names = ", ".join(
             name
