@@ -23,7 +23,9 @@ __all__ = [
     "ParsedURL",
     "basic_authorization",
     "checked_host",
+    "checked_port",
     "parse_url",
+    "split_url",
     "target_parts",
     "with_query",
 ]
@@ -48,11 +50,8 @@ class ParsedURL:
     def __init__(self, url: str) -> None:
         if not isinstance(url, str):
             raise InvalidArgument(f"The URL must be a str, not {type(url).__name__}.")
-        try:
-            split = urlsplit(url.strip())
-            port = split.port
-        except ValueError as exc:
-            raise InvalidURL(f"Invalid URL {_masked(url)!r}: {exc}.") from None
+        split = split_url(url)
+        port = checked_port(split, url)
         scheme = split.scheme.lower()
         if scheme not in DEFAULT_PORTS:
             if not scheme:
@@ -63,8 +62,6 @@ class ParsedURL:
                 f"Unsupported URL scheme {scheme!r} in {_masked(url)!r}: use http or https."
             )
         host = checked_host(split, url)
-        if port == 0:
-            raise InvalidURL(f"Invalid URL {_masked(url)!r}: port 0 cannot be connected to.")
         self.scheme = scheme
         self.host = host
         self.port = port or DEFAULT_PORTS[scheme]
@@ -73,6 +70,27 @@ class ParsedURL:
         self.target = f"{path}?{query}" if query else path
         self.url = _unsplit(split, scheme, host, path, query)
         self.authorization = basic_authorization(split.username, split.password)
+
+
+def split_url(url: str) -> SplitResult:
+    """``urlsplit(url)``, raising :class:`~sansnet.InvalidURL` where it raises ValueError
+    (an unclosed ``[`` of an IPv6 host, ...)."""
+    try:
+        return urlsplit(url.strip())
+    except ValueError as exc:
+        raise InvalidURL(f"Invalid URL {_masked(url)!r}: {exc}.") from None
+
+
+def checked_port(split: SplitResult, url: str) -> int | None:
+    """The port of a split URL, None when it has none; :class:`~sansnet.InvalidURL` for
+    one out of range, not a number, or 0 (which cannot be connected to)."""
+    try:
+        port = split.port
+    except ValueError as exc:
+        raise InvalidURL(f"Invalid URL {_masked(url)!r}: {exc}.") from None
+    if port == 0:
+        raise InvalidURL(f"Invalid URL {_masked(url)!r}: port 0 cannot be connected to.")
+    return port
 
 
 def checked_host(split: SplitResult, url: str) -> str:
@@ -90,7 +108,7 @@ def checked_host(split: SplitResult, url: str) -> str:
     if _HOST.fullmatch(host) is None:
         raise InvalidURL(
             f"Invalid host {host!r} in {_masked(url)!r}: a host is a name (letters, digits, "
-            "'-', '.'), an IPv4 address or a bracketed IPv6 address."
+            "'-', '_', '.'), an IPv4 address or a bracketed IPv6 address."
         )
     return host
 

@@ -36,18 +36,16 @@ import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import anyio
 
 from ._transport_api import check_seconds
 from ._turn_lock import TurnLock
-from ._urls import basic_authorization, checked_host, target_parts
+from ._urls import basic_authorization, checked_host, checked_port, split_url, target_parts
 from .errors import (
     ConnectionClosed,
     HandshakeError,
     InvalidArgument,
-    InvalidURL,
     LocalProtocolError,
     ReadTimeout,
     RemoteProtocolError,
@@ -812,7 +810,7 @@ async def socket(
         max_message_size=max_message_size,
         max_frame_size=max_frame_size,
     )
-    split = urlsplit(url.strip())
+    split = split_url(url)
     shown = _masked(url)  # for messages: the URL without its password
     scheme_port = _SCHEMES.get(split.scheme.lower())
     if scheme_port is None:
@@ -820,10 +818,7 @@ async def socket(
             f"Unsupported WebSocket URL scheme in {shown!r}: use ws:// or wss://."
         )
     scheme, default_port = scheme_port
-    try:
-        port = split.port or default_port
-    except ValueError as exc:
-        raise InvalidURL(f"Invalid URL {shown!r}: {exc}.") from None
+    port = checked_port(split, url) or default_port
     # The host's IDNA (ASCII) form, the target percent-encoded (UTF-8), as request().
     host = checked_host(split, url)
     path, query = target_parts(split, url)

@@ -143,6 +143,12 @@ async def test_an_internationalized_url_goes_out_in_ascii() -> None:
         await sansnet.socket("ws://127.0.0.1/\udcff")
     with pytest.raises(sansnet.InvalidURL, match="a host is a name"):
         await sansnet.socket("ws://a_b!c/")
+    # Port 0 was taken for "no port" and the default port connected to, where
+    # request() refuses it.
+    with pytest.raises(sansnet.InvalidURL, match="port 0 cannot be connected to"):
+        await sansnet.socket("ws://127.0.0.1:0/")
+    with pytest.raises(sansnet.InvalidURL, match="Invalid IPv6 URL"):  # was a bare ValueError
+        await sansnet.socket("ws://[::1/")
 
 
 async def test_credentials_in_the_url_go_as_basic_authorization() -> None:
