@@ -26,7 +26,7 @@ from .errors import (
     WriteTimeout,
 )
 from .protocol import Headers
-from .transport.clock import now
+from .transport.clock import clock, now
 
 if TYPE_CHECKING:
     from ._urls import ParsedURL
@@ -152,12 +152,19 @@ class Deadlines:
     ``capped``: whether the last :meth:`bound` was cut short by the deadline.
     """
 
-    __slots__ = ("capped", "cover_body", "deadline", "timeout")
+    __slots__ = ("_clock", "capped", "cover_body", "deadline", "timeout")
 
     def __init__(self, timeout: Timeout, *, cover_body: bool = True) -> None:
         self.timeout = timeout
         self.cover_body = cover_body
-        self.deadline = math.inf if timeout.total is None else now() + timeout.total
+        if timeout.total is None:
+            self._clock = now  # never read: bound() needs no time without a deadline
+            self.deadline = math.inf
+        else:
+            # The running loop's clock, looked up once: bound() reads it up to four
+            # times a request.
+            self._clock = clock()
+            self.deadline = self._clock() + timeout.total
         self.capped = False
 
     def total_error(self) -> TimeoutError:
@@ -171,7 +178,7 @@ class Deadlines:
         """The time left for a phase whose own timeout is ``phase``."""
         if self.deadline == math.inf:
             return phase
-        left = self.deadline - now()
+        left = self.deadline - self._clock()
         if left <= 0:
             raise self.total_error()
         self.capped = phase is None or left < phase

@@ -17,6 +17,7 @@ import pytest
 
 import sansnet
 from sansnet import PoolLimits, Timeout
+from sansnet.transport import clock
 
 from .conftest import Servers
 from .rawserver import RawServer, response
@@ -86,6 +87,36 @@ async def test_keepalive_expiry(raw_server: Start) -> None:
     async with sansnet.Client(limits=PoolLimits(max_keepalive=0)) as client:
         await client.request(server.url)
         assert client.pool.total == 0, "max_keepalive=0 keeps nothing."
+
+
+async def test_a_request_looks_the_running_loop_up_once(
+    raw_server: Start, anyio_backend_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On Python 3.10 and 3.11 every lookup of asyncio's running loop is a getpid()
+    # system call: the deadline and the pool read their loop's clock, looked up once.
+    if anyio_backend_name != "asyncio":
+        pytest.skip("trio has no asyncio loop to look up")
+
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        while server.read_request(conn) is not None:
+            conn.sendall(response())
+
+    server = raw_server(handler)
+    lookups = 0
+    lookup = clock._get_running_loop
+
+    def counted() -> object:
+        nonlocal lookups
+        lookups += 1
+        return lookup()
+
+    async with sansnet.Client() as client:
+        await client.request(server.url)  # connected, kept alive
+        monkeypatch.setattr(clock, "_get_running_loop", counted)
+        for _ in range(10):
+            assert (await client.request(server.url)).ok
+    assert server.accepted == 1
+    assert lookups <= 10, f"{lookups} lookups of the running loop for 10 requests"
 
 
 def _closes_on_second_request(conn: socket.socket, server: RawServer) -> None:

@@ -137,3 +137,31 @@ async def test_a_name_with_no_address_is_a_connect_error(monkeypatch: pytest.Mon
     resolve_to(monkeypatch)  # getaddrinfo answers an empty list
     with pytest.raises(ConnectError, match="no address"):
         await open_tcp_stream("none.example", 80, timeout=5)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "::ffff:127.0.0.1"])
+def test_an_ip_literal_is_its_own_address(host: str) -> None:
+    (expected,) = socket.getaddrinfo(host, 80, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    assert connect._numeric_address(host, 80) == expected
+
+
+@pytest.mark.parametrize("host", ["localhost", "two.example", "127.1", "fe80::1%lo", ""])
+def test_names_and_unusual_forms_go_to_getaddrinfo(host: str) -> None:
+    assert connect._numeric_address(host, 80) is None
+
+
+async def test_connecting_to_an_ip_address_resolves_nothing(
+    monkeypatch: pytest.MonkeyPatch, listener: socket.socket
+) -> None:
+    # asyncio's loop.getaddrinfo runs in a worker thread even for an IP literal: a thread
+    # handoff per new connection, which a burst of connections (50 tasks starting at
+    # once) paid 50 times.
+    async def getaddrinfo(*args: Any, **kwargs: Any) -> list[Any]:
+        raise AssertionError("getaddrinfo was asked about an IP address")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    stream = await open_tcp_stream("127.0.0.1", listener.getsockname()[1], timeout=5)
+    try:
+        assert stream.peer == ("127.0.0.1", listener.getsockname()[1])
+    finally:
+        await stream.aclose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import tracemalloc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,7 +18,7 @@ import pytest
 from sansnet import ReadError, ReadTimeout, WriteError, WriteTimeout
 from sansnet.transport.clock import now
 from sansnet.transport.connect import open_tcp_stream
-from sansnet.transport.streams import AnyioStream, AsyncioStream, NetworkStream
+from sansnet.transport.streams import RECEIVE_SIZE, AnyioStream, AsyncioStream, NetworkStream
 
 pytestmark = pytest.mark.anyio
 
@@ -115,6 +116,36 @@ async def test_small_reads_of_large_chunks_keep_every_byte_in_order() -> None:
             received += chunk
             index += 1
     assert bytes(received) == payload
+
+
+async def test_a_small_receive_takes_no_large_buffer_of_its_own() -> None:
+    # A plain asyncio protocol gets a new 256 KiB bytes object from the transport for
+    # every receive: glibc serves that size with mmap unless its threshold was raised by
+    # an earlier free (an mmap, an mremap, a munmap and page faults per response).
+    async with connected() as (ours, theirs):
+        if not isinstance(ours, AsyncioStream):
+            pytest.skip("trio's sockets receive into buffers of the size asked")
+        await theirs.send(b"warm")
+        assert await ours.read(100, 5) == b"warm"  # the thread's receive buffer exists
+        tracemalloc.start()
+        try:
+            await theirs.send(b"x" * 100)
+            assert await ours.read(1000, 5) == b"x" * 100
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < RECEIVE_SIZE // 4, f"{peak} bytes allocated to receive 100"
+
+
+async def test_bytes_received_stay_as_they_came_when_more_arrive() -> None:
+    # Every connection of a loop receives into one buffer: what a connection has
+    # received but not read yet must be a copy, not a view of that buffer.
+    async with connected() as (first, first_peer), connected() as (second, second_peer):
+        await first_peer.send(b"first")
+        assert await first.read(2, 5) == b"fi"  # received: the rest waits in the stream
+        await second_peer.send(b"SECOND")
+        assert await second.read(100, 5) == b"SECOND"
+        assert await first.read(100, 5) == b"rst"
 
 
 async def test_aclose_soon_closes_at_the_next_loop_iteration_and_the_peer_sees_it() -> None:

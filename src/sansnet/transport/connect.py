@@ -180,6 +180,9 @@ async def _connect_socket(loop: asyncio.AbstractEventLoop, host: str, port: int)
     :data:`HAPPY_EYEBALLS_DELAY` seconds or as soon as the previous one failed. Every
     socket but the one returned is closed, whenever the caller is cancelled; failing,
     the first attempt's ``OSError`` is raised."""
+    numeric = _numeric_address(host, port)
+    if numeric is not None:
+        return await _attempt(loop, numeric)
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     addresses = _interleave(infos)
     if not addresses:  # as getaddrinfo itself fails for a name without one
@@ -220,6 +223,22 @@ async def _connect_socket(loop: asyncio.AbstractEventLoop, host: str, port: int)
 
 
 _AddressInfo = tuple[int, int, int, str, tuple[Any, ...]]
+
+
+def _numeric_address(host: str, port: int) -> _AddressInfo | None:
+    """The one address of an IP literal, as ``getaddrinfo`` gives it; None for a name
+    (or a form only ``getaddrinfo`` reads: a zone index, ``127.1``). asyncio's
+    ``loop.getaddrinfo`` asks a worker thread even for an IP literal (its
+    ``create_connection`` does not): a thread handoff, and the GIL shared with that
+    thread, for every new connection, which is what a burst of connections paid."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        address = (host, port) if family == socket.AF_INET else (host, port, 0, 0)
+        return (family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)
+    return None
 
 
 def _interleave(infos: Sequence[_AddressInfo]) -> list[_AddressInfo]:

@@ -38,7 +38,7 @@ import anyio
 from sansnet.errors import InvalidArgument, PoolTimeout, UsageError
 from sansnet.protocol.http11 import ClientConnection
 
-from .clock import now
+from .clock import clock, now
 from .streams import NetworkStream
 
 __all__ = ["ConnectionPool", "Origin", "PoolLimits", "PooledConnection"]
@@ -79,6 +79,7 @@ class PooledConnection:
     """
 
     __slots__ = (
+        "clock",
         "closed",
         "dropped",
         "idle",
@@ -104,6 +105,9 @@ class PooledConnection:
         self.key = key if key is not None else (None, origin)
         self.stream = stream
         self.protocol = protocol
+        self.clock: Callable[[], float] = now
+        """The time on the event loop the connection belongs to, for ``idle_since``: the
+        pool sets the loop's own clock (:func:`~sansnet.transport.clock.clock`)."""
         self.idle_since = 0.0
         self.reused = False
         self.closed = False
@@ -208,7 +212,7 @@ class ConnectionPool:
 
     def _alive(self, conn: PooledConnection) -> bool:
         return (
-            now() - conn.idle_since <= self.limits.keepalive_expiry
+            conn.clock() - conn.idle_since <= self.limits.keepalive_expiry
             and not conn.stream.is_readable()
         )
 
@@ -225,6 +229,7 @@ class ConnectionPool:
             self._wake_one()
             raise
         conn = PooledConnection(origin, stream, protocol, key)
+        conn.clock = clock()
         if self.closed:  # the client was closed while this connection was being opened
             self._forget(conn)
             await stream.aclose()
@@ -310,7 +315,7 @@ class ConnectionPool:
                 # origin or a TLS setting not asked for lately must not hold the
                 # keep-alive budget of those that are).
                 victim = self._evict_one()
-            conn.idle_since = now()
+            conn.idle_since = conn.clock()
             conn.idle = True
             self._idle.setdefault(conn.key, []).append(conn)
             self._idle_count += 1

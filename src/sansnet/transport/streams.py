@@ -20,6 +20,7 @@ import select
 import socket
 import ssl
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -389,9 +390,29 @@ def _socket_readable(sock: socket.socket) -> bool:
 # ------------------------------------------------------------------------- asyncio
 
 
-class _StreamProtocol(asyncio.Protocol):
+RECEIVE_SIZE = 256 * 1024
+"""The most one receive from the socket takes: asyncio's own ``max_size``."""
+
+_receiving = threading.local()
+"""``view``: the buffer sockets are received into on this thread's event loop, one for
+all of its connections (a receive is copied out of it at once)."""
+
+
+def _new_receive_buffer() -> memoryview:
+    view = _receiving.view = memoryview(bytearray(RECEIVE_SIZE))
+    return view
+
+
+class _StreamProtocol(asyncio.BufferedProtocol):
     """The asyncio protocol behind :class:`AsyncioStream`: buffers what arrives, pauses
-    the transport when the buffer is full, and wakes the one reader or writer waiting."""
+    the transport when the buffer is full, and wakes the one reader or writer waiting.
+
+    A buffered protocol: the transport receives into the thread's ``_receiving.view``
+    and :meth:`buffer_updated` copies out the bytes that came. A plain protocol gets a new
+    ``RECEIVE_SIZE`` bytes object from the transport for every receive, shrunk to what
+    came: glibc's malloc serves that size with mmap (an mmap, an mremap, a munmap and
+    page faults per receive) unless an earlier free raised its threshold, which made
+    the cost of a small response depend on the process's history."""
 
     HIGH_WATER = 256 * 1024
 
@@ -426,7 +447,17 @@ class _StreamProtocol(asyncio.Protocol):
         if self.on_connected is not None:
             self.on_connected(self)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        try:
+            view: memoryview = _receiving.view
+        except AttributeError:
+            view = _new_receive_buffer()
+        return view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # The transport calls this right after get_buffer(), on the same thread, with
+        # nothing in between: the buffer still holds what it received.
+        data = _receiving.view[:nbytes].tobytes()
         self.buffer.append(data)
         self.buffered += len(data)
         if self.buffered > self.HIGH_WATER and not self.paused_reading:
