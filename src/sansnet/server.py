@@ -434,11 +434,13 @@ class Server(ListeningServer):
             raise
         finally:
             self._records.discard(record)
-            conn.send_eof()
-            # Soon while serving (the loop goes on and closes it next); within what is
-            # left of drain_timeout once stopping (stop() may have begun since the check
-            # above).
-            await self._end_connection(stream, stream.aclose_soon, stream.aclose_within)
+            try:
+                conn.send_eof()
+            finally:
+                # Soon while serving (the loop goes on and closes it next); within what
+                # is left of drain_timeout once stopping (stop() may have begun since
+                # the check above). Whatever happened, the connection is counted ended.
+                await self._end_connection(stream, stream.aclose_soon, stream.aclose_within)
 
     async def _refuse(self, stream: NetworkStream) -> None:
         """Answer 503 and close, the request unread. Closing a socket with the client's
