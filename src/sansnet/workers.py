@@ -373,6 +373,11 @@ class Supervisor:
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)
+            if self._stop_requested:
+                # Only now: a second Ctrl-C after this line interrupts the wait below
+                # (KeyboardInterrupt); announced before the handlers were restored, one
+                # that came in between was taken for the first and ignored.
+                self.announce("Stopping the workers...")
             try:
                 self._stop_all()
             finally:  # a second Ctrl-C while the workers drain still frees the socket
@@ -417,8 +422,7 @@ class Supervisor:
                     self.announce("the workers did not start listening: giving up.")
                     return 1
             time.sleep(POLL)
-        self.announce("Stopping the workers...")
-        return 0
+        return 0  # run() announces the stop once Ctrl-C interrupts again
 
     def _stop_all(self) -> None:
         alive = [slot.process for slot in self.slots if slot.process is not None]
