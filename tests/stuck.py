@@ -1,8 +1,12 @@
-"""For tests of a peer that stops reading: enough of our bytes to leave some waiting."""
+"""For tests of a peer that stops reading: enough of our bytes to leave some waiting, and
+a client that never reads."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 
@@ -22,3 +26,22 @@ async def until_bytes_wait(stream: object) -> AsyncIterator[bytes]:
         await anyio.sleep(0.05)  # the kernel may still have taken them meanwhile
         if transport.get_write_buffer_size():
             return
+
+
+@asynccontextmanager
+async def serving_a_client_that_never_reads(server: Any, first: bytes) -> AsyncIterator[Any]:
+    """Run ``server`` (an HTTP or TCP server, not yet running) and connect one client on
+    127.0.0.1 that sends ``first`` and then never reads, its receive buffer 4 KiB; yield
+    the server's handle. The server is stopped when the block ends, if it is not yet."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with sock:
+        async with anyio.create_task_group() as group:
+            handle = await group.start(server.run)
+            sock.connect(("127.0.0.1", handle.port))
+            sock.sendall(first)
+            try:
+                yield handle
+            finally:
+                if not handle.stopped:
+                    await handle.stop()

@@ -22,7 +22,7 @@ import sansnet
 from sansnet import ServeConfig, ServeRequest, ServeResponse
 from sansnet.server import Server
 from sansnet.transport.streams import _StreamProtocol
-from tests.stuck import until_bytes_wait
+from tests.stuck import serving_a_client_that_never_reads, until_bytes_wait
 
 pytestmark = pytest.mark.anyio
 
@@ -432,18 +432,16 @@ async def test_stop_does_not_wait_for_a_client_that_never_reads() -> None:
     config = ServeConfig(
         handle_request=lambda request: ServeResponse(body=endless()), drain_timeout=1
     )
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    with sock:
-        async with sansnet.serve(0, config) as handle:
-            sock.connect(("127.0.0.1", handle.port))
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
-            with anyio.fail_after(5):
-                await yielded.wait()
-            begun = anyio.current_time()
-            with anyio.fail_after(10):
-                await handle.stop()
-            took = anyio.current_time() - begun
+    server = sansnet.serve(0, config)
+    async with serving_a_client_that_never_reads(
+        server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    ) as handle:
+        with anyio.fail_after(5):
+            await yielded.wait()
+        begun = anyio.current_time()
+        with anyio.fail_after(10):
+            await handle.stop()
+        took = anyio.current_time() - begun
     assert took < 3  # drain_timeout's 1 s, not 6
 
 
@@ -471,23 +469,19 @@ async def test_stop_does_not_wait_for_the_last_bytes_of_a_connection_that_ended(
         return ServeResponse(body=fill_until_bytes_wait())
 
     server = sansnet.serve(0, ServeConfig(handle_request=handler, drain_timeout=drain_timeout))
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    with sock:
-        async with anyio.create_task_group() as group:
-            handle = await group.start(server.run)
-            sock.connect(("127.0.0.1", handle.port))
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
-            with anyio.fail_after(5):
-                await started.wait()
-            begun = anyio.current_time()
-            with anyio.fail_after(10):
-                async with anyio.create_task_group() as stopping:
-                    stopping.start_soon(handle.stop)
-                    await anyio.wait_all_tasks_blocked()  # stop() waits for the connection
-                    assert handle.stopped
-                    go.set()
-            took = anyio.current_time() - begun
+    async with serving_a_client_that_never_reads(
+        server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    ) as handle:
+        with anyio.fail_after(5):
+            await started.wait()
+        begun = anyio.current_time()
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as stopping:
+                stopping.start_soon(handle.stop)
+                await anyio.wait_all_tasks_blocked()  # stop() waits for the connection
+                assert handle.stopped
+                go.set()
+        took = anyio.current_time() - begun
     assert filled  # the response ended within the drain: its connection closed normally
     assert took < drain_timeout + 1, took  # the bug took drain_timeout + 5 s
 
@@ -512,19 +506,15 @@ async def test_stop_aborts_the_close_of_a_connection_that_ended_before_it() -> N
         return ServeResponse(body=fill_until_bytes_wait())
 
     server = sansnet.serve(0, ServeConfig(handle_request=handler, drain_timeout=drain_timeout))
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    with sock:
-        async with anyio.create_task_group() as group:
-            handle = await group.start(server.run)
-            sock.connect(("127.0.0.1", handle.port))
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")  # unread
-            with anyio.fail_after(5):
-                await filled.wait()
-            await anyio.wait_all_tasks_blocked()
-            assert not server._records  # the response ended; its connection is closing
-            begun = anyio.current_time()
-            with anyio.fail_after(10):
-                await handle.stop()
-            took = anyio.current_time() - begun
+    async with serving_a_client_that_never_reads(
+        server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    ) as handle:
+        with anyio.fail_after(5):
+            await filled.wait()
+        await anyio.wait_all_tasks_blocked()
+        assert not server._records  # the response ended; its connection is closing
+        begun = anyio.current_time()
+        with anyio.fail_after(10):
+            await handle.stop()
+        took = anyio.current_time() - begun
     assert took < drain_timeout + 1, took  # the bug took up to 5 s

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import socket
 import ssl
 import sys
 
@@ -18,7 +17,7 @@ import trustme
 
 import sansnet as net
 from sansnet import BindError, InvalidArgument, ReadError, ServerStoppedError
-from tests.stuck import until_bytes_wait
+from tests.stuck import serving_a_client_that_never_reads, until_bytes_wait
 
 from .peers import require
 
@@ -209,23 +208,17 @@ async def test_stop_does_not_wait_for_a_client_that_never_reads(ending: str) -> 
             await anyio.sleep(30)
 
     server = net.tcp.serve(0, handler, drain_timeout=drain_timeout)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    with sock:
-        async with anyio.create_task_group() as group:
-            handle = await group.start(server.run)
-            sock.connect(("127.0.0.1", handle.port))
-            sock.sendall(b"go")  # and never read
-            with anyio.fail_after(5):
-                await started.wait()
-            begun = anyio.current_time()
-            with anyio.fail_after(10):
-                async with anyio.create_task_group() as stopping:
-                    stopping.start_soon(handle.stop)
-                    await anyio.wait_all_tasks_blocked()  # stop() waits for the connection
-                    assert handle.stopped
-                    go.set()
-            took = anyio.current_time() - begun
+    async with serving_a_client_that_never_reads(server, b"go") as handle:
+        with anyio.fail_after(5):
+            await started.wait()
+        begun = anyio.current_time()
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as stopping:
+                stopping.start_soon(handle.stop)
+                await anyio.wait_all_tasks_blocked()  # stop() waits for the connection
+                assert handle.stopped
+                go.set()
+        took = anyio.current_time() - begun
     assert filled  # the bytes were written within the drain
     assert took < drain_timeout + 1, took  # the bug took drain_timeout + 5 s
 
@@ -252,20 +245,14 @@ async def test_stop_aborts_the_close_of_a_connection_that_ended_before_it(closed
         returned.set()
 
     server = net.tcp.serve(0, handler, drain_timeout=drain_timeout)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    with sock:
-        async with anyio.create_task_group() as group:
-            handle = await group.start(server.run)
-            sock.connect(("127.0.0.1", handle.port))
-            sock.sendall(b"go")  # and never read
-            with anyio.fail_after(5):
-                await returned.wait()
-            await anyio.wait_all_tasks_blocked()  # the close waits for the client
-            begun = anyio.current_time()
-            with anyio.fail_after(10):
-                await handle.stop()
-            took = anyio.current_time() - begun
+    async with serving_a_client_that_never_reads(server, b"go") as handle:
+        with anyio.fail_after(5):
+            await returned.wait()
+        await anyio.wait_all_tasks_blocked()  # the close waits for the client
+        begun = anyio.current_time()
+        with anyio.fail_after(10):
+            await handle.stop()
+        took = anyio.current_time() - begun
     assert took < drain_timeout + 1, took  # the bug took up to 5 s
 
 
