@@ -374,14 +374,17 @@ class Supervisor:
             for number, handler in previous.items():
                 signal.signal(number, handler)
             if self._stop_requested:
-                # Only now: a second Ctrl-C after this line interrupts the wait below
-                # (KeyboardInterrupt); announced before the handlers were restored, one
-                # that came in between was taken for the first and ignored.
+                # A second Ctrl-C interrupts the wait below (KeyboardInterrupt), even
+                # when SIGINT was ignored as we started (a background job of a shell
+                # without job control): the first one stopped us all the same. Announced
+                # only now: before, one that came in between was taken for the first.
+                signal.signal(signal.SIGINT, signal.default_int_handler)
                 self.announce("Stopping the workers...")
             try:
                 self._stop_all()
             finally:  # a second Ctrl-C while the workers drain still frees the socket
                 self._release_socket()
+                signal.signal(signal.SIGINT, previous[signal.SIGINT])
 
     def _release_socket(self) -> None:
         """Close the socket bound in :meth:`_bind`; remove the Unix socket file, if it

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,8 +132,12 @@ class Served:
         return status
 
 
-def serve_workers(app_dir: Path, *args: str, env: dict[str, str] | None = None) -> Served:
-    """Start ``sansnet serve ARGS`` in ``app_dir`` and wait for its banner (20 s)."""
+def serve_workers(
+    app_dir: Path, *args: str, env: dict[str, str] | None = None, sigint: Any = None
+) -> Served:
+    """Start ``sansnet serve ARGS`` in ``app_dir`` and wait for its banner (20 s).
+    ``sigint``: the SIGINT disposition it starts with (``signal.SIG_IGN``, as a
+    background job of a shell without job control gets it); by default, Python's."""
     process = subprocess.Popen(
         [sys.executable, "-m", "sansnet", "serve", *args],
         cwd=app_dir,
@@ -140,6 +145,7 @@ def serve_workers(app_dir: Path, *args: str, env: dict[str, str] | None = None) 
         stdout=subprocess.DEVNULL,
         text=True,
         env={**os.environ, **(env or {})},
+        preexec_fn=None if sigint is None else lambda: signal.signal(signal.SIGINT, sigint),
     )
     lines: list[str] = []
     banner = threading.Event()
