@@ -171,9 +171,11 @@ def test_one_input(data: bytes) -> None:
 
 if __name__ == "__main__":
     # orjson is compiled and sansnet's wrappers are thin: also instrument the Python
-    # code they and the oracles run (urllib.parse, json's pure-Python layer) so that
-    # libFuzzer has edges to follow.
+    # code they and the oracles run (urllib.parse, json's pure-Python layer, this
+    # harness's reference decoder) so that libFuzzer has edges to follow.
     atheris.instrument_func(url_decode)
-    atheris.instrument_all()
+    _common.instrument_modules(
+        "urllib.parse", "json", "json.decoder", "json.encoder", "json.scanner", __name__
+    )
     _common.main(test_one_input)
     sys.exit(0)

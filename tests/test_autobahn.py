@@ -18,9 +18,13 @@ import socket
 import subprocess
 import sys
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.subprocesses import env_without_coverage
 
 ROOT = Path(__file__).resolve().parent.parent
 CANDIDATES = [
@@ -63,8 +67,17 @@ def check(cases: dict[str, dict[str, str]]) -> None:
     assert behaviors["NON-STRICT"] <= MAX_NON_STRICT, dict(behaviors)
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_server_conformance(backend: str, tmp_path: Path) -> None:
+@dataclass
+class Run:
+    """One Autobahn run: the script's exit status and output, and its report folder."""
+
+    returncode: int
+    output: str
+    outdir: Path
+
+
+def run_server_suite(backend: str, outdir: Path) -> Run:
+    """The fuzzingclient against sansnet's echo server (tests/autobahn/echo_server.py)."""
     assert AUTOBAHN is not None
     port = free_port()
     server = subprocess.Popen(
@@ -72,6 +85,7 @@ def test_server_conformance(backend: str, tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=env_without_coverage(),
     )
     assert server.stdout is not None
     with server, server.stdout:
@@ -85,7 +99,7 @@ def test_server_conformance(backend: str, tmp_path: Path) -> None:
                     "--agent",
                     f"sansnet-{backend}",
                     "--outdir",
-                    str(tmp_path),
+                    str(outdir),
                     "--timeout",
                     "600",
                 ],
@@ -96,12 +110,11 @@ def test_server_conformance(backend: str, tmp_path: Path) -> None:
             )
         finally:
             server.terminate()
-    assert run.returncode == 0, run.stdout + run.stderr
-    check(results(tmp_path / "index.json"))
+    return Run(run.returncode, run.stdout + run.stderr, outdir)
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_client_conformance(backend: str, tmp_path: Path) -> None:
+def run_client_suite(backend: str, outdir: Path) -> Run:
+    """sansnet's client (tests/autobahn/client.py) against the fuzzingserver."""
     assert AUTOBAHN is not None
     port = free_port()
     command = f"{sys.executable} {ROOT / 'tests' / 'autobahn' / 'client.py'} {backend}"
@@ -112,7 +125,7 @@ def test_client_conformance(backend: str, tmp_path: Path) -> None:
             "--port",
             str(port),
             "--outdir",
-            str(tmp_path),
+            str(outdir),
             "--timeout",
             "600",
             command,
@@ -121,7 +134,49 @@ def test_client_conformance(backend: str, tmp_path: Path) -> None:
         text=True,
         timeout=900,
         check=False,
-        env={**os.environ, "AB_PORT": str(port)},
+        env=env_without_coverage(AB_PORT=str(port)),
     )
-    assert run.returncode == 0, run.stdout + run.stderr
-    check(results(tmp_path / "index.json"))
+    return Run(run.returncode, run.stdout + run.stderr, outdir)
+
+
+SUITES = {"server": run_server_suite, "client": run_client_suite}
+
+
+@pytest.fixture(scope="module")
+def autobahn_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Run]:
+    """Every run the session selected, by test name, two at a time: each is one
+    single-threaded wstest and one sansnet process, mostly taking turns, so two runs
+    side by side take about the time of one on this 2-core machine. The sansnet side
+    runs without coverage (tests/subprocesses.py): it is the conformance that is tested."""
+    selected = [
+        (side, backend)
+        for side in SUITES
+        for backend in ("asyncio", "trio")
+        if f"test_{side}_conformance[{backend}]" in {item.name for item in request.session.items}
+    ]
+
+    def run(job: tuple[str, str]) -> Run:
+        side, backend = job
+        return SUITES[side](backend, tmp_path_factory.mktemp(f"autobahn-{side}-{backend}"))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = pool.map(run, selected)
+        return {
+            f"{side}-{backend}": done for (side, backend), done in zip(selected, runs, strict=True)
+        }
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_server_conformance(backend: str, autobahn_runs: dict[str, Run]) -> None:
+    run = autobahn_runs[f"server-{backend}"]
+    assert run.returncode == 0, run.output
+    check(results(run.outdir / "index.json"))
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_client_conformance(backend: str, autobahn_runs: dict[str, Run]) -> None:
+    run = autobahn_runs[f"client-{backend}"]
+    assert run.returncode == 0, run.output
+    check(results(run.outdir / "index.json"))

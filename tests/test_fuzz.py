@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.protocol.test_fuzz_regressions import replayable
+from tests.subprocesses import env_without_coverage
 
 pytest.importorskip("atheris", reason="atheris is not installed for this Python")
 
@@ -59,6 +60,7 @@ def libfuzzer(harness: str, *args: str, timeout: float) -> Run:
         timeout=timeout,
         check=False,
         cwd=FUZZ,
+        env=env_without_coverage(),  # the harness instruments for libFuzzer itself
     )
     return Run(done.returncode, done.stdout + done.stderr)
 

@@ -10,7 +10,6 @@ stopped when its test ends.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import trustme
+
+from tests.subprocesses import env_without_coverage
 
 from .rawserver import Handler, RawServer
 
@@ -74,12 +75,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 @pytest.fixture(scope="session")
 def servers(certs: Certificates) -> Iterator[Servers]:
     # The servers are not what is measured: keep coverage out of their process.
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("COV_CORE_", "COVERAGE_"))
-    }
-    env["PYTHONWARNINGS"] = "ignore"
+    env = env_without_coverage(PYTHONWARNINGS="ignore")
     process = subprocess.Popen(
         [
             sys.executable,
