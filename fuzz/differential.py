@@ -325,7 +325,7 @@ def write_response(
         conn.send_informational(103, [("Link", "</a.css>; rel=preload")])
     status = material.status
     reason = text(material.reason) if material.reason else None
-    body = b"" if status in (204, 304) else material.body
+    body = b"" if status in (204, 205, 304) else material.body
     trailers: list[tuple[bytes, bytes]] = []
     if options & 2:
         conn.start_response(status, fields, reason=reason)

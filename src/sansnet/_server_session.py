@@ -370,7 +370,7 @@ class ServerSession:
 
     def _answer_refused(self, request: ServeRequest) -> int:
         """The protocol refused the handler's response (a field with CR, LF or non-ASCII
-        text, a Content-Length that does not match, a body on a 204, a 2xx to CONNECT,
+        text, a Content-Length that does not match, a body on a 204 or 205, a 2xx to CONNECT,
         ...) and changed nothing: log why and queue a 500 instead. Returns 500."""
         logger.exception(
             "The request handler's response to %s %s from %s:%s cannot be sent; "
@@ -392,7 +392,7 @@ class ServerSession:
     ) -> int:
         """Write a response whose body is an iterable: the head, each chunk as the
         body yields it, the end; returns the status sent. A response that carries no
-        body (to HEAD, a 204 or 304) ends after its head; its body is closed unread,
+        body (to HEAD, a 204, 205 or 304) ends after its head; its body is closed unread,
         never iterated (an endless event stream would otherwise run on, unseen). A head
         the protocol refuses becomes a 500 (see :meth:`_answer_refused`); a body that
         breaks its head's framing (more or fewer bytes than its Content-Length) is

@@ -205,7 +205,7 @@ class ServeResponse:
     values become repeated fields, so several Set-Cookie work; a ``Date`` or ``Server``
     given here replaces the server's own), ``body`` (str, bytes, or an iterable or async
     iterable of bytes to stream it). A streamed body is iterated as it is sent; a
-    response that carries none (to HEAD, a 204 or a 304) closes it unread."""
+    response that carries none (to HEAD, a 204, 205 or 304) closes it unread."""
 
     __slots__ = ("body", "headers", "status")
 

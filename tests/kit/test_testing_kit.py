@@ -286,9 +286,9 @@ async def test_mock_results_errors_redirects_and_decoding() -> None:
         assert response.text == "POST streamed upload"
 
 
-async def test_mock_sends_no_body_to_head_nor_with_204_or_304() -> None:
-    """Issue: MockTransport gave the handler's body to a HEAD request and with a 204 or
-    304, which a real server never sends (h11 carries none). The body is now dropped,
+async def test_mock_sends_no_body_to_head_nor_with_204_205_or_304() -> None:
+    """Issue: MockTransport gave the handler's body to a HEAD request and with a 204, 205
+    or 304, which a real server never sends (h11 carries none). The body is now dropped,
     the head kept; a streamed body is closed unread, as the server does."""
     started: list[str] = []
     produced: list[Any] = []
@@ -309,6 +309,7 @@ async def test_mock_sends_no_body_to_head_nor_with_204_or_304() -> None:
             ("https://api.example.com/", "HEAD"),
             ("https://api.example.com/204", "GET"),
             ("https://api.example.com/304", "GET"),
+            ("https://api.example.com/205", "GET"),
             ("https://api.example.com/stream/", "HEAD"),
             ("https://api.example.com/stream/204", "GET"),
         ]:

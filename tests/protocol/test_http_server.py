@@ -352,6 +352,39 @@ def test_101_without_a_proposal_is_refused() -> None:
 CONNECT = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["bytes", "streamed"])
+@pytest.mark.parametrize(
+    "request_head", [GET, b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"], ids=["GET", "HEAD"]
+)
+def test_a_205_says_it_is_empty_and_carries_nothing(request_head: bytes, streamed: bool) -> None:
+    # RFC 9110 section 15.3.6: no content in a 205. Unlike a 204, a client frames it as
+    # any response, so Content-Length: 0 goes out (else chunked framing would follow).
+    conn = ServerConnection()
+    feed(conn, request_head)
+    if streamed:
+        conn.start_response(205)
+        assert not conn.response_has_body
+        conn.send_data(b"dropped, as for a 204")
+        conn.send_end()
+    else:
+        conn.send_response(205, [("Content-Length", "0")], b"")
+    out = conn.data_to_send()
+    assert out.startswith(b"HTTP/1.1 205 Reset Content\r\n")
+    assert out.lower().count(b"content-length: 0\r\n") == 1
+    assert b"transfer-encoding" not in out.lower()
+    assert out.endswith(b"\r\n\r\n")
+    feed(conn, GET)  # the connection goes on to the next request
+    assert conn.our_state is SEND_RESPONSE
+
+
+def test_an_error_response_205_cannot_carry_a_body() -> None:
+    conn = ServerConnection()
+    with pytest.raises(LocalProtocolError, match="205 response cannot have a body"):
+        conn.send_error_response(205, None, b"x")
+    conn.send_error_response(205)
+    assert b"\r\ncontent-length: 0\r\n" in conn.data_to_send().lower()
+
+
 @pytest.mark.parametrize(
     ("request_head", "status", "headers", "body"),
     [
@@ -362,6 +395,10 @@ CONNECT = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
         (GET, 200, [("Content-Length", "10")], b"abc"),
         (GET, 200, [("Transfer-Encoding", "gzip")], b"abc"),
         (GET, 204, [], b"abc"),
+        (GET, 205, [], b"abc"),
+        (GET, 205, [("Content-Length", "3")], b"abc"),
+        (GET, 205, [("Content-Length", "3")], None),
+        (GET, 205, [("Transfer-Encoding", "chunked")], None),
         (CONNECT, 200, [], b"tunnel? no"),
         (CONNECT, 204, [], b""),
         (CONNECT, 200, [], None),  # start_response
@@ -374,6 +411,10 @@ CONNECT = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
         "length",
         "gzip",
         "204",
+        "205",
+        "205-length",
+        "205-length-streamed",
+        "205-chunked",
         "connect",
         "c204",
         "cs",

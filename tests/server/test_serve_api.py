@@ -440,6 +440,7 @@ async def test_lune_hundred_sequential_requests_over_one_connection() -> None:
         (None, 200, b"", "text/plain; charset=utf-8"),
         (ServeResponse(body="made", status=201), 201, b"made", "text/plain; charset=utf-8"),
         (ServeResponse(204), 204, b"", None),
+        (ServeResponse(205), 205, b"", None),
         (
             ServeResponse(body=b"bin", headers={"Content-Type": "application/x"}),
             200,
@@ -555,6 +556,7 @@ STREAMED = object()  # the body, as a generator of what would have been sent
         ("GET", 200, {"Content-Length": "1000"}, "", "does not match"),
         ("GET", 200, {"Transfer-Encoding": "gzip"}, "abc", "only 'chunked'"),
         ("GET", 204, None, "abc", "cannot have a body"),
+        ("GET", 205, None, "abc", "cannot have content"),
         ("CONNECT", 200, None, "tunnel? no", "opens a tunnel"),
         ("GET", 200, {"X-A": "a\r\nSet-Cookie: evil=1"}, STREAMED, "control character"),
         ("GET", 200, {"Transfer-Encoding": "gzip"}, STREAMED, "only 'chunked'"),
@@ -568,6 +570,7 @@ STREAMED = object()  # the body, as a generator of what would have been sent
         "length-empty",
         "gzip",
         "204",
+        "205",
         "connect",
         "streamed-crlf",
         "streamed-gzip",

@@ -168,13 +168,15 @@ async def test_a_streamed_body_is_closed_when_the_client_leaves_mid_body(kind: s
 
 @on_virtual_time
 @pytest.mark.parametrize(
-    ("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)], ids=["HEAD", "204", "304"]
+    ("method", "status"),
+    [("HEAD", 200), ("GET", 204), ("GET", 205), ("GET", 304)],
+    ids=["HEAD", "204", "205", "304"],
 )
 @pytest.mark.parametrize("kind", ["async generator", "generator"])
 async def test_a_streamed_body_that_is_not_sent_is_never_iterated(
     method: str, status: int, kind: str
 ) -> None:
-    """A response to HEAD, a 204 or a 304 carries no body: an endless event stream (or
+    """A response to HEAD, a 204, 205 or 304 carries no body: an endless event stream (or
     a sync iterator, which would freeze the event loop) is closed unread, and the
     keep-alive connection goes on to the next request at once."""
     produced = 0

@@ -151,6 +151,9 @@ _HEAD_PROBLEM: Final = re.compile(
 # Bytes allowed in a head besides its CRLF line ends: HTAB, visible ASCII, space, and
 # obs-text. Deleting them from a valid head leaves exactly its CRLFs: a C-speed check.
 _ALLOWED_IN_HEAD: Final = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
+_NO_CONTENT: Final = frozenset([204, 205, 304])
+"""Statuses whose response carries no content (RFC 9110 sections 15.3.5, 15.3.6, 15.4.5):
+a server sends none (a 205 says ``Content-Length: 0``, as a client frames it as usual)."""
 _HEAD_END_LF: Final = re.compile(rb"\n\r?\n")  # how h11 finds a head's end, bare LF too
 _PROBLEMS: Final = {
     "cr": "a bare CR (lines must end in CRLF)",
@@ -998,7 +1001,7 @@ class ServerConnection(HTTPConnection):
     def response_has_body(self) -> bool:
         """Whether the response begun with :meth:`start_response` carries a body
         (valid from then until the next request head): False when it answers HEAD or
-        its status is 204 or 304, where :meth:`send_data` drops every byte. A driver
+        its status is 204, 205 or 304, where :meth:`send_data` drops every byte. A driver
         streaming a body then produces none of it and calls :meth:`send_end` at once."""
         return not self._no_body
 
@@ -1095,7 +1098,7 @@ class ServerConnection(HTTPConnection):
         """Send a final response that ends the connection, even before a request head
         has arrived (a 408 for a head that never completed, a 503 for a connection
         refused under load). Adds ``Connection: close``, and Content-Length unless the status
-        is 204 or 304 (which carry no body); afterwards
+        is 204 or 304; a 204, 205 or 304 carries no body. Afterwards
         write :meth:`data_to_send` and close the transport."""
         conn = self._conn
         our_state = conn.our_state
@@ -1108,7 +1111,7 @@ class ServerConnection(HTTPConnection):
             raise LocalProtocolError(
                 f"Invalid status code {status!r} for an error response: use 200 to 999."
             )
-        if status in (204, 304) and body:
+        if status in _NO_CONTENT and body:
             raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
         items = _merged(self.default_headers, _as_items(headers))
         if status not in (204, 304):
@@ -1230,6 +1233,13 @@ class ServerConnection(HTTPConnection):
                     chunked = _chunked(value, chunked)
                 elif "close" in value.lower():
                     said_close = True
+        if status == 205 and (
+            body or chunked or (length is not None and _length_value(length) != 0)
+        ):
+            raise LocalProtocolError(
+                "A 205 (Reset Content) response cannot have content (RFC 9110 section "
+                "15.3.6): send b'', with no Transfer-Encoding and no Content-Length but 0."
+            )
         extra: list[tuple[str, str]] = []
         declared = 0
         if length is not None:
@@ -1251,6 +1261,10 @@ class ServerConnection(HTTPConnection):
             extra.append(("content-length", str(len(body))))
         elif status in (204, 304) and body:
             raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
+        elif status == 205:
+            # Streamed (start_response): a client frames a 205 as any response, so
+            # its emptiness is said, not left to chunked framing.
+            extra.append(("content-length", "0"))
         if self._expect_continue:
             # Answering without reading the body the client holds back: reuse is unsafe.
             self._expect_continue = False
@@ -1280,7 +1294,7 @@ class ServerConnection(HTTPConnection):
         except h11.LocalProtocolError as error:
             raise _h11_error(error) from None
         self._send(event)
-        self._no_body = no_body = self._request_method == "HEAD" or status in (204, 304)
+        self._no_body = no_body = self._request_method == "HEAD" or status in _NO_CONTENT
         self._out_remaining = declared if length is not None and not no_body else None
         # h11 frames a body without Content-Length as chunked for HTTP/1.1 clients and
         # by the close for HTTP/1.0 ones (dropping a Transfer-Encoding we were given).

@@ -439,7 +439,7 @@ class MockTransport(Transport):
     bytes, None, a :class:`~sansnet.ServeResponse` or a dict with status, headers and
     body. It may raise a :class:`~sansnet.NetError` (say, :class:`~sansnet.ConnectError`)
     to play a network failure. Redirects, decompression and timeouts of the client still
-    apply. As from a real server, the answer to ``HEAD`` and a 204 or 304 has no body:
+    apply. As from a real server, the answer to ``HEAD`` and a 204, 205 or 304 has no body:
     the handler's is dropped (a streamed one closed unread), its head kept.
     ``requests`` lists every request seen, for assertions.
     """
@@ -475,14 +475,14 @@ class MockTransport(Transport):
             status, headers, content = response_parts(result)
             if isinstance(content, bytes):
                 body = content
-            elif request.method == "HEAD" or status in (204, 304):
+            elif request.method == "HEAD" or status in (204, 205, 304):
                 await close_body(content)  # as the server does: closed, never iterated
                 body = b""
             elif isinstance(content, AsyncIterable):
                 body = b"".join([bytes(chunk) async for chunk in content])
             else:
                 body = b"".join(bytes(chunk) for chunk in content)
-        if request.method == "HEAD" or status in (204, 304):
+        if request.method == "HEAD" or status in (204, 205, 304):
             body = b""  # a server sends none here (h11 carries none), whatever was given
         head = ResponseHead(
             status, Headers(headers) if not isinstance(headers, Headers) else headers, ""
