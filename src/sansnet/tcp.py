@@ -42,7 +42,14 @@ from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
 from ._transport_api import check_seconds, valid_seconds
 from .errors import InvalidArgument, LocalProtocolError, ReadError, TransportError, WriteError
 from .transport.connect import Backend, open_tcp_stream
-from .transport.streams import CLOSE_WAIT, READ_SIZE, NetworkStream, TLSInfo
+from .transport.streams import (
+    CLOSE_WAIT,
+    READ_SIZE,
+    NetworkStream,
+    TLSInfo,
+    _read_timeout,
+    _write_timeout,
+)
 from .transport.tls import CertTypes, VerifyTypes, client_context, server_context
 
 __all__ = ["TcpHandle", "TcpServer", "TcpStream", "connect", "serve"]
@@ -84,6 +91,23 @@ class _Turn:
     async def __aexit__(self, *exc_info: object) -> None:
         self.release()
 
+    async def take(self, timeout: float | None) -> float | None:
+        """Take the turn, waiting at most ``timeout`` seconds for it (None: as long as it
+        takes); returns what is left of ``timeout`` for the work done in the turn.
+        Raises TimeoutError, without the turn, when the wait ran out. The caller then
+        holds the turn and must :meth:`release` it."""
+        if not self.busy:
+            self.busy = True
+            return timeout
+        if timeout is None:
+            await self._wait()
+            return None
+        started = anyio.current_time()
+        with anyio.move_on_after(timeout):
+            await self._wait()
+            return max(0.0, timeout - (anyio.current_time() - started))
+        raise TimeoutError
+
     async def _wait(self) -> None:
         """Wait until the turn is handed to us."""
         event = anyio.Event()
@@ -108,7 +132,7 @@ class TcpStream:
     """A connected TCP (or TLS) byte stream: Lune 0.10's ``TcpStream``.
 
     One task may read while another writes (full duplex); concurrent reads (or
-    concurrent writes) take turns. Use ``async with`` (or call :meth:`close`) so the
+    concurrent writes) take turns, and a ``timeout`` counts the wait for the turn. Use ``async with`` (or call :meth:`close`) so the
     socket is released; ``async for chunk in stream`` reads until the peer ends.
 
     ``local_ip``, ``local_port``, ``remote_ip``, ``remote_port`` are read once, when the
@@ -162,11 +186,15 @@ class TcpStream:
         if type(max_bytes) is not int or max_bytes < 1:
             raise InvalidArgument(f"max_bytes must be a positive int, not {max_bytes!r}.")
         _check_timeout(timeout)
-        async with self._reading:
+        try:  # the timeout bounds the wait for a concurrent read's turn too
+            left = await self._reading.take(timeout)
+        except TimeoutError:
+            raise _read_timeout(self._stream, timeout) from None
+        try:
             if self._closed:
                 raise self._closed_error()
             try:
-                data = await self._stream.read(max_bytes, timeout)
+                data = await self._stream.read(max_bytes, left)
             except ReadError:
                 if self._closed:  # close() ran while this read waited
                     raise self._closed_error() from None
@@ -174,6 +202,8 @@ class TcpStream:
             if not data and self._closed:  # the same, where the backend just ends the stream
                 raise self._closed_error()
             return data
+        finally:
+            self._reading.release()
 
     def _closed_error(self) -> ReadError:
         return ReadError(
@@ -204,7 +234,11 @@ class TcpStream:
                 f"write() takes bytes or str, not {type(data).__name__}; encode it first."
             )
         _check_timeout(timeout)
-        async with self._writing:
+        try:  # the timeout bounds the wait for a concurrent write's turn too
+            left = await self._writing.take(timeout)
+        except TimeoutError:
+            raise _write_timeout(self._stream, timeout) from None
+        try:
             if self._closed or self._eof_sent:
                 why = "close() was called" if self._closed else "send_eof() was called"
                 raise WriteError(
@@ -213,13 +247,15 @@ class TcpStream:
                 )
             if payload:
                 try:
-                    await self._stream.write(payload, timeout)
+                    await self._stream.write(payload, left)
                 except WriteError:
                     if self._closed:  # close() ran while this write waited
                         raise self._closed_while_writing(len(payload)) from None
                     raise
                 if self._closed:  # the same, where the backend just dropped the rest
                     raise self._closed_while_writing(len(payload))
+        finally:
+            self._writing.release()
 
     def _closed_while_writing(self, size: int) -> WriteError:
         return WriteError(

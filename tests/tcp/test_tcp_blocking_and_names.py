@@ -10,7 +10,8 @@ import anyio
 import pytest
 
 import sansnet as net
-from sansnet import InvalidArgument, blocking
+from sansnet import InvalidArgument, ReadTimeout, WriteTimeout, blocking
+from tests.virtual_time import on_virtual_time
 
 from .peers import socat_echo
 
@@ -173,6 +174,43 @@ async def test_concurrent_reads_take_turns_and_a_cancelled_one_passes_its_turn()
     assert await stream.read() == b"third"  # the turn did not leak
     assert not stream._reading.busy
     assert not stream._reading.waiters
+
+
+@on_virtual_time
+@pytest.mark.anyio
+@pytest.mark.parametrize("side", ["read", "write"])
+async def test_the_timeout_bounds_the_wait_for_a_concurrent_turn(side: str) -> None:
+    """Issue: a read (or write) queued behind another waited its turn unbounded, its
+    timeout counted only from its turn: two reads with timeout=5 on a silent peer ended
+    at 5 s and 10 s. Both end at 5 s now, and the turn does not leak."""
+    from sansnet.transport.streams import memory_stream_pair
+
+    ours, theirs = memory_stream_pair(capacity=1024)  # a write of more waits for the peer
+    stream = net.tcp.TcpStream(ours)
+    turn = stream._reading if side == "read" else stream._writing
+    started = anyio.current_time()
+    ended: list[float] = []
+
+    async def waiter() -> None:
+        with pytest.raises(ReadTimeout if side == "read" else WriteTimeout):
+            if side == "read":
+                await stream.read(timeout=5)
+            else:
+                await stream.write(b"x" * 4096, timeout=5)
+        ended.append(anyio.current_time() - started)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(waiter)
+        group.start_soon(waiter)
+    assert ended == [pytest.approx(5, abs=0.5)] * 2
+    assert not turn.busy
+    assert not turn.waiters
+    if side == "read":
+        await theirs.write(b"after")
+        assert await stream.read(timeout=1) == b"after"
+    else:
+        await theirs.read()  # make room
+        await stream.write(b"after", timeout=1)
 
 
 async def _cancelled_read(stream: net.tcp.TcpStream, scope: anyio.CancelScope) -> None:
