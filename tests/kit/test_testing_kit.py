@@ -288,7 +288,7 @@ async def test_mock_results_errors_redirects_and_decoding() -> None:
 
 async def test_mock_sends_no_body_to_head_nor_with_204_205_or_304() -> None:
     """Issue: MockTransport gave the handler's body to a HEAD request and with a 204, 205
-    or 304, which a real server never sends (h11 carries none). The body is now dropped,
+    or 304, which a sansnet server never sends. The body is now dropped,
     the head kept; a streamed body is closed unread, as the server does."""
     started: list[str] = []
     produced: list[Any] = []

@@ -153,7 +153,8 @@ _HEAD_PROBLEM: Final = re.compile(
 _ALLOWED_IN_HEAD: Final = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
 _NO_CONTENT: Final = frozenset([204, 205, 304])
 """Statuses whose response carries no content (RFC 9110 sections 15.3.5, 15.3.6, 15.4.5):
-a server sends none (a 205 says ``Content-Length: 0``, as a client frames it as usual)."""
+a server sends none. A client frames a 205 as any response, so a 205 says so:
+``Content-Length: 0``, or the caller's ``Transfer-Encoding: chunked`` and one empty chunk."""
 _HEAD_END_LF: Final = re.compile(rb"\n\r?\n")  # how h11 finds a head's end, bare LF too
 _PROBLEMS: Final = {
     "cr": "a bare CR (lines must end in CRLF)",
@@ -1233,12 +1234,10 @@ class ServerConnection(HTTPConnection):
                     chunked = _chunked(value, chunked)
                 elif "close" in value.lower():
                     said_close = True
-        if status == 205 and (
-            body or chunked or (length is not None and _length_value(length) != 0)
-        ):
+        if status == 205 and (body or (length is not None and _length_value(length) != 0)):
             raise LocalProtocolError(
                 "A 205 (Reset Content) response cannot have content (RFC 9110 section "
-                "15.3.6): send b'', with no Transfer-Encoding and no Content-Length but 0."
+                "15.3.6): send b'', and no Content-Length but 0."
             )
         extra: list[tuple[str, str]] = []
         declared = 0
@@ -1261,9 +1260,9 @@ class ServerConnection(HTTPConnection):
             extra.append(("content-length", str(len(body))))
         elif status in (204, 304) and body:
             raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
-        elif status == 205:
-            # Streamed (start_response): a client frames a 205 as any response, so
-            # its emptiness is said, not left to chunked framing.
+        elif status == 205 and not chunked:
+            # Streamed (start_response): a client frames a 205 as any response, so its
+            # emptiness is said (or, with the caller's chunked framing, one empty chunk).
             extra.append(("content-length", "0"))
         if self._expect_continue:
             # Answering without reading the body the client holds back: reuse is unsafe.

@@ -483,7 +483,7 @@ class MockTransport(Transport):
             else:
                 body = b"".join(bytes(chunk) for chunk in content)
         if request.method == "HEAD" or status in (204, 205, 304):
-            body = b""  # a server sends none here (h11 carries none), whatever was given
+            body = b""  # a sansnet server sends none here, whatever was given
         head = ResponseHead(
             status, Headers(headers) if not isinstance(headers, Headers) else headers, ""
         )
