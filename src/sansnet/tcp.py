@@ -40,7 +40,15 @@ import anyio
 
 from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
 from ._transport_api import check_seconds, valid_seconds
-from .errors import InvalidArgument, LocalProtocolError, ReadError, TransportError, WriteError
+from .errors import (
+    InvalidArgument,
+    LocalProtocolError,
+    ReadError,
+    ReadTimeout,
+    TransportError,
+    WriteError,
+    WriteTimeout,
+)
 from .transport.connect import Backend, open_tcp_stream
 from .transport.streams import (
     CLOSE_WAIT,
@@ -195,6 +203,10 @@ class TcpStream:
                 raise self._closed_error()
             try:
                 data = await self._stream.read(max_bytes, left)
+            except ReadTimeout:
+                if left is timeout:
+                    raise
+                raise _read_timeout(self._stream, timeout) from None  # the caller's
             except ReadError:
                 if self._closed:  # close() ran while this read waited
                     raise self._closed_error() from None
@@ -248,6 +260,10 @@ class TcpStream:
             if payload:
                 try:
                     await self._stream.write(payload, left)
+                except WriteTimeout:
+                    if left is timeout:
+                        raise
+                    raise _write_timeout(self._stream, timeout) from None  # the caller's
                 except WriteError:
                     if self._closed:  # close() ran while this write waited
                         raise self._closed_while_writing(len(payload)) from None
