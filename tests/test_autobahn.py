@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import traceback
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -157,14 +158,25 @@ def autobahn_runs(
         if f"test_{side}_conformance[{backend}]" in {item.name for item in request.session.items}
     ]
 
-    def run(job: tuple[str, str]) -> Run:
-        side, backend = job
-        return SUITES[side](backend, tmp_path_factory.mktemp(f"autobahn-{side}-{backend}"))
+    # The folders are made here: tmp_path_factory is not for threads.
+    jobs = [
+        (side, backend, tmp_path_factory.mktemp(f"autobahn-{side}-{backend}"))
+        for side, backend in selected
+    ]
+
+    def run(job: tuple[str, str, Path]) -> Run:
+        """A run that could not be made (its server did not start...) fails its own
+        test only, with the traceback, not the fixture of every test."""
+        side, backend, outdir = job
+        try:
+            return SUITES[side](backend, outdir)
+        except Exception:
+            return Run(-1, traceback.format_exc(), outdir)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = pool.map(run, selected)
+        runs = pool.map(run, jobs)
         return {
-            f"{side}-{backend}": done for (side, backend), done in zip(selected, runs, strict=True)
+            f"{side}-{backend}": done for (side, backend, _), done in zip(jobs, runs, strict=True)
         }
 
 
