@@ -101,9 +101,9 @@ class _Turn:
 
     async def take(self, timeout: float | None) -> float | None:
         """Take the turn, waiting at most ``timeout`` seconds for it (None: as long as it
-        takes); returns what is left of ``timeout`` for the work done in the turn.
-        Raises TimeoutError, without the turn, when the wait ran out. The caller then
-        holds the turn and must :meth:`release` it."""
+        takes); returns what is left of ``timeout`` for the work done in the turn, and
+        the caller must :meth:`release` the turn. Returns -1.0, without the turn, when
+        the wait ran out: the caller raises its timeout error."""
         if not self.busy:
             self.busy = True
             return timeout
@@ -114,7 +114,7 @@ class _Turn:
         with anyio.move_on_after(timeout):
             await self._wait()
             return max(0.0, timeout - (anyio.current_time() - started))
-        raise TimeoutError
+        return -1.0
 
     async def _wait(self) -> None:
         """Wait until the turn is handed to us."""
@@ -194,10 +194,9 @@ class TcpStream:
         if type(max_bytes) is not int or max_bytes < 1:
             raise InvalidArgument(f"max_bytes must be a positive int, not {max_bytes!r}.")
         _check_timeout(timeout)
-        try:  # the timeout bounds the wait for a concurrent read's turn too
-            left = await self._reading.take(timeout)
-        except TimeoutError:
-            raise _read_timeout(self._stream, timeout) from None
+        left = await self._reading.take(timeout)  # the timeout bounds the wait for it too
+        if left is not None and left < 0:
+            raise _read_timeout(self._stream, timeout)
         try:
             if self._closed:
                 raise self._closed_error()
@@ -246,10 +245,9 @@ class TcpStream:
                 f"write() takes bytes or str, not {type(data).__name__}; encode it first."
             )
         _check_timeout(timeout)
-        try:  # the timeout bounds the wait for a concurrent write's turn too
-            left = await self._writing.take(timeout)
-        except TimeoutError:
-            raise _write_timeout(self._stream, timeout) from None
+        left = await self._writing.take(timeout)  # the timeout bounds the wait for it too
+        if left is not None and left < 0:
+            raise _write_timeout(self._stream, timeout)
         try:
             if self._closed or self._eof_sent:
                 why = "close() was called" if self._closed else "send_eof() was called"
