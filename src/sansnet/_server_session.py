@@ -370,8 +370,8 @@ class ServerSession:
 
     def _answer_refused(self, request: ServeRequest) -> int:
         """The protocol refused the handler's response (a field with CR, LF or non-ASCII
-        text, a Content-Length that does not match, a body on a 204 or 205, a 2xx to CONNECT,
-        ...) and changed nothing: log why and queue a 500 instead. Returns 500."""
+        text, a Content-Length that does not match, a body on a 204 or 205, a 2xx to
+        CONNECT, ...) and changed nothing: log why and queue a 500 instead. Returns 500."""
         logger.exception(
             "The request handler's response to %s %s from %s:%s cannot be sent; "
             "answering 500 instead",

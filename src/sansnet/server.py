@@ -13,8 +13,8 @@ A handler gets a :class:`ServeRequest` and returns str, bytes or None (200,
 function runs on the event loop thread: keep it quick). An exception in a handler
 becomes a 500, is logged to the ``sansnet.server`` logger with its traceback, and the
 server goes on; so does a response HTTP cannot carry (a CR, LF or non-ASCII text in a
-header value, a Content-Length that does not match the body, a body on a 204 or 205, a 2xx to
-CONNECT), and a streamed body that breaks its Content-Length after the head went out is
+header value, a Content-Length that does not match the body, a body on a 204 or 205, a
+2xx to CONNECT), and a streamed body that breaks its Content-Length after the head went out is
 logged and closes the connection. Any other failure while serving a connection is
 logged there too and closes that connection only. Defaults and the attack each one
 stops are listed in :class:`ServeConfig`.

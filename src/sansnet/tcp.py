@@ -140,8 +140,9 @@ class TcpStream:
     """A connected TCP (or TLS) byte stream: Lune 0.10's ``TcpStream``.
 
     One task may read while another writes (full duplex); concurrent reads (or
-    concurrent writes) take turns, and a ``timeout`` counts the wait for the turn. Use ``async with`` (or call :meth:`close`) so the
-    socket is released; ``async for chunk in stream`` reads until the peer ends.
+    concurrent writes) take turns, and a ``timeout`` counts the wait for the turn. Use
+    ``async with`` (or call :meth:`close`) so the socket is released; ``async for chunk
+    in stream`` reads until the peer ends.
 
     ``local_ip``, ``local_port``, ``remote_ip``, ``remote_port`` are read once, when the
     stream opens (None when unknown, as Lune's nil).

@@ -439,8 +439,8 @@ class MockTransport(Transport):
     bytes, None, a :class:`~sansnet.ServeResponse` or a dict with status, headers and
     body. It may raise a :class:`~sansnet.NetError` (say, :class:`~sansnet.ConnectError`)
     to play a network failure. Redirects, decompression and timeouts of the client still
-    apply. As from a real server, the answer to ``HEAD`` and a 204, 205 or 304 has no body:
-    the handler's is dropped (a streamed one closed unread), its head kept.
+    apply. As from a real server, the answer to ``HEAD`` and a 204, 205 or 304 has no
+    body: the handler's is dropped (a streamed one closed unread), its head kept.
     ``requests`` lists every request seen, for assertions.
     """
 
