@@ -45,3 +45,21 @@ async def serving_a_client_that_never_reads(server: Any, first: bytes) -> AsyncI
             finally:
                 if not handle.stopped:
                     await handle.stop()
+
+
+async def seconds_to_stop(handle: Any, *, release: anyio.Event | None = None) -> float:
+    """How long ``handle.stop()`` takes (the test fails past 10 s). With ``release``:
+    stop() starts in the background and, once it waits for the connections
+    (``handle.stopped``), ``release`` is set, so a handler waiting for it goes on while
+    the server drains."""
+    begun = anyio.current_time()
+    with anyio.fail_after(10):
+        if release is None:
+            await handle.stop()
+        else:
+            async with anyio.create_task_group() as stopping:
+                stopping.start_soon(handle.stop)
+                await anyio.wait_all_tasks_blocked()  # stop() waits for the connection
+                assert handle.stopped
+                release.set()
+    return anyio.current_time() - begun
