@@ -5,7 +5,7 @@ One :class:`WebSocket` class drives a sans-IO
 :func:`socket` returns one as a client; :func:`sansnet.serve` hands one to
 ``handle_web_socket``.
 
-How it reads: there is no background task. Whichever task needs input (``next()``,
+How it reads: there is no background reader. Whichever task needs input (``next()``,
 ``close()`` waiting for the peer's close, ``ping()`` waiting for its pong) reads for
 everyone, one at a time, and parses one message ahead at most (a few while ``ping()``
 waits, see below); a ``close()`` or
@@ -13,7 +13,10 @@ waits, see below); a ``close()`` or
 stops (it got its message, gave up, or was cancelled). So memory stays bounded
 when a peer floods us (unread bytes wait in the socket, and TCP pushes back on the
 peer), and pings from the peer are answered while someone is reading. Keepalive pings
-are sent from the reading task too: a connection nobody reads from is not pinged.
+are sent while someone reads, by the reading task when its read times out: a connection
+nobody reads from is not pinged. (On trio, where a read's timeout costs a cancel scope, a
+read that waits has none: the keepalive step is taken at its deadline by a small task of
+the WebSocket's own while the read still waits, see ``sansnet._alarm``.)
 Writes are serialized whole-message; a reader never waits for a slow writer.
 
 The invariant, at all times: **what waits for** ``next()`` **is bounded**. ``next()``
@@ -30,6 +33,7 @@ past the message being received) stay readable, and nothing more is read.
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 import sys
@@ -39,6 +43,7 @@ from typing import Any, Literal
 
 import anyio
 
+from ._alarm import Alarm
 from ._transport_api import check_seconds
 from ._turn_lock import TurnLock
 from ._urls import basic_authorization, checked_host, checked_port, split_url, target_parts
@@ -89,6 +94,8 @@ from .transport.streams import NetworkStream
 from .transport.tls import CertTypes, VerifyTypes, client_context
 
 __all__ = ["WebSocket", "socket"]
+
+logger = logging.getLogger("sansnet.websocket")
 
 MiB = 1024 * 1024
 _SCHEMES = {"ws": ("ws", 80), "http": ("ws", 80), "wss": ("wss", 443), "https": ("wss", 443)}
@@ -145,10 +152,18 @@ class WebSocket:
         # On trio, a TurnLock does the same for less (see _turn_lock).
         self._read_lock: anyio.Lock | TurnLock
         self._write_lock: anyio.Lock | TurnLock
+        # On trio, a read that waits is not bounded by a cancel scope of its own (about
+        # a quarter of a 49-byte echo): the keepalive deadline is the alarm's, which
+        # closes the stream when the peer is taken for dead; so only on a stream whose
+        # closing ends a read waiting in another task (see _receive and _on_alarm).
+        self._alarm: Alarm | None = None
+        self._waiting = False  # a read without a bound of its own waits (the alarm's)
         trio = sys.modules.get("trio")
         if trio is not None and trio.lowlevel.in_trio_task():
             self._read_lock = TurnLock(trio.lowlevel.checkpoint_if_cancelled)
             self._write_lock = TurnLock(trio.lowlevel.checkpoint_if_cancelled)
+            if stream.closing_wakes_reader:
+                self._alarm = Alarm(trio, self._on_alarm)
         else:
             self._read_lock = anyio.Lock(fast_acquire=True)
             self._write_lock = anyio.Lock(fast_acquire=True)
@@ -422,11 +437,26 @@ class WebSocket:
 
     async def _receive(self) -> bool:
         """Read once from the stream into the engine, sending keepalive pings when due.
-        False if the connection is finished."""
-        timeout = self._read_timeout()
+        False if the connection is finished.
+
+        The read is bounded by the next keepalive step (or, once closing, by
+        ``close_timeout``); on trio, while open, that bound is the alarm's instead of
+        the read's (see :meth:`_on_alarm`), unless the step is due already."""
+        deadline = self._read_deadline()
+        alarm = self._alarm
         try:
             # asyncio reads up to 256 KiB at a time: taking it whole saves re-slicing.
-            data = await self._stream.read(_READ_SIZE, timeout)
+            if deadline is None:
+                data = await self._stream.read(_READ_SIZE)
+            elif alarm is not None and self._conn.state is OPEN and deadline > now():
+                alarm.arm(deadline)
+                self._waiting = True
+                try:
+                    data = await self._stream.read(_READ_SIZE)
+                finally:
+                    self._waiting = False
+            else:
+                data = await self._stream.read(_READ_SIZE, max(0.0, deadline - now()))
         except ReadTimeout:
             return await self._keepalive()
         except TransportError:
@@ -440,14 +470,42 @@ class WebSocket:
             conn.receive_eof()
         return True
 
-    def _read_timeout(self) -> float | None:
-        """How long to wait for bytes before the next keepalive step."""
+    def _read_deadline(self) -> float | None:
+        """Until when to wait for bytes before the next keepalive step (clock time;
+        None: no limit). Once closing: ``close_timeout`` from now."""
+        if self._conn.state is not OPEN:
+            return now() + self.close_timeout
         interval = self.ping_interval
-        if interval is None or self._conn.state is not OPEN:
-            return self.close_timeout if self._conn.state is not OPEN else None
+        if interval is None:
+            return None
         if self._keepalive_payload is not None and self.ping_timeout is not None:
-            return max(0.0, self._last_ping + self.ping_timeout - now())
-        return max(0.0, self._last_ping + interval - now())
+            return self._last_ping + self.ping_timeout
+        return self._last_ping + interval
+
+    async def _on_alarm(self) -> None:
+        """The alarm's task (trio), at the deadline a read without a bound of its own
+        was armed with: if that read still waits, the keepalive step its timeout would
+        have taken (a ping; or, for a late pong, our close frame and the stream closed,
+        which ends the read), then the alarm armed for the next step. If nobody waits,
+        nothing: the next read takes the step itself when it is due. Never raises (an
+        exception would end the trio run): an unexpected one gives the connection up."""
+        alarm = self._alarm
+        assert alarm is not None
+        try:
+            if not self._waiting or self._conn.state is not OPEN or self._finished.is_set():
+                return
+            deadline = self._read_deadline()
+            if deadline is not None and deadline > now():
+                alarm.arm(deadline)  # a pong moved it
+                return
+            await self._keepalive()
+            deadline = self._read_deadline()
+            if self._waiting and self._conn.state is OPEN and deadline is not None:
+                alarm.arm(deadline)
+        except Exception:  # a defect: never seen
+            logger.exception("The WebSocket's keepalive failed; the connection is dropped.")
+            self._give_up()
+            await self._finish()
 
     async def _keepalive(self) -> bool:
         conn = self._conn
@@ -539,6 +597,8 @@ class WebSocket:
         still sends is read and dropped until it ends its side, within
         ``close_timeout`` and :data:`_LINGER_LIMIT` bytes, as websockets does."""
         self._finished.set()
+        if self._alarm is not None:
+            self._alarm.stop()
         for _, event in self._pings.values():
             event.set()
         self._notify()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import struct
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -14,11 +15,19 @@ from contextlib import asynccontextmanager
 import anyio
 import anyio.lowlevel
 import pytest
+import trustme
+from anyio.streams.tls import TLSStream
 
 from sansnet import ReadError, ReadTimeout, WriteError, WriteTimeout
 from sansnet.transport.clock import now
 from sansnet.transport.connect import open_tcp_stream
-from sansnet.transport.streams import RECEIVE_SIZE, AnyioStream, AsyncioStream, NetworkStream
+from sansnet.transport.streams import (
+    RECEIVE_SIZE,
+    AnyioStream,
+    AsyncioStream,
+    NetworkStream,
+    memory_stream_pair,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -336,3 +345,77 @@ async def test_a_write_of_nothing_is_still_a_checkpoint(anyio_backend_name: str)
             await ours.write(b"")
             pytest.fail("the write of nothing was no checkpoint")  # pragma: no cover
         assert scope.cancelled_caught
+
+
+async def _tls_pair(
+    listener: anyio.abc.Listener[anyio.abc.SocketStream],
+) -> tuple[NetworkStream, anyio.abc.ByteStream]:
+    """A TLS stream of ours to ``listener``, and its other end (accepted and wrapped)."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    raw = listener.listeners[0]  # type: ignore[attr-defined]
+    theirs: list[anyio.abc.ByteStream] = []
+    async with anyio.create_task_group() as tg:
+
+        async def accept() -> None:
+            accepted = await raw.accept()
+            theirs.append(
+                await TLSStream.wrap(accepted, server_side=True, ssl_context=server_context)
+            )
+
+        tg.start_soon(accept)
+        ours = await open_tcp_stream(
+            "127.0.0.1", port, ssl_context=client_context, server_hostname="127.0.0.1", timeout=5
+        )
+    return ours, theirs[0]
+
+
+@pytest.mark.parametrize("kind", ["tcp", "tls", "memory"])
+async def test_closing_a_stream_that_says_so_ends_a_read_waiting_in_another_task(
+    kind: str, anyio_backend_name: str
+) -> None:
+    """``closing_wakes_reader``, which a WebSocket on trio relies on to read without a
+    timeout of its own (its keepalive alarm closes the stream of a peer taken for
+    dead): where a stream says it, closing it from another task ends a waiting read."""
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        theirs: anyio.abc.ByteStream | None = None
+        if kind == "memory":
+            ours: NetworkStream = memory_stream_pair()[0]
+        elif kind == "tls":
+            ours, theirs = await _tls_pair(listener)
+        else:
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            ours = await open_tcp_stream("127.0.0.1", port, timeout=5)
+            theirs = await listener.listeners[0].accept()  # type: ignore[attr-defined]
+        try:
+            if anyio_backend_name == "trio" or kind == "memory":
+                assert ours.closing_wakes_reader  # what the WebSocket's alarm needs there
+            if not ours.closing_wakes_reader:
+                pytest.skip("this stream does not say it (asyncio's own: not needed there)")
+            outcome: list[bytes | str] = []
+            ended = anyio.Event()
+            async with anyio.create_task_group() as tg:
+
+                async def reader() -> None:
+                    try:
+                        outcome.append(await ours.read(100))
+                    except ReadError:
+                        outcome.append("ReadError")
+                    ended.set()
+
+                tg.start_soon(reader)
+                await anyio.sleep(0.05)
+                assert outcome == []  # waiting
+                with anyio.fail_after(5):
+                    await ours.aclose()
+                    await ended.wait()
+            assert outcome in ([b""], ["ReadError"])
+        finally:
+            ours.abort()  # the other end does not read: no wait for it
+            await ours.aclose()
+            if theirs is not None:
+                await anyio.aclose_forcefully(theirs)

@@ -368,15 +368,43 @@ async def test_keepalive_with_ping_timeout_none_never_closes_for_a_missing_pong(
         await ws.close()
 
 
+@pytest.mark.parametrize("ping_timeout", [20, 5])
 @on_virtual_time
-async def test_keepalive_pings_keep_a_quiet_connection_open() -> None:
+async def test_keepalive_pings_keep_a_quiet_connection_open(ping_timeout: float) -> None:
+    """With ping_timeout=5, the pong moves the next keepalive step from 5 s after the
+    ping to 20 s (on trio, the alarm wakes at 5 s for nothing and is armed again)."""
     async with serve(ServeConfig(handle_web_socket=echo)) as client:
-        ws = await client.socket("/", ping_interval=20, ping_timeout=20)
+        ws = await client.socket("/", ping_interval=20, ping_timeout=ping_timeout)
         with anyio.move_on_after(600):
             await ws.next()  # nothing arrives for 10 minutes; pings go out, pongs come back
         assert ws.close_code is None
         assert ws.latency is not None
         await ws.close()
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"], indirect=True)
+@pytest.mark.net_virtual_time
+async def test_a_keepalive_step_that_fails_on_trio_drops_the_connection_not_the_run(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On trio the keepalive step of a waiting read runs in the alarm's system task
+    (sansnet._alarm), where an exception would end the whole trio run. A defect there
+    gives the connection up (1006) and is logged; the server and the run go on."""
+
+    async def broken(self: WebSocket) -> bool:
+        raise RuntimeError("a defect in the keepalive step")
+
+    monkeypatch.setattr(WebSocket, "_keepalive", broken)
+    async with serve(ServeConfig(handle_web_socket=echo, ping_interval=None)) as client:
+        ws = await client.socket("/", ping_interval=20, ping_timeout=20)
+        with anyio.fail_after(60):
+            assert await ws.next() is None
+        assert ws.close_code == 1006
+        assert "The WebSocket's keepalive failed" in caplog.text
+        second = await client.socket("/", ping_interval=None)
+        await second.send("still serving")
+        assert await second.next() == "still serving"
+        await second.close()
 
 
 @on_virtual_time

@@ -250,6 +250,10 @@ class _LinkStream(NetworkStream):
         # With faults a write goes out in pieces: a cancelled one may leave a part sent.
         return self._faults is None
 
+    @property
+    def closing_wakes_reader(self) -> bool:
+        return self._inner.closing_wakes_reader
+
     async def send_eof(self) -> None:
         await self._inner.send_eof()
 

@@ -152,6 +152,17 @@ class NetworkStream:
         a cancelled write may have sent a part: a WebSocket then drops the connection."""
         return False
 
+    @property
+    def closing_wakes_reader(self) -> bool:
+        """True when :meth:`aclose` (or :meth:`aclose_within`) from one task ends a
+        :meth:`read` waiting in another (it returns b"" or raises
+        :class:`~sansnet.ReadError`). A WebSocket on trio then reads without a timeout
+        of its own and keeps its keepalive deadline from another task, which closes the
+        stream when the peer is taken for dead (see ``sansnet._alarm``). False (the
+        default, the safe answer) where that is not promised: the WebSocket then bounds
+        each read itself."""
+        return False
+
     async def linger(self, timeout: float = 2.0, limit: int = 1024 * 1024) -> None:
         """After a final answer: stop sending, then read and drop what the peer still
         sends (up to ``limit`` bytes or ``timeout`` seconds), so the peer reads our
@@ -305,6 +316,12 @@ class AnyioStream(NetworkStream):
         self._aborted = True
         if self._closing is not None:
             self._closing.cancel()
+
+    @property
+    def closing_wakes_reader(self) -> bool:
+        # Closing an anyio stream closes its socket, and trio (asyncio too) wakes a
+        # task that waits on a closed socket with ClosedResourceError: a ReadError.
+        return True
 
     async def send_eof(self) -> None:
         if self._ssl_object is not None:
@@ -832,6 +849,11 @@ class MemoryStream(NetworkStream):
     @property
     def writes_whole(self) -> bool:
         # write() delivers everything at once, then waits for room.
+        return True
+
+    @property
+    def closing_wakes_reader(self) -> bool:
+        # aclose() closes both pipes and wakes their readers: a waiting read returns b"".
         return True
 
     async def aclose(self) -> None:
