@@ -477,3 +477,34 @@ def test_serve_a_bad_uds_is_a_one_line_usage_error(
     error = capsys.readouterr().err
     assert error.startswith("sansnet: ServeConfig.uds must be")
     assert error.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--port", "٨٠٨٠"],  # Arabic-Indic digits: int() reads 8080
+        ["serve", "--port", " 8080"],
+        ["serve", "--port", "8_080"],
+        ["serve", "--workers", "٢"],
+        ["tcp", "--listen", "٨٠"],
+    ],
+)
+def test_numbers_on_the_command_line_are_ascii_digits(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue: `str.isdigit` and argparse's `int` took other scripts' digits, so
+    `--port ٨٠٨٠` served on 8080; the usage error names the value instead."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert repr(argv[-1]) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["٨٠", "²"])
+def test_tcp_takes_a_port_in_ascii_digits(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`sansnet tcp HOST ²` ended in "invalid literal for int()" (isdigit is true for
+    a superscript, which int() refuses), and `HOST ٨٠` connected to port 80."""
+    assert main(["tcp", "127.0.0.1", port]) == 2
+    assert capsys.readouterr().err == (
+        "sansnet: sansnet tcp needs HOST PORT to connect to (or --listen PORT to listen).\n"
+    )

@@ -204,7 +204,7 @@ async def _request(args: argparse.Namespace, output: Output) -> int:
             length = response.headers.get("content-length")
             progress = _Progress(
                 output,
-                int(length) if length and length.isdigit() else None,
+                int(length) if length and _is_decimal(length) else None,
                 Path(args.output).name,
             )
             try:
@@ -404,7 +404,7 @@ async def _socket(args: argparse.Namespace, output: Output) -> int:
 async def _tcp(args: argparse.Namespace, output: Output) -> int:
     if args.listen is not None:
         return await _tcp_listen(args, output)
-    if len(args.target) != 2 or not args.target[1].isdigit():
+    if len(args.target) != 2 or not _is_decimal(args.target[1]):
         raise InvalidArgument(
             "sansnet tcp needs HOST PORT to connect to (or --listen PORT to listen)."
         )
@@ -608,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="module:attribute (a request handler or a ServeConfig), or a directory "
         "(default: an echo service)",
     )
-    serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.add_argument("--port", type=_integer, default=8000)
     serve_parser.add_argument("--address", default="127.0.0.1")
     serve_parser.add_argument("--uds", metavar="PATH", help="listen on a Unix domain socket")
     serve_parser.add_argument(
@@ -676,7 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --tls: seconds to wait for answers after stdin ends (default 2)",
     )
     tcp_parser.add_argument(
-        "--listen", type=int, metavar="PORT", help="listen on PORT (0: any) and echo"
+        "--listen", type=_integer, metavar="PORT", help="listen on PORT (0: any) and echo"
     )
     tcp_parser.add_argument("--address", default="127.0.0.1", help="with --listen")
     tcp_parser.add_argument(
@@ -711,11 +711,26 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return error
 
 
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes other scripts' digits (int() reads
+    "٨٠" as 80) and superscripts (which int() refuses)."""
+    return text.isascii() and text.isdigit()
+
+
+def _integer(text: str) -> int:
+    """--port, --listen: a whole number in ASCII digits (argparse's int() also takes
+    other scripts' digits, spaces around, "+" and "_"); the range is checked later."""
+    digits = text[1:] if text.startswith("-") else text
+    if not _is_decimal(digits):
+        raise argparse.ArgumentTypeError(f"expected a number in ASCII digits, not {text!r}")
+    return int(text)
+
+
 def _workers(text: str) -> int:
     """--workers: a count, or 0 / auto for one per CPU."""
     if text == "auto":
         return 0
-    if not text.isdigit():
+    if not _is_decimal(text):
         raise argparse.ArgumentTypeError(f"expected a number of workers or auto, not {text!r}")
     return int(text)
 

@@ -425,6 +425,7 @@ def test_client_accept(answer: str, params: DeflateParameters | None) -> None:
         ("permessage-deflate; client_max_window_bits", {}, "needs a value"),
         ("permessage-deflate; server_max_window_bits=7", {}, "not 8 to 15"),
         ("permessage-deflate; server_max_window_bits=09", {}, "not 8 to 15"),
+        ("permessage-deflate; server_max_window_bits=1\u00b2", {}, "not 8 to 15"),  # "1²"
         ("permessage-deflate; client_max_window_bits=8", {}, "zlib cannot produce"),
         (
             "permessage-deflate",

@@ -395,7 +395,7 @@ def _valid_other_target(method: str, target: str) -> bool:
         return method == "OPTIONS"
     if method == "CONNECT":
         host, colon, port = target.rpartition(":")
-        return bool(host) and colon == ":" and port.isdigit()
+        return bool(host) and colon == ":" and port.isascii() and port.isdigit()
     scheme, sep, rest = target.partition("://")
     return bool(sep) and scheme.lower() in ("http", "https") and bool(rest) and rest[0] not in "/?"
 

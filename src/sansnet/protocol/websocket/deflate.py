@@ -101,7 +101,7 @@ def _window(value: str | None, *, optional: bool) -> int | None:
         if optional:
             return None
         raise ValueError("a window size needs a value")
-    if not value.isdigit() or value[0] == "0" or int(value) not in _WINDOWS:
+    if not (value.isascii() and value.isdigit()) or value[0] == "0" or int(value) not in _WINDOWS:
         raise ValueError(f"window size {value!r} is not 8 to 15")
     return int(value)
 
