@@ -484,20 +484,26 @@ class WebSocket:
 
     async def _on_alarm(self) -> None:
         """The alarm's task (trio), at the deadline a read without a bound of its own
-        was armed with: if that read still waits, the keepalive step its timeout would
-        have taken (a ping; or, for a late pong, our close frame and the stream closed,
-        which ends the read), then the alarm armed for the next step. If nobody waits,
-        nothing: the next read takes the step itself when it is due. Never raises (an
-        exception would end the trio run): an unexpected one gives the connection up."""
+        was armed with: if that read still waits, the step its timeout would have
+        taken (:meth:`_keepalive`: a ping; for a late pong, our close frame and the
+        stream closed; once closing or finished, which another task may have begun
+        while the read waited, the connection given up and the stream closed; a closed
+        stream ends the read), then the alarm armed for the next step. If nobody
+        waits, nothing: the next read takes the step itself when it is due. Never
+        raises (an exception would end the trio run): an unexpected one gives the
+        connection up."""
         alarm = self._alarm
         assert alarm is not None
         try:
-            if not self._waiting or self._conn.state is not OPEN or self._finished.is_set():
+            if not self._waiting:
                 return
-            deadline = self._read_deadline()
-            if deadline is not None and deadline > now():
-                alarm.arm(deadline)  # a pong moved it
-                return
+            if self._conn.state is OPEN:
+                deadline = self._read_deadline()
+                if deadline is None:
+                    return  # keepalive turned off meanwhile: the read waits as it would
+                if deadline > now():
+                    alarm.arm(deadline)  # a pong moved it
+                    return
             await self._keepalive()
             deadline = self._read_deadline()
             if self._waiting and self._conn.state is OPEN and deadline is not None:

@@ -368,13 +368,70 @@ async def test_keepalive_with_ping_timeout_none_never_closes_for_a_missing_pong(
         await ws.close()
 
 
-@pytest.mark.parametrize("ping_timeout", [20, 5])
 @on_virtual_time
-async def test_keepalive_pings_keep_a_quiet_connection_open(ping_timeout: float) -> None:
-    """With ping_timeout=5, the pong moves the next keepalive step from 5 s after the
-    ping to 20 s (on trio, the alarm wakes at 5 s for nothing and is armed again)."""
+async def test_a_pong_moves_the_keepalive_deadline_and_a_later_silence_is_caught() -> None:
+    """The peer reads (so answers our pings) for 30 s, then stops. The ping at 20 s is
+    answered, which moves the next step from 25 s (ping_timeout) to 40 s (the next
+    ping); that one goes unanswered and is late at 45 s: 1011. (On trio the waiting
+    read has no timeout: the alarm wakes at 25 s, finds the pong, and is armed again.)"""
+    deaf = anyio.Event()
+
+    async def reads_for_30_s(ws: WebSocket) -> None:
+        with anyio.move_on_after(30):
+            await ws.next()
+        await deaf.wait()  # never reads again
+
+    async with serve(ServeConfig(handle_web_socket=reads_for_30_s, ping_interval=None)) as client:
+        ws = await client.socket("/", ping_interval=20, ping_timeout=5, close_timeout=10)
+        started = anyio.current_time()
+        with anyio.fail_after(600):
+            assert await ws.next() is None
+        assert ws.close_code == 1011
+        assert ws.latency is not None  # the first pong came
+        assert 45 <= anyio.current_time() - started <= 56
+        deaf.set()
+
+
+@on_virtual_time
+async def test_a_read_waiting_while_a_cut_short_close_is_pending_ends_at_the_keepalive_step() -> (
+    None
+):
+    """A task waits in next(); another's close() is cut short by its own timeout
+    before the peer (which never reads) answers. The waiting read must still end, at
+    its keepalive step (1 s), as it did when each read had a timeout of its own: on
+    trio the alarm now takes that step and gives the connection up."""
+    never_reads = anyio.Event()
+
+    async def deaf(ws: WebSocket) -> None:
+        await never_reads.wait()
+
+    async with serve(ServeConfig(handle_web_socket=deaf, ping_interval=None)) as client:
+        ws = await client.socket("/", ping_interval=1, ping_timeout=20, close_timeout=10)
+        result: list[object] = []
+        ended = anyio.Event()
+        started = anyio.current_time()
+        async with anyio.create_task_group() as group:
+
+            async def reader() -> None:
+                result.append(await ws.next())
+                ended.set()
+
+            group.start_soon(reader)
+            await anyio.sleep(0.01)
+            with anyio.move_on_after(0.05):
+                await ws.close()
+            with anyio.fail_after(60):
+                await ended.wait()
+        assert result == [None]
+        assert anyio.current_time() - started <= 2
+        assert ws.closed
+        never_reads.set()
+
+
+@on_virtual_time
+async def test_keepalive_pings_keep_a_quiet_connection_open() -> None:
     async with serve(ServeConfig(handle_web_socket=echo)) as client:
-        ws = await client.socket("/", ping_interval=20, ping_timeout=ping_timeout)
+        ws = await client.socket("/", ping_interval=20, ping_timeout=20)
         with anyio.move_on_after(600):
             await ws.next()  # nothing arrives for 10 minutes; pings go out, pongs come back
         assert ws.close_code is None

@@ -319,9 +319,10 @@ class AnyioStream(NetworkStream):
 
     @property
     def closing_wakes_reader(self) -> bool:
-        # Closing an anyio stream closes its socket, and trio (asyncio too) wakes a
-        # task that waits on a closed socket with ClosedResourceError: a ReadError.
-        return True
+        # Over a socket (TCP, Unix, TLS over them), closing closes the socket, and
+        # anyio wakes a task that waits on it with ClosedResourceError: a ReadError.
+        # Another anyio byte stream may not say so.
+        return self._socket is not None
 
     async def send_eof(self) -> None:
         if self._ssl_object is not None:
@@ -801,6 +802,9 @@ class MemoryStream(NetworkStream):
                 await anyio.lowlevel.checkpoint()
                 return b""
             pipe.readable = anyio.Event()
+            if timeout is None:
+                await pipe.readable.wait()
+                continue
             with anyio.move_on_after(max(0.0, deadline - now())) as scope:
                 await pipe.readable.wait()
             if scope.cancelled_caught:
