@@ -379,6 +379,14 @@ class Server(ListeningServer):
                 self._task_group.start_soon(self._close_stream, record.stream)  # type: ignore[union-attr]
         await super()._drain()
 
+    async def _close_web_sockets_at_once(self) -> None:
+        """For :func:`sansnet.testing.serve` as its block ends: every open WebSocket gets
+        our close frame (1001, as from :meth:`stop`) if its stream takes it at once;
+        nobody waits for the answer, the connections are cut right after."""
+        for record in list(self._records):
+            if record.websocket is not None:
+                await record.websocket._close_at_once(1001, SHUTTING_DOWN)
+
     def _make_request(
         self,
         head: RequestHead,

@@ -672,6 +672,22 @@ class WebSocket:
             # not shorten the close that a later next() or close_quietly() finishes.
             self._close_deadline = None
 
+    async def _close_at_once(self, code: int, reason: str) -> None:
+        """Our close frame, written only if the stream takes it without waiting and no
+        writer holds the line (a frame of its own may be on its way); nobody waits for
+        the peer's answer: the caller cuts the connection next
+        (``Server._close_web_sockets_at_once``). Never raises."""
+        conn = self._conn
+        if conn.state is not OPEN or self._write_lock.locked():
+            return
+        conn.close(code, reason)
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # no wait: a stream that cannot take it at once drops it
+            try:
+                await self._stream.write(conn.data_to_send())
+            except TransportError:
+                pass
+
     def _give_up(self) -> None:
         """The closing handshake did not finish in time: 1006 unless our close was out,
         and abort the transport, so that closing it does not wait for the peer again."""

@@ -410,6 +410,9 @@ async def serve(
 
             async with Client(open_stream=open_stream, **client_options) as http:
                 yield TestClient(http, base_url, open_stream, recorder)
+            # A WebSocket still open hears that the server goes away (1001, as from a
+            # stopping server), not a dropped connection (1006); nobody waits for it.
+            await server._close_web_sockets_at_once()
             group.cancel_scope.cancel()
     except BaseExceptionGroup as group_error:
         # An error of the block (a failed assert) or of the server comes out as

@@ -1,0 +1,53 @@
+"""sansnet.testing.serve() and the WebSockets still open when its block ends."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from sansnet import ServeConfig, WebSocket
+from sansnet.testing import serve
+
+pytestmark = pytest.mark.anyio
+
+
+async def echo(ws: WebSocket) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+async def test_a_websocket_open_when_the_block_ends_hears_1001() -> None:
+    """Issue: the block's end cut the connection, so a WebSocket left open saw 1006
+    (abnormal closure), where a stopping server sends 1001. Now it gets the server's
+    close frame, without the block waiting for an answer nobody would read."""
+    async with serve(ServeConfig(handle_web_socket=echo)) as client:
+        ws = await client.socket("/")
+        await ws.send("hello")
+        assert await ws.next() == "hello"
+        started = anyio.current_time()
+    assert anyio.current_time() - started < 2  # close_timeout is 10 s: not waited
+    with anyio.fail_after(5):
+        assert await ws.next() is None
+    assert (ws.close_code, ws.close_reason) == (1001, "The server is shutting down.")
+
+
+async def test_a_websocket_whose_server_is_mid_send_is_cut_as_before() -> None:
+    """Where a send holds the line (a large message the client has not read, past
+    what the link holds), our close frame cannot go out whole after it without a
+    wait, and the block does not wait: the connection is cut, 1006."""
+    sending = anyio.Event()
+
+    async def flood(ws: WebSocket) -> None:
+        sending.set()
+        await ws.send(b"x" * (4 * 1024 * 1024))  # the link holds 256 KiB
+
+    async with serve(ServeConfig(handle_web_socket=flood, compression=False)) as client:
+        ws = await client.socket("/", compression=False)
+        await sending.wait()
+        await anyio.sleep(0.1)  # the send is waiting for room now
+        started = anyio.current_time()
+    assert anyio.current_time() - started < 2
+    with anyio.fail_after(5):
+        assert await ws.next() == b"x" * (4 * 1024 * 1024)  # the link took it whole
+        assert await ws.next() is None
+    assert ws.close_code == 1006
