@@ -505,8 +505,11 @@ class WebSocket:
                     alarm.arm(deadline)  # a pong moved it
                     return
             await self._keepalive()
+            # Armed again whatever the state: a close() begun meanwhile (while the ping
+            # went out) may yet be cut short, and then only the next step (at
+            # close_timeout once closing) ends the read.
             deadline = self._read_deadline()
-            if self._waiting and self._conn.state is OPEN and deadline is not None:
+            if self._waiting and deadline is not None:
                 alarm.arm(deadline)
         except Exception:  # a defect: never seen
             logger.exception("The WebSocket's keepalive failed; the connection is dropped.")
@@ -673,13 +676,13 @@ class WebSocket:
             self._close_deadline = None
 
     async def _close_at_once(self, code: int, reason: str) -> None:
-        """Our close frame, written only if the stream takes it without waiting and no
-        writer holds the line (a frame of its own may be on its way); nobody waits for
-        the peer's answer: the caller cuts the connection next
+        """Our close frame, written only if the stream takes it whole without waiting
+        and no writer holds the line (a frame of its own may be on its way); nobody
+        waits for the peer's answer: the caller cuts the connection next
         (``Server._close_web_sockets_at_once``). Never raises."""
         conn = self._conn
-        if conn.state is not OPEN or self._write_lock.locked():
-            return
+        if conn.state is not OPEN or self._write_lock.locked() or not self._stream.writes_whole:
+            return  # (a stream that may write a part could leave half a frame)
         conn.close(code, reason)
         with anyio.CancelScope() as scope:
             scope.cancel()  # no wait: a stream that cannot take it at once drops it

@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from sansnet import ServeConfig, WebSocket
-from sansnet.testing import serve
+from sansnet.testing import Faults, WireRecorder, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -51,3 +51,20 @@ async def test_a_websocket_whose_server_is_mid_send_is_cut_as_before() -> None:
         assert await ws.next() == b"x" * (4 * 1024 * 1024)  # the link took it whole
         assert await ws.next() is None
     assert ws.close_code == 1006
+
+
+async def test_a_link_that_splits_writes_gets_no_half_close_frame() -> None:
+    """With response_faults splitting what the server writes, the close frame could
+    go out in part (a cut frame on the wire): it is not written at all, 1006."""
+    recorder = WireRecorder()
+    async with serve(
+        ServeConfig(handle_web_socket=echo), response_faults=Faults(chunk_size=3), recorder=recorder
+    ) as client:
+        ws = await client.socket("/")
+        await ws.send("hello")
+        assert await ws.next() == "hello"
+        sent_before_the_end = len(recorder.server_bytes)
+    with anyio.fail_after(5):
+        assert await ws.next() is None
+    assert ws.close_code == 1006
+    assert len(recorder.server_bytes) == sent_before_the_end

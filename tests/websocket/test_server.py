@@ -429,6 +429,52 @@ async def test_a_read_waiting_while_a_cut_short_close_is_pending_ends_at_the_kee
 
 
 @on_virtual_time
+async def test_a_read_waiting_when_a_close_begins_during_a_keepalive_ping_still_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As above, but the close() begins while the keepalive ping is being written (the
+    write lets other tasks run), and is cut short. On trio the alarm, finding the socket
+    closing once its step is done, used to arm nothing more: the read waited for ever.
+    The next step (close_timeout later) now gives the connection up."""
+    never_reads = anyio.Event()
+    pinging = anyio.Event()
+    original = WebSocket._keepalive
+
+    async def keepalive_that_lets_others_run(self: WebSocket) -> bool:
+        result = await original(self)
+        if not pinging.is_set():
+            pinging.set()
+            await anyio.sleep(0.5)  # the ping's write, taking its time
+        return result
+
+    monkeypatch.setattr(WebSocket, "_keepalive", keepalive_that_lets_others_run)
+
+    async def deaf(ws: WebSocket) -> None:
+        await never_reads.wait()
+
+    async with serve(ServeConfig(handle_web_socket=deaf, ping_interval=None)) as client:
+        ws = await client.socket("/", ping_interval=1, ping_timeout=20, close_timeout=10)
+        result: list[object] = []
+        ended = anyio.Event()
+        async with anyio.create_task_group() as group:
+
+            async def reader() -> None:
+                result.append(await ws.next())
+                ended.set()
+
+            group.start_soon(reader)
+            await pinging.wait()  # the keepalive ping at 1 s is on its way
+            started = anyio.current_time()
+            with anyio.move_on_after(0.05):
+                await ws.close()
+            with anyio.fail_after(60):
+                await ended.wait()
+        assert result == [None]
+        assert anyio.current_time() - started <= 12  # close_timeout, and some slack
+        never_reads.set()
+
+
+@on_virtual_time
 async def test_keepalive_pings_keep_a_quiet_connection_open() -> None:
     async with serve(ServeConfig(handle_web_socket=echo)) as client:
         ws = await client.socket("/", ping_interval=20, ping_timeout=20)
