@@ -421,23 +421,7 @@ async def test_closing_a_stream_that_says_so_ends_a_read_waiting_in_another_task
                 await anyio.aclose_forcefully(theirs)
 
 
-class _BytesOfNoSocket(anyio.abc.ByteStream):
-    """An anyio byte stream with no socket under it (what a user may wrap)."""
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        raise anyio.EndOfStream
-
-    async def send(self, item: bytes) -> None:
-        pass
-
-    async def send_eof(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
-
-
 def test_an_anyio_stream_says_closing_wakes_its_reader_only_over_a_socket() -> None:
     """A stream of the user's wrapped in AnyioStream promises nothing: its reads keep
     their timeouts under a WebSocket on trio."""
-    assert not AnyioStream(_BytesOfNoSocket()).closing_wakes_reader
+    assert not AnyioStream(_SlowToClose()).closing_wakes_reader  # no socket under it

@@ -392,6 +392,30 @@ async def test_a_pong_moves_the_keepalive_deadline_and_a_later_silence_is_caught
         deaf.set()
 
 
+async def next_while_a_close_is_cut_short(
+    ws: WebSocket, close_begins: Callable[[], Awaitable[object]]
+) -> tuple[object, float]:
+    """``ws.next()`` in a task of its own while this one, once ``close_begins()``
+    returns, calls ``ws.close()`` and gives it up after 0.05 s. Returns what next()
+    returned (within 60 s) and the time from the close to then."""
+    result: list[object] = []
+    ended = anyio.Event()
+    async with anyio.create_task_group() as group:
+
+        async def reader() -> None:
+            result.append(await ws.next())
+            ended.set()
+
+        group.start_soon(reader)
+        await close_begins()
+        started = anyio.current_time()
+        with anyio.move_on_after(0.05):
+            await ws.close()
+        with anyio.fail_after(60):
+            await ended.wait()
+    return result[0], anyio.current_time() - started
+
+
 @on_virtual_time
 async def test_a_read_waiting_while_a_cut_short_close_is_pending_ends_at_the_keepalive_step() -> (
     None
@@ -407,23 +431,9 @@ async def test_a_read_waiting_while_a_cut_short_close_is_pending_ends_at_the_kee
 
     async with serve(ServeConfig(handle_web_socket=deaf, ping_interval=None)) as client:
         ws = await client.socket("/", ping_interval=1, ping_timeout=20, close_timeout=10)
-        result: list[object] = []
-        ended = anyio.Event()
-        started = anyio.current_time()
-        async with anyio.create_task_group() as group:
-
-            async def reader() -> None:
-                result.append(await ws.next())
-                ended.set()
-
-            group.start_soon(reader)
-            await anyio.sleep(0.01)
-            with anyio.move_on_after(0.05):
-                await ws.close()
-            with anyio.fail_after(60):
-                await ended.wait()
-        assert result == [None]
-        assert anyio.current_time() - started <= 2
+        message, took = await next_while_a_close_is_cut_short(ws, lambda: anyio.sleep(0.01))
+        assert message is None
+        assert took <= 2
         assert ws.closed
         never_reads.set()
 
@@ -454,23 +464,10 @@ async def test_a_read_waiting_when_a_close_begins_during_a_keepalive_ping_still_
 
     async with serve(ServeConfig(handle_web_socket=deaf, ping_interval=None)) as client:
         ws = await client.socket("/", ping_interval=1, ping_timeout=20, close_timeout=10)
-        result: list[object] = []
-        ended = anyio.Event()
-        async with anyio.create_task_group() as group:
-
-            async def reader() -> None:
-                result.append(await ws.next())
-                ended.set()
-
-            group.start_soon(reader)
-            await pinging.wait()  # the keepalive ping at 1 s is on its way
-            started = anyio.current_time()
-            with anyio.move_on_after(0.05):
-                await ws.close()
-            with anyio.fail_after(60):
-                await ended.wait()
-        assert result == [None]
-        assert anyio.current_time() - started <= 12  # close_timeout, and some slack
+        # close() begins while the keepalive ping at 1 s is on its way
+        message, took = await next_while_a_close_is_cut_short(ws, pinging.wait)
+        assert message is None
+        assert took <= 12  # close_timeout, and some slack
         never_reads.set()
 
 
