@@ -153,7 +153,7 @@ class WebSocket:
         self._read_lock: anyio.Lock | TurnLock
         self._write_lock: anyio.Lock | TurnLock
         # On trio, a read that waits is not bounded by a cancel scope of its own (about
-        # a quarter of a 49-byte echo): the keepalive deadline is the alarm's, which
+        # a sixth of a 49-byte echo): the keepalive deadline is the alarm's, which
         # closes the stream when the peer is taken for dead; so only on a stream whose
         # closing ends a read waiting in another task (see _receive and _on_alarm).
         self._alarm: Alarm | None = None
