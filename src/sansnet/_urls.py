@@ -110,7 +110,22 @@ def checked_host(split: SplitResult, url: str) -> str:
             f"Invalid host {host!r} in {_masked(url)!r}: a host is a name (letters, digits, "
             "'-', '_', '.'), an IPv4 address or a bracketed IPv6 address."
         )
+    if "%" in host:
+        host = _with_zone(split, host)
     return host
+
+
+def _with_zone(split: SplitResult, host: str) -> str:
+    """An IPv6 address with a zone (``[fe80::1%25eth0]``, RFC 6874: the "%" itself is
+    written "%25") as it is connected to: ``fe80::1%eth0``, the zone as the URL has it
+    (``hostname`` lowercases it; interface names are case-sensitive). A bare "%" (no
+    "25" after it) is taken as the separator too, as curl does."""
+    bracketed = split.netloc.rpartition("@")[2]
+    inside = bracketed[bracketed.index("[") + 1 : bracketed.index("]")]
+    zone = inside.partition("%")[2]
+    if zone.startswith("25") and len(zone) > 2:
+        zone = zone[2:]
+    return f"{host.partition('%')[0]}%{zone}"
 
 
 def target_parts(split: SplitResult, url: str) -> tuple[str, str]:

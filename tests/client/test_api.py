@@ -248,3 +248,21 @@ async def test_identity_coding_and_exhausted_iterator(raw_server: Callable[..., 
         assert [piece async for piece in pieces] == [b"as is"]
         with pytest.raises(StopAsyncIteration):
             await pieces.__anext__()  # an exhausted iterator stays exhausted
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "origin_url"),
+    [
+        ("http://[fe80::1%25eth0]:8080/x", "fe80::1%eth0", "http://[fe80::1%25eth0]:8080/x"),
+        ("http://[FE80::1%25Eth0]/", "fe80::1%Eth0", "http://[FE80::1%25Eth0]/"),
+        ("http://[fe80::1%eth0]/", "fe80::1%eth0", "http://[fe80::1%eth0]/"),
+        ("http://[fe80::1%2525]/", "fe80::1%25", "http://[fe80::1%2525]/"),
+        ("http://[::1]/", "::1", "http://[::1]/"),
+    ],
+)
+def test_an_ipv6_zone_is_decoded_and_keeps_its_case(url: str, host: str, origin_url: str) -> None:
+    """RFC 6874 writes the zone's "%" as "%25"; the zone names an interface, whose
+    name is case-sensitive (urlsplit's hostname lowercases it)."""
+    parsed = parse_url(url)
+    assert parsed.host == host
+    assert parsed.url == origin_url

@@ -57,6 +57,7 @@ def test_default_headers() -> None:
         ("example.com", 443, "wss", "example.com"),
         ("::1", 8000, "http", "[::1]:8000"),
         ("[::1]", None, "http", "[::1]"),
+        ("fe80::1%eth0", 8000, "http", "[fe80::1]:8000"),  # the zone is ours, not sent
         ("127.0.0.1", 9000, "ws", "127.0.0.1:9000"),
     ],
 )

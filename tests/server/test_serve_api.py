@@ -202,6 +202,34 @@ async def test_ipv6_loopback() -> None:
         assert response.json()["ip"] == "::1"
 
 
+async def _echo_socket(ws: sansnet.WebSocket) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback on this machine")
+@pytest.mark.parametrize("written", ["%25", "%"])
+async def test_an_ipv6_url_with_a_zone_connects_through_it_and_keeps_it_out_of_host(
+    written: str,
+) -> None:
+    """Issue: ``http://[::1%25lo]/`` (RFC 6874: the zone's "%" is written "%25") was
+    looked up as the name "::1%25lo" and failed. The zone now picks the interface, and
+    the Host field leaves it out, as curl does. (glibc takes an interface name as a zone
+    only for link-local addresses; loopback's is given by its index here.)"""
+    zone = str(socket.if_nametoindex("lo"))
+    config = ServeConfig(handle_request=lambda request: request.headers["host"], address="::1")
+    async with sansnet.serve(0, config) as handle:
+        url = f"http://[::1{written}{zone}]:{handle.port}/"
+        response = await sansnet.request(url)
+        assert response.text == f"[::1]:{handle.port}"
+        ws_config = ServeConfig(handle_web_socket=_echo_socket, address="::1")
+        async with sansnet.serve(0, ws_config) as ws_handle:
+            ws_url = f"ws://[::1{written}{zone}]:{ws_handle.port}/"
+            async with await sansnet.socket(ws_url) as ws:
+                await ws.send("zoned")
+                assert await ws.next() == "zoned"
+
+
 async def _url_seen_without_host(address: str, request_head: bytes) -> str:
     """What request.url says to ``request_head``, sent as raw bytes (the request closes
     the connection: HTTP/1.0, or Connection: close)."""

@@ -1379,7 +1379,9 @@ class ClientConnection(HTTPConnection):
         super().__init__(limits if limits is not None else Limits.client())
         default_port = 443 if scheme in ("https", "wss") else 80
         if ":" in host and not host.startswith("["):
-            host = f"[{host}]"  # an IPv6 literal
+            # An IPv6 literal; its zone (fe80::1%eth0) names our interface, not the
+            # server's host, and does not go in the Host field (as curl does).
+            host = f"[{host.partition('%')[0]}]"
         self._host_header = host if port is None or port == default_port else f"{host}:{port}"
         self.default_headers: list[tuple[str, str]] = (
             list(default_headers)

@@ -103,7 +103,8 @@ async def open_tcp_stream(
     HTTP drivers close both sides).
     """
     description = _describe(host, port)
-    hostname = (server_hostname or host) if ssl_context is not None else None
+    # (An IPv6 address's zone, fe80::1%eth0, is for connecting, not for the certificate.)
+    hostname = (server_hostname or host.partition("%")[0]) if ssl_context is not None else None
     try:
         if current_backend(backend) == "asyncio":
             return await _open_asyncio(
