@@ -11,6 +11,10 @@ slash, ``/file.txt/``). A directory asked for without its final slash is
 redirected (301) to its canonical path under the root, with a single leading slash
 (never to a ``//host`` the request slipped in). Large files are streamed in 64 KiB
 pieces.
+
+Every file under the directory is served, names that begin with a dot (``.env``,
+``.git/``) included, as ``python -m http.server`` and Starlette's ``StaticFiles`` do:
+point it at a directory meant to be public, not at a project's root.
 """
 
 from __future__ import annotations
