@@ -300,6 +300,8 @@ class NoProxy:
         host = _ascii_name(host.lower().rstrip("."))
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
+        if ":" in host:
+            host = host.partition("%")[0]  # an IPv6 zone (fe80::1%eth0) names our interface
         address: _Address | None
         try:
             address = ipaddress.ip_address(host)
