@@ -111,20 +111,26 @@ def checked_host(split: SplitResult, url: str) -> str:
             "'-', '_', '.'), an IPv4 address or a bracketed IPv6 address."
         )
     if "%" in host:
-        host = _with_zone(split, host)
+        host = _with_zone(split, host, url)
     return host
 
 
-def _with_zone(split: SplitResult, host: str) -> str:
+def _with_zone(split: SplitResult, host: str, url: str) -> str:
     """An IPv6 address with a zone (``[fe80::1%25eth0]``, RFC 6874: the "%" itself is
     written "%25") as it is connected to: ``fe80::1%eth0``, the zone as the URL has it
     (``hostname`` lowercases it; interface names are case-sensitive). A bare "%" (no
-    "25" after it) is taken as the separator too, as curl does."""
-    bracketed = split.netloc.rpartition("@")[2]
-    inside = bracketed[bracketed.index("[") + 1 : bracketed.index("]")]
-    zone = inside.partition("%")[2]
-    if zone.startswith("25") and len(zone) > 2:
+    "25" after it) is taken as the separator too, as curl does. The zone is only for
+    connecting: Host, TLS names and proxies leave it out."""
+    hostport = split.netloc.rpartition("@")[2]
+    end = hostport.find("]")
+    zone = hostport[1:end].partition("%")[2] if hostport.startswith("[") and end > 0 else ""
+    if zone.startswith("25"):
         zone = zone[2:]
+    if not zone:
+        raise InvalidURL(
+            f"Invalid host in {_masked(url)!r}: an IPv6 zone is written "
+            "[address%25zone] (RFC 6874), as in [fe80::1%25eth0]."
+        )
     return f"{host.partition('%')[0]}%{zone}"
 
 

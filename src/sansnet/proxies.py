@@ -350,6 +350,8 @@ def _no_proxy_entry(text: str) -> _Entry | None:
             return None
         port = int(port_text)
     text = text.rstrip(".")
+    if ":" in text:
+        text = text.partition("%")[0]  # an IPv6 zone: not compared (see matches)
     if "/" in text:
         try:
             return ipaddress.ip_network(text, strict=False), port

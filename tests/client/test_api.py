@@ -266,3 +266,13 @@ def test_an_ipv6_zone_is_decoded_and_keeps_its_case(url: str, host: str, origin_
     parsed = parse_url(url)
     assert parsed.host == host
     assert parsed.url == origin_url
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1%25]/", "http://a]@[::1%25eth0/", "http://]x[::1%eth0]/"]
+)
+def test_an_ipv6_zone_that_is_empty_or_misplaced_is_an_invalid_url(url: str) -> None:
+    """An empty zone, or brackets that urlsplit lets through around the userinfo,
+    raised a bare ValueError (or gave a host with an empty zone)."""
+    with pytest.raises(sansnet.InvalidURL, match="an IPv6 zone is written"):
+        parse_url(url)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 import trustme
 
@@ -664,3 +665,32 @@ async def test_socks4a_refuses_a_username_with_nul(
         with pytest.raises(ProxyError, match="NUL") as refused:
             await net.request(f"{origin.http}/", proxy=proxy)
         assert refused.value.status == 0
+
+
+async def test_an_ipv6_zone_stays_out_of_the_connect_request() -> None:
+    """The zone of ``https://[fe80::1%25eth0]/`` names one of our interfaces: the
+    proxy gets ``CONNECT [fe80::1]:443`` (it wrongly got the zone, with a raw "%")."""
+    heads: list[bytes] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def answer_once() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(4096)
+                heads.append(head)
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(anyio.to_thread.run_sync, answer_once)
+            with pytest.raises(ProxyError):
+                await net.request(
+                    "https://[fe80::1%25eth0]/",
+                    proxy=f"http://127.0.0.1:{listener.getsockname()[1]}",
+                    timeout=5,
+                )
+    assert heads[0].startswith(b"CONNECT [fe80::1]:443 HTTP/1.1\r\n")
+    assert b"\r\nHost: [fe80::1]:443\r\n" in heads[0]

@@ -295,6 +295,8 @@ def test_remote_dns(scheme: str, remote: bool) -> None:
         ("fd00::/8", "fe80::1", 80, False),
         ("fe80::1", "fe80::1%eth0", 80, True),  # a zone picks our interface: not compared
         ("fe80::/10", "[fe80::1%eth0]", 80, True),
+        ("fe80::1%eth0", "fe80::1%eth0", 80, True),  # nor in the entry
+        ("[fe80::1%25eth0]:80", "fe80::1", 80, True),
         ("[fd00::/8]", "fd12::1", 80, True),
         ("10.0.0.0/8", "::1", 80, False),
         # a name never matches an IP host, nor an address a named host

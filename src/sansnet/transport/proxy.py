@@ -102,7 +102,10 @@ async def open_tunnel(
     """A stream to ``host``:``port`` through ``proxy``: an HTTP ``CONNECT`` tunnel or a
     SOCKS connection, then TLS with the origin when ``ssl_context`` is given (checked
     against ``host``). ``timeout`` bounds all of it together, as it bounds a direct
-    connection. The caller owns the stream; on any failure nothing is left open."""
+    connection. The caller owns the stream; on any failure nothing is left open.
+    An IPv6 address's zone (``fe80::1%eth0``) names one of our interfaces: it means
+    nothing to the proxy or to a certificate, and is left out."""
+    host = host.partition("%")[0]
     deadline = None if timeout is None else now() + timeout
     if (
         proxy.scheme == "https"
