@@ -328,7 +328,7 @@ class _PoolTransport(Transport):
                 stream = await open_unix_stream(
                     self._unix_socket,
                     ssl_context=self._context() if scheme == "https" else None,
-                    server_hostname=host.partition("%")[0],  # (an IPv6 zone is ours)
+                    server_hostname=host,
                     timeout=deadlines.bound(deadlines.timeout.connect),
                     backend=self._backend,
                 )

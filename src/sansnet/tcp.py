@@ -204,9 +204,7 @@ class TcpStream:
             try:
                 data = await self._stream.read(max_bytes, left)
             except ReadTimeout:
-                if left is timeout:
-                    raise
-                raise _read_timeout(self._stream, timeout) from None  # the caller's
+                raise _read_timeout(self._stream, timeout) from None  # the caller's, not left
             except ReadError:
                 if self._closed:  # close() ran while this read waited
                     raise self._closed_error() from None
@@ -260,8 +258,6 @@ class TcpStream:
                 try:
                     await self._stream.write(payload, left)
                 except WriteTimeout:
-                    if left is timeout:
-                        raise
                     raise _write_timeout(self._stream, timeout) from None  # the caller's
                 except WriteError:
                     if self._closed:  # close() ran while this write waited

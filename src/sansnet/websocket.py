@@ -935,11 +935,7 @@ async def socket(
         stream = await open_stream((scheme, host, port), timeout)
     elif unix_socket is not None:
         stream = await open_unix_stream(
-            unix_socket,
-            ssl_context=context,
-            server_hostname=host.partition("%")[0],  # (an IPv6 zone is ours)
-            timeout=timeout,
-            backend=backend,
+            unix_socket, ssl_context=context, server_hostname=host, timeout=timeout, backend=backend
         )
     elif chosen is not None:
         stream = await open_tunnel(

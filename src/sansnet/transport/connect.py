@@ -103,8 +103,7 @@ async def open_tcp_stream(
     HTTP drivers close both sides).
     """
     description = _describe(host, port)
-    # (An IPv6 address's zone, fe80::1%eth0, is for connecting, not for the certificate.)
-    hostname = (server_hostname or host.partition("%")[0]) if ssl_context is not None else None
+    hostname = _certificate_name(server_hostname or host) if ssl_context is not None else None
     try:
         if current_backend(backend) == "asyncio":
             return await _open_asyncio(
@@ -265,6 +264,12 @@ async def _attempt(loop: asyncio.AbstractEventLoop, info: _AddressInfo) -> socke
     return sock
 
 
+def _certificate_name(host: str) -> str:
+    """The name a certificate is checked against: ``host`` without an IPv6 address's
+    zone (``fe80::1%eth0``), which is for connecting through one of our interfaces."""
+    return host.partition("%")[0]
+
+
 async def open_unix_stream(
     path: str,
     *,
@@ -278,6 +283,8 @@ async def open_unix_stream(
     against ``server_hostname``. Failures are :class:`~sansnet.ConnectError` (no such
     socket, nobody listening, permission denied) or :class:`~sansnet.ConnectTimeout`."""
     description = f"unix:{path}"
+    if server_hostname is not None:
+        server_hostname = _certificate_name(server_hostname)
     try:
         with anyio.fail_after(timeout):
             if current_backend(backend) == "asyncio":
