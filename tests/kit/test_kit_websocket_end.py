@@ -1,4 +1,6 @@
-"""sansnet.testing.serve() and the WebSockets still open when its block ends."""
+"""sansnet.testing.serve() and the WebSockets still open when its block ends. On virtual
+time: "the block does not wait" is measured against a close_timeout of 10 s that would
+show as 10 s exactly, whatever the machine's load."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import pytest
 
 from sansnet import ServeConfig, WebSocket
 from sansnet.testing import Faults, WireRecorder, serve
+from tests.virtual_time import on_virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -16,6 +19,7 @@ async def echo(ws: WebSocket) -> None:
         await ws.send(message)
 
 
+@on_virtual_time
 async def test_a_websocket_open_when_the_block_ends_hears_1001() -> None:
     """Issue: the block's end cut the connection, so a WebSocket left open saw 1006
     (abnormal closure), where a stopping server sends 1001. Now it gets the server's
@@ -31,6 +35,7 @@ async def test_a_websocket_open_when_the_block_ends_hears_1001() -> None:
     assert (ws.close_code, ws.close_reason) == (1001, "The server is shutting down.")
 
 
+@on_virtual_time
 async def test_a_websocket_whose_server_is_mid_send_is_cut_as_before() -> None:
     """Where a send holds the line (a large message the client has not read, past
     what the link holds), our close frame cannot go out whole after it without a
@@ -53,6 +58,7 @@ async def test_a_websocket_whose_server_is_mid_send_is_cut_as_before() -> None:
     assert ws.close_code == 1006
 
 
+@on_virtual_time
 async def test_a_link_that_splits_writes_gets_no_half_close_frame() -> None:
     """With response_faults splitting what the server writes, the close frame could
     go out in part (a cut frame on the wire): it is not written at all, 1006."""

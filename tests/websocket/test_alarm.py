@@ -26,14 +26,19 @@ def system_tasks() -> list[str]:
     ]
 
 
+def recording_alarm() -> tuple[Alarm, list[float]]:
+    """An alarm whose fire() notes the time it fires at in the list returned."""
+    fired: list[float] = []
+
+    async def fire() -> None:
+        fired.append(trio.current_time())
+
+    return Alarm(trio, fire), fired
+
+
 def test_it_fires_at_the_earliest_deadline_armed() -> None:
     async def test() -> None:
-        fired: list[float] = []
-
-        async def fire() -> None:
-            fired.append(trio.current_time())
-
-        alarm = Alarm(trio, fire)
+        alarm, fired = recording_alarm()
         start = trio.current_time()
         alarm.arm(start + 10)
         alarm.arm(start + 20)  # later: changes nothing
@@ -72,12 +77,7 @@ def test_arming_from_fire_and_after_it_starts_the_next_round() -> None:
 
 def test_a_deadline_passed_already_fires_at_once() -> None:
     async def test() -> None:
-        fired: list[float] = []
-
-        async def fire() -> None:
-            fired.append(trio.current_time())
-
-        alarm = Alarm(trio, fire)
+        alarm, fired = recording_alarm()
         now = trio.current_time()
         alarm.arm(now - 1)
         await trio.testing.wait_all_tasks_blocked()
@@ -89,12 +89,7 @@ def test_a_deadline_passed_already_fires_at_once() -> None:
 @pytest.mark.parametrize("armed", [True, False])
 def test_stopped_it_never_fires_and_its_task_ends(armed: bool) -> None:
     async def test() -> None:
-        fired: list[float] = []
-
-        async def fire() -> None:
-            fired.append(trio.current_time())
-
-        alarm = Alarm(trio, fire)
+        alarm, fired = recording_alarm()
         if armed:
             alarm.arm(trio.current_time() + 10)
             await trio.sleep(1)
