@@ -173,6 +173,20 @@ async def test_dns_failure() -> None:
         await sansnet.request("http://nonexistent.invalid/")
 
 
+@pytest.mark.parametrize("host", ["a..b.invalid", ".", "a" * 64 + ".invalid"])
+async def test_a_name_dns_cannot_look_up_is_a_connect_error(host: str) -> None:
+    # An empty label or one over 63 characters: asyncio's resolver refused it with a
+    # bare UnicodeError from the "idna" codec, trio's said it does not resolve.
+    match = "empty label or one longer than 63|resolve host name"
+    for attempt in (
+        lambda: sansnet.request(f"http://{host}/", timeout=5),
+        lambda: sansnet.socket(f"ws://{host}/", timeout=5),
+        lambda: sansnet.tcp.connect(host, 80, timeout=5),
+    ):
+        with pytest.raises(sansnet.ConnectError, match=match):
+            await attempt()
+
+
 @pytest.mark.parametrize("backend", ["auto", "anyio"])
 async def test_connect_timeout(raw_server: Start, backend: str) -> None:
     server = raw_server(silent)  # takes the TCP connection, never answers the TLS hello

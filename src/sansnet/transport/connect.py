@@ -131,6 +131,14 @@ async def open_tcp_stream(
         ) from None
     except (OSError, ssl.SSLError) as exc:
         raise _connect_error(exc, host, port) from exc
+    except UnicodeError as exc:
+        # asyncio's resolver encodes a name with the "idna" codec, which refuses an
+        # empty label ("a..b") or one over 63 characters before DNS is asked; trio's
+        # reports the same names as unresolvable, and so do we.
+        unresolvable = socket.gaierror(
+            socket.EAI_NONAME, "it has an empty label or one longer than 63 characters"
+        )
+        raise _connect_error(unresolvable, host, port) from exc
     except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:  # anyio's TLS handshake
         raise _connect_error(_closed_during_handshake(), host, port) from exc
     except ExceptionGroup as group:  # pragma: no cover - anyio reports happy eyeballs this way
