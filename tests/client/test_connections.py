@@ -73,6 +73,34 @@ async def test_idle_connection_closed_by_server_is_not_reused(raw_server: Start)
         assert len(server.requests) == 2, "No request went to the closed connection."
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_client_kept_across_event_loops_opens_a_new_connection(
+    raw_server: Start, loop: str
+) -> None:
+    # pytest-asyncio's loop per test, or asyncio.run() twice: the idle connection of a
+    # closed loop failed the next run's request with "Event loop is closed".
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        while server.read_request(conn) is not None:
+            conn.sendall(response())
+
+    server = raw_server(handler)
+    client = sansnet.Client()
+
+    async def one() -> None:
+        assert (await client.request(server.url)).body == b"hello"
+        assert client.pool.total == 1, "The connection of the closed loop was dropped."
+
+    with warnings.catch_warnings():
+        # asyncio closes the socket of a transport its closed loop left behind when the
+        # transport is collected, with a ResourceWarning: what the test leaves behind.
+        warnings.simplefilter("ignore", ResourceWarning)
+        for _ in range(3):
+            anyio.run(one, backend="asyncio", backend_options={"use_uvloop": loop == "uvloop"})
+        anyio.run(client.aclose, backend="asyncio")
+        gc.collect()
+    assert server.accepted == 3
+
+
 async def test_keepalive_expiry(raw_server: Start) -> None:
     def handler(conn: socket.socket, server: RawServer) -> None:
         while server.read_request(conn) is not None:

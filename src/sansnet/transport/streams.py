@@ -676,6 +676,8 @@ class AsyncioStream(NetworkStream):
         await self.aclose_within(CLOSE_WAIT)
 
     async def aclose_within(self, timeout: float) -> None:
+        if self._loop.is_closed():
+            return  # see is_readable()
         transport = self._transport
         closed = self._protocol.closed
         if not transport.is_closing():
@@ -711,7 +713,8 @@ class AsyncioStream(NetworkStream):
         await self.aclose()
 
     def abort(self) -> None:
-        self._transport.abort()
+        if not self._loop.is_closed():  # see is_readable()
+            self._transport.abort()
 
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str, timeout: float | None
@@ -755,8 +758,17 @@ class AsyncioStream(NetworkStream):
         return sock
 
     def is_readable(self) -> bool:
+        # A closed loop: a pooled connection kept past the end of asyncio.run(), asked
+        # for by the next run. It can be neither used nor closed (asyncio's transport
+        # closes through its loop): a pool drops it, and its socket is closed when the
+        # transport is collected, as for any transport a closed loop leaves behind.
         protocol = self._protocol
-        return bool(protocol.buffer) or protocol.eof or self._transport.is_closing()
+        return (
+            bool(protocol.buffer)
+            or protocol.eof
+            or self._transport.is_closing()
+            or self._loop.is_closed()
+        )
 
 
 # -------------------------------------------------------------------------- memory
