@@ -215,7 +215,9 @@ class FetchResponse(_Head):
         charset = self.charset or "utf-8"
         try:
             return self.body.decode(charset, errors="replace")
-        except LookupError:
+        except (LookupError, UnicodeError):
+            # LookupError: no such codec. UnicodeError: one that cannot replace (idna)
+            # or refuses everything (undefined).
             return self.body.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
@@ -941,7 +943,11 @@ class Client:
                 or not follow
                 or "location" not in response.raw_headers
             ):
-                if decompress:  # cannot raise: only supported codings are decoded
+                if (  # no body (HEAD, 204, 304): nothing decoded, headers kept as sent
+                    decompress
+                    and request.method != "HEAD"
+                    and response.status_code not in (204, 304)
+                ):  # cannot raise: only supported codings are decoded
                     response.set_decoding(True, settings["max_decoded_size"])
                 return response
             await _discard(response)

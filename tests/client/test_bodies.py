@@ -177,6 +177,9 @@ async def test_text_and_json(base_url: str) -> None:
         (b"text/plain; charset=latin-1", "é".encode("latin-1"), "é", "latin-1"),
         (b'text/plain; format=flowed; charset="utf-8"', "é".encode(), "é", "utf-8"),
         (b"text/plain; charset=no-such-codec", "é".encode(), "é", "no-such-codec"),
+        # codecs that cannot replace, or refuse every byte: UTF-8 too, not UnicodeError
+        (b"text/plain; charset=idna", "é".encode(), "é", "idna"),
+        (b"text/plain; charset=undefined", "é".encode(), "é", "undefined"),
         (b"text/plain; charset=", b"\xff", "\ufffd", None),
         (b"text/plain", b"ok \xff", "ok \ufffd", None),
     ],
@@ -307,6 +310,24 @@ async def test_stream_decodes_and_raw(base_url: str) -> None:
         assert raw != TEXT
         assert len(raw) == int(response.raw_headers["content-length"])
         assert client.pool.idle == 1, "Both streams gave the connection back for reuse."
+
+
+@pytest.mark.parametrize(("method", "status"), [("HEAD", "200 OK"), ("GET", "304 Not Modified")])
+async def test_a_response_without_a_body_keeps_its_encoding_and_length(
+    raw_server: Callable[..., RawServer], method: str, status: str
+) -> None:
+    # Nothing is decoded, so nothing is taken out: a HEAD tells a download's size.
+    head = f"HTTP/1.1 {status}\r\nContent-Encoding: gzip\r\nContent-Length: 12345\r\n\r\n"
+
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        while server.read_request(conn) is not None:
+            conn.sendall(head.encode())
+
+    server = raw_server(handler)
+    result = await sansnet.request(server.url, method=method)
+    assert result.body == b""
+    assert result.headers["content-encoding"] == "gzip"
+    assert result.headers["content-length"] == "12345"
 
 
 async def test_stream_left_early_closes_the_connection(base_url: str) -> None:
