@@ -34,6 +34,7 @@ past the message being received) stay readable, and nothing more is read.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import ssl
 import sys
@@ -175,6 +176,7 @@ class WebSocket:
         self._closed_by_user = False
         self._close_deadline: float | None = None  # close()'s, while it runs (clock time)
         self._transport_closed = False
+        self._write_failed = False  # a write failed, or was cut short mid-frame
         self._pings: dict[bytes, tuple[float, anyio.Event]] = {}
         self._ping_results: dict[bytes, float] = {}
         self._last_ping = now()
@@ -252,7 +254,14 @@ class WebSocket:
             # handshake's answer) is parsed here, without the lock: nobody else can
             # read before this returns, nor before the lock is taken (fast_acquire).
             first = conn.next_event(defer_failure=True) if conn.input_pending else None
-            if first is not None or self._stream.is_readable():
+            if first is not None and self._took(first):
+                # A message queued (one ahead: enough) or a pong: the pump would stop
+                # there. Taken before any await: a send cancelled from here on does not
+                # lose it. A pong the engine owes goes out with our message.
+                self._notify()
+            elif first is not None or self._stream.is_readable():
+                # (A close frame, if first is one, is lost if the lock's cancellation
+                # check raises; the engine is closed then, and the next reader finishes.)
                 try:
                     async with self._read_lock:
                         await self._pump(wait=False, first=first)
@@ -297,22 +306,27 @@ class WebSocket:
         a send cancelled while it waits for the write lock has its message framed
         already: the next writer sends it whole (a cancelled send may be delivered)."""
         async with self._write_lock:
-            while True:
+            data = self._conn.data_to_send()
+            if not data and self._write_failed:
+                # Our frames, if we queued any, went out in another writer's write, and
+                # a write failed: they may be lost with it (a send must not return then).
+                raise self._closed_error()
+            while data:
                 # One write for everything queued (a large message's frames together): a
                 # send cancelled while its write waits then loses all of the message or
                 # none of it on a stream that writes whole (see the stream's write).
-                data = self._conn.data_to_send()
-                if not data:
-                    return
                 try:
                     await self._stream.write(data)
                 except TransportError:
+                    self._write_failed = True
                     self._conn_lost()
                     raise self._closed_error() from None
                 except BaseException:
                     if not self._stream.writes_whole:
+                        self._write_failed = True
                         await self._drop_connection()
                     raise
+                data = self._conn.data_to_send()
 
     async def _drop_connection(self) -> None:
         """Give up on the connection at once (a frame may be cut short on the wire):
@@ -412,8 +426,13 @@ class WebSocket:
                 event = conn.next_event(defer_failure=not wait)
             else:
                 event, first = first, None
+            # The event is taken in before the flush (a pong the engine owes) awaits:
+            # a caller cancelled there must not lose a message the peer sent.
+            took = event is not None and self._took(event)
             if conn.wants_write:
                 await self._flush_soon()
+            if took:
+                return  # a message queued, or a pong a ping() may wait for
             if event is None:
                 if conn.state is CLOSED:  # the Closed event was handled elsewhere
                     await self._finish()
@@ -423,17 +442,24 @@ class WebSocket:
                 if not await self._receive():
                     return
                 continue
-            if isinstance(event, (TextMessage, BinaryMessage)):
-                if conn.state is OPEN:
-                    self._messages.append(event.data)
-                    return
-                continue  # we are closing: discarded, read on for the peer's close
-            if isinstance(event, Pong):
-                self._on_pong(event.payload)
-                return  # a ping() may be waiting for this; callers loop as needed
             if isinstance(event, Closed):
                 await self._finish()
                 return
+            # A message while we are closing: discarded, read on for the peer's close.
+
+    def _took(self, event: Event) -> bool:
+        """Take in a message (queued while open) or a pong, without awaiting. True when
+        a reader stops there; False for a message discarded because we are closing,
+        and for a close frame (the caller finishes)."""
+        if isinstance(event, (TextMessage, BinaryMessage)):
+            if self._conn.state is OPEN:
+                self._messages.append(event.data)
+                return True
+            return False
+        if isinstance(event, Pong):
+            self._on_pong(event.payload)
+            return True
+        return False
 
     async def _receive(self) -> bool:
         """Read once from the stream into the engine, sending keepalive pings when due.
@@ -443,12 +469,18 @@ class WebSocket:
         ``close_timeout``); on trio, while open, that bound is the alarm's instead of
         the read's (see :meth:`_on_alarm`), unless the step is due already."""
         deadline = self._read_deadline()
+        left = math.inf if deadline is None else deadline - now()
+        if left <= 0:
+            # Due already: a peer that keeps sending never lets a read time out (on
+            # asyncio a read returns what is buffered whatever its timeout), yet it may
+            # take nothing we send (a ping flood while it does not read).
+            return await self._keepalive()
         alarm = self._alarm
         try:
             # asyncio reads up to 256 KiB at a time: taking it whole saves re-slicing.
             if deadline is None:
                 data = await self._stream.read(_READ_SIZE)
-            elif alarm is not None and self._conn.state is OPEN and deadline > now():
+            elif alarm is not None and self._conn.state is OPEN:
                 alarm.arm(deadline)
                 self._waiting = True
                 try:
@@ -456,7 +488,7 @@ class WebSocket:
                 finally:
                     self._waiting = False
             else:
-                data = await self._stream.read(_READ_SIZE, max(0.0, deadline - now()))
+                data = await self._stream.read(_READ_SIZE, left)
         except ReadTimeout:
             return await self._keepalive()
         except TransportError:

@@ -17,6 +17,7 @@ from sansnet.protocol.websocket import (
     CLOSED,
     CLOSING,
     FRAGMENT_SIZE,
+    MAX_UNSENT_PONGS,
     OPEN,
     BinaryMessage,
     Closed,
@@ -284,6 +285,25 @@ def test_pings_are_answered_and_never_surfaced_and_pongs_are() -> None:
         client.send_ping(b"x" * 126)
     with pytest.raises(ValueError, match="125"):
         client.send_pong(b"x" * 126)
+
+
+def test_pongs_waiting_to_be_sent_are_bounded_and_the_newest_ping_is_answered() -> None:
+    client, server = pair()
+    flood = MAX_UNSENT_PONGS + 50
+    # A peer that floods pings and reads nothing: our output holds a bounded number of
+    # pongs, the last of them for the newest ping (RFC 6455 section 5.5.3).
+    for index in range(flood):
+        client.send_ping(b"%d" % index)
+        client.send_text("m")  # frames queued between the pongs stay in order
+    events = pump(client, server)
+    assert events == [TextMessage("m")] * flood
+    expected = [Pong(b"%d" % index) for index in range(MAX_UNSENT_PONGS - 1)]
+    assert pump(server, client) == [*expected, Pong(b"%d" % (flood - 1))]
+    # Once written, the count starts again: every ping of a short burst is answered.
+    for index in range(3):
+        client.send_ping(b"again %d" % index)
+    assert pump(client, server) == []
+    assert pump(server, client) == [Pong(b"again %d" % index) for index in range(3)]
 
 
 def test_frames_split_byte_by_byte() -> None:

@@ -13,7 +13,7 @@ import pytest
 import sansnet
 from sansnet import WebSocket
 from sansnet.protocol.websocket import Closed, WebSocketConnection
-from sansnet.transport.streams import MemoryStream, memory_stream_pair
+from sansnet.transport.streams import MemoryStream, NetworkStream, memory_stream_pair
 from tests.protocol.ws_frames import encode_frame
 from tests.virtual_time import on_virtual_time
 
@@ -278,3 +278,85 @@ async def test_after_failing_with_1009_we_half_close_and_drain_within_close_time
         assert elapsed < 1  # at once: no timeout ran out
     else:
         assert 5 <= elapsed < 6  # close_timeout
+
+
+# ---------------------------------------------------- what a cancelled call must keep
+
+
+@on_virtual_time
+async def test_a_send_cancelled_at_once_loses_no_message_the_peer_sent() -> None:
+    """Issue: a send() takes in what arrived before it sends (one message ahead); taken
+    out of the engine and then cancelled at its first checkpoint (a deadline already
+    past), it dropped that message: next() went from the first to the third."""
+    ws, peer = socket_pair()
+    await peer.send(*(encode_frame(TEXT, b"m%d" % index) for index in (1, 2, 3)))
+    assert await ws.next() == "m1"  # m2 and m3 arrived with it, not parsed yet
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await ws.send("cancelled")
+    assert scope.cancelled_caught
+    with anyio.fail_after(5):
+        assert [await ws.next(), await ws.next()] == ["m2", "m3"]
+
+
+@on_virtual_time
+async def test_a_next_cancelled_while_its_pong_waits_to_be_written_keeps_the_message() -> None:
+    """Issue: next() took a message out of the engine, then waited to write the pong
+    the engine owed for a ping read with it (the peer not reading); cancelled there, it
+    lost the message. The link is filled first, so the pong has to wait."""
+    ws, peer = socket_pair()
+    await ws._stream.write(bytes(256 * 1024))  # the link's capacity: the next write waits
+    await peer.send(encode_frame(0x9, b"ping"), encode_frame(TEXT, b"hello"))
+    with anyio.move_on_after(5) as scope:
+        await ws.next()
+    assert scope.cancelled_caught, "The pong's write waited for the peer."
+    with anyio.fail_after(5):
+        assert await ws.next() == "hello"
+
+
+async def test_keepalive_fails_a_peer_that_floods_us_and_reads_nothing() -> None:
+    """Issue: on asyncio a read returns what is buffered whatever its timeout, so a peer
+    that kept sending never let keepalive run: it could flood pings (our pongs piling up
+    unsent) for as long as it liked. The step is now taken when due, data or not."""
+    ws, peer = socket_pair(ping_interval=0.2, ping_timeout=0.2, close_timeout=0.2)
+    flooding = True
+
+    async def flood() -> None:
+        with anyio.move_on_after(20):  # bounded: the old code never stopped it
+            while flooding:
+                await peer.send(*[encode_frame(TEXT, b"x" * 1000)] * 64)
+        await peer.stream.aclose()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(flood)
+        async for _ in ws:
+            pass
+        assert ws.close_code == 1011, "Failed by keepalive while the flood went on."
+        flooding = False
+
+
+@on_virtual_time
+async def test_sends_whose_frames_went_in_a_failed_write_raise() -> None:
+    """Issue: the task holding the write lock writes every queued frame in one write;
+    when that write failed, only it raised, and a send whose message was in it returned
+    normally (on a stream that frames without waiting for room: trio's)."""
+    ws, peer = socket_pair()
+    # A stream that buffers nothing of its own, as NetworkStream's default says.
+    ws._stream.wait_writable = NetworkStream.wait_writable.__get__(ws._stream)  # type: ignore[method-assign]
+    outcomes: dict[str, str] = {}
+
+    async def send(name: str, message: bytes) -> None:
+        try:
+            await ws.send(message)
+            outcomes[name] = "returned"
+        except sansnet.ConnectionClosed as exc:
+            outcomes[name] = f"ConnectionClosed({exc.code})"
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(send, "big", bytes(1024 * 1024))  # waits, holding the lock
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(send, "second", b"b")  # framed, waiting for the lock
+        group.start_soon(send, "third", b"c")
+        await anyio.wait_all_tasks_blocked()
+        await peer.stream.aclose()
+    assert outcomes == dict.fromkeys(["big", "second", "third"], "ConnectionClosed(1006)")

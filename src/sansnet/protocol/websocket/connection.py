@@ -9,7 +9,10 @@ Contract, for both roles:
    when it needs more bytes. It parses lazily on purpose: a message is handed over
    before the bytes that follow it are even looked at, so a peer's protocol error never
    hides a message sent before it. Pings are answered with pongs inside
-   ``next_event`` and never surfaced.
+   ``next_event`` and never surfaced; while :data:`MAX_UNSENT_PONGS` pongs wait in
+   ``data_to_send()``, a newer ping's pong replaces the last of them (RFC 6455 section
+   5.5.3 lets an endpoint answer only the most recent ping), so that a peer flooding
+   pings while it reads nothing cannot grow our output without bound.
 3. After *every* call of ``next_event`` and of the ``send_*``/``close`` methods, write
    :meth:`~WebSocketConnection.data_to_send` to the peer.
 4. The peer's protocol violations never raise: the connection sends the right close
@@ -74,6 +77,7 @@ __all__ = [
     "CLOSED",
     "CLOSING",
     "FRAGMENT_SIZE",
+    "MAX_UNSENT_PONGS",
     "OPEN",
     "BinaryMessage",
     "Closed",
@@ -89,6 +93,9 @@ CLOSED: Final = Sentinel("CLOSED")
 MiB: Final = 1024 * 1024
 FRAGMENT_SIZE: Final = 256 * 1024
 """The largest frame a message is sent in by default (see the module docstring)."""
+MAX_UNSENT_PONGS: Final = 16
+"""Automatic pongs kept waiting for ``data_to_send()``; past them, a ping's pong replaces
+the last one (a peer sends up to this many pings in a row and gets every answer)."""
 # wsproto reports a frame it refuses as a CloseConnection event without changing its
 # state; a close frame from the peer moves it out of these states.
 _STILL_OPEN: Final = (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
@@ -188,10 +195,12 @@ class WebSocketConnection:
         "_events",
         "_fragment_size",
         "_frame_size",
+        "_last_pong",
         "_limits",
         "_message_size",
         "_out",
         "_parts",
+        "_pongs",
         "_state",
         "_unparsed",
         "_ws",
@@ -247,6 +256,8 @@ class WebSocketConnection:
         self.error: Exception | None = None
         """The peer's violation that failed the connection, if any."""
         self._out: list[bytes] = []
+        self._pongs = 0  # automatic pongs in _out; the last one is at _out[_last_pong]
+        self._last_pong = 0
         self._eof = False
         self._unparsed = False  # input received that next_event() has not looked at yet
         self._state: Sentinel = OPEN
@@ -419,7 +430,7 @@ class WebSocketConnection:
                     return message
             elif isinstance(event, ws.Ping):
                 if self._state is OPEN:
-                    self._out.append(self._ws.send(event.response()))
+                    self._pong(self._ws.send(event.response()))
             elif isinstance(event, ws.Pong):
                 return Pong(bytes(event.payload))
             else:
@@ -490,11 +501,21 @@ class WebSocketConnection:
 
     # ------------------------------------------------------------------ output
 
+    def _pong(self, frame: bytes) -> None:
+        out = self._out
+        if self._pongs < MAX_UNSENT_PONGS:
+            self._pongs += 1
+            self._last_pong = len(out)
+            out.append(frame)
+        else:
+            out[self._last_pong] = frame
+
     def data_to_send(self) -> bytes:
         """The bytes to write to the peer now (b"" if none)."""
         out = self._out
         if not out:
             return b""
+        self._pongs = 0
         if len(out) == 1:
             return out.pop()
         data = b"".join(out)
