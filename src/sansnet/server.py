@@ -54,7 +54,7 @@ from .protocol.forwarded import TrustedProxies, resolve_client
 from .protocol.websocket.connection import checked_size
 from .transport.connect import Backend
 from .transport.streams import NetworkStream
-from .transport.tls import server_context
+from .transport.tls import check_server_tls, server_tls_context
 from .websocket import WebSocket
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -209,6 +209,7 @@ class ServeConfig:
                 "ServeConfig.address must be an IP address or a host name, with no NUL "
                 f"and no lone surrogate, not {self.address!r}."
             )
+        check_server_tls(self.tls, "ServeConfig.tls")
         uds: object = self.uds
         if uds is not None and (
             not isinstance(uds, str) or not uds or "\x00" in uds or not _encodes(uds, os.fsencode)
@@ -278,12 +279,7 @@ class ServeConfig:
         return host
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        tls = self.tls
-        if tls is None or isinstance(tls, ssl.SSLContext):
-            return tls
-        if isinstance(tls, tuple):
-            return server_context(tls[0], tls[1])
-        return server_context(tls)
+        return server_tls_context(self.tls, "ServeConfig.tls")
 
 
 def _encodes(text: str, encode: Callable[[str], bytes]) -> bool:

@@ -58,7 +58,13 @@ from .transport.streams import (
     _read_timeout,
     _write_timeout,
 )
-from .transport.tls import CertTypes, VerifyTypes, client_context, server_context
+from .transport.tls import (
+    CertTypes,
+    ServerTLSTypes,
+    VerifyTypes,
+    client_context,
+    server_tls_context,
+)
 
 __all__ = ["TcpHandle", "TcpServer", "TcpStream", "connect", "serve"]
 
@@ -454,7 +460,7 @@ class TcpServer(ListeningServer):
         handler: TcpHandler,
         *,
         address: str = "127.0.0.1",
-        tls: ssl.SSLContext | str | tuple[str, str] | None = None,
+        tls: ServerTLSTypes | None = None,
         max_connections: int = 10_000,
         drain_timeout: float = 10.0,
         backend: Backend = "auto",
@@ -470,12 +476,7 @@ class TcpServer(ListeningServer):
             raise InvalidArgument("max_connections must be at least 1.")
         check_seconds("drain_timeout", drain_timeout, none=False)
         host = _host(address, "address")
-        if isinstance(tls, tuple):
-            context: ssl.SSLContext | None = server_context(tls[0], tls[1], alpn=())
-        elif isinstance(tls, str):
-            context = server_context(tls, alpn=())
-        else:
-            context = tls
+        context = server_tls_context(tls, "tls", alpn=())
         super().__init__(
             port,
             host=host,
@@ -520,7 +521,8 @@ def serve(port: int, handler: TcpHandler, **options: Any) -> TcpServer:
 
     Keyword ``options`` (those of :class:`TcpServer`): ``address``: where to listen (127.0.0.1 by default; ``"::1"``, ``"0.0.0.0"``).
     ``tls``: an ``ssl.SSLContext``, a PEM file with certificate and key, or a
-    (certificate, key) pair. A handler's exception is logged to the ``sansnet.tcp``
+    (certificate, key) pair (anything else, ``True`` too, raises
+    :class:`~sansnet.InvalidArgument`). A handler's exception is logged to the ``sansnet.tcp``
     logger and closes that connection only. Beyond ``max_connections`` open
     connections, new ones are closed at once. ``stop()`` waits ``drain_timeout``
     seconds for running handlers, then cancels them.

@@ -962,3 +962,15 @@ def test_an_address_that_cannot_be_listened_on_is_refused_when_the_config_is_mad
     came out of serve() as a bare ValueError / UnicodeEncodeError."""
     with pytest.raises(sansnet.InvalidArgument, match=r"^ServeConfig\.address must be"):
         ServeConfig(handle_request=echo, address=value)
+
+
+@pytest.mark.parametrize("value", [True, False, 5, ("cert.pem",), ("a", "b", "c"), ("", "k"), ""])
+def test_a_tls_option_that_is_no_certificate_is_refused_when_the_config_is_made(
+    value: object,
+) -> None:
+    """Issue: serve(tls=True) (the mirror of tcp.connect(tls=True)) raised a bare
+    TypeError from inside serve(), tls=("cert",) an IndexError. tls is an SSLContext, a
+    PEM path or a (certificate, key) pair; anything else is InvalidArgument at once."""
+    with pytest.raises(sansnet.InvalidArgument, match=r"^ServeConfig\.tls must be an ssl") as error:
+        ServeConfig(handle_request=echo, tls=value)  # type: ignore[arg-type]
+    assert "(certificate, key) pair" in str(error.value)

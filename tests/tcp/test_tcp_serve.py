@@ -10,6 +10,7 @@ import logging
 import os
 import ssl
 import sys
+from pathlib import Path
 
 import anyio
 import pytest
@@ -278,10 +279,32 @@ async def test_bind_errors_and_bad_arguments() -> None:
         net.tcp.serve(0, echo, address="")
     with pytest.raises(InvalidArgument, match="port"):
         net.tcp.serve(-1, echo)
+    # Issue: tls=True (the mirror of connect(tls=True)) or 5 was a bare TypeError on
+    # asyncio, while trio listened and failed every handshake silently; ("cert",) was
+    # an IndexError.
+    for tls in (True, False, 5, ("cert.pem",), ("a", "b", "c"), ("", "key.pem"), ""):
+        with pytest.raises(InvalidArgument, match=r"^tls must be an ssl\.SSLContext, the path"):
+            net.tcp.serve(0, echo, tls=tls)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="needs a certificate to present"):
+        net.tcp.serve(0, echo, tls=True)  # type: ignore[arg-type]
     # Issue: a bad drain_timeout was taken, and failed (or waited forever) at stop().
     for drain_timeout in ("x", -1, 0, float("nan"), float("inf"), True, None):
         with pytest.raises(InvalidArgument, match=r"^drain_timeout must be a positive number"):
             net.tcp.serve(0, echo, drain_timeout=drain_timeout)
+
+
+def test_tls_takes_a_pem_path_or_a_certificate_and_key_pair(tmp_path: Path) -> None:
+    """What the tls check lets through: a str or os.PathLike PEM file, and a pair of
+    them (a tuple, or a list as a worker's JSON options carry it)."""
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    both, chain, key = tmp_path / "both.pem", tmp_path / "chain.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(both)
+    cert.cert_chain_pems[0].write_to_path(chain)
+    cert.private_key_pem.write_to_path(key)
+    for tls in (str(both), both, (str(chain), str(key)), (chain, key), [str(chain), str(key)]):
+        server = net.tcp.serve(0, echo, tls=tls)  # type: ignore[arg-type]
+        assert server.scheme == "tls"
+        assert isinstance(server._ssl, ssl.SSLContext)
 
 
 def _open_descriptors() -> int:

@@ -10,15 +10,26 @@ from __future__ import annotations
 import os
 import ssl
 from functools import lru_cache
+from typing import cast
 
 import certifi
 
 from sansnet.errors import InvalidArgument, TLSError
 
-__all__ = ["VerifyTypes", "client_context", "server_context"]
+__all__ = [
+    "ServerTLSTypes",
+    "VerifyTypes",
+    "check_server_tls",
+    "client_context",
+    "server_context",
+    "server_tls_context",
+]
 
 VerifyTypes = bool | str | os.PathLike[str] | ssl.SSLContext
 CertTypes = str | os.PathLike[str] | tuple[str | os.PathLike[str], str | os.PathLike[str]]
+ServerTLSTypes = (
+    ssl.SSLContext | str | os.PathLike[str] | tuple[str | os.PathLike[str], str | os.PathLike[str]]
+)
 
 
 HTTP_ALPN = ("http/1.1",)
@@ -122,3 +133,46 @@ def server_context(
     if alpn:
         context.set_alpn_protocols(list(alpn))
     return context
+
+
+def _is_path(value: object) -> bool:
+    """A non-empty ``str`` or ``os.PathLike`` naming a file."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    return isinstance(value, str) and value != ""
+
+
+def check_server_tls(tls: object, name: str) -> None:
+    """Raise :class:`~sansnet.InvalidArgument` unless ``tls`` is what a server takes:
+    None (plain TCP), an ``ssl.SSLContext``, the path of a PEM file with the
+    certificate and its key, or a (certificate, key) pair of paths. ``name`` is the
+    option's name in the message (``"tls"``, ``"ServeConfig.tls"``)."""
+    if tls is None or isinstance(tls, ssl.SSLContext) or _is_path(tls):
+        return
+    if isinstance(tls, (tuple, list)) and len(tls) == 2 and all(_is_path(part) for part in tls):
+        return
+    hint = ""
+    if tls is True:
+        hint = (
+            " A server needs a certificate to present: tls=True (as connect() takes it) names none."
+        )
+    elif tls is False:
+        hint = " Leave it None (the default) for no TLS."
+    raise InvalidArgument(
+        f"{name} must be an ssl.SSLContext, the path of a PEM file with the certificate "
+        f"and its key, or a (certificate, key) pair of paths, not {tls!r}.{hint}"
+    )
+
+
+def server_tls_context(
+    tls: object, name: str, alpn: tuple[str, ...] = HTTP_ALPN
+) -> ssl.SSLContext | None:
+    """The server context ``tls`` names, after :func:`check_server_tls`: an
+    ``ssl.SSLContext`` as is, a PEM file or (certificate, key) pair loaded by
+    :func:`server_context` with ``alpn``."""
+    check_server_tls(tls, name)
+    if tls is None or isinstance(tls, ssl.SSLContext):
+        return tls
+    if isinstance(tls, (tuple, list)):
+        return server_context(tls[0], tls[1], alpn=alpn)
+    return server_context(cast("str | os.PathLike[str]", tls), alpn=alpn)
