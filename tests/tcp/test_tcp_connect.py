@@ -131,6 +131,57 @@ async def test_tls_certificate_is_verified_by_default(pem_files: tuple[str, str]
             assert await stream.read() == b"unverified but encrypted"
 
 
+async def test_tls_details_outlive_the_end_of_the_stream(pem_files: tuple[str, str]) -> None:
+    """Issue: on trio, once read() had returned b"" (the peer's close_notify), .tls,
+    repr() and send_eof() raised a bare ValueError("handshake not done yet") from the
+    SSLObject. What the handshake agreed is kept; send_eof() is the documented
+    LocalProtocolError. Both ends: the client after the server closes, and a handler
+    after the client closes."""
+    server_pem, ca_file = pem_files
+    seen_by_handler: list[object] = []
+    handler_done = anyio.Event()
+
+    async def hello_then_wait(stream: net.tcp.TcpStream) -> None:
+        await stream.write(b"hi")
+        if await stream.read(timeout=5) != b"bye":
+            return  # the first client: the handler returns, the server closes
+        agreed = stream.tls
+        try:
+            assert await stream.read(timeout=5) == b""  # the second client closed
+            seen_by_handler.extend([agreed is not None and stream.tls == agreed, repr(stream)])
+            await stream.send_eof()
+        except Exception as exc:
+            seen_by_handler.append(exc)
+        finally:
+            handler_done.set()
+
+    async with net.tcp.serve(0, hello_then_wait, tls=server_pem) as handle:
+        async with await net.tcp.connect(
+            "127.0.0.1", handle.port, tls=True, verify=ca_file
+        ) as stream:
+            agreed = stream.tls
+            assert agreed is not None
+            assert agreed.version is not None
+            assert await stream.read(timeout=5) == b"hi"
+            await stream.write(b"x")
+            assert await stream.read(timeout=5) == b""
+            assert stream.tls == agreed
+            assert repr(stream).endswith(" tls>")
+            with pytest.raises(LocalProtocolError, match="cannot be half-closed"):
+                await stream.send_eof()
+        async with await net.tcp.connect(
+            "127.0.0.1", handle.port, tls=True, verify=ca_file
+        ) as stream:
+            assert await stream.read(timeout=5) == b"hi"
+            await stream.write(b"bye")
+        with anyio.fail_after(5):
+            await handler_done.wait()
+    assert len(seen_by_handler) == 3, seen_by_handler
+    assert seen_by_handler[0] is True
+    assert str(seen_by_handler[1]).endswith(" tls>")
+    assert isinstance(seen_by_handler[2], LocalProtocolError), seen_by_handler
+
+
 @contextmanager
 def closing_during_handshake(reset: bool) -> Iterator[int]:
     """A port whose server reads the ClientHello, then closes (or resets) the connection.

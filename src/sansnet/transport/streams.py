@@ -242,6 +242,7 @@ class AnyioStream(NetworkStream):
         "_socket",
         "_ssl_object",
         "_stream",
+        "_tls",
         "description",
     )
 
@@ -255,6 +256,9 @@ class AnyioStream(NetworkStream):
             anyio.abc.SocketAttribute.raw_socket, None
         )
         self._ssl_object: ssl.SSLObject | None = stream.extra(TLSAttribute.ssl_object, None)
+        # What the handshake (done before we get the stream) agreed, read now: once the
+        # peer's close_notify is read, the SSLObject answers "handshake not done yet".
+        self._tls = _tls_info(self._ssl_object)
         self.description = description or _describe(self._peer)
 
     async def read(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
@@ -357,7 +361,7 @@ class AnyioStream(NetworkStream):
 
     @property
     def tls(self) -> TLSInfo | None:
-        return _tls_info(self._ssl_object)
+        return self._tls
 
     @property
     def raw_socket(self) -> socket.socket | None:
