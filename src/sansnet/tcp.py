@@ -66,12 +66,15 @@ from .transport.tls import (
     server_tls_context,
 )
 
-__all__ = ["TcpHandle", "TcpServer", "TcpStream", "connect", "serve"]
+__all__ = ["MAX_READ", "TcpHandle", "TcpServer", "TcpStream", "connect", "serve"]
 
 logger = logging.getLogger("sansnet.tcp")
 
 TcpHandler = Callable[["TcpStream"], Awaitable[None]]
 DEFAULT_CONNECT_TIMEOUT = 10.0
+MAX_READ = 256 * 1024
+"""The most one :meth:`TcpStream.read` returns, whatever ``max_bytes`` asks: the size
+handed to the socket is capped there (a read of ``2**31`` bytes allocated 2 GiB)."""
 
 
 def _ip(address: tuple[str, int]) -> tuple[str | None, int | None]:
@@ -190,7 +193,9 @@ class TcpStream:
 
     async def read(self, max_bytes: int = READ_SIZE, *, timeout: float | None = None) -> bytes:
         """Up to ``max_bytes`` bytes, as soon as any have arrived; ``b""`` once the peer
-        has finished sending (and on every later call).
+        has finished sending (and on every later call). One read returns at most
+        :data:`MAX_READ` (256 KiB) bytes, however large ``max_bytes`` is, as a socket
+        read returns what it has: loop (or ``async for``) to read more.
 
         Raises :class:`~sansnet.ReadTimeout` when nothing arrives within ``timeout``
         seconds (None: wait as long as it takes; the stream stays usable after a
@@ -208,7 +213,7 @@ class TcpStream:
             if self._closed:
                 raise self._closed_error()
             try:
-                data = await self._stream.read(max_bytes, left)
+                data = await self._stream.read(min(max_bytes, MAX_READ), left)
             except ReadTimeout:
                 raise _read_timeout(self._stream, timeout) from None  # the caller's, not left
             except ReadError:
@@ -242,7 +247,13 @@ class TcpStream:
         if type(data) is bytes:
             payload = data
         elif isinstance(data, str):
-            payload = data.encode()
+            try:
+                payload = data.encode()
+            except UnicodeEncodeError as exc:
+                raise InvalidArgument(
+                    f"write() sends a str as UTF-8, and this one has no UTF-8 form: a lone "
+                    f"surrogate at index {exc.start}. Send bytes, or fix the text."
+                ) from None
         elif isinstance(data, (bytes, bytearray, memoryview)):
             payload = bytes(data)
         else:
@@ -347,6 +358,13 @@ def _host(text: object, name: str) -> str:
     host = text.strip()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    if any(char < " " or char == "\x7f" for char in host):
+        # A NUL was a bare ValueError on asyncio, and trio's resolver cut the name
+        # there ("127.0.0.1\x00x" reached 127.0.0.1).
+        raise InvalidArgument(
+            f"{name} {text!r} holds a control character (NUL, a newline...): pass a host "
+            "name or an IP address only."
+        )
     if not host.isascii():  # a name is looked up in its IDNA form: it must have one
         try:
             host.encode("idna")

@@ -457,6 +457,11 @@ async def test_connect_errors_are_typed() -> None:
         # was a bare UnicodeError from getaddrinfo.
         ({"host": "\udcff", "port": 80}, "is no host name"),
         ({"host": "é" * 64 + ".example", "port": 80}, "is no host name"),
+        # A NUL was a bare ValueError on asyncio; trio's resolver cut the name there.
+        ({"host": "a\x00b", "port": 80}, "control character"),
+        ({"host": "127.0.0.1\x00", "port": 80}, "control character"),
+        ({"host": "[::1\x00x]", "port": 80}, "control character"),
+        ({"host": "exa\nmple.com", "port": 80}, "control character"),
     ],
 )
 async def test_bad_arguments_are_invalid_argument(kwargs: dict[str, object], message: str) -> None:
@@ -492,6 +497,26 @@ async def test_tcp_and_the_http_client_take_the_same_timeouts(timeout: float) ->
         await stream.write(b"ok", timeout=5)  # a finite positive timeout (and None) pass
         assert await stream.read(timeout=5) == b"ok"
     assert Timeout.of(0.5) == Timeout(0.5, 0.5, 0.5, 0.5, None)
+
+
+async def test_a_str_with_no_utf8_form_and_a_huge_read_size_are_handled() -> None:
+    """Issue: write("\\ud800") raised a bare UnicodeEncodeError; read(2**62) a
+    MemoryError on trio, and read(2**31) allocated 2 GiB there. A lone surrogate is
+    InvalidArgument (nothing is sent); a read hands the socket at most MAX_READ."""
+    assert net.tcp.MAX_READ == 256 * 1024
+    async with (
+        net.tcp.serve(0, _echo) as handle,
+        await net.tcp.connect("127.0.0.1", handle.port, timeout=5) as stream,
+    ):
+        with pytest.raises(InvalidArgument, match="lone surrogate at index 1"):
+            await stream.write("a\ud800", timeout=5)
+        await stream.write(PAYLOAD, timeout=5)  # nothing of the bad write went first
+        received = b""
+        while len(received) < len(PAYLOAD):
+            chunk = await stream.read(2**62, timeout=5)
+            assert 0 < len(chunk) <= net.tcp.MAX_READ
+            received += chunk
+        assert received == PAYLOAD
 
 
 async def test_ttl_ipv6_and_bad_writes() -> None:

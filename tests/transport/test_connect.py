@@ -145,9 +145,19 @@ def test_an_ip_literal_is_its_own_address(host: str) -> None:
     assert connect._numeric_address(host, 80) == expected
 
 
-@pytest.mark.parametrize("host", ["localhost", "two.example", "127.1", "fe80::1%lo", ""])
+@pytest.mark.parametrize(
+    "host", ["localhost", "two.example", "127.1", "fe80::1%lo", "", "127.0.0.1\x00", "::1\x00x"]
+)
 def test_names_and_unusual_forms_go_to_getaddrinfo(host: str) -> None:
+    # A NUL made inet_pton raise ValueError, out of open_tcp_stream on asyncio.
     assert connect._numeric_address(host, 80) is None
+
+
+async def test_a_name_with_a_nul_is_a_connect_error_not_a_value_error() -> None:
+    """Issue: open_tcp_stream("a\x00b", ...) raised a bare ValueError ("embedded null
+    character") on asyncio and uvloop; trio's resolver said it has no address."""
+    with pytest.raises(ConnectError, match="Could not resolve host name"):
+        await open_tcp_stream("a\x00b", 80, timeout=5)
 
 
 async def test_connecting_to_an_ip_address_resolves_nothing(

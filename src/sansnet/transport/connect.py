@@ -242,7 +242,7 @@ def _numeric_address(host: str, port: int) -> _AddressInfo | None:
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, host)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in it (getaddrinfo decides)
             continue
         address = (host, port) if family == socket.AF_INET else (host, port, 0, 0)
         return (family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)
