@@ -79,7 +79,7 @@ from .transport.connect import Backend, open_tcp_stream, open_unix_stream
 from .transport.pool import ConnectionPool, Origin, PoolLimits
 from .transport.proxy import open_proxy_stream, open_tunnel
 from .transport.streams import NetworkStream
-from .transport.tls import CertTypes, VerifyTypes, client_context
+from .transport.tls import CertTypes, VerifyTypes, check_client_tls, client_context
 
 __all__ = [
     "Client",
@@ -687,7 +687,8 @@ def _body(params: Mapping[str, Any]) -> tuple[bytes | AsyncIterable[bytes], str 
 
 
 def _check_tls_options(verify: VerifyTypes, cert: CertTypes | None) -> None:
-    """The TLS options' mistakes that can be seen without loading anything."""
+    """The TLS options' mistakes that can be seen without loading anything (the shape
+    is checked first, by :func:`check_client_tls`, before they are a dict key)."""
     if isinstance(verify, ssl.SSLContext):
         if cert is not None:
             raise InvalidArgument(
@@ -792,6 +793,7 @@ class Client:
         if self._custom_transport is not None:
             return self._custom_transport
         unix_socket = unix_socket or self._unix_socket
+        check_client_tls(verify, cert)  # verify=None was a TypeError, cert=[...] unhashable
         key = (verify, cert, unix_socket, proxy)  # an SSLContext hashes by identity
         transport = self._transports.get(key)
         if transport is None:

@@ -62,6 +62,7 @@ from .transport.tls import (
     CertTypes,
     ServerTLSTypes,
     VerifyTypes,
+    check_client_tls,
     client_context,
     server_tls_context,
 )
@@ -406,14 +407,16 @@ async def connect(
     names resolving to both families race as ``request`` does: Happy Eyeballs).
 
     ``tls``: True for TLS verified as :func:`sansnet.request` verifies it (``verify``,
-    ``cert``; ``alpn`` protocols to offer, none by default), or your own
-    ``ssl.SSLContext`` (then ``verify`` and ``cert`` do not apply). ``server_hostname``:
-    the name to check the certificate against (and send as SNI) when it is not ``host``.
+    ``cert``; ``alpn``: a list of protocol names to offer, such as ``["http/1.1"]``,
+    none by default), or your own ``ssl.SSLContext`` (then ``verify``, ``cert`` and
+    ``alpn`` do not apply). ``server_hostname``: the name to check the certificate
+    against (and send as SNI) when it is not ``host``.
     ``ttl``: the IP time-to-live of outgoing packets (1-255). ``timeout``: seconds for
     name resolution, connect and TLS handshake together (None: no limit).
 
     Raises :class:`~sansnet.ConnectError` (refused, unreachable, unknown name),
-    :class:`~sansnet.TLSError` (handshake or certificate), :class:`~sansnet.ConnectTimeout`.
+    :class:`~sansnet.TLSError` (handshake or certificate), :class:`~sansnet.ConnectTimeout`;
+    :class:`~sansnet.InvalidArgument`, before any I/O, for an option of the wrong shape.
     """
     host = _host(host, "host")
     _check_port(port, 1)
@@ -422,10 +425,13 @@ async def connect(
     ):
         raise InvalidArgument(f"ttl must be an int from 1 to 255 or None, not {ttl!r}.")
     _check_timeout(timeout)
+    if server_hostname is not None:
+        server_hostname = _host(server_hostname, "server_hostname")
     context: ssl.SSLContext | None
     if isinstance(tls, ssl.SSLContext):
         context = tls
     elif tls is True:
+        check_client_tls(verify, cert, alpn)  # before tuple(): a str would be its letters
         context = client_context(verify, cert, tuple(alpn))
     elif tls is False:
         context = None

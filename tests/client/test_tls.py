@@ -87,6 +87,20 @@ async def test_client_certificate(servers: Servers) -> None:
         )
 
 
+async def test_tls_options_of_the_wrong_shape_are_invalid_argument(servers: Servers) -> None:
+    """Issue: request(url, verify=None) raised a bare TypeError (os.fspath(None)),
+    cert=("c",) an IndexError, cert=[cert, key] "unhashable type: 'list'"."""
+    url = f"{servers.https}/status/200"
+    with pytest.raises(sansnet.InvalidArgument, match=r"^verify must be True"):
+        await sansnet.request(url, verify=None)  # type: ignore[arg-type]
+    with pytest.raises(sansnet.InvalidArgument, match=r"^cert must be None"):
+        await sansnet.request(url, cert=("client.pem",))  # type: ignore[arg-type]
+    with pytest.raises(sansnet.InvalidArgument, match=r"\(certificate, key\) tuple"):
+        await sansnet.request(url, cert=["client.pem", "client.key"])  # type: ignore[arg-type]
+    with pytest.raises(sansnet.InvalidArgument, match=r"^verify must be True"):
+        await sansnet.socket(url.replace("https", "wss"), verify=None)  # type: ignore[arg-type]
+
+
 async def test_bad_certificate_files(servers: Servers, tmp_path: object) -> None:
     import pathlib
 

@@ -462,6 +462,13 @@ async def test_connect_errors_are_typed() -> None:
         ({"host": "127.0.0.1\x00", "port": 80}, "control character"),
         ({"host": "[::1\x00x]", "port": 80}, "control character"),
         ({"host": "exa\nmple.com", "port": 80}, "control character"),
+        # TLS options of the wrong shape were a TypeError, an IndexError, an ssl.SSLError,
+        # an AttributeError; alpn="http/1.1" offered 'h', 't', 't', 'p', ...
+        ({"host": "127.0.0.1", "port": 80, "tls": True, "verify": None}, "^verify must be"),
+        ({"host": "127.0.0.1", "port": 80, "tls": True, "cert": ("c",)}, "^cert must be"),
+        ({"host": "127.0.0.1", "port": 80, "tls": True, "alpn": "http/1.1"}, "its letters"),
+        ({"host": "127.0.0.1", "port": 80, "tls": True, "alpn": [""]}, "^alpn: each"),
+        ({"host": "127.0.0.1", "port": 80, "tls": True, "server_hostname": 5}, "server_hostname"),
     ],
 )
 async def test_bad_arguments_are_invalid_argument(kwargs: dict[str, object], message: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from sansnet import TLSError
+from sansnet import InvalidArgument, TLSError
 from sansnet.transport.tls import client_context
 
 
@@ -50,3 +50,29 @@ def test_contexts_and_client_certificates(tmp_path: Path) -> None:
     assert with_cert is not client_context(False), "Contexts with a certificate are new."
     with pytest.raises(TLSError, match=r"client certificate .*nothing\.pem"):
         client_context(True, (str(tmp_path / "nothing.pem"), str(tmp_path / "nothing.key")))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"verify": None}, r"^verify must be True \(certifi's roots"),
+        ({"verify": 1}, r"^verify must be True"),
+        ({"verify": ""}, r"^verify must be True"),
+        ({"cert": ("client.pem",)}, r"^cert must be None, the path of a PEM file"),
+        ({"cert": ["client.pem", "client.key"]}, r"\(certificate, key\) tuple of paths"),
+        ({"cert": 5}, r"^cert must be None"),
+        ({"alpn": "http/1.1"}, r"^alpn must be a list .*each of its letters"),
+        ({"alpn": ("",)}, r"^alpn: each protocol name is an ASCII str of 1 to 255"),
+        ({"alpn": ("x" * 256,)}, r"^alpn: each protocol name"),
+        ({"alpn": (1,)}, r"^alpn: each protocol name"),
+        ({"alpn": ("é",)}, r"^alpn: each protocol name"),
+    ],
+)
+def test_options_of_the_wrong_shape_are_invalid_argument(
+    options: dict[str, object], message: str
+) -> None:
+    """Issue: verify=None was a bare TypeError (from os.fspath), cert=("c",) an
+    IndexError, alpn=("",) an ssl.SSLError, and alpn="http/1.1" offered 'h', 't', 't',
+    'p'... Each says what it takes instead."""
+    with pytest.raises(InvalidArgument, match=message):
+        client_context(**options)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from sansnet.errors import InvalidArgument, TLSError
 __all__ = [
     "ServerTLSTypes",
     "VerifyTypes",
+    "check_client_tls",
     "check_server_tls",
     "client_context",
     "server_context",
@@ -69,8 +70,10 @@ def client_context(
     a CA bundle file or directory, an ``SSLContext`` to use as is, or False to skip
     verification (never the default). ``cert``: a client certificate file, or a
     (certificate, key) pair. ``alpn``: the protocols offered (HTTP/1.1 by default; empty
-    for a raw TLS stream). Contexts without a client certificate are cached.
+    for a raw TLS stream). Contexts without a client certificate are cached. Options
+    of another shape raise :class:`~sansnet.InvalidArgument` (:func:`check_client_tls`).
     """
+    check_client_tls(verify, cert, alpn)
     if isinstance(verify, ssl.SSLContext):
         if cert is not None:
             raise InvalidArgument(
@@ -102,6 +105,40 @@ def client_context(
     )
     _load_chain(context, certfile, keyfile, "client certificate", "Pass cert= a PEM file")
     return context
+
+
+def check_client_tls(verify: object, cert: object, alpn: object = ()) -> None:
+    """Raise :class:`~sansnet.InvalidArgument` unless the client's TLS options have a
+    shape :func:`client_context` takes (nothing is loaded: a missing file is found
+    later). ``verify``: True, False, a CA bundle path or an ``ssl.SSLContext``;
+    ``cert``: None, a PEM path or a (certificate, key) tuple of paths; ``alpn``: a list
+    or tuple of protocol names, each an ASCII str of 1 to 255 characters."""
+    if not (isinstance(verify, (bool, ssl.SSLContext)) or _is_path(verify)):
+        raise InvalidArgument(
+            "verify must be True (certifi's roots, or SSL_CERT_FILE/SSL_CERT_DIR), False "
+            "(no verification), the path of a CA bundle file or directory, or an "
+            f"ssl.SSLContext, not {verify!r}."
+        )
+    if not (
+        cert is None
+        or _is_path(cert)
+        or (isinstance(cert, tuple) and len(cert) == 2 and all(_is_path(part) for part in cert))
+    ):
+        raise InvalidArgument(
+            "cert must be None, the path of a PEM file with the client certificate and its "
+            f"key, or a (certificate, key) tuple of paths, not {cert!r}."
+        )
+    if not isinstance(alpn, (list, tuple)):
+        raise InvalidArgument(
+            f"alpn must be a list of protocol names (['h2', 'http/1.1']), not {alpn!r}"
+            + (": a str would offer each of its letters." if isinstance(alpn, str) else ".")
+        )
+    for name in alpn:
+        if not isinstance(name, str) or not name.isascii() or not 1 <= len(name) <= 255:
+            raise InvalidArgument(
+                "alpn: each protocol name is an ASCII str of 1 to 255 characters "
+                f"('http/1.1', 'h2'), not {name!r}."
+            )
 
 
 def _load_chain(
@@ -136,10 +173,10 @@ def server_context(
 
 
 def _is_path(value: object) -> bool:
-    """A non-empty ``str`` or ``os.PathLike`` naming a file."""
+    """A non-empty ``str`` (or ``bytes``, or ``os.PathLike``) naming a file."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
-    return isinstance(value, str) and value != ""
+    return isinstance(value, (str, bytes)) and len(value) > 0
 
 
 def check_server_tls(tls: object, name: str) -> None:
