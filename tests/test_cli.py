@@ -271,6 +271,44 @@ def test_socket_ends_when_the_server_closes_while_stdin_is_open(server: str) -> 
     assert stdout == b"bye\n", stderr
 
 
+def run_with_stdin_closed(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run with descriptor 0 closed (``<&-``, as some service managers start programs):
+    Python's sys.stdin is then None."""
+    return subprocess.run(
+        ["sh", "-c", 'exec "$@" <&-', "sh", *SANSNET, *args],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_socket_and_tcp_take_a_closed_stdin_as_empty_input(server: str) -> None:
+    """Issue: `sansnet tcp HOST PORT <&-` and `sansnet socket URL <&-` printed a traceback
+    ('NoneType' object has no attribute 'isatty'). A closed stdin is empty input: nothing
+    is sent (tcp half-closes at once), and the peer's answers are shown."""
+
+    def count_then_answer(stream: blocking.BlockingTcpStream) -> None:
+        received = b""
+        while chunk := stream.read(timeout=10):
+            received += chunk
+        stream.write(b"read %d bytes, then the end\n" % len(received))
+
+    handle = blocking.tcp.serve(0, count_then_answer)
+    try:
+        result = run_with_stdin_closed("tcp", "127.0.0.1", str(handle.port))
+    finally:
+        handle.stop()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"read 0 bytes, then the end\n"
+    assert result.stderr == b""
+    result = run_with_stdin_closed("socket", server.replace("http", "ws", 1) + "/bye")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"bye\n"
+    assert result.stderr == b""
+    result = run_with_stdin_closed("socket", server.replace("http", "ws", 1), "--wait", "0.2")
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+
+
 def test_socket_refused_handshake_exits_4(server: str) -> None:
     result = run("socket", server.replace("http", "ws", 1) + "/missing", stdin="")
     assert result.returncode in (0, 4)  # this server answers WebSockets on every path

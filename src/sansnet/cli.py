@@ -13,7 +13,9 @@
 Exit codes: 0 success (a 2xx answer); 2 usage error; 3 network, TLS or timeout error,
 or an address that cannot be listened on;
 4 an HTTP answer other than 2xx, or a refused WebSocket handshake; 5 a protocol or
-decoding error. Errors are one line on stderr, never a traceback. Colour and progress
+decoding error. Errors are one line on stderr, never a traceback. ``socket`` and ``tcp``
+send what stdin holds; a closed stdin (``<&-``, as some service managers start a
+program) is empty input: nothing is sent, and the peer's answers are still shown. Colour and progress
 bars come from ``rich`` when it is installed (``pip install 'sansnet[cli]'``).
 """
 
@@ -293,6 +295,12 @@ async def _serve_until_signal(server: ListeningServer, banner: str, output: Outp
 # ================================================================================= stdin
 
 
+def _stdin_is_terminal() -> bool:
+    """Whether a person types stdin; False for a pipe or a file, and for a closed stdin
+    (``<&-``: ``sys.stdin`` is None), which :func:`_stdin_chunks` reads as empty."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
 @asynccontextmanager
 async def _stdin_chunks() -> AsyncIterator[Callable[[], Awaitable[bytes]]]:
     """An async function that returns the next bytes on stdin (b"" at its end).
@@ -300,7 +308,18 @@ async def _stdin_chunks() -> AsyncIterator[Callable[[], Awaitable[bytes]]]:
     Each read blocks in a daemon thread of its own: ``socket`` and ``tcp`` end when the
     peer does, with a read still waiting for the user, and a thread of anyio's (not a
     daemon) would keep the process alive at exit until stdin had a line or ended. The
-    read is ``os.read`` of the descriptor: no buffered-file lock is left held."""
+    read is ``os.read`` of the descriptor: no buffered-file lock is left held.
+
+    A closed stdin (``sys.stdin`` is None) is empty: descriptor 0 is never read then,
+    as a socket we opened may have been given that number."""
+    if sys.stdin is None:
+
+        async def nothing() -> bytes:
+            await anyio.lowlevel.checkpoint()
+            return b""
+
+        yield nothing
+        return
     async with BlockingPortal() as portal:
 
         async def read() -> bytes:
@@ -361,7 +380,7 @@ async def _socket(args: argparse.Namespace, output: Output) -> int:
     ws = await socket(
         args.url, verify=not args.insecure, timeout=args.timeout, proxy=_proxy_option(args)
     )
-    interactive = sys.stdin.isatty()
+    interactive = _stdin_is_terminal()
     if interactive:
         output.info(f"Connected to {args.url}; type lines to send them, Ctrl-D to close.", "bold")
     async with _stdin_chunks() as read_stdin, anyio.create_task_group() as group:
@@ -412,7 +431,7 @@ async def _tcp(args: argparse.Namespace, output: Output) -> int:
     stream = await tcp.connect(
         host, port, tls=args.tls, verify=not args.insecure, timeout=args.timeout
     )
-    if sys.stdin.isatty():
+    if _stdin_is_terminal():
         output.info(f"Connected to {host}:{port}; Ctrl-D ends what you send.", "bold")
     async with stream, _stdin_chunks() as read_stdin, anyio.create_task_group() as group:
 
