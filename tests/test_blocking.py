@@ -333,6 +333,89 @@ def test_a_slow_plain_handler_stalls_nobody_else() -> None:
     assert results == {"fast": "fast", "slow": "slow"}
 
 
+def wait_until_refused(url: str) -> None:
+    """The server at ``url`` finished stopping: nothing listens on its port."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            blocking.request(url, timeout=1)
+        except sansnet.ConnectError:
+            return
+        assert time.monotonic() < deadline, f"{url} still answers"
+        time.sleep(0.05)
+
+
+def test_stop_from_a_plain_handler_returns_at_once_and_the_request_is_answered() -> None:
+    """Review: stop() from a plain handler (in its worker thread) waited for the server
+    to finish, that is for the handler itself, until drain_timeout cancelled it: the
+    request got no answer. As with sansnet.ServeHandle.stop, it now starts the stop and
+    returns at once; the request is answered (Connection: close), then the server stops."""
+    took: list[float] = []
+
+    def handler(request: sansnet.ServeRequest) -> str:
+        start = time.monotonic()
+        handle.stop()
+        took.append(time.monotonic() - start)
+        return "bye"
+
+    handle = blocking.serve(0, handler, drain_timeout=5)
+    response = blocking.request(handle.url, timeout=30)
+    assert (response.status_code, response.text) == (200, "bye")
+    assert response.headers.get("connection") == "close"
+    assert len(took) == 1
+    assert took[0] < 2  # not the 5 s drain_timeout
+    assert handle.stopped
+    with pytest.raises(sansnet.ServerStoppedError, match="already stopped"):
+        handle.stop()
+    wait_until_refused(handle.url)
+
+
+def test_stop_from_a_plain_tcp_handler_returns_at_once_and_the_handler_writes_on() -> None:
+    """Review: the same for blocking.tcp.serve: the client read b"" after drain_timeout
+    instead of the handler's b"bye"."""
+    took: list[float] = []
+
+    def handler(stream: blocking.BlockingTcpStream) -> None:
+        start = time.monotonic()
+        handle.stop()
+        took.append(time.monotonic() - start)
+        stream.write(b"bye")
+
+    handle = blocking.tcp.serve(0, handler, drain_timeout=5)
+    with blocking.tcp.connect("127.0.0.1", handle.port) as stream:
+        assert stream.read(timeout=30) == b"bye"
+    assert len(took) == 1
+    assert took[0] < 2
+    assert handle.stopped
+    wait_until_refused(f"http://127.0.0.1:{handle.port}/")
+
+
+def test_stop_from_another_thread_waits_for_the_handlers() -> None:
+    """stop() from outside the server's handlers still returns only once the server
+    has stopped: after the handler still running has answered."""
+    entered = threading.Event()
+    release = threading.Event()
+
+    def handler(request: sansnet.ServeRequest) -> str:
+        entered.set()
+        assert release.wait(30), "never released"
+        return "late"
+
+    handle = blocking.serve(0, handler)
+    results: dict[str, str] = {}
+    client = threading.Thread(
+        target=lambda: results.setdefault("r", blocking.request(handle.url).text)
+    )
+    client.start()
+    assert entered.wait(10)
+    threading.Timer(0.3, release.set).start()
+    start = time.monotonic()
+    handle.stop()
+    assert time.monotonic() - start >= 0.25  # waited for the handler
+    client.join(10)
+    assert results == {"r": "late"}
+
+
 def test_max_threads_bounds_the_plain_handlers_running_at_once() -> None:
     running = 0
     peak = 0

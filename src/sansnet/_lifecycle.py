@@ -21,12 +21,13 @@ Invariants (tests/server/test_serve_api.py and tests/tcp/test_tcp_serve.py check
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
 import socket
 import ssl
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -41,7 +42,14 @@ from .transport.streams import NetworkStream
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["ListeningServer", "ServeHandle", "is_async_callable", "unwrap_group"]
+__all__ = [
+    "ListeningServer",
+    "ServeHandle",
+    "is_async_callable",
+    "serving",
+    "serving_as",
+    "unwrap_group",
+]
 
 
 def is_async_callable(handler: Callable[..., Any] | None) -> bool:
@@ -100,6 +108,22 @@ class ServeHandle:
 _SERVING: contextvars.ContextVar[ListeningServer | None] = contextvars.ContextVar(
     "sansnet_serving", default=None
 )
+
+
+def serving() -> ListeningServer | None:
+    """The server whose connection the caller's task serves (None outside a handler)."""
+    return _SERVING.get()
+
+
+@contextlib.contextmanager
+def serving_as(server: ListeningServer | None) -> Iterator[None]:
+    """Count the code inside as run by a handler of ``server``: how a plain handler run
+    in a worker thread keeps its server's mark, so that its ``stop()`` does not wait."""
+    token = _SERVING.set(server)
+    try:
+        yield
+    finally:
+        _SERVING.reset(token)
 
 
 def unwrap_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -259,6 +283,19 @@ class ListeningServer:
         return await group.__aexit__(*exc_info)
 
     async def stop(self) -> None:
+        await self.start_stop()
+        if _SERVING.get() is self:
+            return  # from our own handler: waiting would wait for this very connection
+        assert self._finished is not None
+        with anyio.CancelScope(shield=True):
+            await self._finished.wait()
+
+    async def start_stop(self) -> None:
+        """Begin a graceful stop and return without waiting for it to finish: stop
+        accepting and let :meth:`run` drain. What :meth:`stop` does first; called alone
+        by a caller that must not wait (a handler of this server running in a worker
+        thread, see :mod:`sansnet.blocking`). Raises
+        :class:`~sansnet.ServerStoppedError` if the server is already stopping."""
         if self._stopping:
             where = self._handle.url if self._handle else f"port {self.port}"
             raise ServerStoppedError(f"The server at {where} is already stopped.")
@@ -267,12 +304,7 @@ class ListeningServer:
         if self._listener is not None:
             await self._listener.close()
         assert self._stop_requested is not None
-        assert self._finished is not None
         self._stop_requested.set()
-        if _SERVING.get() is self:
-            return  # from our own handler: waiting would wait for this very connection
-        with anyio.CancelScope(shield=True):
-            await self._finished.wait()
 
     async def _drain(self) -> None:
         """Graceful stop: wait up to ``drain_timeout`` for the connections still open

@@ -44,7 +44,7 @@ from . import client as _client
 from . import server as _server
 from . import tcp as _tcp
 from . import websocket as _websocket
-from ._lifecycle import ListeningServer, is_async_callable
+from ._lifecycle import ListeningServer, is_async_callable, serving, serving_as
 from .client import FetchParams, FetchResponse, StreamingResponse
 from .codecs import json_decode, json_encode, url_decode, url_encode
 from .errors import (
@@ -360,10 +360,19 @@ class BlockingServeHandle:
         return self._orphaned or self._handle.stopped
 
     def stop(self) -> None:
-        """Stop gracefully (see :meth:`sansnet.ServeHandle.stop`); a second call raises
-        :class:`~sansnet.ServerStoppedError`, also after :func:`shutdown` stopped it."""
+        """Stop gracefully (see :meth:`sansnet.ServeHandle.stop`) and return once the
+        server has stopped. Called from one of this server's own plain ``def`` handlers
+        (in its worker thread), it starts the stop and returns at once: that request
+        (or TCP connection) is answered when the handler returns, then the server
+        finishes stopping. A second call raises :class:`~sansnet.ServerStoppedError`,
+        also after :func:`shutdown` stopped it."""
         if self.stopped:  # without the portal: shutdown() may have stopped it for good
             raise ServerStoppedError(f"The server at {self.url} is already stopped.")
+        server = self._handle._server
+        if serving() is server:  # waiting would wait for the handler calling us
+            _servers.discard(self)
+            self._portal.call(server.start_stop)
+            return
         self._stop_on(self._portal)
 
     def _stop_on(self, portal: BlockingPortal) -> None:
@@ -436,9 +445,15 @@ def _in_worker_threads(
             limiter = anyio.CapacityLimiter(limit)
         if wrap is not None:
             argument = wrap(argument)
-        result = await anyio.to_thread.run_sync(
-            handler, argument, limiter=limiter, abandon_on_cancel=True
-        )
+        # The thread runs the handler as one of this server's (whose stop() must then
+        # not wait for it), whether or not anyio copies the context into it.
+        server = serving()
+
+        def as_handler() -> Any:
+            with serving_as(server):
+                return handler(argument)
+
+        result = await anyio.to_thread.run_sync(as_handler, limiter=limiter, abandon_on_cancel=True)
         if inspect.isawaitable(result):  # a plain function that returned a coroutine
             result = await result
         return result
