@@ -82,6 +82,35 @@ async def test_websocket_over_memory() -> None:
         assert ws.close_code == 1000
 
 
+async def test_a_url_in_the_query_of_a_path_stays_in_the_query() -> None:
+    """Review: a path holding "://" anywhere was taken as a full URL:
+    client.request("/login?next=https://example.com/") raised UnsupportedProtocol, and
+    client.socket() turned the first "http" of the URL, query included, into "ws". Only
+    a scheme at the start makes a full URL; only the scheme becomes ws or wss."""
+    recorder = WireRecorder()
+    async with serve(CONFIG, recorder=recorder) as client:
+        assert client.url("/login?next=https://example.com/") == (
+            "http://testserver/login?next=https://example.com/"
+        )
+        response = await client.request("/login?next=https://example.com/")
+        assert response.text == "GET /login?next=https://example.com/ from 127.0.0.1"
+        assert (await client.request("http://testserver/full?a=b")).text.startswith(
+            "GET /full?a=b "
+        )
+        for path in ("/ws?origin=http://example.com", "HTTP://testserver/ws?origin=http://x"):
+            recorder.clear()
+            ws = await client.socket(path)
+            await ws.send("ping")
+            assert await ws.next() == "ping"
+            await ws.close()
+            target = path.removeprefix("HTTP://testserver")
+            assert recorder.client_bytes.startswith(f"GET {target} HTTP/1.1\r\n".encode())
+    async with serve(CONFIG, base_url="https://testserver") as client:
+        ws = await client.socket("/ws?next=https://example.com/")  # wss://, over memory
+        await ws.close()
+        assert ws.close_code == 1000
+
+
 async def test_recorder_prints_readably() -> None:
     recorder = WireRecorder()
     async with serve(app, recorder=recorder) as client:

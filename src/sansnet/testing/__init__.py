@@ -23,6 +23,7 @@ A pytest plugin (installed with sansnet, module ``sansnet_pytest``) adds the fix
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -276,6 +277,12 @@ class _LinkStream(NetworkStream):
 # ============================================================================== serve
 
 
+# A full URL starts with a scheme (RFC 3986: a letter, then letters, digits, "+", "-"
+# or ".") and "://"; anything else is a path on the test host.
+_ABSOLUTE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_WS_SCHEMES = {"http": "ws", "https": "wss"}
+
+
 class TestClient:
     """A client wired in memory to a server; made by :func:`serve`.
 
@@ -301,8 +308,11 @@ class TestClient:
         self._opener = opener
 
     def url(self, path_or_url: str) -> str:
-        """A full URL for ``path_or_url`` on the test host."""
-        if "://" in path_or_url:
+        """A full URL for ``path_or_url`` on the test host: a path (``"/items?x=1"``)
+        goes after :attr:`base_url`; only a string that starts with a scheme and
+        ``://`` (``"http://testserver/items"``) is taken as a full URL, so a query may
+        hold one (``"/login?next=https://example.com/"``)."""
+        if _ABSOLUTE_URL.match(path_or_url):
             return path_or_url
         return self.base_url + ("" if path_or_url.startswith("/") else "/") + path_or_url
 
@@ -313,7 +323,11 @@ class TestClient:
         return self.http.stream(self.url(path_or_url), **options)
 
     async def socket(self, path_or_url: str = "/", **options: Any) -> WebSocket:
-        url = self.url(path_or_url).replace("http", "ws", 1)
+        url = self.url(path_or_url)
+        scheme, colon, rest = url.partition(":")
+        ws_scheme = _WS_SCHEMES.get(scheme.lower())
+        if colon and ws_scheme is not None:  # only the scheme: http -> ws, https -> wss
+            url = ws_scheme + colon + rest
         return await _socket(url, open_stream=self._opener, **options)
 
     async def connect(self) -> RawConnection:
