@@ -364,6 +364,57 @@ async def test_mock_router_routes() -> None:
             await sansnet.request("https://nope.example/")
 
 
+@pytest.mark.parametrize(
+    ("route", "url"),
+    [
+        ("https://api.example.com", "https://api.example.com"),  # sent as .../
+        ("https://api.example.com/", "https://api.example.com"),
+        ("https://api.example.com/a", "https://API.Example.com/a"),
+        ("HTTPS://API.example.com/a", "https://api.example.com/a"),
+        ("https://api.example.com/a", "https://api.example.com:443/a"),
+        ("http://api.example.com:80/a", "http://api.example.com/a"),
+        ("https://api.example.com/a b", "https://api.example.com/a b"),  # sent as a%20b
+        ("https://api.example.com/a%20b", "https://api.example.com/a b"),
+        ("https://api.example.com/é", "https://api.example.com/é"),  # sent as %C3%A9
+        ("https://bücher.example/a", "https://xn--bcher-kva.example/a"),
+        ("https://api.example.com/a", "https://api.example.com/a?q=1 2"),
+        ("https://api.example.com/a?q=1 2", "https://api.example.com/a?q=1%202"),
+    ],
+)
+async def test_mock_router_matches_the_url_the_client_sends(route: str, url: str) -> None:
+    """Review: routes were compared with the sent URL as strings, so a route failed with
+    "No mock route" for the very URL given to add() when the client sends it otherwise:
+    no path (sent as "/"), a space or non-ASCII in the path (sent percent-encoded), the
+    host in another case, the default port written. Both are now compared as sent."""
+    router = MockRouter()
+    router.add("GET", route, json={"ok": True})
+    async with mock(router):
+        assert (await sansnet.request(url)).json() == {"ok": True}
+
+
+async def test_mock_router_still_tells_routes_apart() -> None:
+    router = MockRouter()
+    router.add("GET", "https://api.example.com/a", body="a")
+    router.add("GET", "https://api.example.com/a?v=2", body="a v2")
+    router.add("GET", "http://api.example.com/a", body="plain a")
+    async with mock(router):
+        assert (await sansnet.request("https://api.example.com/a?v=1")).text == "a"
+        assert (await sansnet.request("https://api.example.com/a?v=2")).text == "a v2"
+        assert (await sansnet.request("http://api.example.com/a")).text == "plain a"
+        for other in (
+            "https://api.example.com:8443/a",
+            "https://api.example.com/A",
+            "https://api.example.com/a/",
+            "https://other.example.com/a",
+        ):
+            with pytest.raises(AssertionError, match="No mock route"):
+                await sansnet.request(other)
+    with pytest.raises(sansnet.UnsupportedProtocol, match="no scheme"):
+        router.add("GET", "/a", body="never matched")
+    with pytest.raises(sansnet.InvalidURL, match="no host"):
+        router.add("GET", "https:///a", body="never matched")
+
+
 async def test_mock_router_answers_every_request_with_the_same_body() -> None:
     """Issue: a route whose body was a generator answered the first request only; the
     next got an empty body. A route answers every request alike: a list of chunks does,

@@ -36,6 +36,7 @@ import anyio
 
 from sansnet._lifecycle import unwrap_group
 from sansnet._server_session import close_body, response_parts
+from sansnet._urls import parse_url
 from sansnet.client import (
     Client,
     Deadlines,
@@ -52,6 +53,7 @@ from sansnet.protocol import Headers, ResponseHead
 from sansnet.server import RequestHandler, ServeConfig, Server
 from sansnet.server import serve as _serve
 from sansnet.testing.virtual_time import VirtualTimeEventLoop
+from sansnet.transport.pool import Origin
 from sansnet.transport.streams import (
     READ_SIZE,
     MemoryStream,
@@ -534,8 +536,12 @@ class MockRouter(MockTransport):
     fixture: ``router.add("GET", "https://api.example.com/items", json=[...])``.
 
     A route matches on the method and the URL without its query (a URL of ``"*"``
-    matches any); the last added route that matches wins. A request no route matches
-    fails the test with an ``AssertionError`` naming it.
+    matches any; a route whose URL has a query matches that query only); the last
+    added route that matches wins. URLs are compared as the client sends them: an
+    empty path is ``/``, the scheme and host match in any case, the default port
+    (``:443``, ``:80``) may be written or not, and a space or non-ASCII character
+    matches its percent-encoded form. A request no route matches fails the test with
+    an ``AssertionError`` naming it.
     """
 
     def __init__(self) -> None:
@@ -560,7 +566,13 @@ class MockRouter(MockTransport):
         re-iterable of chunks (a list): a one-shot iterator (a generator, sync or async,
         or ``iter(...)``) would answer the first request only and the next with an empty
         body, so it raises :class:`~sansnet.InvalidArgument`; return a fresh one from a
-        ``handler`` instead (``lambda request: ServeResponse(body=chunks())``)."""
+        ``handler`` instead (``lambda request: ServeResponse(body=chunks())``).
+
+        ``url`` is ``"*"`` or an http(s) URL the client could send to: one it could not
+        (no scheme, no host) raises :class:`~sansnet.InvalidURL` or
+        :class:`~sansnet.UnsupportedProtocol` here, as the request would."""
+        if url != "*":
+            _route_key(url)  # a route no request could match: say so now
         if handler is None:
             from sansnet.codecs import json_encode
 
@@ -587,10 +599,26 @@ class MockRouter(MockTransport):
 
     def _dispatch(self, request: Request) -> Any:
         bare = request.url.partition("?")[0]
+        origin, path, query = _route_key(request.url)
         for method, url, handler in reversed(self.routes):
-            if method in (request.method, "*") and url in (bare, request.url, "*"):
+            if method not in (request.method, "*"):
+                continue
+            if url == "*":
+                return handler(request)
+            route_origin, route_path, route_query = _route_key(url)
+            if (route_origin, route_path) == (origin, path) and route_query in ("", query):
                 return handler(request)
         raise AssertionError(
             f"No mock route for {request.method} {request.url}; add one with "
             f"net_mock.add({request.method!r}, {bare!r}, ...)."
         )
+
+
+def _route_key(url: str) -> tuple[Origin, str, str]:
+    """``url`` as the client sends it, to compare routes with requests: its origin
+    (scheme and host lowercased, the default port filled in), and its path and query
+    percent-encoded (an empty path is ``/``). Raises what the client raises for a URL
+    it cannot send."""
+    parsed = parse_url(url)
+    path, _, query = parsed.target.partition("?")
+    return parsed.origin, path, query
