@@ -196,6 +196,33 @@ async def test_truncated_and_broken_links() -> None:
             await client.request("/echo", method="POST", body=b"x" * 100)
 
 
+@pytest.mark.parametrize(
+    ("truncate_after", "close_after", "breaks"),
+    [(500, 10, True), (10, 500, False), (10, 10, True)],
+)
+async def test_truncate_after_and_close_after_whichever_comes_first(
+    truncate_after: int, close_after: int, breaks: bool
+) -> None:
+    """Review: Faults(truncate_after=500, close_after=10) ignored close_after and
+    delivered 100 bytes. Now the fault with fewer bytes acts (the break on a tie): the
+    reader gets 10 bytes either way; a break raises WriteError in the writer at once,
+    a truncation ends the stream cleanly and raises only at the next write."""
+    recorder = WireRecorder()
+    faults = Faults(truncate_after=truncate_after, close_after=close_after)
+    async with (
+        serve(app, faults=faults, recorder=recorder) as client,
+        await client.connect() as conn,
+    ):
+        if breaks:
+            with pytest.raises(sansnet.WriteError, match="broken"):
+                await conn.send(b"x" * 100)
+        else:
+            await conn.send(b"x" * 100)
+            with pytest.raises(sansnet.WriteError, match="cut"):
+                await conn.send(b"more")
+    assert recorder.client_bytes == b"x" * 10
+
+
 def test_faults_are_validated() -> None:
     with pytest.raises(ValueError, match="chunk_size"):
         Faults(chunk_size=0)

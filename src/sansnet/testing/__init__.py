@@ -156,8 +156,11 @@ class Faults:
     ``chunk_size``: deliver writes in pieces of at most this many bytes (1: byte by
     byte). ``delay``: seconds to wait before delivering each piece. ``truncate_after``:
     deliver only this many bytes in all, then end the stream (the reader sees a clean
-    end of stream). ``close_after``: after this many bytes, break the connection (the
-    writer gets :class:`~sansnet.WriteError`, the reader an end of stream).
+    end of stream; a later write raises :class:`~sansnet.WriteError`).
+    ``close_after``: after this many bytes, break the connection (the writer gets
+    :class:`~sansnet.WriteError`, the reader an end of stream). Given both, the one
+    with fewer bytes acts and the other never comes; given the same number, the
+    connection breaks (``close_after``).
     """
 
     chunk_size: int | None = None
@@ -217,7 +220,9 @@ class _LinkStream(NetworkStream):
                 self._recorder.record(self._side, data, self._link)
             await self._inner.write(data, timeout)
             return
-        limit = faults.truncate_after if faults.truncate_after is not None else faults.close_after
+        # Whichever of truncate_after and close_after comes first ends the link.
+        limits = [n for n in (faults.truncate_after, faults.close_after) if n is not None]
+        limit = min(limits) if limits else None
         if limit is not None and self._written + len(data) > limit:
             data = data[: max(0, limit - self._written)]
         size = faults.chunk_size or max(1, len(data))
@@ -231,7 +236,7 @@ class _LinkStream(NetworkStream):
             self._written += len(piece)
         if limit is not None and self._written >= limit:
             self._ended = True
-            if faults.truncate_after is not None:
+            if faults.close_after != limit:  # truncate_after came first: a clean end
                 await self._inner.send_eof()
             else:
                 await self._inner.aclose()
