@@ -276,7 +276,7 @@ async def _serve(spec: WorkerSpec, output: Output) -> int:
 
 
 def _serve_workers(spec: WorkerSpec, workers: int, output: Output) -> int:
-    worker_config(spec)  # an app that cannot be imported fails here, not in N workers
+    # Supervisor() loads the app: one that cannot be imported fails here, not in N workers
     return Supervisor(spec, workers, announce=lambda text: output.info(text, "bold")).run()
 
 

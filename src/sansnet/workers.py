@@ -17,7 +17,8 @@ The supervisor (this process, no event loop):
   (5 crashes in a row before listening): a broken app should fail loudly, not loop;
 * on SIGTERM or Ctrl-C (SIGINT), sends SIGTERM to every worker, which stops gracefully
   (stops accepting, lets in-flight requests finish within ``drain_timeout``, closes
-  WebSockets with 1001), waits ``drain_timeout`` + 5 s, kills what is left, returns 0.
+  WebSockets with 1001), waits ``drain_timeout`` + 5 s (the app's own, when it is a
+  ServeConfig), kills what is left, returns 0.
 
 A worker is :func:`sansnet.serve` on the backend asked for (asyncio, uvloop or trio)
 with the app imported from ``module:attribute`` (a request handler or a
@@ -233,7 +234,10 @@ def _reuse_port_supported() -> bool:
 
 
 class Supervisor:
-    """Runs ``workers`` copies of ``spec``; see the module's docstring for the rules."""
+    """Runs ``workers`` copies of ``spec``; see the module's docstring for the rules.
+    Loads the app in this process as a worker will (an app that cannot be imported or
+    configured raises :class:`~sansnet.InvalidArgument` here): its ``drain_timeout``
+    decides how long a stop waits for the workers before killing them."""
 
     def __init__(
         self,
@@ -253,7 +257,15 @@ class Supervisor:
         self.count = workers or cpu_count()
         self.reuse_port = _reuse_port_supported() if reuse_port is None else reuse_port
         self.announce = announce or (lambda text: print(text, file=sys.stderr, flush=True))
-        self.stop_timeout = float(spec.options.get("drain_timeout", 10.0)) + 5.0
+        # The config every worker will build, built once here: the app is imported in
+        # this process too (an app that cannot be imported fails here, not in N
+        # workers). Its drain_timeout (the app's own when a ServeConfig, unless options
+        # give one) sets how long a stop waits before killing. Known before any worker
+        # starts, unlike a value each worker would report once ready: a stop can come
+        # while a worker is still starting, and a worker that never gets ready must be
+        # waited for all the same.
+        config = _config(spec)
+        self.stop_timeout = float(config.drain_timeout) + 5.0
         self._stop_requested = False
         self._socket: socket.socket | None = None
         self._uds_inode: int | None = None
@@ -471,8 +483,7 @@ def run(
         json.dumps(spec.options)
     except TypeError as exc:
         raise InvalidArgument(f"worker options must be plain data (JSON): {exc}.") from None
-    _config(spec)  # fail here, not in N workers, when the app cannot be imported
-    return Supervisor(spec, workers).run()
+    return Supervisor(spec, workers).run()  # which loads the app first: see there
 
 
 def _main(argv: list[str]) -> None:  # pragma: no cover - runs in the worker processes

@@ -40,6 +40,10 @@ APP = textwrap.dedent(
             sys.stderr.write(f"in the slow handler of {os.getpid()}\\n")  # one write
             sys.stderr.flush()
             await anyio.sleep(float(request.query.get("seconds", "1")))
+        elif request.path == "/block":  # a worker stuck in a blocking call: deaf to SIGTERM
+            sys.stderr.write(f"blocked in {os.getpid()}\\n")
+            sys.stderr.flush()
+            time.sleep(float(request.query.get("seconds", "30")))
         return sansnet.json_encode(
             {
                 "pid": os.getpid(),
@@ -58,6 +62,9 @@ APP = textwrap.dedent(
 
 
     app = sansnet.ServeConfig(handle_request=handle, handle_web_socket=echo)
+    # apps that drain for longer, or shorter, than the default 10 s
+    long_drain = sansnet.ServeConfig(handle_request=handle, drain_timeout=30)
+    short_drain = sansnet.ServeConfig(handle_request=handle, drain_timeout=0.5)
     '''
 )
 

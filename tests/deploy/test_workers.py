@@ -5,6 +5,7 @@ trio (each worker runs the backend asked for)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -255,3 +256,49 @@ def test_workers_stop_when_their_supervisor_is_killed(app_dir: Path, served: lis
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url, timeout=2)  # nothing holds the port
+
+
+@pytest.mark.parametrize(
+    ("app", "options", "drain_timeout"),
+    [
+        ("deployapp:long_drain", {}, 30.0),  # the ServeConfig's own
+        ("deployapp:long_drain", {"drain_timeout": 2}, 2.0),  # run(drain_timeout=...) wins
+        ("deployapp:handle", {}, 10.0),  # a request handler: ServeConfig's default
+    ],
+)
+def test_the_kill_deadline_follows_the_drain_timeout_the_workers_use(
+    app_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    app: str,
+    options: dict[str, float],
+    drain_timeout: float,
+) -> None:
+    """Issue: an app ServeConfig(drain_timeout=30) served with --workers had its worker
+    killed 15 s after SIGTERM (the default 10 s + 5), an 18 s request in flight cut off.
+    The supervisor waits the drain_timeout the workers use, + 5 s (checked here without
+    the 35 s wait; the next test checks a short one end to end)."""
+    monkeypatch.chdir(app_dir)
+    spec = WorkerSpec(app, port=0, options=options)
+    assert Supervisor(spec, 1).stop_timeout == drain_timeout + 5.0
+
+
+def test_a_worker_deaf_to_sigterm_is_killed_after_the_apps_drain_timeout(
+    app_dir: Path, served: list[Served]
+) -> None:
+    """With ServeConfig(drain_timeout=0.5), a worker stuck in a blocking call is killed
+    5.5 s after SIGTERM, not after the default 10 + 5 s."""
+    server = serve_workers(app_dir, "deployapp:short_drain", "--workers", "1", "--port", "0")
+    served.append(server)
+
+    def blocked() -> None:
+        with contextlib.suppress(httpx.HTTPError):  # its worker is killed under it
+            httpx.get(server.url + "/block?seconds=30", timeout=40)
+
+    request = threading.Thread(target=blocked, daemon=True)
+    request.start()
+    server.wait_for("blocked in")
+    sent = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(12) == 0  # the old deadline, 15 s, would time out here
+    assert time.monotonic() - sent > 5.0  # it did give the worker 0.5 + 5 s
+    request.join(10)
