@@ -44,7 +44,7 @@ from urllib.parse import quote
 from .codecs import json_encode
 from .errors import BindError, InvalidArgument
 from .models import ServeRequest, ServeResponse
-from .transport.listen import UNIX_SOCKET_MODE, _claim_unix_path
+from .transport.listen import UNIX_SOCKET_MODE, _bind_error, _claim_unix_path
 from .websocket import WebSocket
 
 __all__ = ["WorkerSpec", "cpu_count", "load_app", "run"]
@@ -260,11 +260,13 @@ class Supervisor:
         # The config every worker will build, built once here: the app is imported in
         # this process too (an app that cannot be imported fails here, not in N
         # workers). Its drain_timeout (the app's own when a ServeConfig, unless options
-        # give one) sets how long a stop waits before killing. Known before any worker
-        # starts, unlike a value each worker would report once ready: a stop can come
-        # while a worker is still starting, and a worker that never gets ready must be
-        # waited for all the same.
+        # give one) sets how long a stop waits before killing; its host is the address
+        # as serve() reads it ("http://" and IPv6 brackets gone). Known before any
+        # worker starts, unlike a value each worker would report once ready: a stop can
+        # come while a worker is still starting, and a worker that never gets ready
+        # must be waited for all the same.
         config = _config(spec)
+        self.host: str = config.host
         self.stop_timeout = float(config.drain_timeout) + 5.0
         self._stop_requested = False
         self._socket: socket.socket | None = None
@@ -286,21 +288,19 @@ class Supervisor:
             self._socket = _bind_unix(spec.uds)
             self._uds_inode = os.stat(spec.uds).st_ino
             return
-        family = socket.AF_INET6 if ":" in spec.address else socket.AF_INET
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if self.reuse_port:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((spec.address, spec.port))
+            sock.bind((self.host, spec.port))
             if not self.reuse_port:
                 sock.listen(2048)
                 sock.set_inheritable(True)
         except OSError as exc:
             sock.close()
-            raise BindError(
-                f"Can't listen on {spec.address}:{spec.port}: {exc.strerror or exc}."
-            ) from None
+            raise _bind_error(exc, self.host, spec.port) from None
         self._socket = sock
         self.spec = replace(spec, port=sock.getsockname()[1])
 
@@ -309,7 +309,7 @@ class Supervisor:
         spec = self.spec
         if spec.uds is not None:
             return f"http+unix://{quote(spec.uds, safe='')}"
-        host = f"[{spec.address}]" if ":" in spec.address else spec.address
+        host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{spec.port}"
 
     # ------------------------------------------------------------------ workers

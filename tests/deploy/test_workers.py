@@ -302,3 +302,31 @@ def test_a_worker_deaf_to_sigterm_is_killed_after_the_apps_drain_timeout(
     assert server.process.wait(12) == 0  # the old deadline, 15 s, would time out here
     assert time.monotonic() - sent > 5.0  # it did give the worker 0.5 + 5 s
     request.join(10)
+
+
+@pytest.mark.parametrize(
+    ("address", "host"), [("http://127.0.0.1", "127.0.0.1"), ("[::1]", "[::1]")]
+)
+def test_workers_take_every_address_form_serve_takes(
+    app_dir: Path, served: list[Served], address: str, host: str
+) -> None:
+    """Issue: --address http://127.0.0.1 or [::1] (as ServeConfig.address takes them, and
+    sansnet serve without --workers) failed with --workers: "Name or service not known"."""
+    if host == "[::1]" and not _has_ipv6():
+        pytest.skip("no IPv6 loopback on this machine")
+    server = serve_workers(
+        app_dir, "deployapp:app", "--workers", "1", "--port", "0", "--address", address
+    )
+    served.append(server)
+    assert server.url == f"http://{host}:{server.port}"
+    assert httpx.get(server.url, timeout=5).json()["pid"] in server.worker_pids()
+    assert server.stop() == 0
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
