@@ -11,6 +11,7 @@ import gc
 import logging
 import os
 import socket
+import sys
 import tracemalloc
 from typing import Any
 
@@ -81,6 +82,60 @@ async def test_pipelining_without_reading_keeps_memory_bounded() -> None:
         finally:
             tracemalloc.stop()
         assert (await sansnet.request(handle.url)).ok
+
+
+_FLOOD_THEN_ASK = """
+import socket, sys
+port, data = int(sys.argv[1]), sys.stdin.buffer.read()
+with socket.create_connection(("127.0.0.1", port), timeout=20) as flooder:
+    flooder.sendall(data)
+    assert flooder.recv(65536), "the flood is being answered"
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as other:
+        other.sendall(b"GET /other HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+        answer = b""
+        while chunk := other.recv(65536):
+            answer += chunk
+    flooder.shutdown(socket.SHUT_WR)
+    while flooder.recv(1 << 20):  # the rest of the answers, until the server closes
+        pass
+sys.stdout.buffer.write(answer)
+"""
+
+
+@pytest.mark.parametrize("flood", ["pipelined requests", "a body of one-byte chunks"])
+async def test_one_client_flooding_the_server_does_not_hold_the_others(flood: str) -> None:
+    """Issue: on asyncio, a read returns what is buffered without a trip through the
+    event loop, a handler that never awaits does not yield, nor does a write the
+    transport takes at once: one client pipelining cheap requests (or sending a body of
+    tiny chunks) held the loop for seconds, and every other client waited. The other
+    client here connects once the flood is being answered; it must be served before
+    the flood's last request, not after."""
+    order: list[str] = []
+
+    async def record(request: ServeRequest) -> str:
+        order.append(request.path)
+        return "ok"
+
+    if flood == "pipelined requests":
+        data = b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n" * 4000
+    else:
+        chunks = b"1\r\nx\r\n" * 160000
+        data = (
+            b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /flood HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + chunks
+            + b"0\r\n\r\n"
+        )
+
+    async with sansnet.serve(0, record) as handle:
+        with anyio.fail_after(60):
+            # In a process of its own: a thread would wait for the server's GIL.
+            result = await anyio.run_process(
+                [sys.executable, "-c", _FLOOD_THEN_ASK, str(handle.port)], input=data
+            )
+    answer = result.stdout
+    assert answer.endswith(b"ok")
+    assert order[-1] == "/flood", f"The other client was served after the flood: {order[-3:]}"
 
 
 async def test_a_refused_connection_reads_the_503_not_a_reset() -> None:
