@@ -126,6 +126,33 @@ def test_leading_empty_lines_are_ignored() -> None:
     assert isinstance(request, RequestHead)
 
 
+@pytest.mark.parametrize("split", [1, 2, 3])
+def test_an_empty_line_split_between_its_cr_and_its_lf_is_ignored_too(split: int) -> None:
+    # Issue: the CR of an empty line arriving alone was taken for the start of a request
+    # line (400): how TCP splits the bytes decided whether the request was served.
+    conn = ServerConnection()
+    data = b"\r\n\r\n" + GET
+    assert feed(conn, data[:split]) == []
+    assert conn.next_event() is NEED_DATA
+    [request, _] = feed(conn, data[split:])
+    assert isinstance(request, RequestHead)
+
+
+def test_a_cr_alone_then_the_end_of_the_stream_is_a_quiet_close() -> None:
+    conn = ServerConnection()
+    assert feed(conn, b"\r", eof=True) == [PeerClosed()]
+
+
+@pytest.mark.parametrize(
+    "host", [b"", b"a", b"a:", b"a:65535", b"127.0.0.1:80", b"[::1]:8080", b"ex%41mple.com"]
+)
+def test_every_form_of_host_is_taken(host: bytes) -> None:
+    conn = ServerConnection()
+    [request, _] = feed(conn, b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    assert isinstance(request, RequestHead)
+    assert request.headers["host"] == host.decode()
+
+
 def test_absolute_form_target_maps_to_path_and_query() -> None:
     conn = ServerConnection()
     [request, _] = feed(conn, b"GET http://example.com:8080/a/b?x=1 HTTP/1.1\r\nHost: z\r\n\r\n")
@@ -746,6 +773,23 @@ HEAD_SYNTAX = [
         400,
         "multiple host",
         id="two-hosts-http10",
+    ),
+    # RFC 9112 section 3.2: a Host that is no host[:port] is refused; it would make a
+    # request URL whose host is something else.
+    *(
+        pytest.param(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n", 400, "invalid host", id=name)
+        for name, host in [
+            ("host-with-path", b"evil.example/login?x="),
+            ("host-with-userinfo", b"good.example@evil.example"),
+            ("host-with-space", b"a b"),
+            ("host-port-too-large", b"a:65536"),
+            ("host-port-not-digits", b"a:8o"),
+            ("host-half-escape", b"ex%4"),
+            ("host-bad-ipv6", b"[1:2:3]"),
+            ("host-ipv6-not-hex", b"[::zz]"),
+            ("host-ipv6-unclosed", b"[::1"),
+            ("host-non-ascii", b"\xe9.example"),
+        ]
     ),
 ]
 

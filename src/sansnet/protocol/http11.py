@@ -53,6 +53,7 @@ unscanned.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -655,8 +656,8 @@ class HTTPConnection:
         pending = self._pending
         while pending[:2] == b"\r\n" and self._skips_empty_lines():
             del pending[:2]  # RFC 9112 section 2.2: ignore empty lines before a request
-        if not pending:
-            return self._no_head()
+        if not pending or (pending == b"\r" and self._skips_empty_lines()):
+            return self._no_head()  # (a CR alone: an empty line whose LF is on its way)
         end = pending.find(b"\r\n\r\n", self._searched)
         if end >= 0:
             end += 4
@@ -1052,6 +1053,8 @@ class ServerConnection(HTTPConnection):
                     chunked = True
                 elif lower == "upgrade":
                     upgrade = True
+                elif lower == "host":
+                    _check_host(value)  # (h11 refuses a second Host field)
                 else:
                     connection.append(value)
         if chunked:
@@ -1318,8 +1321,39 @@ _NOT_IN_TRAILERS: Final = frozenset(
     ]
 )
 _REQUEST_SPECIAL: Final = frozenset(
-    ["connection", "content-length", "transfer-encoding", "upgrade"]
+    ["connection", "content-length", "host", "transfer-encoding", "upgrade"]
 )
+# RFC 9112 section 3.2: Host = uri-host [ ":" port ] (RFC 3986: a reg-name, maybe empty,
+# or an IPv4 address, or an IP literal in brackets; port = *DIGIT).
+_HOST_FIELD: Final = re.compile(
+    r"(?:(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*|\[([0-9A-Fa-f:.]+)\])(?::([0-9]*))?"
+)
+
+
+def _check_host(value: str) -> None:
+    """400 unless ``value`` is a Host field value (RFC 9112 section 3.2 says a server
+    MUST refuse an invalid one): a "/", "@", space or "?" in it would make a request
+    URL whose host is something else. Also refused: a port past 65535, which no URL
+    parser takes, and a bracketed literal that is no IPv6 address."""
+    match = _HOST_FIELD.fullmatch(value)
+    if match is not None:
+        literal, port = match.groups()
+        if (not port or (len(port) <= 5 and int(port) <= 65535)) and (
+            literal is None or _is_ipv6(literal)
+        ):
+            return
+    raise RemoteProtocolError(
+        f"Invalid Host field {value[:80]!r}: a host is a name or an address, with an "
+        "optional port (RFC 9112 section 3.2)."
+    )
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _tokens(values: list[str]) -> set[str]:
