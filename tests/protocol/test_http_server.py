@@ -153,6 +153,17 @@ def test_every_form_of_host_is_taken(host: bytes) -> None:
     assert request.headers["host"] == host.decode()
 
 
+def test_good_hosts_are_remembered_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sansnet.protocol import http11
+
+    monkeypatch.setattr(http11, "_GOOD_HOSTS", set())
+    monkeypatch.setattr(http11, "_GOOD_HOSTS_SIZE", 1)
+    for host in (b"a", b"b", b"a", b"b"):
+        [request, _] = feed(ServerConnection(), b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+        assert isinstance(request, RequestHead)
+    assert {"a"} == http11._GOOD_HOSTS
+
+
 def test_absolute_form_target_maps_to_path_and_query() -> None:
     conn = ServerConnection()
     [request, _] = feed(conn, b"GET http://example.com:8080/a/b?x=1 HTTP/1.1\r\nHost: z\r\n\r\n")

@@ -1054,7 +1054,8 @@ class ServerConnection(HTTPConnection):
                 elif lower == "upgrade":
                     upgrade = True
                 elif lower == "host":
-                    _check_host(value)  # (h11 refuses a second Host field)
+                    if value not in _GOOD_HOSTS:  # (h11 refuses a second Host field)
+                        _check_host(value)
                 else:
                     connection.append(value)
         if chunked:
@@ -1334,18 +1335,26 @@ def _check_host(value: str) -> None:
     """400 unless ``value`` is a Host field value (RFC 9112 section 3.2 says a server
     MUST refuse an invalid one): a "/", "@", space or "?" in it would make a request
     URL whose host is something else. Also refused: a port past 65535, which no URL
-    parser takes, and a bracketed literal that is no IPv6 address."""
+    parser takes, and a bracketed literal that is no IPv6 address. A value found good
+    is remembered (a server sees the same few): the caller looks in :data:`_GOOD_HOSTS`
+    first."""
     match = _HOST_FIELD.fullmatch(value)
     if match is not None:
         literal, port = match.groups()
         if (not port or (len(port) <= 5 and int(port) <= 65535)) and (
             literal is None or _is_ipv6(literal)
         ):
+            if len(_GOOD_HOSTS) < _GOOD_HOSTS_SIZE:
+                _GOOD_HOSTS.add(value)
             return
     raise RemoteProtocolError(
         f"Invalid Host field {value[:80]!r}: a host is a name or an address, with an "
         "optional port (RFC 9112 section 3.2)."
     )
+
+
+_GOOD_HOSTS: Final[set[str]] = set()
+_GOOD_HOSTS_SIZE: Final = 256
 
 
 def _is_ipv6(text: str) -> bool:
