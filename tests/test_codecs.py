@@ -175,6 +175,29 @@ def test_json_decode_null_is_none_for_every_input_type(text: object) -> None:
     assert net.json_decode(text) is None  # type: ignore[arg-type]
 
 
+class _Str(str):
+    pass
+
+
+class _Bytes(bytes):
+    pass
+
+
+class _ByteArray(bytearray):
+    pass
+
+
+@pytest.mark.parametrize("kind", [_Str, _Bytes, _ByteArray])
+def test_json_decode_takes_subclasses_of_str_and_bytes(kind: type) -> None:
+    # orjson takes the exact types only: a str subclass (a StrEnum value, a Latin1Text
+    # header) raised "Input must be bytes, ... or str".
+    text = '{"a": [1, "x"]}'
+    value = kind(text) if kind is _Str else kind(text.encode())
+    assert net.json_decode(value) == {"a": [1, "x"]}
+    with pytest.raises(net.JSONDecodeError, match="line 1 column 2"):
+        net.json_decode(kind("[,") if kind is _Str else kind(b"[,"))
+
+
 def test_json_decode_values() -> None:
     assert net.json_decode('{"a": [1, 2.5, "x", true, false, null]}') == {
         "a": [1, 2.5, "x", True, False, None]

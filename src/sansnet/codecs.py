@@ -130,6 +130,10 @@ def json_decode(text: str | bytes | bytearray | memoryview, _loads: Any = orjson
                 "json_decode() takes str, bytes, bytearray or memoryview, "
                 f"not {type(text).__name__}"
             ) from None
+        if isinstance(text, str) and type(text) is not str:
+            return json_decode(str(text))  # orjson takes the exact types only
+        if isinstance(text, (bytes, bytearray)) and type(text) not in (bytes, bytearray):
+            return json_decode(bytes(text))
         if isinstance(text, (bytes, bytearray, memoryview)) and "UTF-8" in exc.msg:
             try:
                 bytes(text).decode("utf-8")
