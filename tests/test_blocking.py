@@ -370,6 +370,52 @@ def test_stop_from_a_plain_handler_returns_at_once_and_the_request_is_answered()
     wait_until_refused(handle.url)
 
 
+def test_a_script_that_exits_once_a_handler_stopped_the_server_still_drains() -> None:
+    """Review: a script that waits for ``handle.stopped`` and then ends, the stop having
+    come from a handler, cut the drain at exit: the request that asked for the stop and
+    one still in flight both got no answer. shutdown() at exit now waits for it."""
+    script = textwrap.dedent(
+        """
+        import time
+        from sansnet import blocking
+        def handler(request):
+            if request.path == "/quit":
+                handle.stop()
+                time.sleep(0.2)  # work after asking for the stop
+                return "bye"
+            time.sleep(1)  # in flight when the stop comes
+            return "slow done"
+        handle = blocking.serve(0, handler)
+        print(handle.port, flush=True)
+        while not handle.stopped:
+            time.sleep(0.02)
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as server:
+        try:
+            assert server.stdout is not None
+            url = f"http://127.0.0.1:{int(server.stdout.readline())}"
+            answers: dict[str, object] = {}
+
+            def get(path: str) -> None:
+                try:
+                    answers[path] = blocking.request(url + path, timeout=20).text
+                except sansnet.NetError as exc:
+                    answers[path] = exc
+
+            slow = threading.Thread(target=get, args=("/slow",))
+            slow.start()
+            time.sleep(0.2)  # the slow request is in its handler
+            get("/quit")
+            slow.join(30)
+            assert answers == {"/quit": "bye", "/slow": "slow done"}
+            assert server.wait(30) == 0
+        finally:
+            server.kill()
+
+
 def test_stop_from_a_plain_tcp_handler_returns_at_once_and_the_handler_writes_on() -> None:
     """Review: the same for blocking.tcp.serve: the client read b"" after drain_timeout
     instead of the handler's b"bye"."""

@@ -184,11 +184,13 @@ def shutdown() -> None:
     except Exception:  # pragma: no cover - closing at exit is best effort
         pass
     for handle in list(_servers):
-        if not handle.stopped:
-            try:
+        try:
+            if not handle.stopped:
                 handle._stop_on(current)
-            except Exception:  # pragma: no cover - stopping at exit is best effort
-                pass
+            else:  # stopping since a stop() from one of its handlers: let it drain
+                handle._done.result(timeout=60)
+        except Exception:  # pragma: no cover - stopping at exit is best effort
+            pass
     _servers.clear()
     current.call(current.stop, True)
     if thread is not None:
@@ -364,13 +366,14 @@ class BlockingServeHandle:
         server has stopped. Called from one of this server's own plain ``def`` handlers
         (in its worker thread), it starts the stop and returns at once: that request
         (or TCP connection) is answered when the handler returns, then the server
-        finishes stopping. A second call raises :class:`~sansnet.ServerStoppedError`,
-        also after :func:`shutdown` stopped it."""
+        finishes stopping (:func:`shutdown`, at interpreter exit, waits for that, as for
+        any server still running). A second call raises
+        :class:`~sansnet.ServerStoppedError`, also after :func:`shutdown` stopped it."""
         if self.stopped:  # without the portal: shutdown() may have stopped it for good
             raise ServerStoppedError(f"The server at {self.url} is already stopped.")
         server = self._handle._server
         if serving() is server:  # waiting would wait for the handler calling us
-            _servers.discard(self)
+            # Kept in _servers: shutdown() at exit waits for the drain to finish.
             self._portal.call(server.start_stop)
             return
         self._stop_on(self._portal)
