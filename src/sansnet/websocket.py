@@ -470,17 +470,22 @@ class WebSocket:
         the read's (see :meth:`_on_alarm`), unless the step is due already."""
         deadline = self._read_deadline()
         left = math.inf if deadline is None else deadline - now()
-        if left <= 0:
-            # Due already: a peer that keeps sending never lets a read time out (on
-            # asyncio a read returns what is buffered whatever its timeout), yet it may
-            # take nothing we send (a ping flood while it does not read).
+        if left <= 0 and (self._keepalive_payload is None or self.ping_timeout is None):
+            # A ping is due: it goes out now, even while the peer keeps sending (then a
+            # read never times out: an asyncio read returns what is buffered whatever
+            # its timeout).
             return await self._keepalive()
+        if left <= 0 and self._stream.is_readable():
+            # Our pong is late, but bytes wait: they are read first. The pong may be
+            # among them, behind messages the peer sent before our ping (an application
+            # that reads slowly); nothing waiting, the read below times out at once.
+            deadline = None
         alarm = self._alarm
         try:
             # asyncio reads up to 256 KiB at a time: taking it whole saves re-slicing.
             if deadline is None:
                 data = await self._stream.read(_READ_SIZE)
-            elif alarm is not None and self._conn.state is OPEN:
+            elif alarm is not None and self._conn.state is OPEN and left > 0:
                 alarm.arm(deadline)
                 self._waiting = True
                 try:
@@ -488,7 +493,9 @@ class WebSocket:
                 finally:
                     self._waiting = False
             else:
-                data = await self._stream.read(_READ_SIZE, left)
+                # (A late pong's read, left <= 0: on asyncio one turn of the loop, for
+                # bytes the kernel holds that the transport has not handed over yet.)
+                data = await self._stream.read(_READ_SIZE, max(0.0, left))
         except ReadTimeout:
             return await self._keepalive()
         except TransportError:

@@ -12,7 +12,7 @@ import pytest
 
 import sansnet
 from sansnet import WebSocket
-from sansnet.protocol.websocket import Closed, WebSocketConnection
+from sansnet.protocol.websocket import MAX_UNSENT_PONGS, Closed, WebSocketConnection
 from sansnet.transport.streams import MemoryStream, NetworkStream, memory_stream_pair
 from tests.protocol.ws_frames import encode_frame
 from tests.virtual_time import on_virtual_time
@@ -314,25 +314,58 @@ async def test_a_next_cancelled_while_its_pong_waits_to_be_written_keeps_the_mes
         assert await ws.next() == "hello"
 
 
-async def test_keepalive_fails_a_peer_that_floods_us_and_reads_nothing() -> None:
-    """Issue: on asyncio a read returns what is buffered whatever its timeout, so a peer
-    that kept sending never let keepalive run: it could flood pings (our pongs piling up
-    unsent) for as long as it liked. The step is now taken when due, data or not."""
-    ws, peer = socket_pair(ping_interval=0.2, ping_timeout=0.2, close_timeout=0.2)
-    flooding = True
+@on_virtual_time
+async def test_keepalive_pings_while_the_peer_keeps_sending_and_finds_a_pong_behind_a_backlog() -> (
+    None
+):
+    """Issue: on asyncio a read returns what is buffered whatever its timeout, so while
+    the peer kept sending, no keepalive ping ever went out. Pings now go out when due;
+    and a pong that comes late only because it is queued behind messages sent before
+    our ping (an application that reads slowly) is found, not taken for a dead peer."""
+    ws, peer = socket_pair(ping_interval=1, ping_timeout=1)
+    pings = 0
 
-    async def flood() -> None:
-        with anyio.move_on_after(20):  # bounded: the old code never stopped it
-            while flooding:
-                await peer.send(*[encode_frame(TEXT, b"x" * 1000)] * 64)
-        await peer.stream.aclose()
+    async def stream_messages() -> None:
+        while True:  # as fast as the link takes them: 256 KiB, 64 messages, queued
+            await peer.send(encode_frame(TEXT, b"x" * 4096))
+
+    async def answer_pings() -> None:
+        nonlocal pings
+        while data := await peer.stream.read():
+            peer.engine.receive_data(data)
+            while peer.engine.next_event() is not None:
+                pass
+            pong = peer.engine.data_to_send()
+            if pong:
+                pings += 1
+                await peer.stream.write(pong)  # in order: behind the queued messages
 
     async with anyio.create_task_group() as group:
-        group.start_soon(flood)
-        async for _ in ws:
-            pass
-        assert ws.close_code == 1011, "Failed by keepalive while the flood went on."
-        flooding = False
+        group.start_soon(stream_messages)
+        group.start_soon(answer_pings)
+        for _ in range(200):  # 10 s: a backlog of 64 messages is 3.2 s behind
+            assert await ws.next() is not None, ws.close_code
+            await anyio.sleep(0.05)  # the application's work
+        group.cancel_scope.cancel()
+    assert pings >= 3
+    assert ws.close_code is None
+
+
+@on_virtual_time
+async def test_a_ping_flood_behind_a_send_that_waits_keeps_our_unsent_pongs_bounded() -> None:
+    """Issue: a send() waiting for a peer that does not read holds the write lock, so
+    the reader leaves its pongs to it: a peer flooding pings grew them without bound
+    (about 5 MB/s). The engine keeps MAX_UNSENT_PONGS, the last for the newest ping."""
+    ws, peer = socket_pair()
+    async with anyio.create_task_group() as group:
+        group.start_soon(ws.send, bytes(1024 * 1024))  # waits: the link holds 256 KiB
+        await anyio.wait_all_tasks_blocked()
+        await peer.send(*[encode_frame(0x9, b"%d" % index) for index in range(5000)])
+        await peer.send(encode_frame(TEXT, b"after the flood"))
+        with anyio.fail_after(5):
+            assert await ws.next() == "after the flood"
+        assert len(ws._conn._out) == MAX_UNSENT_PONGS
+        group.cancel_scope.cancel()
 
 
 @on_virtual_time
