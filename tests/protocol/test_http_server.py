@@ -144,7 +144,19 @@ def test_a_cr_alone_then_the_end_of_the_stream_is_a_quiet_close() -> None:
 
 
 @pytest.mark.parametrize(
-    "host", [b"", b"a", b"a:", b"a:65535", b"127.0.0.1:80", b"[::1]:8080", b"ex%41mple.com"]
+    "host",
+    [
+        b"",
+        b"a",
+        b"a:",
+        b"a:65535",
+        b"a:000080",  # port = *DIGIT
+        b"127.0.0.1:80",
+        b"[::1]:8080",
+        b"[fe80::1%25eth0]:80",  # RFC 6874
+        b"[v1.fe]",  # IPvFuture
+        b"ex%41mple.com",
+    ],
 )
 def test_every_form_of_host_is_taken(host: bytes) -> None:
     conn = ServerConnection()
@@ -800,6 +812,9 @@ HEAD_SYNTAX = [
             ("host-ipv6-not-hex", b"[::zz]"),
             ("host-ipv6-unclosed", b"[::1"),
             ("host-non-ascii", b"\xe9.example"),
+            ("host-port-of-5000-digits", b"a:" + b"9" * 5000),
+            ("host-zone-with-a-bare-percent", b"[fe80::1%eth0]"),
+            ("host-empty-zone", b"[fe80::1%25]"),
         ]
     ),
 ]

@@ -295,13 +295,15 @@ async def test_bind_errors_and_bad_arguments() -> None:
 
 def test_tls_takes_a_pem_path_or_a_certificate_and_key_pair(tmp_path: Path) -> None:
     """What the tls check lets through: a str or os.PathLike PEM file, and a pair of
-    them (a tuple, or a list as a worker's JSON options carry it)."""
+    them (a tuple, or a list as a worker's JSON options carry it); a pair whose key is
+    None, the key being in the certificate's file, as it was taken before the check."""
     cert = trustme.CA().issue_cert("127.0.0.1")
     both, chain, key = tmp_path / "both.pem", tmp_path / "chain.pem", tmp_path / "key.pem"
     cert.private_key_and_cert_chain_pem.write_to_path(both)
     cert.cert_chain_pems[0].write_to_path(chain)
     cert.private_key_pem.write_to_path(key)
-    for tls in (str(both), both, (str(chain), str(key)), (chain, key), [str(chain), str(key)]):
+    pairs = [(str(chain), str(key)), (chain, key), [str(chain), str(key)], (both, None)]
+    for tls in (str(both), both, *pairs):
         server = net.tcp.serve(0, echo, tls=tls)  # type: ignore[arg-type]
         assert server.scheme == "tls"
         assert isinstance(server._ssl, ssl.SSLContext)

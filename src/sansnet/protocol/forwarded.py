@@ -32,20 +32,18 @@ for byte in tests/protocol/test_forwarded.py. Pure: no I/O.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sansnet.errors import InvalidArgument
 
-from .headers import Headers
+from .headers import Headers, host_field_parts
 
 __all__ = ["Client", "TrustedProxies", "forwarded_elements", "resolve_client"]
 
 UNIX = "unix"  # the entry that trusts peers on a Unix domain socket
 _SCHEMES = frozenset(("http", "https", "ws", "wss"))
 # RFC 3986 reg-name (IPv4 text is one too): unreserved, pct-encoded and sub-delims.
-_REG_NAME = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _IP_OBJECTS = (
@@ -216,32 +214,18 @@ def _node(value: str) -> tuple[str | None, int | None]:
 
 
 def _host(value: str | None) -> str | None:
-    """A forwarded ``host`` if it is a URI ``host[:port]`` (RFC 3986 section 3.2.2: a
-    reg-name or IPv4 address, or an ``[IPv6]`` literal; a port of 1 to 5 digits up to
-    65535), else None: a value with ``/``, ``@``, spaces, ``?``, ``#``, control or
-    non-ASCII characters would make a misleading URL, so it is ignored and the Host
-    field stands."""
+    """A forwarded ``host`` if it is a Host field value (RFC 7239 section 5.3 takes the
+    Host field's syntax; :func:`~.headers.host_field_parts`) with a host and, after a
+    colon, a port (1 to 5 digits), else None: a value with ``/``, ``@``, spaces,
+    ``?``, ``#``, control or non-ASCII characters would make a misleading URL, so it
+    is ignored and the Host field stands."""
     if value is None:
         return None
-    host, colon, port = value, "", ""
-    if value.startswith("["):
-        literal, bracket, rest = value[1:].partition("]")
-        if not bracket or (rest and rest[0] != ":"):
-            return None
-        try:
-            ipaddress.IPv6Address(literal)
-        except ValueError:
-            return None
-        if "%" in literal:  # a zone: "%25" in a URI (RFC 6874), never a bare "%"
-            return None
-        colon, port = rest[:1], rest[1:]
-    else:
-        host, colon, port = value.rpartition(":")
-        if not colon:
-            host = port
-        if _REG_NAME.fullmatch(host) is None:
-            return None
-    if colon and _port(port) is None:
+    parts = host_field_parts(value)
+    if parts is None:
+        return None
+    host, port = parts
+    if not host or (port is not None and _port(port) is None):
         return None
     return value
 

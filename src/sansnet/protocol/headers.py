@@ -11,8 +11,10 @@ received with is kept for sending (:meth:`Headers.raw_items`).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from typing import Any, TypeAlias, overload
+from typing import Any, Final, TypeAlias, overload
 
 from sansnet.errors import InvalidArgument
 
@@ -229,3 +231,40 @@ class Headers(MutableMapping[str, str]):
 
     def __repr__(self) -> str:
         return f"Headers({self.raw_items()!r})"
+
+
+# RFC 9112 section 3.2: Host = uri-host [ ":" port ]; RFC 3986 section 3.2.2: a reg-name
+# (maybe empty) or an IPv4 address, or an IP literal in brackets (IPv6, maybe with an
+# RFC 6874 zone, or IPvFuture); port = *DIGIT.
+_HOST_FIELD: Final = re.compile(
+    r"(?:(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*|\[([^\]]*)\])(?::([0-9]*))?"
+)
+_IP_FUTURE: Final = re.compile(r"[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+")
+_ZONE: Final = re.compile(r"(?:[A-Za-z0-9\-._~]|%[0-9A-Fa-f]{2})+")
+
+
+def host_field_parts(value: str) -> tuple[str, str | None] | None:
+    """``value`` as a Host field reads it, ``(host, port)`` (port None without a colon,
+    "" after a bare one), or None when it is no ``uri-host [":" port]`` (RFC 9112
+    section 3.2): a "/", "@", "?" or space in it, a port past 65535 (which no URL
+    parser takes), a bracketed literal that is no IPv6 address (with or without a
+    ``%25`` zone) or IPvFuture. The Host field's check and X-Forwarded-Host's and
+    Forwarded's ``host=`` share it."""
+    match = _HOST_FIELD.fullmatch(value)
+    if match is None:
+        return None
+    literal, port = match.groups()
+    if port:
+        significant = port.lstrip("0")
+        if len(significant) > 5 or (significant and int(significant) > 65535):
+            return None
+    if literal is not None and _IP_FUTURE.fullmatch(literal) is None:
+        address, zoned, zone = literal.partition("%25")
+        if "%" in address or (zoned and _ZONE.fullmatch(zone) is None):
+            return None  # (ipaddress takes a zone after a bare "%", a URI does not)
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            return None
+    colon = value.rfind(":") if port is not None else -1
+    return (value, None) if colon < 0 else (value[:colon], port)

@@ -53,7 +53,6 @@ unscanned.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -75,7 +74,7 @@ from .events import (
     ResponseHead,
     Sentinel,
 )
-from .headers import Headers, HeadersLike, Latin1Text
+from .headers import Headers, HeadersLike, Latin1Text, host_field_parts
 from .limits import Limits
 
 __all__ = [
@@ -1324,45 +1323,25 @@ _NOT_IN_TRAILERS: Final = frozenset(
 _REQUEST_SPECIAL: Final = frozenset(
     ["connection", "content-length", "host", "transfer-encoding", "upgrade"]
 )
-# RFC 9112 section 3.2: Host = uri-host [ ":" port ] (RFC 3986: a reg-name, maybe empty,
-# or an IPv4 address, or an IP literal in brackets; port = *DIGIT).
-_HOST_FIELD: Final = re.compile(
-    r"(?:(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*|\[([0-9A-Fa-f:.]+)\])(?::([0-9]*))?"
-)
 
 
 def _check_host(value: str) -> None:
     """400 unless ``value`` is a Host field value (RFC 9112 section 3.2 says a server
-    MUST refuse an invalid one): a "/", "@", space or "?" in it would make a request
-    URL whose host is something else. Also refused: a port past 65535, which no URL
-    parser takes, and a bracketed literal that is no IPv6 address. A value found good
-    is remembered (a server sees the same few): the caller looks in :data:`_GOOD_HOSTS`
-    first."""
-    match = _HOST_FIELD.fullmatch(value)
-    if match is not None:
-        literal, port = match.groups()
-        if (not port or (len(port) <= 5 and int(port) <= 65535)) and (
-            literal is None or _is_ipv6(literal)
-        ):
-            if len(_GOOD_HOSTS) < _GOOD_HOSTS_SIZE:
-                _GOOD_HOSTS.add(value)
-            return
-    raise RemoteProtocolError(
-        f"Invalid Host field {value[:80]!r}: a host is a name or an address, with an "
-        "optional port (RFC 9112 section 3.2)."
-    )
+    MUST refuse an invalid one; see :func:`~.headers.host_field_parts`): a "/", "@",
+    space or "?" in it would make a request URL whose host is something else. A value
+    found good is remembered (a server sees the same few): the caller looks in
+    :data:`_GOOD_HOSTS` first."""
+    if host_field_parts(value) is None:
+        raise RemoteProtocolError(
+            f"Invalid Host field {value[:80]!r}: a host is a name or an address, with an "
+            "optional port (RFC 9112 section 3.2)."
+        )
+    if len(_GOOD_HOSTS) < _GOOD_HOSTS_SIZE:
+        _GOOD_HOSTS.add(value)
 
 
 _GOOD_HOSTS: Final[set[str]] = set()
 _GOOD_HOSTS_SIZE: Final = 256
-
-
-def _is_ipv6(text: str) -> bool:
-    try:
-        ipaddress.IPv6Address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _tokens(values: list[str]) -> set[str]:

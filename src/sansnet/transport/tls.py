@@ -182,11 +182,17 @@ def _is_path(value: object) -> bool:
 def check_server_tls(tls: object, name: str) -> None:
     """Raise :class:`~sansnet.InvalidArgument` unless ``tls`` is what a server takes:
     None (plain TCP), an ``ssl.SSLContext``, the path of a PEM file with the
-    certificate and its key, or a (certificate, key) pair of paths. ``name`` is the
-    option's name in the message (``"tls"``, ``"ServeConfig.tls"``)."""
+    certificate and its key, or a (certificate, key) pair of paths (a key of None: the
+    key is in the certificate's file). ``name`` is the option's name in the message
+    (``"tls"``, ``"ServeConfig.tls"``)."""
     if tls is None or isinstance(tls, ssl.SSLContext) or _is_path(tls):
         return
-    if isinstance(tls, (tuple, list)) and len(tls) == 2 and all(_is_path(part) for part in tls):
+    if (
+        isinstance(tls, (tuple, list))
+        and len(tls) == 2
+        and _is_path(tls[0])
+        and (tls[1] is None or _is_path(tls[1]))
+    ):
         return
     hint = ""
     if tls is True:
