@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 import sansnet
+from tests.network import has_ipv6_loopback
 
 from .conftest import Servers
 from .rawserver import RawServer, response
@@ -120,18 +121,7 @@ async def test_https_to_a_plain_http_server(servers: Servers) -> None:
         await sansnet.request(f"https://127.0.0.1:{port}/status/200")
 
 
-def _has_ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
 @pytest.mark.parametrize("backend", ["auto", "anyio"])
 async def test_ipv6_loopback(raw_server: Callable[..., RawServer], backend: str) -> None:
     def handler(conn: socket.socket, server: RawServer) -> None:

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from sansnet.workers import Supervisor, WorkerSpec
+from tests.network import has_ipv6_loopback
 
 from .conftest import Served, serve_workers
 
@@ -312,7 +313,7 @@ def test_workers_take_every_address_form_serve_takes(
 ) -> None:
     """Issue: --address http://127.0.0.1 or [::1] (as ServeConfig.address takes them, and
     sansnet serve without --workers) failed with --workers: "Name or service not known"."""
-    if host == "[::1]" and not _has_ipv6():
+    if host == "[::1]" and not has_ipv6_loopback():
         pytest.skip("no IPv6 loopback on this machine")
     server = serve_workers(
         app_dir, "deployapp:app", "--workers", "1", "--port", "0", "--address", address
@@ -321,12 +322,3 @@ def test_workers_take_every_address_form_serve_takes(
     assert server.url == f"http://{host}:{server.port}"
     assert httpx.get(server.url, timeout=5).json()["pid"] in server.worker_pids()
     assert server.stop() == 0
-
-
-def _has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True

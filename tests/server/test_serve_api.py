@@ -22,6 +22,7 @@ import sansnet
 from sansnet import ServeConfig, ServeRequest, ServeResponse
 from sansnet.protocol import RequestHead
 from sansnet.testing import serve as serve_in_memory
+from tests.network import has_ipv6_loopback
 
 pytestmark = pytest.mark.anyio
 
@@ -184,16 +185,7 @@ async def test_address_forms(address: str) -> None:
         assert response.ok
 
 
-def _has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback on this machine")
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
 async def test_ipv6_loopback() -> None:
     async with sansnet.serve(0, ServeConfig(handle_request=echo, address="::1")) as handle:
         assert handle.ip == "::1"
@@ -207,7 +199,7 @@ async def _echo_socket(ws: sansnet.WebSocket) -> None:
         await ws.send(message)
 
 
-@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback on this machine")
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
 @pytest.mark.parametrize("written", ["%25", "%"])
 async def test_an_ipv6_url_with_a_zone_connects_through_it_and_keeps_it_out_of_host(
     written: str,
@@ -257,7 +249,7 @@ async def test_url_without_host_is_the_servers_own_address() -> None:
     empty_host = b"GET /p HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n"
     seen = await _url_seen_without_host("127.0.0.1", empty_host)
     assert re.fullmatch(r"http://127\.0\.0\.1:[0-9]+/p", seen), seen
-    if _has_ipv6():
+    if has_ipv6_loopback():
         seen = await _url_seen_without_host("::1", b"GET / HTTP/1.0\r\n\r\n")
         assert re.fullmatch(r"http://\[::1\]:[0-9]+/", seen), seen
     in_memory = serve_in_memory(lambda request: request.url)  # the server: testserver:80
