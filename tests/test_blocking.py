@@ -368,6 +368,12 @@ def test_stop_from_a_plain_handler_returns_at_once_and_the_request_is_answered()
     with pytest.raises(sansnet.ServerStoppedError, match="already stopped"):
         handle.stop()
     wait_until_refused(handle.url)
+    handle._done.result(timeout=30)
+    for _ in range(500):  # the done callback may run just after result() returns
+        if handle not in blocking._servers:
+            break
+        time.sleep(0.01)
+    assert handle not in blocking._servers, "Once stopped, shutdown() has nothing to wait for."
 
 
 def test_a_script_that_exits_once_a_handler_stopped_the_server_still_drains() -> None:

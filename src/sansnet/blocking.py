@@ -373,7 +373,9 @@ class BlockingServeHandle:
             raise ServerStoppedError(f"The server at {self.url} is already stopped.")
         server = self._handle._server
         if serving() is server:  # waiting would wait for the handler calling us
-            # Kept in _servers: shutdown() at exit waits for the drain to finish.
+            # Kept in _servers until it has stopped: shutdown() at exit waits for the
+            # drain to finish.
+            self._done.add_done_callback(lambda _: _servers.discard(self))
             self._portal.call(server.start_stop)
             return
         self._stop_on(self._portal)

@@ -470,31 +470,41 @@ class WebSocket:
         the read's (see :meth:`_on_alarm`), unless the step is due already."""
         deadline = self._read_deadline()
         left = math.inf if deadline is None else deadline - now()
-        if left <= 0 and (self._keepalive_payload is None or self.ping_timeout is None):
-            # A ping is due: it goes out now, even while the peer keeps sending (then a
-            # read never times out: an asyncio read returns what is buffered whatever
-            # its timeout).
-            return await self._keepalive()
-        if left <= 0 and self._stream.is_readable():
-            # Our pong is late, but bytes wait: they are read first. The pong may be
-            # among them, behind messages the peer sent before our ping (an application
-            # that reads slowly); nothing waiting, the read below times out at once.
-            deadline = None
         alarm = self._alarm
+        if deadline is not None and left <= 0:
+            grace = self.ping_timeout
+            if self._keepalive_payload is None or grace is None:
+                # A ping is due: it goes out now, even while the peer keeps sending
+                # (then a read never times out: an asyncio read returns what is
+                # buffered whatever its timeout).
+                return await self._keepalive()
+            if left <= -grace:
+                # Our pong is late by ping_timeout more: a peer that keeps sending and
+                # never answers is dropped here, whatever still waits to be read.
+                return await self._keepalive()
+            if self._stream.is_readable():
+                # Our pong is late, but bytes wait: they are read first, for up to
+                # ping_timeout more. The pong may be among them, behind messages the
+                # peer sent before our ping (an application that reads slowly).
+                # Nothing waiting, the read below times out at once. (A read of its
+                # own bound, not the alarm's: the alarm may still hold the deadline
+                # just passed, and would take the step at once.)
+                left += grace
+            alarm = None
         try:
             # asyncio reads up to 256 KiB at a time: taking it whole saves re-slicing.
             if deadline is None:
                 data = await self._stream.read(_READ_SIZE)
-            elif alarm is not None and self._conn.state is OPEN and left > 0:
+            elif alarm is not None and self._conn.state is OPEN:
                 alarm.arm(deadline)
                 self._waiting = True
                 try:
                     data = await self._stream.read(_READ_SIZE)
                 finally:
                     self._waiting = False
-            else:
-                # (A late pong's read, left <= 0: on asyncio one turn of the loop, for
-                # bytes the kernel holds that the transport has not handed over yet.)
+            else:  # asyncio, closing, or a late pong; with nothing waiting for a late
+                # pong (left <= 0), on asyncio one turn of the loop: for bytes the
+                # kernel holds that the transport has not handed over yet
                 data = await self._stream.read(_READ_SIZE, max(0.0, left))
         except ReadTimeout:
             return await self._keepalive()

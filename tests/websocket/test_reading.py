@@ -322,7 +322,8 @@ async def test_keepalive_pings_while_the_peer_keeps_sending_and_finds_a_pong_beh
     the peer kept sending, no keepalive ping ever went out. Pings now go out when due;
     and a pong that comes late only because it is queued behind messages sent before
     our ping (an application that reads slowly) is found, not taken for a dead peer."""
-    ws, peer = socket_pair(ping_interval=1, ping_timeout=1)
+    # The pong comes about 3.2 s after its ping: late (3 s), found within ping_timeout more.
+    ws, peer = socket_pair(ping_interval=1, ping_timeout=3)
     pings = 0
 
     async def stream_messages() -> None:
@@ -349,6 +350,27 @@ async def test_keepalive_pings_while_the_peer_keeps_sending_and_finds_a_pong_beh
         group.cancel_scope.cancel()
     assert pings >= 3
     assert ws.close_code is None
+
+
+async def test_a_peer_that_keeps_sending_and_never_answers_is_dropped() -> None:
+    """A late pong is looked for in the bytes that wait for ping_timeout more, no longer:
+    a peer that floods us and never reads (so never answers) is dropped with 1011 while
+    its flood goes on (on virtual time a flood never lets the clock move: real time)."""
+    ws, peer = socket_pair(ping_interval=0.2, ping_timeout=0.2, close_timeout=0.2)
+    flooding = True
+
+    async def flood() -> None:
+        with anyio.move_on_after(20):  # bounded, should the peer never be dropped
+            while flooding:
+                await peer.send(*[encode_frame(TEXT, b"x" * 1000)] * 64)
+        await peer.stream.aclose()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(flood)
+        async for _ in ws:
+            pass
+        assert ws.close_code == 1011, "Dropped by keepalive while the flood went on."
+        flooding = False
 
 
 @on_virtual_time
