@@ -24,6 +24,7 @@ from typing import Final, Literal
 from urllib.parse import quote, unquote
 
 from .errors import InvalidArgument, InvalidURL, UnsupportedProtocol
+from .protocol.headers import without_zone
 
 __all__ = [
     "FROM_ENVIRONMENT",
@@ -300,8 +301,7 @@ class NoProxy:
         host = _ascii_name(host.lower().rstrip("."))
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
-        if ":" in host:
-            host = host.partition("%")[0]  # an IPv6 zone (fe80::1%eth0) names our interface
+        host = without_zone(host)
         address: _Address | None
         try:
             address = ipaddress.ip_address(host)
@@ -350,8 +350,7 @@ def _no_proxy_entry(text: str) -> _Entry | None:
             return None
         port = int(port_text)
     text = text.rstrip(".")
-    if ":" in text:
-        text = text.partition("%")[0]  # an IPv6 zone: not compared (see matches)
+    text = without_zone(text)  # not compared (see matches)
     if "/" in text:
         try:
             return ipaddress.ip_network(text, strict=False), port

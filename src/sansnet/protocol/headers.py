@@ -268,3 +268,11 @@ def host_field_parts(value: str) -> tuple[str, str | None] | None:
             return None
     colon = value.rfind(":") if port is not None else -1
     return (value, None) if colon < 0 else (value[:colon], port)
+
+
+def without_zone(host: str) -> str:
+    """``host`` without an IPv6 address's zone (``fe80::1%eth0`` gives ``fe80::1``): the
+    zone names one of our interfaces, which is for connecting only; the Host field, a
+    certificate's name, a proxy and NO_PROXY never see it. A name (no colon) is
+    returned as it is."""
+    return host.partition("%")[0] if ":" in host else host

@@ -74,7 +74,7 @@ from .events import (
     ResponseHead,
     Sentinel,
 )
-from .headers import Headers, HeadersLike, Latin1Text, host_field_parts
+from .headers import Headers, HeadersLike, Latin1Text, host_field_parts, without_zone
 from .limits import Limits
 
 __all__ = [
@@ -1401,9 +1401,8 @@ class ClientConnection(HTTPConnection):
         super().__init__(limits if limits is not None else Limits.client())
         default_port = 443 if scheme in ("https", "wss") else 80
         if ":" in host and not host.startswith("["):
-            # An IPv6 literal; its zone (fe80::1%eth0) names our interface, not the
-            # server's host, and does not go in the Host field (as curl does).
-            host = f"[{host.partition('%')[0]}]"
+            # An IPv6 literal, without its zone (as curl does: see without_zone).
+            host = f"[{without_zone(host)}]"
         self._host_header = host if port is None or port == default_port else f"{host}:{port}"
         self.default_headers: list[tuple[str, str]] = (
             list(default_headers)

@@ -20,6 +20,7 @@ import anyio
 import anyio.abc
 
 from sansnet.errors import ConnectError, ConnectTimeout, TLSError
+from sansnet.protocol.headers import without_zone
 
 from .streams import (
     AsyncioStream,
@@ -103,7 +104,7 @@ async def open_tcp_stream(
     HTTP drivers close both sides).
     """
     description = _describe(host, port)
-    hostname = _certificate_name(server_hostname or host) if ssl_context is not None else None
+    hostname = without_zone(server_hostname or host) if ssl_context is not None else None
     try:
         if current_backend(backend) == "asyncio":
             return await _open_asyncio(
@@ -272,12 +273,6 @@ async def _attempt(loop: asyncio.AbstractEventLoop, info: _AddressInfo) -> socke
     return sock
 
 
-def _certificate_name(host: str) -> str:
-    """The name a certificate is checked against: ``host`` without an IPv6 address's
-    zone (``fe80::1%eth0``), which is for connecting through one of our interfaces."""
-    return host.partition("%")[0]
-
-
 async def open_unix_stream(
     path: str,
     *,
@@ -292,7 +287,7 @@ async def open_unix_stream(
     socket, nobody listening, permission denied) or :class:`~sansnet.ConnectTimeout`."""
     description = f"unix:{path}"
     if server_hostname is not None:
-        server_hostname = _certificate_name(server_hostname)
+        server_hostname = without_zone(server_hostname)
     try:
         with anyio.fail_after(timeout):
             if current_backend(backend) == "asyncio":

@@ -39,6 +39,7 @@ from sansnet.errors import (
     WriteTimeout,
 )
 from sansnet.protocol import ClientConnection, InformationalResponse, ResponseHead
+from sansnet.protocol.headers import without_zone
 
 from .clock import now
 from .connect import Backend, _connect_error, current_backend, open_tcp_stream
@@ -105,7 +106,7 @@ async def open_tunnel(
     connection. The caller owns the stream; on any failure nothing is left open.
     An IPv6 address's zone (``fe80::1%eth0``) names one of our interfaces: it means
     nothing to the proxy or to a certificate, and is left out."""
-    host = host.partition("%")[0]
+    host = without_zone(host)
     deadline = None if timeout is None else now() + timeout
     if (
         proxy.scheme == "https"
