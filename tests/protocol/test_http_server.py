@@ -283,6 +283,90 @@ def test_chunked_body_split_everywhere() -> None:
     assert ended
 
 
+class CountingH11:
+    """An h11 connection that counts the bytes it is given (wraps either build)."""
+
+    given = 0
+
+    def __init__(self, conn: object) -> None:
+        self._conn = conn
+
+    def receive_data(self, data: bytes) -> None:
+        CountingH11.given += len(data)
+        self._conn.receive_data(data)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+def test_pipelined_requests_each_reach_h11_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The body hand-over invariant (module docstring of protocol/http11.py): bytes past
+    # a keep-alive body of known length stay with us, so a backlog of pipelined
+    # requests is handed to h11 once in all, not once per request answered.
+    new_h11 = ServerConnection._new_h11
+    monkeypatch.setattr(ServerConnection, "_new_h11", lambda self: CountingH11(new_h11(self)))
+    CountingH11.given = 0
+    post = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+    data = (GET + post) * 100
+    conn = ServerConnection()
+    conn.receive_data(data)
+    targets, bodies = [], b""
+    while len(targets) < 200:
+        events, blocked = events_until_blocked(conn)
+        assert events, blocked
+        for event in events:
+            if isinstance(event, RequestHead):
+                targets.append(event.target)
+            elif isinstance(event, Data):
+                bodies += event.data
+            elif isinstance(event, EndOfMessage):
+                conn.send_response(200, [], b"ok")
+    assert targets == ["/", "/p"] * 100
+    assert bodies == b"hello" * 100
+    assert CountingH11.given == len(data)  # (before: the backlog again per request)
+    assert conn.next_event() is NEED_DATA
+    assert conn.idle
+
+
+def test_a_body_split_before_a_pipelined_request_and_the_end_of_the_stream() -> None:
+    conn = ServerConnection()
+    head = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhe"
+    assert [type(e) for e in feed(conn, head)] == [RequestHead, Data]
+    assert feed(conn, b"") == []
+    events = feed(conn, b"llo" + GET + b"GET /3", eof=True)
+    assert [type(e) for e in events] == [Data, EndOfMessage]
+    assert conn.next_event() is PAUSED  # the next request waits for our response
+    conn.send_response(200, [], b"one")
+    assert [(type(e), getattr(e, "target", None)) for e in feed(conn, b"")] == [
+        (RequestHead, "/"),
+        (EndOfMessage, None),
+    ]
+    conn.send_response(200, [], b"two")
+    with pytest.raises(RemoteProtocolError, match="disconnected in the middle"):
+        conn.next_event()  # "GET /3" then the end of the stream
+
+
+def test_a_body_and_a_pipelined_request_in_one_read_after_the_head() -> None:
+    conn = ServerConnection()
+    post = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"
+    assert [type(e) for e in feed(conn, post)] == [RequestHead]
+    events = feed(conn, b"hello" + GET)
+    assert [type(e) for e in events] == [Data, EndOfMessage]
+    assert events[0].data == b"hello"  # type: ignore[attr-defined]
+    conn.send_response(200, [], b"")
+    events = feed(conn, b"", eof=True)
+    assert [type(e) for e in events] == [RequestHead, EndOfMessage, PeerClosed]
+
+
+def test_a_request_read_before_the_previous_one_is_answered_waits_for_it() -> None:
+    conn = ServerConnection()
+    assert [type(e) for e in feed(conn, GET)] == [RequestHead, EndOfMessage]
+    assert feed(conn, b"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n") == []
+    assert conn.next_event() is PAUSED
+    conn.send_response(200, [], b"")
+    assert [type(e) for e in feed(conn, b"")] == [RequestHead, EndOfMessage]
+
+
 def test_pipelined_requests_are_answered_in_order() -> None:
     conn = ServerConnection()
     conn.receive_data(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")

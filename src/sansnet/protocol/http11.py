@@ -49,6 +49,15 @@ one complete, scanned head; whatever follows it reaches h11 only after the head 
 every check. Bytes h11 already holds when a new cycle starts (pipelining) are taken
 back with ``trailing_data`` into a fresh ``h11.Connection``, so no head is ever parsed
 unscanned.
+
+Invariant of the body hand-over: once a head passed, h11 is given the bytes of its body
+and, when the body's length is known and the connection stays open after it (a
+keep-alive request with a Content-Length or none; ``_owed`` counts what the body still
+needs), nothing past that: what follows, pipelined requests, stays in ``_pending`` for
+the next cycle's head. So outside the head wait ``_pending`` holds bytes only when
+``_owed`` is 0, and the end of the stream is given to h11 only when ``_pending`` is
+empty (it comes after those bytes). Pipelined requests then cost one head scan each,
+not a copy of the whole backlog into h11 and back, nor a fresh ``h11.Connection``.
 """
 
 from __future__ import annotations
@@ -489,6 +498,7 @@ class HTTPConnection:
         "_out",
         "_out_chunked",
         "_out_remaining",
+        "_owed",
         "_pending",
         "_searched",
         "_their_error",
@@ -517,6 +527,7 @@ class HTTPConnection:
         self._their_error = False
         self._force_close = False
         self._no_body = False
+        self._owed: int | None = None  # body bytes h11 still needs (None: all it gets)
         self._out_remaining: int | None = None  # bytes our declared Content-Length awaits
         self._out_chunked = False  # our body is chunked (trailers allowed)
 
@@ -579,14 +590,23 @@ class HTTPConnection:
             return
         if self._head_wait:
             self._pending += data
-        else:
+            return
+        owed = self._owed
+        if owed is None or owed >= len(data):
             # h11_mypyc takes bytes only (a bytearray raised its bare TypeError).
             self._conn.receive_data(data if type(data) is bytes else bytes(data))
+            if owed is not None:
+                self._owed = owed - len(data)
+            return
+        if owed:  # the end of the body, then the next request's bytes: held back
+            self._conn.receive_data(bytes(data[:owed]))
+            self._owed = 0
+        self._pending += data[owed:]
 
     def receive_eof(self) -> None:
         """The peer closed its sending side. Then call :meth:`next_event`."""
         self._eof = True
-        if not self._head_wait:
+        if not self._head_wait and not self._pending:
             self._conn.receive_data(b"")
 
     def next_event(self) -> Event | Sentinel:
@@ -617,7 +637,8 @@ class HTTPConnection:
             if event is h11.PAUSED:
                 return PAUSED
             if event is h11.NEED_DATA:
-                return NEED_DATA
+                # h11 has had the whole message: bytes held back are the next request's
+                return PAUSED if self._pending else NEED_DATA
             raise AssertionError(f"unexpected h11 event {event!r}")  # pragma: no cover
         except h11.RemoteProtocolError as error:
             failure = self._body_error(error)
@@ -787,12 +808,24 @@ class HTTPConnection:
     def _on_head(self, event: Any) -> Event | Sentinel:
         raise NotImplementedError
 
-    def _end_head_wait(self) -> None:
-        """The head passed: the rest of what arrived belongs to h11 (the body)."""
+    def _end_head_wait(self, body: int | None = None) -> None:
+        """The head passed: the rest of what arrived belongs to h11 (the body), up to
+        ``body`` bytes when given (a known length with keep-alive: what follows is the
+        next request, held back in ``_pending``; see the module docstring)."""
         self._head_wait = False
-        if self._pending:
-            self._conn.receive_data(bytes(self._pending))
-            self._pending.clear()
+        pending = self._pending
+        if body is not None and body < len(pending):
+            if body:
+                self._conn.receive_data(bytes(pending[:body]))
+                del pending[:body]
+            self._owed = 0
+            return  # the end of the stream (if here) stays behind the held bytes
+        if pending:
+            self._conn.receive_data(bytes(pending))
+            if body is not None:
+                body -= len(pending)
+            pending.clear()
+        self._owed = body
         if self._eof:
             self._conn.receive_data(b"")
 
@@ -1082,7 +1115,14 @@ class ServerConnection(HTTPConnection):
         self._expect_continue = self._conn.they_are_waiting_for_100_continue and (
             chunked or (length is not None and length != "0")
         )
-        self._end_head_wait()
+        # A keep-alive request with a known length: what follows its body is held back
+        # for the next cycle (pipelining), not handed to h11 and taken back.
+        keep = (
+            not chunked
+            and version == b"1.1"
+            and (not connection or "close" not in _tokens(connection))
+        )
+        self._end_head_wait((int(length) if length is not None else 0) if keep else None)
         return RequestHead(method, target, Headers._from_fields(fields), version.decode())
 
     def _on_remote_error(self, error: RemoteProtocolError) -> None:
