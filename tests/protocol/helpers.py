@@ -25,12 +25,19 @@ from sansnet.protocol.http11 import HTTPConnection
 
 
 def feed(conn: HTTPConnection, data: bytes, *, eof: bool = False) -> list[Event]:
-    """Give ``data`` to ``conn`` and return every event it produces."""
+    """Give ``data`` to ``conn`` and return every event it produces; a protocol error
+    is raised where it is found (``events_received()`` would return the events before
+    it and raise on the next call)."""
     if data:
         conn.receive_data(data)
     if eof:
         conn.receive_eof()
-    return conn.events_received()
+    events: list[Event] = []
+    while not isinstance(event := conn.next_event(), Sentinel):
+        events.append(event)
+        if isinstance(event, PeerClosed):
+            break
+    return events
 
 
 def events_until_blocked(conn: HTTPConnection) -> tuple[list[Event], Sentinel]:

@@ -510,3 +510,28 @@ def test_a_request_body_that_is_not_bytes_is_refused_before_anything_is_sent() -
     conn.send_data(b"ok")
     conn.send_end()
     assert conn.data_to_send().endswith(b"\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+
+
+def test_an_accepted_connect_tunnel_stays_open_without_a_length() -> None:
+    for answer in (
+        b"HTTP/1.1 200 Connection established\r\n\r\nTLS",  # before: must_close True
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nTLS",
+    ):
+        conn = ClientConnection("proxy", 3128)
+        conn.send_request("CONNECT", "example.com:443")
+        conn.data_to_send()
+        conn.receive_data(answer)
+        assert [type(e) for e in conn.events_received()] == [ResponseHead]
+        assert conn.their_state is SWITCHED_PROTOCOL
+        assert not conn.must_close
+        assert conn.trailing_data == (b"TLS", False)
+
+
+def test_events_received_returns_a_response_before_the_bytes_that_break_it() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhellojunk")
+    events = conn.events_received()  # before: the error, and the response lost
+    assert [type(e) for e in events] == [ResponseHead, Data, EndOfMessage]
+    with pytest.raises(RemoteProtocolError, match="before any request"):
+        conn.events_received()

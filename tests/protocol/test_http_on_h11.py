@@ -238,6 +238,7 @@ def test_too_many_trailer_fields() -> None:
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"
     )
+    assert [type(e) for e in conn.events_received()] == [RequestHead]  # then the error:
     with pytest.raises(RemoteProtocolError, match="Too many trailer fields") as info:
         conn.events_received()
     assert info.value.status_hint == 431
@@ -331,5 +332,6 @@ def test_control_characters_in_trailers_are_refused(value: bytes) -> None:
         + value
         + b"\r\n\r\n"
     )
+    assert [type(e) for e in conn.events_received()] == [RequestHead]  # then the error:
     with pytest.raises(RemoteProtocolError, match="trailer field value contains a control"):
         conn.events_received()

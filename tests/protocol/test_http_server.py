@@ -1115,13 +1115,17 @@ def test_disconnects_mid_head_and_mid_body() -> None:
     conn = ServerConnection()
     conn.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
     conn.receive_eof()
+    assert [type(e) for e in conn.events_received()] == [RequestHead, Data]  # then:
     with pytest.raises(RemoteProtocolError, match="received 3 bytes, expected 10"):
         conn.events_received()
     conn = ServerConnection()
     conn.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab")
     conn.receive_eof()
+    assert [type(e) for e in conn.events_received()] == [RequestHead, Data]  # then:
     with pytest.raises(RemoteProtocolError, match="incomplete chunked read"):
         conn.events_received()
+    with pytest.raises(LocalProtocolError, match="broken by an earlier protocol error"):
+        conn.next_event()  # the error is raised once
 
 
 def test_error_response_not_sent_when_our_response_started() -> None:
@@ -1498,3 +1502,118 @@ def test_disable_keep_alive_closes_after_the_response() -> None:
     conn.send_response(200, [], b"ok")
     assert b"connection: close" in conn.data_to_send().lower()
     assert conn.must_close
+
+
+# ---------------------------------------------------------------- review 2026-12-07
+
+
+def test_events_received_returns_the_events_before_a_protocol_error_then_raises_it() -> None:
+    conn = ServerConnection()
+    conn.receive_data(
+        b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"
+    )
+    events = conn.events_received()  # before: the error, and the head and body lost
+    assert [type(e) for e in events] == [RequestHead, Data]
+    assert events[1] == Data(b"hello")
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.events_received()
+    assert info.value.status_hint == 400
+    head, _ = parse_response(conn.data_to_send())  # the error response was queued
+    assert head.status_code == 400
+    with pytest.raises(LocalProtocolError, match="broken by an earlier protocol error"):
+        conn.events_received()
+
+
+def test_events_received_stops_at_the_peer_close() -> None:
+    conn = ServerConnection()
+    conn.receive_eof()
+    assert conn.events_received() == [PeerClosed()]
+
+
+def test_a_body_of_wide_memoryview_items_is_measured_in_bytes() -> None:
+    import array
+
+    body = memoryview(array.array("I", [0x41424344] * 4))  # 4 items, 16 bytes
+    conn = ServerConnection()
+    feed(conn, GET)
+    conn.send_response(200, [], body)
+    _, received = parse_response(conn.data_to_send())  # before: content-length: 4
+    assert received == body.tobytes()
+    conn = ServerConnection()
+    feed(conn, GET)
+    conn.start_response(200, [("Content-Length", "16")])
+    conn.send_data(body[::2])  # not contiguous: 8 bytes
+    conn.send_data(body[1::2])
+    conn.send_end()
+    assert parse_response(conn.data_to_send())[1] == body[::2].tobytes() + body[1::2].tobytes()
+
+
+def test_a_request_head_after_an_error_response_is_refused_as_our_misuse() -> None:
+    # send_error_response(408) while a head is arriving, then the rest of the head:
+    # the connection is over (before: an AttributeError from inside h11).
+    conn = ServerConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n")
+    assert conn.next_event() is NEED_DATA
+    conn.send_error_response(408)
+    assert conn.must_close
+    conn.receive_data(b"\r\n")
+    with pytest.raises(LocalProtocolError, match="close the transport"):
+        conn.next_event()
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [(204, []), (204, [("Content-Length", "3")]), (304, []), (304, [("Content-Length", "3")])],
+)
+def test_a_body_on_a_response_that_has_none_is_refused(
+    status: int, headers: list[tuple[str, str]]
+) -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    with pytest.raises(LocalProtocolError, match=f"A {status} response cannot have a body"):
+        conn.send_response(status, headers, b"abc")  # before: the body dropped silently
+    assert conn.data_to_send() == b""
+    assert conn.our_state is SEND_RESPONSE
+
+
+def test_a_101_with_a_body_is_refused() -> None:
+    conn = ServerConnection()
+    feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n")
+    with pytest.raises(LocalProtocolError, match="A 101 response cannot have a body"):
+        conn.send_response(101, [("Upgrade", "x"), ("Connection", "upgrade")], b"lost")
+    conn.send_response(101, [("Upgrade", "x"), ("Connection", "upgrade")])
+    assert conn.our_state is SWITCHED_PROTOCOL
+
+
+def test_a_204_cannot_declare_content() -> None:
+    conn = ServerConnection()
+    feed(conn, GET)
+    with pytest.raises(LocalProtocolError, match="cannot declare content"):
+        conn.start_response(204, [("Content-Length", "3")])
+    conn.send_response(304, [("Content-Length", "3")])  # a 304 may (the representation's)
+    assert b"content-length: 3" in conn.data_to_send().lower()
+
+
+def test_a_refused_response_changes_nothing() -> None:
+    conn = ServerConnection()
+    feed(conn, b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+    assert conn.expect_continue
+    with pytest.raises(LocalProtocolError):
+        conn.send_response(200, [("X-Bad", "a\r\nb")], b"")
+    assert conn.expect_continue  # before: False, and must_close True
+    assert not conn.must_close
+    conn.send_continue()
+    assert conn.data_to_send() == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert [type(e) for e in feed(conn, b"abc")] == [Data, EndOfMessage]
+    conn.send_response(200, [], b"")
+    assert conn.our_state is IDLE
+
+
+def test_an_error_response_of_2xx_to_connect_is_refused_before_anything_is_queued() -> None:
+    conn = ServerConnection()
+    feed(conn, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+    with pytest.raises(LocalProtocolError, match="Can't answer CONNECT with 200"):
+        conn.send_error_response(200)
+    assert conn.data_to_send() == b""  # before: a head queued, then ERROR
+    conn.send_error_response(501)
+    assert parse_response(conn.data_to_send())[0].status_code == 501

@@ -249,14 +249,21 @@ def _as_items(headers: HeadersLike | None) -> list[tuple[str, str]]:
         raise LocalProtocolError(str(error)) from None
 
 
-def _check_body(data: object) -> None:
+_Body = bytes | bytearray | memoryview  # what a body (or a piece of one) may be
+
+
+def _check_body(data: Any) -> bytes:
     """A body (or a piece of one) we are asked to send: bytes-like. h11 would fail on
     anything else half-way through writing it, leaving the head queued and the
-    connection broken."""
-    if type(data) is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
+    connection broken. Returns it as bytes (h11's type): a memoryview of wider items
+    (an ``array('I')``) is measured in bytes, not in items."""
+    if type(data) is bytes:
+        return data
+    if not isinstance(data, (bytes, bytearray, memoryview)):
         raise LocalProtocolError(
             f"A body is bytes, not {type(data).__name__}: encode text before sending it."
         )
+    return bytes(data)
 
 
 def _h11_error(error: Exception) -> LocalProtocolError:
@@ -502,6 +509,7 @@ class HTTPConnection:
         "_pending",
         "_searched",
         "_their_error",
+        "_their_error_held",
         "limits",
     )
 
@@ -525,6 +533,7 @@ class HTTPConnection:
         self._out: list[bytes] = []
         self._body_received = 0
         self._their_error = False
+        self._their_error_held: RemoteProtocolError | None = None  # see events_received
         self._force_close = False
         self._no_body = False
         self._owed: int | None = None  # body bytes h11 still needs (None: all it gets)
@@ -616,6 +625,10 @@ class HTTPConnection:
         the connection is then unusable (a server has queued its error response).
         """
         if self._their_error:
+            held = self._their_error_held
+            if held is not None:  # found by events_received() after the events it returned
+                self._their_error_held = None
+                raise held
             raise LocalProtocolError(
                 "The connection is broken by an earlier protocol error; close it."
             )
@@ -661,10 +674,21 @@ class HTTPConnection:
         return RemoteProtocolError(message, status_hint=error.error_status_hint)
 
     def events_received(self) -> list[Event]:
-        """Every event available now, in order (stops at NEED_DATA or PAUSED)."""
+        """Every event available now, in order (stops at NEED_DATA or PAUSED).
+
+        If the peer broke the protocol after some events, those events are returned
+        and the :class:`~sansnet.RemoteProtocolError` is raised by the next call (of
+        this method or :meth:`next_event`), as one event at a time would have it; a
+        server's error response is queued already."""
         events: list[Event] = []
         while True:
-            event = self.next_event()
+            try:
+                event = self.next_event()
+            except RemoteProtocolError as error:
+                if not events:
+                    raise
+                self._their_error_held = error
+                return events
             if isinstance(event, Sentinel):
                 return events
             events.append(event)
@@ -687,12 +711,17 @@ class HTTPConnection:
                 self._searched = max(0, len(pending) - 3)
                 return self._partial_head()
             end = match.end()
+        conn = self._conn
+        if conn.their_state is h11.IDLE and conn.our_state is not h11.IDLE:
+            raise LocalProtocolError(
+                "A response ended this connection before the request arrived "
+                "(send_error_response): close the transport."
+            )
         head = bytes(pending[:end])
         del pending[:end]
         self._searched = 0
         self._line_checked = False
         self._check_head(head)
-        conn = self._conn
         conn.receive_data(head)
         try:
             event = conn.next_event()
@@ -893,13 +922,13 @@ class HTTPConnection:
         if data:
             self._out.append(data)
 
-    def send_data(self, data: bytes) -> None:
+    def send_data(self, data: _Body) -> None:
         """Send a piece of our message's body. Then write :meth:`data_to_send`."""
         if self._conn.our_state is not h11.SEND_BODY:
             raise LocalProtocolError(
                 f"Can't send body data now: our side is {self.our_state.name}."
             )
-        _check_body(data)
+        data = _check_body(data)
         if not data or self._no_body:
             return
         remaining = self._out_remaining
@@ -1125,6 +1154,15 @@ class ServerConnection(HTTPConnection):
         self._end_head_wait((int(length) if length is not None else 0) if keep else None)
         return RequestHead(method, target, Headers._from_fields(fields), version.decode())
 
+    def _check_not_tunnel(self, status: int) -> None:
+        if 200 <= status < 300 and self._request_method == "CONNECT":
+            # h11 would take it as the switch to a tunnel and refuse the body after it.
+            raise LocalProtocolError(
+                f"Can't answer CONNECT with {status}: a 2xx answer opens a tunnel (RFC 9110 "
+                "section 9.3.6), which this connection does not do; answer with another "
+                "status (405, 501)."
+            )
+
     def _on_remote_error(self, error: RemoteProtocolError) -> None:
         super()._on_remote_error(error)
         our_state = self._conn.our_state
@@ -1137,7 +1175,7 @@ class ServerConnection(HTTPConnection):
     # ---------------------------------------------------------------- output
 
     def send_error_response(
-        self, status: int, headers: HeadersLike | None = None, body: bytes = b""
+        self, status: int, headers: HeadersLike | None = None, body: _Body = b""
     ) -> None:
         """Send a final response that ends the connection, even before a request head
         has arrived (a 408 for a head that never completed, a 503 for a connection
@@ -1150,13 +1188,15 @@ class ServerConnection(HTTPConnection):
             raise LocalProtocolError(
                 f"Can't send an error response now (our side is {self.our_state.name})."
             )
-        _check_body(body)
+        body = _check_body(body)
         if type(status) is not int or not 200 <= status <= 999:
             raise LocalProtocolError(
                 f"Invalid status code {status!r} for an error response: use 200 to 999."
             )
         if status in _NO_CONTENT and body:
             raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
+        if our_state is h11.SEND_RESPONSE:
+            self._check_not_tunnel(status)
         items = _merged(self.default_headers, _as_items(headers))
         if status not in (204, 304):
             items.append(("content-length", str(len(body))))
@@ -1208,7 +1248,7 @@ class ServerConnection(HTTPConnection):
         self,
         status: int,
         headers: HeadersLike | None = None,
-        body: bytes = b"",
+        body: _Body = b"",
         *,
         reason: str | None = None,
     ) -> None:
@@ -1220,6 +1260,7 @@ class ServerConnection(HTTPConnection):
         upgrade: the connection is then SWITCHED_PROTOCOL (see :attr:`trailing_data`).
         Then write :meth:`data_to_send`.
         """
+        body = _check_body(body)
         self._start(status, headers, reason, body)
         if status != 101:
             if body and not self._no_body:
@@ -1240,12 +1281,10 @@ class ServerConnection(HTTPConnection):
         self._start(status, headers, reason, None)
 
     def _start(
-        self, status: int, headers: HeadersLike | None, reason: str | None, body: bytes | None
+        self, status: int, headers: HeadersLike | None, reason: str | None, body: _Body | None
     ) -> None:
         if type(status) is not int or not 100 <= status <= 999:
             raise LocalProtocolError(f"Invalid status code {status!r}: use 100 to 999.")
-        if body is not None:
-            _check_body(body)
         if 100 <= status < 200 and status != 101:
             raise LocalProtocolError("Use send_informational() for 1xx responses.")
         conn = self._conn
@@ -1256,13 +1295,7 @@ class ServerConnection(HTTPConnection):
             )
         if status == 101 and not (self._upgrade and conn.their_state is _H11_MIGHT_SWITCH):
             raise LocalProtocolError("Can't send 101: the client did not propose an upgrade.")
-        if 200 <= status < 300 and self._request_method == "CONNECT":
-            # h11 would take it as the switch to a tunnel and refuse the body after it.
-            raise LocalProtocolError(
-                f"Can't answer CONNECT with {status}: a 2xx answer opens a tunnel (RFC 9110 "
-                "section 9.3.6), which this connection does not do; answer with another "
-                "status (405, 501)."
-            )
+        self._check_not_tunnel(status)
         items = (
             _merged(self.default_headers, _as_items(headers)) if headers else self.default_headers
         )
@@ -1277,6 +1310,8 @@ class ServerConnection(HTTPConnection):
                     chunked = _chunked(value, chunked)
                 elif "close" in value.lower():
                     said_close = True
+        if body and status in (101, 204, 304):
+            raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
         if status == 205 and (body or (length is not None and _length_value(length) != 0)):
             raise LocalProtocolError(
                 "A 205 (Reset Content) response cannot have content (RFC 9110 section "
@@ -1290,6 +1325,11 @@ class ServerConnection(HTTPConnection):
             if chunked:
                 raise LocalProtocolError("Set Content-Length or Transfer-Encoding, not both.")
             declared = _length_value(length)
+            if status == 204 and declared:
+                raise LocalProtocolError(
+                    "A 204 (No Content) response cannot declare content (RFC 9110 section "
+                    "8.6): leave Content-Length out."
+                )
             if (
                 body is not None
                 and declared != len(body)
@@ -1301,20 +1341,20 @@ class ServerConnection(HTTPConnection):
                 )
         elif body is not None and not chunked and status not in (101, 204, 304):
             extra.append(("content-length", str(len(body))))
-        elif status in (204, 304) and body:
-            raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
         elif status == 205 and not chunked:
             # Streamed (start_response): a client frames a 205 as any response, so its
             # emptiness is said (or, with the caller's chunked framing, one empty chunk).
             extra.append(("content-length", "0"))
-        if self._expect_continue:
-            # Answering without reading the body the client holds back: reuse is unsafe.
-            self._expect_continue = False
-            self._force_close = True
-        if conn.their_state is h11.SEND_BODY and status != 101:
-            # The request body is unread: its bytes would be taken for the next request.
-            self._force_close = True
-        if self._force_close and not said_close and status != 101:
+        # Answering without reading the body the client holds back (expect_continue),
+        # or with the request body unread (its bytes would be taken for the next
+        # request): reuse is unsafe. Recorded once the response is sent: a refused one
+        # changes nothing.
+        force_close = (
+            self._force_close
+            or self._expect_continue
+            or (conn.their_state is h11.SEND_BODY and status != 101)
+        )
+        if force_close and not said_close and status != 101:
             extra.append(("connection", "close"))
         fields = _fields_for_h11([*items, *extra] if extra else items)
         if reason is None:
@@ -1336,6 +1376,8 @@ class ServerConnection(HTTPConnection):
         except h11.LocalProtocolError as error:
             raise _h11_error(error) from None
         self._send(event)
+        self._force_close = force_close
+        self._expect_continue = False
         self._no_body = no_body = self._request_method == "HEAD" or status in _NO_CONTENT
         self._out_remaining = declared if length is not None and not no_body else None
         # h11 frames a body without Content-Length as chunked for HTTP/1.1 clients and
@@ -1471,7 +1513,7 @@ class ClientConnection(HTTPConnection):
         method: str,
         target: str,
         headers: HeadersLike | None = None,
-        body: bytes = b"",
+        body: _Body = b"",
     ) -> None:
         """Send a complete request: head and whole body, framed by Content-Length.
 
@@ -1479,6 +1521,7 @@ class ClientConnection(HTTPConnection):
         the method usually carries a body (POST, PUT, PATCH). Then write
         :meth:`data_to_send` and read the response with :meth:`next_event`.
         """
+        body = _check_body(body)
         self._start(method, target, headers, body)
         if body:
             self._send(h11.Data(data=body))
@@ -1496,11 +1539,9 @@ class ClientConnection(HTTPConnection):
         self._start(method, target, headers, None)
 
     def _start(
-        self, method: str, target: str, headers: HeadersLike | None, body: bytes | None
+        self, method: str, target: str, headers: HeadersLike | None, body: _Body | None
     ) -> None:
         conn = self._conn
-        if body is not None:
-            _check_body(body)
         if conn.our_state is not h11.IDLE or not self._head_wait or self._pending:
             raise LocalProtocolError(
                 f"Can't send a request now (our side is {self.our_state.name}, the "
@@ -1632,6 +1673,7 @@ class ClientConnection(HTTPConnection):
             and length is None
             and self._method != "HEAD"
             and event.status_code not in (204, 304)
+            and not (self._method == "CONNECT" and 200 <= event.status_code < 300)
         ):
             # Close-delimited: the end of the body is the end of the connection, so
             # keep_alive is false from the head on (h11 only says so at the end).
