@@ -12,6 +12,7 @@ and the retry of a request the server never answered are the transport's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import anyio
@@ -194,11 +195,18 @@ def _next_head(protocol: ClientConnection, trace: Trace | None) -> object:
 
 
 def _masked(head: bytes, request: Request) -> bytes:
-    """A request head for the trace: the credentials taken from the URL masked."""
+    """A request head for the trace: the credentials taken from the URL masked, and a
+    proxy's (``Proxy-Authorization``, from the proxy URL, on the connection to it)."""
     credentials = request._credentials
-    if credentials is None:
-        return head
-    return head.replace(credentials.encode("latin-1"), b"Basic ***")
+    if credentials is not None:
+        head = head.replace(credentials.encode("latin-1"), b"Basic ***")
+    if b"uthorization:" in head:
+        head = _PROXY_AUTHORIZATION.sub(rb"\1 ***", head)
+    return head
+
+
+# the value of a Proxy-Authorization field after its scheme ("Basic ***")
+_PROXY_AUTHORIZATION = re.compile(rb"(?im)^(proxy-authorization:[ \t]*\S+)[^\r\n]*")
 
 
 def _expects_continue(request: Request) -> bool:

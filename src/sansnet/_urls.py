@@ -71,6 +71,15 @@ class ParsedURL:
         self.url = _unsplit(split, scheme, host, path, query)
         self.authorization = basic_authorization(split.username, split.password)
 
+    @property
+    def absolute_form(self) -> str:
+        """The URL as the target of a request to a proxy: no credentials and, for an
+        IPv6 host, no zone (it names one of our interfaces, meaningless to the proxy)."""
+        if "%" not in self.host:
+            return self.url
+        head, bracket, rest = self.url.partition("]")  # the first "]" ends the address
+        return head.partition("%")[0] + bracket + rest
+
 
 def split_url(url: str) -> SplitResult:
     """``urlsplit(url)``, raising :class:`~sansnet.InvalidURL` where it raises ValueError

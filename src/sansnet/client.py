@@ -297,8 +297,11 @@ class _PoolTransport(Transport):
     ) -> None:
         self._unix_socket = unix_socket
         self._proxy = proxy
-        # Plain http:// requests go to an HTTP proxy in absolute form.
-        self._forward = proxy is not None and proxy.scheme in ("http", "https")
+        # Plain http:// requests go to an HTTP proxy in absolute form (not when the
+        # streams come from open_stream=, which proxies do not apply to).
+        self._forward = (
+            proxy is not None and proxy.scheme in ("http", "https") and open_stream is None
+        )
         self._ssl_context: ssl.SSLContext | None = None
         self._verify = verify
         self._cert = cert
@@ -371,7 +374,7 @@ class _PoolTransport(Transport):
 
     async def send(self, request: Request, timeout: Deadlines) -> StreamingResponse:
         url = request._split or parse_url(request.url)
-        target = url.url if self._forward and url.scheme == "http" else url.target
+        target = url.absolute_form if self._forward and url.scheme == "http" else url.target
         times = timeout.timeout
         for attempt in (1, 2):
             try:

@@ -8,6 +8,7 @@ reports what arrived: the path, the fields (a proxy that forwarded the request a
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import ssl
@@ -26,6 +27,7 @@ import trustme
 
 import sansnet as net
 from sansnet import InvalidArgument, ProxyError, ReadError, RemoteProtocolError, TLSError
+from sansnet.transport.streams import memory_stream_pair
 from tests.client.rawserver import RawServer
 from tests.tcp.peers import running, socat_echo
 
@@ -694,3 +696,64 @@ async def test_an_ipv6_zone_stays_out_of_the_connect_request() -> None:
                 )
     assert heads[0].startswith(b"CONNECT [fe80::1]:443 HTTP/1.1\r\n")
     assert b"\r\nHost: [fe80::1]:443\r\n" in heads[0]
+
+
+async def test_a_forwarded_request_has_no_zone_and_the_trace_masks_the_proxy_credentials() -> None:
+    """Forward mode: ``http://[fe80::1%25eth0]:8080/p`` goes to the proxy as
+    ``GET http://[fe80::1]:8080/p`` (the zone went along), and the trace of
+    ``sansnet request -v`` showed the proxy's password (``Proxy-Authorization``)."""
+    heads: list[bytes] = []
+    traced: list[bytes] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def answer_once() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(4096)
+                heads.append(head)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        proxy = f"http://alice:s3cret@127.0.0.1:{listener.getsockname()[1]}"
+        async with (
+            anyio.create_task_group() as group,
+            net.Client(proxy=proxy, trace=lambda kind, head: traced.append(head)) as client,
+        ):
+            group.start_soon(anyio.to_thread.run_sync, answer_once)
+            response = await client.request("http://[fe80::1%25eth0]:8080/p", timeout=5)
+            assert response.body == b"ok"
+    credentials = base64.b64encode(b"alice:s3cret")
+    assert heads[0].startswith(b"GET http://[fe80::1]:8080/p HTTP/1.1\r\n")
+    assert b"\r\nProxy-Authorization: Basic " + credentials + b"\r\n" in heads[0]
+    assert b"\r\nProxy-Authorization: Basic ***\r\n" in traced[0]
+    assert credentials not in traced[0]
+
+
+async def test_a_proxy_does_not_change_requests_on_streams_of_open_stream() -> None:
+    """Proxies do not apply with ``open_stream=``: the request goes in origin form, with
+    no Proxy-Authorization (a given ``proxy=`` switched it to absolute form)."""
+    heads: list[bytes] = []
+
+    async def open_stream(origin: object, timeout: float | None) -> Any:
+        ours, theirs = memory_stream_pair()
+
+        async def answer() -> None:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += await theirs.read()
+            heads.append(head)
+            await theirs.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+        group.start_soon(answer)
+        return ours
+
+    async with (
+        anyio.create_task_group() as group,
+        net.Client(open_stream=open_stream, proxy="http://u:p@proxy.test:3128") as c,
+    ):
+        assert (await c.request("http://app.test/hello", timeout=5)).status_code == 200
+    assert heads[0].startswith(b"GET /hello HTTP/1.1\r\n")
+    assert b"proxy-authorization" not in heads[0].lower()
