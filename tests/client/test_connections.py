@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import socket
+import ssl
 import threading
 import uuid
 import warnings
@@ -19,7 +20,7 @@ import sansnet
 from sansnet import PoolLimits, Timeout
 from sansnet.transport import clock
 
-from .conftest import Servers
+from .conftest import Certificates, Servers
 from .rawserver import RawServer, response
 
 pytestmark = pytest.mark.anyio
@@ -71,6 +72,133 @@ async def test_idle_connection_closed_by_server_is_not_reused(raw_server: Start)
         assert (await client.request(server.url)).body == b"once", "A fresh connection is used."
         assert server.accepted == 2
         assert len(server.requests) == 2, "No request went to the closed connection."
+
+
+class _ServerTLS:
+    """The server's end of a TLS session over ``lower`` (a socket, or another of these:
+    TLS inside a proxy's TLS tunnel), through memory buffers: what it writes leaves
+    only on :meth:`flush`, so a response and the close_notify after it go out in one
+    TCP segment, and the client reads them from its socket together."""
+
+    def __init__(self, lower: socket.socket | _ServerTLS, context: ssl.SSLContext) -> None:
+        self.lower = lower
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
+        self._until_done(self.tls.do_handshake)
+        self.flush()
+
+    def _until_done(self, method: Callable[..., bytes | None], *args: int) -> bytes | None:
+        while True:
+            try:
+                return method(*args)
+            except ssl.SSLWantReadError:
+                self.flush()
+                data = self.lower.recv(65536)
+                if not data:
+                    raise ConnectionResetError from None
+                self.incoming.write(data)
+
+    def recv(self, max_bytes: int) -> bytes:
+        data = self._until_done(self.tls.read, max_bytes)
+        assert data is not None
+        return data
+
+    def write(self, data: bytes) -> None:
+        self.tls.write(data)
+
+    def sendall(self, data: bytes) -> None:
+        self.write(data)
+        self.flush()
+
+    def close_notify(self) -> None:
+        """Queue our close_notify; the peer's is not waited for."""
+        with contextlib.suppress(ssl.SSLWantReadError):
+            self.tls.unwrap()
+
+    def flush(self) -> None:
+        data = self.outgoing.read()
+        if data:
+            self.lower.sendall(data)
+
+
+def _server_context(certs: Certificates) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs.cert_file, certs.key_file)
+    return context
+
+
+def _client_context(certs: Certificates) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=certs.ca_file)
+
+
+@pytest.mark.parametrize("backend", ["auto", "anyio"])
+async def test_an_idle_tls_connection_whose_server_sent_close_notify_is_not_reused(
+    raw_server: Start, certs: Certificates, backend: str
+) -> None:
+    """The server answers, then sends its close_notify with the response, but its FIN
+    only when the test ends. On trio (and with backend="anyio") the close_notify sat
+    unread in anyio's TLS buffer, where is_readable() did not look: the idle connection
+    was reused, and a POST (never retried) failed with RemoteProtocolError."""
+    context = _server_context(certs)
+
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        tls = _ServerTLS(conn, context)
+        if server.read_request(tls) is None:  # type: ignore[arg-type]
+            return
+        tls.write(response(b"once"))
+        tls.close_notify()
+        tls.flush()
+        server.event("end").wait(10)  # the FIN: when the test ends
+
+    server = raw_server(handler)
+    url = f"https://127.0.0.1:{server.port}/"
+    async with sansnet.Client(verify=_client_context(certs), backend=backend) as client:  # type: ignore[arg-type]
+        assert (await client.request(url, method="POST", body=b"1")).body == b"once"
+        assert client.pool.idle == 1
+        second = await client.request(url, method="POST", body=b"2")
+        assert second.body == b"once", "A fresh connection is used."
+    assert server.accepted == 2
+    assert len(server.requests) == 2, "No request went to the closed connection."
+
+
+@pytest.mark.parametrize("closing", ["origin", "proxy"])
+async def test_an_idle_tunnel_whose_origin_or_proxy_sent_close_notify_is_not_reused(
+    raw_server: Start, certs: Certificates, closing: str
+) -> None:
+    """TLS to the origin inside TLS to an https:// proxy (anyio's TLS streams on every
+    backend): the origin's close_notify came in the proxy's TLS record with its
+    response, the proxy's after it; either sat unread in its own TLS layer's buffer,
+    and the idle tunnel was reused on asyncio and uvloop too."""
+    context = _server_context(certs)
+
+    def proxy(conn: socket.socket, server: RawServer) -> None:
+        outer = _ServerTLS(conn, context)
+        if server.read_request(outer) is None:  # type: ignore[arg-type]
+            return
+        outer.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        inner = _ServerTLS(outer, context)  # the origin, inside the tunnel
+        if server.read_request(inner) is None:  # type: ignore[arg-type]
+            return
+        inner.write(response(b"once"))
+        if closing == "origin":
+            inner.close_notify()
+        outer.write(inner.outgoing.read())
+        if closing == "proxy":
+            outer.close_notify()
+        outer.flush()
+        server.event("end").wait(10)  # the FIN: when the test ends
+
+    server = raw_server(proxy)
+    async with sansnet.Client(
+        verify=_client_context(certs), proxy=f"https://127.0.0.1:{server.port}"
+    ) as client:
+        url = "https://127.0.0.1:1/"  # reached through the tunnel only
+        assert (await client.request(url, method="POST", body=b"1")).body == b"once"
+        assert client.pool.idle == 1
+        second = await client.request(url, method="POST", body=b"2")
+        assert second.body == b"once", "A fresh tunnel is used."
+    assert server.accepted == 2
+    assert [head.split(b" ", 1)[0] for head in server.requests] == [b"CONNECT", b"POST"] * 2
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])

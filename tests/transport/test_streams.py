@@ -425,3 +425,26 @@ def test_an_anyio_stream_says_closing_wakes_its_reader_only_over_a_socket() -> N
     """A stream of the user's wrapped in AnyioStream promises nothing: its reads keep
     their timeouts under a WebSocket on trio."""
     assert not AnyioStream(_SlowToClose()).closing_wakes_reader  # no socket under it
+
+
+@pytest.mark.parametrize("backend", ["auto", "anyio"])
+async def test_bytes_the_stream_took_from_its_socket_but_were_not_read_count_as_readable(
+    backend: str,
+) -> None:
+    """A read of 1 byte from a 5-byte segment: anyio's asyncio stream (backend="anyio"
+    under asyncio) keeps the other 4 in its own queue, no longer in the socket, and
+    is_readable() polled only the socket. The pool asks it before reusing an idle
+    connection; a close_notify held in anyio's TLS buffer is the same case (see
+    tests/client/test_connections.py)."""
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        ours = await open_tcp_stream("127.0.0.1", port, timeout=5, backend=backend)  # type: ignore[arg-type]
+        try:
+            async with await listener.listeners[0].accept() as theirs:  # type: ignore[attr-defined]
+                await theirs.send(b"hello")
+                assert await ours.read(1, timeout=5) == b"h"
+                assert ours.is_readable(), "4 bytes are waiting"
+                assert await ours.read(100, timeout=5) == b"ello"
+                assert not ours.is_readable(), "nothing is waiting"
+        finally:
+            await ours.aclose()

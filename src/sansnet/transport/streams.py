@@ -239,10 +239,12 @@ class AnyioStream(NetworkStream):
         "_aborted",
         "_closing",
         "_peer",
+        "_received",
         "_socket",
         "_ssl_object",
         "_stream",
         "_tls",
+        "_tls_layers",
         "description",
     )
 
@@ -259,6 +261,7 @@ class AnyioStream(NetworkStream):
         # What the handshake (done before we get the stream) agreed, read now: once the
         # peer's close_notify is read, the SSLObject answers "handshake not done yet".
         self._tls = _tls_info(self._ssl_object)
+        self._tls_layers, self._received = _read_buffers(stream)
         self.description = description or _describe(self._peer)
 
     async def read(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
@@ -371,7 +374,14 @@ class AnyioStream(NetworkStream):
         sock = self._socket
         if sock is None:  # pragma: no cover - every anyio TCP stream has one
             return False
-        if self._ssl_object is not None and self._ssl_object.pending():
+        # What the layers above the socket took from it and hold, unread, which the
+        # socket no longer shows: in any TLS layer, a record (a close_notify that came
+        # with the last response) or its decrypted bytes; chunks in anyio's asyncio
+        # socket stream. (The end of the socket stays in the socket for the poll.)
+        for ssl_object, incoming in self._tls_layers:
+            if incoming.pending or ssl_object.pending():
+                return True
+        if self._received:
             return True
         return _socket_readable(sock)
 
@@ -396,6 +406,28 @@ def _closed_during_handshake() -> ConnectionResetError:
     """What anyio's TLS handshake raises as EndOfStream or BrokenResourceError (the
     peer closed or reset the connection), as asyncio's own handshake reports it."""
     return ConnectionResetError("the server closed the connection during the TLS handshake")
+
+
+def _read_buffers(
+    stream: anyio.abc.ByteStream,
+) -> tuple[tuple[tuple[ssl.SSLObject, ssl.MemoryBIO], ...], deque[bytes] | None]:
+    """Where ``stream`` keeps bytes it took from the socket but was not asked for yet,
+    for :meth:`AnyioStream.is_readable`: the SSL object and incoming buffer (anyio's
+    ``_read_bio``) of each TLS layer, from the one we read (TLS to an origin, inside a
+    proxy's TLS tunnel) down to the one over the socket, and the queue of anyio's
+    asyncio socket stream beneath them (its protocol's ``read_queue``; anyio's trio
+    stream reads the socket as asked, and keeps nothing). Private attributes of
+    anyio, looked up once: a layer without them is skipped."""
+    layers: list[tuple[ssl.SSLObject, ssl.MemoryBIO]] = []
+    layer: object = stream
+    while isinstance(layer, TLSStream):
+        ssl_object = getattr(layer, "_ssl_object", None)
+        incoming = getattr(layer, "_read_bio", None)
+        if isinstance(ssl_object, ssl.SSLObject) and isinstance(incoming, ssl.MemoryBIO):
+            layers.append((ssl_object, incoming))
+        layer = layer.transport_stream
+    received = getattr(getattr(layer, "_protocol", None), "read_queue", None)
+    return tuple(layers), received if isinstance(received, deque) else None
 
 
 def _socket_readable(sock: socket.socket) -> bool:
