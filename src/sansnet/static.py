@@ -9,8 +9,11 @@ index. Paths are confined to the directory: ``..``, absolute paths and symbolic 
 that lead outside it get 404, and so does a file asked for as a directory (with a final
 slash, ``/file.txt/``). A directory asked for without its final slash is
 redirected (301) to its canonical path under the root, with a single leading slash
-(never to a ``//host`` the request slipped in). Large files are streamed in 64 KiB
-pieces.
+(never to a ``//host`` the request slipped in). A file is opened once, when its
+response is built: the head describes what that descriptor holds and the body is read
+from it, so a file replaced meanwhile (an atomic deploy renaming a new file over it) is
+served as it was when opened, whole. Large files are streamed in 64 KiB pieces, read in
+a worker thread.
 
 Every file under the directory is served, names that begin with a dot (``.env``,
 ``.git/``) included, as ``python -m http.server`` and Starlette's ``StaticFiles`` do:
@@ -24,10 +27,10 @@ import mimetypes
 import os
 import re
 import stat
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from email.utils import formatdate
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote, unquote
 
 import anyio
@@ -40,11 +43,20 @@ __all__ = ["StaticFiles"]
 
 CHUNK = 64 * 1024
 
+# O_NONBLOCK: a FIFO put in the file's place after its stat() must not hang the open (it
+# is then refused, as every file that is not regular); O_BINARY: no newline translation
+# on Windows. Python's descriptors are not inherited by child processes already.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
 
 class StaticFiles:
     """A request handler serving the files under ``directory`` (see the module docstring).
 
     ``listing``: show an HTML index of directories without ``index.html``.
+
+    A response with a file's bytes holds that file open in its ``body``: the server
+    closes it once sent or cut short. Code that calls the handler itself and does not
+    send the response closes it with ``await response.body.aclose()``.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, listing: bool = True) -> None:
@@ -66,8 +78,15 @@ class StaticFiles:
         if path is None:
             return _not_found()
         try:
-            info = await anyio.to_thread.run_sync(path.stat)
+            file, info = await anyio.to_thread.run_sync(_open, path)
         except OSError:
+            return _not_found()
+        # From here to the response's return no await: a file opened is either closed
+        # here or handed to the server in the response's body, which closes it.
+        if file is not None and _names_a_directory(request.path):
+            # "/data.txt/" or "/data.txt/.": the path resolves to the file, but the open()
+            # behind it fails (ENOTDIR); nginx and Apache answer 404.
+            file.close()
             return _not_found()
         if stat.S_ISDIR(info.st_mode):
             if not request.path.endswith("/"):
@@ -83,19 +102,19 @@ class StaticFiles:
             try:
                 if index is None:  # a link that leads out of the directory: no index
                     raise FileNotFoundError
-                info = await anyio.to_thread.run_sync(index.stat)
+                file, info = await anyio.to_thread.run_sync(_open, index)
                 path = index
             except OSError:
                 if not self.listing:
                     return _not_found()
                 return await self._listing(path, request.path)
-        elif _names_a_directory(request.path):
-            # "/data.txt/" or "/data.txt/.": the path resolves to the file, but the open()
-            # behind it fails (ENOTDIR); nginx and Apache answer 404.
+        if file is None:  # not a regular file (a FIFO, a device, a socket, index.html/)
             return _not_found()
-        if not stat.S_ISREG(info.st_mode):
-            return _not_found()
-        return await self._file(request, path, info)
+        try:
+            return self._file(request, path, file, info)
+        except BaseException:
+            file.close()
+            raise
 
     def _resolve(self, url_path: str) -> Path | None:
         # surrogateescape: %FF finds the file whose name has the byte 0xFF (not UTF-8).
@@ -114,7 +133,11 @@ class StaticFiles:
             return None  # "..", or a link that leads out of the directory
         return candidate
 
-    async def _file(self, request: ServeRequest, path: Path, info: os.stat_result) -> ServeResponse:
+    def _file(
+        self, request: ServeRequest, path: Path, file: BinaryIO, info: os.stat_result
+    ) -> ServeResponse:
+        """The response serving ``file`` (open, ``info`` its fstat): it reads and closes
+        the file as its body is sent, or ``file`` is closed here when no body is sent."""
         etag = f'"{info.st_mtime_ns:x}-{info.st_size:x}"'
         headers: dict[str, str] = {
             "Content-Type": _content_type(path),
@@ -123,6 +146,7 @@ class StaticFiles:
             "Accept-Ranges": "bytes",
         }
         if _not_modified(request, etag, info.st_mtime):
+            file.close()
             return ServeResponse(304, headers, b"")
         size = info.st_size
         start, end = 0, size - 1
@@ -132,6 +156,7 @@ class StaticFiles:
             parsed = _parse_range(byte_range, size)
             if parsed is None:
                 headers["Content-Range"] = f"bytes */{size}"
+                file.close()
                 return ServeResponse(416, headers, b"")
             if parsed != (0, size - 1):
                 start, end = parsed
@@ -139,9 +164,10 @@ class StaticFiles:
                 headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         length = max(0, end - start + 1)
         headers["Content-Length"] = str(length)
-        if request.method == "HEAD":
+        if request.method == "HEAD" or length == 0:
+            file.close()
             return ServeResponse(status, headers, b"")
-        return ServeResponse(status, headers, _read(path, start, length))
+        return ServeResponse(status, headers, _FileBody(file, start, length))
 
     async def _listing(self, directory: Path, url_path: str) -> ServeResponse:
         entries = await anyio.to_thread.run_sync(
@@ -163,6 +189,82 @@ class StaticFiles:
 def _quote(name: str) -> str:
     """Percent-encode a file name; a name that is not UTF-8 keeps its raw bytes."""
     return quote(name, errors="surrogateescape")
+
+
+def _open(path: Path) -> tuple[BinaryIO | None, os.stat_result]:
+    """In a worker thread: ``path`` opened for reading and the fstat() of that
+    descriptor, when it is a regular file; else None and its stat() (a directory...),
+    nothing left open. OSError when it cannot be opened."""
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or a device is never opened
+        return None, info
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        info = os.fstat(fd)  # what is served: the path may have been replaced since
+        if stat.S_ISREG(info.st_mode):
+            return os.fdopen(fd, "rb", buffering=0), info
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return None, info
+
+
+class _FileBody:
+    """A response body: ``length`` bytes of ``file`` from ``start``, read ``CHUNK`` at a
+    time in a worker thread. The file is closed with the last read (before its bytes go
+    out), when it ends early (truncated), when a read fails, and by :meth:`aclose`, which
+    the server calls when the response ends before its body does (the client left, the
+    task was cancelled, the head could not be sent), read or not."""
+
+    __slots__ = ("_file", "_left", "_position")
+
+    def __init__(self, file: BinaryIO, start: int, length: int) -> None:
+        self._file: BinaryIO | None = file
+        self._position = start
+        self._left = length
+
+    def __aiter__(self) -> _FileBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        file = self._file
+        if file is None:
+            raise StopAsyncIteration
+        size = min(CHUNK, self._left)
+        try:
+            chunk = await anyio.to_thread.run_sync(
+                _read_chunk, file, self._position, size, size == self._left
+            )
+        except BaseException:
+            await self.aclose()
+            raise
+        self._position += len(chunk)
+        self._left -= len(chunk)
+        if len(chunk) < size or self._left <= 0:
+            self._file = None  # closed by _read_chunk
+            if not chunk:  # the file shrank: the server sees the body end short
+                raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()  # a descriptor opened for reading: nothing to flush, no wait
+
+
+def _read_chunk(file: BinaryIO, position: int, size: int, last: bool) -> bytes:
+    """In a worker thread: ``size`` bytes of ``file`` at ``position`` (fewer at its
+    end); the file closed after the ``last`` read and after a short one."""
+    try:
+        file.seek(position)
+        chunk = file.read(size)
+    except BaseException:
+        file.close()
+        raise
+    if last or len(chunk) < size:
+        file.close()
+    return chunk
 
 
 def _names_a_directory(url_path: str) -> bool:
@@ -287,15 +389,3 @@ def _position(digits: str) -> int:
     refuses over 4300)."""
     digits = digits.lstrip("0") or "0"
     return int(digits) if len(digits) <= 19 else 1 << 64
-
-
-async def _read(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
-    async with await anyio.open_file(path, "rb") as file:
-        await file.seek(start)
-        left = length
-        while left > 0:
-            chunk = await file.read(min(CHUNK, left))
-            if not chunk:
-                return
-            left -= len(chunk)
-            yield chunk

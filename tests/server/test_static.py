@@ -14,7 +14,7 @@ import sansnet
 from sansnet import ServeRequest, ServeResponse
 from sansnet.protocol import RequestHead
 from sansnet.static import StaticFiles, _http_date, _parse_range
-from sansnet.testing import serve
+from sansnet.testing import Faults, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -122,7 +122,11 @@ async def test_a_file_asked_for_as_a_directory_is_not_found(site: Path, path: st
     files = StaticFiles(site)
 
     async def get(target: str) -> ServeResponse:
-        return await files(ServeRequest(RequestHead("GET", target), b"", "127.0.0.1", 1))
+        response = await files(ServeRequest(RequestHead("GET", target), b"", "127.0.0.1", 1))
+        aclose = getattr(response.body, "aclose", None)
+        if aclose is not None:  # the file it holds open, which the server would close
+            await aclose()
+        return response
 
     assert (await get(path)).status == 404
     assert (await get("/data.txt")).status == 200
@@ -262,6 +266,102 @@ async def test_if_range(site: Path) -> None:
             "/data.txt", headers={"Range": "bytes=0-0", "If-Range": '"old"'}
         )
         assert (stale.status_code, stale.body) == (200, b"0123456789")
+
+
+def _descriptors_of(path: Path) -> int:
+    """How many descriptors this process has open on ``path`` (also once it was
+    replaced: Linux shows it as "PATH (deleted)")."""
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("counting open descriptors needs /proc/self/fd")
+    target = os.path.realpath(path)
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # the descriptor listdir itself used, closed since
+            continue
+        count += link in (target, f"{target} (deleted)")
+    return count
+
+
+@pytest.mark.parametrize("new", [b"NEW:" * 30, b"NEW:" * 5], ids=["larger", "smaller"])
+async def test_a_file_replaced_once_its_response_is_built_is_served_as_it_was(
+    site: Path, new: bytes
+) -> None:
+    """An atomic deploy (the new file written, then renamed over the old) between the
+    response's head and its body: the head came from a stat() of the path and the body
+    from an open() of it later, so the new bytes went out under the old ETag and cut to
+    the old length, or a body short of its Content-Length and a cut connection. The
+    file is now opened once, the head from that descriptor, the body read from it."""
+    path = site / "app.js"
+    old = b"OLD;" * 10
+    path.write_bytes(old)
+    files = StaticFiles(site)
+
+    async def deploy_after(request: ServeRequest) -> ServeResponse:
+        response = await files(request)  # its head sent and its body read after this
+        replacement = site / "app.js.new"
+        replacement.write_bytes(new)
+        os.replace(replacement, path)
+        return response
+
+    async with serve(files) as client:
+        etag = (await client.request("/app.js", method="HEAD")).headers["etag"]
+    async with serve(deploy_after) as client:
+        response = await client.request("/app.js")
+        assert (response.body, response.headers["content-length"]) == (old, str(len(old)))
+        assert response.headers["etag"] == etag
+        assert _descriptors_of(path) == 0
+        later = await client.request("/app.js")  # the deploy's file, whole
+        assert (later.body, later.headers["content-length"]) == (new, str(len(new)))
+        assert later.headers["etag"] != etag
+
+
+async def test_the_file_is_closed_however_the_response_ends(site: Path) -> None:
+    """The file is opened as the response is built: every ending closes it, the body
+    read to its end or not read at all (HEAD, 304, 416), the client gone before the
+    head or partway through the body, the server stopped while it streams."""
+    huge = site / "huge.bin"
+    huge.write_bytes(b"x" * (4 * 1024 * 1024))
+    (site / "empty.txt").write_bytes(b"")
+    files = StaticFiles(site)
+    bodies: list[object] = []  # kept: an unclosed file must not be saved by the collector
+
+    async def handler(request: ServeRequest) -> ServeResponse:
+        response = await files(request)
+        bodies.append(response.body)
+        return response
+
+    async with serve(handler) as client:
+        etag = (await client.request("/huge.bin", method="HEAD")).headers["etag"]
+        for path, headers, status, size in [
+            ("/huge.bin", {}, 200, huge.stat().st_size),
+            ("/huge.bin", {"Range": "bytes=10-19"}, 206, 10),
+            ("/huge.bin", {"Range": "bytes=-0"}, 416, 0),
+            ("/huge.bin", {"If-None-Match": etag}, 304, 0),
+            ("/huge.bin", {"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}, 304, 0),
+            ("/empty.txt", {}, 200, 0),
+        ]:
+            response = await client.request(path, headers=headers)
+            assert (response.status_code, len(response.body)) == (status, size)
+            assert _descriptors_of(huge) == 0
+    get = b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+    for cut in (10, 200_000):  # the client gone in the head, partway through the body
+        async with (
+            serve(handler, response_faults=Faults(close_after=cut)) as client,
+            await client.connect() as conn,
+        ):
+            await conn.send(get)
+            assert len(await conn.receive_until_closed(timeout=10)) == cut
+        assert _descriptors_of(huge) == 0
+    async with serve(handler) as client:  # stopped with the body partway sent
+        conn = await client.connect()
+        await conn.send(get)
+        assert (await conn.receive(timeout=10)).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert _descriptors_of(huge) == 1  # the body is being sent
+    await conn.aclose()
+    assert _descriptors_of(huge) == 0
+    assert len(bodies) == 10
 
 
 async def test_an_index_html_linking_outside_is_not_served(site: Path) -> None:
