@@ -8,8 +8,9 @@ not an HTTP-date in GMT ignored, single ``Range`` requests answered 206 or 416, 
 index. Paths are confined to the directory: ``..``, absolute paths and symbolic links
 that lead outside it get 404, and so does a file asked for as a directory (with a final
 slash, ``/file.txt/``). A directory asked for without its final slash is
-redirected (301) to its canonical path under the root, with a single leading slash
-(never to a ``//host`` the request slipped in). A file is opened once, when its
+redirected (301) to the path asked for with the slash added, its ``.`` and ``..``
+segments removed as text and its empty ones dropped (a link to a directory keeps its
+own name; never a ``//host`` the request slipped in). A file is opened once, when its
 response is built: the head describes what that descriptor holds and the body is read
 from it, so a file replaced meanwhile (an atomic deploy renaming a new file over it) is
 served as it was when opened, whole. Large files are streamed in 64 KiB pieces, read in
@@ -90,11 +91,7 @@ class StaticFiles:
             return _not_found()
         if stat.S_ISDIR(info.st_mode):
             if not request.path.endswith("/"):
-                # From the directory found, not the request's path: "//evil.example/.."
-                # (or "/%2Fevil.example%2F..") would make a scheme-relative Location,
-                # an open redirect (CVE-2021-28861 in http.server).
-                relative = path.relative_to(self.root).as_posix()
-                location = "/" if relative == "." else "/" + _quote(relative) + "/"
+                location = _directory_location(request.path)
                 if request.raw_query:
                     location += "?" + request.raw_query
                 return ServeResponse(301, {"Location": location}, "")
@@ -189,6 +186,25 @@ class StaticFiles:
 def _quote(name: str) -> str:
     """Percent-encode a file name; a name that is not UTF-8 keeps its raw bytes."""
     return quote(name, errors="surrogateescape")
+
+
+def _directory_location(url_path: str) -> str:
+    """Where a directory asked for without its final slash is redirected: the request's
+    path with the slash, its "." and ".." segments removed as text (RFC 3986 section
+    5.2.4, ".." stopping at the root) and its empty ones dropped, as ``python -m
+    http.server`` keeps the path asked for: a link to a directory keeps its own name
+    (/latest/, not the target's /releases/v2/). Never two leading slashes: "//evil.example/.."
+    (or "/%2Fevil.example%2F..") would make a scheme-relative Location, an open
+    redirect (CVE-2021-28861 in http.server)."""
+    segments: list[str] = []
+    # Decoded first, as _resolve does: "%2F" separates segments there too.
+    for segment in unquote(url_path, errors="surrogateescape").split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment not in ("", "."):
+            segments.append(segment)
+    return "/" + "".join(_quote(segment) + "/" for segment in segments)
 
 
 def _open(path: Path) -> tuple[BinaryIO | None, os.stat_result]:

@@ -89,19 +89,43 @@ async def test_directories(site: Path) -> None:
         ("/%2F%2Fsub?q=1", "/sub/?q=1"),
         ("/sub/../sub", "/sub/"),
         ("/a%20dir", "/a%20dir/"),
+        # A link to a directory keeps its own name, as in nginx and http.server: the
+        # Location was the target's path (/releases/v2/), the public /latest/ unreached.
+        ("/latest", "/latest/"),
+        ("/latest?v=2", "/latest/?v=2"),
+        ("//latest", "/latest/"),
+        ("/releases/../latest", "/latest/"),
+        ("//evil.example/../latest", "/latest/"),
+        ("/latest/%2e", "/latest/"),
     ],
 )
 async def test_a_directory_redirect_stays_on_this_site(
     site: Path, target: str, location: str
 ) -> None:
-    """The Location is the directory's path under the root, never the request's: a
-    leading "//host" would make it scheme-relative, an open redirect (CVE-2021-28861)."""
+    """The Location is the request's path with its dot segments and empty segments
+    removed as text: a leading "//host" would make it scheme-relative, an open redirect
+    (CVE-2021-28861 in http.server)."""
     (site / "a dir").mkdir()
+    (site / "releases" / "v2").mkdir(parents=True)
+    (site / "latest").symlink_to(Path("releases") / "v2")
     async with serve(StaticFiles(site)) as client, await client.connect() as conn:
         await conn.send(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         received = await conn.receive_until_closed(timeout=5)
     assert received.startswith(b"HTTP/1.1 301 ")
     assert f"\r\nLocation: {location}\r\n".encode() in received
+
+
+async def test_a_symlinked_directory_is_served_under_its_own_name(site: Path) -> None:
+    (site / "releases" / "v2").mkdir(parents=True)
+    (site / "releases" / "v2" / "index.html").write_text("v2")
+    (site / "latest").symlink_to(Path("releases") / "v2")
+    async with serve(StaticFiles(site)) as client:
+        moved = await client.request("/latest", follow_redirects=False)
+        assert (moved.status_code, moved.headers["location"]) == (301, "/latest/")
+        assert (await client.request("/latest")).text == "v2"  # the redirect followed
+        (site / "releases" / "v2" / "index.html").unlink()
+        listing = await client.request("/latest/")
+        assert (listing.status_code, "Index of /latest/" in listing.text) == (200, True)
 
 
 @pytest.mark.parametrize(
