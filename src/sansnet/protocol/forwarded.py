@@ -60,8 +60,9 @@ class TrustedProxies:
     but your proxy can reach the server) and ``"unix"`` (peers on a Unix domain
     socket, whose address is empty); an address or network may also be an
     :mod:`ipaddress` object. A str is a comma-separated list whose empty entries are
-    skipped (``"10.0.0.1,"``; ``""`` trusts nobody). An IPv4-mapped peer (``::ffff:10.0.0.7``, how a
-    dual-stack ``"::"`` listener reports IPv4 clients) matches by its IPv4 address too.
+    skipped (``"10.0.0.1,"``; ``""`` trusts nobody). An IPv4-mapped address
+    (``::ffff:10.0.0.7``, how a dual-stack socket reports IPv4 clients: not sansnet's own
+    ``"::"`` listeners, which are IPv6-only, but a proxy's) matches by its IPv4 address too.
     Raises :class:`~sansnet.InvalidArgument` (a ``ValueError``)
     naming a bad entry."""
 
@@ -112,8 +113,8 @@ class TrustedProxies:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
-        # A dual-stack ("::") listener reports an IPv4 peer as ::ffff:a.b.c.d: it is
-        # trusted by its IPv4 address too.
+        # A dual-stack socket (a proxy's; sansnet's "::" listeners are IPv6-only)
+        # reports an IPv4 peer as ::ffff:a.b.c.d: it is trusted by its IPv4 address too.
         mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
         if mapped is not None and any(mapped in network for network in self._networks):
             return True
