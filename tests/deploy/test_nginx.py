@@ -2,13 +2,15 @@
 docs/deployment.md recommends: HTTP requests, a streamed (chunked, unbuffered) upload,
 a WebSocket echo through nginx's upgrade proxying, and ``ServeRequest.ip`` equal to the
 real client's address via ``X-Forwarded-For`` (the client connects from 127.0.0.2, nginx
-from 127.0.0.1); then the same with the Unix socket upstream."""
+from 127.0.0.1), a client's own ``Forwarded`` and ``X-Forwarded-Host`` not believed;
+then the same with the Unix socket upstream; and nginx's upstream keep-alive in use."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -42,7 +44,7 @@ http {{
 
     map $http_upgrade $connection_upgrade {{
         default upgrade;
-        ''      close;
+        ''      '';
     }}
     upstream sansnet {{
         server {upstream};
@@ -57,6 +59,7 @@ http {{
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
             proxy_set_header Forwarded "";
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
@@ -134,6 +137,12 @@ def check_through_nginx(port: int, server: Served) -> None:
     spoof = "Forwarded: for=203.0.113.66;proto=https;host=evil.example"
     answer = json.loads(curl("-H", spoof, f"http://127.0.0.1:{port}/hello"))
     assert (answer["ip"], answer["scheme"], answer["host"]) == (CLIENT_IP, "http", "127.0.0.1")
+    # Nor does a client's own X-Forwarded-Host: nginx sets it to the host it served
+    # (it passed the client's through, and the server believed it: request.host and
+    # url were the client's choice, past nginx's server_name).
+    spoof = "X-Forwarded-Host: evil.example"
+    answer = json.loads(curl("-H", spoof, f"http://127.0.0.1:{port}/hello"))
+    assert (answer["ip"], answer["scheme"], answer["host"]) == (CLIENT_IP, "http", "127.0.0.1")
     assert seen <= workers
     upload = os.urandom(5 * 1024 * 1024)
     answer = json.loads(
@@ -174,6 +183,27 @@ def test_nginx_in_front_of_two_workers_over_tcp(app_dir: Path, served: list[Serv
     served.append(plain)
     with nginx_in_front_of(f"127.0.0.1:{plain.port}") as port:
         assert json.loads(curl(f"http://127.0.0.1:{port}/"))["ip"] == "127.0.0.1"
+
+
+def test_nginx_keeps_its_connections_to_the_workers_alive(
+    app_dir: Path, served: list[Served]
+) -> None:
+    """``keepalive 16`` in the upstream block takes effect: sequential requests through
+    nginx reuse its connection to the server. The map gave ``Connection: close`` to
+    every request without Upgrade, and the server closed each connection after one
+    response: 20 requests, 20 connections. Counted at the server: without
+    --trusted-proxies its access log names the peer, nginx, with its port."""
+    server = serve_workers(
+        app_dir, "deployapp:app", "--workers", "2", "--port", "0", "--access-log"
+    )
+    served.append(server)
+    requests = 20
+    with nginx_in_front_of(f"127.0.0.1:{server.port}") as port:
+        for _ in range(requests):
+            assert json.loads(curl(f"http://127.0.0.1:{port}/hello"))["ip"] == "127.0.0.1"
+        server.wait_for('"GET /hello HTTP/1.1" 200', count=requests)
+    ports = set(re.findall(r'127\.0\.0\.1:(\d+) - "GET /hello ', server.output()))
+    assert 1 <= len(ports) <= 2, f"{requests} requests came on {len(ports)} connections"
 
 
 def test_nginx_in_front_of_two_workers_over_a_unix_socket(
