@@ -280,14 +280,30 @@ def _serve_workers(spec: WorkerSpec, workers: int, output: Output) -> int:
     return Supervisor(spec, workers, announce=lambda text: output.info(text, "bold")).run()
 
 
+def _ignore_signal(number: int, frame: object) -> None:
+    """A signal that comes while ``sansnet serve`` stops: ignored (see below)."""
+
+
 async def _serve_until_signal(server: ListeningServer, banner: str, output: Output) -> int:
-    """Run ``server`` until Ctrl-C or SIGTERM, then stop it gracefully."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with server as handle:
-            output.info(f"{banner} {handle.url} (Ctrl-C to stop)", "bold")
-            async for _ in signals:
-                output.info("Stopping...", "yellow")
-                break
+    """Run ``server`` until Ctrl-C or SIGTERM, then stop it gracefully. A second one
+    while it drains is ignored: the drain goes on (``drain_timeout`` bounds it), status
+    0. The signal receiver stays open through the drain and takes it (asyncio); trio,
+    as the receiver closes, delivers a signal it still holds to the handler it found
+    when it opened, which would kill us (SIG_DFL, status -15) or raise
+    KeyboardInterrupt (status 130) after the drain: so the handlers it finds are
+    no-ops of ours, and ours are replaced by the previous ones only once it is closed."""
+    numbers = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.signal(number, _ignore_signal) for number in numbers}
+    try:
+        with anyio.open_signal_receiver(*numbers) as signals:
+            async with server as handle:
+                output.info(f"{banner} {handle.url} (Ctrl-C to stop)", "bold")
+                async for _ in signals:
+                    output.info("Stopping...", "yellow")
+                    break
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     output.info("Stopped.", "yellow")
     return EXIT_OK
 
