@@ -282,7 +282,26 @@ class Supervisor:
         """Reserve the port (and learn it, for port 0) before any worker starts; with
         SO_REUSEPORT the socket is bound but never listens (the kernel gives
         connections only to listening sockets), otherwise it is the one every worker
-        accepts on."""
+        accepts on.
+
+        With SO_REUSEPORT, the address must be free as it is without ``--workers``: a
+        socket bound with SO_REUSEPORT joins any other of the same user on that address,
+        so a second supervisor on a port in use would start and take part of the first
+        one's connections. So the reservation is bound *without* SO_REUSEPORT (the bind
+        fails if anything holds the address: a listening socket, or another supervisor's
+        reservation), and only then, on the bound socket, is SO_REUSEPORT set and
+        SO_REUSEADDR cleared: Linux checks a later bind against the flags the bound
+        sockets have at that time. Our workers (SO_REUSEPORT, same user) can then bind,
+        and a worker restarted after a crash still can while its siblings hold the port;
+        a server binding without SO_REUSEPORT cannot, and neither can another
+        supervisor, even before our workers listen (with SO_REUSEADDR left on, Linux
+        lets a second bind through while every socket on the port is only bound).
+        SO_REUSEADDR is on for the bind itself, so that connections left in TIME_WAIT
+        by a server that just stopped do not hold the port. One socket does the check
+        and keeps the reservation: binding a probe and closing it would leave a moment
+        between the check and the workers' binds in which another supervisor could
+        pass the same check. A process of the same user binding with SO_REUSEPORT
+        itself can still join the group: that is what SO_REUSEPORT is."""
         spec = self.spec
         if spec.uds is not None:
             self._socket = _bind_unix(spec.uds)
@@ -292,10 +311,11 @@ class Supervisor:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if self.reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((self.host, spec.port))
-            if not self.reuse_port:
+            if self.reuse_port:  # the workers may join now, and nobody else
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+            else:
                 sock.listen(2048)
                 sock.set_inheritable(True)
         except OSError as exc:

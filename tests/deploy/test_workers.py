@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sansnet.workers import Supervisor, WorkerSpec
+from sansnet.errors import BindError
+from sansnet.workers import Supervisor, WorkerSpec, _reuse_port_supported
 from tests.network import has_ipv6_loopback
 
 from .conftest import Served, serve_workers
@@ -322,3 +323,68 @@ def test_workers_take_every_address_form_serve_takes(
     assert server.url == f"http://{host}:{server.port}"
     assert httpx.get(server.url, timeout=5).json()["pid"] in server.worker_pids()
     assert server.stop() == 0
+
+
+SERVE = [sys.executable, "-m", "sansnet", "serve"]
+
+
+def _exit_status(process: subprocess.Popen[str], timeout: float = 20) -> int | None:
+    """Its exit status, or None (and it is killed) if it still runs after ``timeout``."""
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        process.wait(20)
+        return None
+
+
+def test_a_second_supervisor_on_a_port_in_use_is_a_bind_error(
+    app_dir: Path, served: list[Served]
+) -> None:
+    """Issue: a second `sansnet serve --workers N` on the port of a running one started
+    (both bound with SO_REUSEPORT) and took part of its traffic. It fails as without
+    --workers: status 3, the address is in use."""
+    first = serve_workers(app_dir, "deployapp:app", "--workers", "1", "--port", "0")
+    served.append(first)
+    second = subprocess.Popen(
+        [*SERVE, "deployapp:app", "--workers", "1", "--port", str(first.port)],
+        cwd=app_dir,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    status = _exit_status(second)
+    assert second.stderr is not None
+    said = second.stderr.read()
+    second.stderr.close()
+    assert status == 3, said
+    assert "the address is already in use" in said
+    assert {pids_seen(first.url, 20).pop() for _ in range(5)} <= set(first.worker_pids())
+    assert first.stop() == 0
+
+
+@pytest.mark.skipif(not _reuse_port_supported(), reason="SO_REUSEPORT: Linux")
+def test_a_port_a_starting_supervisor_reserved_is_refused_to_another(
+    app_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before its workers listen, a supervisor holds the port with a socket that is
+    bound, not listening: another supervisor must not get the port then either (with
+    SO_REUSEADDR on both, Linux lets a second non-listening bind through), while a
+    worker of the first (SO_REUSEPORT), as one restarted after a crash, still can."""
+    monkeypatch.chdir(app_dir)
+    first = Supervisor(WorkerSpec("deployapp:app", port=0), 1)
+    first._bind()
+    try:
+        second = Supervisor(WorkerSpec("deployapp:app", port=first.spec.port), 1)
+        with pytest.raises(BindError, match="already in use"):
+            second._bind()
+        for _ in range(2):  # a worker, then its replacement
+            with socket.socket() as worker:
+                worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                worker.bind(("127.0.0.1", first.spec.port))
+                worker.listen()
+        with socket.socket() as plain, pytest.raises(OSError):  # a server without it
+            plain.bind(("127.0.0.1", first.spec.port))
+    finally:
+        first._release_socket()
