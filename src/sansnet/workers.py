@@ -267,6 +267,7 @@ class Supervisor:
         # must be waited for all the same.
         config = _config(spec)
         self.host: str = config.host
+        self.scheme = "https" if config.tls is not None else "http"  # as Server.scheme
         self.stop_timeout = float(config.drain_timeout) + 5.0
         self._stop_requested = False
         self._socket: socket.socket | None = None
@@ -328,9 +329,9 @@ class Supervisor:
     def url(self) -> str:
         spec = self.spec
         if spec.uds is not None:
-            return f"http+unix://{quote(spec.uds, safe='')}"
+            return f"{self.scheme}+unix://{quote(spec.uds, safe='')}"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{spec.port}"
+        return f"{self.scheme}://{host}:{spec.port}"
 
     # ------------------------------------------------------------------ workers
 

@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from sansnet.errors import BindError
 from sansnet.workers import Supervisor, WorkerSpec, _reuse_port_supported
@@ -388,3 +390,28 @@ def test_a_port_a_starting_supervisor_reserved_is_refused_to_another(
             plain.bind(("127.0.0.1", first.spec.port))
     finally:
         first._release_socket()
+
+
+def test_workers_announce_https_for_an_app_with_tls(
+    tmp_path: Path, served: list[Served], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue: with --workers the banner said http:// for a ServeConfig with tls, which
+    the workers serve over TLS (single process said https://)."""
+    ca = trustme.CA()
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(tmp_path / "both.pem")
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+    (tmp_path / "tlsapp.py").write_text(
+        "import sansnet\n"
+        "def handle(request):\n"
+        "    return request.scheme\n"
+        "app = sansnet.ServeConfig(handle_request=handle, tls='both.pem')\n"
+    )
+    server = serve_workers(tmp_path, "tlsapp:app", "--workers", "1", "--port", "0")
+    served.append(server)
+    assert server.url == f"https://127.0.0.1:{server.port}"
+    assert httpx.get(server.url, verify=trusted, timeout=5).text == "https"
+    assert server.stop() == 0
+    monkeypatch.chdir(tmp_path)
+    supervisor = Supervisor(WorkerSpec("tlsapp:app", uds="/run/a b.sock"), 1)
+    assert supervisor.url == "https+unix://%2Frun%2Fa%20b.sock"
