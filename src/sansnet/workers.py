@@ -18,7 +18,9 @@ The supervisor (this process, no event loop):
 * on SIGTERM or Ctrl-C (SIGINT), sends SIGTERM to every worker, which stops gracefully
   (stops accepting, lets in-flight requests finish within ``drain_timeout``, closes
   WebSockets with 1001), waits ``drain_timeout`` + 5 s (the app's own, when it is a
-  ServeConfig), kills what is left, returns 0.
+  ServeConfig), kills what is left, returns 0. While it waits, another SIGTERM is
+  ignored; another Ctrl-C ends the wait (KeyboardInterrupt), the socket released all
+  the same.
 
 A worker is :func:`sansnet.serve` on the backend asked for (asyncio, uvloop or trio)
 with the app imported from ``module:attribute`` (a request handler or a
@@ -404,8 +406,13 @@ class Supervisor:
                 self._start(slot)
             return self._supervise()
         finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
+            # A SIGTERM while the workers stop is ignored until the socket is released:
+            # the stop under way is already the graceful one, and its wait is bounded
+            # (drain_timeout + 5 s). The previous handler (SIG_DFL, as a rule) would
+            # kill us in the middle: the --uds file left behind, and under systemd's
+            # KillMode=mixed the draining workers killed with us. Whoever wants it
+            # faster has a second Ctrl-C (below), or SIGKILL.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             if self._stop_requested:
                 # A second Ctrl-C interrupts the wait below (KeyboardInterrupt), even
                 # when SIGINT was ignored as we started (a background job of a shell
@@ -413,11 +420,14 @@ class Supervisor:
                 # only now: before, one that came in between was taken for the first.
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 self.announce("Stopping the workers...")
+            else:
+                signal.signal(signal.SIGINT, previous[signal.SIGINT])
             try:
                 self._stop_all()
             finally:  # a second Ctrl-C while the workers drain still frees the socket
                 self._release_socket()
-                signal.signal(signal.SIGINT, previous[signal.SIGINT])
+                for number, handler in previous.items():
+                    signal.signal(number, handler)
 
     def _release_socket(self) -> None:
         """Close the socket bound in :meth:`_bind`; remove the Unix socket file, if it

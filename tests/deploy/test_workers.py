@@ -392,6 +392,40 @@ def test_a_port_a_starting_supervisor_reserved_is_refused_to_another(
         first._release_socket()
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="signals: checked on Linux")
+def test_a_second_sigterm_while_draining_is_ignored(app_dir: Path, served: list[Served]) -> None:
+    """Issue: a second SIGTERM (an impatient operator, `timeout`, a process manager that
+    signals twice) killed the supervisor while its workers drained: status -15, the
+    --uds socket file left behind (and under systemd's KillMode=mixed the draining
+    workers killed). It is ignored: the drain goes on, status 0, the file removed."""
+    with tempfile.TemporaryDirectory(prefix="sn-") as folder:
+        path = os.path.join(folder, "app.sock")
+        server = serve_workers(app_dir, "deployapp:app", "--workers", "2", "--uds", path)
+        served.append(server)
+        workers = server.worker_pids()
+        answers: list[int] = []
+
+        def slow() -> None:
+            try:
+                with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as client:
+                    answer = client.get("http://app.local/slow?seconds=2", timeout=15)
+                answers.append(answer.status_code)
+            except httpx.HTTPError:  # its worker was gone before it answered
+                answers.append(0)
+
+        request = threading.Thread(target=slow)
+        request.start()
+        server.wait_for("in the slow handler")
+        server.process.send_signal(signal.SIGTERM)
+        server.wait_for("Stopping the workers...")  # waiting for the slow request
+        server.process.send_signal(signal.SIGTERM)
+        assert _exit_status(server.process) == 0
+        request.join(15)
+        assert answers == [200]  # the drain went on
+        assert not os.path.exists(path)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
 def test_workers_announce_https_for_an_app_with_tls(
     tmp_path: Path, served: list[Served], monkeypatch: pytest.MonkeyPatch
 ) -> None:
