@@ -20,7 +20,10 @@ The supervisor (this process, no event loop):
   WebSockets with 1001), waits ``drain_timeout`` + 5 s (the app's own, when it is a
   ServeConfig), kills what is left, returns 0. While it waits, another SIGTERM is
   ignored; another Ctrl-C ends the wait (KeyboardInterrupt), the socket released all
-  the same.
+  the same;
+* on SIGHUP, restarts the workers gracefully (as gunicorn does): each is replaced by a
+  new one, which imports the app afresh, and is sent SIGTERM once its replacement
+  listens; the socket is kept throughout.
 
 A worker is :func:`sansnet.serve` on the backend asked for (asyncio, uvloop or trio)
 with the app imported from ``module:attribute`` (a request handler or a
@@ -160,7 +163,9 @@ def _worker_main(spec: WorkerSpec, ready_fd: int, inherited_fd: int | None) -> N
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group:
-    # the supervisor turns it into one SIGTERM per worker
+    # the supervisor turns it into one SIGTERM per worker; a hang-up (a terminal that
+    # closes) too: the supervisor restarts us
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     config = _config(spec)
 
     if inherited_fd is not None:
@@ -213,6 +218,8 @@ class _Slot:
         self.crashes = 0  # in a row (a worker that ran 10 s resets it)
         self.start_crashes = 0  # in a row, each before the worker listened
         self.restart_at: float | None = None
+        # after SIGHUP: the worker this one replaces, serving until this one listens
+        self.old: subprocess.Popen[bytes] | None = None
 
 
 def _bind_unix(path: str) -> socket.socket:
@@ -272,6 +279,8 @@ class Supervisor:
         self.scheme = "https" if config.tls is not None else "http"  # as Server.scheme
         self.stop_timeout = float(config.drain_timeout) + 5.0
         self._stop_requested = False
+        self._restart_requested = False
+        self._retiring: list[tuple[subprocess.Popen[bytes], float]] = []  # and deadlines
         self._socket: socket.socket | None = None
         self._uds_inode: int | None = None
         self.slots = [_Slot() for _ in range(self.count)]
@@ -364,6 +373,9 @@ class Supervisor:
                 slot.start_crashes = 0
                 os.close(slot.ready_fd)
                 slot.ready_fd = None
+                if slot.old is not None:  # replaced: it stops now
+                    self._retire(slot.old)
+                    slot.old = None
         except BlockingIOError:
             pass
 
@@ -392,14 +404,53 @@ class Supervisor:
     def request_stop(self, *_: object) -> None:
         self._stop_requested = True
 
+    def request_restart(self, *_: object) -> None:
+        self._restart_requested = True
+
+    def _restart_all(self) -> None:
+        """SIGHUP: a new worker in every slot. One that listens keeps serving until its
+        replacement does (then :meth:`_check_ready` retires it); one still starting
+        serves nobody yet and stops now. A slot waiting for its restart after a crash
+        starts a new one then anyway."""
+        self.announce("Restarting the workers (SIGHUP)...")
+        for slot in self.slots:
+            if slot.process is None:
+                continue
+            if slot.ready and slot.process.poll() is None:
+                slot.old = slot.process
+            else:
+                self._retire(slot.process)
+            if slot.ready_fd is not None:
+                os.close(slot.ready_fd)
+                slot.ready_fd = None
+            self._start(slot)
+
+    def _retire(self, process: subprocess.Popen[bytes]) -> None:
+        """Stop a worker gracefully (SIGTERM); :meth:`_reap_retired` kills it if it is
+        still there ``drain_timeout`` + 5 s later."""
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        self._retiring.append((process, time.monotonic() + self.stop_timeout))
+
+    def _reap_retired(self, now: float) -> None:
+        for process, deadline in list(self._retiring):
+            if process.poll() is not None:
+                self._retiring.remove((process, deadline))
+            elif now >= deadline:
+                process.kill()
+
     def run(self) -> int:
-        """Serve until SIGTERM or SIGINT. Returns 0 after a graceful stop, 1 when the
-        workers keep dying as they start. Raises :class:`~sansnet.BindError` if the
+        """Serve until SIGTERM or SIGINT (SIGHUP restarts the workers). Returns 0 after
+        a graceful stop, 1 when the workers keep dying as they start. Raises :class:`~sansnet.BindError` if the
         address cannot be bound."""
         self._bind()
         previous = {
-            number: signal.signal(number, self.request_stop)
-            for number in (signal.SIGTERM, signal.SIGINT)
+            number: signal.signal(number, handler)
+            for number, handler in (
+                (signal.SIGTERM, self.request_stop),
+                (signal.SIGINT, self.request_stop),
+                (signal.SIGHUP, self.request_restart),
+            )
         }
         try:
             for slot in self.slots:
@@ -413,6 +464,7 @@ class Supervisor:
             # KillMode=mixed the draining workers killed with us. Whoever wants it
             # faster has a second Ctrl-C (below), or SIGKILL.
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nothing to restart any more
             if self._stop_requested:
                 # A second Ctrl-C interrupts the wait below (KeyboardInterrupt), even
                 # when SIGINT was ignored as we started (a background job of a shell
@@ -442,11 +494,23 @@ class Supervisor:
 
     def _supervise(self) -> int:
         announced = False
+        restarting = False
         started = time.monotonic()
         while not self._stop_requested:
+            if self._restart_requested:
+                self._restart_requested = False
+                self._restart_all()
+                restarting = True
             now = time.monotonic()
+            self._reap_retired(now)
             for slot in self.slots:
                 self._check_ready(slot)
+                if slot.old is not None and slot.old.poll() is not None:
+                    self.announce(
+                        f"worker {slot.old.pid} exited with {slot.old.returncode}"
+                        " while its replacement started"
+                    )
+                    slot.old = None
                 if self._reap(slot) and slot.start_crashes >= self.max_start_crashes:
                     self.announce(
                         f"workers keep dying as they start ({slot.start_crashes} times in a "
@@ -467,21 +531,25 @@ class Supervisor:
                 elif now - started > READY_TIMEOUT + self.backoff_max * self.max_start_crashes:
                     self.announce("the workers did not start listening: giving up.")
                     return 1
+            if restarting and all(slot.ready and slot.old is None for slot in self.slots):
+                self.announce(f"Workers restarted (pids {' '.join(map(str, self.pids()))})")
+                restarting = False
             time.sleep(POLL)
         return 0  # run() announces the stop once Ctrl-C interrupts again
 
     def _stop_all(self) -> None:
-        alive = [slot.process for slot in self.slots if slot.process is not None]
-        for process in alive:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + self.stop_timeout
-        for process in alive:
+        for slot in self.slots:  # the old ones a restart left serving too
+            for process in (slot.process, slot.old):
+                if process is not None:
+                    self._retire(process)
+            slot.old = None
+        for process, deadline in self._retiring:  # each SIGTERM'd once, then waited for
             try:
                 process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        self._retiring = []
         for slot in self.slots:
             if slot.ready_fd is not None:
                 os.close(slot.ready_fd)

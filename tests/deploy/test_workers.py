@@ -1,6 +1,6 @@
 """``sansnet serve APP --workers N``: processes sharing one port (SO_REUSEPORT, or a
-socket the supervisor binds and passes down), restarted when they die, stopped
-gracefully on SIGTERM, given up on when they die as they start. On asyncio, uvloop and
+socket the supervisor binds and passes down), restarted when they die or on SIGHUP,
+stopped gracefully on SIGTERM, given up on when they die as they start. On asyncio, uvloop and
 trio (each worker runs the backend asked for)."""
 
 from __future__ import annotations
@@ -449,3 +449,53 @@ def test_workers_announce_https_for_an_app_with_tls(
     monkeypatch.chdir(tmp_path)
     supervisor = Supervisor(WorkerSpec("tlsapp:app", uds="/run/a b.sock"), 1)
     assert supervisor.url == "https+unix://%2Frun%2Fa%20b.sock"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="signals: checked on Linux")
+@pytest.mark.parametrize("to", ["supervisor", "group"])
+def test_sighup_restarts_the_workers_gracefully(
+    app_dir: Path, served: list[Served], to: str
+) -> None:
+    """Issue: SIGHUP killed the supervisor outright, the --uds socket file left behind.
+    As with gunicorn, it restarts the workers: each replaced by a new one (the app
+    imported afresh) and stopped gracefully once that one listens, the socket kept.
+    A terminal that closes sends it to the whole group: the workers leave it to the
+    supervisor."""
+    with tempfile.TemporaryDirectory(prefix="sn-") as folder:
+        path = os.path.join(folder, "app.sock")
+        server = serve_workers(app_dir, "deployapp:app", "--workers", "2", "--uds", path)
+        served.append(server)
+        old = set(server.worker_pids())
+        answers: list[int] = []
+
+        def get(target: str) -> httpx.Response:
+            with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as client:
+                return client.get("http://app.local" + target, timeout=15)
+
+        def slow() -> None:
+            try:
+                answers.append(get("/slow?seconds=2").status_code)
+            except httpx.HTTPError:  # the old worker was gone before it answered
+                answers.append(0)
+
+        request = threading.Thread(target=slow)
+        request.start()
+        server.wait_for("in the slow handler")
+        server.process.send_signal(signal.SIGHUP)
+        if to == "group":
+            for pid in old:
+                os.kill(pid, signal.SIGHUP)
+        server.wait_for("Workers restarted")
+        request.join(15)
+        assert answers == [200]  # the old worker finished its request
+        deadline = time.monotonic() + 20
+        while any(Path(f"/proc/{pid}").exists() for pid in old) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        new = set(server.worker_pids())
+        assert len(new) == 2
+        assert not new & old
+        assert not any(Path(f"/proc/{pid}").exists() for pid in old)
+        assert get("/").json()["pid"] in new
+        assert "exited with" not in server.output()  # no worker died of it
+        assert server.stop() == 0
+        assert not os.path.exists(path)
