@@ -407,6 +407,27 @@ def test_connection_close_request_closes_after_response() -> None:
     assert conn.must_close
 
 
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"GET / HTTP/1.0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n",
+    ],
+)
+def test_data_then_the_end_after_a_closing_message_is_refused_after_our_response(
+    request_head: bytes,
+) -> None:
+    conn = ServerConnection()
+    assert [type(e) for e in feed(conn, request_head + b"GARBAGE", eof=True)] == [
+        RequestHead,
+        EndOfMessage,
+    ]
+    conn.send_response(200, [], b"ok")
+    assert conn.must_close
+    with pytest.raises(RemoteProtocolError, match="after a message that ends"):
+        conn.next_event()
+
+
 def test_data_after_a_closing_message_is_buffered_until_our_response() -> None:
     conn = ServerConnection()
     feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGARBAGE")

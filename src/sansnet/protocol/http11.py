@@ -650,8 +650,7 @@ class HTTPConnection:
             if event is h11.PAUSED:
                 return PAUSED
             if event is h11.NEED_DATA:
-                # h11 has had the whole message: bytes held back are the next request's
-                return PAUSED if self._pending else NEED_DATA
+                return self._held_back() if self._pending else NEED_DATA
             raise AssertionError(f"unexpected h11 event {event!r}")  # pragma: no cover
         except h11.RemoteProtocolError as error:
             failure = self._body_error(error)
@@ -660,6 +659,22 @@ class HTTPConnection:
         except RemoteProtocolError as error:
             self._on_remote_error(error)
             raise
+
+    def _held_back(self) -> Event | Sentinel:
+        """h11 has had the whole message and waits; ``_pending`` holds what followed it.
+        With keep-alive (their side DONE) that is the next request, which waits for our
+        answer: PAUSED. After a message that ends the connection it is h11's to refuse
+        (data after the message): given to it, with the end of the stream."""
+        conn = self._conn
+        if conn.their_state is h11.DONE:
+            return PAUSED
+        self._owed = None
+        conn.receive_data(bytes(self._pending))
+        self._pending.clear()
+        if self._eof:
+            conn.receive_data(b"")
+        event = conn.next_event()  # raises: data after a message that ends the connection
+        raise AssertionError(f"h11 took data after the end: {event!r}")  # pragma: no cover
 
     def _body_error(self, error: Any) -> RemoteProtocolError:
         """What h11 refused after a head: said in our words where h11's are terse."""
@@ -712,7 +727,8 @@ class HTTPConnection:
                 return self._partial_head()
             end = match.end()
         conn = self._conn
-        if conn.their_state is h11.IDLE and conn.our_state is not h11.IDLE:
+        if self._force_close and conn.our_state is not h11.IDLE and conn.their_state is h11.IDLE:
+            # (send_error_response before a request: it also set _force_close)
             raise LocalProtocolError(
                 "A response ended this connection before the request arrived "
                 "(send_error_response): close the transport."
@@ -1146,16 +1162,14 @@ class ServerConnection(HTTPConnection):
         )
         # A keep-alive request with a known length: what follows its body is held back
         # for the next cycle (pipelining), not handed to h11 and taken back.
-        keep = (
-            not chunked
-            and version == b"1.1"
-            and (not connection or "close" not in _tokens(connection))
-        )
-        self._end_head_wait((int(length) if length is not None else 0) if keep else None)
+        # A known length: what follows the body is held back for the next cycle
+        # (pipelining), not handed to h11 and taken back; see _held_back() for the
+        # request after which the connection closes.
+        self._end_head_wait(None if chunked else 0 if length is None else int(length))
         return RequestHead(method, target, Headers._from_fields(fields), version.decode())
 
-    def _check_not_tunnel(self, status: int) -> None:
-        if 200 <= status < 300 and self._request_method == "CONNECT":
+    def _refuse_tunnel(self, status: int) -> None:
+        if 200 <= status < 300:
             # h11 would take it as the switch to a tunnel and refuse the body after it.
             raise LocalProtocolError(
                 f"Can't answer CONNECT with {status}: a 2xx answer opens a tunnel (RFC 9110 "
@@ -1195,8 +1209,8 @@ class ServerConnection(HTTPConnection):
             )
         if status in _NO_CONTENT and body:
             raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
-        if our_state is h11.SEND_RESPONSE:
-            self._check_not_tunnel(status)
+        if our_state is h11.SEND_RESPONSE and self._request_method == "CONNECT":
+            self._refuse_tunnel(status)
         items = _merged(self.default_headers, _as_items(headers))
         if status not in (204, 304):
             items.append(("content-length", str(len(body))))
@@ -1295,7 +1309,8 @@ class ServerConnection(HTTPConnection):
             )
         if status == 101 and not (self._upgrade and conn.their_state is _H11_MIGHT_SWITCH):
             raise LocalProtocolError("Can't send 101: the client did not propose an upgrade.")
-        self._check_not_tunnel(status)
+        if 200 <= status < 300 and self._request_method == "CONNECT":
+            self._refuse_tunnel(status)
         items = (
             _merged(self.default_headers, _as_items(headers)) if headers else self.default_headers
         )
