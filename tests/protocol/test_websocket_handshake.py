@@ -146,6 +146,22 @@ def test_bad_handshakes_are_refused(request_: RequestHead, status: int, fragment
         assert ("Sec-WebSocket-Version", "13") in list(info.value.headers)  # type: ignore[arg-type]
 
 
+def test_a_key_that_is_not_ascii_is_refused_with_400_like_any_bad_key() -> None:
+    # The HTTP engine passes an obs-text byte in a field value (as Latin-1 text), and
+    # b64decode(validate=True) raised a bare ValueError for it, not binascii.Error.
+    request, *_ = feed(
+        ServerConnection(),
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: \xe9dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    assert type(request) is RequestHead
+    for head in (request, upgrade_request(Sec_WebSocket_Key="d\u2603GhlIHNhbXBsZSBub25jZQ==")):
+        with pytest.raises(HandshakeError, match="Sec-WebSocket-Key is not 16 bytes") as info:
+            accept(head)
+        assert info.value.status == 400
+        assert b"Invalid WebSocket handshake" in info.value.body
+
+
 def test_two_keys_are_refused() -> None:
     request = upgrade_request()
     request.headers.add("Sec-WebSocket-Key", KEY)

@@ -11,7 +11,6 @@ another version).
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import os
 from collections.abc import Callable, Sequence
@@ -129,7 +128,7 @@ def accept(
     key = keys[0]
     try:
         raw = base64.b64decode(key, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a key that is not ASCII (obs-text from the peer)
         raw = b""
     if len(raw) != 16:
         raise refuse("Sec-WebSocket-Key is not 16 bytes in base64.")
