@@ -9,7 +9,7 @@ import sys
 import h11
 import pytest
 
-from sansnet.errors import LocalProtocolError, RemoteProtocolError
+from sansnet.errors import InvalidArgument, LocalProtocolError, RemoteProtocolError
 from sansnet.protocol import (
     H11_BUILD,
     IDLE,
@@ -85,6 +85,130 @@ def test_check_fields_takes_a_host_field_of_our_own() -> None:
         check_fields([("Host", "a.example"), ("HOST", "b.example")])
 
 
+def test_check_fields_takes_bytes_names_and_values_as_its_docstring_says() -> None:
+    # A bytes name or value was refused with "must be str or bytes, not bytes".
+    check_fields([("X", b"caf\xe9"), (b"X-B", b"y"), (b"X-C", "z")])
+    with pytest.raises(LocalProtocolError, match="control character"):
+        check_fields([("X", b"a\x01")])
+    with pytest.raises(LocalProtocolError, match="Illegal header name"):
+        check_fields([(b"X Y", b"1")])
+    with pytest.raises(LocalProtocolError, match="not ASCII"):
+        check_fields([("X", "caf\xe9")])
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    ["abc", 5, None, {"X": "1"}, ["ab"], [("X", "1", "2")], [("X",)], [("X", 5)], [("X", ["1"])]],
+)
+def test_check_fields_refuses_what_is_not_name_value_pairs_as_a_bad_argument(
+    wrong: object,
+) -> None:
+    # "abc" leaked a bare ValueError (not enough values to unpack), and ["ab"] passed
+    # as the field a: b.
+    with pytest.raises(InvalidArgument, match=r"^check_fields\(\) takes a list of \(name, value\)"):
+        check_fields(wrong)  # type: ignore[arg-type]
+
+
+BAD_DEFAULTS: list[object] = [
+    1,
+    "ab",
+    {"X-A": "1"},
+    [("Server", "s", "extra")],
+    [("X-A",)],
+    ["ab"],
+    [()],
+    [5],
+    [(5, "x")],
+    [("X-Number", 5)],
+    [("X", ["1"])],
+    [(b"X", b"y")],
+]
+
+
+@pytest.mark.parametrize("wrong", BAD_DEFAULTS)
+def test_default_headers_are_checked_when_the_connection_is_made(wrong: object) -> None:
+    # ClientConnection(default_headers=1) leaked a bare TypeError; a dict or a 3-tuple
+    # leaked a ValueError later, from send_request / send_response.
+    for make in (
+        lambda: ServerConnection(default_headers=wrong),  # type: ignore[arg-type]
+        lambda: ClientConnection("a", default_headers=wrong),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(InvalidArgument, match=r"^default_headers must be a list of \(name"):
+            make()
+    # What they take: lists or tuples of pairs (a pair may be a list) of str; bytes go
+    # as Headers.raw_items() gives them (Latin-1 text).
+    ServerConnection(default_headers=(("Server", "s"), ["X", "1"]))  # type: ignore[arg-type]
+    client = ClientConnection("a", default_headers=Headers({"X": b"h\xe9"}).raw_items())
+    client.send_request("GET", "/")
+    assert b"X: h\xe9\r\n" in client.data_to_send()
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [["X-A: 1"], [("Server", "s", "extra")], [("X-A",)], [()], [5], [(5, "x")], [("X", ["1"])]],
+)
+def test_default_headers_broken_later_in_place_give_a_typed_error_at_use(
+    wrong: list[object],
+) -> None:
+    # A driver may change the list in place: a bad field added later raised a bare
+    # ValueError / TypeError / AttributeError from send_response and co. (Checked where
+    # a bad field breaks the send, at no cost to the others: a str of exactly two
+    # characters still passes as a name and a value.)
+    for send in (
+        lambda conn: conn.send_response(200),
+        lambda conn: conn.send_response(200, [("X-Own", "1")], b"x"),
+        lambda conn: conn.start_response(200),
+        lambda conn: conn.send_informational(103),
+        lambda conn: conn.send_error_response(500),
+        lambda conn: conn.send_error_response(500, [("X-Own", "1")]),
+    ):
+        defaults = [("Server", "s")]
+        server = ServerConnection(default_headers=defaults)
+        feed(server, GET)
+        defaults.extend(wrong)
+        with pytest.raises((LocalProtocolError, InvalidArgument)) as info:
+            send(server)
+        assert type(info.value) is LocalProtocolError
+        assert server.data_to_send() == b""
+        defaults[1:] = []  # fixed: the connection was left as it was
+        send(server)
+        assert server.data_to_send().startswith(b"HTTP/1.1 ")
+    for send in (
+        lambda conn: conn.send_request("GET", "/"),
+        lambda conn: conn.send_request("POST", "/", [("X-Own", "1")], b"x"),
+        lambda conn: conn.start_request("POST", "/"),
+    ):
+        client = ClientConnection("a", default_headers=[("User-Agent", "u")])
+        client.default_headers.extend(wrong)  # type: ignore[arg-type]
+        with pytest.raises((LocalProtocolError, InvalidArgument)) as info:
+            send(client)
+        assert type(info.value) is LocalProtocolError
+        assert client.data_to_send() == b""
+        assert client.our_state is IDLE
+    # A replaced list is checked too, and the message says what to do.
+    server = ServerConnection()
+    feed(server, GET)
+    for replaced in (wrong, {"X-A": "1"}, 5):
+        server.default_headers = replaced  # type: ignore[assignment]
+        with pytest.raises(LocalProtocolError, match="changed after the connection was made"):
+            server.send_response(200)
+
+
+def test_with_good_default_headers_a_send_keeps_its_own_error() -> None:
+    server = ServerConnection(default_headers=[("Server", "s")])
+    feed(server, GET)
+    with pytest.raises(LocalProtocolError, match="not ASCII"):
+        server.send_informational(103, [("Link", "caf\xe9")])
+    with pytest.raises(LocalProtocolError, match="pairs, not 'a'"):
+        server.send_error_response(500, "ab")  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError, match="does not match the body"):
+        server.send_response(200, [("Content-Length", "5")], b"x")
+    client = ClientConnection("a")
+    with pytest.raises(LocalProtocolError, match="Invalid method"):
+        client.send_request("G T", "/")
+    assert server.data_to_send() == client.data_to_send() == b""
+
+
 def test_receive_data_takes_bytes_only() -> None:
     # A str raised a bare TypeError ("can't concat str to bytearray"), and None (the
     # end of the stream for wsproto) was taken as no data at all: a driver waiting
@@ -112,9 +236,12 @@ def test_receive_data_takes_bytes_only() -> None:
 
 
 def test_values_that_are_not_text_are_a_typed_error() -> None:
-    conn = ServerConnection(default_headers=[("X-Number", 5)])  # type: ignore[list-item]
+    with pytest.raises(InvalidArgument, match=r"not \('X-Number', 5\)"):
+        ServerConnection(default_headers=[("X-Number", 5)])  # type: ignore[list-item]
+    conn = ServerConnection(default_headers=[])
+    conn.default_headers.append(("X-Number", 5))  # type: ignore[arg-type]
     feed(conn, GET)
-    with pytest.raises(LocalProtocolError, match="must be str or bytes, not int"):
+    with pytest.raises(LocalProtocolError, match=r"not \('X-Number', 5\)"):
         conn.send_response(200)
     with pytest.raises(LocalProtocolError, match="must be str or bytes, not float"):
         ClientConnection("a").send_request("GET", "/", {"X": 1.5})  # type: ignore[dict-item]

@@ -63,7 +63,7 @@ not a copy of the whole backlog into h11 and back, nor a fresh ``h11.Connection`
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -189,8 +189,9 @@ def reason_phrase(status: int) -> str:
 
 
 def _encode(text: str, what: str, field: object = None) -> bytes:
-    """A name or value we send, as bytes: ASCII ``str`` (h11's and httpx's rule), or
-    text that came from bytes (:class:`~.headers.Latin1Text`) as those bytes."""
+    """A name or value we send, as bytes: ASCII ``str`` (h11's and httpx's rule), text
+    that came from bytes (:class:`~.headers.Latin1Text`) as those bytes, or ``bytes``
+    (:func:`check_fields` takes them) as they are."""
     try:
         data = text.encode("ascii")
     except UnicodeEncodeError:
@@ -205,6 +206,11 @@ def _encode(text: str, what: str, field: object = None) -> bytes:
             "RFC 8187 for parameters)."
         ) from None
     except AttributeError:
+        given: object = text
+        if type(given) is bytes:
+            if _CONTROL.search(given) is not None:
+                _control_character(given, _what(what, field))
+            return given
         raise LocalProtocolError(
             f"The {_what(what, field)} must be str or bytes, not {type(text).__name__}."
         ) from None
@@ -217,7 +223,7 @@ def _what(what: str, field: object) -> str:
     return what if field is None else f"{what} {field!r}"
 
 
-def _control_character(text: str, what: str) -> None:
+def _control_character(text: str | bytes, what: str) -> None:
     """h11 refuses CR, LF and NUL; we also refuse the other control characters (but
     HTAB) that peers read differently."""
     raise LocalProtocolError(
@@ -274,19 +280,64 @@ def _h11_error(error: Exception) -> LocalProtocolError:
     )
 
 
-def check_fields(items: Sequence[tuple[str, str]]) -> None:
+def check_fields(items: Sequence[tuple[str | bytes, str | bytes]]) -> None:
     """Raise :class:`~sansnet.LocalProtocolError` unless every (name, value) could be
     sent: names are tokens, values ASCII text or bytes without CR, LF, NUL or other
     control characters (what would inject a field or a message), with no whitespace
     around them. h11 decides. Changes nothing. A Host field among them is checked as
-    the request's own (h11 wants one: a stand-in is added only when there is none)."""
-    fields = _fields_for_h11(items)
+    the request's own (h11 wants one: a stand-in is added only when there is none).
+    ``items`` that are not a list or tuple of (name, value) pairs of str or bytes raise
+    :class:`~sansnet.InvalidArgument`."""
+    problem = _not_pairs(items, (str, bytes))
+    if problem is not None:
+        raise InvalidArgument(
+            f"check_fields() takes a list of (name, value) pairs of str or bytes, {problem}."
+        )
+    fields = _fields_for_h11(items)  # type: ignore[arg-type]  # bytes: see _encode
     if not any(name.lower() == b"host" for name, _ in fields):
         fields.insert(0, (b"host", b"x"))
     try:
         h11.Request(method="GET", target="/", headers=fields)
     except h11.LocalProtocolError as error:
         raise _h11_error(error) from None
+
+
+def _not_pairs(fields: object, kinds: tuple[type, ...]) -> str | None:
+    """Why ``fields`` is not a list or tuple of (name, value) pairs (a list of two is a
+    pair too) whose name and value are ``kinds``, as "not ..."; None when it is one."""
+    if not isinstance(fields, (list, tuple)):
+        if isinstance(fields, Mapping):
+            return f"not a {type(fields).__name__}: pass list(mapping.items())"
+        return f"not {type(fields).__name__}"
+    for index, field in enumerate(fields):
+        if not (
+            isinstance(field, (tuple, list))
+            and len(field) == 2
+            and isinstance(field[0], kinds)
+            and isinstance(field[1], kinds)
+        ):
+            return f"not {field!r} (item {index})"
+    return None
+
+
+def _check_default_headers(fields: object, *, later: bool = False) -> None:
+    """Raise unless ``fields`` is a list or tuple of (name, value) pairs of str:
+    :class:`~sansnet.InvalidArgument` when a connection is made, or, ``later``,
+    :class:`~sansnet.LocalProtocolError` from a send that ``default_headers`` broke
+    (a driver may change the list in place; it is not checked on every send, which
+    would slow them all down, but where a bad field breaks one)."""
+    problem = _not_pairs(fields, (str,))
+    if problem is not None:
+        message = (
+            "default_headers must be a list of (name, value) pairs of str (for bytes: "
+            f"Headers(fields).raw_items()), {problem}."
+        )
+        if later:
+            raise LocalProtocolError(
+                f"{message} It was changed after the connection was made: fix it, then "
+                "send again (nothing was sent)."
+            ) from None
+        raise InvalidArgument(message)
 
 
 def _fields_for_h11(items: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -1027,7 +1078,9 @@ class ServerConnection(HTTPConnection):
 
     ``default_headers`` is a list of (name, value) fields added to every response we
     send, but for a name the response sets itself (a driver keeps ``date`` and
-    ``server`` there; it may change the list in place).
+    ``server`` there; it may change the list in place). Names and values are ``str``;
+    anything else raises :class:`~sansnet.InvalidArgument` here, and a bad field put
+    in the list later :class:`~sansnet.LocalProtocolError` from the send it breaks.
     """
 
     __slots__ = ("_expect_continue", "_request_method", "_upgrade", "default_headers")
@@ -1047,8 +1100,12 @@ class ServerConnection(HTTPConnection):
         *,
         default_headers: list[tuple[str, str]] | None = None,
     ) -> None:
+        if default_headers is None:
+            default_headers = []
+        else:
+            _check_default_headers(default_headers)
         super().__init__(limits if limits is not None else Limits())
-        self.default_headers = default_headers if default_headers is not None else []
+        self.default_headers = default_headers
         self._request_method = "GET"
         self._expect_continue = False
         self._upgrade = False
@@ -1211,11 +1268,11 @@ class ServerConnection(HTTPConnection):
             raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
         if our_state is h11.SEND_RESPONSE and self._request_method == "CONNECT":
             self._refuse_tunnel(status)
-        items = _merged(self.default_headers, _as_items(headers))
-        if status not in (204, 304):
-            items.append(("content-length", str(len(body))))
-        items.append(("connection", "close"))
         try:
+            items = _merged(self.default_headers, _as_items(headers))
+            if status not in (204, 304):
+                items.append(("content-length", str(len(body))))
+            items.append(("connection", "close"))
             response = h11.Response(
                 status_code=status,
                 headers=_fields_for_h11(items),
@@ -1223,6 +1280,9 @@ class ServerConnection(HTTPConnection):
             )
         except h11.LocalProtocolError as error:
             raise _h11_error(error) from None
+        except (AttributeError, IndexError, TypeError, ValueError):
+            _check_default_headers(self.default_headers, later=True)
+            raise
         self._force_close = True
         self._send(response)
         if body and not (our_state is h11.SEND_RESPONSE and self._request_method == "HEAD"):
@@ -1249,12 +1309,15 @@ class ServerConnection(HTTPConnection):
             )
         if status == 100:
             self._expect_continue = False
-        items = _merged(self.default_headers, _as_items(headers))
+        try:
+            items = _merged(self.default_headers, _as_items(headers))
+            fields = _fields_for_h11(items)
+        except (AttributeError, IndexError, TypeError, ValueError):
+            _check_default_headers(self.default_headers, later=True)
+            raise
         self._send(
             h11.InformationalResponse(
-                status_code=status,
-                headers=_fields_for_h11(items),
-                reason=reason_phrase(status).encode("ascii"),
+                status_code=status, headers=fields, reason=reason_phrase(status).encode("ascii")
             )
         )
 
@@ -1275,7 +1338,11 @@ class ServerConnection(HTTPConnection):
         Then write :meth:`data_to_send`.
         """
         body = _check_body(body)
-        self._start(status, headers, reason, body)
+        try:
+            self._start(status, headers, reason, body)
+        except (AttributeError, IndexError, TypeError, ValueError):
+            _check_default_headers(self.default_headers, later=True)
+            raise
         if status != 101:
             if body and not self._no_body:
                 self._send(h11.Data(data=body))
@@ -1292,7 +1359,11 @@ class ServerConnection(HTTPConnection):
         """Send a response head; stream the body with :meth:`send_data` and finish it
         with :meth:`send_end`. The body is framed by your Content-Length if you set one,
         else chunked (HTTP/1.1 clients) or by closing the connection (HTTP/1.0)."""
-        self._start(status, headers, reason, None)
+        try:
+            self._start(status, headers, reason, None)
+        except (AttributeError, IndexError, TypeError, ValueError):
+            _check_default_headers(self.default_headers, later=True)
+            raise
 
     def _start(
         self, status: int, headers: HeadersLike | None, reason: str | None, body: _Body | None
@@ -1468,9 +1539,13 @@ class ClientConnection(HTTPConnection):
     transfer coding other than chunked; one with both Content-Length and chunked is
     read as chunked and the connection is not reused.
 
-    ``host`` must be a str, ``port`` None or an int from 0 to 65535, and ``limits`` a
-    :class:`~sansnet.protocol.Limits` or None: anything else raises
-    :class:`~sansnet.InvalidArgument` naming the argument.
+    ``host`` must be a str, ``port`` None or an int from 0 to 65535, ``limits`` a
+    :class:`~sansnet.protocol.Limits` or None, and ``default_headers`` (the fields sent
+    in place of User-Agent and Accept, kept as the list :attr:`default_headers`) None
+    or a list of (name, value) pairs of str: anything else raises
+    :class:`~sansnet.InvalidArgument` naming the argument. A bad field put in
+    :attr:`default_headers` later raises :class:`~sansnet.LocalProtocolError` from the
+    send it breaks.
     """
 
     __slots__ = ("_host_header", "_method", "default_headers")
@@ -1501,6 +1576,8 @@ class ClientConnection(HTTPConnection):
             # An IPv6 literal, without its zone (as curl does: see without_zone).
             host = f"[{without_zone(host)}]"
         self._host_header = host if port is None or port == default_port else f"{host}:{port}"
+        if default_headers is not None:
+            _check_default_headers(default_headers)
         self.default_headers: list[tuple[str, str]] = (
             list(default_headers)
             if default_headers is not None
@@ -1537,7 +1614,11 @@ class ClientConnection(HTTPConnection):
         :meth:`data_to_send` and read the response with :meth:`next_event`.
         """
         body = _check_body(body)
-        self._start(method, target, headers, body)
+        try:
+            self._start(method, target, headers, body)
+        except (AttributeError, IndexError, TypeError, ValueError):
+            _check_default_headers(self.default_headers, later=True)
+            raise
         if body:
             self._send(h11.Data(data=body))
         self._send(_END)
@@ -1551,7 +1632,11 @@ class ClientConnection(HTTPConnection):
     ) -> None:
         """Send a request head; stream the body with :meth:`send_data` and finish with
         :meth:`send_end`. The body is chunked unless you set Content-Length."""
-        self._start(method, target, headers, None)
+        try:
+            self._start(method, target, headers, None)
+        except (AttributeError, IndexError, TypeError, ValueError):
+            _check_default_headers(self.default_headers, later=True)
+            raise
 
     def _start(
         self, method: str, target: str, headers: HeadersLike | None, body: _Body | None
