@@ -151,6 +151,22 @@ def test_wrong_arguments_are_refused_by_name(arguments: tuple[object, ...], name
         ContentDecoder(encoding, **options)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("coding", ["", "identity", "gzip", "deflate", "br", "zstd", "gzip, br"])
+@pytest.mark.parametrize("wrong", ["abc", None, 5, ["a"]])
+def test_decode_takes_bytes_like_data_only_whatever_the_coding(coding: str, wrong: object) -> None:
+    # gzip raised a bare TypeError for a str, and identity returned the str as a piece
+    # (and took None as no data).
+    decoder = ContentDecoder(coding)
+    with pytest.raises(InvalidArgument, match=r"^decode\(\) takes the body as bytes"):
+        list(decoder.decode(wrong))  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match=r"^decode\(\) takes the body as bytes"):
+        decoder.decode_all(wrong)  # type: ignore[arg-type]
+    name = coding.split(",")[0] or "identity"
+    data = b"hi" if name == "identity" else ENCODERS[name](b"hi")
+    for piece in (data, bytearray(data), memoryview(data)):
+        assert b"".join(ContentDecoder(name).decode(piece)) == b"hi"
+
+
 def test_identity_counts_against_the_cap_too() -> None:
     with pytest.raises(DecodingError, match="larger than 2 bytes"):
         ContentDecoder("identity", max_size=2).decode_all(b"abc")

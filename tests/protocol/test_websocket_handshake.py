@@ -201,6 +201,61 @@ def test_subprotocols_given_as_one_str_are_refused() -> None:
     assert ClientHandshake(subprotocols=("chat",)).subprotocols == ["chat"]
 
 
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"key": "\u00e9"}, "key"),
+        ({"key": b"dGhlIHNhbXBsZSBub25jZQ=="}, "key"),
+        ({"key": 5}, "key"),
+        ({"key": "AAAA"}, "key"),
+        ({"key": "not base64 at all!"}, "key"),
+        ({"subprotocols": None}, "subprotocols"),
+        ({"subprotocols": 5}, "subprotocols"),
+        ({"subprotocols": ["chat", 5]}, "subprotocols"),
+        ({"extra_headers": 5}, "extra_headers"),
+        ({"extra_headers": "ab"}, "extra_headers"),
+        ({"extra_headers": [("X", "1", "2")]}, "extra_headers"),
+    ],
+)
+def test_client_handshake_refuses_wrong_arguments_by_name(
+    arguments: dict[str, object], named: str
+) -> None:
+    # key="\u00e9" raised a bare UnicodeEncodeError from check(), subprotocols=None a
+    # TypeError ('NoneType' object is not iterable).
+    with pytest.raises(InvalidArgument, match=f"^{named} "):
+        ClientHandshake(**arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("response_", [None, {"status_code": 101}, upgrade_request()])
+def test_client_check_refuses_what_is_not_a_response_head(response_: object) -> None:
+    # check(None) raised AttributeError ('NoneType' object has no attribute 'headers').
+    with pytest.raises(InvalidArgument, match=r"^check\(\) takes the ResponseHead"):
+        ClientHandshake(key=KEY).check(response_)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"subprotocols": 5}, "subprotocols"),
+        ({"subprotocols": [b"chat"]}, "subprotocols"),
+        ({"extra_headers": 5}, "extra_headers"),
+        ({"extra_headers": [("X",)]}, "extra_headers"),
+    ],
+)
+def test_accept_refuses_wrong_arguments_by_name(arguments: dict[str, object], named: str) -> None:
+    # subprotocols=5 and extra_headers=5 raised a bare TypeError ('int' object is not
+    # iterable).
+    request = upgrade_request(Sec_WebSocket_Protocol="chat")
+    with pytest.raises(InvalidArgument, match=f"^{named} must be"):
+        accept(request, **arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", ["\u00e9", None, b"AAAA"])
+def test_accept_key_refuses_what_is_not_an_ascii_key(key: object) -> None:
+    with pytest.raises(InvalidArgument, match=r"^accept_key\(\) takes a Sec-WebSocket-Key"):
+        accept_key(key)  # type: ignore[arg-type]
+
+
 def test_compression_can_be_declined_and_extra_headers_added() -> None:
     request = upgrade_request(Sec_WebSocket_Extensions="permessage-deflate")
     agreed = accept(request, compression=False, extra_headers=[("X-Server", "s")])

@@ -305,8 +305,15 @@ class ContentDecoder:
         """Yield the decoded pieces of ``data`` (each at most ``piece_size`` bytes).
 
         Raises :class:`~sansnet.DecodingError` for corrupt data or when the total
-        passes ``max_size``.
+        passes ``max_size``, and :class:`~sansnet.InvalidArgument` for ``data`` that is
+        not bytes, bytearray or memoryview, whatever the coding.
         """
+        given: object = data  # typed bytes; checked as anything
+        if type(given) is not bytes and not isinstance(given, (bytearray, memoryview)):
+            raise InvalidArgument(
+                "decode() takes the body as bytes, bytearray or memoryview (what Data "
+                f"events carry), not {type(given).__name__}."
+            )
         if not self._decoders:
             if data:
                 self._count(len(data))

@@ -15,6 +15,7 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sansnet.errors import HandshakeError, InvalidArgument
 from sansnet.protocol.events import RequestHead, ResponseHead
@@ -34,8 +35,15 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def accept_key(key: str) -> str:
-    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 section 4.2.2)."""
-    digest = hashlib.sha1((key + GUID).encode("ascii")).digest()
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 section 4.2.2), an ASCII
+    str (else :class:`~sansnet.InvalidArgument`)."""
+    try:
+        data = (key + GUID).encode("ascii")
+    except (TypeError, UnicodeEncodeError):
+        raise InvalidArgument(
+            f"accept_key() takes a Sec-WebSocket-Key, an ASCII str, not {key!r}."
+        ) from None
+    digest = hashlib.sha1(data).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -68,6 +76,42 @@ def _check_subprotocols(subprotocols: object) -> None:
         )
 
 
+def _subprotocol_names(subprotocols: object, also: str = "") -> list[str]:
+    """The names in a list of subprotocols; :class:`~sansnet.InvalidArgument` for
+    anything else (``also``: what else the caller takes)."""
+    _check_subprotocols(subprotocols)
+    names: list[Any]
+    try:
+        names = list(subprotocols)  # type: ignore[call-overload]
+    except TypeError:
+        names = [None]
+    if not all(isinstance(name, str) for name in names):
+        raise InvalidArgument(
+            f"subprotocols must be a list of names (str){also}, not {subprotocols!r}."
+        )
+    return names
+
+
+def _extra_fields(extra_headers: object) -> list[tuple[str, str]]:
+    """The (name, value) pairs of ``extra_headers``; InvalidArgument for anything else."""
+    fields: list[Any]
+    try:
+        fields = list(extra_headers)  # type: ignore[call-overload]
+    except TypeError:
+        fields = [None]
+    if isinstance(extra_headers, (str, bytes)) or not all(
+        isinstance(field, tuple)
+        and len(field) == 2
+        and isinstance(field[0], str)
+        and isinstance(field[1], str)
+        for field in fields
+    ):
+        raise InvalidArgument(
+            f"extra_headers must be a list of (name, value) pairs of str, not {extra_headers!r}."
+        )
+    return fields
+
+
 def is_upgrade_request(request: RequestHead) -> bool:
     """Whether a request asks for a WebSocket (``Upgrade: websocket``), valid or not."""
     headers = request.headers
@@ -94,7 +138,9 @@ def accept(
             "accept() takes the RequestHead of the upgrade request (the event "
             f"ServerConnection.next_event() returned), not {type(request).__name__}."
         )
-    _check_subprotocols(subprotocols)
+    if subprotocols is not None and not callable(subprotocols):
+        subprotocols = _subprotocol_names(subprotocols, ", a function or None")
+    extra = _extra_fields(extra_headers)
     headers = request.headers
 
     def refuse(
@@ -162,7 +208,7 @@ def accept(
         if agreed is not None:
             value, params = agreed
             response.append(("Sec-WebSocket-Extensions", value))
-    response.extend(extra_headers)
+    response.extend(extra)
     return Handshake(chosen, params, response)
 
 
@@ -173,6 +219,11 @@ class ClientHandshake:
     ``check(response)`` validates a 101 answer and returns the agreed
     :class:`Handshake`, or raises :class:`~sansnet.HandshakeError` (carrying the status
     and headers when the server answered something other than 101).
+
+    ``subprotocols`` is a list of names, ``extra_headers`` a list of (name, value) pairs
+    of str, and ``key`` None (a random one) or a Sec-WebSocket-Key, the base64 of 16
+    bytes: anything else raises :class:`~sansnet.InvalidArgument` naming the argument,
+    as ``check()`` does for anything but a :class:`~sansnet.protocol.ResponseHead`.
     """
 
     def __init__(
@@ -184,10 +235,19 @@ class ClientHandshake:
         key: str | None = None,
         random: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        _check_subprotocols(subprotocols)
-        self.subprotocols = list(subprotocols)
+        self.subprotocols = _subprotocol_names(subprotocols)
         self.compression = compression
-        self.extra_headers = list(extra_headers)
+        self.extra_headers = _extra_fields(extra_headers)
+        if key is not None:
+            try:
+                ok = isinstance(key, str) and len(base64.b64decode(key, validate=True)) == 16
+            except ValueError:  # not base64, or not ASCII
+                ok = False
+            if not ok:
+                raise InvalidArgument(
+                    f"key must be None (a random key) or a Sec-WebSocket-Key, the base64 of "
+                    f"16 bytes (base64.b64encode(os.urandom(16)).decode()), not {key!r}."
+                )
         self.key = key if key is not None else base64.b64encode(random(16)).decode("ascii")
 
     def request_headers(self) -> list[tuple[str, str]]:
@@ -208,6 +268,11 @@ class ClientHandshake:
 
     def check(self, response: ResponseHead, body: bytes = b"") -> Handshake:
         """Validate the server's answer; ``body`` is what a non-101 answer carried."""
+        if not isinstance(response, ResponseHead):
+            raise InvalidArgument(
+                "check() takes the ResponseHead of the server's answer (the event "
+                f"ClientConnection.next_event() returned), not {type(response).__name__}."
+            )
         headers = response.headers
         if response.status_code != 101:
             raise HandshakeError(
