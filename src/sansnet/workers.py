@@ -177,6 +177,11 @@ def _worker_main(spec: WorkerSpec, ready_fd: int, inherited_fd: int | None) -> N
             server.inherited_socket = socket.socket(fileno=inherited_fd)
         elif spec.uds is None:
             server.reuse_port = True
+        # A second SIGTERM while we drain (systemd's KillMode=control-group signals us
+        # and the supervisor does too) is ignored: the receiver stays open through the
+        # drain and takes it on asyncio; trio, as the receiver closes, hands one it
+        # still holds to the handler it found (SIG_DFL: status -15), so that is a no-op.
+        signal.signal(signal.SIGTERM, _ignore_signal)
         with anyio.open_signal_receiver(signal.SIGTERM) as signals:
             async with server, anyio.create_task_group() as group:
                 os.write(ready_fd, b"1")
@@ -190,6 +195,10 @@ def _worker_main(spec: WorkerSpec, ready_fd: int, inherited_fd: int | None) -> N
     if backend == "uvloop":
         backend, options = "asyncio", {"use_uvloop": True}
     anyio.run(serve, backend=backend, backend_options=options)
+
+
+def _ignore_signal(number: int, frame: object) -> None:
+    """A signal that comes while a worker stops: ignored (see _worker_main)."""
 
 
 async def _stop_when_orphaned(scope: Any) -> None:
@@ -322,6 +331,8 @@ class Supervisor:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
+            if family == socket.AF_INET6:  # "::" is IPv6 only, as serve() binds it
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, spec.port))
             if self.reuse_port:  # the workers may join now, and nobody else

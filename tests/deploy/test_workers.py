@@ -392,6 +392,23 @@ def test_a_port_a_starting_supervisor_reserved_is_refused_to_another(
         first._release_socket()
 
 
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback here")
+def test_an_ipv6_address_the_workers_share_is_ipv6_only_as_without_workers(
+    app_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without SO_REUSEPORT the workers accept on the supervisor's socket: for "::" it
+    took IPv4 clients too, which a single process (asyncio's and anyio's listeners)
+    does not."""
+    monkeypatch.chdir(app_dir)
+    supervisor = Supervisor(WorkerSpec("deployapp:app", address="::", port=0), 1, reuse_port=False)
+    supervisor._bind()
+    try:
+        assert supervisor._socket is not None
+        assert supervisor._socket.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+    finally:
+        supervisor._release_socket()
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="signals: checked on Linux")
 def test_a_second_sigterm_while_draining_is_ignored(app_dir: Path, served: list[Served]) -> None:
     """Issue: a second SIGTERM (an impatient operator, `timeout`, a process manager that
@@ -424,6 +441,37 @@ def test_a_second_sigterm_while_draining_is_ignored(app_dir: Path, served: list[
         assert answers == [200]  # the drain went on
         assert not os.path.exists(path)
         assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_worker_signalled_twice_while_draining_exits_cleanly(
+    app_dir: Path, served: list[Served], backend: str
+) -> None:
+    """systemd's default KillMode=control-group sends SIGTERM to every process of the
+    service: a worker may get a second one while it drains. On trio it killed the
+    worker once the drain was over (status -15, trio handing the signal it still held
+    to SIG_DFL); it is ignored, as on asyncio."""
+    server = serve_workers(
+        app_dir, "deployapp:app", "--workers", "1", "--port", "0", "--backend", backend
+    )
+    served.append(server)
+    [worker] = server.worker_pids()
+    answers: list[int] = []
+
+    def slow() -> None:
+        with httpx.Client() as client:
+            answers.append(client.get(f"{server.url}/slow?seconds=2", timeout=15).status_code)
+
+    request = threading.Thread(target=slow)
+    request.start()
+    server.wait_for("in the slow handler")
+    os.kill(worker, signal.SIGTERM)
+    time.sleep(0.5)  # (the worker takes the first one in; trio keeps one of each kind)
+    os.kill(worker, signal.SIGTERM)
+    request.join(15)
+    assert answers == [200]
+    server.wait_for(f"worker {worker} exited with ")
+    assert f"worker {worker} exited with 0" in "\n".join(server.lines)
 
 
 def test_workers_announce_https_for_an_app_with_tls(
