@@ -673,6 +673,15 @@ class WebSocket:
                     except ConnectionClosed:
                         pass
                     await self._stream.linger(deadline - now(), _LINGER_LIMIT)
+            elif conn.wants_write:
+                # Our answer to the peer's close frame, queued while a send() held the
+                # write lock: it goes out after that send's frames (RFC 6455 section
+                # 5.5.1: finish the message, then answer), not cut off by the close.
+                with anyio.move_on_after(deadline - now()):
+                    try:
+                        await self._flush()
+                    except ConnectionClosed:
+                        pass
             await self._stream.aclose_within(deadline - now())
 
     # ------------------------------------------------------------------ closing

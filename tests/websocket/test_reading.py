@@ -415,3 +415,40 @@ async def test_sends_whose_frames_went_in_a_failed_write_raise() -> None:
         await anyio.wait_all_tasks_blocked()
         await peer.stream.aclose()
     assert outcomes == dict.fromkeys(["big", "second", "third"], "ConnectionClosed(1006)")
+
+
+async def test_the_peers_close_during_our_send_is_answered_after_the_message() -> None:
+    """Issue: the peer's close frame, read by a reader task while a send() held the
+    write lock, made us close the connection under that send: the peer got part of the
+    message (trio) or all of it, and no close frame (1006 for it). RFC 6455 section
+    5.5.1: the message is finished, then answered with a close frame, then TCP closed."""
+    ws, peer = socket_pair(close_timeout=30)
+    data = bytes(2 * 1024 * 1024)  # eight frames; the link holds 256 KiB
+    results: dict[str, object] = {}
+    received: list[object] = []
+    async with anyio.create_task_group() as group:
+
+        async def reader() -> None:
+            results["next"] = await ws.next()
+
+        async def sender() -> None:
+            await ws.send(data)
+            results["send"] = "returned"
+
+        group.start_soon(reader)
+        group.start_soon(sender)
+        await anyio.wait_all_tasks_blocked()  # the send waits for room, the reader for us
+        await peer.send(encode_frame(CLOSE, b"\x0f\xa0bye"))  # 4000
+        with anyio.fail_after(20):
+            while not any(isinstance(event, Closed) for event in received):
+                event = peer.engine.next_event()
+                if event is None:
+                    peer.engine.receive_data(await peer.stream.read())
+                else:
+                    received.append(event)
+            await peer.stream.aclose()
+    assert [type(event).__name__ for event in received] == ["BinaryMessage", "Closed"]
+    assert received[0].data == data  # type: ignore[attr-defined]
+    assert received[1] == Closed(4000, "")  # our answer (before: 1006, no close frame)
+    assert results == {"send": "returned", "next": None}
+    assert ws.close_code == 4000
