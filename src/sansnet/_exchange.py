@@ -121,11 +121,11 @@ class HTTP11Exchange:
                     timeout.cut_short()
                     raise
         except (ReadError, RemoteProtocolError) as exc:
+            if received:  # part of an answer came: the request is not sent again
+                raise
             if write_error is not None:
                 write_error.__cause__ = exc  # as `raise write_error from exc` would
                 raise Unanswered(write_error) from None
-            if received:
-                raise
             raise Unanswered(exc) from None
 
     async def _upload(

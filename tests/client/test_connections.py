@@ -7,6 +7,7 @@ import contextlib
 import gc
 import socket
 import ssl
+import struct
 import threading
 import uuid
 import warnings
@@ -299,6 +300,34 @@ async def test_retry_once_on_a_stale_reused_connection(
         assert result.body == b"first", "The request was retried on a fresh connection."
     assert server.accepted == 2
     assert len(server.requests) == 3, "Sent twice: on the stale connection, then the fresh one."
+
+
+async def test_no_retry_once_part_of_an_answer_arrived_though_the_upload_failed(
+    raw_server: Start,
+) -> None:
+    """Issue: a PUT whose upload failed (the server reset the connection) was sent
+    again although half a response head had arrived first: a request is retried only
+    before any response byte (docs/api/client.md)."""
+
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        if server.read_request(conn) is None:
+            return
+        conn.sendall(response(b"first"))
+        if server.read_request(conn, read_body=False) is None:
+            return
+        conn.recv(1000)  # a little of the body, then half a head, then a reset
+        conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 3600\r\nX-Ha")
+        server.event("half sent").wait(0.3)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    server = raw_server(handler)
+    async with sansnet.Client() as client:
+        await client.request(server.url)
+        with pytest.raises((sansnet.ReadError, sansnet.RemoteProtocolError)):
+            await client.request(server.url, method="PUT", body=b"x" * 20_000_000)
+    assert server.accepted == 1  # before: the PUT went again on a new connection
+    assert len(server.requests) == 2
 
 
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
