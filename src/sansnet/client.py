@@ -666,10 +666,11 @@ def _check_max_decoded_size(value: object) -> int | None:
 def _body(params: Mapping[str, Any]) -> tuple[bytes | AsyncIterable[bytes], str | None]:
     """The body to send and the Content-Type it implies (None: none)."""
     body = params.get("body")
-    if "json" in params:
+    value = params.get("json")
+    if value is not None:  # (json=None is no JSON body, as in httpx and requests)
         if body is not None:
             raise InvalidArgument("Pass body or json, not both.")
-        return json_encode(params["json"]).encode("utf-8"), "application/json"
+        return json_encode(value).encode("utf-8"), "application/json"
     if body is None:
         return b"", None
     if isinstance(body, str):

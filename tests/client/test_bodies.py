@@ -171,6 +171,16 @@ async def test_text_and_json(base_url: str) -> None:
     assert "FetchResponse 200 OK" in repr(response)
 
 
+async def test_json_none_is_no_json_body(base_url: str) -> None:
+    """As in httpx and requests: ``json=None`` sent a JSON ``null`` (and refused a
+    ``body`` beside it)."""
+    echo = (await sansnet.request(f"{base_url}/echo", method="POST", json=None)).json()
+    assert echo["body"] == ""
+    assert ["content-type", "application/json"] not in echo["headers"]
+    echo = (await sansnet.request(f"{base_url}/echo", method="POST", body=b"raw", json=None)).json()
+    assert echo["body"] == "raw"
+
+
 @pytest.mark.parametrize(
     ("content_type", "body", "text", "charset"),
     [
