@@ -9,6 +9,7 @@ them are importable from :mod:`sansnet.client`.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
@@ -241,7 +242,16 @@ class StreamedBody:
     def __init__(self, source: Iterable[bytes] | AsyncIterable[bytes]) -> None:
         self._async: AsyncIterator[bytes] | None = None
         self._iterator: Iterator[bytes] | None = None
-        if isinstance(source, AsyncIterable):
+        read = getattr(source, "read", None)
+        if callable(read):
+            # A file (open(path, "rb"), io.BytesIO, anyio's or aiofiles' async files):
+            # read in pieces of FILE_CHUNK, not iterated, which gives lines (a binary
+            # file without newlines was one chunk, read whole into memory).
+            if inspect.iscoroutinefunction(read):
+                self._async = _read_async_file(read)
+            else:
+                self._iterator = _read_file(read)
+        elif isinstance(source, AsyncIterable):
             self._async = aiter(source)
         else:
             self._iterator = iter(source)
@@ -264,6 +274,20 @@ class StreamedBody:
         if close is not None:
             with anyio.CancelScope(shield=True):
                 await close()
+
+
+FILE_CHUNK = 64 * 1024
+"""The size of the reads of a file given as a request body."""
+
+
+def _read_file(read: Any) -> Iterator[bytes]:
+    while chunk := read(FILE_CHUNK):
+        yield chunk
+
+
+async def _read_async_file(read: Any) -> AsyncIterator[bytes]:
+    while chunk := await read(FILE_CHUNK):
+        yield chunk
 
 
 def _chunk(chunk: Any) -> bytes:

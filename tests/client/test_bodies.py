@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import os
 import socket
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
+import anyio
 import pytest
 
 import sansnet
+from sansnet._transport_api import FILE_CHUNK, StreamedBody
 
 from .app import TEXT
 from .conftest import Servers
@@ -374,3 +379,29 @@ async def test_streaming_memory_stays_flat(servers: Servers) -> None:
         tracemalloc.stop()
     assert size == 200 * MiB, "Every byte arrives."
     assert peak < 8 * MiB, f"Memory stays flat while streaming (peak {peak / MiB:.1f} MiB)."
+
+
+async def test_a_file_body_is_read_in_pieces_not_lines(tmp_path: Path) -> None:
+    """Issue: a file given as ``body=`` was iterated, which gives lines: a binary file
+    without a newline went as one chunk, read whole into memory."""
+    path = tmp_path / "upload.bin"
+    data = os.urandom(300_000).replace(b"\n", b"\0")  # no line ends
+    path.write_bytes(data)
+    with path.open("rb") as file:
+        chunks = [chunk async for chunk in StreamedBody(file)]
+    assert b"".join(chunks) == data
+    assert max(map(len, chunks)) == FILE_CHUNK  # before: one chunk of 300,000 bytes
+    chunks = [chunk async for chunk in StreamedBody(io.BytesIO(data))]
+    assert max(map(len, chunks)) == FILE_CHUNK
+    async with await anyio.open_file(path, "rb") as async_file:
+        chunks = [chunk async for chunk in StreamedBody(async_file)]
+    assert b"".join(chunks) == data
+    assert max(map(len, chunks)) == FILE_CHUNK
+
+
+async def test_a_file_body_is_uploaded_whole(base_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "upload.txt"
+    path.write_bytes(b"line one\nline two\n" * 10_000)
+    with path.open("rb") as file:
+        echo = (await sansnet.request(f"{base_url}/echo", method="POST", body=file)).json()
+    assert echo["body"] == path.read_text()
