@@ -17,6 +17,7 @@ at a time.
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,50 +68,19 @@ DEFAULTS = [("date", "Thu, 26 Nov 2026 10:00:00 GMT"), ("server", "bench")]
 H11_DEFAULTS = [(b"date", b"Thu, 26 Nov 2026 10:00:00 GMT"), (b"server", b"bench")]
 
 
-def sansnet_server() -> object:
-    conn = ServerConnection(default_headers=DEFAULTS)
-
-    def cycle() -> None:
-        conn.receive_data(REQUEST)
-        request = conn.next_event()
-        end = conn.next_event()
-        assert type(end) is EndOfMessage, (request, end)
-        conn.send_response(200, RESPONSE_HEADERS, BODY)
-        conn.data_to_send()
-        assert conn.next_event() is NEED_DATA
-
-    return cycle
-
-
-def h11_server() -> object:
-    conn = h11.Connection(h11.SERVER)
-
-    def cycle() -> None:
-        conn.receive_data(REQUEST)
-        request = conn.next_event()
-        end = conn.next_event()
-        assert type(end) is h11.EndOfMessage, (request, end)
-        out = conn.send(h11.Response(status_code=200, headers=H11_DEFAULTS + H11_RESPONSE_HEADERS))
-        out += conn.send(h11.Data(data=BODY))
-        out += conn.send(h11.EndOfMessage())
-        conn.start_next_cycle()
-        assert conn.next_event() is h11.NEED_DATA
-
-    return cycle
-
-
 PIPELINED = 500  # requests in one read (190 KB: one 256 KiB read of the server), for the row below
 
 
-def sansnet_pipelined() -> object:
+def sansnet_server(requests: int = 1) -> object:
     conn = ServerConnection(default_headers=DEFAULTS)
-    backlog = REQUEST * PIPELINED
+    data = REQUEST * requests
 
-    def cycle() -> None:  # PIPELINED requests: the row divides by PIPELINED
-        conn.receive_data(backlog)
-        for _ in range(PIPELINED):
-            conn.next_event()
-            assert type(conn.next_event()) is EndOfMessage
+    def cycle() -> None:  # ``requests`` cycles: the row divides by it
+        conn.receive_data(data)
+        for _ in range(requests):
+            request = conn.next_event()
+            end = conn.next_event()
+            assert type(end) is EndOfMessage, (request, end)
             conn.send_response(200, RESPONSE_HEADERS, BODY)
             conn.data_to_send()
         assert conn.next_event() is NEED_DATA
@@ -118,15 +88,16 @@ def sansnet_pipelined() -> object:
     return cycle
 
 
-def h11_pipelined() -> object:
+def h11_server(requests: int = 1) -> object:
     conn = h11.Connection(h11.SERVER)
-    backlog = REQUEST * PIPELINED
+    data = REQUEST * requests
 
     def cycle() -> None:
-        conn.receive_data(backlog)
-        for _ in range(PIPELINED):
-            conn.next_event()
-            assert type(conn.next_event()) is h11.EndOfMessage
+        conn.receive_data(data)
+        for _ in range(requests):
+            request = conn.next_event()
+            end = conn.next_event()
+            assert type(end) is h11.EndOfMessage, (request, end)
             out = conn.send(
                 h11.Response(status_code=200, headers=H11_DEFAULTS + H11_RESPONSE_HEADERS)
             )
@@ -180,7 +151,12 @@ def main() -> None:
     for role, ours, theirs, requests in (
         ("server", sansnet_server, h11_server, 1),
         ("client", sansnet_client, h11_client, 1),
-        (f"server, {PIPELINED} pipelined", sansnet_pipelined, h11_pipelined, PIPELINED),
+        (
+            f"server, {PIPELINED} pipelined",
+            partial(sansnet_server, PIPELINED),
+            partial(h11_server, PIPELINED),
+            PIPELINED,
+        ),
     ):
         a = per_call(ours()) / requests  # type: ignore[arg-type]
         b = per_call(theirs()) / requests  # type: ignore[arg-type]

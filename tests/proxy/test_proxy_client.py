@@ -669,31 +669,43 @@ async def test_socks4a_refuses_a_username_with_nul(
         assert refused.value.status == 0
 
 
+class OneShotProxy:
+    """A listener on 127.0.0.1 that reads one request head (into ``heads``) and writes
+    ``answer``: :meth:`answer_once` runs in a thread beside the client."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.heads: list[bytes] = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def __enter__(self) -> OneShotProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.close()
+
+    def answer_once(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(4096)
+            self.heads.append(head)
+            conn.sendall(self.answer)
+
+
 async def test_an_ipv6_zone_stays_out_of_the_connect_request() -> None:
     """The zone of ``https://[fe80::1%25eth0]/`` names one of our interfaces: the
     proxy gets ``CONNECT [fe80::1]:443`` (it wrongly got the zone, with a raw "%")."""
-    heads: list[bytes] = []
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-
-        def answer_once() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += conn.recv(4096)
-                heads.append(head)
-                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-
+    with OneShotProxy(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n") as proxy:
         async with anyio.create_task_group() as group:
-            group.start_soon(anyio.to_thread.run_sync, answer_once)
+            group.start_soon(anyio.to_thread.run_sync, proxy.answer_once)
             with pytest.raises(ProxyError):
-                await net.request(
-                    "https://[fe80::1%25eth0]/",
-                    proxy=f"http://127.0.0.1:{listener.getsockname()[1]}",
-                    timeout=5,
-                )
+                await net.request("https://[fe80::1%25eth0]/", proxy=proxy.url, timeout=5)
+    heads = proxy.heads
     assert heads[0].startswith(b"CONNECT [fe80::1]:443 HTTP/1.1\r\n")
     assert b"\r\nHost: [fe80::1]:443\r\n" in heads[0]
 
@@ -702,29 +714,17 @@ async def test_a_forwarded_request_has_no_zone_and_the_trace_masks_the_proxy_cre
     """Forward mode: ``http://[fe80::1%25eth0]:8080/p`` goes to the proxy as
     ``GET http://[fe80::1]:8080/p`` (the zone went along), and the trace of
     ``sansnet request -v`` showed the proxy's password (``Proxy-Authorization``)."""
-    heads: list[bytes] = []
     traced: list[bytes] = []
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-
-        def answer_once() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += conn.recv(4096)
-                heads.append(head)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-
-        proxy = f"http://alice:s3cret@127.0.0.1:{listener.getsockname()[1]}"
+    with OneShotProxy(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") as proxy:
+        url = proxy.url.replace("http://", "http://alice:s3cret@")
         async with (
             anyio.create_task_group() as group,
-            net.Client(proxy=proxy, trace=lambda kind, head: traced.append(head)) as client,
+            net.Client(proxy=url, trace=lambda kind, head: traced.append(head)) as client,
         ):
-            group.start_soon(anyio.to_thread.run_sync, answer_once)
+            group.start_soon(anyio.to_thread.run_sync, proxy.answer_once)
             response = await client.request("http://[fe80::1%25eth0]:8080/p", timeout=5)
             assert response.body == b"ok"
+    heads = proxy.heads
     credentials = base64.b64encode(b"alice:s3cret")
     assert heads[0].startswith(b"GET http://[fe80::1]:8080/p HTTP/1.1\r\n")
     assert b"\r\nProxy-Authorization: Basic " + credentials + b"\r\n" in heads[0]

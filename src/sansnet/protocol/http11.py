@@ -1338,11 +1338,7 @@ class ServerConnection(HTTPConnection):
         Then write :meth:`data_to_send`.
         """
         body = _check_body(body)
-        try:
-            self._start(status, headers, reason, body)
-        except (AttributeError, IndexError, TypeError, ValueError):
-            _check_default_headers(self.default_headers, later=True)
-            raise
+        self._start(status, headers, reason, body)
         if status != 101:
             if body and not self._no_body:
                 self._send(h11.Data(data=body))
@@ -1359,118 +1355,122 @@ class ServerConnection(HTTPConnection):
         """Send a response head; stream the body with :meth:`send_data` and finish it
         with :meth:`send_end`. The body is framed by your Content-Length if you set one,
         else chunked (HTTP/1.1 clients) or by closing the connection (HTTP/1.0)."""
-        try:
-            self._start(status, headers, reason, None)
-        except (AttributeError, IndexError, TypeError, ValueError):
-            _check_default_headers(self.default_headers, later=True)
-            raise
+        self._start(status, headers, reason, None)
 
     def _start(
         self, status: int, headers: HeadersLike | None, reason: str | None, body: _Body | None
     ) -> None:
-        if type(status) is not int or not 100 <= status <= 999:
-            raise LocalProtocolError(f"Invalid status code {status!r}: use 100 to 999.")
-        if 100 <= status < 200 and status != 101:
-            raise LocalProtocolError("Use send_informational() for 1xx responses.")
-        conn = self._conn
-        if conn.our_state is not h11.SEND_RESPONSE:
-            raise LocalProtocolError(
-                f"Can't start a response now (our side is {self.our_state.name}): one "
-                "response per request."
-            )
-        if status == 101 and not (self._upgrade and conn.their_state is _H11_MIGHT_SWITCH):
-            raise LocalProtocolError("Can't send 101: the client did not propose an upgrade.")
-        if 200 <= status < 300 and self._request_method == "CONNECT":
-            self._refuse_tunnel(status)
-        items = (
-            _merged(self.default_headers, _as_items(headers)) if headers else self.default_headers
-        )
-        length: str | None = None
-        chunked = said_close = False
-        for name, value in items:
-            lower = name.lower()
-            if lower in _RESPONSE_SPECIAL:
-                if lower == "content-length":
-                    length = _one_length(length, value)
-                elif lower == "transfer-encoding":
-                    chunked = _chunked(value, chunked)
-                elif "close" in value.lower():
-                    said_close = True
-        if body and status in (101, 204, 304):
-            raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
-        if status == 205 and (body or (length is not None and _length_value(length) != 0)):
-            raise LocalProtocolError(
-                "A 205 (Reset Content) response cannot have content (RFC 9110 section "
-                "15.3.6): send b'', and no Content-Length but 0."
-            )
-        extra: list[tuple[str, str]] = []
-        declared = 0
-        if length is not None:
-            # Checked for every status and method: even where no body follows (HEAD,
-            # 304), the field goes out and must be one decimal number.
-            if chunked:
-                raise LocalProtocolError("Set Content-Length or Transfer-Encoding, not both.")
-            declared = _length_value(length)
-            if status == 204 and declared:
-                raise LocalProtocolError(
-                    "A 204 (No Content) response cannot declare content (RFC 9110 section "
-                    "8.6): leave Content-Length out."
-                )
-            if (
-                body is not None
-                and declared != len(body)
-                and status not in (101, 204, 304)
-                and self._request_method != "HEAD"
-            ):
-                raise LocalProtocolError(
-                    f"Content-Length {length!r} does not match the body ({len(body)} bytes)."
-                )
-        elif body is not None and not chunked and status not in (101, 204, 304):
-            extra.append(("content-length", str(len(body))))
-        elif status == 205 and not chunked:
-            # Streamed (start_response): a client frames a 205 as any response, so its
-            # emptiness is said (or, with the caller's chunked framing, one empty chunk).
-            extra.append(("content-length", "0"))
-        # Answering without reading the body the client holds back (expect_continue),
-        # or with the request body unread (its bytes would be taken for the next
-        # request): reuse is unsafe. Recorded once the response is sent: a refused one
-        # changes nothing.
-        force_close = (
-            self._force_close
-            or self._expect_continue
-            or (conn.their_state is h11.SEND_BODY and status != 101)
-        )
-        if force_close and not said_close and status != 101:
-            extra.append(("connection", "close"))
-        fields = _fields_for_h11([*items, *extra] if extra else items)
-        if reason is None:
-            reason_bytes = _REASON_BYTES.get(status, b"")
-        else:
-            reason_bytes = reason.encode("latin-1", "replace") if type(reason) is str else b"\0"
-            if _CONTROL.search(reason_bytes) is not None:
-                raise LocalProtocolError(
-                    f"Invalid reason phrase {reason!r}: control characters would break the "
-                    "start line."
-                )
+        # A bare error here (a field of default_headers the driver broke in place
+        # after the connection was made) is said as ours: see _check_default_headers.
         try:
-            if status == 101:
-                event: Any = h11.InformationalResponse(
-                    status_code=101, headers=fields, reason=reason_bytes
+            if type(status) is not int or not 100 <= status <= 999:
+                raise LocalProtocolError(f"Invalid status code {status!r}: use 100 to 999.")
+            if 100 <= status < 200 and status != 101:
+                raise LocalProtocolError("Use send_informational() for 1xx responses.")
+            conn = self._conn
+            if conn.our_state is not h11.SEND_RESPONSE:
+                raise LocalProtocolError(
+                    f"Can't start a response now (our side is {self.our_state.name}): one "
+                    "response per request."
                 )
+            if status == 101 and not (self._upgrade and conn.their_state is _H11_MIGHT_SWITCH):
+                raise LocalProtocolError("Can't send 101: the client did not propose an upgrade.")
+            if 200 <= status < 300 and self._request_method == "CONNECT":
+                self._refuse_tunnel(status)
+            items = (
+                _merged(self.default_headers, _as_items(headers))
+                if headers
+                else self.default_headers
+            )
+            length: str | None = None
+            chunked = said_close = False
+            for name, value in items:
+                lower = name.lower()
+                if lower in _RESPONSE_SPECIAL:
+                    if lower == "content-length":
+                        length = _one_length(length, value)
+                    elif lower == "transfer-encoding":
+                        chunked = _chunked(value, chunked)
+                    elif "close" in value.lower():
+                        said_close = True
+            if body and status in (101, 204, 304):
+                raise LocalProtocolError(f"A {status} response cannot have a body; send b''.")
+            if status == 205 and (body or (length is not None and _length_value(length) != 0)):
+                raise LocalProtocolError(
+                    "A 205 (Reset Content) response cannot have content (RFC 9110 section "
+                    "15.3.6): send b'', and no Content-Length but 0."
+                )
+            extra: list[tuple[str, str]] = []
+            declared = 0
+            if length is not None:
+                # Checked for every status and method: even where no body follows (HEAD,
+                # 304), the field goes out and must be one decimal number.
+                if chunked:
+                    raise LocalProtocolError("Set Content-Length or Transfer-Encoding, not both.")
+                declared = _length_value(length)
+                if status == 204 and declared:
+                    raise LocalProtocolError(
+                        "A 204 (No Content) response cannot declare content (RFC 9110 section "
+                        "8.6): leave Content-Length out."
+                    )
+                if (
+                    body is not None
+                    and declared != len(body)
+                    and status not in (101, 204, 304)
+                    and self._request_method != "HEAD"
+                ):
+                    raise LocalProtocolError(
+                        f"Content-Length {length!r} does not match the body ({len(body)} bytes)."
+                    )
+            elif body is not None and not chunked and status not in (101, 204, 304):
+                extra.append(("content-length", str(len(body))))
+            elif status == 205 and not chunked:
+                # Streamed (start_response): a client frames a 205 as any response, so its
+                # emptiness is said (or, with the caller's chunked framing, one empty chunk).
+                extra.append(("content-length", "0"))
+            # Answering without reading the body the client holds back (expect_continue),
+            # or with the request body unread (its bytes would be taken for the next
+            # request): reuse is unsafe. Recorded once the response is sent: a refused one
+            # changes nothing.
+            force_close = (
+                self._force_close
+                or self._expect_continue
+                or (conn.their_state is h11.SEND_BODY and status != 101)
+            )
+            if force_close and not said_close and status != 101:
+                extra.append(("connection", "close"))
+            fields = _fields_for_h11([*items, *extra] if extra else items)
+            if reason is None:
+                reason_bytes = _REASON_BYTES.get(status, b"")
             else:
-                event = h11.Response(status_code=status, headers=fields, reason=reason_bytes)
-        except h11.LocalProtocolError as error:
-            raise _h11_error(error) from None
-        self._send(event)
-        self._force_close = force_close
-        self._expect_continue = False
-        self._no_body = no_body = self._request_method == "HEAD" or status in _NO_CONTENT
-        self._out_remaining = declared if length is not None and not no_body else None
-        # h11 frames a body without Content-Length as chunked for HTTP/1.1 clients and
-        # by the close for HTTP/1.0 ones (dropping a Transfer-Encoding we were given).
-        self._out_chunked = (
-            not no_body and length is None and self._conn.their_http_version == b"1.1"
-        )
+                reason_bytes = reason.encode("latin-1", "replace") if type(reason) is str else b"\0"
+                if _CONTROL.search(reason_bytes) is not None:
+                    raise LocalProtocolError(
+                        f"Invalid reason phrase {reason!r}: control characters would break the "
+                        "start line."
+                    )
+            try:
+                if status == 101:
+                    event: Any = h11.InformationalResponse(
+                        status_code=101, headers=fields, reason=reason_bytes
+                    )
+                else:
+                    event = h11.Response(status_code=status, headers=fields, reason=reason_bytes)
+            except h11.LocalProtocolError as error:
+                raise _h11_error(error) from None
+            self._send(event)
+            self._force_close = force_close
+            self._expect_continue = False
+            self._no_body = no_body = self._request_method == "HEAD" or status in _NO_CONTENT
+            self._out_remaining = declared if length is not None and not no_body else None
+            # h11 frames a body without Content-Length as chunked for HTTP/1.1 clients and
+            # by the close for HTTP/1.0 ones (dropping a Transfer-Encoding we were given).
+            self._out_chunked = (
+                not no_body and length is None and self._conn.their_http_version == b"1.1"
+            )
+        except (AttributeError, IndexError, TypeError, ValueError):
+            _check_default_headers(self.default_headers, later=True)
+            raise
 
 
 _NOT_IN_TRAILERS: Final = frozenset(
@@ -1614,11 +1614,7 @@ class ClientConnection(HTTPConnection):
         :meth:`data_to_send` and read the response with :meth:`next_event`.
         """
         body = _check_body(body)
-        try:
-            self._start(method, target, headers, body)
-        except (AttributeError, IndexError, TypeError, ValueError):
-            _check_default_headers(self.default_headers, later=True)
-            raise
+        self._start(method, target, headers, body)
         if body:
             self._send(h11.Data(data=body))
         self._send(_END)
@@ -1632,83 +1628,85 @@ class ClientConnection(HTTPConnection):
     ) -> None:
         """Send a request head; stream the body with :meth:`send_data` and finish with
         :meth:`send_end`. The body is chunked unless you set Content-Length."""
-        try:
-            self._start(method, target, headers, None)
-        except (AttributeError, IndexError, TypeError, ValueError):
-            _check_default_headers(self.default_headers, later=True)
-            raise
+        self._start(method, target, headers, None)
 
     def _start(
         self, method: str, target: str, headers: HeadersLike | None, body: _Body | None
     ) -> None:
-        conn = self._conn
-        if conn.our_state is not h11.IDLE or not self._head_wait or self._pending:
-            raise LocalProtocolError(
-                f"Can't send a request now (our side is {self.our_state.name}, the "
-                f"server's {self.their_state.name}): finish the previous cycle or open a "
-                "new connection."
-            )
-        if type(method) is not str or TOKEN.fullmatch(method) is None:
-            raise LocalProtocolError(f"Invalid method {method!r}: a method is a token.")
-        if not (
-            type(target) is str
-            and target.isascii()
-            and target.isprintable()
-            and " " not in target
-            and (target[:1] == "/" or _valid_other_target(method, target))
-        ):
-            # RFC 9112 section 3.2: the forms a server accepts (ours refuses the rest).
-            raise LocalProtocolError(
-                f"Invalid request target {target!r}: use an ASCII origin-form ('/path?q'), "
-                "absolute-form, authority-form (CONNECT) or '*' (OPTIONS), percent-encoded."
-            )
-        given = _as_items(headers)
-        declared = 0
-        items: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        length: str | None = None
-        chunked = False
-        hosts = 0
-        for name, value in given:
-            lower = name.lower()
-            seen.add(lower)
-            if lower == "content-length":
-                length = _one_length(length, value)
-            elif lower == "transfer-encoding":
-                chunked = _chunked(value, chunked)
-            elif lower == "host" and hosts:
-                # RFC 9112 section 3.2: a server must refuse such a request with 400.
-                raise LocalProtocolError("A request has one Host field, not several.")
-            elif lower == "host":
-                hosts = 1
-        if not hosts:
-            items.append(("Host", self._host_header))
-        for name, value in self.default_headers:
-            if name.lower() not in seen:
-                items.append((name, value))
-        items.extend(given)
-        if chunked:
-            if length is not None:
-                raise LocalProtocolError("Set Content-Length or Transfer-Encoding, not both.")
-        elif body is not None:
-            if length is None:
-                if body or method in ("POST", "PUT", "PATCH"):
-                    items.append(("Content-Length", str(len(body))))
-            elif _length_value(length) != len(body):
+        # A bare error here (a field of default_headers the driver broke in place
+        # after the connection was made) is said as ours: see _check_default_headers.
+        try:
+            conn = self._conn
+            if conn.our_state is not h11.IDLE or not self._head_wait or self._pending:
                 raise LocalProtocolError(
-                    f"Content-Length {length!r} does not match the body ({len(body)} bytes)."
+                    f"Can't send a request now (our side is {self.our_state.name}, the "
+                    f"server's {self.their_state.name}): finish the previous cycle or open a "
+                    "new connection."
                 )
-        elif length is not None:
-            declared = _length_value(length)
-        else:
-            items.append(("Transfer-Encoding", "chunked"))
-            chunked = True
-        if self._force_close and "connection" not in seen:
-            items.append(("Connection", "close"))
-        self._send(_request_event(method, target, items))
-        self._method = method
-        self._out_chunked = chunked
-        self._out_remaining = declared if length is not None and body is None else None
+            if type(method) is not str or TOKEN.fullmatch(method) is None:
+                raise LocalProtocolError(f"Invalid method {method!r}: a method is a token.")
+            if not (
+                type(target) is str
+                and target.isascii()
+                and target.isprintable()
+                and " " not in target
+                and (target[:1] == "/" or _valid_other_target(method, target))
+            ):
+                # RFC 9112 section 3.2: the forms a server accepts (ours refuses the rest).
+                raise LocalProtocolError(
+                    f"Invalid request target {target!r}: use an ASCII origin-form ('/path?q'), "
+                    "absolute-form, authority-form (CONNECT) or '*' (OPTIONS), percent-encoded."
+                )
+            given = _as_items(headers)
+            declared = 0
+            items: list[tuple[str, str]] = []
+            seen: set[str] = set()
+            length: str | None = None
+            chunked = False
+            hosts = 0
+            for name, value in given:
+                lower = name.lower()
+                seen.add(lower)
+                if lower == "content-length":
+                    length = _one_length(length, value)
+                elif lower == "transfer-encoding":
+                    chunked = _chunked(value, chunked)
+                elif lower == "host" and hosts:
+                    # RFC 9112 section 3.2: a server must refuse such a request with 400.
+                    raise LocalProtocolError("A request has one Host field, not several.")
+                elif lower == "host":
+                    hosts = 1
+            if not hosts:
+                items.append(("Host", self._host_header))
+            for name, value in self.default_headers:
+                if name.lower() not in seen:
+                    items.append((name, value))
+            items.extend(given)
+            if chunked:
+                if length is not None:
+                    raise LocalProtocolError("Set Content-Length or Transfer-Encoding, not both.")
+            elif body is not None:
+                if length is None:
+                    if body or method in ("POST", "PUT", "PATCH"):
+                        items.append(("Content-Length", str(len(body))))
+                elif _length_value(length) != len(body):
+                    raise LocalProtocolError(
+                        f"Content-Length {length!r} does not match the body ({len(body)} bytes)."
+                    )
+            elif length is not None:
+                declared = _length_value(length)
+            else:
+                items.append(("Transfer-Encoding", "chunked"))
+                chunked = True
+            if self._force_close and "connection" not in seen:
+                items.append(("Connection", "close"))
+            self._send(_request_event(method, target, items))
+            self._method = method
+            self._out_chunked = chunked
+            self._out_remaining = declared if length is not None and body is None else None
+        except (AttributeError, IndexError, TypeError, ValueError):
+            _check_default_headers(self.default_headers, later=True)
+            raise
 
     # ---------------------------------------------------------------- input
 
