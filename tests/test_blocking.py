@@ -3,14 +3,20 @@ interpreter exit."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from types import FrameType
 
 import pytest
 
@@ -531,3 +537,154 @@ def test_a_forked_child_starts_its_own_loop() -> None:
         "child status 0",
         "parent parent still open",
     ], result.stderr
+
+
+# ======================================================= an interrupted call cancels its task
+
+needs_alarm = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs SIGALRM")
+
+
+class Interrupted(Exception):
+    """What a signal handler of the caller raises (as Ctrl-C raises KeyboardInterrupt)."""
+
+
+@contextmanager
+def interrupt_after(seconds: float, error: BaseException) -> Iterator[None]:
+    """Raise ``error`` in this (the main) thread after ``seconds``, from a SIGALRM handler."""
+
+    def raise_it(signum: int, frame: FrameType | None) -> None:
+        raise error
+
+    previous = signal.signal(signal.SIGALRM, raise_it)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextmanager
+def slow_server(answer: Callable[[socket.socket], None]) -> Iterator[tuple[str, threading.Event]]:
+    """A server on 127.0.0.1 that reads one request head, calls ``answer`` on the
+    connection, then never answers more: it sets the event yielded once the client
+    closed the connection (within 10 s)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    closed = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.settimeout(10)
+            try:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += connection.recv(65536)
+                answer(connection)
+                while connection.recv(65536):
+                    pass
+                closed.set()
+            except OSError:  # a timeout: the client kept the connection open
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", closed
+    finally:
+        listener.close()
+        thread.join(15)
+
+
+def pool_in_use() -> int:
+    async def in_use() -> int:
+        return (await sansnet.client.default_client()).pool.in_use
+
+    return blocking.portal().call(in_use)
+
+
+@needs_alarm
+def test_an_interrupted_request_is_cancelled_on_the_loop() -> None:
+    """Ctrl-C while request() waits: the request on the background loop is cancelled,
+    its connection closed and its pool slot freed before the KeyboardInterrupt reaches
+    the caller, unchanged (it ran on: the POST was answered after the caller gave up,
+    its connection held meanwhile)."""
+    interrupt = KeyboardInterrupt()
+    with slow_server(lambda connection: None) as (url, closed):
+        with pytest.raises(KeyboardInterrupt) as raised, interrupt_after(0.3, interrupt):
+            blocking.request(url, method="POST", body=b"charge-card", timeout=None)
+        assert raised.value is interrupt
+        assert pool_in_use() == 0
+        assert closed.wait(10)
+
+
+@needs_alarm
+def test_a_stream_interrupted_before_its_head_is_cancelled_on_the_loop() -> None:
+    """An exception raised in the caller's thread while stream() waits for the head
+    leaves no task behind: the connection is closed and its pool slot freed (the
+    context manager was entered later in the background and never left, until
+    shutdown())."""
+    interrupt = Interrupted("alarm")
+    with slow_server(lambda connection: None) as (url, closed):
+        with (
+            pytest.raises(Interrupted) as raised,
+            interrupt_after(0.3, interrupt),
+            blocking.stream(url, timeout=None),
+        ):
+            pytest.fail("no response head was sent")  # pragma: no cover
+        assert raised.value is interrupt
+        assert pool_in_use() == 0
+        assert closed.wait(10)
+
+
+def tasks_on_the_loop() -> int:
+    async def count() -> int:
+        return len(asyncio.all_tasks())
+
+    return blocking.portal().call(count)
+
+
+@needs_alarm
+def test_an_interrupt_while_reading_a_streamed_body_cancels_the_read() -> None:
+    """An interrupt while iter_bytes() waits for the next piece cancels that read on the
+    loop (it waited on, while the block's exit closed the response), then the block's
+    exit closes the connection."""
+
+    def head_and_half_the_body(connection: socket.socket) -> None:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+
+    interrupt = Interrupted("alarm")
+    with slow_server(head_and_half_the_body) as (url, closed):
+        chunks = []
+        with pytest.raises(Interrupted) as raised, blocking.stream(url, timeout=None) as response:
+            tasks = tasks_on_the_loop()
+            try:
+                with interrupt_after(0.3, interrupt):
+                    chunks.extend(response.iter_bytes())
+            finally:
+                assert tasks_on_the_loop() == tasks  # the read of the rest is gone
+        assert raised.value is interrupt
+        assert chunks == [b"hello"]
+        assert pool_in_use() == 0
+        assert closed.wait(10)
+
+
+@needs_alarm
+def test_an_interrupted_tcp_read_is_cancelled_on_the_loop() -> None:
+    """The read given up on is no longer waiting on the loop: the next read gets the
+    next bytes (the abandoned one took them)."""
+    received = threading.Event()
+
+    def send_when_asked(stream: blocking.BlockingTcpStream) -> None:
+        received.wait(10)
+        stream.write(b"after")
+        stream.read()
+
+    with (
+        blocking.tcp.serve(0, send_when_asked) as server,
+        blocking.tcp.connect("127.0.0.1", server.port) as stream,
+    ):
+        with pytest.raises(Interrupted), interrupt_after(0.3, Interrupted("alarm")):
+            stream.read()
+        received.set()
+        assert stream.read(timeout=10) == b"after"

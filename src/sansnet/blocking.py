@@ -19,6 +19,19 @@ survive between calls. It is shut down when the interpreter exits, closing the T
 streams, WebSockets, streamed responses and pooled connections still open and stopping
 servers still running. Calling these functions from inside a running event loop raises
 :class:`~sansnet.UsageError` (a ``RuntimeError``): there, await the functions of :mod:`sansnet` instead.
+
+An interrupted call cancels its task on the loop: each call runs as a task there while
+the caller's thread waits for it, and an exception raised in that thread during the
+wait (``KeyboardInterrupt`` from Ctrl-C, or one raised by a signal handler) cancels the
+task, waits a moment (at most a few seconds) for it to end, and then reaches the caller
+unchanged, as with httpx's sync client. So an interrupted ``request()`` or ``stream()``
+has closed its connection and freed its pool slot (the request does not run on to
+completion after the caller gave up); an interrupted read of a streamed body, a TCP
+stream or a WebSocket is no longer waiting (what arrives next goes to the next read;
+leaving a ``stream()`` block then closes the connection); an interrupted ``socket()``,
+``tcp.connect()`` or ``serve()`` leaves nothing open behind. An interrupted ``stop()``
+is the exception: the server still stops (it stopped accepting at once) and drains in
+the background, and interpreter exit waits for it; only the wait is given up.
 """
 
 from __future__ import annotations
@@ -32,9 +45,10 @@ import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from concurrent.futures import Future
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -156,10 +170,87 @@ def portal() -> BlockingPortal:
         return _portal
 
 
+# How long an interrupted call waits for its cancelled task to end before the
+# interrupt reaches the caller (cancelling a request closes its socket at once).
+_CANCEL_WAIT = 5.0
+
+
+class _Abandoned(Exception):
+    """Ends a task whose caller gave up waiting (nobody reads it)."""
+
+
+class _Cancellable:
+    """A task on the loop that the caller's thread can cancel, also before it started:
+    ``run`` runs ``function`` in a cancel scope of its own, which :meth:`cancel` (from
+    the caller's thread) cancels on the loop."""
+
+    def __init__(self) -> None:
+        self._scope: anyio.CancelScope | None = None
+        self._cancelled = False
+        self.finished = threading.Event()  # set when run() ends, however it ends
+
+    async def run(self, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        try:
+            with anyio.CancelScope() as self._scope:
+                if self._cancelled:  # cancelled before it started
+                    self._scope.cancel()
+                return await function(*args, **kwargs)
+            raise _Abandoned  # cancelled by cancel(): the scope swallowed the cancellation
+        finally:
+            self.finished.set()
+
+    def _cancel_on_the_loop(self) -> None:
+        self._cancelled = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def cancel(self, portal: BlockingPortal) -> None:
+        """From the caller's thread: cancel the task and wait (at most ``_CANCEL_WAIT``
+        seconds) for it to end. Nothing to do once it ended (or the loop stopped)."""
+        if self.finished.is_set():
+            return
+        try:
+            portal.start_task_soon(self._cancel_on_the_loop)
+        except RuntimeError:  # the portal is not running: shutdown() cancelled everything
+            return
+        self.finished.wait(_CANCEL_WAIT)
+
+
+def _wait_for(
+    portal: BlockingPortal,
+    function: Callable[..., Awaitable[T]],
+    *args: Any,
+    discard: Callable[[T], Awaitable[Any]] | None = None,
+) -> T:
+    """``function(*args)`` as a task on the loop; its result, or its exception. An
+    exception raised in the caller's thread while it waits (KeyboardInterrupt, one from
+    a signal handler) cancels the task, waits a moment for it to end and propagates
+    unchanged; if the task had its result already, ``discard(result)`` (run on the loop)
+    closes what nobody will."""
+    task = _Cancellable()
+    future: Future[T] | None = None
+    try:
+        future = portal.start_task_soon(task.run, function, *args)
+        return future.result()
+    except BaseException:
+        task.cancel(portal)
+        if (  # it had its result already: close what nobody will use
+            discard is not None
+            and future is not None
+            and future.done()
+            and not future.cancelled()
+            and future.exception() is None
+        ):
+            try:
+                portal.start_task_soon(discard, future.result()).result(_CANCEL_WAIT)
+            except Exception:  # best effort: the caller's exception is the one to see
+                pass
+        raise
+
+
 def _call(function: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
     bound: Callable[[], Coroutine[Any, Any, T]] = functools.partial(function, *args, **kwargs)
-    result: T = portal().call(bound)
-    return result
+    return _wait_for(portal(), bound)
 
 
 def shutdown() -> None:
@@ -247,8 +338,7 @@ class _OnTheLoop:
         """``function(*args)`` on the loop; ``error()`` raised once shutdown() ran."""
         if not self._gone:
             try:
-                result: T = self._portal.call(function, *args)
-                return result
+                return _wait_for(self._portal, function, *args)
             except RuntimeError:
                 if not self._gone:  # not "this portal is not running" after shutdown()
                     raise
@@ -308,16 +398,67 @@ class BlockingStreamingResponse(_OnTheLoop):
         """The whole (decoded) body."""
         return self._run(self._response.aread)
 
-    def _exit(self, manager: AbstractContextManager[Any], *exc_info: Any) -> bool | None:
+    def _exit(self, held: _Held[Any], *exc_info: Any) -> bool | None:
         """Leave ``stream()``'s block: release the connection, unless shutdown() closed
         it already (the loop is gone: nothing left to release)."""
         if not self._gone:
             try:
-                return manager.__exit__(*exc_info)
+                return held.exit(*exc_info)
             except RuntimeError:
                 if not self._gone:  # not "this portal is not running" after shutdown()
                     raise
         return False
+
+
+class _Held(Generic[T]):
+    """An async context manager entered and left by one task on the loop (as anyio's
+    ``wrap_async_context_manager``), which a caller interrupted while entering or
+    leaving it cancels."""
+
+    def __init__(self, manager: AbstractAsyncContextManager[T], portal: BlockingPortal) -> None:
+        self._manager = manager
+        self._portal = portal
+        self._task = _Cancellable()
+        self._entered: Future[T] = Future()
+        self._leave: anyio.Event | None = None
+        self._exc_info: tuple[Any, Any, Any] = (None, None, None)
+        self._done: Future[bool | None] | None = None
+
+    async def _hold(self) -> bool | None:
+        self._leave = anyio.Event()
+        try:
+            value = await self._manager.__aenter__()
+        except BaseException as exc:
+            self._entered.set_exception(exc)
+            raise
+        self._entered.set_result(value)
+        try:
+            await self._leave.wait()
+        finally:  # also when cancelled: with the caller's exception, if it left one
+            result = await self._manager.__aexit__(*self._exc_info)
+        return result
+
+    def enter(self) -> T:
+        try:
+            self._done = self._portal.start_task_soon(self._task.run, self._hold)
+            return self._entered.result()
+        except BaseException:
+            # Interrupted (or the enter failed: its task has ended). If it was entered
+            # meanwhile, the cancelled task leaves the manager with this exception.
+            self._exc_info = sys.exc_info()
+            self._task.cancel(self._portal)
+            raise
+
+    def exit(self, *exc_info: Any) -> bool | None:
+        assert self._done is not None
+        assert self._leave is not None
+        self._exc_info = exc_info
+        try:
+            self._portal.call(self._leave.set)
+            return self._done.result()
+        except BaseException:
+            self._task.cancel(self._portal)  # interrupted while leaving: stop leaving
+            raise
 
 
 @contextmanager
@@ -329,17 +470,15 @@ def stream(url_or_params: str | FetchParams, **options: Any) -> Iterator[Blockin
             ...
     """
     current = portal()
-    manager: AbstractContextManager[StreamingResponse] = current.wrap_async_context_manager(
-        _client.stream(url_or_params, **options)
-    )
-    response = BlockingStreamingResponse(manager.__enter__(), current)
+    held = _Held(_client.stream(url_or_params, **options), current)
+    response = BlockingStreamingResponse(held.enter(), current)
     try:
         yield response
     except BaseException:
-        if not response._exit(manager, *sys.exc_info()):
+        if not response._exit(held, *sys.exc_info()):
             raise
     else:
-        response._exit(manager, None, None, None)
+        response._exit(held, None, None, None)
 
 
 # ============================================================================== server
@@ -382,8 +521,22 @@ class BlockingServeHandle:
 
     def _stop_on(self, portal: BlockingPortal) -> None:
         _servers.discard(self)
-        portal.call(self._handle.stop)
-        self._done.result(timeout=60)
+        try:
+            portal.call(self._handle.stop)
+            self._done.result(timeout=60)
+        except BaseException as exc:
+            # Interrupted while it drains: the stop is not cancelled (it drains on, as
+            # after a stop() from one of its handlers), and shutdown() at exit waits
+            # for it.
+            if (
+                not isinstance(exc, TimeoutError)
+                and portal is _portal
+                and self.stopped
+                and not self._done.done()
+            ):
+                _servers.add(self)
+                self._done.add_done_callback(lambda _: _servers.discard(self))
+            raise
 
     def __enter__(self) -> BlockingServeHandle:
         return self
@@ -424,7 +577,12 @@ def serve(
 
 def _start_server(server: ListeningServer) -> BlockingServeHandle:
     current = portal()
-    done, handle = current.start_task(server.run)
+    task = _Cancellable()
+    try:
+        done, handle = current.start_task(task.run, server.run)
+    except BaseException:  # interrupted while it starts: it stops listening
+        task.cancel(current)
+        raise
     blocking_handle = BlockingServeHandle(handle, done, current)
     _servers.add(blocking_handle)
     return blocking_handle
@@ -568,7 +726,10 @@ def socket(url: str, **options: Any) -> BlockingWebSocket:
     async def open_socket() -> _websocket.WebSocket:
         return await _websocket.socket(url, **options)
 
-    return BlockingWebSocket(current.call(open_socket), current)
+    async def discard(socket: _websocket.WebSocket) -> None:
+        await socket.close_quietly(1001, "going away")
+
+    return BlockingWebSocket(_wait_for(current, open_socket, discard=discard), current)
 
 
 # ================================================================================= tcp
@@ -648,7 +809,11 @@ class BlockingTcpStream(_OnTheLoop):
 def tcp_connect(host: str, port: int, **options: Any) -> BlockingTcpStream:
     """:func:`sansnet.tcp.connect` without ``await``."""
     current = portal()
-    stream = current.call(functools.partial(_tcp.connect, host, port, **options))
+    stream = _wait_for(
+        current,
+        functools.partial(_tcp.connect, host, port, **options),
+        discard=_tcp.TcpStream.close,
+    )
     return BlockingTcpStream(stream, current)
 
 
