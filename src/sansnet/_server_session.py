@@ -11,9 +11,13 @@ here too.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import inspect
 import logging
+import socket
+import struct
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -377,14 +381,21 @@ class ServerSession:
                     result = await result
             return response_parts(result)
         except Exception:
-            logger.exception(
-                "The request handler failed on %s %s from %s:%s",
-                request.method,
-                request.target,
-                request.ip,
-                request.port,
-            )
-            return problem(500, "Internal Server Error")
+            return self._handler_failed(request)
+        except anyio.get_cancelled_exc_class():
+            if cancelled_for_real():
+                raise
+            return self._handler_failed(request)  # a CancelledError of the handler's own
+
+    def _handler_failed(self, request: ServeRequest) -> tuple[int, Any, bytes]:
+        logger.exception(
+            "The request handler failed on %s %s from %s:%s",
+            request.method,
+            request.target,
+            request.ip,
+            request.port,
+        )
+        return problem(500, "Internal Server Error")
 
     def _answer_refused(self, request: ServeRequest) -> int:
         """The protocol refused the handler's response (a field with CR, LF or non-ASCII
@@ -436,31 +447,24 @@ class ServerSession:
             # body (a proxied upstream that broke) is the body's failure, to be logged.
             writing = False
             try:
-                if isinstance(body, AsyncIterable):
-                    async for chunk in body:
-                        conn.send_data(_as_bytes(chunk))
-                        data = conn.data_to_send()
-                        if data:
-                            writing = True
-                            await stream.write(data, timeout)
-                            writing = False
-                else:
-                    # A write returns at once while the transport takes data (asyncio):
-                    # without a checkpoint, an endless iterator and a fast reader would
-                    # keep the event loop from everyone else. One every 64 chunks or
-                    # 64 KiB, as a checkpoint per chunk halves the rate of small chunks.
-                    unchecked = 0
-                    for chunk in body:
-                        conn.send_data(_as_bytes(chunk))
-                        data = conn.data_to_send()
-                        if data:
-                            writing = True
-                            await stream.write(data, timeout)
-                            writing = False
-                        unchecked += len(data) + _CHUNK_COST
-                        if unchecked >= _CHECKPOINT_EVERY:
-                            unchecked = 0
-                            await anyio.lowlevel.checkpoint()
+                # A write returns at once while the transport takes data (asyncio), and
+                # an async iterator need not await either: without a checkpoint, an
+                # endless body and a fast reader would keep the event loop from everyone
+                # else. One every 64 chunks or 64 KiB, as a checkpoint per chunk halves
+                # the rate of small chunks.
+                unchecked = 0
+                chunks = body if isinstance(body, AsyncIterable) else _Chunks(body)
+                async for chunk in chunks:
+                    conn.send_data(_as_bytes(chunk))
+                    data = conn.data_to_send()
+                    if data:
+                        writing = True
+                        await stream.write(data, timeout)
+                        writing = False
+                    unchecked += len(data) + _CHUNK_COST
+                    if unchecked >= _CHECKPOINT_EVERY:
+                        unchecked = 0
+                        await anyio.lowlevel.checkpoint()
                 conn.send_end()
             except TransportError:
                 if writing:
@@ -479,6 +483,10 @@ class ServerSession:
                 raise WriteError("The streamed response broke its framing.") from None
             except Exception:
                 raise self._body_failed(request) from None
+            except anyio.get_cancelled_exc_class():
+                if cancelled_for_real():
+                    raise
+                raise self._body_failed(request) from None  # the body's own CancelledError
         except BaseException:  # the peer left, the task was cancelled, or the body failed
             await close_body(body)
             raise
@@ -497,6 +505,13 @@ class ServerSession:
             request.port,
         )
         self._conn.disable_keep_alive()
+        # Reset, not closed: a body framed by the end of the connection (HTTP/1.0)
+        # would look complete to the client after a FIN.
+        sock = self._stream.raw_socket
+        if sock is not None:
+            with contextlib.suppress(OSError):  # linger 0: the close sends RST
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+        self._stream.abort()
         return WriteError("The response body iterator failed.")
 
     # ---------------------------------------------------------------- websocket
@@ -582,6 +597,41 @@ class ServerSession:
             await socket.close_quietly(1011, "Internal error")
         else:
             await socket.close_quietly(1000, "")
+
+
+class _Chunks:
+    """A sync iterable of body chunks as an async iterator (one loop serves both)."""
+
+    __slots__ = ("_iterator",)
+
+    def __init__(self, body: Iterable[Any]) -> None:
+        self._iterator = iter(body)
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: closing the socket resets it
+
+
+def cancelled_for_real() -> bool:
+    """Whether the cancellation being raised is this task's (the server stopping, the
+    connection cut off), not a CancelledError that a handler or a body iterator raised
+    or let through from a task of its own, which must end that response only (asyncio:
+    the task counts the cancellations asked of it; trio's Cancelled only comes from a
+    cancelled scope; on Python 3.10, with no count, every one is taken as real)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no asyncio loop: trio
+        return True
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or cancelling() > 0
 
 
 def _as_bytes(chunk: Any) -> bytes:

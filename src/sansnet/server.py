@@ -36,7 +36,7 @@ from typing import Any
 import anyio
 
 from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
-from ._server_session import SHUTTING_DOWN, ServerSession, problem
+from ._server_session import SHUTTING_DOWN, ServerSession, cancelled_for_real, problem
 from ._transport_api import check_seconds
 from ._version import __version__
 from .errors import (
@@ -435,7 +435,16 @@ class Server(ListeningServer):
             # Cut off mid-exchange (stop()'s drain_timeout ran out): what the peer has
             # not taken is dropped, or closing would wait for a peer that never reads.
             stream.abort()
-            raise
+            if cancelled_for_real():
+                raise
+            # A CancelledError of the application's own (a WebSocket handler awaiting a
+            # task cancelled elsewhere): it ends this connection, never the server
+            # (re-raised, it would cancel the listener's task group).
+            logger.exception(
+                "Serving the connection from %s failed; that connection is closed, the "
+                "server goes on.",
+                stream.description,
+            )
         finally:
             self._records.discard(record)
             try:

@@ -16,6 +16,7 @@ import tracemalloc
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 
@@ -557,3 +558,115 @@ async def test_stop_aborts_the_close_of_a_connection_that_ended_before_it() -> N
         assert not server._records  # the response ended; its connection is closing
         took = await seconds_to_stop(handle)
     assert took < drain_timeout + 1, took  # the bug took up to 5 s
+
+
+def _asyncio_only(anyio_backend: Any) -> None:
+    name = anyio_backend[0] if isinstance(anyio_backend, tuple) else anyio_backend
+    if name != "asyncio":
+        pytest.skip("trio's Cancelled comes only from a cancelled scope: no stray one")
+
+
+@pytest.mark.parametrize("where", ["handler", "body", "websocket"])
+async def test_a_cancelled_error_of_the_application_ends_only_its_exchange(
+    anyio_backend: Any, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue: a handler (or a body iterator, or a WebSocket handler) that raised
+    asyncio.CancelledError, as one awaiting a task cancelled elsewhere does, stopped the
+    whole server, with nothing logged. It is that exchange's failure: a 500, a reset
+    body, a closed WebSocket; the server goes on."""
+    _asyncio_only(anyio_backend)
+    import asyncio
+
+    async def body() -> Any:
+        yield b"start"
+        raise asyncio.CancelledError
+
+    async def handler(request: ServeRequest) -> Any:
+        if request.path == "/fine":
+            return "fine"
+        if where == "handler":
+            raise asyncio.CancelledError
+        return ServeResponse(body=body())
+
+    async def socket_handler(ws: sansnet.WebSocket) -> None:
+        raise asyncio.CancelledError
+
+    config = ServeConfig(handle_request=handler, handle_web_socket=socket_handler)
+    with caplog.at_level(logging.ERROR, logger="sansnet.server"):
+        async with sansnet.serve(0, config) as handle:
+            if where == "handler":
+                assert (await sansnet.request(handle.url, timeout=5)).status_code == 500
+            elif where == "body":
+                with pytest.raises(sansnet.NetError):
+                    await (await sansnet.request(handle.url, timeout=5)).aread()
+            else:
+                async with await sansnet.socket(handle.url.replace("http", "ws")) as ws:
+                    assert await ws.next() is None
+            assert (await sansnet.request(f"{handle.url}/fine", timeout=5)).text == "fine"
+            assert not handle.stopped
+    assert any(record.exc_info for record in caplog.records)
+
+
+async def test_an_async_body_that_never_awaits_lets_the_loop_run(anyio_backend: Any) -> None:
+    """Issue: an async generator body that never awaits kept the asyncio loop from
+    every other client while it streamed (7 s for another client's request), as a sync
+    one no longer did: the writes return at once while the transport takes them. It
+    gets the same checkpoint, every 64 chunks or 64 KiB."""
+    ticks = 0
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    async def body() -> Any:
+        start = ticks
+        for index in range(3000):  # 48 KB: under the transport's high-water mark
+            if index == 2999:
+                seen.append(ticks - start)
+            yield b"x" * 16
+
+    async def handler(request: ServeRequest) -> ServeResponse:
+        return ServeResponse(body=body())
+
+    async with anyio.create_task_group() as group, sansnet.serve(0, handler) as handle:
+        group.start_soon(ticker)
+        response = await sansnet.request(handle.url, timeout=10)
+        assert len(response.body) == 48_000
+        group.cancel_scope.cancel()
+    assert seen[0] > 0  # before: 0 on asyncio, nothing else ran
+
+
+@pytest.mark.parametrize("version", [b"1.0", b"1.1"])
+async def test_a_body_that_fails_resets_the_connection(version: bytes) -> None:
+    """Issue: over HTTP/1.0 (a body framed by the end of the connection) a body
+    iterator that raised midway was followed by a FIN: the client took the first half
+    for the whole document. The connection is reset instead."""
+
+    def body() -> Any:
+        yield b"first half; "
+        raise RuntimeError("the database went away")
+
+    async def handler(request: ServeRequest) -> ServeResponse:
+        return ServeResponse(body=body())
+
+    def exchange(port: int) -> tuple[bytes, str]:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"GET / HTTP/" + version + b"\r\nHost: x\r\n\r\n")
+            received = b""
+            try:
+                while chunk := conn.recv(65536):
+                    received += chunk
+            except ConnectionResetError:
+                return received, "reset"
+            return received, "end of stream"
+
+    logging.getLogger("sansnet.server").disabled = True
+    try:
+        async with sansnet.serve(0, handler) as handle:
+            _, end = await anyio.to_thread.run_sync(exchange, handle.port)
+    finally:
+        logging.getLogger("sansnet.server").disabled = False
+    assert end == "reset"  # before (HTTP/1.0): "end of stream"
