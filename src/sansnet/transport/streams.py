@@ -308,9 +308,17 @@ class AnyioStream(NetworkStream):
                 if self._aborted or timeout <= 0:
                     await anyio.aclose_forcefully(self._stream)
                     return
-                # Cancelled, anyio's TLS stream closes its transport forcefully.
-                with anyio.move_on_after(timeout) as self._closing:
+                with anyio.move_on_after(timeout) as scope:
+                    self._closing = scope
+                    # Our close_notify first: anyio's TLS streams are opened with
+                    # standard_compatible=False, and their aclose() sends none, so a
+                    # strict peer would see a truncated stream (asyncio's sends one).
+                    await _send_close_notify(self._stream)
                     await self._stream.aclose()
+                if scope.cancelled_caught:
+                    # The timeout, or abort(), stopped the close half-way: the socket
+                    # may still be open.
+                    await anyio.aclose_forcefully(self._stream)
             except (OSError, ssl.SSLError, anyio.BrokenResourceError):
                 pass
             finally:
@@ -406,6 +414,44 @@ def _closed_during_handshake() -> ConnectionResetError:
     """What anyio's TLS handshake raises as EndOfStream or BrokenResourceError (the
     peer closed or reset the connection), as asyncio's own handshake reports it."""
     return ConnectionResetError("the server closed the connection during the TLS handshake")
+
+
+async def _send_close_notify(stream: anyio.abc.ByteStream) -> None:
+    """Send the TLS close_notify of each of ``stream``'s TLS layers, from the one we
+    read (TLS to an origin, inside a proxy's TLS tunnel) down to the one over the
+    socket, each through the layer below it; without waiting for the peer's own
+    close_notify (anyio's ``TLSStream.unwrap()`` would). A layer that lost a record
+    (anyio's ``_broken``) or cannot send ends it: the close goes on without. Private
+    attributes of anyio: a layer without them ends it too."""
+    layer: object = stream
+    while isinstance(layer, TLSStream) and not layer.standard_compatible:
+        # (A standard-compatible layer does the whole closing handshake in aclose().)
+        ssl_object = getattr(layer, "_ssl_object", None)
+        outgoing = getattr(layer, "_write_bio", None)
+        if (
+            getattr(layer, "_broken", True)
+            or not isinstance(ssl_object, ssl.SSLObject)
+            or not isinstance(outgoing, ssl.MemoryBIO)
+        ):
+            return
+        try:
+            ssl_object.unwrap()  # puts our close_notify in the outgoing buffer
+        except ssl.SSLWantReadError:
+            pass  # the peer's close_notify has not come: we don't wait for it
+        except (ssl.SSLError, ValueError, OSError):
+            return
+        if outgoing.pending:
+            try:
+                await layer.transport_stream.send(outgoing.read())
+            except (
+                OSError,
+                ssl.SSLError,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                anyio.BusyResourceError,
+            ):
+                return  # the peer is gone: close anyway
+        layer = layer.transport_stream
 
 
 def _read_buffers(

@@ -1,0 +1,177 @@
+"""Closing a TLS stream sends our TLS close_notify first, on every backend, to a strict
+peer (Python's ssl with ``suppress_ragged_eofs=False``): a close without one reads as
+a truncated stream ("EOF occurred in violation of protocol").
+
+Issue: on trio, TLS is anyio's TLSStream opened with ``standard_compatible=False``,
+whose aclose() closes the socket without a close_notify; asyncio and uvloop sent one."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Callable
+
+import anyio
+import anyio.abc
+import pytest
+import trustme
+from anyio.streams.tls import TLSStream
+
+import sansnet as net
+from sansnet.transport.streams import AnyioStream
+
+from .peers import one_connection
+
+pytestmark = pytest.mark.anyio
+
+CLEAN = "clean EOF"
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def _read_to_the_end(tls: ssl.SSLSocket, outcome: dict[str, object]) -> None:
+    """Read ``tls`` until its end: a clean EOF (the peer's close_notify) or the error
+    a strict peer sees; in ``outcome``, what was read and how it ended."""
+    received = bytearray()
+    try:
+        while data := tls.recv(65536):
+            received += data
+        outcome["end"] = CLEAN
+    except (OSError, ssl.SSLError) as exc:
+        outcome["end"] = repr(exc)
+    outcome["received"] = bytes(received)
+
+
+async def test_our_client_closing_sends_close_notify(ca: trustme.CA) -> None:
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    outcome: dict[str, object] = {}
+
+    def strict_server(connection: socket.socket) -> None:
+        with server_context.wrap_socket(
+            connection, server_side=True, suppress_ragged_eofs=False
+        ) as tls:
+            _read_to_the_end(tls, outcome)
+
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with one_connection(strict_server) as port:
+        stream = await net.tcp.connect(
+            "127.0.0.1", port, tls=client_context, server_hostname="localhost"
+        )
+        await stream.write(b"a complete message")
+        await stream.close()
+    # one_connection joined the peer's thread: it read to the end.
+    assert outcome == {"end": CLEAN, "received": b"a complete message"}
+
+
+async def test_our_server_closing_sends_close_notify(ca: trustme.CA) -> None:
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    outcome: dict[str, object] = {}
+
+    async def answer(stream: net.tcp.TcpStream) -> None:
+        await stream.write(b"a full answer")  # then return: the server closes the stream
+
+    def strict_client(port: int) -> None:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as connection,
+            client_context.wrap_socket(
+                connection, server_hostname="localhost", suppress_ragged_eofs=False
+            ) as tls,
+        ):
+            _read_to_the_end(tls, outcome)
+
+    async with net.tcp.serve(0, answer, tls=server_context) as handle:
+        await anyio.to_thread.run_sync(strict_client, handle.port)
+    assert outcome == {"end": CLEAN, "received": b"a full answer"}
+
+
+async def test_tls_inside_tls_sends_the_close_notify_of_each_layer(ca: trustme.CA) -> None:
+    """TLS to an origin inside a proxy's TLS tunnel: the inner layer's close_notify
+    goes through the outer layer, then the outer layer's own."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    outcome: dict[str, object] = {}
+
+    def strict_server(connection: socket.socket) -> None:
+        with server_context.wrap_socket(
+            connection, server_side=True, suppress_ragged_eofs=False
+        ) as outer:
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            inner = server_context.wrap_bio(incoming, outgoing, server_side=True)
+
+            def pump(call: Callable[[], bytes | None]) -> bytes | None:
+                while True:
+                    try:
+                        result = call()
+                    except ssl.SSLWantReadError:
+                        outer.sendall(outgoing.read())
+                        data = outer.recv(65536)
+                        incoming.write(data) if data else incoming.write_eof()
+                    else:
+                        outer.sendall(outgoing.read())
+                        return result
+
+            pump(inner.do_handshake)
+            received = bytearray()
+            try:
+                while data := pump(lambda: inner.read(65536)):
+                    received += data
+                outcome["inner"] = CLEAN
+            except ssl.SSLZeroReturnError:
+                outcome["inner"] = CLEAN
+            except (OSError, ssl.SSLError) as exc:
+                outcome["inner"] = repr(exc)
+            outcome["received"] = bytes(received)
+            rest: dict[str, object] = {}
+            _read_to_the_end(outer, rest)
+            outcome["outer"] = rest["end"]
+
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with one_connection(strict_server) as port:
+        tcp = await anyio.connect_tcp("127.0.0.1", port)
+        layers: anyio.abc.ByteStream = tcp
+        for _ in range(2):
+            layers = await TLSStream.wrap(
+                layers, hostname="localhost", ssl_context=client_context, standard_compatible=False
+            )
+        stream = AnyioStream(layers)
+        await stream.write(b"through the tunnel")
+        await stream.aclose()
+    assert outcome == {"inner": CLEAN, "received": b"through the tunnel", "outer": CLEAN}
+
+
+async def test_abort_sends_no_close_notify(ca: trustme.CA) -> None:
+    """abort() stays a broken connection: the strict peer sees the stream cut short."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    outcome: dict[str, object] = {}
+
+    def strict_server(connection: socket.socket) -> None:
+        with server_context.wrap_socket(
+            connection, server_side=True, suppress_ragged_eofs=False
+        ) as tls:
+            _read_to_the_end(tls, outcome)
+
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with one_connection(strict_server) as port:
+        tls = await TLSStream.wrap(
+            await anyio.connect_tcp("127.0.0.1", port),
+            hostname="localhost",
+            ssl_context=client_context,
+            standard_compatible=False,
+        )
+        stream = AnyioStream(tls)
+        await stream.write(b"cut short")
+        stream.abort()
+        await stream.aclose()
+    assert outcome["received"] == b"cut short"
+    assert outcome["end"] != CLEAN
