@@ -8,6 +8,7 @@ import asyncio
 import socket
 import ssl
 import struct
+import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -448,3 +449,51 @@ async def test_bytes_the_stream_took_from_its_socket_but_were_not_read_count_as_
                 assert not ours.is_readable(), "nothing is waiting"
         finally:
             await ours.aclose()
+
+
+def _read_slowly(listener: socket.socket, total: int) -> int:
+    """Accept one connection and take ``total`` bytes from it, 32 KiB every 10 ms: a slow
+    reader that never goes silent for long."""
+    conn, _ = listener.accept()
+    with conn:
+        conn.settimeout(10)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        got = 0
+        while got < total:
+            data = conn.recv(32 * 1024)
+            if not data:
+                break
+            got += len(data)
+            time.sleep(0.01)
+        return got
+
+
+@pytest.mark.parametrize("backend", ["auto", "anyio"])
+async def test_the_write_timeout_limits_silence_not_a_whole_write_to_a_slow_reader(
+    backend: str,
+) -> None:
+    """A write of 3 MiB with a 0.5 s timeout to a peer that reads steadily but takes
+    longer than that for all of it completes: the timeout bounds each wait for the peer
+    to take more (docs/limits.md), on every stream (trio's, anyio's in pieces)."""
+    total = 3 * 1024 * 1024
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        async with anyio.create_task_group() as tg:
+            received: list[int] = []
+
+            async def peer() -> None:
+                received.append(await anyio.to_thread.run_sync(_read_slowly, listener, total))
+
+            tg.start_soon(peer)
+            ours = await open_tcp_stream("127.0.0.1", port, timeout=5, backend=backend)  # type: ignore[arg-type]
+            try:
+                sock = ours.raw_socket
+                assert sock is not None
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+                with anyio.fail_after(60):
+                    await ours.write(b"x" * total, 0.5)
+            finally:
+                await ours.aclose()
+        assert received == [total]

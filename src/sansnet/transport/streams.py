@@ -46,6 +46,9 @@ __all__ = [
 READ_SIZE = 64 * 1024
 # How long aclose() lets the peer take our last bytes before it aborts the connection.
 CLOSE_WAIT = 5.0
+# The most AnyioStream.write hands anyio's stream at once under a write timeout: the
+# timeout bounds each piece (anyio's send waits until all it was given has gone).
+WRITE_PIECE = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,10 +291,20 @@ class AnyioStream(NetworkStream):
             if timeout is None:
                 await self._stream.send(data)
                 return
-            with anyio.CancelScope(deadline=anyio.current_time() + timeout):  # see read()
-                await self._stream.send(data)
-                return
-            raise TimeoutError
+            if len(data) <= WRITE_PIECE:
+                with anyio.CancelScope(deadline=anyio.current_time() + timeout):  # see read()
+                    await self._stream.send(data)
+                    return
+                raise TimeoutError
+            # The timeout is a limit on silence, not on the whole write: anyio's send
+            # waits until all of what it is given has gone, so a large write goes in
+            # pieces, each with a deadline of its own (a slow reader that takes some
+            # within the timeout is no timeout).
+            for start in range(0, len(data), WRITE_PIECE):
+                with anyio.CancelScope(deadline=anyio.current_time() + timeout):
+                    await self._stream.send(data[start : start + WRITE_PIECE])
+                    continue
+                raise TimeoutError
         except TimeoutError:
             raise _write_timeout(self, timeout) from None
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SSLError) as exc:
@@ -725,14 +738,20 @@ class AsyncioStream(NetworkStream):
                 f"The connection to {self.description} broke while writing: {exc!r}."
             ) from exc
         protocol = self._protocol
+        held = 0  # what the transport held to send when the timer was armed
         while protocol.paused_writing and not transport.is_closing():
             waiter = protocol.write_waiter = self._loop.create_future()
             timer = None
             if timeout is not None:
+                held = transport.get_write_buffer_size()
                 timer = self._loop.call_later(timeout, _wake, waiter)
             try:
                 await waiter
             except TimeoutError:
+                # The timeout is a limit on silence, not on the whole write: a peer
+                # that took some since the timer was armed gets another `timeout`.
+                if transport.get_write_buffer_size() < held:
+                    continue
                 raise _write_timeout(self, timeout) from None
             finally:
                 protocol.write_waiter = None

@@ -68,10 +68,12 @@ class TrioStream(AnyioStream):
     async def write(self, data: bytes, timeout: float | None = None) -> None:
         try:
             if timeout is None:
-                await self._send_all(data)
+                await self._send_all(data, None, 0.0)
                 return
-            with trio.CancelScope(deadline=trio.current_time() + timeout):
-                await self._send_all(data)
+            # The timeout bounds each wait for the peer to take more, not the whole
+            # write: _send_all moves the deadline on whenever a send made progress.
+            with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+                await self._send_all(data, scope, timeout)
                 return
             raise TimeoutError
         except TimeoutError:
@@ -82,8 +84,11 @@ class TrioStream(AnyioStream):
                 f"The connection to {self.description} broke while writing: {cause!r}."
             ) from cause
 
-    async def _send_all(self, data: bytes) -> None:
-        """Every byte of ``data``, one ``send`` at a time as trio's socket makes it."""
+    async def _send_all(self, data: bytes, scope: trio.CancelScope | None, timeout: float) -> None:
+        """Every byte of ``data``, one ``send`` at a time as trio's socket makes it; after
+        a send that left more to send, ``scope``'s deadline moves to ``timeout`` seconds
+        from then (the write timeout is a limit on silence: a slow reader that takes
+        some within it is no timeout)."""
         sock = self._socket
         assert sock is not None
         view = memoryview(data)
@@ -108,6 +113,8 @@ class TrioStream(AnyioStream):
             else:
                 await trio.lowlevel.cancel_shielded_checkpoint()
             view = view[sent:]
+            if view and scope is not None:
+                scope.deadline = trio.current_time() + timeout
 
     def _anyio_error(self, exc: BaseException) -> Exception:
         """The anyio exception anyio's stream reports ``exc`` as (see ``read``)."""
