@@ -497,3 +497,25 @@ async def test_the_write_timeout_limits_silence_not_a_whole_write_to_a_slow_read
             finally:
                 await ours.aclose()
         assert received == [total]
+
+
+async def test_reads_after_the_peers_end_return_nothing_though_a_later_write_failed() -> None:
+    """The end of the stream, once read, stays the end: a write after it that fails (the
+    peer is gone: EPIPE or a reset) breaks writing, not the reads, which keep returning
+    b"" as on trio. An error only wins over the end when it came first."""
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        ours = await open_tcp_stream("127.0.0.1", port, timeout=5, half_close=True)
+        try:
+            async with await listener.listeners[0].accept() as theirs:  # type: ignore[attr-defined]
+                await theirs.send(b"bye")
+            assert await ours.read(100, 5) == b"bye"
+            assert await ours.read(100, 5) == b""
+            with anyio.fail_after(10), pytest.raises(WriteError):
+                while True:  # the first write draws a reset, a later one fails
+                    await ours.write(b"ping", 5)
+                    await anyio.sleep(0.01)
+            assert await ours.read(100, 5) == b""
+            assert await ours.read(100, 5) == b""
+        finally:
+            await ours.aclose()

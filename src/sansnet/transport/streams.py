@@ -540,6 +540,9 @@ class _StreamProtocol(asyncio.BufferedProtocol):
         self.offset = 0  # where the unread part of buffer[0] starts
         self.buffered = 0
         self.eof = False
+        # The peer's end (eof_received), which reads report however the connection
+        # ends after it: an error counts for reads only if it came before the end.
+        self.peer_eof = False
         self.exception: BaseException | None = None
         self.read_waiter: asyncio.Future[None] | None = None
         self.write_waiter: asyncio.Future[None] | None = None
@@ -582,7 +585,7 @@ class _StreamProtocol(asyncio.BufferedProtocol):
             waiter.set_result(None)
 
     def eof_received(self) -> bool:
-        self.eof = True
+        self.eof = self.peer_eof = True
         self._wake_reader()
         # HTTP has no use for half-closed sockets: close our side too. A raw TCP stream
         # may still have something to say (asyncio ignores True under TLS).
@@ -716,8 +719,11 @@ class AsyncioStream(NetworkStream):
         return data
 
     def _eof_or_error(self) -> bytes:
-        exc = self._protocol.exception
-        if exc is not None:
+        protocol = self._protocol
+        exc = protocol.exception
+        # Once the peer's end was received, every read returns b"": a later error (a
+        # write to the peer that is gone: EPIPE, a reset) broke writing, not reading.
+        if exc is not None and not protocol.peer_eof:
             raise ReadError(
                 f"The connection to {self.description} broke while reading: {exc!r}."
             ) from exc
