@@ -519,3 +519,49 @@ async def test_reads_after_the_peers_end_return_nothing_though_a_later_write_fai
             assert await ours.read(100, 5) == b""
         finally:
             await ours.aclose()
+
+
+async def test_closing_ends_a_read_and_a_write_waiting_in_other_tasks_at_once() -> None:
+    """aclose() with unsent data waits for the peer to take it; a read and a write that
+    wait in other tasks do not wait with it: they end when the close begins, a read with
+    ReadError and a write with WriteError (what trio's stream raises)."""
+    with socket.socket() as listener:  # a peer that never reads: nothing is accepted
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        ours = await open_tcp_stream("127.0.0.1", listener.getsockname()[1], timeout=5)
+        sock = ours.raw_socket
+        assert sock is not None
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+        outcome: dict[str, str] = {}
+        ended = [anyio.Event(), anyio.Event()]
+
+        async def reader() -> None:
+            try:
+                outcome["read"] = repr(await ours.read(100))
+            except ReadError:
+                outcome["read"] = "ReadError"
+            ended[0].set()
+
+        async def writer() -> None:
+            try:
+                await ours.write(bytes(16 * 1024 * 1024))
+                outcome["write"] = "written"
+            except WriteError:
+                outcome["write"] = "WriteError"
+            ended[1].set()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(reader)
+                tg.start_soon(writer)
+                await anyio.sleep(0.1)
+                assert outcome == {}  # both wait
+                tg.start_soon(ours.aclose_within, 20)
+                with anyio.fail_after(10):
+                    for event in ended:
+                        await event.wait()
+                ours.abort()  # the close still waits for the peer: end it
+        finally:
+            ours.abort()
+            await ours.aclose()
+        assert outcome == {"read": "ReadError", "write": "WriteError"}

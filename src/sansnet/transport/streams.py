@@ -543,6 +543,7 @@ class _StreamProtocol(asyncio.BufferedProtocol):
         # The peer's end (eof_received), which reads report however the connection
         # ends after it: an error counts for reads only if it came before the end.
         self.peer_eof = False
+        self.closing = False  # our close began: waiting reads and writes end at once
         self.exception: BaseException | None = None
         self.read_waiter: asyncio.Future[None] | None = None
         self.write_waiter: asyncio.Future[None] | None = None
@@ -605,6 +606,14 @@ class _StreamProtocol(asyncio.BufferedProtocol):
         self._wake_writers()
         if self.closed is not None and not self.closed.done():
             self.closed.set_result(None)
+
+    def close_begun(self) -> None:
+        """Our close began: a read and writes that wait in other tasks end now, with
+        ReadError and WriteError as on trio, not when the close is done (which waits
+        for the peer to take what is left to send)."""
+        self.closing = True
+        self._wake_reader()
+        self._wake_writers()
 
     def _wake_reader(self) -> None:
         waiter = self.read_waiter
@@ -681,7 +690,7 @@ class AsyncioStream(NetworkStream):
     async def read(self, max_bytes: int = READ_SIZE, timeout: float | None = None) -> bytes:
         protocol = self._protocol
         if not protocol.buffer:
-            if protocol.eof:
+            if protocol.eof or protocol.closing:
                 return self._eof_or_error()
             waiter = protocol.read_waiter = self._loop.create_future()
             if timeout is not None:
@@ -727,6 +736,8 @@ class AsyncioStream(NetworkStream):
             raise ReadError(
                 f"The connection to {self.description} broke while reading: {exc!r}."
             ) from exc
+        if protocol.closing and not protocol.peer_eof:
+            raise ReadError(f"The connection to {self.description} was closed while reading.")
         return b""
 
     async def write(self, data: bytes, timeout: float | None = None) -> None:
@@ -763,7 +774,9 @@ class AsyncioStream(NetworkStream):
                 protocol.write_waiter = None
                 if timer is not None:
                     timer.cancel()
-        if protocol.exception is not None and transport.is_closing():
+        if (protocol.exception is not None or protocol.closing) and transport.is_closing():
+            if protocol.exception is None:  # close() began while this write waited
+                raise WriteError(f"The connection to {self.description} was closed while writing.")
             raise WriteError(
                 f"The connection to {self.description} broke while writing: {protocol.exception!r}."
             )
@@ -786,9 +799,11 @@ class AsyncioStream(NetworkStream):
         if self._loop.is_closed():
             return  # see is_readable()
         transport = self._transport
-        closed = self._protocol.closed
+        protocol = self._protocol
+        closed = protocol.closed
         if not transport.is_closing():
             transport.close()
+        protocol.close_begun()
         if closed is None or closed.done():
             return
         # Wait (shielded, bounded) until the socket is really gone, so descriptors are
