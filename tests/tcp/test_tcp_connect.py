@@ -31,6 +31,7 @@ from sansnet import (
     TLSError,
     WriteError,
 )
+from tests.network import has_ipv6_loopback, resolve_name
 
 from .peers import asyncio_echo, free_port, one_connection, require, running, socat_echo
 
@@ -564,3 +565,49 @@ async def test_ttl_ipv6_and_bad_writes() -> None:
 async def _echo(stream: net.tcp.TcpStream) -> None:
     async for chunk in stream:
         await stream.write(chunk)
+
+
+@contextmanager
+def unanswered_ipv6_twin(port: int) -> Iterator[None]:
+    """[::1]:``port`` listening with its accept queue full, so that a connection
+    attempt there is never answered (the kernel drops its SYNs)."""
+    with socket.socket(socket.AF_INET6) as silent, contextlib.ExitStack() as fillers:
+        silent.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            silent.bind(("::1", port))
+        except OSError:
+            pytest.skip(f"[::1]:{port} cannot be bound here")
+        silent.listen(0)
+        for _ in range(8):
+            filler = fillers.enter_context(socket.socket(socket.AF_INET6))
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("::1", port))
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.settimeout(1)
+            try:
+                probe.connect(("::1", port))
+            except TimeoutError:
+                pass
+            else:
+                pytest.skip("this kernel answers beyond a full accept queue")
+        yield
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+async def test_a_name_whose_first_address_never_answers_connects_to_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue (review): happy eyeballs is promised for a name with addresses of both
+    families, but uvloop tried them in turn: a name resolving to ::1 (no answer) then
+    127.0.0.1 (a server) raised ConnectTimeout there, where asyncio and trio connected
+    to 127.0.0.1 after the happy eyeballs delay."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        with unanswered_ipv6_twin(port):
+            resolve_name(monkeypatch, "dual.example", ["::1", "127.0.0.1"])
+            stream = await net.tcp.connect("dual.example", port, timeout=10)
+            try:
+                assert (stream.remote_ip, stream.remote_port) == ("127.0.0.1", port)
+            finally:
+                await stream.close()

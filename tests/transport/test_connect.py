@@ -1,4 +1,4 @@
-"""Happy eyeballs on asyncio (``connect._connect_socket``): sansnet races a name's
+"""Happy eyeballs on asyncio and uvloop (``connect._connect_socket``): sansnet races a name's
 addresses itself, because asyncio's own race (``create_connection(happy_eyeballs_delay=
 ...)``) leaves a socket connected just as it is cancelled to the garbage collector. The
 name resolves to the addresses the test gives ``loop.getaddrinfo``."""
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def anyio_backend() -> str:
-    return "asyncio"  # the plain asyncio loop: uvloop and trio connect their own way
+    return "asyncio"  # uvloop runs the same race (tests/tcp checks it); trio runs anyio's
 
 
 @pytest.fixture

@@ -163,19 +163,16 @@ async def _open_asyncio(
     transport: asyncio.Transport | None = None
     try:
         with anyio.fail_after(timeout):
-            if isinstance(loop, asyncio.BaseEventLoop):
-                # Our own happy eyeballs, not create_connection(happy_eyeballs_delay=...):
-                # that one loses the connected socket to the garbage collector when it
-                # is cancelled just as it wins (CPython 3.11 to 3.13). The socket then
-                # belongs to create_connection, which closes it if it fails.
-                sock = await _connect_socket(loop, host, port)
-                transport, protocol = await loop.create_connection(
-                    factory, sock=sock, ssl=ssl_context, server_hostname=hostname
-                )
-            else:  # uvloop: no happy eyeballs; it tries the addresses in turn
-                transport, protocol = await loop.create_connection(
-                    factory, host, port, ssl=ssl_context, server_hostname=hostname
-                )
+            # Our own happy eyeballs (RFC 8305), on asyncio and uvloop alike: uvloop has
+            # none (it tries a name's addresses in turn, each until the OS gives up), and
+            # asyncio's create_connection(happy_eyeballs_delay=...) loses the connected
+            # socket to the garbage collector when it is cancelled just as it wins
+            # (CPython 3.11 to 3.13). The socket then belongs to create_connection,
+            # which closes it if it fails.
+            sock = await _connect_socket(loop, host, port)
+            transport, protocol = await loop.create_connection(
+                factory, sock=sock, ssl=ssl_context, server_hostname=hostname
+            )
     except BaseException:
         if transport is not None:  # connected, but the timeout struck as it returned
             transport.abort()
