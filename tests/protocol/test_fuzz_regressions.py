@@ -20,6 +20,8 @@ from sansnet.protocol import (
     IDLE,
     ClientConnection,
     ContentDecoder,
+    Data,
+    EndOfMessage,
     RequestHead,
     ServerConnection,
 )
@@ -558,6 +560,28 @@ def test_a_frame_past_its_limit_fails_and_leaves_no_count_behind() -> None:
     assert server.next_event() is None
 
 
+HARNESS_RESPONSE_BOTH_FRAMINGS_CRASH = Crash(
+    "differential",
+    b"\x01\x03HTTP/1.1 100 \r\ndate: Thu, 26 Nov 2026 13:02:05 GMT\r\nserver: hypercorn-h11\r\n\r\nHTTP/1.1 200 \r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 300\r\ndate: Thu, 26 Nov 2026 13:02xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx/plain; charset=utf-8\r\ntransfer-encoding: chunked\r\n\r\nd\r\nfirst piece, \r\ne\r\nsecond piece, \r\nb\r\nlast piece\n\r\n0\r\n\r\n\xda\xda\xda\xda\xda\xda\xdaxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "a harness gap, not the engine's: a response with both Content-Length and "
+    "Transfer-Encoding is read chunked and its connection closed (RFC 9112 section 6.3), "
+    "which llhttp refuses; the harness now knows this difference (found on 2026-12-07)",
+)
+
+
+def test_a_response_with_both_framings_is_read_chunked_and_not_reused() -> None:
+    conn = ClientConnection("a")
+    conn.send_request("GET", "/")
+    conn.receive_data(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 300\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"
+    )
+    events = conn.events_received()
+    assert b"".join(e.data for e in events if isinstance(e, Data)) == b"hello"
+    assert isinstance(events[-1], EndOfMessage)
+    assert conn.must_close
+
+
 # ----------------------------------------------------------------- the whole table
 
 CRASHES: list[Crash] = [
@@ -570,6 +594,7 @@ CRASHES: list[Crash] = [
     HARNESS_HEAD_AFTER_BODY_CRASH,
     WEBSOCKET_BFINAL_CRASH,
     WEBSOCKET_COUNT_PAST_LIMIT_CRASH,
+    HARNESS_RESPONSE_BOTH_FRAMINGS_CRASH,
 ]
 """Every crash, for tests/test_fuzz.py to replay through its harness. Rows whose input
 starts with ``(`` or holds ``...`` are reductions written by hand, not saved inputs."""
