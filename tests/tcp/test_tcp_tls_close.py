@@ -32,6 +32,31 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
+@pytest.fixture(scope="module")
+def contexts(ca: trustme.CA) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts: the server's certificate names 127.0.0.1 and
+    localhost, the client trusts the CA that issued it."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    return server_context, client_context
+
+
+def strict_server(
+    server_context: ssl.SSLContext, outcome: dict[str, object]
+) -> Callable[[socket.socket], None]:
+    """A TLS server for one_connection() that reads to the end as a strict peer."""
+
+    def serve(connection: socket.socket) -> None:
+        with server_context.wrap_socket(
+            connection, server_side=True, suppress_ragged_eofs=False
+        ) as tls:
+            _read_to_the_end(tls, outcome)
+
+    return serve
+
+
 def _read_to_the_end(tls: ssl.SSLSocket, outcome: dict[str, object]) -> None:
     """Read ``tls`` until its end: a clean EOF (the peer's close_notify) or the error
     a strict peer sees; in ``outcome``, what was read and how it ended."""
@@ -45,20 +70,12 @@ def _read_to_the_end(tls: ssl.SSLSocket, outcome: dict[str, object]) -> None:
     outcome["received"] = bytes(received)
 
 
-async def test_our_client_closing_sends_close_notify(ca: trustme.CA) -> None:
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_context)
+async def test_our_client_closing_sends_close_notify(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_context, client_context = contexts
     outcome: dict[str, object] = {}
-
-    def strict_server(connection: socket.socket) -> None:
-        with server_context.wrap_socket(
-            connection, server_side=True, suppress_ragged_eofs=False
-        ) as tls:
-            _read_to_the_end(tls, outcome)
-
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    with one_connection(strict_server) as port:
+    with one_connection(strict_server(server_context, outcome)) as port:
         stream = await net.tcp.connect(
             "127.0.0.1", port, tls=client_context, server_hostname="localhost"
         )
@@ -68,11 +85,10 @@ async def test_our_client_closing_sends_close_notify(ca: trustme.CA) -> None:
     assert outcome == {"end": CLEAN, "received": b"a complete message"}
 
 
-async def test_our_server_closing_sends_close_notify(ca: trustme.CA) -> None:
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
+async def test_our_server_closing_sends_close_notify(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_context, client_context = contexts
     outcome: dict[str, object] = {}
 
     async def answer(stream: net.tcp.TcpStream) -> None:
@@ -148,21 +164,13 @@ async def test_tls_inside_tls_sends_the_close_notify_of_each_layer(ca: trustme.C
     assert outcome == {"inner": CLEAN, "received": b"through the tunnel", "outer": CLEAN}
 
 
-async def test_abort_sends_no_close_notify(ca: trustme.CA) -> None:
+async def test_abort_sends_no_close_notify(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
     """abort() stays a broken connection: the strict peer sees the stream cut short."""
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_context)
+    server_context, client_context = contexts
     outcome: dict[str, object] = {}
-
-    def strict_server(connection: socket.socket) -> None:
-        with server_context.wrap_socket(
-            connection, server_side=True, suppress_ragged_eofs=False
-        ) as tls:
-            _read_to_the_end(tls, outcome)
-
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    with one_connection(strict_server) as port:
+    with one_connection(strict_server(server_context, outcome)) as port:
         tls = await TLSStream.wrap(
             await anyio.connect_tcp("127.0.0.1", port),
             hostname="localhost",
