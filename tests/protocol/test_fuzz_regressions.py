@@ -569,6 +569,15 @@ HARNESS_RESPONSE_BOTH_FRAMINGS_CRASH = Crash(
 )
 
 
+HARNESS_REPEATED_LENGTH_WITH_ZEROS_CRASH = Crash(
+    "differential",
+    b"\x01\x03HTTP/1.1 200 \r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 04\r\ndate: Thu, 26 Nov 20 text/plain; charset=utf-8\r\ncontent-length: 04\r\ndate: Thu, 26 No26 13:01:45 GMT\r\nserver: hypercorn-h11\r\n\r\n27.0.0.1:40143\r\nUser-Ag0.1:40143\r\nUser-Ag\x00\x00\x00\x00\x00\x00\x00\x00enXXXXxxxxxxxxxxxxxxxxxxxxxxXXXXX",
+    "a harness gap, not the engine's: Content-Length 04 repeated is the one length 4 (RFC "
+    "9110 section 8.6, as h11 reads it); the harness compared the text with '4' "
+    "(found on 2026-12-07)",
+)
+
+
 def test_a_response_with_both_framings_is_read_chunked_and_not_reused() -> None:
     conn = ClientConnection("a")
     conn.send_request("GET", "/")
@@ -595,6 +604,7 @@ CRASHES: list[Crash] = [
     WEBSOCKET_BFINAL_CRASH,
     WEBSOCKET_COUNT_PAST_LIMIT_CRASH,
     HARNESS_RESPONSE_BOTH_FRAMINGS_CRASH,
+    HARNESS_REPEATED_LENGTH_WITH_ZEROS_CRASH,
 ]
 """Every crash, for tests/test_fuzz.py to replay through its harness. Rows whose input
 starts with ``(`` or holds ``...`` are reductions written by hand, not saved inputs."""
