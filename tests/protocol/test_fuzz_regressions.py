@@ -578,6 +578,23 @@ HARNESS_REPEATED_LENGTH_WITH_ZEROS_CRASH = Crash(
 )
 
 
+HARNESS_CONNECTION_IN_TRAILERS_CRASH = Crash(
+    "differential",
+    b'\x00\x03POST /echo HTTP/1.1\r\nHost: 127.0.0.1:40143\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-wwcontecontent-type\r\n\r\n11\r\n{"chunked": true}\r\n0\r\nConnection: close\r\n\r\n',
+    "a harness gap, not the engine's: a Connection: close in a request's trailers is not "
+    "honoured (RFC 9110 section 6.5.1 keeps it out of trailers; the engine drops it), "
+    "llhttp closes on it (found on 2026-12-07)",
+)
+
+
+HARNESS_NO_CONTENT_BOTH_FRAMINGS_CRASH = Crash(
+    "differential",
+    b"\x01\x03HTTP/1.1 204 \r\nconjent-type:HHHHHHHHHHHHHHHHpt: */*\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-www-form`-urlontent-\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\type: teOST;name=v9712734aluet-encoding: br\r\ncontent-length: 29\r\ndate: Thu, 26 Nov 20-h11\r\n\r\n\t\x00\x00\x00\x00\x00\x00\x00\xd0\x95]\x97\x10\xbb\x17+\xa9\xca\xd0\x92\xcc\x8c\xadA\\\xe6\xf25\xc8\x19\x9e\x9e\n{\x83\r8pH o$\xbbA\xa7\x14\xce/\x1e'\xaa)8\n\t\xf6i0",
+    "the same harness gap with the fields the other way round (llhttp says it so) on a "
+    "204 (found on 2026-12-07)",
+)
+
+
 def test_a_response_with_both_framings_is_read_chunked_and_not_reused() -> None:
     conn = ClientConnection("a")
     conn.send_request("GET", "/")
@@ -605,6 +622,8 @@ CRASHES: list[Crash] = [
     WEBSOCKET_COUNT_PAST_LIMIT_CRASH,
     HARNESS_RESPONSE_BOTH_FRAMINGS_CRASH,
     HARNESS_REPEATED_LENGTH_WITH_ZEROS_CRASH,
+    HARNESS_CONNECTION_IN_TRAILERS_CRASH,
+    HARNESS_NO_CONTENT_BOTH_FRAMINGS_CRASH,
 ]
 """Every crash, for tests/test_fuzz.py to replay through its harness. Rows whose input
 starts with ``(`` or holds ``...`` are reductions written by hand, not saved inputs."""
