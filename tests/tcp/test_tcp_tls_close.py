@@ -108,14 +108,15 @@ async def test_our_server_closing_sends_close_notify(
     assert outcome == {"end": CLEAN, "received": b"a full answer"}
 
 
-async def test_tls_inside_tls_sends_the_close_notify_of_each_layer(ca: trustme.CA) -> None:
+async def test_tls_inside_tls_sends_the_close_notify_of_each_layer(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
     """TLS to an origin inside a proxy's TLS tunnel: the inner layer's close_notify
     goes through the outer layer, then the outer layer's own."""
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_context)
+    server_context, client_context = contexts
     outcome: dict[str, object] = {}
 
-    def strict_server(connection: socket.socket) -> None:
+    def tunnel_server(connection: socket.socket) -> None:
         with server_context.wrap_socket(
             connection, server_side=True, suppress_ragged_eofs=False
         ) as outer:
@@ -149,9 +150,7 @@ async def test_tls_inside_tls_sends_the_close_notify_of_each_layer(ca: trustme.C
             _read_to_the_end(outer, rest)
             outcome["outer"] = rest["end"]
 
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    with one_connection(strict_server) as port:
+    with one_connection(tunnel_server) as port:
         tcp = await anyio.connect_tcp("127.0.0.1", port)
         layers: anyio.abc.ByteStream = tcp
         for _ in range(2):
