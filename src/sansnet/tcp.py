@@ -164,6 +164,12 @@ class TcpStream:
         self._writing = _Turn()
         self._closed = False
         self._eof_sent = False
+        # The size of a write that did not finish (it timed out or was cancelled), or
+        # None. The peer has an unknown part of it (trio sends what the socket took,
+        # asyncio's transport keeps the rest to send), so this stream sends nothing
+        # more: a later write would land after a gap on one backend and pile up without
+        # a bound on another.
+        self._unfinished: int | None = None
         self.local_ip, self.local_port = _ip(stream.local)
         self.remote_ip, self.remote_port = _ip(stream.peer)
 
@@ -240,10 +246,17 @@ class TcpStream:
         handed to the operating system, waiting while the peer does not keep up
         (backpressure).
 
-        Raises :class:`~sansnet.WriteTimeout` after ``timeout`` seconds of waiting,
-        :class:`~sansnet.WriteError` if the connection broke, this stream was closed,
-        or :meth:`send_eof` was called. A failed write never affects what can still be
-        read: what the peer sent before it went away stays readable.
+        Raises :class:`~sansnet.WriteTimeout` when the peer takes nothing for
+        ``timeout`` seconds (a limit on silence: a slow reader that keeps taking some is
+        no timeout), :class:`~sansnet.WriteError` if the connection broke, this stream
+        was closed, or :meth:`send_eof` was called. A failed write never affects what
+        can still be read: what the peer sent before it went away stays readable.
+
+        A write that does not finish (a ``WriteTimeout``, or the caller's task
+        cancelled while it waits) ends the sending side, on every backend: the peer has
+        an unknown part of ``data``, so later writes raise
+        :class:`~sansnet.WriteError` rather than send bytes after a gap. Reading goes
+        on; :meth:`send_eof` and :meth:`close` still work. To retry, connect again.
         """
         if type(data) is bytes:
             payload = data
@@ -272,15 +285,29 @@ class TcpStream:
                     f"The TCP stream to {self._stream.description} is closed for writing "
                     f"({why}); nothing of these {len(payload)} bytes was sent."
                 )
+            if self._unfinished is not None:
+                raise WriteError(
+                    f"The TCP stream to {self._stream.description} sends nothing more: an "
+                    f"earlier write of {self._unfinished} bytes did not finish (it timed "
+                    "out or was cancelled), so the peer has an unknown part of it. Nothing "
+                    f"of these {len(payload)} bytes was sent; reading still works. Close "
+                    "the stream and connect again to send more."
+                )
             if payload:
+                cut = True  # until the write returns or the connection is known broken
                 try:
                     await self._stream.write(payload, left)
+                    cut = False
                 except WriteTimeout:
                     raise _write_timeout(self._stream, timeout) from None  # the caller's
                 except WriteError:
+                    cut = False  # broken or closed: later writes fail with the stream's error
                     if self._closed:  # close() ran while this write waited
                         raise self._closed_while_writing(len(payload)) from None
                     raise
+                finally:
+                    if cut:  # a timeout or a cancellation
+                        self._unfinished = len(payload)
                 if self._closed:  # the same, where the backend just dropped the rest
                     raise self._closed_while_writing(len(payload))
         finally:

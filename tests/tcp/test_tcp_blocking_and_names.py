@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 import sansnet as net
-from sansnet import InvalidArgument, ReadTimeout, WriteTimeout, blocking
+from sansnet import InvalidArgument, ReadTimeout, WriteError, WriteTimeout, blocking
 from tests.virtual_time import on_virtual_time
 
 from .peers import socat_echo
@@ -211,7 +211,10 @@ async def test_the_timeout_bounds_the_wait_for_a_concurrent_turn(side: str) -> N
         assert await stream.read(timeout=1) == b"after"
     else:
         await theirs.read()  # make room
-        await stream.write(b"after", timeout=1)
+        # The turn is free (this write gets it at once), and the first write, cut
+        # short by its timeout, ended the sending side (docs/limits.md).
+        with anyio.fail_after(1), pytest.raises(WriteError, match="did not finish"):
+            await stream.write(b"after", timeout=1)
 
 
 async def _cancelled_read(stream: net.tcp.TcpStream, scope: anyio.CancelScope) -> None:

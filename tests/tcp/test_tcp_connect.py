@@ -12,7 +12,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from sansnet import (
     Timeout,
     TLSError,
     WriteError,
+    WriteTimeout,
 )
 from tests.network import has_ipv6_loopback, resolve_name
 
@@ -383,33 +384,85 @@ async def test_a_read_waiting_when_another_task_closes_the_stream_raises_read_er
         assert "close() was called" in str(outcome[0])
 
 
-async def test_a_write_waiting_when_another_task_closes_the_stream_raises_write_error() -> None:
-    # A peer that never reads: the write waits with most of its bytes unsent. asyncio's
-    # stream used to return from that write as if it had succeeded once close() gave
-    # up on the peer (5 s) and dropped the rest; trio's raised WriteError.
+@contextlib.asynccontextmanager
+async def connected_to_a_silent_peer() -> AsyncIterator[tuple[net.tcp.TcpStream, socket.socket]]:
+    """A TCP stream to a plain socket that reads nothing until the test makes it (its
+    calls give up after 10 s); the stream is closed at the end."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         stream = await net.tcp.connect("127.0.0.1", listener.getsockname()[1])
         peer, _ = listener.accept()  # connected already: does not block
         with peer:
-            outcome: list[object] = []
+            peer.settimeout(10)
+            try:
+                yield stream, peer
+            finally:
+                await stream.close()
 
-            async def writer() -> None:
-                try:
-                    await stream.write(b"x" * 32_000_000)  # far beyond the socket buffers
-                    outcome.append("returned")
-                except WriteError as exc:
-                    outcome.append(exc)
 
-            with anyio.fail_after(15):
-                async with anyio.create_task_group() as group:
-                    group.start_soon(writer)
-                    await anyio.wait_all_tasks_blocked()  # the write waits for the peer
-                    await stream.close()
+async def test_a_write_waiting_when_another_task_closes_the_stream_raises_write_error() -> None:
+    # A peer that never reads: the write waits with most of its bytes unsent. asyncio's
+    # stream used to return from that write as if it had succeeded once close() gave
+    # up on the peer (5 s) and dropped the rest; trio's raised WriteError.
+    async with connected_to_a_silent_peer() as (stream, _):
+        outcome: list[object] = []
+
+        async def writer() -> None:
+            try:
+                await stream.write(b"x" * 32_000_000)  # far beyond the socket buffers
+                outcome.append("returned")
+            except WriteError as exc:
+                outcome.append(exc)
+
+        with anyio.fail_after(15):
+            async with anyio.create_task_group() as group:
+                group.start_soon(writer)
+                await anyio.wait_all_tasks_blocked()  # the write waits for the peer
+                await stream.close()
     assert len(outcome) == 1
     assert isinstance(outcome[0], WriteError), outcome
     assert "close() was called" in str(outcome[0])
+
+
+def _read_until_the_end(peer: socket.socket) -> bytes:
+    chunks = []
+    while data := peer.recv(1 << 20):
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("how", ["timeout", "cancelled"])
+async def test_a_write_that_did_not_finish_ends_the_sending_side_with_no_gap(how: str) -> None:
+    """A write cut short (WriteTimeout, or the caller's cancellation) leaves the peer an
+    unknown part of it: trio sent what the socket took, asyncio's transport keeps the
+    rest. A later write then would land after a gap (trio) or pile up without a bound
+    (asyncio); instead it raises WriteError on every backend, and the peer receives a
+    prefix of the cut write, nothing after it. Reading goes on."""
+    first = b"a" * 8_000_000  # far beyond the socket buffers of a peer that reads nothing
+    async with connected_to_a_silent_peer() as (stream, peer):
+        if how == "timeout":
+            with pytest.raises(WriteTimeout, match="write timeout"):
+                await stream.write(first, timeout=0.2)
+        else:
+            with anyio.move_on_after(0.2) as scope:
+                await stream.write(first)
+            assert scope.cancelled_caught
+        peer.sendall(b"still readable")
+        assert await stream.read(timeout=5) == b"still readable"
+        async with anyio.create_task_group() as group:
+            received: list[bytes] = []
+
+            async def drain() -> None:
+                received.append(await anyio.to_thread.run_sync(_read_until_the_end, peer))
+
+            group.start_soon(drain)  # the peer reads now: a later write would go out
+            with pytest.raises(WriteError, match="did not finish") as caught:
+                await stream.write(b"b" * 10, timeout=5)
+            assert "8000000 bytes" in str(caught.value)
+            assert "Nothing of these 10 bytes was sent" in str(caught.value)
+            await stream.close()
+    assert first.startswith(received[0]), "the peer got bytes after a gap"
 
 
 async def test_writes_after_the_end_fail_clearly_and_lose_nothing() -> None:
