@@ -209,6 +209,11 @@ class TcpStream:
         timeout), :class:`~sansnet.ReadError` if the connection breaks or this stream
         was closed. Data that arrived before a break is returned first: nothing the
         peer sent is lost.
+
+        Over TLS, a peer that closes the connection without its TLS close_notify also
+        reads as the end (``b""``), on every backend, as Python's asyncio and anyio
+        treat it: a protocol of your own that must tell a message cut short from a
+        whole one gives its messages a length or an end marker (HTTP's framing does).
         """
         if type(max_bytes) is not int or max_bytes < 1:
             raise InvalidArgument(f"max_bytes must be a positive int, not {max_bytes!r}.")

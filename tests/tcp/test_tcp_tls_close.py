@@ -85,6 +85,30 @@ async def test_our_client_closing_sends_close_notify(
     assert outcome == {"end": CLEAN, "received": b"a complete message"}
 
 
+async def test_a_peer_closing_without_close_notify_reads_as_the_end(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """The other way round, we are lenient, on every backend alike (docs/transports.md):
+    a TLS peer that closes the TCP connection without its close_notify reads as the end
+    of the stream, b"" and b"" again, after all it sent, as asyncio's ssl and anyio's
+    TLS (``standard_compatible=False``) treat it, and as HTTP clients do (HTTP's own
+    framing tells a body cut short)."""
+    server_context, client_context = contexts
+
+    def rude_server(connection: socket.socket) -> None:
+        tls = server_context.wrap_socket(connection, server_side=True)
+        tls.sendall(b"all of it")
+        socket.socket(fileno=tls.detach()).close()  # TCP's FIN, no close_notify
+
+    with one_connection(rude_server) as port:
+        async with await net.tcp.connect(
+            "127.0.0.1", port, tls=client_context, server_hostname="localhost"
+        ) as stream:
+            assert await stream.read(timeout=5) == b"all of it"
+            assert await stream.read(timeout=5) == b""
+            assert await stream.read(timeout=5) == b""
+
+
 async def test_our_server_closing_sends_close_notify(
     contexts: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
