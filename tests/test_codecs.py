@@ -152,6 +152,20 @@ def test_json_encode_error_path_skips_valid_values_and_shared_references() -> No
     assert "value['d'][0]['e'] as JSON: type builtins.set is not supported" in str(info.value)
 
 
+def test_json_encode_error_past_a_dataclass_field_never_set() -> None:
+    """orjson skips a field with init=False and no default that was never set; finding
+    what it refused raised a bare AttributeError there, not JSONEncodeError."""
+
+    @dataclasses.dataclass
+    class Job:
+        name: str
+        result: int = dataclasses.field(init=False)
+        tags: set[str] = dataclasses.field(default_factory=set)
+
+    with pytest.raises(net.JSONEncodeError, match=r"value\.tags.*builtins\.set"):
+        net.json_encode(Job("a"))
+
+
 def test_json_encode_error_inside_dataclass_and_enum() -> None:
     class Wrapped(enum.Enum):
         SET = frozenset({1})

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import SplitResult, quote, unquote_to_bytes, urlencode, urlsplit
 
+from ._idna import ascii_host
 from .errors import InvalidArgument, InvalidURL, UnsupportedProtocol
-from .proxies import _masked
+from .proxies import _masked, _masked_in
 from .transport.pool import Origin
 
 __all__ = [
@@ -86,8 +87,8 @@ def split_url(url: str) -> SplitResult:
     (an unclosed ``[`` of an IPv6 host, ...)."""
     try:
         return urlsplit(url.strip())
-    except ValueError as exc:
-        raise InvalidURL(f"Invalid URL {_masked(url)!r}: {exc}.") from None
+    except ValueError as exc:  # its reason may quote the netloc, password and all
+        raise InvalidURL(f"Invalid URL {_masked(url)!r}: {_masked_in(str(exc), url)}.") from None
 
 
 def checked_port(split: SplitResult, url: str) -> int | None:
@@ -96,7 +97,7 @@ def checked_port(split: SplitResult, url: str) -> int | None:
     try:
         port = split.port
     except ValueError as exc:
-        raise InvalidURL(f"Invalid URL {_masked(url)!r}: {exc}.") from None
+        raise InvalidURL(f"Invalid URL {_masked(url)!r}: {_masked_in(str(exc), url)}.") from None
     if port == 0:
         raise InvalidURL(f"Invalid URL {_masked(url)!r}: port 0 cannot be connected to.")
     return port
@@ -109,9 +110,18 @@ def checked_host(split: SplitResult, url: str) -> str:
     host = split.hostname
     if not host:
         raise InvalidURL(f"Invalid URL {_masked(url)!r}: no host.")
+    hostport = split.netloc.rpartition("@")[2]
+    end = hostport.find("]") if hostport.startswith("[") else -1
+    if end != -1:  # urlsplit ignores what follows "]" up to a ":"
+        after = hostport[end + 1 :]
+        if after and not after.startswith(":"):
+            raise InvalidURL(
+                f"Invalid URL {_masked(url)!r}: {after!r} follows the IPv6 address; "
+                "write [address]:port."
+            )
     if not host.isascii():
         try:
-            host = host.encode("idna").decode("ascii")
+            host = ascii_host(host)
         except UnicodeError as exc:
             raise InvalidURL(f"Invalid host name in {_masked(url)!r}: {exc}.") from None
     if _HOST.fullmatch(host) is None:
@@ -204,7 +214,7 @@ def with_query(url: str, query: Mapping[str, Any] | None) -> str:
             f"query has a str with a lone surrogate ({exc.object!r}), which has no UTF-8 "
             "form; pass bytes decoded properly, or percent-encode them."
         ) from None
-    base = url.partition("#")[0]
+    base = url.strip().partition("#")[0]  # as split_url strips it
     separator = "&" if "?" in base else "?"
     if base.endswith(("?", "&")):
         separator = ""

@@ -15,6 +15,7 @@ decoded; TLS verified against certifi's roots.
 from __future__ import annotations
 
 import contextvars
+import email.message
 import os
 import re
 import ssl
@@ -72,6 +73,7 @@ from .proxies import (
     Proxy,
     ProxyEnvironment,
     _masked,
+    _masked_in,
     environment_proxies,
     given_proxy,
 )
@@ -171,6 +173,10 @@ class _Head:
         content_type = self.headers.get("content-type")
         if not content_type:
             return None
+        if '"' in content_type:  # a quoted parameter may hold ";" or "charset="
+            message = email.message.Message()
+            message["content-type"] = content_type
+            return message.get_content_charset() or None
         for parameter in content_type.split(";")[1:]:
             name, _, value = parameter.partition("=")
             if name.strip().lower() == "charset":
@@ -1043,7 +1049,7 @@ def _redirect(request: Request, response: StreamingResponse, allow_insecure: boo
     except ValueError as exc:  # urljoin's, or InvalidURL
         raise RemoteProtocolError(
             f"Can't follow the {status} redirect from {request.url}: its Location "
-            f"{_masked(location)!r} is not a valid http(s) URL ({str(exc).rstrip('.')}). "
+            f"{_masked(location)!r} is not a valid http(s) URL ({_masked_in(str(exc), location).rstrip('.')}). "
             f"Pass follow_redirects=False to get the {status} response itself."
         ) from None
     old = request._split or parse_url(request.url)

@@ -9,7 +9,9 @@ JSON goes through orjson. The rules, and where they differ from the standard lib
   (non-string keys, sets, integers beyond 64 bits, arbitrary objects). Dataclasses, enums,
   datetimes and UUIDs are encoded as orjson does.
 * ``json_decode`` accepts str, bytes, bytearray and memoryview, and raises
-  :class:`~sansnet.JSONDecodeError` carrying the line and column of the error.
+  :class:`~sansnet.JSONDecodeError` carrying the line and column of the error. An
+  integer outside -2**63 to 2**64-1 becomes a float, as in orjson and Lune
+  (docs/api/json.md says why and what to do).
 
 URL coding follows RFC 3986: every byte but the unreserved ``A-Z a-z 0-9 - _ . ~`` is
 written as ``%XX`` with uppercase hex; ``url_decode`` accepts either case, leaves ``+``
@@ -93,7 +95,11 @@ def _find_unencodable(value: Any, where: str, ancestors: set[int]) -> tuple[str,
         children = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = dataclasses.fields(value)
-        children = [(f"{where}.{field.name}", getattr(value, field.name)) for field in fields]
+        children = [  # orjson skips a field never set (init=False, no default)
+            (f"{where}.{field.name}", getattr(value, field.name))
+            for field in fields
+            if hasattr(value, field.name)
+        ]
     else:
         try:
             orjson.dumps(value)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import quote, unquote
 
+from ._idna import ascii_host
 from .errors import InvalidArgument, InvalidURL, UnsupportedProtocol
 from .protocol.headers import without_zone
 
@@ -64,6 +65,26 @@ def _masked(url: str, *, proxy: bool = False) -> str:
     path, it runs to the last ``@`` even past one of them: a password with a ``/``,
     ``?`` or ``#`` left unencoded is still masked.
     """
+    span = _userinfo(url, proxy)
+    if span is None:
+        return url
+    _, password, end = span
+    return f"{url[:password]}***{url[end:]}"
+
+
+def _masked_in(text: str, url: str) -> str:
+    """``text`` (a message about ``url``, such as urlsplit's, which quotes its netloc)
+    with ``url``'s ``user:password`` shown as ``user:***``."""
+    span = _userinfo(url, False)
+    if span is None:
+        return text
+    start, password, end = span
+    return text.replace(url[start:end], f"{url[start:password]}***")
+
+
+def _userinfo(url: str, proxy: bool) -> tuple[int, int, int] | None:
+    """Where ``url``'s userinfo starts, where its password starts and where it ends (the
+    "@"), or None when it has no password (see :func:`_masked`)."""
     scheme, sep, rest = url.partition("://") if "://" in url else ("", "", url)
     start = rest.rindex("@") + 1 if proxy and "@" in rest else 0
     end = len(rest)
@@ -71,11 +92,12 @@ def _masked(url: str, *, proxy: bool = False) -> str:
         index = rest.find(stop, start)
         if index != -1:
             end = min(end, index)
-    userinfo, at, hostport = rest[:end].rpartition("@")
+    userinfo = rest[:end].rpartition("@")[0]
     user, colon, _ = userinfo.partition(":")
     if not colon:
-        return url
-    return f"{scheme}{sep}{user}:***{at}{hostport}{rest[end:]}"
+        return None
+    offset = len(scheme) + len(sep)
+    return offset, offset + len(user) + 1, offset + len(userinfo)
 
 
 def _port(text: str, url: str) -> int | None:
@@ -116,7 +138,7 @@ def _host(hostport: str, url: str) -> tuple[str, int | None]:
         raise InvalidURL(f"Invalid proxy URL {_masked(url, proxy=True)!r}: no host; {_FORM}.")
     if not host.isascii():
         try:
-            host = host.encode("idna").decode("ascii")
+            host = ascii_host(host)
         except UnicodeError as exc:
             raise InvalidURL(
                 f"Invalid host name in proxy URL {_masked(url, proxy=True)!r}: {exc}."
@@ -376,7 +398,7 @@ def _ascii_name(name: str) -> str:
     if name.isascii():
         return name
     try:
-        return name.encode("idna").decode("ascii")
+        return ascii_host(name)
     except UnicodeError:
         return ""
 

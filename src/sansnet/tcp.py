@@ -38,6 +38,7 @@ from typing import Any
 
 import anyio
 
+from ._idna import ascii_host
 from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
 from ._transport_api import check_seconds, valid_seconds
 from .errors import (
@@ -400,7 +401,7 @@ def _host(text: object, name: str) -> str:
         )
     if not host.isascii():  # a name is looked up in its IDNA form: it must have one
         try:
-            host.encode("idna")
+            return ascii_host(host)  # not the "idna" codec the resolver would use
         except UnicodeError as exc:
             raise InvalidArgument(f"{name} {text!r} is no host name: {exc}.") from None
     return host

@@ -12,7 +12,7 @@ import pytest
 
 import sansnet
 from sansnet import Request, StreamingResponse, Timeout
-from sansnet._urls import URL_CACHE, parse_url
+from sansnet._urls import URL_CACHE, parse_url, with_query
 from sansnet.client import Deadlines, ResponseBody, Transport
 from sansnet.protocol import Headers, ResponseHead
 
@@ -266,6 +266,61 @@ def test_an_ipv6_zone_is_decoded_and_keeps_its_case(url: str, host: str, origin_
     parsed = parse_url(url)
     assert parsed.host == host
     assert parsed.url == origin_url
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        # IDNA 2008 after UTS #46, as browsers and httpx: the "idna" codec (IDNA 2003)
+        # gave fass.de and strasse.de, other registrations than the names asked for
+        ("http://faß.de/x", "xn--fa-hia.de"),
+        ("http://straße.de/", "xn--strae-oqa.de"),
+        ("http://ὀδυσσεύς.gr/", "xn--pxac3bcak3d8526a.gr"),
+        ("http://例え。テスト/", "xn--r8jz45g.xn--zckzah"),
+        ("http://my_host.bücher.example/", "my_host.xn--bcher-kva.example"),
+    ],
+)
+def test_an_internationalized_host_is_written_as_browsers_write_it(url: str, host: str) -> None:
+    parsed = parse_url(url)
+    assert parsed.host == host
+    assert parsed.url.startswith(f"http://{host}/")
+
+
+def test_a_host_name_with_no_idna_2008_form_is_an_invalid_url() -> None:
+    """A zero-width joiner was dropped silently: pay\u200dpal.com went to paypal.com."""
+    with pytest.raises(sansnet.InvalidURL, match="Invalid host name"):
+        parse_url("http://pay\u200dpal.com/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://alice:hunter2@example.com\uff1a8080/",  # a full-width colon: NFKC
+        "http://alice:hunter2@example.com:99999/",
+        "http://alice:hunter2@[::1/",
+    ],
+)
+def test_an_invalid_url_is_said_without_its_password(url: str) -> None:
+    """urlsplit's own reason quotes the netloc, password and all: it went into the
+    message after the masked URL."""
+    with pytest.raises(sansnet.InvalidURL) as caught:
+        parse_url(url)
+    assert "hunter2" not in str(caught.value)
+    assert "alice:***" in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["http://[::1]evil.example:8080/x", "http://[::1]8080/"])
+def test_text_after_an_ipv6_address_is_an_invalid_url(url: str) -> None:
+    """urlsplit ignores it: the first went to [::1]:8080, the second (a missing ":")
+    to [::1]:80, both as if the URL were valid (httpx: InvalidURL)."""
+    with pytest.raises(sansnet.InvalidURL, match="follows the IPv6 address"):
+        parse_url(url)
+
+
+def test_query_merges_into_a_url_with_surrounding_whitespace() -> None:
+    """The URL is stripped before the query is added, as it is without one: the path
+    was /items%20 with query= and /items without."""
+    assert parse_url(with_query(" http://h/items ", {"page": 2})).target == "/items?page=2"
 
 
 @pytest.mark.parametrize(

@@ -197,6 +197,13 @@ async def test_json_none_is_no_json_body(base_url: str) -> None:
         (b"text/plain; charset=undefined", "é".encode(), "é", "undefined"),
         (b"text/plain; charset=", b"\xff", "\ufffd", None),
         (b"text/plain", b"ok \xff", "ok \ufffd", None),
+        # a quoted parameter before it may hold ";" and "charset=" (RFC 9110 5.6.6)
+        (
+            b'text/plain; title="a;charset=utf-16"; charset=latin-1',
+            "café".encode("latin-1"),
+            "café",
+            "latin-1",
+        ),
     ],
 )
 async def test_charset(

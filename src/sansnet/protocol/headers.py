@@ -20,7 +20,10 @@ from sansnet.errors import InvalidArgument
 
 __all__ = ["HeaderValue", "Headers", "HeadersLike", "Latin1Text"]
 
-HeaderValue: TypeAlias = "str | bytes | int | Iterable[str | bytes | int]"
+# Several values of one field: a list or a tuple (not any iterable: a str is one too).
+HeaderValue: TypeAlias = (
+    "str | bytes | int | list[str | bytes | int] | tuple[str | bytes | int, ...]"
+)
 HeadersLike: TypeAlias = (
     "Headers | Mapping[str, HeaderValue] | Iterable[tuple[str | bytes, str | bytes | int]]"
 )
@@ -46,7 +49,8 @@ def _text(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise InvalidArgument(
-        f"Header names and values must be str or bytes, not {type(value).__name__}."
+        f"Header names and values must be str, bytes or int, not {type(value).__name__}"
+        " (several values of one field: a list or a tuple of them)."
     )
 
 
