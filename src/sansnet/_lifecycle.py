@@ -64,7 +64,9 @@ def is_async_callable(handler: Callable[..., Any] | None) -> bool:
 
 class ServeHandle:
     """A running server (Lune's ServeHandle): ``ip`` and ``port`` of the bound socket
-    (port 0 asked -> the port the OS chose), ``url``, and :meth:`stop`. On a Unix
+    (port 0 asked -> the port the OS chose), ``url``, and :meth:`stop`. A host name
+    that resolves to several addresses (``localhost``: 127.0.0.1 and ::1) has them all
+    in ``addresses``, on one port; ``ip`` is the first of them. On a Unix
     socket, ``ip`` is its path, ``port`` 0 and ``url`` ``http+unix://`` and the
     percent-encoded path (the form requests-unixsocket and HTTPie use; a byte of the
     path that is not UTF-8 is written ``%XX`` too)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import socket
 import ssl
 import sys
 from pathlib import Path
@@ -52,6 +53,29 @@ async def test_port_zero_reports_the_real_port_and_echoes() -> None:
     assert handle.stopped
     with pytest.raises(ServerStoppedError):
         await handle.stop()
+
+
+def _localhost_is_dual_stack() -> bool:
+    try:
+        infos = socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return {info[0] for info in infos} == {socket.AF_INET, socket.AF_INET6}
+
+
+@pytest.mark.skipif(
+    not _localhost_is_dual_stack(),
+    reason='"localhost" does not resolve to both 127.0.0.1 and ::1 here (/etc/hosts)',
+)
+async def test_port_zero_on_localhost_serves_both_families_on_the_handles_port() -> None:
+    # Issue: on asyncio and uvloop, each address got a port of its own, so handle.port
+    # (and handle.url) was right for one family only.
+    async with net.tcp.serve(0, echo, address="localhost") as handle:
+        assert {port for _, port in handle.addresses} == {handle.port}, handle.addresses
+        for ip in ("127.0.0.1", "::1"):
+            async with await net.tcp.connect(ip, handle.port) as stream:
+                await stream.write(ip.encode())
+                assert await stream.read(timeout=5) == ip.encode()
 
 
 async def test_socat_is_served_plain() -> None:

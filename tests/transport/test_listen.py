@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import socket
 import ssl
 from typing import Any
 
@@ -119,3 +120,84 @@ async def test_a_failed_tls_handshake_is_a_debug_line_not_an_error(
                 )
     errors = [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert not errors, [record.getMessage() for record in errors]
+
+
+def _localhost_families() -> set[socket.AddressFamily]:
+    try:
+        infos = socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return set()
+    return {info[0] for info in infos}
+
+
+needs_dual_stack_localhost = pytest.mark.skipif(
+    _localhost_families() != {socket.AF_INET, socket.AF_INET6},
+    reason='"localhost" does not resolve to both 127.0.0.1 and ::1 here (/etc/hosts)',
+)
+
+
+@needs_dual_stack_localhost
+async def test_port_0_on_a_host_name_is_one_port_for_every_address() -> None:
+    async with anyio.create_task_group() as group:
+        listener = await listen.listen_tcp("localhost", 0, _answer, group)
+        try:
+            hosts = sorted(host for host, _ in listener.addresses)
+            assert hosts == ["127.0.0.1", "::1"], listener.addresses
+            ports = {port for _, port in listener.addresses}
+            assert len(ports) == 1, f"One port for every address: {listener.addresses}"
+            for host, port in listener.addresses:
+                with anyio.fail_after(10):
+                    async with await anyio.connect_tcp(host, port) as client:
+                        assert await client.receive() == b"served", host
+        finally:
+            await listener.close()
+
+
+class _Resolver:
+    """A loop whose getaddrinfo finds 127.0.0.1 and ::1 (twice, as glibc does for a name
+    listed twice in /etc/hosts), whatever the machine's /etc/hosts says."""
+
+    async def getaddrinfo(self, host: str | None, port: int, **_: Any) -> list[Any]:
+        v4 = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))
+        v6 = (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0))
+        return [v6, v4, v6]
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback (::1) here")
+async def test_binding_a_name_to_one_port_starts_again_when_its_port_is_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first address gets port 0, the others the port the OS chose; if that one is
+    taken for a later address, every socket is closed and binding starts again."""
+    made: list[socket.socket] = []
+    taken = [True]  # the first ::1 bind finds the port taken
+    real = listen._bound_socket
+
+    def bound_socket(
+        family: int, proto: int, address: tuple[Any, ...], reuse: bool
+    ) -> socket.socket:
+        if family == socket.AF_INET6 and taken:
+            taken.pop()
+            raise OSError(errno.EADDRINUSE, "Address already in use")
+        made.append(real(family, proto, address, reuse))
+        return made[-1]
+
+    monkeypatch.setattr(listen, "_bound_socket", bound_socket)
+    sockets = await listen._bind_one_port(_Resolver(), "localhost", False)  # type: ignore[arg-type]
+    try:
+        assert [one.getsockname()[0] for one in sockets] == ["127.0.0.1", "::1"]
+        assert len({one.getsockname()[1] for one in sockets}) == 1
+        assert len(made) == 3
+        assert made[0].fileno() == -1, "The first attempt's socket is closed."
+    finally:
+        for one in sockets:
+            one.close()

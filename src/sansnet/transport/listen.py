@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import socket
@@ -57,20 +58,27 @@ class Listener:
 
 
 class _AsyncioListener(Listener):
+    """One asyncio server, or several (one per address of a host name that
+    :func:`listen_tcp` bound itself), sharing one hand-off task."""
+
     def __init__(
         self,
-        server: asyncio.Server,
+        servers: Sequence[asyncio.Server],
         scope: anyio.CancelScope,
         addresses: list[tuple[str, int]] | None = None,
     ) -> None:
-        super().__init__(addresses or [_address(sock.getsockname()) for sock in server.sockets])
-        self._server = server
+        super().__init__(
+            addresses
+            or [_address(sock.getsockname()) for server in servers for sock in server.sockets]
+        )
+        self._servers = list(servers)
         self._scope = scope
 
     async def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._server.close()  # stops accepting; open connections are ours to close
+            for server in self._servers:
+                server.close()  # stops accepting; open connections are ours to close
             self._scope.cancel()  # the hand-off task (connections it handed on go on)
 
 
@@ -253,6 +261,91 @@ def _serve_anyio(
     return _AnyioListener(listener, scope, done, addresses)
 
 
+_BIND_ATTEMPTS = 10
+"""How many times :func:`_bind_one_port` starts again with a fresh port 0 when the port
+the OS chose for the first address is taken on another (as anyio's listener does)."""
+
+
+_ADDRESS_MISSING = frozenset((errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT))
+"""Bind failures that ``create_server`` takes as "this machine lacks that address or
+family" and skips the address for (bpo-30945)."""
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _bound_socket(
+    family: int, proto: int, address: tuple[Any, ...], reuse_port: bool
+) -> socket.socket:
+    """A TCP socket bound to ``address`` with the options asyncio's ``create_server``
+    sets (SO_REUSEADDR; IPV6_V6ONLY, so that an IPv6 socket leaves IPv4 to its own;
+    SO_REUSEPORT if asked), closed again if any step fails."""
+    sock = socket.socket(family, socket.SOCK_STREAM, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _bind_one_port(
+    loop: asyncio.AbstractEventLoop, host: str, reuse_port: bool
+) -> list[socket.socket]:
+    """Bind every address ``host`` resolves to on one port the OS chooses (asyncio's
+    ``create_server`` would give each address its own): the first to port 0, the others
+    to the port it got. If that port is taken on a later address, close them all and
+    start again, up to :data:`_BIND_ATTEMPTS` times. As ``create_server``, an empty host
+    means every interface, and an address this machine does not have
+    (:data:`_ADDRESS_MISSING`: ``::1`` listed for a host with IPv6 off) is left out,
+    unless none is left. The sockets are bound, not listening; failures are OSErrors,
+    as from ``create_server``, and leave no socket open."""
+    infos = await loop.getaddrinfo(
+        host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    # Each address once (glibc repeats one listed twice in /etc/hosts), in a fixed
+    # order: IPv4 first, as anyio's listener on trio reports them.
+    unique = sorted({(family, proto, address) for family, _, proto, _, address in infos})
+    last = OSError(errno.EADDRNOTAVAIL, f"{host!r} resolves to no address")
+    for _ in range(_BIND_ATTEMPTS):
+        sockets: list[socket.socket] = []
+        chosen = 0
+        try:
+            for family, proto, address in unique:
+                try:
+                    one = _bound_socket(
+                        family, proto, (address[0], chosen, *address[2:]), reuse_port
+                    )
+                except OSError as exc:
+                    if exc.errno not in _ADDRESS_MISSING:
+                        raise
+                    last = exc
+                    continue
+                sockets.append(one)
+                chosen = chosen or one.getsockname()[1]
+        except BaseException as exc:
+            for one in sockets:
+                one.close()
+            if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE and chosen:
+                last = exc  # the port the first address got is taken on another: again
+                continue
+            raise
+        if sockets:
+            return sockets
+        break
+    raise last
+
+
 async def listen_tcp(
     host: str,
     port: int,
@@ -279,27 +372,52 @@ async def listen_tcp(
             factory, scope, hand_off = _asyncio_hand_off(handler, task_group, half_close)
             loop = asyncio.get_running_loop()
             handshake_timeout = tls_handshake_timeout if ssl_context else None
-            if sock is not None:
-                server = await loop.create_server(
-                    factory,
-                    sock=sock,
-                    backlog=backlog,
-                    ssl=ssl_context,
-                    ssl_handshake_timeout=handshake_timeout,
+            servers: list[asyncio.Server] = []
+            if sock is None and port == 0 and not _is_ip_literal(host):
+                # A host name may resolve to several addresses; asyncio would bind each
+                # to its own ephemeral port. Bind them ourselves, to one port.
+                sockets = await _bind_one_port(loop, host, reuse_port)
+                try:
+                    for one in sockets:
+                        server = await loop.create_server(
+                            factory,
+                            sock=one,
+                            backlog=backlog,
+                            ssl=ssl_context,
+                            ssl_handshake_timeout=handshake_timeout,
+                        )
+                        servers.append(server)  # one by one: closed if a later one fails
+                except BaseException:
+                    for server in servers:
+                        server.close()
+                    for one in sockets:
+                        one.close()  # a no-op on those the servers closed
+                    raise
+            elif sock is not None:
+                servers.append(
+                    await loop.create_server(
+                        factory,
+                        sock=sock,
+                        backlog=backlog,
+                        ssl=ssl_context,
+                        ssl_handshake_timeout=handshake_timeout,
+                    )
                 )
             else:
-                server = await loop.create_server(
-                    factory,
-                    host,
-                    port,
-                    backlog=backlog,
-                    reuse_address=True,
-                    reuse_port=reuse_port or None,
-                    ssl=ssl_context,
-                    ssl_handshake_timeout=handshake_timeout,
+                servers.append(
+                    await loop.create_server(
+                        factory,
+                        host,
+                        port,
+                        backlog=backlog,
+                        reuse_address=True,
+                        reuse_port=reuse_port or None,
+                        ssl=ssl_context,
+                        ssl_handshake_timeout=handshake_timeout,
+                    )
                 )
             task_group.start_soon(hand_off)
-            return _AsyncioListener(server, scope)
+            return _AsyncioListener(servers, scope)
         listener: anyio.abc.Listener[anyio.abc.ByteStream]
         if sock is not None:
             sock.listen(backlog)
@@ -413,7 +531,7 @@ async def listen_unix(
             )
             os.chmod(path, mode)
             task_group.start_soon(hand_off)
-            return _UnixListener(_AsyncioListener(server, scope, [(path, 0)]), path)
+            return _UnixListener(_AsyncioListener([server], scope, [(path, 0)]), path)
         listener = await anyio.create_unix_listener(path, mode=mode, backlog=backlog)
     except OSError as exc:
         raise BindError(f"Can't listen on {path}: {exc.strerror or exc}.") from None
