@@ -193,11 +193,18 @@ async def test_the_timeout_bounds_the_wait_for_a_concurrent_turn(side: str) -> N
 
     async def waiter() -> None:
         # (the message gives the caller's timeout, not what was left after the wait)
-        with pytest.raises(ReadTimeout if side == "read" else WriteTimeout, match=" 5 s "):
+        with pytest.raises((ReadTimeout, WriteTimeout, WriteError)) as caught:
             if side == "read":
                 await stream.read(timeout=5)
             else:
                 await stream.write(b"x" * 4096, timeout=5)
+        if isinstance(caught.value, WriteError):
+            # The second write got the turn just before its own deadline, after the
+            # first was cut short by its timeout: the stream sends nothing more.
+            assert "did not finish" in str(caught.value)
+        else:
+            assert isinstance(caught.value, ReadTimeout if side == "read" else WriteTimeout)
+            assert " 5 s " in str(caught.value)
         ended.append(anyio.current_time() - started)
 
     async with anyio.create_task_group() as group:
