@@ -45,6 +45,7 @@ from .protocol import (
     PeerClosed,
     RequestHead,
     ServerConnection,
+    accept_encoding,
     is_supported,
 )
 from .protocol.websocket import accept, is_upgrade_request
@@ -97,6 +98,10 @@ async def close_body(body: object) -> None:
             close()
     except Exception:
         logger.exception("Closing a response body iterator after an early end failed.")
+
+
+DECODE_STEP = 64 * 1024
+"""The encoded bytes of a request body decoded between two checkpoints."""
 
 
 def problem(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -335,13 +340,11 @@ class ServerSession:
         if not is_supported(encoding):
             answer = problem(
                 415,
-                f"Content-Encoding {encoding!r} is not supported (gzip, deflate, br, zstd are).",
+                f"Content-Encoding {encoding[:200]!r} is not supported ({accept_encoding()} are).",
             )
         else:
             try:
-                decoded = ContentDecoder(
-                    encoding, max_size=self._config.limits.max_body_bytes
-                ).decode_all(body)
+                decoded = await self._decoded(encoding, body)
             except DecodingError as exc:
                 answer = problem(exc.status_hint, str(exc))
             else:
@@ -352,10 +355,26 @@ class ServerSession:
                 head.headers = fields
                 return decoded
         status, headers, payload = answer
+        if status == 415:  # what we do decode (RFC 9110 section 15.5.16)
+            headers.append(("accept-encoding", accept_encoding()))
         conn.disable_keep_alive()
         conn.send_response(status, headers, payload)
         await self._send_queued()
         return None
+
+    async def _decoded(self, encoding: str, body: bytes) -> bytes:
+        """``body`` decoded, :data:`DECODE_STEP` bytes of it at a time with a checkpoint
+        between, so that a body slow to decode (many tiny gzip members or zstd frames)
+        does not hold up the other connections."""
+        decoder = ContentDecoder(encoding, max_size=self._config.limits.max_body_bytes)
+        if len(body) <= DECODE_STEP:
+            return decoder.decode_all(body)
+        pieces: list[bytes] = []
+        for start in range(0, len(body), DECODE_STEP):
+            pieces.extend(decoder.decode(body[start : start + DECODE_STEP]))
+            await anyio.lowlevel.checkpoint()
+        decoder.finish()
+        return b"".join(pieces)
 
     async def _respond(
         self, request: ServeRequest, head: RequestHead

@@ -54,7 +54,7 @@ def test_an_int_name_is_found_as_it_was_stored() -> None:
 
 
 def test_other_value_types_are_refused() -> None:
-    with pytest.raises(TypeError, match="str or bytes"):
+    with pytest.raises(TypeError, match="str, bytes or int"):
         Headers({"x": 1.5})  # type: ignore[dict-item]
     with pytest.raises(TypeError):
         Headers({"x": True})  # type: ignore[dict-item]

@@ -243,7 +243,7 @@ def test_values_that_are_not_text_are_a_typed_error() -> None:
     feed(conn, GET)
     with pytest.raises(LocalProtocolError, match=r"not \('X-Number', 5\)"):
         conn.send_response(200)
-    with pytest.raises(LocalProtocolError, match="must be str or bytes, not float"):
+    with pytest.raises(LocalProtocolError, match="must be str, bytes or int, not float"):
         ClientConnection("a").send_request("GET", "/", {"X": 1.5})  # type: ignore[dict-item]
 
 

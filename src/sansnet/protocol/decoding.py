@@ -42,11 +42,35 @@ except ImportError:  # before Python 3.14
 
 PIECE_SIZE: Final = 64 * 1024
 
+FEED_MAX: Final = 64 * 1024
+FEED_MIN: Final = 512
+"""The input handed to a decompressor in one call: at most :data:`FEED_MAX` bytes, and
+after the end of a gzip member or zstd frame :data:`FEED_MIN`, doubling at each call.
+A call copies the input it leaves over (zlib's ``unconsumed_tail`` and
+``unused_data``, zstd's ``unused_data``), so handing a decompressor a whole body at
+once made decoding quadratic: at each of many tiny members the rest of the body was
+copied (2 MiB of 9-byte zstd frames took 22 s). So bounded, a call copies at most what
+it was handed, and a member a few bytes long costs about :data:`FEED_MIN`."""
+
+MAX_CODINGS: Final = 5
+"""The most codings one Content-Encoding may list (as urllib3 and curl): each is a
+decoder, and one coding more is no more compression, only more work."""
+
 
 class _Decoder:
-    """One coding. ``decode`` may be called with b"" to drain pending output."""
+    """One coding. ``decode`` may be called with b"" to drain pending output.
+
+    The input is queued here (``_buffer`` from ``_position``) and handed to the
+    decompressor a feed at a time (:data:`FEED_MAX`); what a call leaves unconsumed is
+    given back to the queue, not kept in the decompressor."""
 
     name = ""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._position = 0
+        self._feed = FEED_MAX
+        self._started = False
 
     def decode(self, data: bytes, limit: int) -> bytes:
         """Up to ``limit`` bytes of output for ``data`` (plus what is pending)."""
@@ -61,67 +85,108 @@ class _Decoder:
         """The input is complete: raise if the stream was cut short."""
         raise NotImplementedError
 
+    def _queue(self, data: bytes) -> None:
+        if data:
+            self._started = True
+            data = data if type(data) is bytes else bytes(data)  # the caller may reuse it
+            if self._position < len(self._buffer):  # not drained first: keep the rest
+                data = self._buffer[self._position :] + data
+            self._buffer, self._position = data, 0
+
+    @property
+    def _queued(self) -> int:
+        return len(self._buffer) - self._position
+
+    def _next_feed(self) -> bytes:
+        start = self._position
+        feed = self._buffer[start : start + self._feed]  # all of it: not copied
+        self._position = start + len(feed)
+        self._feed = min(2 * self._feed, FEED_MAX)
+        return feed
+
+    def _give_back(self, unconsumed: int, *, ended: bool = False) -> None:
+        """The decompressor left the last ``unconsumed`` bytes it was handed; ``ended``:
+        its stream (a member, a frame) ended there, so feeds start small again."""
+        self._position -= unconsumed
+        if ended:
+            self._feed = FEED_MIN
+
 
 class _ZlibDecoder(_Decoder):
     """gzip (possibly several members) and deflate (zlib-wrapped or raw)."""
 
     def __init__(self, name: str) -> None:
+        super().__init__()
         self.name = name
         self._wbits = 16 + zlib.MAX_WBITS if name in ("gzip", "x-gzip") else zlib.MAX_WBITS
         self._obj = zlib.decompressobj(self._wbits)
         # deflate: the first bytes, kept until the zlib header is known to be right, so
         # they can be replayed as raw deflate (some servers omit the zlib wrapper).
         self._head: bytes | None = b"" if name == "deflate" else None
-        self._started = False
         self._filled = False  # the last call stopped at its output limit
-        # Bytes after the end of the stream (or member). For gzip, a next member may
-        # start there, its two-byte magic split across calls; anything else is ignored.
-        self._rest = b""
+        # Bytes after the end of the stream that start no gzip member: those and all
+        # that follow are ignored (as browsers and Python's gzip module do).
+        self._junk = False
 
     @property
     def has_pending(self) -> bool:
+        if self._junk:
+            return False
         if self._obj.eof:
-            # The stream ended (zlib may still show its last input as unconsumed_tail):
-            # pending only if another gzip member has begun in the bytes after it.
-            return self._next_member(self._rest)
+            # Another gzip member: its magic is queued (_member_follows sorted the rest).
+            return self._queued >= 2
         # zlib can hold output back without holding input: the rest of a long match cut
         # by the limit, once its input is all read. A call that filled the limit may
-        # have more to give even when unconsumed_tail is empty.
-        return self._filled or bool(self._obj.unconsumed_tail)
+        # have more to give even when nothing is queued.
+        return self._filled or self._queued > 0
 
-    def _next_member(self, tail: bytes) -> bool:
-        return self.name != "deflate" and tail[:2] == b"\x1f\x8b"
+    def _member_follows(self) -> bool:
+        """At the end of the stream: whether a gzip member (RFC 1952 section 2.2) starts
+        in the queued bytes. Anything else is junk, ignored with all that follows; a
+        lone first byte of the magic stays queued until the next one tells."""
+        start = self._position
+        magic = self._buffer[start : start + 2]
+        if not magic:
+            return False
+        if self.name != "deflate" and b"\x1f\x8b".startswith(magic):
+            return len(magic) == 2
+        self._junk = True
+        self._buffer, self._position = b"", 0
+        return False
 
     def decode(self, data: bytes, limit: int) -> bytes:
+        self._queue(data)
+        if self._junk:
+            self._buffer, self._position = b"", 0
+            return b""
         obj = self._obj
         if obj.eof:
-            tail = self._rest + data
-            if not self._next_member(tail):
-                # Ignored, but a lone 0x1f may be the start of a member's magic: keep
-                # up to two bytes, which stay a non-magic prefix once they are junk.
-                self._rest = tail[:2]
+            if not self._member_follows():
                 return b""
-            # gzip allows several members one after another (RFC 1952 section 2.2).
             self._obj = obj = zlib.decompressobj(self._wbits)
-            data = tail
-        elif obj.unconsumed_tail:
-            data = obj.unconsumed_tail + data
-        if data:
-            self._started = True
+        feed = self._next_feed()
         try:
-            out = obj.decompress(data, limit)
+            out = obj.decompress(feed, limit)
         except zlib.error as error:
             if self._head is not None:
+                # No zlib header: replay what came so far as raw deflate.
                 self._wbits = -zlib.MAX_WBITS
                 self._obj = zlib.decompressobj(self._wbits)
-                data, self._head = self._head + data, None
-                return self.decode(data, limit)
+                rest = self._buffer[self._position - len(feed) :]
+                self._buffer, self._position, self._head = self._head + rest, 0, None
+                return self.decode(b"", limit)
             raise DecodingError(f"The {self.name} body is corrupt: {error}.") from None
-        self._filled = len(out) >= limit and not obj.eof
         if obj.eof:
-            self._rest = obj.unused_data
+            unconsumed = len(obj.unused_data)
+            self._give_back(unconsumed, ended=True)
+            self._filled = False
+            self._member_follows()  # junk is dropped at once
+        else:
+            unconsumed = len(obj.unconsumed_tail)
+            self._give_back(unconsumed)
+            self._filled = len(out) >= limit
         if self._head is not None:
-            self._head += data
+            self._head += feed[: len(feed) - unconsumed]
             if len(self._head) >= 2:
                 self._head = None  # the two-byte zlib header checked out
         return out
@@ -133,34 +198,39 @@ class _ZlibDecoder(_Decoder):
 
 class _BrotliDecoder(_Decoder):
     """br. brotli's output limit is soft (it may return more: ContentDecoder cuts the
-    pieces to size) and its
-    ``can_accept_more_data()`` does not report pending output, so a call that filled
-    the limit is taken to mean more output may be waiting."""
+    pieces to size) and its ``can_accept_more_data()`` does not report pending output,
+    so a call that filled the limit is taken to mean more output may be waiting. A br
+    stream is one stream: bytes after its end are an error, however they arrive (in
+    the call that ends it brotli itself refuses them)."""
 
     name = "br"
 
     def __init__(self) -> None:
+        super().__init__()
         assert _brotli is not None
         self._obj: Any = _brotli.Decompressor()
-        self._started = False
         self._maybe_more = False
 
     @property
     def has_pending(self) -> bool:
-        return self._maybe_more
+        return self._maybe_more or self._queued > 0
 
     def decode(self, data: bytes, limit: int) -> bytes:
+        self._queue(data)
         obj = self._obj
-        if data:
-            self._started = True
         if obj.is_finished():
+            if self._queued:
+                raise DecodingError("The br body is corrupt: data after the end of its stream.")
             self._maybe_more = False
-            return b""  # data after the end of the stream is ignored
+            return b""
+        feed = self._next_feed() if obj.can_accept_more_data() else b""
         try:
-            out = bytes(obj.process(data, output_buffer_limit=limit))
+            out = bytes(obj.process(feed, output_buffer_limit=limit))
         except _brotli.error as error:
             raise DecodingError(f"The br body is corrupt: {error}.") from None
-        self._maybe_more = len(out) >= limit and not obj.is_finished()
+        self._maybe_more = (len(out) >= limit or not obj.can_accept_more_data()) and not (
+            obj.is_finished()
+        )
         return out
 
     def finish(self) -> None:
@@ -169,36 +239,40 @@ class _BrotliDecoder(_Decoder):
 
 
 class _ZstdDecoder(_Decoder):
+    """zstd, several frames one after another (RFC 8878 section 3), each with a window
+    of at most 8 MiB, as RFC 9659 has HTTP's zstd coding (browsers refuse more): a
+    body of a few KB cannot make the decoder hold 128 MiB, libzstd's own limit."""
+
     name = "zstd"
 
     def __init__(self) -> None:
+        super().__init__()
+        self._obj: Any = self._decompressor()
+
+    @staticmethod
+    def _decompressor() -> Any:
         assert _zstd is not None
-        self._obj: Any = _zstd.ZstdDecompressor()
-        self._pending = b""
-        self._started = False
+        return _zstd.ZstdDecompressor(options={_zstd.DecompressionParameter.window_log_max: 23})
 
     @property
     def has_pending(self) -> bool:
         obj = self._obj
-        return (not obj.eof and not obj.needs_input) or bool(self._pending)
+        return (not obj.eof and not obj.needs_input) or self._queued > 0
 
     def decode(self, data: bytes, limit: int) -> bytes:
-        if data:
-            self._started = True
+        self._queue(data)
         obj = self._obj
-        if self._pending:
-            data, self._pending = self._pending + data, b""
         try:
             if obj.eof:
-                if not data:
+                if not self._queued:
                     return b""
-                # Several frames one after another form one stream (RFC 8878 section 3).
-                self._obj = obj = _zstd.ZstdDecompressor()
-            out: bytes = obj.decompress(data, limit)
+                self._obj = obj = self._decompressor()  # the next frame
+            # Fed only once it has used what it holds (it keeps input a limit cut short).
+            out: bytes = obj.decompress(self._next_feed() if obj.needs_input else b"", limit)
         except _zstd.ZstdError as error:
             raise DecodingError(f"The zstd body is corrupt: {error}.") from None
-        if obj.eof and obj.unused_data:
-            self._pending = obj.unused_data
+        if obj.eof:
+            self._give_back(len(obj.unused_data), ended=True)
         return out
 
     def finish(self) -> None:
@@ -283,6 +357,13 @@ class ContentDecoder:
                 f"max_size must be None (no cap) or an int >= 0, not {max_size!r}."
             )
         names = _codings(content_encoding)
+        if len(names) > MAX_CODINGS:
+            raise DecodingError(
+                f"Can't decode Content-Encoding {content_encoding[:200]!r}: it lists "
+                f"{len(names)} codings, more than the {MAX_CODINGS} accepted (as urllib3 "
+                "and curl).",
+                status_hint=415,
+            )
         unknown = [name for name in names if not is_supported(name)]
         if unknown:
             raise DecodingError(
@@ -318,6 +399,8 @@ class ContentDecoder:
             if data:
                 self._count(len(data))
                 size = self.piece_size
+                if type(data) is not bytes:  # pieces are bytes, never views of the caller's
+                    data = bytes(data)
                 # Slicing all of a bytes object returns it, so a small body is not copied.
                 for start in range(0, len(data), size):
                     yield data[start : start + size]
