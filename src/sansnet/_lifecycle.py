@@ -10,7 +10,9 @@ Invariants (tests/server/test_serve_api.py and tests/tcp/test_tcp_serve.py check
 * ``run`` reports the handle only once the socket is bound, so a client may connect as
   soon as ``async with serve(...)`` or ``task_group.start(server.run)`` returns;
 * after ``stop()`` returns, nothing listens on the port and every connection is closed
-  (those still busy after ``drain_timeout`` are cancelled); it returns within about
+  (those still busy after ``drain_timeout`` are cancelled; those still in their TLS
+  handshake are closed by the listener at once, see
+  :class:`~sansnet.transport.listen.Listener`); it returns within about
   ``drain_timeout``: a connection closed during the stop gives its peer only what is left
   of it to take our last bytes (:meth:`ListeningServer._close_stream`), and one whose
   close began before the stop and still waits for its peer when the drain ends is

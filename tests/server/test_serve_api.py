@@ -7,6 +7,7 @@ import gzip
 import logging
 import re
 import socket
+import ssl
 import threading
 import zlib
 from typing import Any
@@ -16,6 +17,7 @@ import anyio.lowlevel
 import brotli
 import httpx
 import pytest
+import trustme
 from backports import zstd
 
 import sansnet
@@ -23,6 +25,7 @@ from sansnet import ServeConfig, ServeRequest, ServeResponse
 from sansnet._server_session import DECODE_STEP
 from sansnet.protocol import RequestHead, accept_encoding
 from sansnet.testing import serve as serve_in_memory
+from tests.handshaking import HANDSHAKE_STAGES, stop_during_a_tls_handshake
 from tests.network import has_ipv6_loopback
 
 pytestmark = pytest.mark.anyio
@@ -162,6 +165,20 @@ async def test_after_stop_requests_fail_and_the_port_is_free() -> None:
         await sansnet.request(f"http://127.0.0.1:{port}/", timeout=5)
     async with sansnet.serve(port, echo) as again:  # the port can be bound again at once
         assert again.port == port
+
+
+@pytest.mark.parametrize("stage", HANDSHAKE_STAGES)
+async def test_stop_closes_a_connection_still_in_its_tls_handshake(stage: str) -> None:
+    """stop() returns with every connection closed, those still in their TLS handshake
+    too. Regression: on asyncio and uvloop the loop ran the handshake out of the
+    server's sight, and such a connection stayed open until the handshake timeout
+    (10 s) after stop() had returned."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    config = ServeConfig(handle_request=echo, tls=context, drain_timeout=1)
+    async with sansnet.serve(0, config) as handle:
+        assert await stop_during_a_tls_handshake(handle, stage) == "closed"
 
 
 async def test_port_in_use_is_a_bind_error_naming_the_address() -> None:

@@ -20,6 +20,7 @@ import sansnet
 from sansnet.transport import listen
 from sansnet.transport.listen import _serve_anyio
 from sansnet.transport.streams import NetworkStream
+from tests.handshaking import HANDSHAKE_STAGES, client_hello, closed_within
 
 pytestmark = pytest.mark.anyio
 
@@ -201,3 +202,33 @@ async def test_binding_a_name_to_one_port_starts_again_when_its_port_is_taken(
     finally:
         for one in sockets:
             one.close()
+
+
+@pytest.mark.parametrize("stage", HANDSHAKE_STAGES)
+async def test_closing_the_listener_closes_connections_in_their_tls_handshake(stage: str) -> None:
+    """Listener.close() closes the connections it has not handed on yet, those in their
+    TLS handshake, at once, not when the server's task group ends: a server draining
+    other connections for seconds leaves none of them open meanwhile (and never hands
+    them to the handler)."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    handed_on: list[NetworkStream] = []
+
+    async def handler(stream: NetworkStream) -> None:
+        handed_on.append(stream)  # pragma: no cover - nothing may get here
+        await stream.aclose()  # pragma: no cover
+
+    async with anyio.create_task_group() as group:
+        listener = await listen.listen_tcp("127.0.0.1", 0, handler, group, ssl_context=context)
+        ip, port = listener.addresses[0]
+        with socket.create_connection((ip, port)) as sock:
+            if stage != "nothing":
+                hello = client_hello()
+                sock.sendall(hello if stage == "a ClientHello" else hello[: len(hello) // 2])
+            await anyio.sleep(0.2)  # accepted, in its handshake
+            await listener.close()
+            # The group (the server's connections) goes on: the listener closed it.
+            assert await anyio.to_thread.run_sync(closed_within, sock, 2.0) == "closed"
+        group.cancel_scope.cancel()
+    assert not handed_on

@@ -4,8 +4,9 @@
 addresses (port 0 becomes the port the OS chose), and starts one task per accepted
 connection in the caller's task group, calling ``handler(stream)`` with a
 :class:`~sansnet.transport.streams.NetworkStream`. On asyncio the native transport is
-used (accepting happens in the event loop's own callback, no accept task); elsewhere
-anyio's listeners.
+used (accepting happens in the event loop's own callback, no accept task; a TLS
+handshake runs in the connection's task, through ``loop.start_tls``); elsewhere anyio's
+listeners.
 
 :func:`listen_unix` does the same on a Unix domain socket (a reverse proxy on the same
 machine talks to the server through a file, with no TCP port open).
@@ -24,8 +25,9 @@ import os
 import socket
 import ssl
 import stat
+import types
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from typing import Any, cast
 
 import anyio
@@ -47,7 +49,14 @@ logger = logging.getLogger("sansnet.transport")
 
 class Listener:
     """A bound listening socket (or several, for a host name). :meth:`close` stops
-    accepting at once; connections already accepted are not touched."""
+    accepting at once and closes the connections not yet handed to the handler (those
+    still in their TLS handshake); connections already handed on are not touched.
+
+    Invariant: a connection is the listener's from its accept until it is handed to the
+    handler, and the listener knows it all that time, so that a server's stop can
+    leave none open: on asyncio and uvloop the TLS handshake is run by
+    :class:`_AsyncioAccepts`, not by the event loop's server, which would keep it out
+    of sight until it ended (or timed out)."""
 
     def __init__(self, addresses: list[tuple[str, int]]) -> None:
         self.addresses = addresses
@@ -64,7 +73,7 @@ class _AsyncioListener(Listener):
     def __init__(
         self,
         servers: Sequence[asyncio.Server],
-        scope: anyio.CancelScope,
+        accepts: _AsyncioAccepts,
         addresses: list[tuple[str, int]] | None = None,
     ) -> None:
         super().__init__(
@@ -72,14 +81,14 @@ class _AsyncioListener(Listener):
             or [_address(sock.getsockname()) for server in servers for sock in server.sockets]
         )
         self._servers = list(servers)
-        self._scope = scope
+        self._accepts = accepts
 
     async def close(self) -> None:
         if not self.closed:
             self.closed = True
             for server in self._servers:
                 server.close()  # stops accepting; open connections are ours to close
-            self._scope.cancel()  # the hand-off task (connections it handed on go on)
+            self._accepts.close()  # the hand-off task, and handshakes still under way
 
 
 class _AnyioListener(Listener):
@@ -89,16 +98,20 @@ class _AnyioListener(Listener):
         scope: anyio.CancelScope,
         done: anyio.Event,
         addresses: list[tuple[str, int]],
+        handshakes: set[anyio.CancelScope],
     ) -> None:
         super().__init__(addresses)
         self._listener = listener
         self._scope = scope
         self._done = done
+        self._handshakes = handshakes
 
     async def close(self) -> None:
         if not self.closed:
             self.closed = True
             self._scope.cancel()
+            for handshake in list(self._handshakes):
+                handshake.cancel()  # each closes its connection
             with anyio.CancelScope(shield=True):
                 await self._done.wait()  # the accept loop has stopped accepting
                 await self._listener.aclose()
@@ -129,45 +142,201 @@ def _bind_error(exc: OSError, host: str, port: int) -> BindError:
     return BindError(f"Can't listen on {where}: {exc.strerror or exc}.")
 
 
-def _asyncio_hand_off(
-    handler: Handler, task_group: anyio.abc.TaskGroup, half_close: bool
-) -> tuple[
-    Callable[[], _StreamProtocol], anyio.CancelScope, Callable[[], Coroutine[Any, Any, None]]
-]:
+class _AsyncioAccepts:
     """The protocol factory for an asyncio server, and the task that hands accepted
     connections to ``handler``. asyncio accepts in a callback, outside any task, where
     anyio cannot always tell which event loop runs (it asks sniffio, which needs a
-    task). So the callback queues the connection and a task in the group hands it on."""
-    arrived: deque[AsyncioStream] = deque()
-    wake = asyncio.Event()
-    scope = anyio.CancelScope()
+    task). So the callback queues the connection and a task in the group hands it on.
 
-    def on_connected(protocol: _StreamProtocol) -> None:
-        if scope.cancel_called:
-            # The listener is closed (a TLS handshake that ended after it): nobody
-            # will serve this connection.
-            assert protocol.transport is not None
+    With ``ssl_context``, the server is created without ``ssl=`` and each connection's
+    TLS handshake runs here, in its own task, through ``loop.start_tls``. Invariant:
+    until a connection is handed to ``handler``, it is the listener's, and the
+    listener knows it (queued, or in :attr:`handshaking`): :meth:`close` aborts every
+    such connection at once, so a stop leaves none open. (Given ``ssl=``, asyncio and
+    uvloop would run the handshake inside their own protocol, out of our sight until
+    it ends: a peer that never finishes it kept its connection open for up to the
+    handshake timeout after the server had stopped.)"""
+
+    def __init__(
+        self,
+        handler: Handler,
+        task_group: anyio.abc.TaskGroup,
+        half_close: bool,
+        ssl_context: ssl.SSLContext | None,
+        tls_handshake_timeout: float,
+    ) -> None:
+        self._handler = handler
+        self._task_group = task_group
+        self._half_close = half_close
+        self._ssl_context = ssl_context
+        self._tls_handshake_timeout = tls_handshake_timeout
+        self._arrived: deque[_StreamProtocol] = deque()
+        self._wake = asyncio.Event()
+        self._scope = anyio.CancelScope()
+        # The plain transports of connections in their TLS handshake.
+        self.handshaking: set[asyncio.Transport] = set()
+
+    def factory(self) -> _StreamProtocol:
+        return _StreamProtocol(self._on_connected, self._half_close)
+
+    def _on_connected(self, protocol: _StreamProtocol) -> None:
+        assert protocol.transport is not None
+        if self._scope.cancel_called:
+            # The listener is closed (a connection accepted as it closed): nobody will
+            # serve this connection.
             protocol.transport.abort()
             return
-        arrived.append(AsyncioStream(protocol))
-        wake.set()
+        self._arrived.append(protocol)
+        self._wake.set()
 
-    async def hand_off() -> None:
+    async def hand_off(self) -> None:
+        arrived = self._arrived
         try:
-            with scope:
+            with self._scope:
                 while True:
-                    await wake.wait()
-                    wake.clear()
+                    await self._wake.wait()
+                    self._wake.clear()
                     while arrived:
-                        task_group.start_soon(handler, arrived.popleft())
+                        protocol = arrived.popleft()
+                        if self._ssl_context is None:
+                            self._task_group.start_soon(self._handler, AsyncioStream(protocol))
+                        else:
+                            self._task_group.start_soon(self._serve_tls, protocol)
         finally:
             while arrived:  # accepted, never handed on: close them with the listener
-                arrived.popleft().abort()
+                transport = arrived.popleft().transport
+                assert transport is not None
+                transport.abort()
 
-    def factory() -> _StreamProtocol:
-        return _StreamProtocol(on_connected, half_close)
+    def close(self) -> None:
+        """Stop handing connections on, and abort those still in their TLS handshake."""
+        self._scope.cancel()
+        for transport in list(self.handshaking):
+            transport.abort()
 
-    return factory, scope, hand_off
+    async def _serve_tls(self, protocol: _StreamProtocol) -> None:
+        assert self._ssl_context is not None
+        transport = protocol.transport
+        assert transport is not None
+        if transport.is_closing() or protocol.eof or self._scope.cancel_called:
+            transport.abort()  # the peer left, or the listener closed, before our turn
+            return
+        self.handshaking.add(transport)
+        try:
+            tls_transport = await _start_tls_server(
+                transport, protocol, self._ssl_context, self._tls_handshake_timeout
+            )
+        except Exception as exc:
+            transport.abort()
+            logger.debug("TLS handshake failed: %r", exc)
+            return
+        except BaseException:  # cancelled (the server stops): close it, go on
+            transport.abort()
+            raise
+        finally:
+            self.handshaking.discard(transport)
+        if (
+            tls_transport is None
+            or tls_transport.is_closing()
+            or transport.is_closing()
+            or self._scope.cancel_called
+        ):
+            # Closed during the handshake (by the peer, or by close()), or the listener
+            # closed as it ended: nobody will serve this connection.
+            transport.abort()
+            return
+        # The same protocol now hears the decrypted bytes (as the client's start_tls).
+        protocol.transport = tls_transport
+        await self._handler(AsyncioStream(protocol))
+
+
+async def _start_tls_server(
+    transport: asyncio.Transport,
+    protocol: _StreamProtocol,
+    ssl_context: ssl.SSLContext,
+    handshake_timeout: float,
+) -> asyncio.Transport | None:
+    """The server's side of a TLS handshake over ``transport``, whose protocol is
+    ``protocol``: ``loop.start_tls``, with the bytes that came before it.
+
+    The peer sends its ClientHello at once, and the loop reads before we can start the
+    handshake (uvloop starts reading right after ``connection_made``, whatever the
+    protocol asked; Python 3.10's selector loop too), so ``protocol`` may hold the
+    start of the handshake. ``start_tls`` pauses reading and puts its TLS protocol in
+    place in its first step, and schedules that protocol's ``connection_made`` and the
+    resumption of reading (``call_soon``, both loops, Python 3.10 to 3.13). Right after
+    that step, before the loop runs anything else, a callback is scheduled that feeds
+    the TLS protocol those early bytes: it runs after ``connection_made`` and before the
+    loop reads again, so the TLS layer sees every byte once and in order. Returns the
+    TLS transport, or None when the connection closed during the handshake."""
+    loop = asyncio.get_running_loop()
+
+    def replay() -> None:
+        early = protocol.take_buffered()
+        if not early or transport.is_closing():
+            return
+        tls_protocol = transport.get_protocol()
+        if tls_protocol is protocol:  # pragma: no cover - start_tls changed
+            transport.abort()
+            return
+        _feed(tls_protocol, early)
+
+    handshake = loop.start_tls(
+        transport,
+        protocol,
+        ssl_context,
+        server_side=True,
+        ssl_handshake_timeout=handshake_timeout,
+    )
+    tls_transport = await _after_first_step(handshake, lambda: loop.call_soon(replay))
+    return cast("asyncio.Transport | None", tls_transport)
+
+
+def _feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
+    """Hand ``data`` to ``protocol`` as its transport would: through ``get_buffer`` and
+    ``buffer_updated`` (asyncio's TLS protocol from Python 3.11, uvloop's), else
+    ``data_received`` (Python 3.10's)."""
+    if hasattr(protocol, "get_buffer"):
+        buffered = cast("asyncio.BufferedProtocol", protocol)
+        view = memoryview(data)
+        while view:
+            buffer = memoryview(buffered.get_buffer(len(view)))
+            size = min(len(buffer), len(view))
+            buffer[:size] = view[:size]
+            buffered.buffer_updated(size)
+            view = view[size:]
+    else:
+        cast("asyncio.Protocol", protocol).data_received(data)
+
+
+@types.coroutine
+def _after_first_step(
+    awaitable: Awaitable[Any], callback: Callable[[], object]
+) -> Generator[Any, Any, Any]:
+    """Await ``awaitable``, calling ``callback()`` right after its first step: in the
+    same turn of the event loop, before the loop runs any callback that step scheduled."""
+    steps = awaitable.__await__()
+    try:
+        yielded = steps.send(None)
+    except StopIteration as done:
+        return done.value
+    callback()
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            steps.close()
+            raise
+        except BaseException as exc:
+            try:
+                yielded = steps.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                yielded = steps.send(sent)
+            except StopIteration as done:
+                return done.value
 
 
 _RESOURCE_ERRNOS = frozenset(
@@ -208,14 +377,17 @@ def _serve_anyio(
     traceback at error level."""
     scope = anyio.CancelScope()
     done = anyio.Event()
+    handshakes: set[anyio.CancelScope] = set()  # of connections in their TLS handshake
 
     async def serve_one(stream: anyio.abc.ByteStream) -> None:
         if ssl_context is not None:
             try:
-                with anyio.fail_after(tls_handshake_timeout):
-                    stream = await TLSStream.wrap(
-                        stream, ssl_context=ssl_context, standard_compatible=False
-                    )
+                with anyio.CancelScope() as handshake:  # cancelled by Listener.close()
+                    handshakes.add(handshake)
+                    with anyio.fail_after(tls_handshake_timeout):
+                        stream = await TLSStream.wrap(
+                            stream, ssl_context=ssl_context, standard_compatible=False
+                        )
             except Exception as exc:
                 await anyio.aclose_forcefully(stream)
                 logger.debug("TLS handshake failed: %r", exc)
@@ -223,6 +395,11 @@ def _serve_anyio(
             except BaseException:  # cancelled (the server stops): close it, go on
                 await anyio.aclose_forcefully(stream)
                 raise
+            finally:
+                handshakes.discard(handshake)
+            if handshake.cancel_called:  # the listener closed: nobody will serve it
+                await anyio.aclose_forcefully(stream)
+                return
         await handler(anyio_stream(stream))
 
     async def accept_loop(one: anyio.abc.SocketListener) -> None:
@@ -258,7 +435,7 @@ def _serve_anyio(
             done.set()
 
     task_group.start_soon(accept_loops)
-    return _AnyioListener(listener, scope, done, addresses)
+    return _AnyioListener(listener, scope, done, addresses, handshakes)
 
 
 _BIND_ATTEMPTS = 10
@@ -369,9 +546,11 @@ async def listen_tcp(
     supervisor); ``host`` and ``port`` then only name it in errors."""
     try:
         if current_backend(backend) == "asyncio":
-            factory, scope, hand_off = _asyncio_hand_off(handler, task_group, half_close)
+            accepts = _AsyncioAccepts(
+                handler, task_group, half_close, ssl_context, tls_handshake_timeout
+            )
             loop = asyncio.get_running_loop()
-            handshake_timeout = tls_handshake_timeout if ssl_context else None
+            # No ssl=: _AsyncioAccepts runs the TLS handshakes (see there why).
             servers: list[asyncio.Server] = []
             if sock is None and port == 0 and not _is_ip_literal(host):
                 # A host name may resolve to several addresses; asyncio would bind each
@@ -380,11 +559,7 @@ async def listen_tcp(
                 try:
                     for one in sockets:
                         server = await loop.create_server(
-                            factory,
-                            sock=one,
-                            backlog=backlog,
-                            ssl=ssl_context,
-                            ssl_handshake_timeout=handshake_timeout,
+                            accepts.factory, sock=one, backlog=backlog
                         )
                         servers.append(server)  # one by one: closed if a later one fails
                 except BaseException:
@@ -395,29 +570,21 @@ async def listen_tcp(
                     raise
             elif sock is not None:
                 servers.append(
-                    await loop.create_server(
-                        factory,
-                        sock=sock,
-                        backlog=backlog,
-                        ssl=ssl_context,
-                        ssl_handshake_timeout=handshake_timeout,
-                    )
+                    await loop.create_server(accepts.factory, sock=sock, backlog=backlog)
                 )
             else:
                 servers.append(
                     await loop.create_server(
-                        factory,
+                        accepts.factory,
                         host,
                         port,
                         backlog=backlog,
                         reuse_address=True,
                         reuse_port=reuse_port or None,
-                        ssl=ssl_context,
-                        ssl_handshake_timeout=handshake_timeout,
                     )
                 )
-            task_group.start_soon(hand_off)
-            return _AsyncioListener(servers, scope)
+            task_group.start_soon(accepts.hand_off)
+            return _AsyncioListener(servers, accepts)
         listener: anyio.abc.Listener[anyio.abc.ByteStream]
         if sock is not None:
             sock.listen(backlog)
@@ -521,17 +688,15 @@ async def listen_unix(
     _claim_unix_path(path)
     try:
         if current_backend(backend) == "asyncio":
-            factory, scope, hand_off = _asyncio_hand_off(handler, task_group, half_close)
+            accepts = _AsyncioAccepts(
+                handler, task_group, half_close, ssl_context, tls_handshake_timeout
+            )
             server = await asyncio.get_running_loop().create_unix_server(
-                factory,
-                path,
-                ssl=ssl_context,
-                ssl_handshake_timeout=tls_handshake_timeout if ssl_context else None,
-                backlog=backlog,
+                accepts.factory, path, backlog=backlog
             )
             os.chmod(path, mode)
-            task_group.start_soon(hand_off)
-            return _UnixListener(_AsyncioListener([server], scope, [(path, 0)]), path)
+            task_group.start_soon(accepts.hand_off)
+            return _UnixListener(_AsyncioListener([server], accepts, [(path, 0)]), path)
         listener = await anyio.create_unix_listener(path, mode=mode, backlog=backlog)
     except OSError as exc:
         raise BindError(f"Can't listen on {path}: {exc.strerror or exc}.") from None

@@ -607,6 +607,16 @@ class _StreamProtocol(asyncio.BufferedProtocol):
         if self.closed is not None and not self.closed.done():
             self.closed.set_result(None)
 
+    def take_buffered(self) -> bytes:
+        """Take every byte received and not yet read, and forget that the buffer paused
+        reading: how a server's TLS handshake (:mod:`sansnet.transport.listen`) hands
+        what came before it to the TLS layer, which resumes reading itself."""
+        data = b"".join(self.buffer)[self.offset :]
+        self.buffer.clear()
+        self.offset = self.buffered = 0
+        self.paused_reading = False
+        return data
+
     def close_begun(self) -> None:
         """Our close began: a read and writes that wait in other tasks end now, with
         ReadError and WriteError as on trio, not when the close is done (which waits
