@@ -615,3 +615,36 @@ def test_tcp_takes_a_port_in_ascii_digits(port: str, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err == (
         "sansnet: sansnet tcp needs HOST PORT to connect to (or --listen PORT to listen).\n"
     )
+
+
+def run_with_closed(redirection: str, *args: str) -> subprocess.Popen[bytes]:
+    """Start the command with a standard descriptor closed (``2>&-``, ``>&-``): Python's
+    sys.stderr or sys.stdout is then None."""
+    return subprocess.Popen(
+        ["sh", "-c", f'exec "$@" {redirection}', "sh", *SANSNET, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_a_closed_stdout_or_stderr_discards_what_goes_there(server: str) -> None:
+    """Issue: `sansnet request URL 2>&-` and `sansnet serve >&-` crashed with a traceback
+    (AttributeError: 'NoneType' object has no attribute 'isatty'), exit 1. A closed
+    stream is a non-terminal that discards its output; the command still runs."""
+    process = run_with_closed("2>&-", "request", server + "/hello", "-d", "body")
+    stdout, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stdout, stderr) == (0, b"body", b"")
+    process = run_with_closed(">&-", "request", server + "/missing")
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 4, stderr
+    assert stderr.startswith(b"HTTP/1.1 404 Not Found\n")
+    assert b"Traceback" not in stderr
+    port = _free_port()
+    process = run_with_closed(">&- 2>&-", "serve", "--port", str(port))
+    try:
+        _wait_for(port)
+        assert blocking.request(f"http://127.0.0.1:{port}/", method="POST", body=b"x").ok
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stdout, stderr) == (0, b"", b"")

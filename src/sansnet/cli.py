@@ -15,7 +15,9 @@ or an address that cannot be listened on;
 4 an HTTP answer other than 2xx, or a refused WebSocket handshake; 5 a protocol or
 decoding error. Errors are one line on stderr, never a traceback. ``socket`` and ``tcp``
 send what stdin holds; a closed stdin (``<&-``, as some service managers start a
-program) is empty input: nothing is sent, and the peer's answers are still shown. Colour and progress
+program) is empty input: nothing is sent, and the peer's answers are still shown. A closed
+stdout or stderr (``>&-``, ``2>&-``) discards what would be written there, as
+``>/dev/null`` would: the command still runs. Colour and progress
 bars come from ``rich`` when it is installed (``pip install 'sansnet[cli]'``).
 """
 
@@ -804,7 +806,18 @@ def _json_argument(text: str) -> _JSONArgument:
         raise argparse.ArgumentTypeError(f"not valid JSON: {error}") from None
 
 
+def _open_closed_streams() -> None:
+    """A stdout or stderr that the command was started without (``>&-``, ``2>&-``: Python
+    makes it None) is a non-terminal that discards what is written: the command runs as
+    it would with ``>/dev/null``. Opening the null device also takes the free descriptor
+    (1 or 2), so no socket opened later gets that number."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _open_closed_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     output = Output()
