@@ -648,3 +648,53 @@ def test_a_closed_stdout_or_stderr_discards_what_goes_there(server: str) -> None
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
     assert (process.returncode, stdout, stderr) == (0, b"", b"")
+
+
+def test_request_writes_the_body_to_stdout_as_it_arrives() -> None:
+    """Issue: without -o, `sansnet request` read the whole body into memory and wrote
+    nothing until its end (a 400 MiB body grew the process to 942 MB; a slow stream
+    showed nothing). The server here sends part of the body, then waits: the first part
+    must already be on stdout."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    go_on = threading.Event()
+
+    def serve_in_two_parts() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.settimeout(20)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 12\r\n\r\n[1, 2, 3,"
+            )
+            go_on.wait(20)
+            connection.sendall(b" 4]")
+
+    thread = threading.Thread(target=serve_in_two_parts)
+    thread.start()
+    process = subprocess.Popen(
+        [*SANSNET, "request", f"http://127.0.0.1:{port}/"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    first = b""
+    deadline = time.monotonic() + 15
+    try:
+        while len(first) < 9 and time.monotonic() < deadline:
+            ready, _, _ = select.select([process.stdout], [], [], 0.2)
+            if ready:
+                chunk = os.read(process.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                first += chunk
+    finally:
+        go_on.set()
+        rest, stderr = process.communicate(timeout=30)
+        thread.join(30)
+        listener.close()
+    assert first == b"[1, 2, 3,", stderr
+    assert (process.returncode, rest) == (0, b" 4]")

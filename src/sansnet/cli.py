@@ -10,7 +10,9 @@
     sansnet tcp --listen PORT [--address A] [--tls-cert PEM]   an echo service
     sansnet demo
 
-Exit codes: 0 success (a 2xx answer); 2 usage error; 3 network, TLS or timeout error,
+``request`` writes the body to stdout as it arrives (``-o FILE`` saves it instead); on a
+terminal, a JSON body (application/json or +json) of up to 16 MiB is pretty-printed
+once whole. Exit codes: 0 success (a 2xx answer); 2 usage error; 3 network, TLS or timeout error,
 or an address that cannot be listened on;
 4 an HTTP answer other than 2xx, or a refused WebSocket handshake; 5 a protocol or
 decoding error. Errors are one line on stderr, never a traceback. ``socket`` and ``tcp``
@@ -45,7 +47,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 from . import __version__, tcp
 from ._lifecycle import ListeningServer
-from .client import Client, Timeout
+from .client import Client, StreamingResponse, Timeout
 from .codecs import json_decode, json_encode, url_decode, url_encode
 from .errors import (
     HandshakeError,
@@ -220,15 +222,44 @@ async def _request(args: argparse.Namespace, output: Output) -> int:
                 progress.close()
             output.info(f"saved {progress.done} bytes to {args.output}", "green")
         else:
-            body = await response.aread()
-            content_type = response.headers.get("content-type", "")
-            if output.out_tty and "json" in content_type and body:
+            await _write_body(response, output)
+    return EXIT_OK if response.ok else EXIT_HTTP
+
+
+PRETTY_JSON_LIMIT = 16 * 1024 * 1024
+"""The largest JSON body pretty-printed on a terminal: a larger one is shown as sent."""
+
+
+def _is_json(content_type: str) -> bool:
+    """application/json or a +json type: one JSON text, which can be pretty-printed
+    (not application/x-ndjson and other streams of texts, which are shown as they come)."""
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+async def _write_body(response: StreamingResponse, output: Output) -> None:
+    """The body to stdout piece by piece as it arrives, as curl does: never all in
+    memory. Only a JSON body on a terminal is held, to be pretty-printed once whole; if
+    it grows past PRETTY_JSON_LIMIT, what was held is written and the rest streams."""
+    chunks = response.aiter_bytes()
+    if output.out_tty and _is_json(response.headers.get("content-type", "")):
+        held = bytearray()
+        async for chunk in chunks:
+            held += chunk
+            if len(held) > PRETTY_JSON_LIMIT:
+                output.data(bytes(held))
+                break
+        else:
+            body = bytes(held)
+            if body:
                 try:
                     body = (json_encode(json_decode(body), pretty=True) + "\n").encode()
                 except NetError:
                     pass
             output.data(body)
-    return EXIT_OK if response.ok else EXIT_HTTP
+            return
+    async for chunk in chunks:
+        output.data(chunk)
 
 
 # ================================================================================= serve
