@@ -113,7 +113,7 @@ def test_request_prints_head_to_stderr_and_body_to_stdout(server: str) -> None:
 def test_request_json_body_and_verbose_heads(server: str) -> None:
     result = run("request", server + "/echo", "--json", '{"k": [1]}', "-v")
     assert result.returncode == 0
-    assert result.stdout == b'{"k":[1]}'
+    assert result.stdout == b'{"k": [1]}'  # as given
     assert b"> POST /echo HTTP/1.1" in result.stderr
     assert b"> Content-Type: application/json" in result.stderr
     assert b"< HTTP/1.1 200 OK" in result.stderr
@@ -698,3 +698,25 @@ def test_request_writes_the_body_to_stdout_as_it_arrives() -> None:
         listener.close()
     assert first == b"[1, 2, 3,", stderr
     assert (process.returncode, rest) == (0, b" 4]")
+
+
+def test_json_is_sent_exactly_as_given(server: str) -> None:
+    """Issue: --json decoded the text and encoded it again: keys re-sorted, duplicates
+    dropped, and a valid 30-digit integer or 1e400 failed with exit 5. The text is
+    checked to be JSON, then sent as given (UTF-8), with Content-Type application/json,
+    as curl --json does."""
+    given = '{"b": 1, "a": 2, "a": 3, "big": 123456789012345678901234567890, "x": 1e400, "é": -0.0}'
+    result = run("request", server + "/echo", "--json", given, "-v")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == given.encode()
+    assert b"> POST /echo HTTP/1.1" in result.stderr
+    assert b"> Content-Type: application/json" in result.stderr
+    typed = run("request", server + "/echo", "--json", "[1]", "-H", "Content-Type: a/b+json", "-v")
+    assert typed.stdout == b"[1]"
+    assert typed.stderr.count(b"> Content-Type:") == 1
+    assert b"> Content-Type: a/b+json" in typed.stderr
+    for value in ("NaN", "[1, Infinity]", "{", "", "[1] [2]"):
+        usage = run("request", server + "/echo", "--json", value)
+        assert usage.returncode == 2, (value, usage.stderr)
+        assert b"argument --json: not valid JSON" in usage.stderr, usage.stderr
+        assert b"Traceback" not in usage.stderr

@@ -12,7 +12,8 @@
 
 ``request`` writes the body to stdout as it arrives (``-o FILE`` saves it instead); on a
 terminal, a JSON body (application/json or +json) of up to 16 MiB is pretty-printed
-once whole. Exit codes: 0 success (a 2xx answer); 2 usage error; 3 network, TLS or timeout error,
+once whole. ``--json TEXT`` is checked to be JSON, then sent exactly as given (UTF-8).
+Exit codes: 0 success (a 2xx answer); 2 usage error; 3 network, TLS or timeout error,
 or an address that cannot be listened on;
 4 an HTTP answer other than 2xx, or a refused WebSocket handshake; 5 a protocol or
 decoding error. Errors are one line on stderr, never a traceback. ``socket`` and ``tcp``
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import logging
 import os
 import signal
@@ -189,7 +191,9 @@ async def _request(args: argparse.Namespace, output: Output) -> int:
             data = await anyio.Path(data[1:]).read_bytes()
         options["body"] = data
     elif args.json is not None:
-        options["json"] = args.json.value
+        options["body"] = args.json.text
+        if "content-type" not in headers:
+            headers.add("Content-Type", "application/json")
 
     def trace(kind: str, head: bytes) -> None:
         if args.verbose:
@@ -643,7 +647,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     body = request.add_mutually_exclusive_group()
     body.add_argument("-d", "--data", help="the body (@FILE reads a file)")
-    body.add_argument("--json", type=_json_argument, help="a JSON body (sets Content-Type)")
+    body.add_argument(
+        "--json",
+        type=_json_argument,
+        help="a JSON body, sent as given (sets Content-Type: application/json)",
+    )
     request.add_argument(
         "-o", "--output", help="save the body to FILE, with a progress bar on a terminal"
     )
@@ -826,15 +834,31 @@ def _seconds(text: str) -> float:
 
 @dataclass(frozen=True)
 class _JSONArgument:
-    value: Any
+    text: bytes
+
+
+def _not_json(name: str) -> Any:
+    raise argparse.ArgumentTypeError(f"not valid JSON: {name} is not JSON")
 
 
 def _json_argument(text: str) -> _JSONArgument:
-    """--json's text, decoded now so that a mistake is a usage error naming --json."""
+    """--json's text, checked now so that a mistake is a usage error naming --json, and
+    sent exactly as given, in UTF-8, as ``curl --json`` does: never decoded and encoded
+    again, which would reorder keys, drop duplicates and round big numbers. The check
+    is RFC 8259's grammar: numbers are not converted (1e400 and 30-digit integers are
+    JSON), NaN and Infinity are not JSON."""
+    raw = os.fsencode(text)  # the bytes given: undecodable argv bytes come back as such
     try:
-        return _JSONArgument(json_decode(text))
-    except NetError as error:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise argparse.ArgumentTypeError(
+            f"not valid JSON: not UTF-8 (byte {error.start}, 0x{raw[error.start]:02X})"
+        ) from None
+    try:
+        json.loads(decoded, parse_int=str, parse_float=str, parse_constant=_not_json)
+    except ValueError as error:
         raise argparse.ArgumentTypeError(f"not valid JSON: {error}") from None
+    return _JSONArgument(raw)
 
 
 def _open_closed_streams() -> None:
