@@ -720,3 +720,85 @@ def test_json_is_sent_exactly_as_given(server: str) -> None:
         assert usage.returncode == 2, (value, usage.stderr)
         assert b"argument --json: not valid JSON" in usage.stderr, usage.stderr
         assert b"Traceback" not in usage.stderr
+
+
+def run_into_a_closed_pipe(
+    *args: str, stream: str = "stdout"
+) -> subprocess.CompletedProcess[bytes]:
+    """Run with stdout (or stderr) a pipe whose reader has gone, as in `| head -c 10`
+    once head has exited: every write to it fails with EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        other = subprocess.PIPE
+        return subprocess.run(
+            [*SANSNET, *args],
+            stdout=write_end if stream == "stdout" else other,
+            stderr=write_end if stream == "stderr" else other,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+
+
+def test_a_closed_stdout_pipe_stops_quietly_with_23(server: str) -> None:
+    """Issue: a broken pipe on stdout was exit 2, "usage error", with the message
+    '[Errno 32] Broken pipe'. The reader has gone: nothing to say, status 23 (curl's
+    "failure writing output"), no traceback and no 'Exception ignored' at exit."""
+    for args in (("request", server + "/big"), ("request", server + "/hello"), ("demo",)):
+        result = run_into_a_closed_pipe(*args)
+        assert result.returncode == 23, (args, result.stderr)
+        assert b"sansnet:" not in result.stderr, result.stderr
+        assert b"Traceback" not in result.stderr
+        assert b"Exception ignored" not in result.stderr
+    helped = run_into_a_closed_pipe("request", "--help")
+    assert (helped.returncode, helped.stderr) == (0, b"")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_an_output_that_cannot_be_written_is_exit_23_with_a_message(
+    server: str, tmp_path: Path
+) -> None:
+    """Issue: ENOSPC on stdout was exit 2, "usage error". It is 23 with one line."""
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [*SANSNET, "request", server + "/big"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 23
+    assert result.stderr.endswith(
+        b"\nsansnet: could not write to stdout: No space left on device\n"
+    )
+    saved = run("request", server + "/big", "-o", "/dev/full")
+    assert saved.returncode == 23
+    assert saved.stderr.endswith(b"sansnet: could not write /dev/full: No space left on device\n")
+    nowhere = run("request", server + "/big", "-o", str(tmp_path / "no" / "such"))
+    assert nowhere.returncode == 23
+    assert b"No such file or directory" in nowhere.stderr
+
+
+def test_a_closed_stderr_pipe_keeps_the_exit_status(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue: with stderr a closed pipe, the error handler's own message raised
+    BrokenPipeError out of main() (exit 1 instead of 3). Messages that cannot be written
+    are dropped; the status is the command's."""
+    assert run_into_a_closed_pipe("request", server + "/hello", stream="stderr").returncode == 0
+    down = run_into_a_closed_pipe("request", f"http://127.0.0.1:{_free_port()}/", stream="stderr")
+    assert (down.returncode, down.stdout) == (3, b"")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    broken = open(write_end, "w", buffering=1, encoding="utf-8")  # noqa: SIM115
+    monkeypatch.setattr(sys, "stderr", broken)
+    try:
+        assert main(["request", f"http://127.0.0.1:{_free_port()}/"]) == 3
+    finally:
+        monkeypatch.undo()
+        try:
+            broken.close()
+        except OSError:
+            pass

@@ -16,7 +16,11 @@ once whole. ``--json TEXT`` is checked to be JSON, then sent exactly as given (U
 Exit codes: 0 success (a 2xx answer); 2 usage error; 3 network, TLS or timeout error,
 or an address that cannot be listened on;
 4 an HTTP answer other than 2xx, or a refused WebSocket handshake; 5 a protocol or
-decoding error. Errors are one line on stderr, never a traceback. ``socket`` and ``tcp``
+decoding error; 23 the output could not be written (stdout, or ``-o FILE``: a full disk, a
+closed pipe), as curl's 23. When stdout is a pipe whose reader has gone (``| head``, a
+pager that quit), the command stops quietly with 23, without a message. Errors are one
+line on stderr, never a traceback; when stderr itself cannot be written, they are
+dropped and the exit status is unchanged. ``socket`` and ``tcp``
 send what stdin holds; a closed stdin (``<&-``, as some service managers start a
 program) is empty input: nothing is sent, and the peer's answers are still shown. A closed
 stdout or stderr (``>&-``, ``2>&-``) discards what would be written there, as
@@ -70,6 +74,7 @@ from .workers import Supervisor, WorkerSpec, echo_socket
 from .workers import _config as worker_config
 
 EXIT_OK, EXIT_USAGE, EXIT_NETWORK, EXIT_HTTP, EXIT_PROTOCOL = 0, 2, 3, 4, 5
+EXIT_WRITE = 23  # as curl's "failure writing output"
 
 try:  # the cli extra
     from rich.console import Console
@@ -87,8 +92,34 @@ except ImportError:  # pragma: no cover - the dev and cli extras install rich
     HAVE_RICH = False
 
 
+class WriteError(Exception):
+    """The output (stdout, or -o FILE) could not be written: exit status 23."""
+
+    def __init__(self, where: str, error: OSError) -> None:
+        super().__init__(f"could not write {where}: {error.strerror or error}")
+        self.error = error
+
+
+def _discard(stream: Any) -> None:
+    """Point ``stream``'s descriptor at the null device, after a write to it failed:
+    what is still buffered goes nowhere when the interpreter flushes it at exit (a
+    failed flush there prints "Exception ignored" and makes the exit status 120)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, stream.fileno())
+        finally:
+            os.close(null)
+    except (OSError, ValueError, AttributeError):  # no descriptor (an in-memory stream)
+        pass
+
+
 class Output:
-    """Where the command line writes: stdout for data, stderr for everything else."""
+    """Where the command line writes: stdout for data, stderr for everything else.
+
+    stderr is best effort: when it cannot be written (a closed pipe, a full disk),
+    messages are dropped and the command goes on, its exit status its own. stdout is
+    the command's product: a write that fails raises :class:`WriteError`."""
 
     def __init__(self) -> None:
         self.err_tty = sys.stderr.isatty()
@@ -96,17 +127,24 @@ class Output:
         self.console: Any = Console(stderr=True, highlight=False) if HAVE_RICH else None
 
     def info(self, text: str, style: str = "") -> None:
-        if self.console is not None and self.err_tty and style:
-            self.console.print(text, style=style, markup=False)
-        else:
-            print(text, file=sys.stderr)
+        try:
+            if self.console is not None and self.err_tty and style:
+                self.console.print(text, style=style, markup=False)
+            else:
+                print(text, file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # ValueError: a closed file
+            _discard(sys.stderr)
 
     def error(self, text: str) -> None:
         self.info(f"sansnet: {text}", "bold red")
 
     def data(self, data: bytes) -> None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except OSError as error:
+            _discard(sys.stdout)
+            raise WriteError("to stdout", error) from None
 
 
 # =============================================================================== request
@@ -218,9 +256,16 @@ async def _request(args: argparse.Namespace, output: Output) -> int:
                 Path(args.output).name,
             )
             try:
-                async with await anyio.open_file(args.output, "wb") as file:
+                try:
+                    file = await anyio.open_file(args.output, "wb")
+                except OSError as error:
+                    raise WriteError(args.output, error) from None
+                async with file:
                     async for chunk in response.aiter_bytes():
-                        await file.write(chunk)
+                        try:
+                            await file.write(chunk)
+                        except OSError as error:
+                            raise WriteError(args.output, error) from None
                         progress.advance(len(chunk))
             finally:
                 progress.close()
@@ -871,8 +916,26 @@ def _open_closed_streams() -> None:
             setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
 
 
+def _flush_standard_streams() -> None:
+    """Flush stdout and stderr now, where a failure can be handled: one at exit would
+    print "Exception ignored" and make the exit status 120 (as after --help into a
+    closed pipe)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            _discard(stream)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _open_closed_streams()
+    try:
+        return _main(argv)
+    finally:
+        _flush_standard_streams()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     output = Output()
@@ -890,6 +953,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(_tcp, args, output)
         if args.command == "demo":
             return _run(_demo, output)
+    except WriteError as error:
+        if not isinstance(error.error, BrokenPipeError):
+            output.error(str(error))
+        # else the reader has gone (`| head`, a pager that quit): nothing to say
+        return EXIT_WRITE
     except HandshakeError as error:
         output.error(str(error))
         return EXIT_HTTP
