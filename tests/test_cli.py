@@ -802,3 +802,54 @@ def test_a_closed_stderr_pipe_keeps_the_exit_status(
             broken.close()
         except OSError:
             pass
+
+
+def test_data_at_dash_reads_the_body_from_stdin(server: str, tmp_path: Path) -> None:
+    """Issue: `-d @-` failed with "No such file or directory: '-'"; curl reads stdin."""
+    body = b"from stdin\n\x00\xff binary too"
+    result = subprocess.run(
+        [*SANSNET, "request", server + "/echo", "-d", "@-"],
+        input=body,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (0, body), result.stderr
+    assert b"X-Method: POST" in result.stderr
+    upload = tmp_path / "-"  # a file named "-" is read by its path
+    upload.write_bytes(b"a file named -")
+    assert run("request", server + "/echo", "-d", f"@{upload}").stdout == b"a file named -"
+    closed = run_with_stdin_closed("request", server + "/echo", "-d", "@-", "-X", "PUT")
+    assert (closed.returncode, closed.stdout) == (0, b"plain text"), closed.stderr  # empty
+
+
+def test_bytes_that_are_not_utf8_in_arguments_are_sent_as_given() -> None:
+    """Issue: non-UTF-8 bytes in -d or -H (surrogate-escaped by Python's argv decoding)
+    failed with advice to "pass bytes", which a command-line user cannot follow. They
+    are sent as given, as curl does; so is UTF-8 text in a header value."""
+
+    def mirror(request: sansnet.ServeRequest) -> sansnet.ServeResponse:
+        name = request.headers.get("x-name", "")
+        return sansnet.ServeResponse(200, None, name.encode("latin-1") + b"|" + request.body)
+
+    handle = blocking.serve(0, mirror)
+    try:
+        for header, data in ((b"caf\xe9", b"na\xefve \xff"), ("café".encode(), "naïve".encode())):
+            result = subprocess.run(
+                [*SANSNET, "request", handle.url, "-H", b"X-Name: " + header, "-d", data],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            assert (result.returncode, result.stdout) == (0, header + b"|" + data), result.stderr
+        name = subprocess.run(
+            [*SANSNET, "request", handle.url, "-H", b"X\xe9: v"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert name.returncode == 2  # a name is a token: not what a CLI user can "pass"
+        assert b"Illegal header name b'X\\xe9'" in name.stderr, name.stderr
+        assert b"Pass bytes" not in name.stderr
+    finally:
+        handle.stop()

@@ -13,6 +13,8 @@
 ``request`` writes the body to stdout as it arrives (``-o FILE`` saves it instead); on a
 terminal, a JSON body (application/json or +json) of up to 16 MiB is pretty-printed
 once whole. ``--json TEXT`` is checked to be JSON, then sent exactly as given (UTF-8).
+``-d @FILE`` sends a file and ``-d @-`` stdin; ``-d`` and ``-H`` bytes that are not
+UTF-8 are sent as given, as curl does.
 Exit codes: 0 success (a 2xx answer); 2 usage error; 3 network, TLS or timeout error,
 or an address that cannot be listened on;
 4 an HTTP answer other than 2xx, or a refused WebSocket handshake; 5 a protocol or
@@ -150,6 +152,11 @@ class Output:
 # =============================================================================== request
 
 
+def _as_given(text: str) -> str | bytes:
+    """An argument as the bytes given when it is not ASCII (see :func:`os.fsencode`)."""
+    return text if text.isascii() else os.fsencode(text)
+
+
 def _headers(values: Sequence[str]) -> Headers:
     """The -H fields, each checked as the client will check it: a name that is not a
     token or a value with a control character is a usage error, before any I/O."""
@@ -158,13 +165,35 @@ def _headers(values: Sequence[str]) -> Headers:
         name, colon, rest = value.partition(":")
         if not colon or not name.strip():
             raise ValueError(f"-H takes 'Name: value', not {value!r}.")
-        field = (name.strip(), rest.strip())
+        # What is not ASCII goes as the bytes given, as curl sends it: UTF-8 text as
+        # UTF-8, other bytes (surrogate-escaped by argv decoding) as they were. (Such a
+        # name is not a token: h11 refuses it as an illegal header name.)
+        field = (_as_given(name.strip()), _as_given(rest.strip()))
         try:
             check_fields([field])
         except LocalProtocolError as error:
             raise InvalidArgument(f"-H {value!r}: {error}") from None
-        headers.add(*field)
+        headers.add(name.strip(), field[1])  # a token (checked): ASCII, a str
     return headers
+
+
+async def _data_argument(text: str) -> str | bytes:
+    """-d's body, as curl's: ``@-`` all of stdin (empty when it is closed), ``@FILE``
+    the file's bytes, anything else the text given, sent as UTF-8 (Content-Type
+    text/plain; charset=utf-8), or as the bytes given when they are not UTF-8 (Python
+    decodes argv with surrogateescape; ``os.fsencode`` gives the bytes back)."""
+    if text == "@-":
+        if sys.stdin is None:
+            return b""
+        # Blocking is fine here: nothing else runs yet, and Ctrl-C interrupts the read.
+        return sys.stdin.buffer.read()
+    if text.startswith("@"):
+        return await anyio.Path(text[1:]).read_bytes()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
 
 
 def _show_head(output: Output, prefix: str, head: bytes) -> None:
@@ -224,10 +253,7 @@ async def _request(args: argparse.Namespace, output: Output) -> int:
         "timeout": Timeout.of(args.timeout),
     }
     if args.data is not None:
-        data = args.data
-        if data.startswith("@"):
-            data = await anyio.Path(data[1:]).read_bytes()
-        options["body"] = data
+        options["body"] = await _data_argument(args.data)
     elif args.json is not None:
         options["body"] = args.json.text
         if "content-type" not in headers:
@@ -691,7 +717,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-H", "--header", action="append", default=[], help="'Name: value', repeatable"
     )
     body = request.add_mutually_exclusive_group()
-    body.add_argument("-d", "--data", help="the body (@FILE reads a file)")
+    body.add_argument(
+        "-d", "--data", help="the body (@FILE reads a file, @- reads stdin), sent as given"
+    )
     body.add_argument(
         "--json",
         type=_json_argument,
