@@ -853,3 +853,18 @@ def test_bytes_that_are_not_utf8_in_arguments_are_sent_as_given() -> None:
         assert b"Pass bytes" not in name.stderr
     finally:
         handle.stop()
+
+
+def test_socket_sends_a_line_that_is_not_utf8_as_a_binary_message(server: str) -> None:
+    """Issue: `sansnet socket` decoded stdin with errors="replace": bytes that are not
+    UTF-8 were silently sent as U+FFFD. Such a line is a binary message of its bytes (the
+    echo shows it in hex); UTF-8 lines are still text messages."""
+    result = subprocess.run(
+        [*SANSNET, "socket", server.replace("http", "ws", 1), "--wait", "2"],
+        input=b"caf\xe9 \x00\xff\ncaf\xc3\xa9\nlast \xfe",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"63 61 66 e9 20 00 ff\ncaf\xc3\xa9\n6c 61 73 74 20 fe\n"

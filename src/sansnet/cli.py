@@ -23,7 +23,8 @@ closed pipe), as curl's 23. When stdout is a pipe whose reader has gone (``| hea
 pager that quit), the command stops quietly with 23, without a message. Errors are one
 line on stderr, never a traceback; when stderr itself cannot be written, they are
 dropped and the exit status is unchanged. ``socket`` and ``tcp``
-send what stdin holds; a closed stdin (``<&-``, as some service managers start a
+send what stdin holds (``socket``: one message per line, a text message when the line
+is UTF-8, else a binary one of its bytes; a binary message received is shown in hex); a closed stdin (``<&-``, as some service managers start a
 program) is empty input: nothing is sent, and the peer's answers are still shown. A closed
 stdout or stderr (``>&-``, ``2>&-``) discards what would be written there, as
 ``>/dev/null`` would: the command still runs. Colour and progress
@@ -473,6 +474,15 @@ async def _stdin_chunks() -> AsyncIterator[Callable[[], Awaitable[bytes]]]:
 # ================================================================================ socket
 
 
+def _message(line: bytes) -> str | bytes:
+    """A line of stdin as the message to send: a text message when it is UTF-8, else a
+    binary message of the bytes as they are (never text with U+FFFD in their place)."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line
+
+
 def _show_message(output: Output, message: str | bytes) -> None:
     if isinstance(message, bytes):
         output.data(message.hex(" ").encode() + b"\n")
@@ -522,13 +532,13 @@ async def _socket(args: argparse.Namespace, output: Output) -> int:
             start = 0
             while (end := chunk.find(b"\n", start)) >= 0:
                 pieces.append(chunk[start:end])
-                await ws.send(b"".join(pieces).decode("utf-8", "replace"))
+                await ws.send(_message(b"".join(pieces)))
                 pieces.clear()
                 start = end + 1
             if start < len(chunk):
                 pieces.append(chunk[start:])
         if pieces:
-            await ws.send(b"".join(pieces).decode("utf-8", "replace"))
+            await ws.send(_message(b"".join(pieces)))
         if not interactive:
             with anyio.move_on_after(args.wait):
                 await anyio.sleep_forever()  # answers to what we sent may still arrive
