@@ -868,3 +868,63 @@ def test_socket_sends_a_line_that_is_not_utf8_as_a_binary_message(server: str) -
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"63 61 66 e9 20 00 ff\ncaf\xc3\xa9\n6c 61 73 74 20 fe\n"
+
+
+def test_error_advice_names_the_options_not_python_arguments(tmp_path: Path) -> None:
+    """Issue: errors gave Python-API advice ("Pass verify= ... or verify=False", "pass
+    proxy=None", "pass follow_redirects=False") that a command-line user cannot follow:
+    as with --timeout, the advice names the options (-k, --no-proxy, --no-redirects)."""
+    import trustme
+
+    ca = trustme.CA()
+    server_pem = tmp_path / "server.pem"
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(server_pem)
+
+    def nothing(stream: blocking.BlockingTcpStream) -> None:
+        pass
+
+    tls = blocking.tcp.serve(0, nothing, tls=str(server_pem))
+    loop = blocking.serve(0, lambda request: sansnet.ServeResponse(302, {"Location": "/again"}))
+    try:
+        untrusted = (
+            run("request", f"https://127.0.0.1:{tls.port}/"),
+            run("socket", f"wss://127.0.0.1:{tls.port}/", stdin=""),
+            run("tcp", "127.0.0.1", str(tls.port), "--tls", stdin=""),
+        )
+        redirected = run("request", loop.url + "/start")
+    finally:
+        tls.stop()
+        loop.stop()
+    for result in untrusted:
+        assert result.returncode == 3, result.stderr
+        assert b"could not be verified" in result.stderr
+        assert result.stderr.endswith(b"Use -k (--insecure) to skip the check.\n"), result.stderr
+        assert b"verify=" not in result.stderr
+    proxied = run(
+        "request", "http://example.invalid/", "--proxy", f"http://127.0.0.1:{_free_port()}"
+    )
+    assert proxied.returncode == 3, proxied.stderr
+    assert b"(--proxy or the *_PROXY environment variables)" in proxied.stderr
+    assert b"use --no-proxy to connect directly." in proxied.stderr
+    assert b"proxy=" not in proxied.stderr
+    assert redirected.returncode == 5, redirected.stderr
+    assert redirected.stderr.endswith(b"; use --no-redirects to get the redirect itself.\n")
+    assert b"follow_redirects=" not in redirected.stderr
+
+
+def test_every_python_advice_rewritten_is_still_the_librarys() -> None:
+    """The rewritten phrases are the library's own: one reworded there would silently
+    reach the command line as Python advice again."""
+    from sansnet.cli import _CLI_ADVICE
+
+    sources = (
+        " ".join(
+            " ".join(path.read_text(encoding="utf-8").split())
+            for path in Path(sansnet.__file__).parent.rglob("*.py")
+            if path.name != "cli.py"
+        )
+        .replace('" "', "")
+        .replace('" f"', "")
+    )
+    for python, _option in _CLI_ADVICE:
+        assert python in sources, python

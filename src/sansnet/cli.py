@@ -15,20 +15,24 @@ terminal, a JSON body (application/json or +json) of up to 16 MiB is pretty-prin
 once whole. ``--json TEXT`` is checked to be JSON, then sent exactly as given (UTF-8).
 ``-d @FILE`` sends a file and ``-d @-`` stdin; ``-d`` and ``-H`` bytes that are not
 UTF-8 are sent as given, as curl does.
+
 Exit codes: 0 success (a 2xx answer); 2 usage error; 3 network, TLS or timeout error,
-or an address that cannot be listened on;
-4 an HTTP answer other than 2xx, or a refused WebSocket handshake; 5 a protocol or
-decoding error; 23 the output could not be written (stdout, or ``-o FILE``: a full disk, a
-closed pipe), as curl's 23. When stdout is a pipe whose reader has gone (``| head``, a
-pager that quit), the command stops quietly with 23, without a message. Errors are one
-line on stderr, never a traceback; when stderr itself cannot be written, they are
-dropped and the exit status is unchanged. ``socket`` and ``tcp``
-send what stdin holds (``socket``: one message per line, a text message when the line
-is UTF-8, else a binary one of its bytes; a binary message received is shown in hex); a closed stdin (``<&-``, as some service managers start a
-program) is empty input: nothing is sent, and the peer's answers are still shown. A closed
-stdout or stderr (``>&-``, ``2>&-``) discards what would be written there, as
-``>/dev/null`` would: the command still runs. Colour and progress
-bars come from ``rich`` when it is installed (``pip install 'sansnet[cli]'``).
+or an address that cannot be listened on; 4 an HTTP answer other than 2xx, or a refused
+WebSocket handshake; 5 a protocol or decoding error; 23 the output could not be written
+(stdout, or ``-o FILE``: a full disk, a closed pipe), as curl's 23. When stdout is a
+pipe whose reader has gone (``| head``, a pager that quit), the command stops quietly
+with 23, without a message. Errors are one line on stderr, never a traceback, their
+advice naming options (-k, --no-proxy, --no-redirects, --timeout), not Python
+arguments; when stderr itself cannot be written, they are dropped and the exit status
+is unchanged.
+
+``socket`` and ``tcp`` send what stdin holds (``socket``: one message per line, a text
+message when the line is UTF-8, else a binary one of its bytes; a binary message
+received is shown in hex). A closed stdin (``<&-``, as some service managers start a
+program) is empty input: nothing is sent, and the peer's answers are still shown. A
+closed stdout or stderr (``>&-``, ``2>&-``) discards what would be written there, as
+``>/dev/null`` would: the command still runs. Colour and progress bars come from
+``rich`` when it is installed (``pip install 'sansnet[cli]'``).
 """
 
 from __future__ import annotations
@@ -954,6 +958,36 @@ def _open_closed_streams() -> None:
             setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
 
 
+# The library's advice names Python arguments; on the command line the knobs are options.
+_CLI_ADVICE: tuple[tuple[str, str], ...] = (
+    (
+        "Pass verify= a CA bundle that trusts it, or verify=False to skip the check.",
+        "Use -k (--insecure) to skip the check.",
+    ),
+    (
+        "(proxy= or the *_PROXY environment variables), or pass proxy=None to connect directly.",
+        "(--proxy or the *_PROXY environment variables), or use --no-proxy to connect directly.",
+    ),
+    ("(NO_PROXY, or proxy=None)", "(NO_PROXY, or --no-proxy)"),
+    (
+        "raise max_redirects or pass follow_redirects=False.",
+        "use --no-redirects to get the redirect itself.",
+    ),
+    ("Pass follow_redirects=False to get the", "Use --no-redirects to get the"),
+    (
+        "Pass allow_insecure_redirects=True to follow it.",
+        "Use --no-redirects to get the redirect itself.",
+    ),
+)
+
+
+def _for_the_command_line(message: str) -> str:
+    """An error's message with its advice about Python arguments given as options."""
+    for python, option in _CLI_ADVICE:
+        message = message.replace(python, option)
+    return message
+
+
 def _flush_standard_streams() -> None:
     """Flush stdout and stderr now, where a failure can be handled: one at exit would
     print "Exception ignored" and make the exit status 120 (as after --help into a
@@ -997,7 +1031,7 @@ def _main(argv: Sequence[str] | None) -> int:
         # else the reader has gone (`| head`, a pager that quit): nothing to say
         return EXIT_WRITE
     except HandshakeError as error:
-        output.error(str(error))
+        output.error(_for_the_command_line(str(error)))
         return EXIT_HTTP
     except TimeoutError as error:
         # The library's advice names Python arguments; here the knob is an option.
@@ -1005,13 +1039,13 @@ def _main(argv: Sequence[str] | None) -> int:
         output.error(f"{said}. Allow more time with --timeout SECONDS.")
         return EXIT_NETWORK
     except (TransportError, ServerError) as error:
-        output.error(str(error))
+        output.error(_for_the_command_line(str(error)))
         return EXIT_NETWORK
     except (InvalidURL, InvalidArgument) as error:
-        output.error(str(error))
+        output.error(_for_the_command_line(str(error)))
         return EXIT_USAGE
     except NetError as error:
-        output.error(str(error))
+        output.error(_for_the_command_line(str(error)))
         return EXIT_PROTOCOL
     except (ValueError, TypeError, OSError) as error:
         output.error(str(error))
