@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -928,3 +929,50 @@ def test_every_python_advice_rewritten_is_still_the_librarys() -> None:
     )
     for python, _option in _CLI_ADVICE:
         assert python in sources, python
+
+
+@pytest.mark.parametrize(
+    ("content_type", "chunks", "written"),
+    [
+        # whole and small: pretty-printed
+        ("application/json", [b'{"a":', b"[1]}"], [b'{\n  "a": [\n    1\n  ]\n}\n']),
+        ("application/problem+json", [b"[1]"], [b"[\n  1\n]\n"]),
+        ("application/json", [b"{bad"], [b"{bad"]),  # not JSON after all: as sent
+        # past the limit (16 bytes here): what was held, then the rest as it comes
+        ("application/json", [b'{"a": "12345', b'678901234"}'], [b'{"a": "12345678901234"}']),
+        (
+            "application/json",
+            [b'{"a": "1234567890', b"123456", b'7"}'],
+            [b'{"a": "1234567890', b"123456", b'7"}'],
+        ),
+        # a stream of JSON texts is never held
+        ("application/x-ndjson", [b"[1]\n", b"[2]\n"], [b"[1]\n", b"[2]\n"]),
+    ],
+)
+def test_json_on_a_terminal_is_held_up_to_a_limit(
+    monkeypatch: pytest.MonkeyPatch,
+    content_type: str,
+    chunks: list[bytes],
+    written: list[bytes],
+) -> None:
+    import anyio
+
+    from sansnet import cli
+
+    class Body:
+        headers = sansnet.Headers({"Content-Type": content_type})
+
+        async def pieces(self) -> Any:
+            for chunk in chunks:
+                yield chunk
+
+        def aiter_bytes(self) -> Any:
+            return self.pieces()
+
+    output = cli.Output()
+    output.out_tty = True
+    got: list[bytes] = []
+    monkeypatch.setattr(output, "data", got.append)
+    monkeypatch.setattr(cli, "PRETTY_JSON_LIMIT", 16)
+    anyio.run(cli._write_body, Body(), output)
+    assert got == written
