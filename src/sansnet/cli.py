@@ -951,8 +951,9 @@ def _json_argument(text: str) -> _JSONArgument:
 def _open_closed_streams() -> None:
     """A stdout or stderr that the command was started without (``>&-``, ``2>&-``: Python
     makes it None) is a non-terminal that discards what is written: the command runs as
-    it would with ``>/dev/null``. Opening the null device also takes the free descriptor
-    (1 or 2), so no socket opened later gets that number."""
+    it would with ``>/dev/null``. Opening the null device also takes the lowest free
+    descriptor (the closed one, unless stdin is closed too), so no socket opened later
+    gets it."""
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
