@@ -17,11 +17,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from types import FrameType
+from typing import TypeVar
 
+import anyio
 import pytest
 
 import sansnet
 from sansnet import blocking
+
+T = TypeVar("T")
 
 
 def hello(request: sansnet.ServeRequest) -> str:
@@ -95,6 +99,144 @@ def test_from_many_threads_at_once() -> None:
 async def test_calling_from_inside_an_event_loop_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="inside a running"):
         blocking.request("http://127.0.0.1:1/")
+
+
+def in_a_thread_with_watchdog(function: Callable[[], T], timeout: float = 30) -> T:
+    """``function()`` in a daemon thread, waited for at most ``timeout`` seconds: a
+    deadlock fails the test instead of hanging the suite."""
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as exc:  # reported to the test below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"still blocked after {timeout} s: a deadlock"
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_methods_called_inside_a_running_event_loop_raise_usage_error(backend: str) -> None:
+    """Review: the methods of blocking objects did not check for a running event loop
+    as the functions do: inside asyncio.run() they blocked that loop (a TCP read whose
+    peer ran on it deadlocked), and stop() stopped the server. Now each one raises
+    UsageError before touching anything, and the objects serve on outside the loop."""
+    config = blocking.ServeConfig(handle_request=hello, handle_web_socket=echo)
+    handle = blocking.serve(0, config)
+    tcp_handle = blocking.tcp.serve(0, shout)
+    ws = blocking.socket(f"ws://127.0.0.1:{handle.port}/")
+    stream = blocking.tcp.connect("127.0.0.1", tcp_handle.port)
+    with blocking.stream(handle.url + "/streamed") as response:
+        calls: dict[str, Callable[[], object]] = {
+            "ws.send": lambda: ws.send("x"),
+            "ws.next": lambda: ws.next(timeout=1),
+            "ws.ping": ws.ping,
+            "ws.close": ws.close,
+            "ws.__exit__": lambda: ws.__exit__(None, None, None),
+            "tcp.write": lambda: stream.write(b"x"),
+            "tcp.read": lambda: stream.read(timeout=1),
+            "tcp.send_eof": stream.send_eof,
+            "tcp.close": stream.close,
+            "response.read": response.read,
+            "response.iter_bytes": lambda: next(response.iter_bytes()),
+            "handle.stop": handle.stop,
+            "handle.__exit__": lambda: handle.__exit__(None, None, None),
+            "shutdown": blocking.shutdown,
+        }
+
+        async def call_each() -> dict[str, str]:
+            raised = {}
+            for name, call in calls.items():
+                try:
+                    call()
+                    raised[name] = "returned"
+                except Exception as exc:
+                    raised[name] = f"{type(exc).__name__}: {exc}"
+            return raised
+
+        raised = in_a_thread_with_watchdog(lambda: anyio.run(call_each, backend=backend))
+        for name, outcome in raised.items():
+            assert outcome.startswith("UsageError: sansnet.blocking was called from inside"), (
+                name,
+                outcome,
+            )
+        assert response.read() == b"hello /streamed"  # all untouched
+    assert not handle.stopped
+    ws.send("still open")
+    assert ws.next(timeout=5) == "still open"
+    stream.write(b"still open")
+    assert stream.read(timeout=5) == b"STILL OPEN"
+    ws.close()
+    stream.close()
+    handle.stop()
+    tcp_handle.stop()
+
+
+def test_a_tcp_read_inside_the_loop_serving_its_peer_raises_instead_of_deadlocking() -> None:
+    """Review (b_deadlock.py): a BlockingTcpStream read inside the asyncio loop that runs
+    its peer's handler blocked that loop, so the peer never answered: a deadlock (here
+    bounded by the read's timeout and the watchdog). Now UsageError at once."""
+
+    async def echo_tcp(peer: sansnet.tcp.TcpStream) -> None:
+        async for chunk in peer:
+            await peer.write(chunk)
+
+    async def main() -> str:
+        async with sansnet.tcp.serve(0, echo_tcp) as server:
+            stream = await anyio.to_thread.run_sync(
+                lambda: blocking.tcp.connect("127.0.0.1", server.port)
+            )
+            try:
+                with pytest.raises(sansnet.UsageError, match="inside a running event loop"):
+                    stream.write(b"ping")
+                with pytest.raises(sansnet.UsageError, match="inside a running event loop"):
+                    stream.read(timeout=5)
+                await anyio.to_thread.run_sync(stream.write, b"ping")  # from a thread: fine
+                return await anyio.to_thread.run_sync(lambda: stream.read(timeout=5).decode())
+            finally:
+                await anyio.to_thread.run_sync(stream.close)
+
+    assert in_a_thread_with_watchdog(lambda: asyncio.run(main())) == "ping"
+
+
+def test_methods_called_on_the_background_loop_raise_usage_error() -> None:
+    """Review: an async def handler (running on the background loop's own thread) that
+    called a blocking method got anyio's bare RuntimeError ("This method cannot be
+    called from the event loop thread"); now UsageError, which says what to do."""
+    tcp_handle = blocking.tcp.serve(0, shout)
+    stream = blocking.tcp.connect("127.0.0.1", tcp_handle.port)
+    servers: list[blocking.BlockingServeHandle] = []
+
+    async def handler(request: sansnet.ServeRequest) -> str:
+        raised = []
+        for call in (lambda: stream.write(b"x"), stream.close, servers[0].stop):
+            try:
+                call()
+                raised.append("returned")
+            except Exception as exc:
+                raised.append(f"{type(exc).__name__}: {exc}")
+        return "\n".join(raised)
+
+    with blocking.serve(0, handler) as handle:
+        servers.append(handle)
+        text = in_a_thread_with_watchdog(lambda: blocking.request(handle.url, timeout=10).text)
+        assert not handle.stopped
+    lines = text.splitlines()
+    assert len(lines) == 3, text
+    for line in lines:
+        assert line.startswith("UsageError: sansnet.blocking was called on its own event loop"), (
+            text
+        )
+    stream.write(b"still open")
+    assert stream.read(timeout=5) == b"STILL OPEN"
+    stream.close()
+    tcp_handle.stop()
 
 
 def test_shutdown_and_restart() -> None:

@@ -17,8 +17,10 @@ One event loop runs in a background thread (anyio's blocking portal on asyncio),
 on the first call and reused by every later call from any thread, so connection pools
 survive between calls. It is shut down when the interpreter exits, closing the TCP
 streams, WebSockets, streamed responses and pooled connections still open and stopping
-servers still running. Calling these functions from inside a running event loop raises
-:class:`~sansnet.UsageError` (a ``RuntimeError``): there, await the functions of :mod:`sansnet` instead.
+servers still running. Calling these functions, or the methods of what they return,
+from inside a running event loop (also from an ``async def`` handler running on the
+background loop) raises :class:`~sansnet.UsageError` (a ``RuntimeError``): there, await
+the functions of :mod:`sansnet` instead.
 
 An interrupted call cancels its task on the loop: each call runs as a task there while
 the caller's thread waits for it, and an exception raised in that thread during the
@@ -109,25 +111,30 @@ _open: weakref.WeakSet[_Closable] = weakref.WeakSet()
 
 
 def _check_not_in_event_loop() -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
+    """Raise UsageError if this thread runs an event loop, which a blocking call would
+    block (and, on the background loop's own thread, deadlock). Called by every blocking
+    function and method, so it must stay cheap: no exception when all is well."""
+    if asyncio._get_running_loop() is not None:
+        if threading.current_thread().name == _THREAD_NAME:
+            raise UsageError(
+                "sansnet.blocking was called on its own event loop's thread (from an async "
+                "def handler or callback running there), where it would wait for itself; "
+                "await the functions of sansnet (sansnet.request, ...) there, or make the "
+                "handler a plain def (it then runs in a worker thread)."
+            )
         raise UsageError(
             "sansnet.blocking was called from inside a running event loop, which it would "
             "block; await the functions of sansnet (sansnet.request, ...) instead."
         )
     trio = sys.modules.get("trio")
-    if trio is not None:
-        try:
-            trio.lowlevel.current_trio_token()
-        except RuntimeError:
-            return
+    if trio is not None and trio.lowlevel.in_trio_run():
         raise UsageError(
             "sansnet.blocking was called from inside a running trio event loop, which it "
             "would block; await the functions of sansnet instead."
         )
+
+
+_THREAD_NAME = "sansnet-blocking"
 
 
 def _start() -> tuple[BlockingPortal, threading.Thread]:
@@ -149,7 +156,7 @@ def _start() -> tuple[BlockingPortal, threading.Thread]:
             holder["error"] = exc
             ready.set()
 
-    thread = threading.Thread(target=run, name="sansnet-blocking", daemon=True)
+    thread = threading.Thread(target=run, name=_THREAD_NAME, daemon=True)
     thread.start()
     ready.wait()
     if "error" in holder:  # pragma: no cover
@@ -261,6 +268,8 @@ def shutdown() -> None:
     ``close()``; reading a streamed response it closed raises
     :class:`~sansnet.ReadError`, and its ``with`` block ends quietly."""
     global _portal, _thread
+    if _portal is not None:  # else nothing to shut down (also in a forked child)
+        _check_not_in_event_loop()
     with _lock:
         current, thread = _portal, _thread
         _portal = _thread = None
@@ -336,6 +345,7 @@ class _OnTheLoop:
         self, error: Callable[[], Exception], function: Callable[..., Awaitable[T]], *args: Any
     ) -> T:
         """``function(*args)`` on the loop; ``error()`` raised once shutdown() ran."""
+        _check_not_in_event_loop()
         if not self._gone:
             try:
                 return _wait_for(self._portal, function, *args)
@@ -385,6 +395,7 @@ class BlockingStreamingResponse(_OnTheLoop):
 
     def iter_bytes(self) -> Iterator[bytes]:
         """The body, decoded per Content-Encoding, in pieces of at most 64 KiB."""
+        _check_not_in_event_loop()
         if self._gone:  # before aiter_bytes(), which says "read it inside the block"
             raise self._gone_error()
         iterator = self._response.aiter_bytes()
@@ -401,6 +412,7 @@ class BlockingStreamingResponse(_OnTheLoop):
     def _exit(self, held: _Held[Any], *exc_info: Any) -> bool | None:
         """Leave ``stream()``'s block: release the connection, unless shutdown() closed
         it already (the loop is gone: nothing left to release)."""
+        _check_not_in_event_loop()
         if not self._gone:
             try:
                 return held.exit(*exc_info)
@@ -507,7 +519,10 @@ class BlockingServeHandle:
         (or TCP connection) is answered when the handler returns, then the server
         finishes stopping (:func:`shutdown`, at interpreter exit, waits for that, as for
         any server still running). A second call raises
-        :class:`~sansnet.ServerStoppedError`, also after :func:`shutdown` stopped it."""
+        :class:`~sansnet.ServerStoppedError`, also after :func:`shutdown` stopped it.
+        Called inside a running event loop (also an ``async def`` handler on the
+        background loop), it raises :class:`~sansnet.UsageError`."""
+        _check_not_in_event_loop()
         if self.stopped:  # without the portal: shutdown() may have stopped it for good
             raise ServerStoppedError(f"The server at {self.url} is already stopped.")
         server = self._handle._server
@@ -542,6 +557,7 @@ class BlockingServeHandle:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        _check_not_in_event_loop()
         if not self.stopped:
             self.stop()
 
@@ -673,6 +689,7 @@ class BlockingWebSocket(_OnTheLoop):
         """The next message, or None once closed. With ``timeout``, raise
         :class:`~sansnet.ReadTimeout` (a ``TimeoutError``) if nothing arrives in time
         (the socket stays open)."""
+        _check_not_in_event_loop()
         _tcp._check_timeout(timeout)
         if self._gone:
             return None  # closed by shutdown()
@@ -697,6 +714,7 @@ class BlockingWebSocket(_OnTheLoop):
             return None
 
     def close(self, code: int = 1000, reason: str = "") -> None:
+        _check_not_in_event_loop()
         if self._gone:
             return  # shutdown() closed it, as a peer's close would have
         self._run(self._socket.close, code, reason)
@@ -712,6 +730,7 @@ class BlockingWebSocket(_OnTheLoop):
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        _check_not_in_event_loop()
         if not self._gone:
             try:
                 self._run(self._socket.close_quietly)
@@ -785,10 +804,12 @@ class BlockingTcpStream(_OnTheLoop):
         self._run(functools.partial(self._stream.write, data, timeout=timeout), WriteError)
 
     def send_eof(self) -> None:
+        _check_not_in_event_loop()
         if not self._gone:  # else closed by shutdown(): nothing to finish
             self._run(self._stream.send_eof, WriteError)
 
     def close(self) -> None:
+        _check_not_in_event_loop()
         if not self._gone:  # else closed by shutdown() already
             self._run(self._stream.close, WriteError)
 
