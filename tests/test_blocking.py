@@ -830,3 +830,155 @@ def test_an_interrupted_tcp_read_is_cancelled_on_the_loop() -> None:
             stream.read()
         received.set()
         assert stream.read(timeout=10) == b"after"
+
+
+# ================================================= a call running when shutdown() is called
+
+
+def raised_when_shut_down_while_waiting(call: Callable[[str], object]) -> BaseException | None:
+    """Run ``call(url)`` in a thread against a server that never answers, call
+    shutdown() once the request reached it, and return what ``call`` raised (None if
+    it returned); bounded: a call still waiting fails the test."""
+    asked = threading.Event()
+    outcome: list[BaseException | None] = []
+    with slow_server(lambda connection: asked.set()) as (url, _):
+
+        def run() -> None:
+            try:
+                call(url)
+            except BaseException as exc:  # reported to the test
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        assert asked.wait(10), "the call never reached the server"
+        blocking.shutdown()
+        thread.join(15)
+        assert not thread.is_alive(), "the call still waits after shutdown()"
+    return outcome[0]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda url: blocking.request(url, timeout=None), id="request"),
+        pytest.param(lambda url: blocking.stream(url, timeout=None).__enter__(), id="stream"),
+        pytest.param(lambda url: blocking.socket(url.replace("http", "ws")), id="socket"),
+    ],
+)
+def test_a_call_running_when_shutdown_is_called_raises_usage_error(
+    call: Callable[[str], object],
+) -> None:
+    """Review (b_shutdown_inflight.py): a call still waiting when another thread called
+    shutdown() got a bare concurrent.futures.CancelledError (request, socket), or even
+    asyncio's CancelledError, a BaseException (stream). Now a UsageError that says
+    shutdown() was called; the next call starts a new loop."""
+    raised = raised_when_shut_down_while_waiting(call)
+    assert isinstance(raised, sansnet.UsageError), repr(raised)
+    assert "shutdown() was called" in str(raised)
+    with blocking.serve(0, hello) as handle:  # a new loop serves on
+        assert blocking.request(handle.url).ok
+
+
+def test_calls_racing_with_shutdown_raise_only_sansnet_errors() -> None:
+    """Review (b_shutdown_race.py): requests from several threads while shutdown() is
+    called again and again: some got a bare CancelledError (the loop stopped under them)
+    or anyio's "This portal is not running". Now each either succeeds or raises a
+    sansnet error."""
+    # A server apart from the background loop, which the shutdowns stop again and again.
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+
+    def answer_forever() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(connection,), daemon=True).start()
+
+    def answer(connection: socket.socket) -> None:
+        with connection:
+            connection.settimeout(10)
+            head = b""
+            try:
+                while data := connection.recv(65536):
+                    head += data
+                    while b"\r\n\r\n" in head:
+                        _, head = head.split(b"\r\n\r\n", 1)
+                        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            except OSError:
+                pass
+
+    threading.Thread(target=answer_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{port}/"
+    seen: list[BaseException] = []
+    done = threading.Event()
+    answered = [0]
+
+    def work() -> None:
+        while not done.is_set():
+            try:
+                blocking.request(url, timeout=10)
+                answered[0] += 1
+            except BaseException as exc:  # reported to the test
+                seen.append(exc)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(6)]
+    try:
+        for thread in threads:
+            thread.start()
+        for _ in range(30):
+            time.sleep(0.02)
+            blocking.shutdown()
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(30)
+        listener.close()
+    assert not any(thread.is_alive() for thread in threads)
+    assert answered[0] > 0
+    assert all(isinstance(exc, sansnet.NetError) for exc in seen), {repr(exc) for exc in seen}
+
+
+def test_a_stop_waiting_when_shutdown_is_called_returns_as_the_server_stopped() -> None:
+    """A stop() waiting for a handler to finish when another thread called shutdown()
+    got a bare CancelledError; shutdown() stopped the server, so stop() returns."""
+    release = threading.Event()
+    entered = threading.Event()
+
+    def handler(request: sansnet.ServeRequest) -> str:
+        entered.set()
+        release.wait(20)
+        return "late"
+
+    handle = blocking.serve(0, handler)
+    outcome: list[object] = []
+
+    def run(call: Callable[[], object]) -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # reported to the test
+            outcome.append(exc)
+
+    asking = threading.Thread(target=run, args=(lambda: blocking.request(handle.url),))
+    asking.start()
+    try:
+        assert entered.wait(10)
+        stopping = threading.Thread(target=run, args=(handle.stop,), daemon=True)
+        stopping.start()
+        deadline = time.monotonic() + 10
+        while not handle.stopped and time.monotonic() < deadline:  # stop() is draining
+            time.sleep(0.01)
+        blocking.shutdown()
+        stopping.join(15)
+        assert not stopping.is_alive()
+    finally:
+        release.set()
+        asking.join(15)
+    assert handle.stopped
+    assert None in outcome, outcome  # what stop() returned
+    assert all(isinstance(item, sansnet.NetError | None) for item in outcome), outcome

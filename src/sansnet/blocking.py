@@ -47,7 +47,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
@@ -66,6 +66,7 @@ from .codecs import json_decode, json_encode, url_decode, url_encode
 from .errors import (
     ConnectionClosed,
     InvalidArgument,
+    NetError,
     ReadError,
     ReadTimeout,
     ServerStoppedError,
@@ -223,23 +224,45 @@ class _Cancellable:
         self.finished.wait(_CANCEL_WAIT)
 
 
+def _cut_by_shutdown(portal: BlockingPortal, exc: BaseException) -> bool:
+    """Whether ``exc`` is what a call on ``portal`` gets once :func:`shutdown` stopped
+    that loop under it (or before it started): its task or future cancelled, or anyio's
+    "This portal is not running". shutdown() forgets the portal before it stops it."""
+    if portal is _portal:
+        return False
+    if isinstance(exc, CancelledError | asyncio.CancelledError):
+        return True
+    return isinstance(exc, RuntimeError) and not isinstance(exc, NetError)
+
+
+def _cut_short() -> UsageError:
+    return UsageError(
+        "blocking.shutdown() was called while this call ran: it closed the connections "
+        "and stopped the event loop the call ran on. Call again to start a new loop."
+    )
+
+
 def _wait_for(
     portal: BlockingPortal,
     function: Callable[..., Awaitable[T]],
     *args: Any,
     discard: Callable[[T], Awaitable[Any]] | None = None,
+    gone: Callable[[], Exception] = _cut_short,
 ) -> T:
     """``function(*args)`` as a task on the loop; its result, or its exception. An
     exception raised in the caller's thread while it waits (KeyboardInterrupt, one from
     a signal handler) cancels the task, waits a moment for it to end and propagates
     unchanged; if the task had its result already, ``discard(result)`` (run on the loop)
-    closes what nobody will."""
+    closes what nobody will. If :func:`shutdown` stopped the loop under the call, it
+    raises ``gone()`` (not a bare ``CancelledError``)."""
     task = _Cancellable()
     future: Future[T] | None = None
     try:
         future = portal.start_task_soon(task.run, function, *args)
         return future.result()
-    except BaseException:
+    except BaseException as exc:
+        if _cut_by_shutdown(portal, exc):
+            raise gone() from None
         task.cancel(portal)
         if (  # it had its result already: close what nobody will use
             discard is not None
@@ -266,7 +289,10 @@ def shutdown() -> None:
     the background event loop. Called at interpreter exit; a later call to any function
     starts a new loop. A stream or socket it closed acts as one closed by its
     ``close()``; reading a streamed response it closed raises
-    :class:`~sansnet.ReadError`, and its ``with`` block ends quietly."""
+    :class:`~sansnet.ReadError`, and its ``with`` block ends quietly. A call still
+    running in another thread ends at once: a function raises
+    :class:`~sansnet.UsageError` (saying shutdown() was called), a method of a stream,
+    socket or streamed response acts as on a closed one, and ``stop()`` returns."""
     global _portal, _thread
     if _portal is not None:  # else nothing to shut down (also in a forked child)
         _check_not_in_event_loop()
@@ -346,13 +372,9 @@ class _OnTheLoop:
     ) -> T:
         """``function(*args)`` on the loop; ``error()`` raised once shutdown() ran."""
         _check_not_in_event_loop()
-        if not self._gone:
-            try:
-                return _wait_for(self._portal, function, *args)
-            except RuntimeError:
-                if not self._gone:  # not "this portal is not running" after shutdown()
-                    raise
-        raise error()
+        if self._gone:
+            raise error()
+        return _wait_for(self._portal, function, *args, gone=error)
 
 
 # ============================================================================ requests
@@ -416,8 +438,8 @@ class BlockingStreamingResponse(_OnTheLoop):
         if not self._gone:
             try:
                 return held.exit(*exc_info)
-            except RuntimeError:
-                if not self._gone:  # not "this portal is not running" after shutdown()
+            except BaseException as exc:
+                if not _cut_by_shutdown(self._portal, exc):
                     raise
         return False
 
@@ -454,11 +476,13 @@ class _Held(Generic[T]):
         try:
             self._done = self._portal.start_task_soon(self._task.run, self._hold)
             return self._entered.result()
-        except BaseException:
+        except BaseException as exc:
             # Interrupted (or the enter failed: its task has ended). If it was entered
             # meanwhile, the cancelled task leaves the manager with this exception.
             self._exc_info = sys.exc_info()
             self._task.cancel(self._portal)
+            if _cut_by_shutdown(self._portal, exc):
+                raise _cut_short() from None
             raise
 
     def exit(self, *exc_info: Any) -> bool | None:
@@ -530,7 +554,11 @@ class BlockingServeHandle:
             # Kept in _servers until it has stopped: shutdown() at exit waits for the
             # drain to finish.
             self._done.add_done_callback(lambda _: _servers.discard(self))
-            self._portal.call(server.start_stop)
+            try:
+                self._portal.call(server.start_stop)
+            except BaseException as exc:
+                if not _cut_by_shutdown(self._portal, exc):
+                    raise
             return
         self._stop_on(self._portal)
 
@@ -540,6 +568,8 @@ class BlockingServeHandle:
             portal.call(self._handle.stop)
             self._done.result(timeout=60)
         except BaseException as exc:
+            if _cut_by_shutdown(portal, exc):
+                return  # shutdown() stopped the loop, and the server with it
             # Interrupted while it drains: the stop is not cancelled (it drains on, as
             # after a stop() from one of its handlers), and shutdown() at exit waits
             # for it.
@@ -596,8 +626,10 @@ def _start_server(server: ListeningServer) -> BlockingServeHandle:
     task = _Cancellable()
     try:
         done, handle = current.start_task(task.run, server.run)
-    except BaseException:  # interrupted while it starts: it stops listening
+    except BaseException as exc:  # interrupted while it starts: it stops listening
         task.cancel(current)
+        if _cut_by_shutdown(current, exc):
+            raise _cut_short() from None
         raise
     blocking_handle = BlockingServeHandle(handle, done, current)
     _servers.add(blocking_handle)
