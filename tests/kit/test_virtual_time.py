@@ -4,7 +4,10 @@ marker of the pytest plugin, and raw in-memory connections (TestClient.connect).
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
+import sys
+import warnings
 from typing import Any
 
 import anyio
@@ -103,6 +106,49 @@ def test_advance_and_bad_values() -> None:
         loop.close()
     with pytest.raises(ValueError, match="autojump_threshold"):
         VirtualTimeEventLoop(autojump_threshold=-1)
+
+
+@pytest.mark.parametrize(
+    "threshold", [None, "0.5", True, float("nan"), -1], ids=["None", "str", "bool", "nan", "neg"]
+)
+def test_a_bad_threshold_raises_invalid_argument_and_builds_no_loop(
+    threshold: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review (t_vt_misuse.py): None raised a plain TypeError after the loop was built
+    (leaking it: ResourceWarning 'unclosed event loop'), and NaN was accepted (the
+    loop then waited real time: no virtual time). Now InvalidArgument, before anything
+    is built."""
+    gc.collect()  # what earlier tests left is not this test's
+    unraisable: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: unraisable.append(repr(info)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(sansnet.InvalidArgument, match="autojump_threshold"):
+            VirtualTimeEventLoop(autojump_threshold=threshold)
+        gc.collect()
+    assert [str(warning.message) for warning in caught] == []
+    assert unraisable == []
+
+
+def test_an_infinite_threshold_is_a_loop_that_never_jumps_early() -> None:
+    loop = VirtualTimeEventLoop(autojump_threshold=float("inf"))  # as trio's MockClock's
+    try:
+        assert loop.run_until_complete(asyncio.sleep(0.01, "slept")) == "slept"
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), None, "1", True])
+def test_advance_refuses_what_is_not_a_finite_number(seconds: Any) -> None:
+    """Review: advance(nan) and advance(inf) were accepted and the clock became NaN (or
+    infinite): every timer then fired at once, or never."""
+    loop = VirtualTimeEventLoop()
+    try:
+        with pytest.raises(sansnet.InvalidArgument, match="seconds"):
+            loop.advance(seconds)
+        assert loop.time() == 0.0
+    finally:
+        loop.close()
 
 
 # ----------------------------------------------------------------- the pytest marker

@@ -22,6 +22,7 @@ happen, as with trio's ``MockClock``.
 from __future__ import annotations
 
 import asyncio
+import math
 import selectors
 
 from sansnet.errors import InvalidArgument
@@ -60,13 +61,18 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
     marker of sansnet's pytest plugin does it for you. ``loop.time()`` starts at 0.
     """
 
+    def __new__(cls, autojump_threshold: float = 0.0) -> VirtualTimeEventLoop:
+        # Checked before the loop exists: a half-built one would leak its selector
+        # (ResourceWarning), or complain when collected that it has no _closed.
+        _check_seconds(autojump_threshold, "autojump_threshold", infinite=True)
+        if autojump_threshold < 0:
+            raise InvalidArgument("autojump_threshold must not be negative.")
+        return super().__new__(cls)
+
     def __init__(self, autojump_threshold: float = 0.0) -> None:
         self.autojump_threshold = autojump_threshold
         self._now = 0.0
         super().__init__(_JumpingSelector(self))
-        if autojump_threshold < 0:
-            self.close()
-            raise InvalidArgument("autojump_threshold must not be negative.")
 
     def time(self) -> float:
         """The virtual time, in seconds since the loop was made."""
@@ -74,9 +80,22 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
 
     def advance(self, seconds: float) -> None:
         """Move the clock ``seconds`` ahead (timers now due run on the next loop turn)."""
+        _check_seconds(seconds, "seconds", infinite=False)
         if seconds < 0:
             raise InvalidArgument("The clock cannot go back: seconds must not be negative.")
         self._now += seconds
 
     def __repr__(self) -> str:
         return f"<VirtualTimeEventLoop time={self._now!r}>"
+
+
+def _check_seconds(value: object, name: str, *, infinite: bool) -> None:
+    """``value`` is a number of seconds (an int or a float, not NaN; infinite only if
+    ``infinite``), else InvalidArgument: NaN or infinity would stop virtual time or make
+    the clock NaN without a word."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument(f"{name} must be a number of seconds, not {value!r}.")
+    if math.isnan(value):
+        raise InvalidArgument(f"{name} must be a number of seconds, not NaN.")
+    if not infinite and math.isinf(value):
+        raise InvalidArgument(f"{name} must be a finite number of seconds, not {value!r}.")
