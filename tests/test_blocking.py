@@ -681,6 +681,77 @@ def test_a_forked_child_starts_its_own_loop() -> None:
     ], result.stderr
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_that_never_calls_exits_without_a_traceback() -> None:
+    """Review (b_fork_mp.py): a child forked after a blocking call (by os.fork or a
+    multiprocessing fork Process) that never touched sansnet printed, as it exited,
+    'Exception ignored in: <async_generator object _lifetime>': the parent's loop's
+    default client, finalized during the child's teardown. The blocking loop now owns
+    and closes its default client itself: no async generator is left to finalize."""
+    script = textwrap.dedent(
+        """
+        import multiprocessing, os, signal, sys, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads
+        from sansnet import blocking
+
+        def work(x):
+            return x * 2
+
+        if __name__ == "__main__":
+            handle = blocking.serve(0, lambda request: "parent")
+            print(blocking.request(handle.url).text, flush=True)
+            process = multiprocessing.get_context("fork").Process(target=work, args=(1,))
+            process.start()
+            process.join(20)
+            print("process", process.exitcode, flush=True)
+            pid = os.fork()
+            if pid == 0:
+                signal.alarm(20)  # a hang fails the test, not the suite
+                sys.exit(0)  # a plain child that exits normally
+            _, status = os.waitpid(pid, 0)
+            print("child status", status, flush=True)
+        """
+    )
+    result = run_at_exit_script(script)
+    assert result.stdout.splitlines() == ["parent", "process 0", "child status 0"], result.stderr
+    assert "Exception ignored" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_call_from_an_atexit_handler_after_shutdown_exits_without_a_traceback() -> None:
+    """Review (b_atexit.py): an atexit handler registered before sansnet.blocking was
+    imported runs after blocking's own shutdown(); its calls start a new loop (as the
+    docs say), which nobody shuts down: interpreter teardown then printed 'Exception
+    ignored in: <async_generator object _lifetime>'. Now the exit is quiet."""
+    script = textwrap.dedent(
+        """
+        import atexit, signal
+        signal.alarm(30)  # a hang fails the test, not the suite
+
+        def late():
+            from sansnet import blocking
+            async def echo(ws):
+                async for message in ws:
+                    await ws.send(message)
+            config = blocking.ServeConfig(handle_request=lambda request: "late", handle_web_socket=echo)
+            handle = blocking.serve(0, config)
+            print("atexit", blocking.request(handle.url).text, flush=True)
+            ws = blocking.socket(f"ws://127.0.0.1:{handle.port}/")
+            ws.send("x")
+            print("atexit ws", ws.next(timeout=5), flush=True)
+
+        atexit.register(late)  # runs after blocking's own atexit shutdown()
+        from sansnet import blocking
+        handle = blocking.serve(0, lambda request: "main")
+        print(blocking.request(handle.url).text, flush=True)
+        """
+    )
+    result = run_at_exit_script(script)
+    assert result.stdout.splitlines() == ["main", "atexit late", "atexit ws x"], result.stderr
+    assert "Exception ignored" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 # ======================================================= an interrupted call cancels its task
 
 needs_alarm = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs SIGALRM")

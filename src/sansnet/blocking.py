@@ -145,10 +145,18 @@ def _start() -> tuple[BlockingPortal, threading.Thread]:
     holder: dict[str, Any] = {}
 
     async def main() -> None:
-        async with BlockingPortal() as new_portal:
-            holder["portal"] = new_portal
-            ready.set()
-            await new_portal.sleep_until_stopped()
+        # This loop's default client is closed here, not by the async generator that
+        # closes it on other loops (see _client._own_default_client).
+        client = _client.Client()
+        _client._own_default_client(client)
+        try:
+            async with BlockingPortal() as new_portal:
+                holder["portal"] = new_portal
+                ready.set()
+                await new_portal.sleep_until_stopped()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await client.aclose()
 
     def run() -> None:
         try:

@@ -1091,9 +1091,20 @@ def _redirect(request: Request, response: StreamingResponse, allow_insecure: boo
 
 # =================================================================== module-level API
 
-_default_client: anyio.lowlevel.RunVar[tuple[Client, AsyncIterator[None]]] = anyio.lowlevel.RunVar(
-    "sansnet_default_client"
+# The event loop's default client, and the async generator that closes it when the
+# loop shuts down (None for a loop whose owner closes it: sansnet.blocking's).
+_default_client: anyio.lowlevel.RunVar[tuple[Client, AsyncIterator[None] | None]] = (
+    anyio.lowlevel.RunVar("sansnet_default_client")
 )
+
+
+def _own_default_client(client: Client) -> None:
+    """Make ``client`` the running event loop's default client, closed by the caller
+    (who owns the loop) instead of by an async generator finalized with the loop: one
+    whose loop never runs again (a loop inherited by a forked child, or abandoned at
+    interpreter exit) would be finalized during interpreter teardown and print
+    "Exception ignored in: <async_generator object _lifetime>"."""
+    _default_client.set((client, None))
 
 
 _client_override: contextvars.ContextVar[Client | None] = contextvars.ContextVar(
