@@ -99,7 +99,7 @@ except ImportError:  # pragma: no cover - the dev and cli extras install rich
     HAVE_RICH = False
 
 
-class WriteError(Exception):
+class _OutputError(Exception):
     """The output (stdout, or -o FILE) could not be written: exit status 23."""
 
     def __init__(self, where: str, error: OSError) -> None:
@@ -126,7 +126,7 @@ class Output:
 
     stderr is best effort: when it cannot be written (a closed pipe, a full disk),
     messages are dropped and the command goes on, its exit status its own. stdout is
-    the command's product: a write that fails raises :class:`WriteError`."""
+    the command's product: a write that fails raises :class:`_OutputError`."""
 
     def __init__(self) -> None:
         self.err_tty = sys.stderr.isatty()
@@ -151,7 +151,7 @@ class Output:
             sys.stdout.buffer.flush()
         except OSError as error:
             _discard(sys.stdout)
-            raise WriteError("to stdout", error) from None
+            raise _OutputError("to stdout", error) from None
 
 
 # =============================================================================== request
@@ -290,13 +290,13 @@ async def _request(args: argparse.Namespace, output: Output) -> int:
                 try:
                     file = await anyio.open_file(args.output, "wb")
                 except OSError as error:
-                    raise WriteError(args.output, error) from None
+                    raise _OutputError(args.output, error) from None
                 async with file:
                     async for chunk in response.aiter_bytes():
                         try:
                             await file.write(chunk)
                         except OSError as error:
-                            raise WriteError(args.output, error) from None
+                            raise _OutputError(args.output, error) from None
                         progress.advance(len(chunk))
             finally:
                 progress.close()
@@ -1026,7 +1026,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return _run(_tcp, args, output)
         if args.command == "demo":
             return _run(_demo, output)
-    except WriteError as error:
+    except _OutputError as error:
         if not isinstance(error.error, BrokenPipeError):
             output.error(str(error))
         # else the reader has gone (`| head`, a pager that quit): nothing to say
