@@ -40,6 +40,7 @@ import anyio
 
 from ._idna import ascii_host
 from ._lifecycle import ListeningServer, ServeHandle, is_async_callable
+from ._server_session import cancelled_for_real
 from ._transport_api import check_seconds, valid_seconds
 from .errors import (
     InvalidArgument,
@@ -262,7 +263,9 @@ class TcpStream:
         cancelled while it waits) ends the sending side, on every backend: the peer has
         an unknown part of ``data``, so later writes raise
         :class:`~sansnet.WriteError` rather than send bytes after a gap. Reading goes
-        on; :meth:`send_eof` and :meth:`close` still work. To retry, connect again.
+        on; :meth:`send_eof` and :meth:`close` still work. To retry, connect again. One
+        exception: over TLS on trio (anyio's TLS stream), a cut write breaks the TLS
+        layer itself, and reads raise :class:`~sansnet.ReadError` too.
         """
         if type(data) is bytes:
             payload = data
@@ -564,6 +567,17 @@ class TcpServer(ListeningServer):
             logger.exception(
                 "The TCP handler failed for the connection from %s; that connection is "
                 "closed, the listener goes on.",
+                stream.description,
+            )
+        except anyio.get_cancelled_exc_class():
+            if cancelled_for_real():  # the listener stopping, or its drain running out
+                raise
+            # A CancelledError of the handler's own (it awaited a task cancelled
+            # elsewhere): it ends this connection, never the listener (re-raised, it
+            # would cancel the listener's task group), as in the HTTP server.
+            logger.exception(
+                "The TCP handler for the connection from %s was cancelled from inside; "
+                "that connection is closed, the listener goes on.",
                 stream.description,
             )
         finally:

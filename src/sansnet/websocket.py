@@ -666,23 +666,29 @@ class WebSocket:
             if self._close_deadline is not None:  # within close()'s bound, whoever finishes
                 deadline = min(deadline, self._close_deadline)
             conn = self._conn
-            if conn.error is not None and not conn.eof_received:
-                with anyio.move_on_after(deadline - now()):
-                    try:
-                        await self._flush()  # our close frame, if a writer had the lock
-                    except ConnectionClosed:
-                        pass
-                    await self._stream.linger(deadline - now(), _LINGER_LIMIT)
-            elif conn.wants_write:
-                # Our answer to the peer's close frame, queued while a send() held the
-                # write lock: it goes out after that send's frames (RFC 6455 section
-                # 5.5.1: finish the message, then answer), not cut off by the close.
-                with anyio.move_on_after(deadline - now()):
-                    try:
-                        await self._flush()
-                    except ConnectionClosed:
-                        pass
-            await self._stream.aclose_within(deadline - now())
+            closed = False  # the flag is set: whatever happens below, the stream closes
+            try:
+                if conn.error is not None and not conn.eof_received:
+                    with anyio.move_on_after(deadline - now()):
+                        try:
+                            await self._flush()  # our close frame, if a writer had the lock
+                        except ConnectionClosed:
+                            pass
+                        await self._stream.linger(deadline - now(), _LINGER_LIMIT)
+                elif conn.wants_write:
+                    # Our answer to the peer's close frame, queued while a send() held
+                    # the write lock: it goes out after that send's frames (RFC 6455
+                    # section 5.5.1: finish the message, then answer), not cut off.
+                    with anyio.move_on_after(deadline - now()):
+                        try:
+                            await self._flush()
+                        except ConnectionClosed:
+                            pass
+                await self._stream.aclose_within(deadline - now())
+                closed = True
+            finally:
+                if not closed:  # cancelled on the way (the caller's scope): cut it now
+                    await self._cut()
 
     # ------------------------------------------------------------------ closing
 
@@ -728,6 +734,15 @@ class WebSocket:
             if scope.cancelled_caught:
                 self._give_up()  # the peer never took our close frame, or never answered it
             await self._finish(scope.deadline - now())
+        except BaseException:
+            # Cut short (the caller's cancellation: `async with` left by a timeout; or a
+            # broken connection): the connection is closed now, not left open, and
+            # the exception goes on.
+            if not self._finished.is_set():
+                self._give_up()
+                with anyio.CancelScope(shield=True):
+                    await self._finish(0)
+            raise
         finally:
             # Only while close() runs: one cut short by the caller's own cancel scope must
             # not shorten the close that a later next() or close_quietly() finishes.
@@ -748,6 +763,13 @@ class WebSocket:
                 await self._stream.write(conn.data_to_send())
             except TransportError:
                 pass
+
+    async def _cut(self) -> None:
+        """Close the connection at once, whatever the caller's cancellation: for a close
+        cut short, which must not leave the socket open (nor the peer waiting)."""
+        self._stream.abort()
+        with anyio.CancelScope(shield=True):
+            await self._stream.aclose_within(0)
 
     def _give_up(self) -> None:
         """The closing handshake did not finish in time: 1006 unless our close was out,

@@ -151,6 +151,35 @@ async def test_a_failing_handler_closes_its_connection_only(
     assert "the handler broke" in caplog.text
 
 
+async def test_a_handlers_own_cancelled_error_closes_its_connection_only(
+    anyio_backend_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue (a review): a handler that awaited a task of its own, cancelled elsewhere,
+    let a CancelledError out, which cancelled the listener's task group: the next
+    client got "connection refused". As in the HTTP server, it ends that connection."""
+    if anyio_backend_name == "trio":
+        pytest.skip("trio's Cancelled comes only from a cancelled scope: no stray one")
+    import asyncio
+
+    async def handler(stream: net.tcp.TcpStream) -> None:
+        data = await stream.read(timeout=5)
+        if data == b"boom":
+            stray = asyncio.ensure_future(asyncio.sleep(10))
+            asyncio.get_running_loop().call_later(0.05, stray.cancel)
+            await stray  # a CancelledError that is not this task's
+        await stream.write(b"echo: " + data)
+
+    with caplog.at_level(logging.ERROR, logger="sansnet.tcp"):
+        async with net.tcp.serve(0, handler) as handle:
+            async with await net.tcp.connect("127.0.0.1", handle.port) as bad:
+                await bad.write(b"boom")
+                assert await _closed_by_peer(bad)
+            async with await net.tcp.connect("127.0.0.1", handle.port) as good:
+                await good.write(b"ok")
+                assert await good.read(timeout=5) == b"echo: ok"
+    assert "was cancelled from inside" in caplog.text
+
+
 async def test_connections_beyond_the_limit_are_closed_at_once() -> None:
     release = anyio.Event()
 
