@@ -9,8 +9,16 @@ import ssl
 from typing import Any
 
 import anyio
+import trustme
 
 HANDSHAKE_STAGES = ["nothing", "half a ClientHello", "a ClientHello"]
+
+
+def server_context_for_127_0_0_1() -> ssl.SSLContext:
+    """A server context with a certificate for 127.0.0.1, from a throwaway CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    return context
 
 
 def client_hello() -> bytes:

@@ -7,7 +7,6 @@ import gzip
 import logging
 import re
 import socket
-import ssl
 import threading
 import zlib
 from typing import Any
@@ -17,7 +16,6 @@ import anyio.lowlevel
 import brotli
 import httpx
 import pytest
-import trustme
 from backports import zstd
 
 import sansnet
@@ -25,7 +23,11 @@ from sansnet import ServeConfig, ServeRequest, ServeResponse
 from sansnet._server_session import DECODE_STEP
 from sansnet.protocol import RequestHead, accept_encoding
 from sansnet.testing import serve as serve_in_memory
-from tests.handshaking import HANDSHAKE_STAGES, stop_during_a_tls_handshake
+from tests.handshaking import (
+    HANDSHAKE_STAGES,
+    server_context_for_127_0_0_1,
+    stop_during_a_tls_handshake,
+)
 from tests.network import has_ipv6_loopback
 
 pytestmark = pytest.mark.anyio
@@ -173,9 +175,7 @@ async def test_stop_closes_a_connection_still_in_its_tls_handshake(stage: str) -
     too. Regression: on asyncio and uvloop the loop ran the handshake out of the
     server's sight, and such a connection stayed open until the handshake timeout
     (10 s) after stop() had returned."""
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
+    context = server_context_for_127_0_0_1()
     config = ServeConfig(handle_request=echo, tls=context, drain_timeout=1)
     async with sansnet.serve(0, config) as handle:
         assert await stop_during_a_tls_handshake(handle, stage) == "closed"

@@ -20,7 +20,12 @@ import trustme
 import sansnet as net
 from sansnet import BindError, InvalidArgument, ReadError, ServerStoppedError
 from sansnet.transport.streams import _StreamProtocol
-from tests.handshaking import HANDSHAKE_STAGES, hello_first_echo, stop_during_a_tls_handshake
+from tests.handshaking import (
+    HANDSHAKE_STAGES,
+    hello_first_echo,
+    server_context_for_127_0_0_1,
+    stop_during_a_tls_handshake,
+)
 from tests.stuck import seconds_to_stop, serving_a_client_that_never_reads, until_bytes_wait
 
 from .peers import require
@@ -405,13 +410,9 @@ async def test_a_handler_may_use_a_tls_context_of_its_own() -> None:
 
 @pytest.mark.parametrize("stage", HANDSHAKE_STAGES)
 async def test_stop_closes_a_connection_still_in_its_tls_handshake(stage: str) -> None:
-    """stop() returns with every connection closed, those still in their TLS handshake
-    too. Regression: on asyncio and uvloop the loop ran the handshake out of the
-    server's sight, and such a connection stayed open until the handshake timeout
-    (10 s) after stop() had returned."""
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
+    """The HTTP server's test of this name (tests/server/test_serve_api.py), for
+    tcp.serve: the same listener, the same regression."""
+    context = server_context_for_127_0_0_1()
     async with net.tcp.serve(0, echo, tls=context, drain_timeout=1) as handle:
         assert await stop_during_a_tls_handshake(handle, stage) == "closed"
 

@@ -20,7 +20,13 @@ import sansnet
 from sansnet.transport import listen
 from sansnet.transport.listen import _serve_anyio
 from sansnet.transport.streams import NetworkStream
-from tests.handshaking import HANDSHAKE_STAGES, client_hello, closed_within
+from tests.handshaking import (
+    HANDSHAKE_STAGES,
+    client_hello,
+    closed_within,
+    server_context_for_127_0_0_1,
+)
+from tests.network import has_ipv6_loopback
 
 pytestmark = pytest.mark.anyio
 
@@ -164,16 +170,7 @@ class _Resolver:
         return [v6, v4, v6]
 
 
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback (::1) here")
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback (::1) here")
 async def test_binding_a_name_to_one_port_starts_again_when_its_port_is_taken(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -210,9 +207,7 @@ async def test_closing_the_listener_closes_connections_in_their_tls_handshake(st
     TLS handshake, at once, not when the server's task group ends: a server draining
     other connections for seconds leaves none of them open meanwhile (and never hands
     them to the handler)."""
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
+    context = server_context_for_127_0_0_1()
     handed_on: list[NetworkStream] = []
 
     async def handler(stream: NetworkStream) -> None:
