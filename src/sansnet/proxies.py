@@ -79,7 +79,11 @@ def _masked_in(text: str, url: str) -> str:
     if span is None:
         return text
     start, password, end = span
-    return text.replace(url[start:end], f"{url[start:password]}***")
+    masked = f"{url[start:password]}***"
+    text = text.replace(url[start:end], masked)
+    # urlsplit removes tabs and line breaks before it quotes the netloc in its reason.
+    unsafe = {9: None, 10: None, 13: None}
+    return text.replace(url[start:end].translate(unsafe), masked.translate(unsafe))
 
 
 def _userinfo(url: str, proxy: bool) -> tuple[int, int, int] | None:

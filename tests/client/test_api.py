@@ -298,6 +298,7 @@ def test_a_host_name_with_no_idna_2008_form_is_an_invalid_url() -> None:
         "http://alice:hunter2@example.com\uff1a8080/",  # a full-width colon: NFKC
         "http://alice:hunter2@example.com:99999/",
         "http://alice:hunter2@[::1/",
+        "http://alice:hun\tter2@example.com\uff038080/",  # urlsplit drops the tab first
     ],
 )
 def test_an_invalid_url_is_said_without_its_password(url: str) -> None:

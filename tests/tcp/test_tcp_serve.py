@@ -5,6 +5,7 @@ without descriptor growth. Every test runs on asyncio, uvloop and trio."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -406,6 +407,58 @@ async def test_a_handler_may_use_a_tls_context_of_its_own() -> None:
     ):
         await stream.write("ünïcode")
         assert await stream.read(timeout=5) == "ünïcode".encode()
+
+
+def _finished_data_and_close_notify_at_once(port: int, cafile: str, data: bytes) -> None:
+    """A TLS 1.3 client that sends its Finished, ``data`` and its close_notify in one
+    write (as a fire-and-forget sender can), then reads until the server is done."""
+    context = ssl.create_default_context(cafile=cafile)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                incoming.write(raw.recv(65536))
+        tls.write(data)
+        with contextlib.suppress(ssl.SSLWantReadError):
+            tls.unwrap()
+        raw.sendall(outgoing.read())
+        with contextlib.suppress(OSError):
+            while raw.recv(65536):
+                pass
+
+
+async def test_data_and_close_notify_sent_with_the_finished_reach_the_handler(
+    tmp_path: Path,
+) -> None:
+    """Issue (a review of 15d3d53): on asyncio, the TLS transport start_tls returned was
+    already closing (the close_notify read with the Finished), and the listener took
+    that for a connection closed during its handshake: it dropped it, the handler never
+    ran, the data was lost. It is handed on: the handler reads the data, then the end."""
+    ca = trustme.CA()
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(tmp_path / "s.pem")
+    ca.cert_pem.write_to_path(tmp_path / "ca.pem")
+    received: list[bytes] = []
+    all_three = anyio.Event()
+
+    async def read_all(stream: net.tcp.TcpStream) -> None:
+        received.append(b"".join([chunk async for chunk in stream]))
+        if len(received) == 3:
+            all_three.set()
+
+    data = os.urandom(100)
+    async with net.tcp.serve(0, read_all, tls=str(tmp_path / "s.pem")) as handle:
+        for _ in range(3):
+            await anyio.to_thread.run_sync(
+                _finished_data_and_close_notify_at_once, handle.port, str(tmp_path / "ca.pem"), data
+            )
+        with anyio.fail_after(5):
+            await all_three.wait()
+    assert received == [data] * 3
 
 
 @pytest.mark.parametrize("stage", HANDSHAKE_STAGES)

@@ -235,14 +235,11 @@ class _AsyncioAccepts:
             raise
         finally:
             self.handshaking.discard(transport)
-        if (
-            tls_transport is None
-            or tls_transport.is_closing()
-            or transport.is_closing()
-            or self._scope.cancel_called
-        ):
-            # Closed during the handshake (by the peer, or by close()), or the listener
-            # closed as it ended: nobody will serve this connection.
+        if tls_transport is None or self._scope.cancel_called:
+            # Closed during the handshake, or the listener closed as it ended: nobody
+            # will serve this connection. (A TLS transport already closing is served:
+            # a client that sends its data and close_notify with its Finished, all in
+            # one write, has them waiting in the protocol, then the end of the stream.)
             transport.abort()
             return
         # The same protocol now hears the decrypted bytes (as the client's start_tls).
