@@ -67,6 +67,25 @@ async def stop_during_a_tls_handshake(handle: Any, stage: str) -> str:
         sock.close()
 
 
+def finish_handshake(
+    sock: socket.socket, tls: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO
+) -> bool:
+    """Drive the client handshake of ``tls`` (over ``incoming`` and ``outgoing``) on
+    ``sock`` until it is done (True), or the server closes first (False). Our last
+    handshake bytes (the Finished, in TLS 1.3) stay in ``outgoing``: the caller sends
+    them, with what it writes next if it likes."""
+    while True:
+        try:
+            tls.do_handshake()
+            return True
+        except ssl.SSLWantReadError:
+            sock.sendall(outgoing.read())
+            data = sock.recv(65536)
+            if not data:
+                return False
+            incoming.write(data)
+
+
 def hello_first_echo(port: int, cafile: str, message: bytes) -> bytes:
     """A TLS client that sends its ClientHello in the same breath as it connects (before
     the server can have started its handshake: the server's loop reads it as plain
@@ -80,16 +99,8 @@ def hello_first_echo(port: int, cafile: str, message: bytes) -> bytes:
         pass
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(outgoing.read())
-        while True:
-            try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                sock.sendall(outgoing.read())
-                data = sock.recv(65536)
-                if not data:
-                    return b""
-                incoming.write(data)
+        if not finish_handshake(sock, tls, incoming, outgoing):
+            return b""
         tls.write(message)
         sock.sendall(outgoing.read())
         received = b""

@@ -23,6 +23,7 @@ from sansnet import BindError, InvalidArgument, ReadError, ServerStoppedError
 from sansnet.transport.streams import _StreamProtocol
 from tests.handshaking import (
     HANDSHAKE_STAGES,
+    finish_handshake,
     hello_first_echo,
     server_context_for_127_0_0_1,
     stop_during_a_tls_handshake,
@@ -416,13 +417,7 @@ def _finished_data_and_close_notify_at_once(port: int, cafile: str, data: bytes)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
-        while True:
-            try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                raw.sendall(outgoing.read())
-                incoming.write(raw.recv(65536))
+        assert finish_handshake(raw, tls, incoming, outgoing)
         tls.write(data)
         with contextlib.suppress(ssl.SSLWantReadError):
             tls.unwrap()

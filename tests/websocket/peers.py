@@ -1,10 +1,13 @@
 """Real WebSocket peers that no one here wrote, run on 127.0.0.1 for the tests: the
 websockets library (server and client, in a thread with its own asyncio loop) and
-Node's ws package (installed with npm into a cache directory on first use)."""
+Node's ws package (installed with npm into a cache directory on first use); and
+:func:`switching_protocols`, the answer of a hand-written peer on a plain socket."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -155,3 +158,20 @@ def node_ws_server() -> Iterator[int]:
             yield int(json.loads(line)["port"])
         finally:
             process.terminate()
+
+
+def switching_protocols(request: bytes) -> bytes:
+    """The 101 answer to the WebSocket handshake ``request`` (its whole head), for a
+    peer on a plain socket that then misbehaves as a test needs (RFC 6455 section 4.2.2;
+    computed here, not by the code under test)."""
+    for line in request.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-key":
+            digest = hashlib.sha1(value.strip() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+            return (
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                + base64.b64encode(digest.digest())
+                + b"\r\n\r\n"
+            )
+    raise AssertionError("no Sec-WebSocket-Key")  # pragma: no cover

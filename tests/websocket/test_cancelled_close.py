@@ -9,8 +9,6 @@ close could close it."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
 import threading
 import time
@@ -22,23 +20,23 @@ import pytest
 
 import sansnet
 
-pytestmark = pytest.mark.anyio
+from .peers import switching_protocols
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+pytestmark = pytest.mark.anyio
 
 
 @contextmanager
 def raw_peer(
     after_handshake: bytes = b"", hold: float = 0.0
-) -> Iterator[tuple[int, Callable[[], float | None]]]:
+) -> Iterator[tuple[int, Callable[[], bool]]]:
     """A WebSocket server on a plain socket in a thread: it accepts the handshake,
     sends ``after_handshake``, then reads without closing its side, and ``hold``
-    seconds more after the client's end. Yields the port and a function giving how
-    long after the handshake the client's end (EOF or a reset) arrived, None if not
-    within 8 s."""
+    seconds more after the client's end. Yields the port and a function telling
+    whether the client's end (EOF or a reset) arrived within 8 s (the tests' clients
+    have a close_timeout of 30 s: an end seen came from no timeout of theirs)."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(10)
-    ended: list[float | None] = []
+    ended: list[bool] = []
 
     def serve() -> None:
         connection, _ = listener.accept()
@@ -47,29 +45,19 @@ def raw_peer(
             head = b""
             while b"\r\n\r\n" not in head:
                 head += connection.recv(4096)
-            key = next(
-                line.split(b":", 1)[1].strip()
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key")
-            )
-            accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-            connection.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
+            connection.sendall(switching_protocols(head))
             if after_handshake:
                 time.sleep(0.2)  # after the client has the 101, on its own
                 connection.sendall(after_handshake)
-            started = time.monotonic()
             try:
                 while connection.recv(65536):
                     pass
-                ended.append(time.monotonic() - started)
+                ended.append(True)
                 time.sleep(hold)
             except ConnectionResetError:
-                ended.append(time.monotonic() - started)
+                ended.append(True)
             except TimeoutError:
-                ended.append(None)
+                ended.append(False)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -82,22 +70,20 @@ def raw_peer(
 
 async def test_async_with_left_by_a_timeout_closes_the_connection() -> None:
     with raw_peer() as (port, end):
-        ws = await sansnet.socket(f"ws://127.0.0.1:{port}/", proxy=None, close_timeout=5)
+        ws = await sansnet.socket(f"ws://127.0.0.1:{port}/", proxy=None, close_timeout=30)
         with anyio.move_on_after(0.3) as scope:
             async with ws:
                 await ws.next()  # the peer says nothing
         assert scope.cancelled_caught
         assert ws.closed
-        ended = await anyio.to_thread.run_sync(end)
-    assert ended is not None, "the peer never saw the connection end"
-    assert ended < 5  # at once, not after close_timeout or the peer's own timeout
+        assert await anyio.to_thread.run_sync(end), "the peer never saw the connection end"
 
 
 async def test_next_cancelled_while_lingering_after_a_protocol_error_closes_it() -> None:
     # opcode 3 (reserved): 1002; the peer keeps its side open after our end, so the
     # WebSocket lingers, reading what it still sends, up to close_timeout.
     with raw_peer(after_handshake=b"\x83\x00", hold=3) as (port, _):
-        ws = await sansnet.socket(f"ws://127.0.0.1:{port}/", proxy=None, close_timeout=5)
+        ws = await sansnet.socket(f"ws://127.0.0.1:{port}/", proxy=None, close_timeout=30)
         sock = ws._stream.raw_socket
         assert sock is not None
         with anyio.move_on_after(1.0) as scope:

@@ -5,9 +5,7 @@ cannot be written, whatever our sending task is doing, on asyncio, uvloop and tr
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import os
 import socket
 from collections.abc import Iterator
@@ -20,6 +18,8 @@ import sansnet
 from sansnet import ServeConfig, WebSocket
 from sansnet.protocol.websocket import OPEN as OPEN_STATE
 from tests.stuck import until_bytes_wait
+
+from .peers import switching_protocols
 
 pytestmark = pytest.mark.anyio
 
@@ -103,15 +103,6 @@ async def test_the_server_drops_a_client_that_stops_reading(user_timeout: bool) 
     assert result["code"] in (1011, 1006)
 
 
-def _accept_key(request: bytes) -> bytes:
-    for line in request.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"sec-websocket-key":
-            digest = hashlib.sha1(value.strip() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
-            return base64.b64encode(digest.digest())
-    raise AssertionError("no Sec-WebSocket-Key")  # pragma: no cover
-
-
 @contextlib.contextmanager
 def _small_listener() -> Iterator[socket.socket]:
     """A non-blocking listener on 127.0.0.1 whose accepted sockets have small buffers."""
@@ -134,10 +125,7 @@ async def _answer_then_stop_reading(listener: socket.socket, peers: list[socket.
     while b"\r\n\r\n" not in request:
         await anyio.wait_readable(peer)
         request += peer.recv(65536)
-    peer.sendall(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + _accept_key(request) + b"\r\n\r\n"
-    )
+    peer.sendall(switching_protocols(request))
 
 
 @pytest.mark.parametrize("user_timeout", [False, True], ids=["send-blocked", "send-timed-out"])

@@ -9,6 +9,7 @@ with ``backend="anyio"``). Failures are :class:`~sansnet.ConnectError`,
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import socket
 import ssl
@@ -48,6 +49,15 @@ def current_backend(backend: Backend = "auto") -> Literal["asyncio", "anyio"]:
     except RuntimeError:  # trio (or another anyio backend) is running this thread
         return "anyio"
     return "asyncio"
+
+
+def is_ip_literal(host: str) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 address, not a name to look up."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _describe(host: str, port: int) -> str:

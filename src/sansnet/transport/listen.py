@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import ipaddress
 import logging
 import os
 import socket
@@ -37,7 +36,7 @@ from anyio.streams.tls import TLSStream
 
 from sansnet.errors import BindError
 
-from .connect import Backend, current_backend
+from .connect import Backend, current_backend, is_ip_literal
 from .streams import AsyncioStream, NetworkStream, _StreamProtocol, anyio_stream
 
 __all__ = ["UNIX_SOCKET_MODE", "Listener", "listen_tcp", "listen_unix"]
@@ -445,14 +444,6 @@ _ADDRESS_MISSING = frozenset((errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT))
 family" and skips the address for (bpo-30945)."""
 
 
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def _bound_socket(
     family: int, proto: int, address: tuple[Any, ...], reuse_port: bool
 ) -> socket.socket:
@@ -549,7 +540,7 @@ async def listen_tcp(
             loop = asyncio.get_running_loop()
             # No ssl=: _AsyncioAccepts runs the TLS handshakes (see there why).
             servers: list[asyncio.Server] = []
-            if sock is None and port == 0 and not _is_ip_literal(host):
+            if sock is None and port == 0 and not is_ip_literal(host):
                 # A host name may resolve to several addresses; asyncio would bind each
                 # to its own ephemeral port. Bind them ourselves, to one port.
                 sockets = await _bind_one_port(loop, host, reuse_port)

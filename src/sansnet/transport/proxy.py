@@ -21,7 +21,6 @@ certificate, checked inside the tunnel) or a :class:`~sansnet.ConnectTimeout`.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import ssl
 from typing import TYPE_CHECKING, NoReturn, cast
@@ -42,7 +41,7 @@ from sansnet.protocol import ClientConnection, InformationalResponse, ResponseHe
 from sansnet.protocol.headers import without_zone
 
 from .clock import now
-from .connect import Backend, _connect_error, current_backend, open_tcp_stream
+from .connect import Backend, _connect_error, current_backend, is_ip_literal, open_tcp_stream
 from .receive import receive_event
 from .streams import NetworkStream
 
@@ -291,7 +290,7 @@ async def _socks5(
 
     authority = _authority(host, port)
     address = host
-    if proxy.scheme == "socks5" and not _is_ip(host):
+    if proxy.scheme == "socks5" and not is_ip_literal(host):
         address = await _resolve(host, port, proxy, deadline)
     conn = socks5.SOCKS5Connection()
     methods = [socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED]
@@ -402,7 +401,7 @@ async def _socks4a(
     conn = socks4.SOCKS4Connection(user_id=(proxy.username or "sansnet").encode())
     # An IPv4 address goes as SOCKS4 has it; a name as SOCKS4a's extension (socksio's
     # SOCKS4ARequest would send an address's 4 bytes as if they were a name).
-    kind = socks4.SOCKS4Request if _is_ip(host) else socks4.SOCKS4ARequest
+    kind = socks4.SOCKS4Request if is_ip_literal(host) else socks4.SOCKS4ARequest
     conn.send(kind.from_address(socks4.SOCKS4Command.CONNECT, (host, port)))
     try:
         await stream.write(conn.data_to_send(), _left(deadline))
@@ -418,14 +417,6 @@ async def _socks4a(
             f"(reply {reply.reply_code.name.lower().replace('_', ' ')}).",
             proxy=proxy.description,
         )
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 async def _resolve(host: str, port: int, proxy: Proxy, deadline: float | None) -> str:
